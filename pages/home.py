@@ -1,0 +1,82 @@
+"""Landing page: what prompt transferability is, the three steps, and the demo's
+headline numbers computed live from data/demo/."""
+import json
+
+import pandas as pd
+import streamlit as st
+
+from core.config import demo_dir
+from core.headline import headline
+
+st.title("🗺️ Prompt Atlas")
+st.markdown(
+    "A **soft prompt** is a small matrix of trained vectors that steers a frozen language model "
+    "towards one task. **Transferability** asks whether the prompt of a *source* task gives a head start "
+    "on a new *target* task — by initialising from it (vanilla prompt transfer, PoT) or by distilling "
+    "from it (PANDA). Prompt Atlas shows which sources help which targets, how well cheap similarity "
+    "metrics predict that, and lets you launch the runs that check it."
+)
+
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("1 · Look")
+    st.write("Source × target heatmaps of every similarity metric and of measured transfer.")
+    st.page_link("pages/transferability.py", label="Transferability heatmap", icon="🔥")
+with c2:
+    st.subheader("2 · Pick")
+    st.write("See the task space the prompts live in and choose a source for your target.")
+    st.page_link("pages/projection.py", label="Prompt projection", icon="🧭")
+with c3:
+    st.subheader("3 · Launch")
+    st.write("Run PANDA (or PoT / scratch) for a target and watch it train live.")
+    st.page_link("pages/runs.py", label="Runs", icon="🚀")
+
+
+@st.cache_data(show_spinner=False)
+def cached_headline(folder: str, stamp: float):
+    return headline(folder)
+
+
+folder = demo_dir()
+results_path = folder / "results.csv"
+st.divider()
+if not results_path.is_file():
+    st.info(f"No demo library at `{folder}` yet: build it with `make demo` "
+            "(or point ATLAS_DEMO at one). The other pages work on any prompt folder meanwhile.")
+    st.stop()
+
+manifest = {}
+if (folder / "manifest.json").is_file():
+    manifest = json.loads((folder / "manifest.json").read_text())
+label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text tasks")
+st.caption(f"**What this demo is:** {label}. Every number below is computed now from "
+           f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
+
+h = cached_headline(str(folder), results_path.stat().st_mtime)
+m1, m2, m3 = st.columns(3)
+m1.metric("Finished runs", h.n_runs, help="rows of results.csv")
+if h.best_metric:
+    m2.metric(f"Best predictor: {h.best_metric['metric']}",
+              f"ρ = {h.best_metric['mean_rho']:.2f}",
+              f"top-3 hit {h.best_metric['top_k_hit']:.0%}", delta_color="off",
+              help="mean Spearman ρ over targets between the metric and measured PoT gain; "
+                   "top-3 hit = share of targets whose best measured source is in the metric's top 3")
+if h.panda_vs_pot is not None:
+    m3.metric("PANDA − PoT (mean relative gain)", f"{h.panda_vs_pot:+.1%}",
+              help="mean over (source, target, seed) of PANDA's gain over scratch minus PoT's")
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Best source per target (PoT)")
+    if h.best_source:
+        df = pd.DataFrame(h.best_source)
+        df["gain"] = df["gain"].map(lambda g: f"{g:+.1%}")
+        st.dataframe(df, hide_index=True, width="stretch", key="home_best_source")
+with right:
+    st.subheader("Which metric predicts measured transfer?")
+    if h.metric_scores:
+        df = pd.DataFrame(h.metric_scores).sort_values("mean_rho", ascending=False)
+        st.dataframe(df.style.format({"mean_rho": "{:.2f}", "top_k_hit": "{:.0%}", "regret": "{:.1%}"}),
+                     hide_index=True, width="stretch", key="home_metric_scores")
+    else:
+        st.info("No metric matrices in the demo library yet.")
