@@ -1,0 +1,449 @@
+"""Real-browser harness: a `streamlit run` server on a free port and a headless Chromium driven by Selenium.
+
+    .venv/bin/python -m pytest -q tests/e2e        (or: make e2e; `make browser` installs Chromium)
+
+Used by tests/e2e/conftest.py; kept free of pytest so that a person can drive the app by hand:
+
+    import sys; sys.path.insert(0, "tests/e2e")
+    from e2e_harness import StreamlitServer, Browser
+    with StreamlitServer(env={"ATLAS_HOME": "/tmp/h"}) as srv, Browser(srv.url) as b:
+        b.open("transferability", metric="e_avg"); b.screenshot("look")
+
+Why the waiting is careful: Streamlit renders in two phases. The script run ends
+(`[data-testid='stApp']` gets `data-test-script-state='notRunning'`), then plotly and
+data grids draw asynchronously. A widget interaction flips the state back to running a
+moment later, so "idle" means "notRunning for a short settle window", and a test then
+waits for the specific element it needs.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = Path(os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("ATLAS_CHROMEDRIVER", "/usr/bin/chromedriver"))
+
+CHROME_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--window-size=1400,1000", "--disable-dev-shm-usage",
+]
+
+APP = "[data-testid='stApp']"
+EXCEPTION = "[data-testid='stException']"
+
+
+class HarnessError(RuntimeError):
+    """The browser or the server could not be set up (not a failure of the app itself)."""
+
+
+def browser_problem() -> str | None:
+    """None when Chromium + chromedriver are installed, else the message telling how to install them."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not (p.is_file() and os.access(p, os.X_OK))]
+    if not missing:
+        return None
+    return (f"browser tests need Debian's Chromium and its driver; missing: {', '.join(missing)}. "
+            "Install them with `make browser` (apt-get install chromium chromium-driver); "
+            "CI does this in `make test`.")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StreamlitServer:
+    """`streamlit run APP` on 127.0.0.1:<free port> with an isolated environment; a context manager.
+
+    env: variables added to a copy of os.environ (ATLAS_HOME should always be set by the caller).
+    cwd: the folder holding app.py + pages/ (default: the repo).
+    """
+
+    def __init__(self, env: dict[str, str] | None = None, cwd: Path | str = REPO,
+                 app: str = "app.py", python: str | None = None, log_path: Path | None = None):
+        self.cwd = Path(cwd)
+        self.app = app
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.python = python or str(REPO / ".venv" / "bin" / "python")
+        if not Path(self.python).exists():
+            self.python = sys.executable
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                    "HF_DATASETS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
+                    "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
+                    "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+                    **(env or {})}
+        self.log_path = log_path or Path(tempfile.mkstemp(prefix="streamlit-e2e-", suffix=".log")[1])
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> "StreamlitServer":
+        cmd = [self.python, "-m", "streamlit", "run", self.app,
+               "--server.port", str(self.port), "--server.address", "127.0.0.1",
+               "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
+        self._log = open(self.log_path, "wb")
+        # own process group: teardown signals streamlit and any worker it spawned, nothing else
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError(f"streamlit exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise HarnessError(f"streamlit did not serve {self.url} within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the server's process group, SIGKILL after `grace` seconds."""
+        p, self.proc = self.proc, None
+        if p is None:
+            return
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(timeout=5)
+        self._log.close()
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def make_driver(user_data_dir: Path | str):
+    """Headless Debian Chromium via /usr/bin/chromedriver, with a fresh profile folder."""
+    problem = browser_problem()
+    if problem:
+        raise HarnessError(problem)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in CHROME_FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={user_data_dir}")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+class Browser:
+    """One Chromium window on one server; helpers that know how Streamlit renders."""
+
+    def __init__(self, base_url: str, driver=None):
+        self.base_url = base_url.rstrip("/")
+        self._profile = None
+        if driver is None:
+            self._profile = tempfile.mkdtemp(prefix="chromium-e2e-")
+            driver = make_driver(self._profile)
+        self.driver = driver
+
+    # ---- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        try:
+            self.driver.quit()
+        finally:
+            if self._profile:
+                shutil.rmtree(self._profile, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- navigation & waiting ----------------------------------------------------
+    def url_for(self, path: str = "", **query) -> str:
+        q = {k: v for k, v in query.items() if v is not None}
+        return f"{self.base_url}/{path.lstrip('/')}" + (f"?{urlencode(q, doseq=True)}" if q else "")
+
+    def open(self, path: str = "", *, timeout: float = 60.0, **query) -> "Browser":
+        """Load `/<path>?<query>` (path = a page's url name, e.g. "transferability") and wait for idle."""
+        self.driver.get(self.url_for(path, **query))
+        self.wait_idle(timeout=timeout)
+        return self
+
+    def script_state(self) -> str | None:
+        try:
+            return self.driver.execute_script(
+                "const a=document.querySelector(arguments[0]);"
+                "return a ? a.getAttribute('data-test-script-state') : null;", APP)
+        except Exception:  # page in the middle of navigation
+            return None
+
+    def wait_idle(self, timeout: float = 60.0, settle: float = 0.5, start_wait: float = 0.0) -> "Browser":
+        """Wait until the script run has finished and stayed finished for `settle` seconds.
+
+        start_wait: first give a just-triggered rerun up to this long to start (an interaction
+        is sent over the websocket; the state flips to running a moment later).
+        """
+        deadline = time.monotonic() + timeout
+        if start_wait:
+            t_end = min(deadline, time.monotonic() + start_wait)
+            while time.monotonic() < t_end and self.script_state() == "notRunning":
+                time.sleep(0.05)
+        stable_since = None
+        last = None
+        while time.monotonic() < deadline:
+            state = self.script_state()
+            last = state
+            if state == "notRunning":
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= settle:
+                    return self
+            else:
+                stable_since = None
+            time.sleep(0.05)
+        raise TimeoutError(f"app not idle after {timeout:.0f} s (script state {last!r}) at {self.driver.current_url}")
+
+    def wait_for(self, css: str, timeout: float = 30.0, visible: bool = True, count: int = 1, text: str | None = None):
+        """Wait until at least `count` elements match `css` (visible, containing `text` if given); return them."""
+        deadline = time.monotonic() + timeout
+        found = []
+        while time.monotonic() < deadline:
+            try:
+                found = [e for e in self.driver.find_elements("css selector", css)
+                         if (not visible or e.is_displayed()) and (text is None or text in e.text)]
+            except Exception:  # stale element while Streamlit re-renders
+                found = []
+            if len(found) >= count:
+                return found
+            time.sleep(0.1)
+        raise TimeoutError(f"no {count}× {css!r}{f' with text {text!r}' if text else ''} after {timeout:.0f} s "
+                           f"at {self.driver.current_url}; page text: {self.page_text()[:600]!r}")
+
+    def wait_until(self, predicate, timeout: float = 30.0, what: str = "condition", poll: float = 0.2):
+        deadline = time.monotonic() + timeout
+        last_err = None
+        while time.monotonic() < deadline:
+            try:
+                value = predicate()
+                if value:
+                    return value
+            except Exception as e:  # stale elements during a rerun
+                last_err = e
+            time.sleep(poll)
+        raise TimeoutError(f"{what} not met after {timeout:.0f} s at {self.driver.current_url}"
+                           + (f" (last error: {last_err!r})" if last_err else ""))
+
+    # ---- inspection --------------------------------------------------------------
+    def find(self, css: str):
+        return self.driver.find_elements("css selector", css)
+
+    def page_text(self) -> str:
+        try:
+            return self.driver.find_element("css selector", APP).text
+        except Exception:
+            return ""
+
+    def exceptions(self) -> list[str]:
+        """Texts of every visible Streamlit exception box."""
+        out = []
+        for e in self.find(EXCEPTION):
+            try:
+                out.append(e.text)
+            except Exception:
+                out.append("(stale exception element)")
+        return out
+
+    def assert_no_exception(self) -> None:
+        exc = self.exceptions()
+        if exc:
+            raise AssertionError(f"exception box at {self.driver.current_url}:\n" + "\n---\n".join(exc))
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        # full-height capture: grow the window to the app's scroll height (headless allows it)
+        try:
+            h = self.driver.execute_script(
+                "const m=document.querySelector('[data-testid=\"stMain\"]')||document.body;"
+                "return Math.max(m.scrollHeight, document.body.scrollHeight);")
+            w = self.driver.get_window_size()
+            if h and h > w["height"]:
+                self.driver.set_window_size(w["width"], min(int(h) + 150, 4000))
+                self.driver.save_screenshot(str(path))
+                self.driver.set_window_size(w["width"], w["height"])
+                return path
+        except Exception:
+            pass
+        self.driver.save_screenshot(str(path))
+        return path
+
+    # ---- widgets -----------------------------------------------------------------
+    def keyed(self, key: str) -> str:
+        """CSS for the element container Streamlit tags with `st-key-<key>`."""
+        return f".st-key-{key}"
+
+    def button(self, label: str | None = None, key: str | None = None, timeout: float = 30.0):
+        """A visible button (st.button / st.form_submit_button / download/link) by label text or key."""
+        def pick():
+            scope = self.find(self.keyed(key)) if key else [self.driver]
+            for s in scope:
+                for b in s.find_elements("css selector", "button, a[data-testid='stPageLink-NavLink'], a"):
+                    if b.is_displayed() and (label is None or b.text.strip() == label or label in b.text):
+                        return b
+            return None
+        return self.wait_until(pick, timeout, f"button {label or key!r}")
+
+    def click(self, element) -> None:
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        try:
+            element.click()
+        except Exception:
+            self.driver.execute_script("arguments[0].click();", element)
+
+    def widget(self, label: str | None = None, key: str | None = None, testid: str | None = None,
+               timeout: float = 30.0):
+        """The container of a widget, found by key (st-key-*) or by its label text (optionally its testid)."""
+        def pick():
+            if key:
+                els = self.find(self.keyed(key))
+                return els[0] if els else None
+            css = f"[data-testid='{testid}']" if testid else "[data-testid^='st']"
+            for el in self.find(css):
+                try:
+                    lab = el.find_elements("css selector", "[data-testid='stWidgetLabel']")
+                    if lab and lab[0].text.strip().startswith(label):
+                        return el
+                except Exception:
+                    continue
+            return None
+        return self.wait_until(pick, timeout, f"widget {label or key!r}")
+
+    def select(self, option: str, label: str | None = None, key: str | None = None, timeout: float = 30.0) -> None:
+        """Choose `option` in a st.selectbox (BaseWeb combobox) found by label or key."""
+        box = self.widget(label, key, testid=None if key else "stSelectbox", timeout=timeout)
+        inp = box.find_element("css selector", "input")
+        self.click(inp)
+        def opt():
+            for o in self.find("[role='option']"):
+                if o.is_displayed() and o.text.strip() == option:
+                    return o
+            return None
+        o = self.wait_until(opt, 10, f"option {option!r} in {label or key!r}")
+        self.click(o)
+        self.wait_idle(start_wait=1.0)
+        got = self.selected(label, key)
+        if got != option:
+            raise AssertionError(f"selectbox {label or key!r} shows {got!r} after choosing {option!r}")
+
+    def selected(self, label: str | None = None, key: str | None = None) -> str:
+        """The value a st.selectbox shows (Streamlit 1.67: a react-aria combobox <input>)."""
+        box = self.widget(label, key, testid=None if key else "stSelectbox")
+        return box.find_element("css selector", "input").get_attribute("value")
+
+    def upload(self, path: Path | str, label: str | None = None, key: str | None = None) -> None:
+        """Send a file to a st.file_uploader (its hidden input[type=file])."""
+        scope = self.widget(label, key, testid=None if key else "stFileUploader") if (label or key) else self.driver
+        inp = scope.find_element("css selector", "input[type='file']")
+        inp.send_keys(str(Path(path).resolve()))
+        self.wait_idle(start_wait=2.0, timeout=90)
+
+    # ---- plotly ------------------------------------------------------------------
+    def plot_points(self, plot, trace: int | None = None) -> list[dict]:
+        """Pixel positions (relative to the plot's top-left) of the points of 2-D traces in a drawn plotly chart.
+
+        trace: index into the figure's data; default = every trace that carries customdata
+        (our clickable overlays). Each item: {trace, index, x, y, px, py, customdata, text}.
+        """
+        return self.driver.execute_script("""
+          const gd = arguments[0].querySelector('.js-plotly-plot') || arguments[0];
+          const want = arguments[1];
+          const out = [];
+          (gd._fullData || []).forEach((t, ti) => {
+            if (want !== null ? ti !== want : !t.customdata) return;
+            if (!t.x || !t.y || t.type.indexOf('3d') >= 0) return;
+            const xa = gd._fullLayout[(t.xaxis || 'x').replace('x', 'xaxis')];
+            const ya = gd._fullLayout[(t.yaxis || 'y').replace('y', 'yaxis')];
+            for (let i = 0; i < t.x.length; i++) {
+              const px = xa._offset + xa.d2p(t.x[i]), py = ya._offset + ya.d2p(t.y[i]);
+              if (!isFinite(px) || !isFinite(py)) continue;
+              out.push({trace: ti, index: i, x: t.x[i], y: t.y[i], px: px, py: py,
+                        customdata: t.customdata ? t.customdata[i] : null,
+                        text: Array.isArray(t.text) ? t.text[i] : (t.text || null)});
+            }
+          });
+          return out;
+        """, plot, trace)
+
+    def click_plot(self, plot, px: float, py: float) -> None:
+        """A real mouse click at pixel (px, py) from the chart's top-left (what a person does).
+
+        Verified: plotly's click on a point becomes Streamlit's selection event for
+        `st.plotly_chart(on_select="rerun", selection_mode="points")`; heatmap cells alone do not.
+        """
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        gd = self.driver.execute_script(
+            "return arguments[0].querySelector('.js-plotly-plot') || arguments[0];", plot)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
+        w, h = self.driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", gd)
+        ActionChains(self.driver).move_to_element_with_offset(
+            gd, int(round(px - w / 2)), int(round(py - h / 2))).click().perform()
+        self.wait_idle(start_wait=2.0)
+
+
+def copy_app(dest: Path) -> Path:
+    """Copy app.py, pages/, core/ and .streamlit/ into `dest` (a throw-away app to break on purpose)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "app.py", dest / "app.py")
+    for folder in ("pages", "core", ".streamlit"):
+        if (REPO / folder).is_dir():
+            shutil.copytree(REPO / folder, dest / folder,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
+def check_page(b: Browser, path: str, main_css: str, *, text: str | None = None, timeout: float = 60.0,
+               **query):
+    """Open a page and assert what every page must show: no exception box and its main element.
+
+    The one check that the page-smoke tests use and that test_can_fail.py proves able to fail.
+    """
+    b.open(path, timeout=timeout, **query)
+    b.assert_no_exception()
+    try:
+        el = b.wait_for(main_css, timeout=timeout, text=text)[0]
+    except TimeoutError as e:
+        b.assert_no_exception()  # an exception that landed late explains the missing element best
+        raise AssertionError(str(e)) from None
+    b.assert_no_exception()
+    return el
