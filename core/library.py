@@ -1,0 +1,394 @@
+"""A folder of soft prompts as one table, grouped by backbone; safe uploads.
+
+    python -m core library index DIR... [--csv]
+    python -m core library add FILE... [--dest DIR]
+
+:func:`index_library` walks folders recursively: a PEFT adapter folder is one
+entry (seq2seq adapters give an encoder and a decoder prompt), every other file
+is sniffed by content (core.prompts); metadata and docs (``atlas.json``,
+``*.json``, README, LICENSE, hidden files) are skipped quietly. A bad file is
+listed in ``problems`` and the walk goes on. Reads are cached in-process by
+(path, size, mtime), so indexing an unchanged folder again is fast.
+
+Prompts are grouped by backbone, never by shape alone: thunlp's Roberta and
+Bert prompts are both ``[100, 768]`` but live in different embedding spaces.
+A backbone whose prompts have several token dims gets one group per dim
+(``backbone:d``); prompts with no known backbone go to ``unknown:d<dim>``.
+
+:func:`add_upload` adds one uploaded file (any prompt format) or a ``.zip``
+holding a PEFT adapter folder to a library folder: it is unpacked and validated
+in a temporary folder first (no absolute or ``..`` paths, no links, at most
+16 members, a cap on the unpacked size checked on the declared sizes and on
+the bytes actually read) and only then renamed into place; on any problem the
+library is left byte-for-byte unchanged.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+import torch
+
+from core.prompts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, MAX_BYTES, METADATA, PromptError, SoftPrompt, read_prompts
+
+MAX_ZIP_MEMBERS = 16
+TABLE_COLUMNS = ["name", "task", "family", "backbone", "group", "L", "d", "norm", "method", "score",
+                 "sources", "origin", "fmt"]
+_SKIP_SUFFIXES = {".json", ".md", ".txt", ".rst", ".yaml", ".yml", ".py", ".csv", ".cfg", ".toml", ".lock"}
+_SKIP_PREFIXES = ("readme", "license", "licence", "notice", "copying")
+
+# (kind, path, fingerprint) -> list[SoftPrompt] | PromptError
+_CACHE: dict[tuple, list[SoftPrompt] | PromptError] = {}
+
+
+def _skip(name: str) -> bool:
+    low = name.lower()
+    return (name.startswith(".") or Path(low).suffix in _SKIP_SUFFIXES or low.startswith(_SKIP_PREFIXES)
+            or name == "__pycache__")
+
+
+def _stat_key(paths: list[Path]) -> tuple:
+    out = []
+    for p in paths:
+        try:
+            s = p.stat()
+            out.append((p.name, s.st_size, s.st_mtime_ns))
+        except OSError:
+            out.append((p.name, None, None))
+    return tuple(out)
+
+
+def _read_cached(path: Path, kind: str, expected_dim: int | None) -> list[SoftPrompt]:
+    if kind == "peft":
+        fp = _stat_key([path / ADAPTER_CONFIG, path / METADATA, *(path / w for w in ADAPTER_WEIGHTS)])
+    else:
+        fp = _stat_key([path])
+    key = (str(path), fp, expected_dim)
+    hit = _CACHE.get(key)
+    if hit is None:
+        try:
+            hit = read_prompts(path, expected_dim=expected_dim)
+        except PromptError as e:
+            hit = e
+        if len(_CACHE) > 20_000:
+            _CACHE.clear()
+        _CACHE[key] = hit
+    if isinstance(hit, PromptError):
+        raise hit
+    # fresh SoftPrompt objects (shared tensors): callers rename them per library
+    return [SoftPrompt(**{**p.__dict__, "sources": list(p.sources), "settings": dict(p.settings)}) for p in hit]
+
+
+def _walk(root: Path):
+    """(path, kind) for every candidate under root: kind 'peft' for adapter folders, else 'file'."""
+    if root.is_file():
+        yield root, "file"
+        return
+    if (root / ADAPTER_CONFIG).is_file():
+        yield root, "peft"
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames.sort()
+        keep = []
+        for d in dirnames:
+            if _skip(d):
+                continue
+            if (here / d / ADAPTER_CONFIG).is_file():
+                yield here / d, "peft"
+            else:
+                keep.append(d)
+        dirnames[:] = keep  # os.walk does not follow directory links by default
+        for f in sorted(filenames):
+            if not _skip(f):
+                yield here / f, "file"
+
+
+def group_key(backbone: str | None, d: int, multi_dim: bool = False) -> str:
+    if not backbone:
+        return f"unknown:d{d}"
+    return f"{backbone}:{d}" if multi_dim else backbone
+
+
+def e_avg(a: torch.Tensor, b: torch.Tensor) -> float:
+    """cos(mean_i a[i], mean_j b[j]) — SPoT's 'average tokens' similarity."""
+    return float(torch.nn.functional.cosine_similarity(a.mean(0), b.mean(0), dim=0))
+
+
+@dataclass
+class LibraryIndex:
+    """Prompts of one or more folders, keyed by a unique name, plus the problems met."""
+
+    prompts: dict[str, SoftPrompt] = field(default_factory=dict)
+    problems: list[PromptError] = field(default_factory=list)
+    roots: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self._groups = None
+        self._table = None
+
+    def _group_of(self) -> dict[str, str]:
+        dims: dict[str | None, set[int]] = {}
+        for p in self.prompts.values():
+            dims.setdefault(p.backbone, set()).add(p.d)
+        return {n: group_key(p.backbone, p.d, len(dims[p.backbone]) > 1) for n, p in self.prompts.items()}
+
+    def group_of(self, name: str) -> str:
+        return self._group_of()[name]
+
+    def groups(self) -> dict[str, list[str]]:
+        """group key -> prompt names (sorted); a group never mixes backbones or token dims."""
+        if self._groups is None:
+            out: dict[str, list[str]] = {}
+            for name, g in self._group_of().items():
+                out.setdefault(g, []).append(name)
+            self._groups = {g: sorted(v) for g, v in sorted(out.items())}
+        return self._groups
+
+    def group_prompts(self, group: str) -> list[SoftPrompt]:
+        return [self.prompts[n] for n in self.groups().get(group, [])]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per prompt; ``norm`` is the mean L2 norm of its tokens."""
+        if self._table is None:
+            groups = self._group_of()
+            rows = [{"name": n, "task": p.task, "family": p.family, "backbone": p.backbone, "group": groups[n],
+                     "L": p.L, "d": p.d, "norm": float(p.tensor.norm(dim=1).mean()), "method": p.method,
+                     "score": p.score, "sources": ", ".join(p.sources), "origin": p.origin, "fmt": p.fmt}
+                    for n, p in sorted(self.prompts.items())]
+            self._table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+        return self._table
+
+    def content_hash(self) -> str:
+        """Changes when any prompt's name, metadata-relevant group or values change (cache key)."""
+        h = hashlib.sha256()
+        for n, p in sorted(self.prompts.items()):
+            h.update(f"{n}\0{p.backbone}\0{p.content_hash()}\n".encode())
+        return h.hexdigest()[:16]
+
+    def nearest(self, name: str, k: int = 10) -> pd.DataFrame:
+        """The k prompts of the same group closest to ``name`` by e_avg (columns name, task, e_avg)."""
+        p = self.prompts[name]
+        rows = [{"name": q.name, "task": q.task, "e_avg": e_avg(p.tensor, q.tensor)}
+                for q in self.group_prompts(self.group_of(name)) if q.name != name]
+        df = pd.DataFrame(rows, columns=["name", "task", "e_avg"])
+        return df.sort_values("e_avg", ascending=False).head(k).reset_index(drop=True)
+
+
+def index_library(root: Path | str | list, *, expected_dim: int | None = None) -> LibraryIndex:
+    """Index one folder/file or a list of them (missing roots are skipped quietly).
+
+    Names are unique: the path relative to its root (thunlp's
+    ``<Task>Prompt<Backbone>/task_prompt`` is named by its folder, a seq2seq
+    adapter gives ``name/encoder`` and ``name/decoder``); a name already taken
+    by an earlier root gets the root's folder name in front.
+    """
+    roots = [root] if isinstance(root, (str, Path)) else list(root)
+    index = LibraryIndex(roots=[str(r) for r in roots])
+    for r in roots:
+        r = Path(r).expanduser()
+        if not r.exists():
+            continue
+        for path, kind in _walk(r):
+            try:
+                prompts = _read_cached(path, kind, expected_dim)
+            except PromptError as e:
+                index.problems.append(e)
+                continue
+            rel = path.relative_to(r).as_posix() if path != r else path.name
+            if kind == "file" and prompts[0].settings.get("thunlp_backbone"):
+                rel = rel.rsplit("/", 1)[0] if "/" in rel else prompts[0].name
+            for p in prompts:
+                name = rel + ("/" + p.settings["part"] if p.settings.get("part") else "")
+                if name in index.prompts:
+                    name = f"{r.name}/{name}"
+                while name in index.prompts:
+                    name += "'"
+                p.name = name
+                index.prompts[name] = p
+    return index
+
+
+# --------------------------------------------------------------------------- uploads
+
+def _is_adapter_zip(data: bytes) -> bool:
+    """A zip that is not itself a torch.save file or an .npz (those are single prompt files)."""
+    if not data.startswith(b"PK"):
+        return False
+    try:
+        import io
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = z.namelist()
+    except zipfile.BadZipFile:
+        return False  # let core.prompts say what is wrong with it
+    if any(n.endswith("data.pkl") for n in names) or (names and all(n.endswith(".npy") for n in names)):
+        return False
+    return True
+
+
+def _safe_extract(data: bytes, into: Path, max_bytes: int) -> None:
+    """Unpack an uploaded zip, refusing anything that could escape ``into`` or blow up."""
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        infos = z.infolist()
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise ValueError(f"zip holds {len(infos)} members, more than {MAX_ZIP_MEMBERS}")
+        declared = 0
+        for info in infos:
+            name = info.filename
+            parts = PurePosixPath(name.replace("\\", "/")).parts
+            if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+                raise ValueError(f"zip member {name!r} has an absolute path")
+            if ".." in parts:
+                raise ValueError(f"zip member {name!r} has a '..' path")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise ValueError(f"zip member {name!r} is a symbolic link")
+            declared += info.file_size
+        if declared > max_bytes:
+            raise ValueError(f"zip unpacks to {declared / 2**20:.1f} MiB, over the cap of "
+                             f"{max_bytes / 2**20:.1f} MiB")
+        total = 0
+        for info in infos:
+            target = into.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
+            if not target.resolve().is_relative_to(into.resolve()):
+                raise ValueError(f"zip member {info.filename!r} points outside its folder")
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # count the bytes really inflated: declared sizes can lie (zip bomb)
+            with z.open(info) as src, open(target, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise ValueError(f"zip unpacks to more than {max_bytes / 2**20:.1f} MiB (zip bomb?)")
+                    dst.write(chunk)
+
+
+def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
+               max_bytes: int = MAX_BYTES) -> list[SoftPrompt]:
+    """Validate an uploaded prompt file or adapter .zip, then move it into ``dest`` atomically.
+
+    Raises PromptError naming ``filename``; ``dest`` is then unchanged.
+    Returns the prompts as read from their new place.
+    """
+    dest = Path(dest)
+    base = Path(str(filename).replace("\\", "/")).name
+    if not base or base.startswith(".") or base in (".", ".."):
+        raise PromptError(filename or "<upload>", "not a usable file name")
+    if len(data) > max_bytes:
+        raise PromptError(base, f"upload is {len(data) / 2**20:.1f} MiB, over the size cap of "
+                                f"{max_bytes / 2**20:.1f} MiB")
+    dest.mkdir(parents=True, exist_ok=True)
+    # stage beside dest (same filesystem, so the final rename is atomic) but outside it
+    staging = Path(tempfile.mkdtemp(prefix=".atlas-upload-", dir=dest.parent))
+    try:
+        if base.lower().endswith(".zip") or _is_adapter_zip(data):
+            try:
+                _safe_extract(data, staging, max_bytes)
+            except (ValueError, zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
+                raise PromptError(base, str(e)) from None
+            entries = [p for p in staging.iterdir() if not _skip(p.name)]
+            if (staging / ADAPTER_CONFIG).is_file():  # adapter files at the zip's top level
+                folder = staging / Path(base).stem
+                folder.mkdir()
+                for p in entries:
+                    p.rename(folder / p.name)
+                entries = [folder]
+            if not entries:
+                raise PromptError(base, "the zip holds no prompt file or adapter folder")
+        else:
+            (staging / base).write_bytes(data)
+            entries = [staging / base]
+        staged = index_library(staging, expected_dim=expected_dim)
+        if staged.problems:
+            e = staged.problems[0]
+            where = Path(e.path)
+            rel = where.relative_to(staging).as_posix() if where.is_relative_to(staging) else where.name
+            more = f" (and {len(staged.problems) - 1} more problem(s))" if len(staged.problems) > 1 else ""
+            raise PromptError(base, (f"{rel}: " if rel != base else "") + e.problem + more)
+        if not staged.prompts:
+            raise PromptError(base, "no soft prompt found inside")
+        taken = [p.name for p in entries if (dest / p.name).exists()]
+        if taken:
+            raise PromptError(base, f"{', '.join(taken)} already in the library {dest}; rename it or remove the old one")
+        for p in entries:
+            os.rename(p, dest / p.name)
+        return list(index_library([dest / p.name for p in entries], expected_dim=expected_dim).prompts.values())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def format_grouped(index: LibraryIndex) -> str:
+    lines = []
+    table = index.table
+    for g, names in index.groups().items():
+        sub = table[table["name"].isin(names)]
+        shapes = sorted({f"{r.L}x{r.d}" for r in sub.itertuples()})
+        lines.append(f"== {g}  ({len(names)} prompts, {', '.join(shapes)})")
+        for r in sub.itertuples():
+            score = "" if pd.isna(r.score) else f"{r.score:.3f}"
+            lines.append(f"  {r.name:<40} task={r.task or '?':<20} family={r.family or '?':<11} "
+                         f"L={r.L:<4} d={r.d:<5} norm={r.norm:8.3f} {r.method or ''} {score}".rstrip())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def cli(command: str, argv: list[str]) -> int:
+    import argparse
+
+    from core.config import user_library_dir
+
+    parser = argparse.ArgumentParser(prog=f"python -m core {command}", description="A folder of soft prompts.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    ix = sub.add_parser("index", help="print the prompts of folders, grouped by backbone")
+    ix.add_argument("dirs", nargs="+", metavar="DIR")
+    ix.add_argument("--csv", action="store_true", help="print the table as CSV instead")
+    ix.add_argument("--dim", type=int, default=None, help="expected token_dim")
+    add = sub.add_parser("add", help="add prompt files or adapter .zip files to a library, validated")
+    add.add_argument("files", nargs="+", metavar="FILE")
+    add.add_argument("--dest", default=None, help="library folder (default: ATLAS_HOME/library)")
+    args = parser.parse_args(argv)
+
+    if args.action == "index":
+        missing = [d for d in args.dirs if not Path(d).exists()]
+        for d in missing:
+            print(f"error: {d}: no such file or folder", file=sys.stderr)
+        index = index_library(args.dirs, expected_dim=args.dim)
+        if args.csv:
+            index.table.to_csv(sys.stdout, index=False)
+        else:
+            print(format_grouped(index) if index.prompts else "no prompts found")
+            print(f"{len(index.prompts)} prompts in {len(index.groups())} group(s)")
+        for e in index.problems:
+            print(f"problem: {e}", file=sys.stderr)
+        return 1 if (index.problems or missing) else 0
+
+    dest = Path(args.dest) if args.dest else user_library_dir()
+    failed = 0
+    for f in args.files:
+        try:
+            data = Path(f).read_bytes()
+        except OSError as e:
+            print(f"error: {f}: cannot read ({e.strerror})", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            for p in add_upload(Path(f).name, data, dest):
+                print(f"added {p.name}\t{p.fmt}\tL={p.L}\td={p.d}\t-> {dest}")
+        except PromptError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
