@@ -18,6 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e_harness import ARTIFACTS, Browser, HarnessError, StreamlitServer, browser_problem  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def mini_demo(tmp_path_factory) -> Path:
+    """A small demo-shaped library (prompts/ + results.csv), built once per session (~5 s)."""
+    from mini_library import build
+
+    return build(tmp_path_factory.mktemp("mini_demo"))
+
+
 @pytest.fixture(scope="module")
 def server_env() -> dict[str, str]:
     """Extra environment for this module's server (override in a test module)."""
