@@ -1,4 +1,117 @@
+"""Library page: the prompts of the chosen folders, grouped by backbone; upload; one prompt in detail.
+
+    streamlit run app.py   -> Library        (or ?lib=/path/to/prompts)
+"""
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-st.title("Library")
-st.info("This page is being built.")
+from core.config import user_library_dir
+from core.library import add_upload
+from core.prompts import PromptError
+from pages._shared import library_picker, load_library
+
+st.title("📚 Library")
+st.caption("Soft prompts as people publish them — PEFT prompt-tuning adapters, safetensors, torch.save files "
+           "under any name, .npy — grouped by the backbone they were trained for. Prompts of different "
+           "backbones are never compared, even when their shapes match.")
+
+picker_box = st.container()
+upload_box = st.container(border=True)
+
+# Uploads are handled before the folder picker is drawn, so a new prompt shows in this very run.
+with upload_box:
+    st.markdown("**Add prompts to your library**")
+    files = st.file_uploader(
+        "Prompt files (.safetensors, .pt/.bin or no extension, .npy) or a .zip holding a PEFT adapter folder",
+        accept_multiple_files=True, key="library_upload")
+    done: dict = st.session_state.setdefault("library_upload_done", {})
+    added = False
+    for f in files or []:
+        if f.file_id not in done:  # the uploader keeps its files across reruns: add each once
+            try:
+                prompts = add_upload(f.name, f.getvalue(), user_library_dir())
+                done[f.file_id] = ("ok", f"{f.name}: added {', '.join(p.name for p in prompts)} "
+                                         f"to your library ({user_library_dir()})")
+                added = True
+            except PromptError as e:
+                done[f.file_id] = ("error", str(e))
+        kind, message = done[f.file_id]
+        (st.success if kind == "ok" else st.error)(message)
+    if added and "library_sources" in st.session_state and "user" not in st.session_state["library_sources"]:
+        st.session_state["library_sources"] = [*st.session_state["library_sources"], "user"]
+
+with picker_box:
+    paths = library_picker()
+
+index = load_library(paths)
+table = index.table
+
+if not index.prompts:
+    st.info("No prompts in the chosen folders yet. Add some above, point the app at a folder "
+            "(type a path, or open the page with `?lib=/path/to/prompts`), or build the demo library.")
+else:
+    groups = index.groups()
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Prompts", len(index.prompts))
+    c2.metric("Backbone groups", len(groups))
+    c3.metric("Problems", len(index.problems))
+
+    f1, f2 = st.columns(2)
+    group_opts = list(groups)
+    task_opts = sorted(t for t in table["task"].dropna().unique())
+    for key, opts in (("library_groups", group_opts), ("library_tasks", task_opts)):
+        if key in st.session_state:  # drop choices the current library no longer has
+            st.session_state[key] = [v for v in st.session_state[key] if v in opts]
+    chosen_groups = f1.multiselect("Backbone group", group_opts, key="library_groups",
+                                   format_func=lambda g: f"{g} ({len(groups[g])})", placeholder="all groups")
+    chosen_tasks = f2.multiselect("Task", task_opts, key="library_tasks", placeholder="all tasks")
+    view = table
+    if chosen_groups:
+        view = view[view["group"].isin(chosen_groups)]
+    if chosen_tasks:
+        view = view[view["task"].isin(chosen_tasks)]
+    st.dataframe(
+        view[["name", "task", "family", "backbone", "group", "L", "d", "norm", "method", "score", "origin"]],
+        key="library_table", hide_index=True, width="stretch",
+        column_config={"norm": st.column_config.NumberColumn("norm", format="%.3f",
+                                                             help="mean L2 norm of the prompt's tokens"),
+                       "score": st.column_config.NumberColumn("score", format="%.3f")})
+    st.caption(f"{len(view)} of {len(table)} prompts shown.")
+
+if index.problems:
+    with st.expander(f"⚠️ {len(index.problems)} file(s) could not be read", expanded=False):
+        st.dataframe(pd.DataFrame([{"file": e.path, "problem": e.problem} for e in index.problems]),
+                     key="library_problems", hide_index=True, width="stretch")
+
+if index.prompts and len(view):
+    st.subheader("One prompt in detail")
+    names = list(view["name"])
+    if st.session_state.get("library_detail") not in names:
+        st.session_state.pop("library_detail", None)
+    name = st.selectbox("Prompt", names, key="library_detail")
+    p = index.prompts[name]
+    group = index.group_of(name)
+    st.markdown(f"**{name}** — task `{p.task or '?'}`, backbone `{p.backbone or 'unknown'}`, group `{group}`, "
+                f"`{p.L} × {p.d}`, format `{p.fmt}`" + (f", method `{p.method}`" if p.method else "")
+                + (f", score {p.score:.3f}" if p.score is not None else ""))
+    if p.settings.get("note"):
+        st.caption(p.settings["note"])
+    st.caption(f"from `{p.origin}`")
+    left, right = st.columns(2)
+    with left:
+        norms = p.tensor.norm(dim=1).numpy()
+        fig = px.bar(x=list(range(p.L)), y=norms, labels={"x": "virtual token", "y": "L2 norm"},
+                     title="Per-token norm")
+        st.plotly_chart(fig, key="library_norms", width="stretch")
+    with right:
+        nearest = index.nearest(name, k=10)
+        st.markdown(f"**Nearest prompts by e_avg** (cosine of mean tokens) in `{group}`")
+        if nearest.empty:
+            st.info("No other prompt in this backbone group.")
+        else:
+            st.dataframe(nearest, key="library_nearest", hide_index=True, width="stretch",
+                         column_config={"e_avg": st.column_config.NumberColumn(format="%.3f")})
+    fig = px.imshow(p.tensor.numpy(), aspect="auto", color_continuous_scale="RdBu_r", color_continuous_midpoint=0,
+                    labels={"x": "dimension", "y": "virtual token", "color": "value"}, title="Prompt matrix")
+    st.plotly_chart(fig, key="library_heatmap", width="stretch")
