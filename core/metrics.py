@@ -1,0 +1,1028 @@
+"""Transferability metrics: source x target matrices over a prompt library.
+
+    python -m core matrix --library DIR --metric e_avg [--group BACKBONE] --out FILE.csv
+    python -m core matrix --list
+
+Definitions are in ../shared/DESIGN.md §3. Every metric gives a matrix with
+rows = source prompts and columns = target prompts (``measured``: columns =
+target tasks); higher always means "predicted to transfer better".
+
+- prompt space (no model needed): ``e_avg``, ``e_tok``, ``e_flat``, ``euclid``;
+  all pairs at once by matrix products: N prompts cost one [N, D] Gram, not N²
+  Python-level comparisons.
+- activations (need the prompts' backbone): ``on`` (prompt alone, one forward
+  per prompt, batched), ``on_probe`` and ``panda_sim`` (a shared probe set of
+  k examples from every task, one batched forward per prompt, all pairs by one
+  matrix product; ``panda_sim`` also has a target-faithful mode for small N).
+- ``zs``: each source prompt evaluated zero-shot on each target task's
+  validation split (forwards only) minus that split's majority rate.
+- ``measured``: from finished runs (RESULTS COLUMNS of the contract).
+
+Prompts of different backbones live in different embedding spaces and are
+never compared (:class:`MixedBackboneError`). Matrices are cached on disk
+under ``cache_dir()/metrics`` keyed by the prompts' content hashes.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = [
+    "MetricError", "BackboneUnavailable", "MixedBackboneError", "MetricSpec", "METRICS",
+    "PROMPT_METRICS", "BACKBONE_METRICS", "compute_matrix", "compute_matrices", "metric_status",
+    "e_avg", "e_tok", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs",
+    "Measured", "measured", "by_task", "validate", "validation_table", "cluster", "Clustering",
+    "group_key", "split_groups", "check_one_group", "cli",
+]
+
+CACHE_VERSION = 1  # bump when a metric's numbers change, so old cache files are ignored
+
+
+# --------------------------------------------------------------------------- errors
+class MetricError(ValueError):
+    """A metric that cannot be computed for these inputs; the message says why."""
+
+
+class BackboneUnavailable(MetricError):
+    """The metric needs the prompts' frozen model, which cannot be loaded here."""
+
+    def __init__(self, backbone: str | None, metric: str, reason: str = ""):
+        self.backbone = backbone
+        self.metric = metric
+        self.reason = reason
+        what = backbone or "(unknown: the prompts do not name their backbone)"
+        msg = f"{metric} needs backbone {what}, not available offline"
+        super().__init__(msg + (f" ({reason})" if reason else ""))
+
+
+class MixedBackboneError(MetricError):
+    """Prompts of several backbone groups were passed together."""
+
+    def __init__(self, groups: dict[str, list[str]]):
+        self.groups = groups
+        parts = ", ".join(f"{g} ({len(n)} prompts)" for g, n in groups.items())
+        super().__init__(
+            f"cannot compare prompts of different backbones: {parts}. A prompt's vectors live in its own "
+            "model's embedding space, so a similarity between a RoBERTa prompt and a BERT prompt means "
+            "nothing; compute one matrix per backbone group")
+
+
+# --------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric needs and how to read it."""
+
+    name: str
+    label: str
+    description: str
+    source: str
+    needs_backbone: bool = False
+    needs_tasks: bool = False     # task data (probe set, validation split)
+    symmetric: bool = True
+    our_reading: bool = False     # our own reading/variant: the UI must say so
+    equal_length: bool = False    # only defined between prompts of the same L
+    kind: str = "prompt"          # prompt | activation | eval | runs
+
+
+METRICS: dict[str, MetricSpec] = {m.name: m for m in [
+    MetricSpec("e_avg", "E_avg (cosine of mean tokens)",
+               "cos(mean_i P_s[i], mean_j P_t[j])", "SPoT (Vu et al. 2022) §3.2"),
+    MetricSpec("e_tok", "E_tok (mean token-pair cosine)",
+               "(1/(L_s L_t)) Σ_i Σ_j cos(P_s[i], P_t[j])", "SPoT §3.2; thunlp CosineSimilarity_per_token"),
+    MetricSpec("e_flat", "E_flat (cosine of flattened prompts)",
+               "cos(vec(P_s), vec(P_t)); equal L only", "thunlp Prompt-Transferability 1.0",
+               equal_length=True),
+    MetricSpec("euclid", "Euclidean similarity",
+               "1 / (1 + ‖P_s − P_t‖_F); equal L only", "thunlp Prompt-Transferability 1.0",
+               equal_length=True),
+    MetricSpec("on", "ON (overlap of activated neurons)",
+               "cosine of the binarised FFN activations (> 0), every layer, prompt alone, first position",
+               "Su et al. 2022", needs_backbone=True, kind="activation"),
+    MetricSpec("on_probe", "ON on a probe set (ours)",
+               "ON's activations on a shared probe set of real inputs (k per task), concatenated",
+               "our variant of Su et al. 2022", needs_backbone=True, needs_tasks=True, our_reading=True,
+               kind="activation"),
+    MetricSpec("panda_sim", "PANDA similarity (our reading)",
+               "mean_x cos(h(x; P_s), h(x; P_t)), h = pooled final hidden state, x = shared probe set",
+               "our reading of PANDA (Zhong et al. 2022): the paper gives no formula", needs_backbone=True,
+               needs_tasks=True, our_reading=True, kind="activation"),
+    MetricSpec("zs", "Zero-shot transfer (ours)",
+               "accuracy of the source prompt on the target's validation split (verbalizer head, target's "
+               "label descriptions) minus the target's majority-class rate",
+               "ours", needs_backbone=True, needs_tasks=True, symmetric=False, our_reading=True, kind="eval"),
+    MetricSpec("measured", "Measured transfer (relative gain over scratch)",
+               "mean over seeds of (score[transfer, s, t, seed] − score[scratch, t, seed]) / score[scratch, t, seed]",
+               "PANDA, SPoT, Su et al.", symmetric=False, kind="runs"),
+]}
+PROMPT_METRICS = [n for n, m in METRICS.items() if m.kind == "prompt"]
+BACKBONE_METRICS = [n for n, m in METRICS.items() if m.needs_backbone]
+
+
+def get_spec(metric: str) -> MetricSpec:
+    if metric not in METRICS:
+        raise MetricError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    return METRICS[metric]
+
+
+# --------------------------------------------------------------------------- prompts in
+@dataclass
+class _Item:
+    """What a metric needs from one prompt (SoftPrompt-like objects, tensors, arrays)."""
+
+    name: str
+    tensor: torch.Tensor            # [L, d] float32 CPU
+    task: str | None = None
+    family: str | None = None
+    backbone: str | None = None
+    method: str | None = None
+    _hash: str | None = None
+
+    @property
+    def hash(self) -> str:
+        """sha256 of dtype, shape and bytes (first 16 hex), as SoftPrompt.content_hash; computed once."""
+        if self._hash is None:
+            self._hash = _content_hash(self.tensor)
+        return self._hash
+
+
+def _content_hash(t: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    h.update(str(t.dtype).encode())
+    h.update(str(tuple(t.shape)).encode())
+    h.update(t.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _items(prompts) -> list[_Item]:
+    """SoftPrompt list / dict name -> prompt|tensor / list of tensors -> list of _Item (unique names)."""
+    if isinstance(prompts, list) and prompts and all(isinstance(p, _Item) for p in prompts):
+        return prompts
+    if isinstance(prompts, dict):
+        pairs = list(prompts.items())
+    else:
+        pairs = [(None, p) for p in prompts]
+    out: list[_Item] = []
+    seen: dict[str, int] = {}
+    for i, (key, p) in enumerate(pairs):
+        t = p.tensor if hasattr(p, "tensor") else p
+        t = torch.as_tensor(np.asarray(t) if not isinstance(t, torch.Tensor) else t)
+        if t.ndim != 2:
+            raise MetricError(f"prompt {key or getattr(p, 'name', i)!r}: expected a [L, d] tensor, "
+                              f"got shape {tuple(t.shape)}")
+        t = t.detach().to("cpu", torch.float32).contiguous()
+        name = str(key if key is not None else getattr(p, "name", None) or f"p{i}")
+        if name in seen:  # names label rows and columns: keep them unique
+            seen[name] += 1
+            name = f"{name}~{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(_Item(name=name, tensor=t, task=getattr(p, "task", None), family=getattr(p, "family", None),
+                         backbone=getattr(p, "backbone", None), method=getattr(p, "method", None)))
+    if not out:
+        raise MetricError("no prompts given")
+    return out
+
+
+def group_key(backbone: str | None, d: int, *, with_dim: bool = False) -> str:
+    """Group name: the backbone (``unknown`` when a prompt does not say), plus ``:d`` when needed."""
+    base = backbone or "unknown"
+    return f"{base}:{d}" if with_dim else base
+
+
+def split_groups(prompts) -> dict[str, list]:
+    """Split prompts by backbone (and d, when one backbone name shows several d).
+
+    Prompts whose backbone is unknown go to ``unknown`` (``unknown:d`` per d)
+    and are never mixed with a named backbone.
+    """
+    plist = list(prompts.values()) if isinstance(prompts, dict) else list(prompts)
+    dims: dict[str, set[int]] = {}
+    for p in plist:
+        t = p.tensor if hasattr(p, "tensor") else p
+        dims.setdefault(getattr(p, "backbone", None) or "unknown", set()).add(int(t.shape[-1]))
+    groups: dict[str, list] = {}
+    for p in plist:
+        t = p.tensor if hasattr(p, "tensor") else p
+        b = getattr(p, "backbone", None) or "unknown"
+        groups.setdefault(group_key(b if b != "unknown" else None, int(t.shape[-1]),
+                                    with_dim=len(dims[b]) > 1), []).append(p)
+    return groups
+
+
+def check_one_group(prompts) -> str:
+    """The single group of ``prompts``; MixedBackboneError when there are several."""
+    groups = split_groups(prompts)
+    if len(groups) > 1:
+        raise MixedBackboneError({g: [getattr(p, "name", "?") for p in ps] for g, ps in groups.items()})
+    return next(iter(groups))
+
+
+# --------------------------------------------------------------------------- prompt-space metrics
+def _gram_sym(X: torch.Tensor, block: int = 256) -> torch.Tensor:
+    """X [n, D] -> X X^T [n, n] float64, computing only the upper block triangle (half the flops)."""
+    n = X.shape[0]
+    G = torch.empty((n, n), dtype=torch.float64)
+    for i in range(0, n, block):
+        blk = (X[i:i + block] @ X[i:].T).double()
+        G[i:i + block, i:] = blk
+        G[i:, i:i + block] = blk.T
+    return G
+
+
+def _cos_from_gram(G: torch.Tensor) -> torch.Tensor:
+    norms = G.diagonal().clamp_min(0).sqrt()
+    denom = norms[:, None] * norms[None, :]
+    return torch.where(denom > 0, G / denom.clamp_min(1e-300), torch.zeros_like(G))
+
+
+def _cosine(A: torch.Tensor) -> np.ndarray:
+    """Row-wise cosine matrix of A [n, k] (float64); a zero row has cosine 0 with everything."""
+    A = A.double()
+    An = torch.nn.functional.normalize(A, dim=1)
+    return (An @ An.T).clamp(-1.0, 1.0).numpy()
+
+
+def _same_length_blocks(items: list[_Item]) -> dict[int, list[int]]:
+    blocks: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        blocks.setdefault(it.tensor.shape[0], []).append(i)
+    return blocks
+
+
+def e_avg(prompts) -> np.ndarray:
+    """cos of the mean tokens. prompts: N tensors [L_i, d] -> [N, N]."""
+    items = _items(prompts)
+    M = torch.stack([it.tensor.double().mean(0) for it in items])  # [N, d]
+    return _cosine(M)
+
+
+def e_tok(prompts) -> np.ndarray:
+    """Mean cosine over all token pairs = dot product of the mean *normalised* tokens.
+
+    (1/(L_s L_t)) Σ_i Σ_j u_i·v_j = (mean_i u_i)·(mean_j v_j) with u, v unit rows,
+    so one normalisation of the concatenated tokens [ΣL, d], one segment mean
+    per prompt and one [N, d] Gram replace L_s·L_t cosines per pair.
+    """
+    items = _items(prompts)
+    T = torch.cat([it.tensor for it in items]).double()                     # [ΣL, d]
+    U = torch.nn.functional.normalize(T, dim=1)
+    seg = torch.repeat_interleave(torch.arange(len(items)),
+                                  torch.tensor([it.tensor.shape[0] for it in items]))
+    S = torch.zeros((len(items), T.shape[1]), dtype=torch.float64).index_add_(0, seg, U)
+    S /= torch.tensor([float(it.tensor.shape[0]) for it in items], dtype=torch.float64)[:, None]
+    return (S @ S.T).clamp(-1.0, 1.0).numpy()
+
+
+def _flat_pairwise(items: list[_Item], which: str) -> np.ndarray:
+    """e_flat / euclid for prompts of equal L (blocks of equal L; NaN across lengths)."""
+    n = len(items)
+    out = np.full((n, n), np.nan)
+    for _, idx in _same_length_blocks(items).items():
+        X = torch.stack([items[i].tensor.reshape(-1) for i in idx])  # [m, L*d] float32
+        if which == "e_flat":
+            vals = _cos_from_gram(_gram_sym(X)).clamp(-1.0, 1.0)
+        else:
+            # distances are translation invariant: centring first shrinks |x|^2 and so the
+            # cancellation error of |a|^2 + |b|^2 - 2ab in float32
+            Xc = X - X.mean(0, keepdim=True)
+            G = _gram_sym(Xc)
+            sq = G.diagonal()
+            d2 = (sq[:, None] + sq[None, :] - 2 * G).clamp_min(0)
+            # near-duplicates: the Gram trick loses precision there; recompute those pairs directly
+            close = (d2 < 1e-2 * (sq[:, None] + sq[None, :])).nonzero().tolist()
+            for a, b in close:
+                if a < b:
+                    v = float(torch.linalg.vector_norm((X[a].double() - X[b].double())) ** 2)
+                    d2[a, b] = d2[b, a] = v
+            d2.fill_diagonal_(0.0)
+            vals = 1.0 / (1.0 + d2.sqrt())
+        ix = np.asarray(idx)
+        out[np.ix_(ix, ix)] = vals.numpy()
+    return out
+
+
+def e_flat(prompts) -> np.ndarray:
+    """cos(vec(P_s), vec(P_t)) -> [N, N]; NaN between prompts of different L."""
+    return _flat_pairwise(_items(prompts), "e_flat")
+
+
+def euclid(prompts) -> np.ndarray:
+    """1 / (1 + ‖P_s − P_t‖_F) -> [N, N]; NaN between prompts of different L."""
+    return _flat_pairwise(_items(prompts), "euclid")
+
+
+PROMPT_FUNCS: dict[str, Callable[[Any], np.ndarray]] = {
+    "e_avg": e_avg, "e_tok": e_tok, "e_flat": e_flat, "euclid": euclid}
+
+
+# --------------------------------------------------------------------------- backbone metrics
+def _binary_cosine(A: torch.Tensor, chunk: int = 1 << 20) -> np.ndarray:
+    """A [N, D] bool -> cosine of the 0/1 rows [N, N]: |a∧b| / sqrt(|a||b|).
+
+    The Gram is accumulated over column chunks so a long probe vector never
+    needs a full float copy.
+    """
+    N, D = A.shape
+    G = torch.zeros((N, N), dtype=torch.float64)
+    for c in range(0, D, chunk):
+        F_ = A[:, c:c + chunk].float()
+        G += (F_ @ F_.T).double()  # counts < 2^24 per chunk: exact in float32
+    return _cos_from_gram(G).numpy()
+
+
+def _load_backbone_for(items: list[_Item], metric: str, backbone=None):
+    """The Backbone object for these prompts (passed in, or loaded by the prompts' backbone name)."""
+    names = {it.backbone for it in items}
+    name = next(iter(names)) if len(names) == 1 else None
+    if backbone is not None and not isinstance(backbone, str):
+        bb = backbone
+    else:
+        want = backbone if isinstance(backbone, str) else name
+        if want is None:
+            raise BackboneUnavailable(None, metric)
+        try:
+            from core.backbone import load_backbone
+        except ImportError as e:
+            raise BackboneUnavailable(want, metric, f"core.backbone cannot be imported: {e}") from None
+        try:
+            bb = load_backbone(want)
+        except (ValueError, OSError) as e:  # BackboneError is a ValueError
+            raise BackboneUnavailable(want, metric, str(e).split("\n")[0]) from None
+    d = {it.tensor.shape[1] for it in items}
+    if d != {bb.dim}:
+        raise MetricError(f"{metric}: prompts have d={sorted(d)} but backbone {bb.name} has d={bb.dim}")
+    return bb
+
+
+def on(prompts, backbone=None, *, batch: int = 16, counter: dict | None = None) -> np.ndarray:
+    """ON: cosine of binarised FFN activations of each prompt alone. -> [N, N].
+
+    One forward per prompt (``batch`` prompts share a batched forward):
+    ``backbone.ffn_activations(P [n, L, d])`` -> [n, layers, d_ff], > 0.
+    """
+    items = _items(prompts)
+    bb = _load_backbone_for(items, "on", backbone)
+    rows = []
+    for L, idx in _same_length_blocks(items).items():
+        for s in range(0, len(idx), batch):
+            part = idx[s:s + batch]
+            acts = bb.ffn_activations(torch.stack([items[i].tensor for i in part]))  # [n, layers, d_ff]
+            if counter is not None:
+                counter["forwards"] = counter.get("forwards", 0) + 1
+                counter["prompt_forwards"] = counter.get("prompt_forwards", 0) + len(part)
+            rows += list(zip(part, (acts > 0).reshape(len(part), -1)))
+    rows.sort(key=lambda r: r[0])
+    return _binary_cosine(torch.stack([r[1] for r in rows]))
+
+
+def _task_names(items: list[_Item], tasks: Sequence[str] | None) -> list[str]:
+    if tasks:
+        return list(dict.fromkeys(tasks))
+    names = [it.task for it in items if it.task]
+    if not names:
+        try:
+            from core.tasks import list_tasks
+            names = list(list_tasks())
+        except ImportError:
+            names = []
+    return list(dict.fromkeys(names))
+
+
+def _get_task(name: str):
+    try:
+        from core.tasks import get_task
+    except ImportError as e:
+        raise MetricError(f"task {name!r}: core.tasks is not available ({e})") from None
+    return get_task(name)
+
+
+def probe_set(task_names: Sequence[str], *, k: int = 8, seed: int = 0, split: str = "validation",
+              strict: bool = False) -> tuple[list[str], list[str], dict[str, str]]:
+    """The shared probe set: k examples from every task (fixed seed per task).
+
+    -> (texts, task of each text, {task: why it was skipped}). Tasks whose data
+    is not prepared are skipped (or raise with ``strict``).
+    """
+    texts, owner, skipped = [], [], {}
+    for name in task_names:
+        try:
+            task = _get_task(name)
+        except (ValueError, OSError) as e:
+            if strict:
+                raise MetricError(f"probe set: task {name!r}: {e}") from None
+            skipped[name] = str(e).split("\n")[0]
+            continue
+        pool = getattr(task, split).texts
+        if not pool:
+            skipped[name] = f"empty {split} split"
+            continue
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        pick = rng.choice(len(pool), size=min(k, len(pool)), replace=False)
+        texts += [pool[i] for i in sorted(pick)]
+        owner += [name] * len(pick)
+    if not texts:
+        why = "; ".join(f"{t}: {w}" for t, w in skipped.items()) or "no tasks known"
+        raise MetricError(f"no probe examples: {why} (prepare task data with `python -m core tasks prepare`)")
+    return texts, owner, skipped
+
+
+def on_probe(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: int = 8, seed: int = 0,
+             max_length: int = 64, position: int | str = 0, probe_texts: Sequence[str] | None = None,
+             counter: dict | None = None) -> np.ndarray:
+    """ON on the shared probe set: per prompt, one batched forward over all probe texts.
+
+    Activations at ``position`` (0: the first prompt slot, holding the mask
+    token as in ``on``) of every probe example, binarised and concatenated.
+    ``probe_texts`` replaces the task-drawn probe set (tests, benchmarks).
+    """
+    items = _items(prompts)
+    bb = _load_backbone_for(items, "on_probe", backbone)
+    texts = list(probe_texts) if probe_texts else probe_set(_task_names(items, tasks), k=k, seed=seed)[0]
+    enc = bb.tokenize(texts, max_length=max_length)
+    vecs = []
+    for it in items:
+        acts = bb.ffn_activations(it.tensor, enc["input_ids"], enc["attention_mask"], position=position,
+                                  mask_slot0=True)  # [B, layers, d_ff]
+        if counter is not None:
+            counter["forwards"] = counter.get("forwards", 0) + 1
+            counter["prompt_forwards"] = counter.get("prompt_forwards", 0) + 1
+        vecs.append((acts > 0).reshape(-1))
+    return _binary_cosine(torch.stack(vecs))
+
+
+@torch.no_grad()
+def _pooled(bb, prompt: torch.Tensor, enc: dict, pool: str = "text") -> torch.Tensor:
+    """h(x; P) for all probe texts: [B, d] float32, unit rows."""
+    h = bb.encode(enc["input_ids"], enc["attention_mask"], prompt, pool=pool).float().cpu()
+    return torch.nn.functional.normalize(h, dim=1)
+
+
+def panda_sim(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: int = 8, seed: int = 0,
+              max_length: int = 64, target_faithful: bool = False, max_faithful: int = 40,
+              pool: str = "text", probe_texts: Sequence[str] | None = None,
+              counter: dict | None = None) -> np.ndarray:
+    """mean_x cos(h(x; P_s), h(x; P_t)) -> [N, N] (our reading of PANDA's metric).
+
+    Shared probe (default): one batched forward per prompt gives H [N, B, d]
+    (unit rows); all pairs = reshape(H, [N, B*d]) Gram / B.
+    Target-faithful: x = the target task's own inputs (k*#tasks of them): one
+    batched forward per (prompt, target task); asymmetric; only for small N.
+    """
+    items = _items(prompts)
+    bb = _load_backbone_for(items, "panda_sim", backbone)
+
+    def count():
+        if counter is not None:
+            counter["forwards"] = counter.get("forwards", 0) + 1
+            counter["prompt_forwards"] = counter.get("prompt_forwards", 0) + 1
+
+    if not target_faithful:
+        texts = list(probe_texts) if probe_texts else probe_set(_task_names(items, tasks), k=k, seed=seed)[0]
+        enc = bb.tokenize(texts, max_length=max_length)
+        H = []
+        for it in items:
+            H.append(_pooled(bb, it.tensor, enc, pool))
+            count()
+        H = torch.stack(H).double()                       # [N, B, d]
+        N, B, _ = H.shape
+        flat = H.reshape(N, -1)
+        return (flat @ flat.T / B).clamp(-1.0, 1.0).numpy()
+    if len(items) > max_faithful:
+        raise MetricError(f"panda_sim target-faithful mode costs one forward per (prompt, target task): "
+                          f"{len(items)} prompts is more than max_faithful={max_faithful}; use the shared probe")
+    n = len(items)
+    out = np.full((n, n), np.nan)
+    by_task: dict[str, list[int]] = {}
+    for j, it in enumerate(items):
+        if it.task:
+            by_task.setdefault(it.task, []).append(j)
+    n_probe = k * max(1, len(_task_names(items, tasks)))
+    for task_name, cols in by_task.items():
+        try:
+            texts, _, _ = probe_set([task_name], k=n_probe, seed=seed, strict=True)
+        except MetricError:
+            continue  # no data for this target task: its columns stay NaN
+        enc = bb.tokenize(texts, max_length=max_length)
+        H = []
+        for it in items:
+            H.append(_pooled(bb, it.tensor, enc, pool))
+            count()
+        H = torch.stack(H).double()                       # [N, B, d]
+        N, B, _ = H.shape
+        flat = H.reshape(N, -1)
+        out[:, cols] = (flat @ flat[cols].T / B).clamp(-1.0, 1.0).numpy()
+    return out
+
+
+def _zs_cache_path() -> Path:
+    from core.config import cache_dir
+    return cache_dir() / "metrics" / "zs_pairs.json"
+
+
+def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbalizer",
+       counter: dict | None = None, use_cache: bool = True) -> np.ndarray:
+    """Zero-shot transfer [N_s, N_t]: accuracy of source s on target t's task, validation
+    split (first ``max_examples``), minus that split's majority rate.
+
+    Evaluations are per (source prompt, target task) and cached on disk by the
+    prompt's content hash, so targets sharing a task cost one evaluation.
+    """
+    import dataclasses
+
+    items = _items(prompts)
+    bb = _load_backbone_for(items, "zs", backbone)
+    try:
+        from core.train import evaluate
+    except ImportError as e:
+        raise MetricError(f"zs needs core.train.evaluate ({e})") from None
+    store: dict[str, float] = {}
+    path = _zs_cache_path()
+    if use_cache and path.is_file():
+        try:
+            store = json.loads(path.read_text())
+        except (OSError, ValueError):
+            store = {}
+    n = len(items)
+    out = np.full((n, n), np.nan)
+    tasks: dict[str, Any] = {}
+    for j, it in enumerate(items):
+        if not it.task:
+            continue
+        if it.task not in tasks:
+            try:
+                task = _get_task(it.task)
+            except (ValueError, OSError):
+                tasks[it.task] = None
+                continue
+            val = task.validation
+            if max_examples and len(val.texts) > max_examples:
+                val = type(val)(texts=list(val.texts[:max_examples]), labels=list(val.labels[:max_examples]))
+            tasks[it.task] = dataclasses.replace(task, validation=val)
+    dirty = False
+    for t_name, task in tasks.items():
+        if task is None:
+            continue
+        cols = [j for j, it in enumerate(items) if it.task == t_name]
+        labels = task.validation.labels
+        majority = max(np.bincount(labels)) / len(labels) if len(labels) else 0.0
+        for i, src in enumerate(items):
+            key = f"{bb.name}|{head}|{src.hash}|{t_name}|{max_examples}|{len(labels)}"
+            if key not in store:
+                store[key] = float(evaluate(src.tensor, task, split="validation", backbone=bb, head=head))
+                dirty = True
+                if counter is not None:
+                    counter["evaluations"] = counter.get("evaluations", 0) + 1
+            out[i, cols] = store[key] - majority
+    if dirty and use_cache:
+        _atomic_write_text(path, json.dumps(store))
+    return out
+
+
+BACKBONE_FUNCS: dict[str, Callable[..., np.ndarray]] = {
+    "on": on, "on_probe": on_probe, "panda_sim": panda_sim, "zs": zs}
+
+
+def metric_status(metric: str, prompts) -> tuple[bool, str]:
+    """Can ``metric`` be computed for these prompts here? -> (ok, message to show when not)."""
+    spec = get_spec(metric)
+    if spec.kind == "runs":
+        return True, ""
+    try:
+        items = _items(prompts)
+        check_one_group(items)
+    except MetricError as e:
+        return False, str(e)
+    if spec.equal_length and len({it.tensor.shape[0] for it in items}) > 1:
+        return True, f"{metric} is only defined between prompts of equal length L: other pairs are blank"
+    if not spec.needs_backbone:
+        return True, ""
+    name = items[0].backbone
+    if name is None:
+        return False, str(BackboneUnavailable(None, metric))
+    try:
+        from core.backbone import resolve_model_path
+        resolve_model_path(name)
+    except ImportError as e:
+        return False, str(BackboneUnavailable(name, metric, f"core.backbone cannot be imported: {e}"))
+    except (ValueError, OSError):
+        return False, str(BackboneUnavailable(name, metric))
+    return True, ""
+
+
+# --------------------------------------------------------------------------- matrices + cache
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_matrix_csv(df: pd.DataFrame, path: Path | str) -> Path:
+    """Atomic CSV write (index = sources, columns = targets, full float precision)."""
+    path = Path(path)
+    _atomic_write_text(path, df.to_csv(float_format="%.17g"))
+    return path
+
+
+def read_matrix_csv(path: Path | str) -> pd.DataFrame:
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, index_col=0)
+    except (OSError, ValueError) as e:
+        raise MetricError(f"{path}: cannot read a matrix CSV ({e})") from None
+    df.index = df.index.astype(str)
+    df.columns = df.columns.astype(str)
+    return df.astype(float)
+
+
+def matrix_key(metric: str, prompts, backbone: str | None = None, **params) -> str:
+    """Content hash of a matrix: metric, parameters, backbone and every prompt's (name, content hash)."""
+    items = _items(prompts)
+    payload = {"v": CACHE_VERSION, "metric": metric, "backbone": backbone,
+               "params": {k: params[k] for k in sorted(params)},
+               "prompts": [(it.name, it.hash, it.task if METRICS[metric].needs_tasks or metric == "zs" else None)
+                           for it in items]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _cache_file(metric: str, key: str) -> Path:
+    from core.config import cache_dir
+    return cache_dir() / "metrics" / f"{metric}-{key}.csv"
+
+
+def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = None, backbone=None,
+                   cache: bool = True, **params) -> pd.DataFrame:
+    """One metric as a DataFrame: index = source names, columns = target names.
+
+    prompts: SoftPrompt-like objects (one backbone group), dict name -> tensor, or tensors.
+    ``measured`` takes ``results`` (RESULTS COLUMNS) instead; its columns are target tasks.
+    Backbone metrics load the prompts' backbone unless ``backbone`` (object or name) is given
+    and raise :class:`BackboneUnavailable` when it cannot be loaded.
+    """
+    spec = get_spec(metric)
+    if spec.kind == "runs":
+        if results is None:
+            raise MetricError("measured needs a results table (finished runs)")
+        return measured(results, **params).mean
+    if prompts is None:
+        raise MetricError(f"{metric} needs prompts")
+    items = _items(prompts)
+    check_one_group(items)
+    bb_name = None
+    if spec.needs_backbone:
+        bb_name = backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone
+    key = matrix_key(metric, items, bb_name, **{k: v for k, v in params.items() if k != "counter"})
+    path = _cache_file(metric, key)
+    names = [it.name for it in items]
+    if cache and path.is_file():
+        try:
+            df = read_matrix_csv(path)
+            if list(df.index) == names and list(df.columns) == names:
+                return df
+        except MetricError:
+            pass  # a broken cache file is recomputed and replaced
+    if spec.needs_backbone:
+        values = BACKBONE_FUNCS[metric](items, backbone if backbone is not None else bb_name, **params)
+    else:
+        values = PROMPT_FUNCS[metric](items, **params)
+    df = pd.DataFrame(values, index=names, columns=names, dtype=float)
+    df.index.name = "source"
+    df.columns.name = "target"
+    if cache:
+        try:
+            write_matrix_csv(df, path)
+        except OSError:
+            pass  # a read-only cache must not break the metric
+    return df
+
+
+def compute_matrices(metrics: Iterable[str], prompts, **kwargs) -> dict[str, pd.DataFrame | MetricError]:
+    """Several metrics at once; a metric that cannot be computed maps to its MetricError."""
+    out: dict[str, Any] = {}
+    for m in metrics:
+        try:
+            out[m] = compute_matrix(m, prompts, **kwargs)
+        except MetricError as e:
+            out[m] = e
+    return out
+
+
+# --------------------------------------------------------------------------- measured
+BUDGET_KEYS = ("steps", "train_size")
+
+
+@dataclass
+class Measured:
+    """Measured transfer of one method, from finished runs.
+
+    mean, std, n: [sources x target tasks] relative gain over scratch (std over seeds, ddof=1).
+    noise: per target, the seed-to-seed spread of scratch (std / mean of its test score) -
+           the same relative units as the gain: a gain inside ±noise is not distinguishable
+           from seed noise.
+    runs: one row per transfer run with its scratch baseline and gain.
+    vs_generic: gain over the `generic` control source (same target, seed), where present.
+    """
+
+    method: str
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    n: pd.DataFrame
+    noise: pd.Series
+    runs: pd.DataFrame
+    vs_generic: pd.DataFrame | None = None
+    generic: list[str] = field(default_factory=list)
+
+    def inside_noise(self) -> pd.DataFrame:
+        """True where |mean gain| <= the target's noise band (False where no band is known)."""
+        band = self.noise.reindex(self.mean.columns)
+        return self.mean.abs().le(band, axis=1) & band.notna().values[None, :]
+
+
+def finished_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a test score whose status (if any) is finished; source '' for scratch."""
+    if results is None or len(results) == 0:
+        return pd.DataFrame(columns=["run_id", "method", "source", "target", "seed", "test_score"])
+    need = {"method", "target", "test_score"}
+    missing = need - set(results.columns)
+    if missing:
+        raise MetricError(f"results table lacks column(s) {sorted(missing)} (RESULTS COLUMNS of the contract)")
+    df = results.copy()
+    if "status" in df.columns:
+        df = df[df["status"].fillna("finished").astype(str).isin(["finished", "done", ""])]
+    df["test_score"] = pd.to_numeric(df["test_score"], errors="coerce")
+    df = df[np.isfinite(df["test_score"])]
+    if "source" not in df.columns:
+        df["source"] = ""
+    df["source"] = df["source"].fillna("").astype(str)
+    if "seed" not in df.columns:
+        df["seed"] = 0
+    if "run_id" not in df.columns:
+        df["run_id"] = [f"row{i}" for i in range(len(df))]
+    return df.reset_index(drop=True)
+
+
+def _budget_keys(df: pd.DataFrame) -> list[str]:
+    return [k for k in BUDGET_KEYS if k in df.columns and df[k].notna().any()]
+
+
+def measured(results: pd.DataFrame, *, method: str | None = None, baseline: str = "scratch",
+             generic: Iterable[str] | None = None) -> Measured:
+    """Relative gain over scratch on the same target, budget (steps, train_size) and seed.
+
+    method: the transfer method (default: pot if present, else panda, else the first non-scratch one).
+    generic: names of the generic control source prompts (default: sources named ``generic*``).
+    """
+    df = finished_runs(results)
+    methods = [m for m in df["method"].astype(str).unique() if m != baseline]
+    if method is None:
+        method = next((m for m in ("pot", "panda") if m in methods), methods[0] if methods else "pot")
+    keys = ["target", "seed"] + _budget_keys(df)
+    kdf = df.copy()
+    for k in keys[2:]:
+        kdf[k] = kdf[k].fillna(-1)
+    scratch = kdf[kdf["method"] == baseline].groupby(keys)["test_score"].mean().rename("scratch")
+    runs = kdf[kdf["method"] == method].join(scratch, on=keys, how="inner")
+    runs = runs[runs["scratch"] != 0]
+    runs["gain"] = (runs["test_score"] - runs["scratch"]) / runs["scratch"]
+    keep = [c for c in ["run_id", "method", "source", "target", "seed", *BUDGET_KEYS, "test_score", "scratch",
+                        "gain", "prompt_path"] if c in runs.columns]
+    runs = runs[keep].reset_index(drop=True)
+    grp = runs.groupby(["source", "target"])["gain"]
+    mean = grp.mean().unstack("target")
+    std = grp.std(ddof=1).unstack("target").reindex_like(mean)
+    n = grp.count().unstack("target").reindex_like(mean).fillna(0).astype(int)
+    for m in (mean, std, n):
+        m.index.name, m.columns.name = "source", "target"
+    # noise band: spread of scratch over seeds, relative to its mean (per target)
+    sc = kdf[kdf["method"] == baseline].groupby(["target", "seed"])["test_score"].mean()
+    noise = sc.groupby("target").std(ddof=1) / sc.groupby("target").mean()
+    noise = noise.reindex(mean.columns).rename("noise")
+    gen = list(generic) if generic is not None else sorted(s for s in runs["source"].unique()
+                                                             if str(s).lower().startswith("generic"))
+    vs = None
+    gruns = runs[runs["source"].isin(gen)]
+    if len(gruns):
+        g_base = gruns.groupby(["target", "seed"])["test_score"].mean().rename("generic")
+        r2 = runs.join(g_base, on=["target", "seed"], how="inner")
+        r2 = r2[r2["generic"] != 0]
+        r2["gain_vs_generic"] = (r2["test_score"] - r2["generic"]) / r2["generic"]
+        vs = r2.groupby(["source", "target"])["gain_vs_generic"].mean().unstack("target")
+        vs.index.name, vs.columns.name = "source", "target"
+    return Measured(method=method, mean=mean.astype(float), std=std.astype(float), n=n, noise=noise.astype(float),
+                    runs=runs, vs_generic=vs, generic=gen)
+
+
+# --------------------------------------------------------------------------- validation
+def by_task(matrix: pd.DataFrame, prompts) -> pd.DataFrame:
+    """Prompt x prompt matrix -> sources x target *tasks* (to compare with ``measured``).
+
+    A target task's column is the mean over that task's target prompts; when
+    some of them are ``scratch`` prompts, only those count (the prompt one
+    would have trained anyway). Columns of prompts without a task keep their name.
+    """
+    items = {it.name: it for it in _items(prompts)}
+    cols: dict[str, list[str]] = {}
+    for c in matrix.columns:
+        it = items.get(c)
+        cols.setdefault((it.task if it is not None and it.task else c), []).append(c)
+    out = {}
+    for task, names in cols.items():
+        scratch = [c for c in names if items.get(c) is not None and items[c].method == "scratch"]
+        out[task] = matrix[scratch or names].mean(axis=1)
+    df = pd.DataFrame(out, index=matrix.index)
+    df.index.name, df.columns.name = "source", "target"
+    return df
+
+
+def validate(predicted: pd.DataFrame, measured_mean: pd.DataFrame, *, source_task: dict[str, str] | None = None,
+             k: int = 3, min_sources: int = 3) -> pd.DataFrame:
+    """Per target: how well a metric's column ranks the sources by measured gain.
+
+    predicted: sources x target tasks (see :func:`by_task`); measured_mean: the same axes.
+    A source whose task is the target is left out (source_task maps name -> task;
+    by default a source named like the target). Returns one row per target:
+    target, n, rho, p (scipy.stats.spearmanr), best (best measured source),
+    top_k (the metric's top-k), hit, chosen (metric's top-1), regret
+    (best gain - gain of the chosen source).
+    """
+    from scipy.stats import spearmanr
+
+    rows = []
+    for target in measured_mean.columns:
+        if target not in predicted.columns:
+            continue
+        cand = [s for s in measured_mean.index
+                if s in predicted.index and (source_task or {}).get(s, s) != target
+                and np.isfinite(measured_mean.at[s, target]) and np.isfinite(predicted.at[s, target])]
+        if len(cand) < min_sources:
+            continue
+        m = predicted.loc[cand, target].astype(float)
+        y = measured_mean.loc[cand, target].astype(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # constant input -> nan, reported as such
+            res = spearmanr(m.values, y.values)
+        top = list(m.sort_values(ascending=False, kind="stable").index[:k])
+        best = y.idxmax()
+        chosen = top[0]
+        rows.append({"target": target, "n": len(cand), "rho": float(res.statistic), "p": float(res.pvalue),
+                     "best": best, "top_k": top, "hit": best in top, "chosen": chosen,
+                     "regret": float(y.max() - y[chosen])})
+    return pd.DataFrame(rows, columns=["target", "n", "rho", "p", "best", "top_k", "hit", "chosen", "regret"])
+
+
+def summarise(per_target: pd.DataFrame) -> dict:
+    """mean ρ (over targets with a defined ρ), top-k hit rate, mean regret, number of targets."""
+    if per_target.empty:
+        return {"mean_rho": float("nan"), "top_k_hit": float("nan"), "regret": float("nan"), "n_targets": 0}
+    return {"mean_rho": float(per_target["rho"].mean()), "top_k_hit": float(per_target["hit"].mean()),
+            "regret": float(per_target["regret"].mean()), "n_targets": int(len(per_target))}
+
+
+def validation_table(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataFrame, *,
+                     source_task: dict[str, str] | None = None, k: int = 3) -> pd.DataFrame:
+    """One row per metric: mean ρ, top-k hit rate, mean regret, targets scored (best ρ first)."""
+    rows = []
+    for name, pred in predicted.items():
+        s = summarise(validate(pred, measured_mean, source_task=source_task, k=k))
+        rows.append({"metric": name, **s})
+    df = pd.DataFrame(rows, columns=["metric", "mean_rho", "top_k_hit", "regret", "n_targets"])
+    return df.sort_values("mean_rho", ascending=False, na_position="last").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- clustering
+@dataclass
+class Clustering:
+    """Leaf orders and dendrogram line coordinates in cell units (leaf i sits at i)."""
+
+    rows: list[str]
+    cols: list[str]
+    row_lines: list[tuple[list[float], list[float]]]   # (positions [4], heights [4]) per link
+    col_lines: list[tuple[list[float], list[float]]]
+
+
+def _profile_linkage(values: np.ndarray, method: str):
+    from scipy.cluster.hierarchy import dendrogram, linkage
+
+    X = np.array(values, dtype=float)
+    if X.shape[0] < 2:
+        return list(range(X.shape[0])), []
+    col_mean = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0) if X.size else X
+    col_mean = np.where(np.isfinite(col_mean), col_mean, 0.0)
+    X = np.where(np.isfinite(X), X, col_mean[None, :])
+    Z = linkage(X, method=method, metric="euclidean")
+    dn = dendrogram(Z, no_plot=True)
+    lines = [([(x - 5.0) / 10.0 for x in ic], list(dc)) for ic, dc in zip(dn["icoord"], dn["dcoord"])]
+    return list(dn["leaves"]), lines
+
+
+def cluster(matrix: pd.DataFrame, *, method: str = "average") -> Clustering:
+    """Hierarchical clustering of rows and columns (scipy linkage on their value profiles).
+
+    When rows and columns are the same prompts, both get one order (from the
+    symmetrised matrix), so the diagonal stays the diagonal.
+    """
+    M = matrix.to_numpy(dtype=float)
+    square = list(matrix.index) == list(matrix.columns)
+    if square:
+        S = np.where(np.isfinite(M), M, np.nan)
+        S = np.nanmean(np.stack([S, S.T]), axis=0)
+        order, lines = _profile_linkage(S, method)
+        labels = list(matrix.index)
+        return Clustering([labels[i] for i in order], [labels[i] for i in order], lines, lines)
+    r_order, r_lines = _profile_linkage(M, method)
+    c_order, c_lines = _profile_linkage(M.T, method)
+    return Clustering([matrix.index[i] for i in r_order], [matrix.columns[i] for i in c_order], r_lines, c_lines)
+
+
+# --------------------------------------------------------------------------- CLI
+def cli(command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m core {command}",
+                                     description="A source x target metric matrix of a prompt library as CSV "
+                                                 "(rows and columns = prompt names; measured: columns = tasks).")
+    parser.add_argument("--library", action="append", default=[], metavar="DIR",
+                        help="prompt folder (repeatable)")
+    parser.add_argument("--metric", choices=list(METRICS), help="which metric")
+    parser.add_argument("--group", default=None, help="backbone group (needed when the library has several)")
+    parser.add_argument("--results", default=None, help="results CSV for measured (default: LIBRARY/../results.csv)")
+    parser.add_argument("--method", default=None, help="measured: transfer method (pot, panda)")
+    parser.add_argument("--by-task", action="store_true", help="columns = target tasks (mean over a task's prompts)")
+    parser.add_argument("--out", default=None, help="output CSV (default: stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cache_dir()/metrics")
+    parser.add_argument("--list", action="store_true", help="list the metrics and exit")
+    args = parser.parse_args(argv)
+    if args.list:
+        for m in METRICS.values():
+            flags = ", ".join(f for f, on_ in [("needs backbone", m.needs_backbone), ("our reading", m.our_reading),
+                                                 ("asymmetric", not m.symmetric)] if on_)
+            print(f"{m.name:<10} {m.label}{f'  [{flags}]' if flags else ''}\n{'':<11}{m.description}")
+        return 0
+    if not args.metric:
+        parser.error("--metric is required (or --list)")
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        print(f"error: {args.out}: already exists (pass --overwrite to replace it)", file=sys.stderr)
+        return 2
+    try:
+        df = _cli_matrix(args)
+    except (MetricError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.out:
+        write_matrix_csv(df, args.out)
+        print(f"wrote {args.out}: {df.shape[0]} sources x {df.shape[1]} targets", file=sys.stderr)
+    else:
+        sys.stdout.write(df.to_csv(float_format="%.6g"))
+    return 0
+
+
+def _cli_matrix(args) -> pd.DataFrame:
+    if args.metric == "measured":
+        path = Path(args.results) if args.results else (Path(args.library[0]).parent / "results.csv"
+                                                         if args.library else None)
+        if path is None or not path.is_file():
+            raise MetricError(f"{path}: no results CSV (pass --results FILE)")
+        return measured(pd.read_csv(path, keep_default_na=False, na_values=[""]), method=args.method).mean
+    if not args.library:
+        raise MetricError("--library DIR is required")
+    for d in args.library:
+        if not Path(d).exists():
+            raise MetricError(f"{d}: no such folder")
+    from core.library import index_library
+
+    index = index_library([Path(d) for d in args.library] if len(args.library) > 1 else Path(args.library[0]))
+    for p in index.problems:
+        print(f"warning: skipped {p}", file=sys.stderr)
+    groups = index.groups()
+    if not groups:
+        raise MetricError(f"{', '.join(args.library)}: no prompts found")
+    if args.group is None:
+        if len(groups) > 1:
+            raise MetricError("the library holds several backbone groups, which are never compared: "
+                              + ", ".join(f"{g} ({len(n)})" for g, n in groups.items()) + "; pick one with --group")
+        group = next(iter(groups))
+    else:
+        group = args.group
+        if group not in groups:
+            raise MetricError(f"no backbone group {group!r}; groups: {', '.join(groups)}")
+    prompts = index.group_prompts(group)
+    df = compute_matrix(args.metric, prompts, cache=not args.no_cache)
+    return by_task(df, prompts) if args.by_task else df
