@@ -431,7 +431,8 @@ def load_backbone(name_or_path: str | None = None, device: str = "auto", *,
         model.to(dev).eval()
         model.requires_grad_(False)
         dim = int(model.get_input_embeddings().weight.shape[1])
-        fwd = torch.compile(model, dynamic=True) if compile else model
+        # dynamic=None: static shapes first, a dynamic graph once lengths vary (bucketed batches)
+        fwd = torch.compile(model) if compile else model
         bb = Backbone(name=name, path=path, model=model, tokenizer=tok, dim=dim, device=dev, dtype=dt,
                       kind=kind, compiled=bool(compile), _forward=fwd)
         _CACHE[key] = bb

@@ -1,0 +1,832 @@
+"""Train one soft prompt on a task: scratch | pot | panda, one loop, one event stream.
+
+    python -m core train --task sent_tweet --method scratch --steps 300 --train-size 200
+    python -m core train --task sent_product --method pot --source workspace/library/sent_tweet-scratch-s0
+    python -m core train --task sent_product --method panda --source SRC --teacher POT_PROMPT
+    python -m core train --task sent_movie --baselines        # majority / no prompt / logistic probe
+
+Methods (DESIGN.md §4):
+
+- ``scratch``: prompt initialised from the token embeddings of a short
+  task-neutral text repeated/truncated to L (PEFT's ``TEXT`` init, default
+  :data:`NEUTRAL_TEXT`), or ``init="random_vocab"`` (random vocabulary tokens, as
+  SPoT). The text init starts at the no-prompt accuracy (measured below); random
+  vocab starts below it.
+- ``pot``: initialised from one source prompt, or the SPoT weighted average
+  ``sum_r w_r P_r / sum_r w_r`` of several (``source_weights``, default uniform).
+- ``panda``: ``loss = CE(z_s, y) + lambda * MSE(z_s, z_t)`` with ``z`` the head's
+  logits; the teacher is the frozen model with the teacher prompt
+  (``teacher_mode="pot"``: a prompt already PoT-trained on this target, passed
+  as ``teacher``, as PANDA's code does; ``"source"``: the raw source prompt). The
+  student starts from the scratch init (``student_init="random"``: PANDA's code
+  starts the student from a fresh prompt) or from the source (``"source"``).
+  lambda: ``lambda_mode="fixed"`` uses ``kd_lambda``, by default PANDA's code
+  value ``0.1 * beta / batch_size`` with beta = 0.1 (their ``mse_loss`` is
+  mean-reduced, then divided by the batch size and scaled by 0.1*beta; that is
+  6.25e-4 on our mean-reduced MSE at batch 16); ``lambda_mode="metric"``:
+  ``lambda = beta * clip(metric_value, 0, 1)`` (our reading of the paper: the
+  caller normalises the pair's metric to [0, 1]). The teacher is frozen and in
+  eval mode, so its logits are computed once per training example and cached
+  (PANDA costs about what PoT costs); ``teacher_every_step=True`` recomputes
+  them each step, as PANDA's code does (for the speed benchmark).
+
+Heads: ``verbalizer`` (default): ``logits = cos(pool(x; P), e_c) / tau`` with
+``e_c`` the frozen, prompt-free pooled embedding of each label description --
+only the prompt trains; ``linear``: a trainable ``Linear(d, C)`` as well (its
+weights are saved as ``head.safetensors`` beside the prompt).
+
+Batching: texts are tokenised once; batches are length-bucketed (sort by length
+within random chunks, shuffle the batches) and padded to their longest text;
+``padding="dynamic"`` (random batches) and ``"max_length"`` (fixed length, as
+PEFT examples do) exist for the benchmark.
+
+Defaults (lr, schedule, max-norm, tau) come from a small sweep on real demo
+tasks, recorded here (MiniLM-L6, CPU, L=20, batch 16, train_size 200, 150 steps,
+verbalizer head, seed 0; validation accuracy, mean over sent_tweet /
+question_type / party_tweet):
+
+    SWEEP_RESULTS_PLACEHOLDER
+
+Module-top imports: stdlib, torch, numpy, transformers, tqdm only (this runs
+on GPU boxes without pandas/sklearn/streamlit); peft, sklearn and core.tasks
+are imported where used.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from core.backbone import DEFAULT_BACKBONE, Backbone, BackboneError, load_backbone
+
+METHODS = ("scratch", "pot", "panda")
+# PEFT TEXT-init text: task-neutral, about reading a text and deciding something.
+NEUTRAL_TEXT = "read the following text and decide what it is about ."
+PANDA_BETA = 0.1  # PANDA code run scripts: --beta 0.1
+
+
+class TrainError(ValueError):
+    """A training set-up that cannot run; the message says what to change."""
+
+
+# --------------------------------------------------------------------------- #
+# Configuration and result
+# --------------------------------------------------------------------------- #
+@dataclass
+class TrainConfig:
+    """Everything a run needs; validated on construction (TrainError)."""
+    method: str = "scratch"
+    task: str = ""
+    backbone: str = DEFAULT_BACKBONE
+    prompt_length: int = 20
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 0.03
+    warmup: float = 0.1          # fraction of steps if < 1, else a step count
+    schedule: str = "linear"     # linear | cosine | constant (after warm-up)
+    max_norm: float | None = None  # cap each prompt token's L2 norm at max_norm x the mean word-embedding norm
+    weight_decay: float = 0.0
+    max_length: int = 128
+    eval_every: int = 50         # 0: only at the end
+    eval_at_start: bool = True   # evaluate the initial prompt (step 0) too; it can be the best
+    val_size: int | None = None  # cap validation examples (speed)
+    train_size: int | None = None  # low-resource targets: seeded, stratified subsample
+    seed: int = 0
+    init: str = "text"           # text | random_vocab (scratch / student init)
+    init_text: str = NEUTRAL_TEXT
+    head: str = "verbalizer"     # verbalizer | linear
+    head_lr: float = 1e-2
+    pool: str = "text"           # text | all
+    tau: float = 0.05
+    padding: str = "bucket"      # bucket | dynamic | max_length
+    sources: list = field(default_factory=list)   # prompt paths (or tensors / SoftPrompts in code)
+    source_weights: list[float] | None = None
+    teacher: object = None       # path (or tensor / SoftPrompt) of the teacher prompt
+    teacher_mode: str = "pot"    # pot | source
+    student_init: str = "random"  # random (= the scratch init) | source
+    kd_lambda: float | None = None  # None: PANDA code value 0.1*beta/batch_size
+    lambda_mode: str = "fixed"   # fixed | metric
+    beta: float = PANDA_BETA
+    metric_value: float | None = None
+    teacher_every_step: bool = False
+    device: str = "auto"
+    compile: bool = False
+    name: str | None = None      # name of the saved prompt
+    log_every: int = 1           # progress event every N steps (each one syncs the device for the loss)
+
+    def __post_init__(self):
+        def bad(msg):
+            raise TrainError(f"train config: {msg}")
+        if self.method not in METHODS:
+            bad(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+        for k in ("prompt_length", "steps", "batch_size", "max_length"):
+            if int(getattr(self, k)) < 1:
+                bad(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.log_every < 1:
+            bad("log_every must be >= 1")
+        if self.eval_every < 0:
+            bad("eval_every must be >= 0")
+        if not self.lr > 0 or not self.head_lr > 0:
+            bad("lr and head_lr must be > 0")
+        if self.warmup < 0:
+            bad("warmup must be >= 0")
+        if self.schedule not in ("linear", "cosine", "constant"):
+            bad(f"schedule {self.schedule!r}: use linear, cosine or constant")
+        if self.max_norm is not None and not self.max_norm > 0:
+            bad("max_norm must be > 0 (or None)")
+        if self.train_size is not None and self.train_size < 1:
+            bad("train_size must be >= 1 (or None for all)")
+        if self.val_size is not None and self.val_size < 1:
+            bad("val_size must be >= 1 (or None for all)")
+        if self.init not in ("text", "random_vocab"):
+            bad(f"init {self.init!r}: use text or random_vocab")
+        if self.head not in ("verbalizer", "linear"):
+            bad(f"head {self.head!r}: use verbalizer or linear")
+        if self.pool not in ("text", "all"):
+            bad(f"pool {self.pool!r}: use text or all")
+        if not self.tau > 0:
+            bad("tau must be > 0")
+        if self.padding not in ("bucket", "dynamic", "max_length"):
+            bad(f"padding {self.padding!r}: use bucket, dynamic or max_length")
+        if self.teacher_mode not in ("pot", "source"):
+            bad(f"teacher_mode {self.teacher_mode!r}: use pot or source")
+        if self.student_init not in ("random", "source"):
+            bad(f"student_init {self.student_init!r}: use random or source")
+        if self.lambda_mode not in ("fixed", "metric"):
+            bad(f"lambda_mode {self.lambda_mode!r}: use fixed or metric")
+        if self.kd_lambda is not None and self.kd_lambda < 0:
+            bad("kd_lambda must be >= 0")
+        self.sources = list(self.sources or [])
+        if self.method == "pot" and not self.sources:
+            bad("method pot needs at least one source prompt (--source PATH)")
+        if self.source_weights is not None:
+            self.source_weights = [float(w) for w in self.source_weights]
+            if len(self.source_weights) != len(self.sources):
+                bad(f"{len(self.source_weights)} source weights for {len(self.sources)} sources")
+            if any(w < 0 for w in self.source_weights) or sum(self.source_weights) <= 0:
+                bad("source weights must be >= 0 with a positive sum")
+        if self.method == "panda":
+            if self.teacher_mode == "pot" and self.teacher is None:
+                bad("panda with teacher_mode 'pot' needs --teacher: a prompt trained with --method pot "
+                    "from the source on this target (or use --teacher-mode source)")
+            if self.teacher_mode == "source" and not self.sources and self.teacher is None:
+                bad("panda with teacher_mode 'source' needs --source")
+            if self.student_init == "source" and not self.sources:
+                bad("student_init 'source' needs --source")
+            if self.lambda_mode == "metric" and self.metric_value is None:
+                bad("lambda_mode 'metric' needs metric_value (the pair's metric, normalised to [0, 1])")
+
+    def effective_lambda(self) -> float:
+        """The KD weight on the mean-reduced MSE actually used."""
+        if self.method != "panda":
+            return 0.0
+        if self.lambda_mode == "metric":
+            return float(self.beta * min(1.0, max(0.0, float(self.metric_value))))
+        if self.kd_lambda is not None:
+            return float(self.kd_lambda)
+        return 0.1 * self.beta / self.batch_size  # PANDA code: 0.1*beta*mse_loss(mean)/batch_size
+
+    def settings(self) -> dict:
+        """JSON-friendly copy (prompts given as tensors are described, not dumped)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["source_weights"] = list(self.source_weights) if self.source_weights else None
+        d["sources"] = [_describe(s) for s in self.sources]
+        d["teacher"] = None if self.teacher is None else _describe(self.teacher)
+        d["kd_lambda_effective"] = self.effective_lambda()
+        return d
+
+
+def _describe(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"<tensor {tuple(x.shape)}>"
+    if hasattr(x, "tensor") and hasattr(x, "name"):
+        return str(getattr(x, "origin", None) or x.name)
+    return str(x)
+
+
+@dataclass
+class TrainResult:
+    prompt: object               # core.prompts.SoftPrompt (the best checkpoint)
+    val_score: float
+    test_score: float
+    best_step: int
+    steps: int                   # steps actually run (fewer when cancelled)
+    wall_time: float
+    device: str
+    history: list[dict] = field(default_factory=list)
+    init_val_score: float | None = None
+    cancelled: bool = False
+    head_state: dict | None = None   # linear head weights (CPU tensors) or None
+    config: TrainConfig | None = None
+
+
+# --------------------------------------------------------------------------- #
+# Data: subsample, tokenise once, bucketed batches
+# --------------------------------------------------------------------------- #
+def subsample(labels: list[int], n: int | None, seed: int) -> list[int]:
+    """Indices of a seeded, stratified subsample of size n (every class kept when n allows)."""
+    N = len(labels)
+    if n is None or n >= N:
+        return list(range(N))
+    rng = np.random.default_rng(seed)
+    labels_a = np.asarray(labels)
+    classes = sorted(set(labels))
+    # proportional allocation, at least one per class when n >= number of classes
+    counts = {c: int((labels_a == c).sum()) for c in classes}
+    alloc = {c: max(1 if n >= len(classes) else 0, int(round(n * counts[c] / N))) for c in classes}
+    while sum(alloc.values()) > n:
+        c = max(alloc, key=lambda k: alloc[k])
+        alloc[c] -= 1
+    while sum(alloc.values()) < n:
+        c = max(classes, key=lambda k: counts[k] - alloc[k])
+        alloc[c] += 1
+    out = []
+    for c in classes:
+        idx = np.flatnonzero(labels_a == c)
+        out.extend(rng.permutation(idx)[:alloc[c]].tolist())
+    return sorted(out)
+
+
+def batch_order(lengths: list[int], batch_size: int, rng: np.random.Generator, padding: str = "bucket"):
+    """One epoch of batches (lists of indices).
+
+    bucket: shuffle, cut into chunks of up to 50 batches, sort each chunk by
+    length, cut into batches, shuffle the batches (similar lengths share a
+    batch, so little padding; the chunk is small enough on small sets that
+    batch composition still changes between epochs). dynamic / max_length:
+    plain shuffled batches.
+    """
+    N = len(lengths)
+    perm = rng.permutation(N)
+    if padding != "bucket":
+        return [perm[s:s + batch_size].tolist() for s in range(0, N, batch_size)]
+    k = min(50, max(1, N // (batch_size * 8)))
+    chunk = batch_size * k
+    batches = []
+    for s in range(0, N, chunk):
+        part = sorted(perm[s:s + chunk].tolist(), key=lambda i: lengths[i])
+        batches.extend(part[b:b + batch_size] for b in range(0, len(part), batch_size))
+    order = rng.permutation(len(batches))
+    return [batches[i] for i in order]
+
+
+def _pad_batch(bb: Backbone, ids: list[list[int]], pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    if pad_to:
+        T = pad_to
+        pad_id = bb.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(ids), T), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), T), dtype=torch.long)
+        for i, x in enumerate(ids):
+            input_ids[i, :len(x)] = torch.as_tensor(x[:T], dtype=torch.long)
+            mask[i, :len(x)] = 1
+        return {"input_ids": input_ids.to(bb.device), "attention_mask": mask.to(bb.device)}
+    return bb.pad(ids)
+
+
+# --------------------------------------------------------------------------- #
+# Heads
+# --------------------------------------------------------------------------- #
+class Head(torch.nn.Module):
+    """pooled [B, d] float32 -> logits [B, C]."""
+
+    def __init__(self, kind: str, label_emb: torch.Tensor, tau: float):
+        super().__init__()
+        self.kind = kind
+        self.tau = float(tau)
+        # e_c: frozen label-description embeddings, unit norm [C, d]
+        self.register_buffer("label_emb", F.normalize(label_emb.float(), dim=-1))
+        if kind == "linear":
+            C, d = label_emb.shape
+            self.linear = torch.nn.Linear(d, C)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.kind == "linear":
+            return self.linear(z)
+        return F.normalize(z, dim=-1) @ self.label_emb.T / self.tau
+
+
+def label_embeddings(bb: Backbone, task) -> torch.Tensor:
+    """Frozen pooled embedding of each label description (no prompt) [C, d]."""
+    descs = list(getattr(task, "descriptions", None) or task.labels)
+    return bb.embed_texts(descs)
+
+
+# --------------------------------------------------------------------------- #
+# Prompts in
+# --------------------------------------------------------------------------- #
+def load_prompt_tensor(x, dim: int | None = None) -> tuple[torch.Tensor, str]:
+    """A prompt given as a path, SoftPrompt or tensor -> ([L, d] float32 CPU, name)."""
+    if isinstance(x, torch.Tensor):
+        t, name = x, "tensor"
+    elif hasattr(x, "tensor"):
+        t, name = x.tensor, str(getattr(x, "name", "prompt"))
+    else:
+        from core.prompts import read_prompt  # lazy: keeps this module's import light
+        sp = read_prompt(x, expected_dim=dim)
+        t, name = sp.tensor, sp.name
+    t = t.detach().to("cpu", torch.float32)
+    if t.dim() != 2:
+        raise TrainError(f"{_describe(x)}: a prompt must be [L, d], got shape {tuple(t.shape)}")
+    if dim is not None and t.shape[1] != dim:
+        raise TrainError(f"{_describe(x)}: prompt has d={t.shape[1]}, the backbone needs d={dim} "
+                         "(it was trained on another model)")
+    return t, name
+
+
+def text_init(bb: Backbone, L: int, text: str = NEUTRAL_TEXT) -> torch.Tensor:
+    """PEFT TEXT init: embeddings of the text's tokens, repeated / truncated to L -> [L, d]."""
+    ids = bb.tokenizer(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise TrainError(f"init text {text!r} has no tokens")
+    ids = (ids * math.ceil(L / len(ids)))[:L]
+    with torch.no_grad():
+        return bb.embed_ids(torch.tensor([ids])).float()[0].cpu()
+
+
+def random_vocab_init(bb: Backbone, L: int, seed: int) -> torch.Tensor:
+    """Embeddings of L random non-special vocabulary tokens (SPoT-style) -> [L, d]."""
+    g = torch.Generator().manual_seed(seed)
+    V = bb.word_embeddings.weight.shape[0]
+    special = set(bb.tokenizer.all_special_ids or [])
+    ids = []
+    while len(ids) < L:
+        i = int(torch.randint(0, V, (1,), generator=g))
+        if i not in special:
+            ids.append(i)
+    with torch.no_grad():
+        return bb.word_embeddings.weight[torch.tensor(ids, device=bb.device)].float().cpu()
+
+
+def scratch_init(bb: Backbone, cfg: TrainConfig) -> torch.Tensor:
+    if cfg.init == "random_vocab":
+        return random_vocab_init(bb, cfg.prompt_length, cfg.seed)
+    return text_init(bb, cfg.prompt_length, cfg.init_text)
+
+
+def source_prompt(bb: Backbone, cfg: TrainConfig) -> tuple[torch.Tensor, list[str]]:
+    """The source prompt: one, or the SPoT weighted average of several (same L)."""
+    loaded = [load_prompt_tensor(s, bb.dim) for s in cfg.sources]
+    shapes = {tuple(t.shape) for t, _ in loaded}
+    if len(shapes) > 1:
+        raise TrainError(f"source prompts differ in shape {sorted(shapes)}: averaging needs equal L")
+    w = cfg.source_weights or [1.0] * len(loaded)
+    total = sum(w)
+    avg = sum(wi * t for wi, (t, _) in zip(w, loaded)) / total
+    return avg, [n for _, n in loaded]
+
+
+# --------------------------------------------------------------------------- #
+# Evaluation
+# --------------------------------------------------------------------------- #
+@torch.no_grad()
+def _predict_logits(bb: Backbone, head: Head, ids: list[list[int]], prompt: torch.Tensor | None,
+                    pool: str, batch_size: int = 128) -> torch.Tensor:
+    """Logits [N, C] float32 CPU, in the input order (length-sorted batches inside)."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = torch.empty((len(ids), head.label_emb.shape[0]))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        b = bb.pad([ids[i] for i in idx])
+        z = bb.encode(b["input_ids"], b["attention_mask"], prompt, pool=pool)
+        out[idx] = head(z).float().cpu()
+    return out
+
+
+def _accuracy(logits: torch.Tensor, labels: list[int]) -> float:
+    if not labels:
+        return float("nan")
+    return float((logits.argmax(-1) == torch.as_tensor(labels)).float().mean())
+
+
+def _split(task, split: str):
+    try:
+        return getattr(task, {"val": "validation", "valid": "validation"}.get(split, split))
+    except AttributeError:
+        raise TrainError(f"task {getattr(task, 'name', '?')}: no split {split!r} "
+                         "(use train, validation or test)") from None
+
+
+def evaluate(prompt: torch.Tensor | None, task, split: str = "test", backbone: Backbone | None = None,
+             head: str | Head = "verbalizer", *, pool: str = "text", tau: float = 0.05,
+             max_length: int = 128, batch_size: int = 128, limit: int | None = None) -> float:
+    """Accuracy of ``prompt`` ([L, d] or None = no prompt) on a task split.
+
+    head: "verbalizer" (built from the task's label descriptions) or a trained Head.
+    """
+    bb = backbone or load_backbone()
+    if isinstance(task, str):
+        from core.tasks import get_task
+        task = get_task(task)
+    sp = _split(task, split)
+    texts, labels = list(sp.texts), list(sp.labels)
+    if limit is not None:
+        texts, labels = texts[:limit], labels[:limit]
+    if isinstance(head, str):
+        if head != "verbalizer":
+            raise TrainError("evaluate(head='linear') needs the trained Head object")
+        head = Head("verbalizer", label_embeddings(bb, task), tau).to(bb.device)
+    if prompt is not None:
+        prompt = load_prompt_tensor(prompt, bb.dim)[0].to(bb.device)
+    ids = bb.token_ids(texts, max_length)
+    return _accuracy(_predict_logits(bb, head, ids, prompt, pool, batch_size), labels)
+
+
+def majority_rate(task, split: str = "test") -> float:
+    """Share of the most frequent class in a split."""
+    if hasattr(task, "majority_rate"):
+        return float(task.majority_rate(split))
+    labels = list(_split(task, split).labels)
+    return max(np.bincount(labels)) / len(labels) if labels else float("nan")
+
+
+def logistic_probe(task, backbone: Backbone | None = None, split: str = "test", *,
+                   train_size: int | None = None, seed: int = 0, max_length: int = 128) -> float:
+    """Accuracy of a logistic regression on frozen, prompt-free pooled embeddings (sklearn, lazily)."""
+    from sklearn.linear_model import LogisticRegression
+    bb = backbone or load_backbone()
+    idx = subsample(list(task.train.labels), train_size, seed)
+    X = bb.embed_texts([task.train.texts[i] for i in idx], max_length=max_length).numpy()
+    y = np.asarray([task.train.labels[i] for i in idx])
+    sp = _split(task, split)
+    Xt = bb.embed_texts(list(sp.texts), max_length=max_length).numpy()
+    clf = LogisticRegression(max_iter=2000, C=1.0).fit(X, y)
+    return float((clf.predict(Xt) == np.asarray(sp.labels)).mean())
+
+
+def zero_shot_scores(task, backbone: Backbone | None = None, split: str = "test", *,
+                     probe: bool = False, train_size: int | None = None, tau: float = 0.05) -> dict:
+    """Baselines for a task: majority-class rate, verbalizer with no prompt (and the logistic probe)."""
+    bb = backbone or load_backbone()
+    out = {"majority": majority_rate(task, split),
+           "no_prompt": evaluate(None, task, split, bb, tau=tau)}
+    if probe:
+        out["probe"] = logistic_probe(task, bb, split, train_size=train_size)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# The loop
+# --------------------------------------------------------------------------- #
+def _lr_lambda(cfg: TrainConfig):
+    warm = int(cfg.warmup * cfg.steps) if cfg.warmup < 1 else int(cfg.warmup)
+
+    def f(step: int) -> float:  # step = number of optimizer steps taken so far
+        if warm and step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        rest = max(1, cfg.steps - warm)
+        frac = min(1.0, (step - warm) / rest)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * frac))
+        return max(0.0, 1.0 - frac)
+    return f
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+
+
+def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, backbone: Backbone | None = None,
+          task=None, progress: bool = False) -> TrainResult:
+    """Run one training job; returns the best checkpoint's prompt and scores.
+
+    callback(event): {"kind": "status"|"progress"|"eval"|"log", "step": int, "metrics": {...}}
+    should_stop(): checked before every step; True ends the run early (cancelled=True),
+    still returning the best prompt so far with its test score.
+    """
+    t_start = time.perf_counter()
+    emit = callback or (lambda e: None)
+    bb = backbone or load_backbone(cfg.backbone, cfg.device, compile=cfg.compile)
+    if task is None:
+        from core.tasks import get_task  # lazy: core.tasks may pull in loaders
+        task = get_task(cfg.task)
+    task_name = getattr(task, "name", cfg.task)
+    _seed_all(cfg.seed)
+    emit({"kind": "status", "step": 0, "metrics": {"state": "started", "task": task_name, "method": cfg.method,
+                                                    "device": str(bb.device)}})
+
+    # ---- data ---------------------------------------------------------------
+    tr_idx = subsample(list(task.train.labels), cfg.train_size, cfg.seed)
+    tr_texts = [task.train.texts[i] for i in tr_idx]
+    tr_labels = torch.tensor([task.train.labels[i] for i in tr_idx], dtype=torch.long)
+    if len(tr_texts) == 0:
+        raise TrainError(f"task {task_name}: empty training split")
+    tr_ids = bb.token_ids(tr_texts, cfg.max_length)
+    lengths = [len(x) for x in tr_ids]
+    va = _split(task, "validation")
+    va_texts, va_labels = list(va.texts), list(va.labels)
+    if cfg.val_size is not None:
+        vi = subsample(va_labels, cfg.val_size, cfg.seed)
+        va_texts, va_labels = [va_texts[i] for i in vi], [va_labels[i] for i in vi]
+    va_ids = bb.token_ids(va_texts, cfg.max_length) if va_texts else []
+    pad_to = cfg.max_length if cfg.padding == "max_length" else None
+
+    # ---- head + prompt ------------------------------------------------------
+    head = Head(cfg.head, label_embeddings(bb, task), cfg.tau).to(bb.device)
+    source_names: list[str] = []
+    src = None
+    if cfg.sources:
+        src, source_names = source_prompt(bb, cfg)
+    if cfg.method == "pot" or (cfg.method == "panda" and cfg.student_init == "source"):
+        init = src.clone()
+    else:
+        init = scratch_init(bb, cfg)
+    prompt = torch.nn.Parameter(init.to(bb.device, torch.float32).clone())
+    init_prompt = init.clone()
+    tok_norm = float(bb.word_embeddings.weight.float().norm(dim=1).mean())
+    max_norm_abs = cfg.max_norm * tok_norm if cfg.max_norm else None
+
+    params = [{"params": [prompt], "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if cfg.head == "linear":
+        params.append({"params": list(head.linear.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(params)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+
+    # ---- teacher (panda) ----------------------------------------------------
+    lam = cfg.effective_lambda()
+    teacher_prompt = None
+    teacher_cache = None
+    teacher_head = head
+    if cfg.method == "panda":
+        # teacher_mode "pot": the given PoT-trained prompt; "source": --teacher if given, else the source
+        tp = load_prompt_tensor(cfg.teacher, bb.dim)[0] if cfg.teacher is not None else src
+        teacher_prompt = tp.to(bb.device)
+        if cfg.head == "linear":
+            teacher_head = _teacher_linear_head(cfg, head, bb)
+        if not cfg.teacher_every_step:
+            emit({"kind": "status", "step": 0, "metrics": {"state": "caching_teacher", "n": len(tr_ids)}})
+            teacher_cache = _predict_logits(bb, teacher_head, tr_ids, teacher_prompt, cfg.pool).to(bb.device)
+
+    # ---- eval helper --------------------------------------------------------
+    history: list[dict] = []
+    best = {"val": -1.0, "step": 0, "prompt": init_prompt.clone(), "head": _head_state(head)}
+
+    def run_eval(step: int) -> float:
+        if not va_ids:
+            return float("nan")
+        acc = _accuracy(_predict_logits(bb, head, va_ids, prompt.detach(), cfg.pool), va_labels)
+        if acc > best["val"]:
+            best.update(val=acc, step=step, prompt=prompt.detach().float().cpu().clone(), head=_head_state(head))
+        ev = {"kind": "eval", "step": step, "metrics": {"val_acc": acc, "best_val_acc": best["val"]}}
+        history.append({"step": step, "val_acc": acc})
+        emit(ev)
+        return acc
+
+    init_val = run_eval(0) if cfg.eval_at_start else None
+
+    # ---- steps --------------------------------------------------------------
+    rng = np.random.default_rng(cfg.seed)
+    batches: list[list[int]] = []
+    bar = tqdm(total=cfg.steps, desc=f"{cfg.method} {task_name}", disable=not progress, leave=True)
+    t_loop = time.perf_counter()
+    n_examples = 0
+    cancelled = False
+    step = 0
+    want_metrics = callback is not None or progress
+    for step in range(1, cfg.steps + 1):
+        if should_stop is not None and should_stop():
+            cancelled = True
+            step -= 1
+            emit({"kind": "status", "step": step, "metrics": {"state": "cancelled"}})
+            break
+        if not batches:
+            batches = batch_order(lengths, cfg.batch_size, rng, cfg.padding)
+        idx = batches.pop()
+        b = _pad_batch(bb, [tr_ids[i] for i in idx], pad_to)
+        y = tr_labels[idx].to(bb.device)
+        logits = head(bb.encode(b["input_ids"], b["attention_mask"], prompt, pool=cfg.pool))
+        ce = F.cross_entropy(logits, y)
+        kd = None
+        if cfg.method == "panda":
+            if teacher_cache is not None:
+                zt = teacher_cache[idx]
+            else:
+                with torch.no_grad():
+                    zt = teacher_head(bb.encode(b["input_ids"], b["attention_mask"], teacher_prompt,
+                                                pool=cfg.pool)).float()
+            kd = F.mse_loss(logits, zt)
+            loss = ce + lam * kd if lam else ce  # lambda=0: exactly the scratch gradient
+        else:
+            loss = ce
+        loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if max_norm_abs is not None:
+            with torch.no_grad():
+                prompt.data = torch.renorm(prompt.data, p=2, dim=0, maxnorm=max_norm_abs)
+        n_examples += len(idx)
+        if want_metrics and (step % cfg.log_every == 0 or step == cfg.steps):
+            elapsed = time.perf_counter() - t_loop
+            m = {"loss": float(loss.detach()), "ce": float(ce.detach()),
+                 "kd": float(kd.detach()) if kd is not None else 0.0,
+                 "lr": float(sched.get_last_lr()[0]), "examples_per_s": n_examples / max(elapsed, 1e-9),
+                 "eta_s": elapsed / step * (cfg.steps - step)}
+            emit({"kind": "progress", "step": step, "metrics": m})
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{m['loss']:.3f}", best=f"{best['val']:.3f}", refresh=False)
+        if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+            run_eval(step)
+    if not cancelled and step == cfg.steps:
+        run_eval(step)
+    bar.close()
+
+    # ---- test with the best prompt ----------------------------------------
+    _load_head_state(head, best["head"])
+    best_prompt = best["prompt"]
+    te = _split(task, "test")
+    te_ids = bb.token_ids(list(te.texts), cfg.max_length)
+    test_acc = _accuracy(_predict_logits(bb, head, te_ids, best_prompt.to(bb.device), cfg.pool), list(te.labels))
+    wall = time.perf_counter() - t_start
+
+    from core.prompts import SoftPrompt  # lazy
+    name = cfg.name or default_run_name(cfg, task_name, source_names)
+    settings = cfg.settings()
+    settings.update({"val_score": best["val"], "test_score": test_acc, "best_step": best["step"],
+                     "steps_run": step, "init_val_score": init_val, "wall_time_s": round(wall, 3),
+                     "device": str(bb.device), "dtype": str(bb.dtype).replace("torch.", ""),
+                     "train_examples": len(tr_ids), "cancelled": cancelled, "versions": package_versions(),
+                     "init_norm": float(init_prompt.norm(dim=1).mean()),
+                     "final_norm": float(best_prompt.norm(dim=1).mean()), "word_emb_norm": tok_norm})
+    sp = SoftPrompt(tensor=best_prompt, name=name, task=task_name, family=getattr(task, "family", None),
+                    backbone=bb.name, method=cfg.method, sources=source_names, score=test_acc,
+                    settings=settings)
+    emit({"kind": "status", "step": step, "metrics": {"state": "cancelled" if cancelled else "finished",
+                                                       "val_acc": best["val"], "test_acc": test_acc,
+                                                       "best_step": best["step"], "wall_time_s": wall}})
+    return TrainResult(prompt=sp, val_score=best["val"], test_score=test_acc, best_step=best["step"], steps=step,
+                       wall_time=wall, device=str(bb.device), history=history, init_val_score=init_val,
+                       cancelled=cancelled, head_state=best["head"], config=cfg)
+
+
+def _head_state(head: Head) -> dict | None:
+    if head.kind != "linear":
+        return None
+    return {k: v.detach().cpu().clone() for k, v in head.linear.state_dict().items()}
+
+
+def _load_head_state(head: Head, state: dict | None) -> None:
+    if state is not None and head.kind == "linear":
+        head.linear.load_state_dict({k: v.to(head.label_emb.device) for k, v in state.items()})
+
+
+def _teacher_linear_head(cfg: TrainConfig, head: Head, bb: Backbone) -> Head:
+    """A linear-head teacher needs its own trained head: head.safetensors beside the teacher prompt."""
+    path = None if cfg.teacher is None or isinstance(cfg.teacher, torch.Tensor) else Path(str(cfg.teacher))
+    f = path / "head.safetensors" if path is not None and path.is_dir() else None
+    if f is None or not f.is_file():
+        raise TrainError(f"{cfg.teacher}: a panda teacher with head 'linear' needs head.safetensors in the "
+                         "teacher's folder (saved by a run with --head linear); or use --head verbalizer")
+    from safetensors.torch import load_file
+    th = Head("linear", head.label_emb.cpu(), cfg.tau).to(bb.device)
+    try:
+        th.linear.load_state_dict({k: v.to(bb.device) for k, v in load_file(str(f)).items()})
+    except Exception as e:
+        raise TrainError(f"{f}: cannot load the teacher head ({e})") from None
+    return th
+
+
+def default_run_name(cfg: TrainConfig, task_name: str, source_names: list[str]) -> str:
+    parts = [task_name, cfg.method]
+    if source_names and cfg.method != "scratch":
+        parts.append("from-" + "+".join(source_names)[:60])
+    parts.append(f"s{cfg.seed}")
+    return "-".join(parts).replace("/", "_").replace(" ", "_")
+
+
+def package_versions() -> dict:
+    from importlib import metadata
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "transformers", "numpy", "peft"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def save_result(result: TrainResult, out_dir: Path | str, *, overwrite: bool = False) -> Path:
+    """Write the run's prompt as a PEFT folder + atlas.json (core.prompts), plus head.safetensors if linear."""
+    from core.prompts import write_prompt
+    folder = write_prompt(result.prompt, out_dir, overwrite=overwrite, base_model=result.prompt.backbone)
+    if result.head_state:
+        from safetensors.torch import save_file
+        tmp = Path(folder) / ".head.safetensors.tmp"
+        save_file({k: v.contiguous() for k, v in result.head_state.items()}, str(tmp))
+        os.replace(tmp, Path(folder) / "head.safetensors")
+    return Path(folder)
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+def _parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m core train", description="Train one soft prompt: scratch | pot | panda.")
+    p.add_argument("--task", required=True, help="task name (python -m core tasks list)")
+    p.add_argument("--method", default="scratch", choices=METHODS)
+    p.add_argument("--source", action="append", default=[], metavar="PROMPT",
+                   help="source prompt path (repeat for a SPoT weighted average)")
+    p.add_argument("--source-weights", type=float, nargs="+", default=None)
+    p.add_argument("--teacher", default=None, metavar="PROMPT", help="panda teacher prompt (PoT-trained on the target)")
+    p.add_argument("--teacher-mode", default=d.teacher_mode, choices=("pot", "source"))
+    p.add_argument("--student-init", default=d.student_init, choices=("random", "source"))
+    p.add_argument("--kd-lambda", type=float, default=None, help="fixed KD weight (default: PANDA code 0.1*beta/batch)")
+    p.add_argument("--lambda-mode", default=d.lambda_mode, choices=("fixed", "metric"))
+    p.add_argument("--beta", type=float, default=d.beta)
+    p.add_argument("--metric-value", type=float, default=None)
+    p.add_argument("--teacher-every-step", action="store_true")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup", type=float, default=d.warmup)
+    p.add_argument("--schedule", default=d.schedule, choices=("linear", "cosine", "constant"))
+    p.add_argument("--max-norm", type=float, default=d.max_norm)
+    p.add_argument("--prompt-length", type=int, default=d.prompt_length)
+    p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--val-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--init", default=d.init, choices=("text", "random_vocab"))
+    p.add_argument("--head", default=d.head, choices=("verbalizer", "linear"))
+    p.add_argument("--pool", default=d.pool, choices=("text", "all"))
+    p.add_argument("--tau", type=float, default=d.tau)
+    p.add_argument("--padding", default=d.padding, choices=("bucket", "dynamic", "max_length"))
+    p.add_argument("--backbone", default=d.backbone)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--name", default=None)
+    p.add_argument("--out", default=None, help="output folder (default: ATLAS_HOME/library/NAME)")
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    p.add_argument("--baselines", action="store_true",
+                   help="only print majority / no-prompt / logistic-probe accuracy for the task")
+    return p
+
+
+def cli(command: str, argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from core.tasks import get_task
+        task = get_task(args.task)
+        bb = load_backbone(args.backbone, args.device, compile=args.compile)
+        if args.baselines:
+            s = zero_shot_scores(task, bb, probe=True, train_size=args.train_size)
+            print(json.dumps({"task": task.name, **{k: round(v, 4) for k, v in s.items()}}))
+            return 0
+        cfg = TrainConfig(method=args.method, task=args.task, backbone=args.backbone,
+                          prompt_length=args.prompt_length, steps=args.steps, batch_size=args.batch_size,
+                          lr=args.lr, warmup=args.warmup, schedule=args.schedule, max_norm=args.max_norm,
+                          max_length=args.max_length, eval_every=args.eval_every, train_size=args.train_size,
+                          val_size=args.val_size, seed=args.seed, init=args.init, head=args.head, pool=args.pool,
+                          tau=args.tau, padding=args.padding, sources=args.source,
+                          source_weights=args.source_weights, teacher=args.teacher,
+                          teacher_mode=args.teacher_mode, student_init=args.student_init,
+                          kd_lambda=args.kd_lambda, lambda_mode=args.lambda_mode, beta=args.beta,
+                          metric_value=args.metric_value, teacher_every_step=args.teacher_every_step,
+                          device=args.device, compile=args.compile, name=args.name)
+
+        def on_event(ev):
+            if ev["kind"] == "eval":
+                tqdm.write(f"step {ev['step']:>5}  val_acc {ev['metrics']['val_acc']:.4f}  "
+                           f"best {ev['metrics']['best_val_acc']:.4f}")
+            elif ev["kind"] == "status" and ev["metrics"].get("state") == "caching_teacher":
+                tqdm.write(f"caching teacher logits for {ev['metrics']['n']} examples")
+
+        res = train(cfg, callback=on_event, backbone=bb, task=task, progress=not args.json)
+        out = None
+        if not args.no_save:
+            from core.config import user_library_dir
+            out = save_result(res, Path(args.out) if args.out else user_library_dir() / res.prompt.name,
+                              overwrite=args.overwrite)
+        summary = {"task": task.name, "method": cfg.method, "val_acc": round(res.val_score, 4),
+                   "test_acc": round(res.test_score, 4), "init_val_acc": res.init_val_score,
+                   "majority": round(majority_rate(task), 4), "best_step": res.best_step, "steps": res.steps,
+                   "wall_time_s": round(res.wall_time, 1), "device": res.device,
+                   "kd_lambda": cfg.effective_lambda(), "saved": str(out) if out else None}
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            for k, v in summary.items():
+                print(f"{k:>13}: {v}")
+        return 0
+    except (TrainError, BackboneError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
