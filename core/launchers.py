@@ -1,0 +1,681 @@
+"""Launchers: start queued runs as local processes or Ray jobs, watch them, cancel them.
+
+    python -m core runs pump          # start what the caps allow, once
+    python -m core runs dispatch      # the same every second until idle (started for you)
+
+The queue is the store: ``submit`` only inserts a queued run. ``pump`` (called by
+the Runs page's fragment, the CLI and the dispatcher; safe to call from several
+processes at once because a claim is one ``BEGIN IMMEDIATE`` transaction) does:
+
+1. liveness: a local run whose process is gone (or a zombie) and that wrote no final
+   event is marked failed with the tail of its log (or cancelled if a cancel was asked);
+2. cancel escalation: a running run that ignored its cancel flag gets SIGTERM after
+   ``CANCEL_TERM_AFTER_S``, SIGKILL after ``CANCEL_KILL_AFTER_S``;
+3. dependencies: a queued run whose dependency failed is failed too (resume the sweep
+   to relaunch both); one whose dependencies are all finished becomes startable;
+4. local starts, within a per-device concurrency cap (``device_caps``): CPU 1 by default
+   (``ATLAS_CPU_SLOTS``); GPU from the model's size -- a MiniLM run uses a sliver of a
+   GPU and is launch-bound, so 12 concurrent processes gave 6.6x the throughput of one
+   on an H200 (DESIGN.md §5) -- ``ATLAS_GPU_SLOTS`` overrides;
+5. Ray submissions (Ray does the queueing there: each job reserves 1 CPU, or 1/cap of a GPU).
+
+Local runs: ``python -m core worker RUN_ID``, detached (``start_new_session``), output to
+``ATLAS_HOME/runs/<id>/log.txt``; the worker writes its own events into the store.
+
+Ray runs (choice, documented): the worker cannot assume it reaches our disk (a remote
+cluster), so it gets its spec and input prompts in the job's ``working_dir``, runs with
+no store, and prints one JSON event per line. The dispatcher (one detached process per
+store, started on demand, exits when idle) tails each job's log
+(``JobSubmissionClient.tail_job_logs``), skips Ray's own non-JSON lines, writes the events
+into the store, and writes the final prompt (base64 in the last event) into the library.
+A restarted dispatcher resumes from ``runs.collected_seq``. Cancel = ``stop_job`` (SIGTERM:
+the worker stops at its next step). ``RAY_AUTH_MODE`` is always set explicitly
+(``disabled`` unless the environment says otherwise).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from core.config import REPO_ROOT, atlas_home
+from core.runs import RunSpec, SpecError, record_final, run_output_dir, validate_spec, write_result_files
+from core.runstore import ACTIVE, TERMINAL, RunStore, StoreError, hostname, new_run_id
+
+CANCEL_TERM_AFTER_S = 5.0
+CANCEL_KILL_AFTER_S = 20.0
+NO_PID_GRACE_S = 30.0
+GPU_SLOTS_MAX = 12  # measured sweet spot for MiniLM on an H200
+LOG_TAIL_LINES = 30
+
+_children: dict[int, subprocess.Popen] = {}  # our own workers, reaped in pump()
+_children_lock = threading.Lock()
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- #
+# processes
+# --------------------------------------------------------------------------- #
+def proc_start_time(pid: int) -> str | None:
+    """Kernel start time of a process (guards against a recycled pid); None off Linux."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int | None, start: str | None = None) -> bool:
+    if not pid:
+        return False
+    _reap()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):  # exited, not yet reaped
+            return False
+        if start is not None and fields[19] != start:
+            return False  # the pid now belongs to another process
+    except (OSError, IndexError):
+        pass
+    return True
+
+
+def _reap() -> None:
+    with _children_lock:
+        for pid, p in list(_children.items()):
+            if p.poll() is not None:
+                _children.pop(pid, None)
+
+
+def run_dir(run_id: str) -> Path:
+    p = atlas_home() / "runs" / run_id
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def log_tail(run_id: str, n: int = LOG_TAIL_LINES) -> str:
+    path = atlas_home() / "runs" / run_id / "log.txt"
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    # JSON event lines are in the store already; keep what a person needs to read
+    text = [ln for ln in lines if not ln.startswith('{"run_id"')]
+    return "\n".join(text[-n:]) or "(log has only events)"
+
+
+def worker_env(extra: dict | None = None) -> dict:
+    env = dict(os.environ)
+    env["ATLAS_HOME"] = str(atlas_home())
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("RAY_AUTH_MODE", "disabled")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env.update(extra or {})
+    return env
+
+
+# --------------------------------------------------------------------------- #
+# capacity
+# --------------------------------------------------------------------------- #
+def gpu_slots(backbone: str | None, mem_bytes: int | None = None) -> int:
+    """Concurrent runs per GPU for a model: floor(0.9 * GPU memory / per-run estimate),
+    between 1 and 12. Per-run estimate = 0.6 GB (CUDA context, allocator) + 4 bytes x
+    params x 3 (bf16 weights, activations, optimizer state of the prompt: generous)."""
+    env = os.environ.get("ATLAS_GPU_SLOTS")
+    if env:
+        return max(1, int(env))
+    from core.runs import backbone_info
+
+    try:
+        params = backbone_info(backbone)["params"]
+    except Exception:
+        params = 110_000_000
+    if mem_bytes is None:
+        try:
+            import torch
+
+            mem_bytes = torch.cuda.get_device_properties(0).total_memory
+        except Exception:
+            mem_bytes = 16 * 2**30
+    per_run = 0.6 * 2**30 + 12 * params
+    cap = min(GPU_SLOTS_MAX, int(0.9 * mem_bytes // per_run))
+    # a large model saturates the GPU itself: scale the 12 (measured for 22.7M params) down
+    cap = min(cap, max(1, round(GPU_SLOTS_MAX * math.sqrt(25e6 / max(params, 25e6)))))
+    return max(1, cap)
+
+
+def cpu_slots() -> int:
+    return max(1, int(os.environ.get("ATLAS_CPU_SLOTS", "1")))
+
+
+def n_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:
+        return 0
+
+
+def resolve_device_for_queue(device: str) -> str:
+    """'auto' -> 'cuda' when this machine has a GPU, else 'cpu' (decided at submit)."""
+    if device == "auto":
+        forced = os.environ.get("ATLAS_DEVICE", "").strip().lower()
+        if forced:
+            return forced
+        return "cuda" if n_gpus() else "cpu"
+    return device
+
+
+# --------------------------------------------------------------------------- #
+# submit / cancel / retry
+# --------------------------------------------------------------------------- #
+def submit(spec: RunSpec, store: RunStore | None = None, *, validate: bool = True, dispatch: bool = True,
+           run_id: str | None = None) -> str:
+    """Validate, queue, pump. Raises SpecError before anything starts when the spec is bad."""
+    store = store or RunStore()
+    if validate:
+        spec = validate_spec(spec)
+    if spec.backend == "ray":
+        ray_client(spec.address)  # fail now, not later, when Ray or the cluster is missing
+    else:
+        spec.device = resolve_device_for_queue(spec.device)
+    run_id = run_id or new_run_id()
+    deps = [spec.teacher[4:]] if (spec.teacher or "").startswith("run:") else []
+    store.add_run(run_id, spec.to_dict(), sweep_id=spec.sweep_id, depends_on=deps)
+    pump(store, dispatch=dispatch)
+    return run_id
+
+
+def cancel(run_id: str, store: RunStore | None = None) -> str:
+    """Ask a run to stop: a queued one is cancelled at once, a running one stops at its
+    next step (local: the flag; Ray: stop_job). Returns the status after the request."""
+    store = store or RunStore()
+    status = store.request_cancel(run_id)
+    run = store.require_run(run_id)
+    if status == "running" and run["backend"] == "ray":
+        try:
+            ray_client(run["address"]).stop_job(run["job_id"] or run_id)
+        except Exception as e:  # the collector will still see the job end
+            store.add_event(run_id, "log", None, {"message": f"stop_job failed: {e}"})
+    return status
+
+
+def retry(run_id: str, store: RunStore | None = None, *, dispatch: bool = True) -> str:
+    """A new run from the same spec (validated again); returns its id."""
+    store = store or RunStore()
+    old = store.require_run(run_id)
+    spec = RunSpec.from_dict(old["spec"])
+    new_id = new_run_id()
+    spec = validate_spec(spec, pending_runs=set(old["depends_on"]))
+    store.add_run(new_id, spec.to_dict(), sweep_id=old["sweep_id"], sweep_key=old["sweep_key"],
+                  depends_on=old["depends_on"], retry_of=run_id)
+    pump(store, dispatch=dispatch)
+    return new_id
+
+
+# --------------------------------------------------------------------------- #
+# the queue
+# --------------------------------------------------------------------------- #
+def reconcile(store: RunStore | None = None) -> dict:
+    """Runs left 'running' whose process is gone with no final event -> failed (log tail).
+    Safe to call any time; the Runs page calls it once per server start."""
+    store = store or RunStore()
+    now = time.time()
+    out = {"failed": [], "cancelled": []}
+    me = hostname()
+    for run in store.list_runs(status=["running"]):
+        if run["backend"] != "local" or (run["host"] and run["host"] != me):
+            continue  # Ray runs: their collector decides; other hosts: not ours to judge
+        if not run["pid"]:
+            if now - (run["started"] or run["updated"]) < NO_PID_GRACE_S:
+                continue
+            reason = "the launcher exited before the worker started"
+        elif pid_alive(run["pid"], run["pid_start"]):
+            continue
+        else:
+            reason = f"worker process {run['pid']} exited without a final event"
+        if run["cancel_requested"]:
+            if store.set_status(run["run_id"], "cancelled", only_if=("running",), event={"reason": reason}):
+                out["cancelled"].append(run["run_id"])
+        elif store.set_status(run["run_id"], "failed", only_if=("running",),
+                              error=f"{reason}; log tail:\n{log_tail(run['run_id'])}"):
+            out["failed"].append(run["run_id"])
+    return out
+
+
+def _escalate_cancels(store: RunStore) -> None:
+    now = time.time()
+    for run in store.list_runs(status=["running"]):
+        asked = run["cancel_requested"]
+        if not asked or run["backend"] != "local" or not run["pid"] or run["host"] != hostname():
+            continue
+        if not pid_alive(run["pid"], run["pid_start"]):
+            continue
+        waited = now - asked
+        sig = signal.SIGKILL if waited > CANCEL_KILL_AFTER_S else signal.SIGTERM if waited > CANCEL_TERM_AFTER_S else None
+        if sig is not None:
+            try:
+                os.killpg(run["pid"], sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _fail_orphans(store: RunStore) -> list[str]:
+    """Queued runs whose dependency ended without a result fail too (resume relaunches)."""
+    failed = []
+    queued = store.list_runs(status=["queued"])
+    for run in queued:
+        for dep in run["depends_on"]:
+            d = store.get_run(dep)
+            if d is None or d["status"] in ("failed", "cancelled"):
+                why = "was deleted" if d is None else d["status"]
+                if store.set_status(run["run_id"], "failed", only_if=("queued",),
+                                    error=f"dependency {dep} {why}"):
+                    failed.append(run["run_id"])
+                break
+    return failed
+
+
+def _ready(store: RunStore, run: dict) -> bool:
+    for dep in run["depends_on"]:
+        d = store.get_run(dep)
+        if d is None or d["status"] != "finished":
+            return False
+    return True
+
+
+def _claim_local(store: RunStore) -> list[dict]:
+    """Atomically move startable local runs to 'running' within the device caps."""
+    claimed = []
+    with store.write() as c:
+        rows = c.execute("SELECT run_id, device, spec, depends_on FROM runs WHERE status = 'queued' "
+                         "AND backend = 'local' ORDER BY created, run_id").fetchall()
+        if not rows:
+            return []
+        running = c.execute("SELECT device FROM runs WHERE status = 'running' AND backend = 'local' "
+                            "AND host = ?", (hostname(),)).fetchall()
+        used: dict[str, int] = {}
+        for r in running:
+            used[r["device"] or "cpu"] = used.get(r["device"] or "cpu", 0) + 1
+        caps: dict[str, int] = {}
+        ngpu = None
+        for r in rows:
+            deps = json.loads(r["depends_on"])
+            if deps:
+                states = [c.execute("SELECT status FROM runs WHERE run_id = ?", (d,)).fetchone() for d in deps]
+                if not all(s is not None and s["status"] == "finished" for s in states):
+                    continue
+            want = r["device"] or "cpu"
+            spec = json.loads(r["spec"])
+            if want.startswith("cuda"):
+                if ngpu is None:
+                    ngpu = n_gpus()
+                candidates = [want] if ":" in want else [f"cuda:{i}" for i in range(max(ngpu, 1))]
+            else:
+                candidates = [want]
+            chosen = None
+            for dev in candidates:
+                if dev not in caps:
+                    caps[dev] = gpu_slots(spec.get("backbone")) if dev.startswith("cuda") else cpu_slots()
+                if used.get(dev, 0) < caps[dev]:
+                    chosen = dev
+                    break
+            if chosen is None:
+                continue
+            used[chosen] = used.get(chosen, 0) + 1
+            now = time.time()
+            c.execute("UPDATE runs SET status = 'running', device = ?, started = ?, updated = ?, host = ? "
+                      "WHERE run_id = ?", (chosen, now, now, hostname(), r["run_id"]))
+            store._insert_event(c, r["run_id"], "status", 0, {"status": "running", "device": chosen}, now)
+            claimed.append({"run_id": r["run_id"], "device": chosen})
+    return claimed
+
+
+def _start_local(store: RunStore, run_id: str, device: str) -> None:
+    d = run_dir(run_id)
+    extra = {}
+    if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        # share the cores between concurrent CPU runs instead of oversubscribing them
+        extra["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_slots()))
+    spec = store.require_run(run_id)["spec"]
+    if spec.get("device") != device:  # the concrete device the claim picked
+        spec["device"] = device
+        store.update_run(run_id, spec=spec)
+    try:
+        with open(d / "log.txt", "ab") as log:
+            p = subprocess.Popen([sys.executable, "-m", "core", "worker", run_id], cwd=str(REPO_ROOT),
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, env=worker_env(extra))
+    except OSError as e:
+        store.set_status(run_id, "failed", only_if=("running",), error=f"could not start the worker: {e}")
+        return
+    with _children_lock:
+        _children[p.pid] = p
+    store.update_run(run_id, pid=p.pid, pid_start=proc_start_time(p.pid), host=hostname())
+
+
+def pump(store: RunStore | None = None, *, dispatch: bool = True) -> dict:
+    """One pass of the queue (see the module docstring). Returns what it did."""
+    store = store or RunStore()
+    _reap()
+    out = reconcile(store)
+    _escalate_cancels(store)
+    out["orphaned"] = _fail_orphans(store)
+    started = _claim_local(store)
+    for s in started:
+        _start_local(store, s["run_id"], s["device"])
+    out["started"] = [s["run_id"] for s in started]
+    out["submitted"] = []
+    for run in store.list_runs(status=["queued"]):
+        if run["backend"] == "ray" and _ready(store, run):
+            try:
+                if _submit_ray(store, run):
+                    out["submitted"].append(run["run_id"])
+            except Exception as e:  # one bad submission must not block the queue
+                store.set_status(run["run_id"], "failed", only_if=("queued",),
+                                 error=f"Ray submission failed: {type(e).__name__}: {e}")
+    if dispatch and (store.list_runs(status=["queued"], limit=1) or
+                     store.list_runs(status=["running"], limit=1)):
+        ensure_dispatcher(store)
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# the dispatcher (one per store): pumps and collects Ray logs while work remains
+# --------------------------------------------------------------------------- #
+def dispatcher_pid(store: RunStore) -> int | None:
+    raw = store.get_meta("dispatcher")
+    if not raw:
+        return None
+    info = json.loads(raw)
+    if info.get("host") == hostname() and pid_alive(info.get("pid"), info.get("pid_start")):
+        return int(info["pid"])
+    return None
+
+
+def ensure_dispatcher(store: RunStore) -> int:
+    pid = dispatcher_pid(store)
+    if pid:
+        return pid
+    d = atlas_home() / "runs"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "dispatcher.log", "ab") as log:
+        p = subprocess.Popen([sys.executable, "-m", "core", "runs", "dispatch"], cwd=str(REPO_ROOT),
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True, env=worker_env())
+    with _children_lock:
+        _children[p.pid] = p
+    return p.pid
+
+
+def _claim_dispatcher(store: RunStore) -> bool:
+    me = {"pid": os.getpid(), "host": hostname(), "pid_start": proc_start_time(os.getpid())}
+    with store.write() as c:
+        row = c.execute("SELECT value FROM meta WHERE key = 'dispatcher'").fetchone()
+        if row:
+            info = json.loads(row[0])
+            if info.get("pid") != me["pid"] and info.get("host") == me["host"] and \
+                    pid_alive(info.get("pid"), info.get("pid_start")):
+                return False
+        store.set_meta("dispatcher", json.dumps(me), con=c)
+    return True
+
+
+def dispatch_forever(store: RunStore, *, idle_exit_s: float = 10.0, poll_s: float = 1.0) -> int:
+    if not _claim_dispatcher(store):
+        print("another dispatcher serves this store", flush=True)
+        return 0
+    print(f"dispatcher {os.getpid()} serving {store.path}", flush=True)
+    collectors: dict[str, threading.Thread] = {}
+    idle_since = None
+    try:
+        while True:
+            pump(store, dispatch=False)
+            for run in store.list_runs(status=["running"]):
+                if run["backend"] == "ray":
+                    t = collectors.get(run["run_id"])
+                    if t is None or not t.is_alive():
+                        t = threading.Thread(target=collect_ray_run, args=(store, run["run_id"]), daemon=True)
+                        collectors[run["run_id"]] = t
+                        t.start()
+            active = store.list_runs(status=list(ACTIVE), limit=1)
+            busy = active or any(t.is_alive() for t in collectors.values())
+            if busy:
+                idle_since = None
+            else:
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since > idle_exit_s:
+                    return 0
+            time.sleep(poll_s)
+    finally:
+        with store.write() as c:
+            row = c.execute("SELECT value FROM meta WHERE key = 'dispatcher'").fetchone()
+            if row and json.loads(row[0]).get("pid") == os.getpid():
+                store.set_meta("dispatcher", None, con=c)
+
+
+def stop_dispatcher(store: RunStore, timeout_s: float = 10.0) -> None:
+    """For tests and shutdown: SIGTERM the dispatcher of this store and wait for it."""
+    pid = dispatcher_pid(store)
+    if not pid:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s and pid_alive(pid):
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- #
+# Ray
+# --------------------------------------------------------------------------- #
+def ray_available() -> str | None:
+    """None when the Ray Jobs client imports, else the reason and how to enable it."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        import ray  # noqa: F401
+        from ray.job_submission import JobSubmissionClient  # noqa: F401
+    except Exception as e:  # ImportError, or a broken install
+        return f"Ray is not installed ({type(e).__name__}: {e}); pip install -r requirements-ray.txt"
+    return None
+
+
+def ray_client(address: str | None):
+    problem = ray_available()
+    if problem:
+        raise LaunchError(problem)
+    from ray.job_submission import JobSubmissionClient
+
+    address = address or os.environ.get("RAY_ADDRESS") or "http://127.0.0.1:8265"
+    try:
+        return JobSubmissionClient(address)
+    except Exception as e:
+        raise LaunchError(f"cannot reach the Ray cluster at {address}: {type(e).__name__}: {e}") from None
+
+
+def _is_local_address(address: str | None) -> bool:
+    a = (address or "").lower()
+    return any(h in a for h in ("127.0.0.1", "localhost", "0.0.0.0")) or a in ("", "auto")
+
+
+def _bundle(store: RunStore, run: dict) -> Path:
+    """The job's working_dir: spec.json + the input prompts it needs (copied)."""
+    spec = RunSpec.from_dict(run["spec"])
+    b = run_dir(run["run_id"]) / "bundle"
+    if b.exists():
+        shutil.rmtree(b)
+    (b / "inputs").mkdir(parents=True)
+
+    def ship(path: str, i: int, kind: str) -> str:
+        src = Path(path)
+        dest = b / "inputs" / f"{kind}{i}_{src.name}"
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
+        return str(dest.relative_to(b))
+
+    spec.sources = [ship(s, i, "source") for i, s in enumerate(spec.sources)]
+    if spec.teacher:
+        teacher = spec.teacher
+        if teacher.startswith("run:"):
+            dep = store.require_run(teacher[4:])
+            if not dep["prompt_path"]:
+                raise LaunchError(f"teacher run {dep['run_id']} has no prompt")
+            teacher = dep["prompt_path"]
+        spec.teacher = ship(teacher, 0, "teacher")
+    (b / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+    return b
+
+
+def _submit_ray(store: RunStore, run: dict) -> bool:
+    # claim first so two pumps never submit twice (a duplicate submission_id is a 400 anyway)
+    with store.write() as c:
+        cur = c.execute("SELECT status FROM runs WHERE run_id = ?", (run["run_id"],)).fetchone()
+        if cur is None or cur["status"] != "queued":
+            return False
+        now = time.time()
+        c.execute("UPDATE runs SET status = 'running', started = ?, updated = ?, job_id = ? WHERE run_id = ?",
+                  (now, now, run["run_id"], run["run_id"]))
+        store._insert_event(c, run["run_id"], "status", 0, {"status": "running", "backend": "ray",
+                                                             "address": run["address"]}, now)
+    spec = run["spec"]
+    client = ray_client(run["address"])
+    bundle = _bundle(store, run)
+    python = os.environ.get("ATLAS_RAY_PYTHON") or (sys.executable if _is_local_address(run["address"]) else "python")
+    env = {k: v for k, v in worker_env().items()
+           if k.startswith(("ATLAS_", "HF_", "TRANSFORMERS_", "OMP_", "RAY_AUTH_MODE", "PYTHONUNBUFFERED"))}
+    env.pop("ATLAS_HOME", None)  # the worker has no store; outputs go to its working_dir
+    kwargs = {}
+    device = spec.get("device") or "auto"
+    if device.startswith("cuda"):
+        kwargs["entrypoint_num_gpus"] = round(1.0 / gpu_slots(spec.get("backbone"), mem_bytes=80 * 2**30), 4)
+    else:
+        kwargs["entrypoint_num_cpus"] = 1
+    try:
+        client.submit_job(
+            entrypoint=f"{shlex.quote(python)} -m core worker {shlex.quote(run['run_id'])} --spec spec.json",
+            submission_id=run["run_id"],
+            runtime_env={"working_dir": str(bundle), "py_modules": [str(REPO_ROOT / "core")], "env_vars": env},
+            metadata={"atlas_run": run["run_id"]},
+            **kwargs,
+        )
+    except Exception as e:
+        store.set_status(run["run_id"], "failed", only_if=("running",),
+                         error=f"Ray submission failed: {type(e).__name__}: {e}")
+        return False
+    return True
+
+
+def ingest_lines(store: RunStore, run_id: str, lines: list[str], state: dict) -> None:
+    """Collector step: keep this run's JSON event lines with a seq beyond what we have;
+    remember a few other lines (Ray's own output, tracebacks) for error messages."""
+    batch, final = [], None
+    for line in lines:
+        s = line.strip()
+        ev = None
+        if s.startswith("{"):
+            try:
+                ev = json.loads(s)
+            except json.JSONDecodeError:
+                ev = None
+        if not isinstance(ev, dict) or ev.get("run_id") != run_id or "seq" not in ev or "kind" not in ev:
+            if s:
+                state.setdefault("other", []).append(s)
+                state["other"] = state["other"][-LOG_TAIL_LINES:]
+            continue
+        if ev["seq"] <= state["seq"]:
+            continue  # seen already (a restarted collector re-reads the log)
+        state["seq"] = ev["seq"]
+        if ev["kind"] == "status" and (ev.get("metrics") or {}).get("status") in TERMINAL:
+            final = ev
+        else:
+            batch.append(ev)
+    if batch:
+        store.add_events(run_id, batch, collected_seq=state["seq"] if final is None else None)
+    if final is not None:
+        m = dict(final.get("metrics") or {})
+        files = m.pop("files", None)
+        if m.get("status") == "finished" and files:
+            dest = run_output_dir(run_id)
+            if not dest.exists():
+                write_result_files(files, dest)
+            m["prompt_path"] = str(dest)
+        elif m.get("status") == "finished":
+            m["prompt_path"] = None
+        record_final(store, run_id, m)
+        store.update_run(run_id, collected_seq=state["seq"])
+        state["final"] = True
+
+
+def collect_ray_run(store: RunStore, run_id: str, *, unreachable_fail_s: float = 120.0) -> None:
+    """Follow one Ray job's log into the store until it ends (runs in the dispatcher)."""
+    run = store.require_run(run_id)
+    state = {"seq": run["collected_seq"], "final": False}
+    first_fail, status = None, "UNKNOWN"
+    while True:
+        try:
+            client = ray_client(run["address"])
+            job = run["job_id"] or run_id
+
+            async def tail():
+                buf = ""
+                async for chunk in client.tail_job_logs(job):
+                    buf += chunk
+                    *lines, buf = buf.split("\n")
+                    ingest_lines(store, run_id, lines, state)
+                if buf:
+                    ingest_lines(store, run_id, [buf], state)
+
+            asyncio.run(tail())
+            status = str(client.get_job_status(job)).split(".")[-1]
+            if status in ("PENDING", "RUNNING"):
+                time.sleep(0.5)
+                continue  # the tail ended early (a dropped connection): follow again
+            # the job ended; its last lines can arrive after that: re-read the whole log
+            deadline = time.monotonic() + 10
+            while not state["final"]:
+                ingest_lines(store, run_id, client.get_job_logs(job).splitlines(), state)
+                if state["final"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            break
+        except Exception as e:  # cluster gone or restarting
+            first_fail = first_fail or time.monotonic()
+            if time.monotonic() - first_fail > unreachable_fail_s:
+                store.set_status(run_id, "failed", only_if=("running",),
+                                 error=f"lost the Ray cluster at {run['address']}: {type(e).__name__}: {e}")
+                return
+            time.sleep(2.0)
+            continue
+    if not state["final"]:
+        fresh = store.require_run(run_id)
+        tail_text = "\n".join(state.get("other", [])[-LOG_TAIL_LINES:])
+        if fresh["cancel_requested"]:
+            store.set_status(run_id, "cancelled", only_if=("running",), event={"ray_status": status})
+        else:
+            store.set_status(run_id, "failed", only_if=("running",),
+                             error=f"Ray job ended {status} without a final event; log tail:\n{tail_text}")

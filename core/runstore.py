@@ -1,0 +1,440 @@
+"""The run store: every run, sweep and event, in one SQLite file (WAL mode).
+
+    python -m core runs list          # reads ATLAS_HOME/runs.db
+
+Why SQLite in WAL mode: many processes (the Streamlit server, the CLI, each
+worker, the dispatcher) read and write the same file at once; WAL lets readers
+run while one writer commits, every write here is one short ``BEGIN IMMEDIATE``
+transaction, and ``busy_timeout`` makes a writer wait its turn instead of
+failing. The store is the record: a page reload, a server restart or a Ray
+cluster going away loses nothing that reached it.
+
+Tables
+    runs    one row per run (spec JSON, status, pid/host or Ray job, scores, progress)
+    events  (run_id, seq, ts, kind, step, metrics JSON); seq is assigned by the store,
+            1, 2, 3 ... per run inside the writing transaction, so it is gap-free and
+            ordered even with several writers on one run
+    sweeps  one row per sweep (its grid spec)
+    meta    small key/value facts (the dispatcher's pid)
+
+Statuses: queued -> running -> finished | failed | cancelled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from core.config import atlas_home
+
+TERMINAL = ("finished", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+EVENT_KINDS = ("status", "progress", "eval", "log")
+
+RESULTS_COLUMNS = [
+    "run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
+    "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings",
+]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    sweep_id TEXT,
+    sweep_key TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    status TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    method TEXT, target TEXT, source TEXT, seed INTEGER,
+    backend TEXT NOT NULL DEFAULT 'local',
+    address TEXT,
+    device TEXT,
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    retry_of TEXT,
+    pid INTEGER, pid_start TEXT, host TEXT,
+    job_id TEXT, collected_seq INTEGER NOT NULL DEFAULT 0,
+    started REAL, finished REAL,
+    cancel_requested REAL,
+    step INTEGER NOT NULL DEFAULT 0, total_steps INTEGER,
+    last_metrics TEXT NOT NULL DEFAULT '{}',
+    val_score REAL, test_score REAL, wall_time_s REAL,
+    prompt_path TEXT, error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    step INTEGER,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sweeps (
+    sweep_id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    name TEXT,
+    spec TEXT NOT NULL,
+    backend TEXT NOT NULL DEFAULT 'local'
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+_JSON_COLS = ("spec", "depends_on", "last_metrics")
+
+
+def default_db_path() -> Path:
+    return atlas_home() / "runs.db"
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def new_run_id(prefix: str = "r") -> str:
+    """Sortable, unique, safe as a folder name and a Ray submission id."""
+    return f"{prefix}{time.strftime('%y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class RunStore:
+    """A handle on ``runs.db``; cheap to create, safe to share between threads.
+
+    Each thread (and each forked process) gets its own sqlite3 connection.
+    """
+
+    def __init__(self, path: Path | str | None = None, *, busy_timeout_s: float = 60.0):
+        self.path = Path(path) if path else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._conn().executescript(_SCHEMA)
+
+    # -- connections -------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None or getattr(self._local, "pid", None) != os.getpid():
+            con = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
+                                  check_same_thread=False)
+            con.row_factory = sqlite3.Row
+            con.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode!r}); "
+                                 "is it on a network file system?")
+            # NORMAL is durable across process crashes in WAL mode (only an OS crash
+            # can lose the last commits), and it makes a commit cost no fsync.
+            con.execute("PRAGMA synchronous = NORMAL")
+            self._local.con, self._local.pid = con, os.getpid()
+        return con
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the write lock up front, so
+        read-then-write sequences (claims, seq numbers) cannot interleave."""
+        con = self._conn()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        else:
+            con.execute("COMMIT")
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, tuple(args)).fetchall()
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
+    # -- runs --------------------------------------------------------------
+    def add_run(self, run_id: str, spec: dict, *, sweep_id: str | None = None, sweep_key: str | None = None,
+                depends_on: list[str] | None = None, retry_of: str | None = None, status: str = "queued",
+                con: sqlite3.Connection | None = None) -> str:
+        """Insert a queued run (plus its first status event). ``spec`` is RunSpec.to_dict()."""
+        now = time.time()
+        row = dict(
+            run_id=run_id, sweep_id=sweep_id, sweep_key=sweep_key, created=now, updated=now, status=status,
+            spec=json.dumps(spec, sort_keys=True), method=spec.get("method"), target=spec.get("target"),
+            source="+".join(spec.get("source_names") or []), seed=spec.get("seed"),
+            backend=spec.get("backend", "local"), address=spec.get("address"), device=spec.get("device"),
+            depends_on=json.dumps(list(depends_on or [])), retry_of=retry_of,
+            total_steps=(spec.get("params") or {}).get("steps"),
+        )
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+
+        def _do(c: sqlite3.Connection) -> None:
+            c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(row.values()))
+            self._insert_event(c, run_id, "status", 0, {"status": status}, now)
+
+        if con is not None:
+            _do(con)
+        else:
+            with self.write() as c:
+                _do(c)
+        return run_id
+
+    def get_run(self, run_id: str) -> dict | None:
+        rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
+        return _row(rows[0]) if rows else None
+
+    def require_run(self, run_id: str) -> dict:
+        run = self.get_run(run_id)
+        if run is None:
+            raise StoreError(f"{self.path}: no run {run_id!r}")
+        return run
+
+    def list_runs(self, *, status: Iterable[str] | None = None, sweep_id: str | None = None,
+                  limit: int | None = None) -> list[dict]:
+        sql, args = "SELECT * FROM runs", []
+        where = []
+        if status is not None:
+            status = list(status)
+            where.append(f"status IN ({','.join('?' for _ in status)})")
+            args += status
+        if sweep_id is not None:
+            where.append("sweep_id = ?")
+            args.append(sweep_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, run_id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_row(r) for r in self._read(sql, args)]
+
+    def update_run(self, run_id: str, con: sqlite3.Connection | None = None, **fields: Any) -> None:
+        if not fields:
+            return
+        fields["updated"] = time.time()
+        for k in _JSON_COLS:
+            if k in fields and not isinstance(fields[k], str):
+                fields[k] = json.dumps(fields[k])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        sql = f"UPDATE runs SET {sets} WHERE run_id = ?"
+        if con is not None:
+            con.execute(sql, (*fields.values(), run_id))
+        else:
+            with self.write() as c:
+                c.execute(sql, (*fields.values(), run_id))
+
+    def set_status(self, run_id: str, status: str, *, only_if: Iterable[str] | None = None,
+                   event: dict | None = None, **fields: Any) -> bool:
+        """Move a run to ``status`` (and write the status event) in one transaction.
+        With ``only_if``, only when its current status is one of those; returns whether it moved."""
+        now = time.time()
+        with self.write() as c:
+            cur = c.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if cur is None or (only_if is not None and cur["status"] not in tuple(only_if)):
+                return False
+            if status in TERMINAL:
+                fields.setdefault("finished", now)
+            if status == "running":
+                fields.setdefault("started", now)
+            self.update_run(run_id, con=c, status=status, **fields)
+            metrics = {"status": status, **(event or {})}
+            if fields.get("error"):
+                metrics.setdefault("error", fields["error"])
+            self._insert_event(c, run_id, "status", None, metrics, now)
+        return True
+
+    def request_cancel(self, run_id: str) -> str:
+        """Flag a run for cancellation. A queued run is cancelled at once; a running
+        one stops at its next step (the worker polls the flag). Returns the new status."""
+        now = time.time()
+        with self.write() as c:
+            cur = c.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if cur is None:
+                raise StoreError(f"{self.path}: no run {run_id!r}")
+            status = cur["status"]
+            if status == "queued":
+                self.update_run(run_id, con=c, status="cancelled", finished=now, cancel_requested=now)
+                self._insert_event(c, run_id, "status", None, {"status": "cancelled"}, now)
+                return "cancelled"
+            if status == "running":
+                self.update_run(run_id, con=c, cancel_requested=now)
+                self._insert_event(c, run_id, "log", None, {"message": "cancel requested"}, now)
+            return status
+
+    def cancel_requested(self, run_id: str) -> bool:
+        rows = self._read("SELECT cancel_requested FROM runs WHERE run_id = ?", (run_id,))
+        return bool(rows and rows[0][0])
+
+    def delete_run(self, run_id: str) -> None:
+        with self.write() as c:
+            cur = c.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if cur is None:
+                raise StoreError(f"{self.path}: no run {run_id!r}")
+            if cur["status"] in ACTIVE:
+                raise StoreError(f"run {run_id} is {cur['status']}: cancel it before deleting")
+            c.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
+            c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    # -- events ------------------------------------------------------------
+    @staticmethod
+    def _insert_event(c: sqlite3.Connection, run_id: str, kind: str, step: int | None, metrics: dict,
+                      ts: float | None = None) -> int:
+        if kind not in EVENT_KINDS:
+            raise StoreError(f"unknown event kind {kind!r} (one of {', '.join(EVENT_KINDS)})")
+        seq = c.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE run_id = ?", (run_id,)).fetchone()[0]
+        c.execute("INSERT INTO events (run_id, seq, ts, kind, step, metrics) VALUES (?, ?, ?, ?, ?, ?)",
+                  (run_id, seq, ts if ts is not None else time.time(), kind, step,
+                   json.dumps(metrics, default=_json_default)))
+        return seq
+
+    def add_event(self, run_id: str, kind: str, step: int | None = None, metrics: dict | None = None,
+                  ts: float | None = None) -> int:
+        """Append one event; a progress/eval event also updates the run's step and last metrics."""
+        return self.add_events(run_id, [{"kind": kind, "step": step, "metrics": metrics or {}, "ts": ts}])[-1]
+
+    def add_events(self, run_id: str, events: list[dict], *, collected_seq: int | None = None) -> list[int]:
+        """Append several events in one transaction. ``collected_seq`` records how far a
+        collector has read a worker's own numbering (so a restarted collector skips them)."""
+        seqs = []
+        with self.write() as c:
+            last_step, last_metrics = None, None
+            for ev in events:
+                metrics = ev.get("metrics") or {}
+                step = ev.get("step")
+                seqs.append(self._insert_event(c, run_id, ev["kind"], step, metrics, ev.get("ts")))
+                if ev["kind"] in ("progress", "eval") and step is not None:
+                    last_step = step
+                    last_metrics = {**(last_metrics or {}), **metrics}
+            fields: dict[str, Any] = {}
+            if last_step is not None:
+                prev = c.execute("SELECT last_metrics FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                merged = {**json.loads(prev[0] if prev else "{}"), **(last_metrics or {})}
+                fields.update(step=last_step, last_metrics=json.dumps(merged, default=_json_default))
+            if collected_seq is not None:
+                fields["collected_seq"] = collected_seq
+            if fields:
+                self.update_run(run_id, con=c, **fields)
+        return seqs
+
+    def events(self, run_id: str, *, after_seq: int = 0, kinds: Iterable[str] | None = None) -> list[dict]:
+        sql = "SELECT * FROM events WHERE run_id = ? AND seq > ?"
+        args: list[Any] = [run_id, after_seq]
+        if kinds is not None:
+            kinds = list(kinds)
+            sql += f" AND kind IN ({','.join('?' for _ in kinds)})"
+            args += kinds
+        sql += " ORDER BY seq"
+        return [dict(r, metrics=json.loads(r["metrics"])) for r in self._read(sql, args)]
+
+    def event_count(self, run_id: str | None = None) -> int:
+        if run_id is None:
+            return self._read("SELECT COUNT(*) FROM events")[0][0]
+        return self._read("SELECT COUNT(*) FROM events WHERE run_id = ?", (run_id,))[0][0]
+
+    def events_frame(self, run_ids: Iterable[str], kinds: Iterable[str] = ("progress", "eval")):
+        """Events of several runs as a long DataFrame: run_id, seq, ts, kind, step + one column per metric."""
+        import pandas as pd
+
+        rows = []
+        for rid in run_ids:
+            for ev in self.events(rid, kinds=kinds):
+                rows.append({"run_id": rid, "seq": ev["seq"], "ts": ev["ts"], "kind": ev["kind"],
+                             "step": ev["step"], **{k: v for k, v in ev["metrics"].items()
+                                                    if isinstance(v, (int, float)) and not isinstance(v, bool)}})
+        return pd.DataFrame(rows)
+
+    # -- sweeps ------------------------------------------------------------
+    def add_sweep(self, sweep_id: str, spec: dict, *, name: str | None = None, backend: str = "local",
+                  con: sqlite3.Connection | None = None) -> None:
+        args = (sweep_id, time.time(), name, json.dumps(spec, sort_keys=True), backend)
+        sql = "INSERT OR IGNORE INTO sweeps (sweep_id, created, name, spec, backend) VALUES (?, ?, ?, ?, ?)"
+        if con is not None:
+            con.execute(sql, args)
+        else:
+            with self.write() as c:
+                c.execute(sql, args)
+
+    def get_sweep(self, sweep_id: str) -> dict | None:
+        rows = self._read("SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,))
+        return dict(rows[0], spec=json.loads(rows[0]["spec"])) if rows else None
+
+    def list_sweeps(self) -> list[dict]:
+        """Each sweep with its run counts per status (latest attempt per grid cell only)."""
+        out = []
+        for r in self._read("SELECT * FROM sweeps ORDER BY created DESC"):
+            runs = self.latest_sweep_runs(r["sweep_id"])
+            counts: dict[str, int] = {}
+            for run in runs.values():
+                counts[run["status"]] = counts.get(run["status"], 0) + 1
+            out.append(dict(r, spec=json.loads(r["spec"]), counts=counts, n_runs=len(runs)))
+        return out
+
+    def latest_sweep_runs(self, sweep_id: str) -> dict[str, dict]:
+        """sweep_key -> the newest run for that grid cell."""
+        latest: dict[str, dict] = {}
+        for run in sorted(self.list_runs(sweep_id=sweep_id), key=lambda r: (r["created"], r["run_id"])):
+            latest[run["sweep_key"] or run["run_id"]] = run
+        return latest
+
+    # -- meta --------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str | None, con: sqlite3.Connection | None = None) -> None:
+        def _do(c):
+            if value is None:
+                c.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                c.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        if con is not None:
+            _do(con)
+        else:
+            with self.write() as c:
+                _do(c)
+
+    # -- tables ------------------------------------------------------------
+    def results_table(self, *, status: Iterable[str] | None = None):
+        """The RESULTS COLUMNS table (CONTRACT.md), one row per run, oldest first.
+        Feed ``status=("finished",)`` to the measured matrix."""
+        import pandas as pd
+
+        rows = []
+        for r in reversed(self.list_runs(status=status)):
+            spec = r["spec"]
+            params = spec.get("params") or {}
+            settings = {k: v for k, v in spec.items() if k not in ("method", "target", "seed", "source_names")}
+            rows.append({
+                "run_id": r["run_id"], "sweep_id": r["sweep_id"] or "", "method": r["method"],
+                "source": r["source"] or "", "target": r["target"], "seed": r["seed"],
+                "steps": params.get("steps"), "train_size": params.get("train_size"),
+                "val_score": r["val_score"], "test_score": r["test_score"], "wall_time_s": r["wall_time_s"],
+                "device": r["device"], "status": r["status"], "prompt_path": r["prompt_path"] or "",
+                "settings": json.dumps(settings, sort_keys=True, default=_json_default),
+            })
+        return pd.DataFrame(rows, columns=RESULTS_COLUMNS)
+
+
+def _row(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    for k in _JSON_COLS:
+        if isinstance(d.get(k), str):
+            d[k] = json.loads(d[k])
+    return d
+
+
+def _json_default(o: Any) -> Any:
+    try:  # numpy / torch scalars
+        return o.item()
+    except Exception:
+        return str(o)
