@@ -279,14 +279,24 @@ _HANDLE = re.compile(r"(?<![\w@])@\w+")                      # not e-mail addres
 _RT = re.compile(r"(?:^|(?<=\s))(?:RT|MT)\s*@\w+\s*:?", re.I)  # "RT @user:" anywhere
 _RT_BARE = re.compile(r"^\s*RT\b\s*:?", re.I)
 _VIA = re.compile(r"\(?\bvia\s+@\w+\)?", re.I)
-_HILLARY_SIG = re.compile(r"\s*[-—–]\s*H\s*$")                # Clinton signs her own tweets "-H"
+# Clinton's account signs her own words "-H" / "—Hillary" and quotes of others "—@x on Hillary":
+# a label in the text. Hashtags may follow the signature.
+_QUOTE_ON_HILLARY = re.compile(r"([\"”])\s*[-—–]\s*(?:[\w.]+\s+){0,3}on Hillary\b.*$")
+_HILLARY_SIG = re.compile(r"\s*[-—–]\s*(?:H|Hillary|(?:[\w.@]+\s+){0,3}on Hillary)\s*(?=(?:#\w+\s*)*$)")
 _DATELINE = [
     re.compile(r"^\s*[A-Z][A-Za-z .,'-]{0,40}\((?:CNN|Reuters|AP|AFP|UPI)\)\s*[-—–:]*\s*"),
     re.compile(r"^\s*\((?:CNN|Reuters|AP|AFP|UPI)\)\s*[-—–:]*\s*", re.I),
     re.compile(r"\s*/\s*TASS\s*/\s*", re.I),
 ]
 _REUTER_TAIL = re.compile(r"\s+reuters?\s*$", re.I)
-_USENET_ATTRIB = re.compile(r"\bin article\b.{0,160}?\bwrites\b", re.I)
+# Poster attributions ("in article <id> joe@cs.cmu.edu (Joe) writes:"), lower-cased letters only
+# in this copy: "in article ... writes", "... cmu edu joe smith writes", "joe smith writes".
+_USENET_ATTRIB = [
+    re.compile(r"\bin article\b.{0,160}?\b(?:writes|wrote)\b", re.I),
+    re.compile(r"(?:\b\w+\s+){0,6}?\b(?:edu|com|org|net|gov|mil|uk|ca|de|au|nl|sg|se|fi|ch|jp|il|us|no|dk)"
+               r"\b(?:\s+\w+){0,4}?\s+(?:writes|wrote)\b", re.I),
+    re.compile(r"(?:\b\w+\s+){1,3}(?:writes|wrote)\b", re.I),
+]
 _LEAD_PUNCT = re.compile(r"^[\s:;,.\-–—|]+")
 
 
@@ -439,11 +449,12 @@ def _read_topic_usenet(f: list[Path]):
         _, data = _read_orange_tab(path)
         for cat, text in data:
             if cat in _USENET:
-                text = _USENET_ATTRIB.sub(" ", text)
+                for pat in _USENET_ATTRIB:
+                    text = pat.sub(" ", text)
                 text = re.sub(r"^\s*(?:re\s+)+", "", text)
                 rows.append((_clean_common(text), _USENET[cat], split))
     return rows, [f"groups kept: {', '.join(_USENET)}",
-                  "'in article ... writes' attribution lines and leading 're' removed",
+                  "'... writes' poster attributions (names, e-mail hosts) and leading 're' removed",
                   "text is the source's lower-cased letters-only form"]
 
 
@@ -471,15 +482,17 @@ def _detok(text: str) -> str:
 
 
 def _read_question_type(f: list[Path]):
-    rows = []
-    for i, line in enumerate(_read_text(f[0]).splitlines(), start=1):
+    rows, abbr = [], set()
+    for line in _read_text(f[0]).splitlines():
         if not line.strip():
             continue
         tag, _, text = line.partition(" ")
         coarse = tag.split(":")[0]
         if coarse in _TREC:
             rows.append((_detok(text), _TREC[coarse], None))
-    return rows, ["ABBR questions dropped (86); DESC/ENTY/HUM/LOC/NUM renamed "
+        elif coarse == "ABBR":
+            abbr.add(text)
+    return rows, [f"ABBR questions dropped ({len(abbr)} unique); DESC/ENTY/HUM/LOC/NUM renamed "
                   "description/entity/person/location/number", "tokenised spacing undone"]
 
 
@@ -502,10 +515,12 @@ def _read_party_tweet(f: list[Path]):
             manual_rt += 1
             continue
         text = _HILLARY_SIG.sub("", _URL.sub(" ", html.unescape(raw)).rstrip())
+        text = _HILLARY_SIG.sub("", _HANDLE.sub(" ", text).rstrip())   # "—@x on Hillary" form
+        text = _QUOTE_ON_HILLARY.sub(r"\1", text)
         rows.append((_clean_tweet(text), who[r[col["Author"]]], None))
     return rows, ["retweets dropped ('Is retweet' True)",
                   f"manual retweets quoting another user (\"@user: ...) dropped ({manual_rt})",
-                  "URLs, @handles, RT/via prefixes removed; Clinton's '-H' signature removed",
+                  "URLs, @handles, RT/via prefixes removed; Clinton's signatures ('-H', '—Hillary', '— @x on Hillary') removed",
                   "hashtags kept (e.g. #Trump2016: real authorship signal)"]
 
 
@@ -517,11 +532,12 @@ def _read_party_speech(f: list[Path]):
             continue
         for para in r["text"].split("\n"):
             para = re.sub(r"(?:\s*—\s*){2,}", " — ", para)   # "— —" marks a removed interruption
+            para = re.sub(r"\b(?:x\s+){2,}x\b", " ", para)     # "x x x" section separators
             para = _clean_common(para)
             if _words(para) >= 8:
                 rows.append((para, r["party"], None))
     return rows, ["speeches split into paragraphs; paragraphs under 8 words dropped",
-                  "'— —' interruption marks collapsed",
+                  "'— —' interruption marks collapsed, 'x x x' separators removed",
                   "split is by paragraph, so a speech can reach more than one split"]
 
 
