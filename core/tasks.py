@@ -56,7 +56,7 @@ TRAIN_CAP, VAL_CAP, TEST_CAP = 2000, 300, 500
 MAX_RATIO = 1.5      # majority class downsampled to at most this many times the minority
 MAX_WORDS = 256      # longer texts are cut (the backbone reads 128 tokens by default)
 # Bump when cleaning/splitting changes: every prepared task is rebuilt on the next prepare.
-PREP_VERSION = 1
+PREP_VERSION = 2
 
 
 class TaskError(ValueError):
@@ -297,7 +297,8 @@ _USENET_ATTRIB = [
                r"\b(?:\s+\w+){0,4}?\s+(?:writes|wrote)\b", re.I),
     re.compile(r"(?:\b\w+\s+){1,3}(?:writes|wrote)\b", re.I),
 ]
-_LEAD_PUNCT = re.compile(r"^[\s:;,.\-–—|]+")
+# punctuation left at the start by a removed "RT @x:" (but not the ":" of a leading ":)")
+_LEAD_PUNCT = re.compile(r"^(?:[\s,;|]|[:.\-–—](?=\s|$))+")
 
 
 def _norm_space(text: str) -> str:
@@ -514,8 +515,8 @@ def _read_party_tweet(f: list[Path]):
         if raw.startswith(('"@', "“@")):   # a quoted "@user: ..." is someone else's text
             manual_rt += 1
             continue
-        text = _HILLARY_SIG.sub("", _URL.sub(" ", html.unescape(raw)).rstrip())
-        text = _HILLARY_SIG.sub("", _HANDLE.sub(" ", text).rstrip())   # "—@x on Hillary" form
+        text = _HILLARY_SIG.sub(" ", _URL.sub(" ", html.unescape(raw)).rstrip())
+        text = _HILLARY_SIG.sub(" ", _HANDLE.sub(" ", text).rstrip())   # "—@x on Hillary" form
         text = _QUOTE_ON_HILLARY.sub(r"\1", text)
         rows.append((_clean_tweet(text), who[r[col["Author"]]], None))
     return rows, ["retweets dropped ('Is retweet' True)",
@@ -958,8 +959,12 @@ def _task_from_rows(where: str | Path, rows: list[tuple[str, str, str | None, st
             raise TaskError(where, f"{i}: unknown split {s!r} (train, validation, test)")
         (parts[_SPLIT_NAMES[s.lower()]] if s else rest).append((t, index[l]))
     rng = random.Random(f"{seed}:{name}")
-    # Rows without a split go to the splits that have none, stratified by label.
-    missing = [s for s in SPLITS if not parts[s]]
+    # Rows without a split go to the splits that have none, stratified by label; a missing
+    # validation/test split with no such rows is carved from train. Train takes the remainder.
+    missing = [s for s in ("test", "validation", "train") if not parts[s]]
+    if missing and not rest and parts["train"]:
+        rest, parts["train"] = parts["train"], []
+        missing.append("train")
     if rest and missing:
         frac = {"train": 0.7, "validation": 0.1, "test": 0.2}
         by_label: dict[int, list[str]] = {}
