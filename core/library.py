@@ -37,7 +37,8 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import torch
 
-from core.prompts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, MAX_BYTES, METADATA, PromptError, SoftPrompt, read_prompts
+from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
+                          max_prompt_bytes, read_prompts)
 
 MAX_ZIP_MEMBERS = 16
 TABLE_COLUMNS = ["name", "task", "family", "backbone", "group", "L", "d", "norm", "method", "score",
@@ -255,8 +256,8 @@ def _safe_extract(data: bytes, into: Path, max_bytes: int) -> None:
                 raise ValueError(f"zip member {name!r} is a symbolic link")
             declared += info.file_size
         if declared > max_bytes:
-            raise ValueError(f"zip unpacks to {declared / 2**20:.1f} MiB, over the cap of "
-                             f"{max_bytes / 2**20:.1f} MiB")
+            raise ValueError(f"zip unpacks to {human_bytes(declared)}, over the size cap of "
+                             f"{human_bytes(max_bytes)} (zip bomb?)")
         total = 0
         for info in infos:
             target = into.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
@@ -271,24 +272,24 @@ def _safe_extract(data: bytes, into: Path, max_bytes: int) -> None:
                 while chunk := src.read(1 << 20):
                     total += len(chunk)
                     if total > max_bytes:
-                        raise ValueError(f"zip unpacks to more than {max_bytes / 2**20:.1f} MiB (zip bomb?)")
+                        raise ValueError(f"zip unpacks to more than {human_bytes(max_bytes)} (zip bomb?)")
                     dst.write(chunk)
 
 
 def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
-               max_bytes: int = MAX_BYTES) -> list[SoftPrompt]:
+               max_bytes: int | None = None) -> list[SoftPrompt]:
     """Validate an uploaded prompt file or adapter .zip, then move it into ``dest`` atomically.
 
     Raises PromptError naming ``filename``; ``dest`` is then unchanged.
     Returns the prompts as read from their new place.
     """
     dest = Path(dest)
+    max_bytes = max_prompt_bytes(max_bytes)
     base = Path(str(filename).replace("\\", "/")).name
     if not base or base.startswith(".") or base in (".", ".."):
         raise PromptError(filename or "<upload>", "not a usable file name")
     if len(data) > max_bytes:
-        raise PromptError(base, f"upload is {len(data) / 2**20:.1f} MiB, over the size cap of "
-                                f"{max_bytes / 2**20:.1f} MiB")
+        raise PromptError(base, f"upload is {human_bytes(len(data))}, over the size cap of {human_bytes(max_bytes)}")
     dest.mkdir(parents=True, exist_ok=True)
     # stage beside dest (same filesystem, so the final rename is atomic) but outside it
     staging = Path(tempfile.mkdtemp(prefix=".atlas-upload-", dir=dest.parent))
@@ -296,7 +297,10 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
         if base.lower().endswith(".zip") or _is_adapter_zip(data):
             try:
                 _safe_extract(data, staging, max_bytes)
-            except (ValueError, zipfile.BadZipFile, OSError, EOFError, RuntimeError) as e:
+            except zipfile.BadZipFile as e:
+                detail = "" if str(e) == "File is not a zip file" else f" ({e})"
+                raise PromptError(base, f"not a readable zip archive (truncated or corrupt){detail}") from None
+            except (ValueError, OSError, EOFError, RuntimeError) as e:
                 raise PromptError(base, str(e)) from None
             entries = [p for p in staging.iterdir() if not _skip(p.name)]
             if (staging / ADAPTER_CONFIG).is_file():  # adapter files at the zip's top level

@@ -56,7 +56,11 @@ import safetensors.torch
 import torch
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"  # same value as core.backbone
-MAX_BYTES = 256 * 1024 * 1024
+MAX_BYTES = 256 * 1024 * 1024  # default size cap; ATLAS_MAX_PROMPT_BYTES overrides it
+# token dims of backbones we know by name: a prompt whose metadata names one of them must match
+KNOWN_DIMS = {DEFAULT_BACKBONE: 384, "roberta-base": 768, "roberta-large": 1024, "bert-base-uncased": 768,
+              "bert-base-cased": 768, "bert-large-uncased": 1024, "bert-large-cased": 1024, "t5-small": 512,
+              "t5-base": 768, "t5-large": 1024}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -258,11 +262,24 @@ def validate_tensor(t, path, expected_dim: int | None = None) -> torch.Tensor:
     return t.contiguous()
 
 
-def _check_size(path: Path, max_bytes: int) -> None:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise PromptError(path, f"file is {size / 2**20:.1f} MiB, over the size cap of "
-                                f"{max_bytes / 2**20:.1f} MiB")
+def max_prompt_bytes(max_bytes: int | None = None) -> int:
+    """The size cap: ``max_bytes`` if given, else $ATLAS_MAX_PROMPT_BYTES, else 256 MiB."""
+    if max_bytes is not None:
+        return int(max_bytes)
+    return int(os.environ.get("ATLAS_MAX_PROMPT_BYTES") or MAX_BYTES)
+
+
+def human_bytes(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _check_size(path: Path, max_bytes: int | None) -> None:
+    size, cap = path.stat().st_size, max_prompt_bytes(max_bytes)
+    if size > cap:
+        raise PromptError(path, f"file is {human_bytes(size)}, over the size cap of {human_bytes(cap)}")
 
 
 def _first_line(e: BaseException) -> str:
@@ -307,7 +324,7 @@ def _load_npy(path: Path, fmt: str):
         raise PromptError(path, f"truncated or corrupt {fmt} file ({_first_line(e)})") from None
 
 
-def load_tensor(path: Path | str, *, max_bytes: int = MAX_BYTES) -> tuple[torch.Tensor, str]:
+def load_tensor(path: Path | str, *, max_bytes: int | None = None) -> tuple[torch.Tensor, str]:
     """The raw 2-D-candidate tensor of one file and its format (no validation of values)."""
     path = Path(path)
     fmt = sniff(path)
@@ -368,6 +385,8 @@ def _apply_metadata(meta: dict, base: dict) -> dict:
     for key in ("name", "task", "family", "backbone", "method", "sources", "score", "settings"):
         if meta.get(key) is not None:
             out[key] = meta[key]
+    if "backbone" in meta and meta["backbone"] is None:  # written by us for a prompt of unknown backbone
+        out["backbone"] = None
     if out.get("score") is not None:
         try:
             out["score"] = float(out["score"])
@@ -440,19 +459,28 @@ def _read_peft(folder: Path, expected_dim, max_bytes) -> list[SoftPrompt]:
 
 
 def read_prompts(path: Path | str, *, expected_dim: int | None = None,
-                 max_bytes: int = MAX_BYTES) -> list[SoftPrompt]:
-    """All prompts in one file or adapter folder (seq2seq adapters give encoder + decoder)."""
+                 max_bytes: int | None = None) -> list[SoftPrompt]:
+    """All prompts in one file or adapter folder (seq2seq adapters give encoder + decoder).
+
+    max_bytes: size cap of one file (default: max_prompt_bytes()).
+    """
     path = Path(path)
     if sniff(path) == "peft":
-        return _read_peft(path, expected_dim, max_bytes)
-    t, fmt = load_tensor(path, max_bytes=max_bytes)
-    t = validate_tensor(t, path, expected_dim)
-    info = thunlp_metadata(path)
-    name = info.pop("name", None) or (path.stem if path.suffix else path.name)
-    return [SoftPrompt(tensor=t, name=name, origin=str(path), fmt=fmt, **info)]
+        prompts = _read_peft(path, expected_dim, max_bytes)
+    else:
+        t, fmt = load_tensor(path, max_bytes=max_bytes)
+        t = validate_tensor(t, path, expected_dim)
+        info = thunlp_metadata(path)
+        name = info.pop("name", None) or (path.stem if path.suffix else path.name)
+        prompts = [SoftPrompt(tensor=t, name=name, origin=str(path), fmt=fmt, **info)]
+    for p in prompts:
+        known = KNOWN_DIMS.get(p.backbone or "")
+        if known is not None and p.d != known:
+            raise PromptError(path, f"token_dim {p.d} does not match its backbone {p.backbone} (d={known})")
+    return prompts
 
 
-def read_prompt(path: Path | str, *, expected_dim: int | None = None, max_bytes: int = MAX_BYTES) -> SoftPrompt:
+def read_prompt(path: Path | str, *, expected_dim: int | None = None, max_bytes: int | None = None) -> SoftPrompt:
     """One prompt ``[L, d]``; for a seq2seq adapter the encoder prompt (settings["note"] says so)."""
     return read_prompts(path, expected_dim=expected_dim, max_bytes=max_bytes)[0]
 
@@ -472,8 +500,13 @@ def write_prompt(prompt: SoftPrompt, folder: Path | str, *, overwrite: bool = Fa
     if folder.exists() and not overwrite:
         raise PromptError(folder, "already exists; pass overwrite=True to replace it")
     t = validate_tensor(prompt.tensor, folder)
-    model_ref = base_model or prompt.backbone or DEFAULT_BACKBONE
+    # PEFT's config wants a base model; an unknown backbone defaults to MiniLM only when the dim fits
+    model_ref = base_model or prompt.backbone or (DEFAULT_BACKBONE if t.shape[1] == KNOWN_DIMS[DEFAULT_BACKBONE]
+                                                  else None)
     portable = portable_model_name(model_ref)
+    known = KNOWN_DIMS.get(portable or "")
+    if known is not None and known != t.shape[1]:
+        raise PromptError(folder, f"token_dim {t.shape[1]} does not match base model {portable} (d={known})")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
     old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
@@ -486,8 +519,8 @@ def write_prompt(prompt: SoftPrompt, folder: Path | str, *, overwrite: bool = Fa
         safetensors.torch.save_file({"prompt_embeddings": t}, str(tmp / ADAPTER_WEIGHTS[0]),
                                     metadata={"format": "pt"})
         meta = prompt.metadata()
-        meta["backbone"] = portable_model_name(prompt.backbone) or portable
-        if Path(model_ref).is_absolute() and portable != DEFAULT_BACKBONE:
+        meta["backbone"] = portable_model_name(prompt.backbone or base_model)  # None stays None: honest
+        if model_ref and Path(model_ref).is_absolute() and portable != DEFAULT_BACKBONE:
             meta["base_model_path"] = str(model_ref)
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
         if folder.exists():  # overwrite=True: swap, then drop the old one
