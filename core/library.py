@@ -306,8 +306,9 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
             if (staging / ADAPTER_CONFIG).is_file():  # adapter files at the zip's top level
                 folder = staging / Path(base).stem
                 folder.mkdir()
-                for p in entries:
-                    p.rename(folder / p.name)
+                for p in list(staging.iterdir()):  # all of them: atlas.json and the config too
+                    if p != folder:
+                        p.rename(folder / p.name)
                 entries = [folder]
             if not entries:
                 raise PromptError(base, "the zip holds no prompt file or adapter folder")
