@@ -377,3 +377,8 @@ def test_cleaning_rules():
     assert sig("Vote for Hillary") == "Vote for Hillary"
     assert T._detok("What 's the capital of France ?") == "What's the capital of France?"
     assert T._clean_common("word " * 300).count("word") == T.MAX_WORDS
+    assert T._strip_attributions("re gif in article apr eff org joe acg eff org writes i think so") \
+        == "re gif i think so"
+    assert T._strip_attributions("acupuncture matthews oswego edu harry matthews writes i had") == "acupuncture i had"
+    long = " ".join(["w"] * 40) + " as paul writes in romans"
+    assert T._strip_attributions(long) == long   # deep in a post, no host: kept
