@@ -1,0 +1,120 @@
+"""pages/library.py under AppTest: empty state, the real thunlp library, filters, detail, uploads.
+
+    .venv/bin/python -m pytest tests/test_library_page.py -q
+
+AppTest (streamlit 1.67) supports st.file_uploader, so uploads go through the
+page's own code path here; tests/e2e covers a real browser upload.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from badinput import make_corpus, tree_digest
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "library.py")
+
+
+@pytest.fixture(autouse=True)
+def no_demo(tmp_path, monkeypatch):
+    """The demo library is missing here (it is built later); ATLAS_LIBRARY unset unless a test sets it."""
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "no-demo"))
+    monkeypatch.delenv("ATLAS_LIBRARY", raising=False)
+
+
+def page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = str(v)
+    return at.run()
+
+
+def table(at):
+    return at.dataframe[0].value
+
+
+def assert_clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_empty_library_shows_info():
+    at = page()
+    assert_clean(at)
+    assert at.title[0].value.endswith("Library")
+    assert any("No prompts" in i.value for i in at.info)
+    assert len(at.dataframe) == 0
+    assert at.file_uploader(key="library_upload") is not None
+
+
+def _check_real(at):
+    assert_clean(at)
+    t = table(at)
+    assert len(t) == 46 and t["group"].nunique() == 3 and t["task"].notna().all()
+    assert [m.value for m in at.metric][:2] == ["46", "3"]
+    assert set(t.columns) >= {"name", "task", "backbone", "L", "d", "norm", "method", "score", "origin"}
+
+
+def test_atlas_library_points_at_real_prompts(real_prompts_dir, monkeypatch):
+    monkeypatch.setenv("ATLAS_LIBRARY", str(real_prompts_dir))
+    _check_real(page())
+
+
+def test_query_param_points_at_real_prompts(real_prompts_dir):
+    at = page(lib=real_prompts_dir)
+    _check_real(at)
+    assert at.multiselect(key="library_sources").value == ["folder"]
+
+    # filters
+    at.multiselect(key="library_groups").select("t5-small").run()
+    assert_clean(at)
+    assert len(table(at)) == 17 and set(table(at)["backbone"]) == {"t5-small"}
+    at.multiselect(key="library_tasks").select("SST2").run()
+    assert list(table(at)["name"]) == ["SST2PromptT5Small"]
+
+    # detail view: norms, heatmap, nearest within the same group only
+    assert at.selectbox(key="library_detail").value == "SST2PromptT5Small"
+    assert len(at.get("plotly_chart")) == 2
+    nearest = at.dataframe[1].value
+    assert len(nearest) == 10 and all(n.endswith("T5Small") for n in nearest["name"])
+
+
+def test_typed_folder_switches_the_library(real_prompts_dir, tmp_path):
+    at = page()
+    assert any("No prompts" in i.value for i in at.info)
+    at.text_input(key="library_dir_input").input(str(real_prompts_dir)).run()
+    _check_real(at)
+    assert at.query_params["lib"] == str(real_prompts_dir)  # the URL now links to this folder
+    at.text_input(key="library_dir_input").input(str(tmp_path / "nowhere")).run()
+    assert_clean(at)
+    assert any("Folder not found" in w.value for w in at.warning)
+
+
+def test_upload_good_then_bad_files(tmp_path, atlas_home, monkeypatch):
+    at = page()
+    buf = io.BytesIO()
+    torch.save(torch.randn(6, 384), buf)
+    at.file_uploader(key="library_upload").set_value(("mine.pt", buf.getvalue(), "application/octet-stream")).run()
+    assert_clean(at)
+    assert any("mine.pt: added" in s.value for s in at.success)
+    assert (atlas_home / "library" / "mine.pt").is_file()
+    assert list(table(at)["name"]) == ["mine.pt"]
+
+    lib = atlas_home / "library"
+    before = tree_digest(lib)
+    corpus = make_corpus(tmp_path / "corpus")
+    for case in corpus:  # one upload at a time, as a user would
+        with monkeypatch.context() as m:
+            for k, v in case.env.items():
+                m.setenv(k, v)
+            at.file_uploader(key="library_upload").set_value((case.filename, case.data, "application/octet-stream"))
+            at.run()
+        assert_clean(at)
+        errors = [e.value for e in at.error]
+        assert any(e.startswith(f"{case.filename}: ") and case.expect in e for e in errors), (case.name, errors)
+        assert tree_digest(lib) == before, case.name
+    assert len(table(at)) == 1
+    assert not (tmp_path / "corpus" / "PWNED").exists()
