@@ -198,28 +198,32 @@ def _items(prompts) -> list[_Item]:
 
 
 def group_key(backbone: str | None, d: int, *, with_dim: bool = False) -> str:
-    """Group name: the backbone (``unknown`` when a prompt does not say), plus ``:d`` when needed."""
-    base = backbone or "unknown"
-    return f"{base}:{d}" if with_dim else base
+    """Group name, as core.library names it: the backbone, ``backbone:d`` when one backbone
+    name shows several d, ``unknown:d<d>`` when a prompt does not say its backbone."""
+    if not backbone:
+        return f"unknown:d{d}"
+    return f"{backbone}:{d}" if with_dim else backbone
 
 
 def split_groups(prompts) -> dict[str, list]:
-    """Split prompts by backbone (and d, when one backbone name shows several d).
+    """Split prompts by backbone (and d): each group is one embedding space.
 
-    Prompts whose backbone is unknown go to ``unknown`` (``unknown:d`` per d)
-    and are never mixed with a named backbone.
+    Prompts whose backbone is unknown are never mixed with a named backbone.
     """
     plist = list(prompts.values()) if isinstance(prompts, dict) else list(prompts)
-    dims: dict[str, set[int]] = {}
-    for p in plist:
+
+    def bd(p):
         t = p.tensor if hasattr(p, "tensor") else p
-        dims.setdefault(getattr(p, "backbone", None) or "unknown", set()).add(int(t.shape[-1]))
+        return getattr(p, "backbone", None) or None, int(t.shape[-1])
+
+    dims: dict[str | None, set[int]] = {}
+    for p in plist:
+        b, d = bd(p)
+        dims.setdefault(b, set()).add(d)
     groups: dict[str, list] = {}
     for p in plist:
-        t = p.tensor if hasattr(p, "tensor") else p
-        b = getattr(p, "backbone", None) or "unknown"
-        groups.setdefault(group_key(b if b != "unknown" else None, int(t.shape[-1]),
-                                    with_dim=len(dims[b]) > 1), []).append(p)
+        b, d = bd(p)
+        groups.setdefault(group_key(b, d, with_dim=len(dims[b]) > 1), []).append(p)
     return groups
 
 
@@ -263,10 +267,22 @@ def _same_length_blocks(items: list[_Item]) -> dict[int, list[int]]:
     return blocks
 
 
+def _stacked(items: list[_Item], chunk: int | None = None):
+    """Yield (indices, X [m, L, d] float32) per block of equal L (at most ``chunk`` prompts):
+    a few whole-block ops instead of thousands of tiny per-prompt ones (slow, worst on a busy CPU)."""
+    for _, idx in _same_length_blocks(items).items():
+        step = chunk or len(idx)
+        for s in range(0, len(idx), step):
+            part = idx[s:s + step]
+            yield part, torch.stack([items[i].tensor for i in part])
+
+
 def e_avg(prompts) -> np.ndarray:
     """cos of the mean tokens. prompts: N tensors [L_i, d] -> [N, N]."""
     items = _items(prompts)
-    M = torch.stack([it.tensor.double().mean(0) for it in items])  # [N, d]
+    M = torch.empty((len(items), items[0].tensor.shape[1]), dtype=torch.float64)
+    for idx, X in _stacked(items, chunk=128):
+        M[idx] = X.mean(1).double()
     return _cosine(M)
 
 
@@ -274,16 +290,15 @@ def e_tok(prompts) -> np.ndarray:
     """Mean cosine over all token pairs = dot product of the mean *normalised* tokens.
 
     (1/(L_s L_t)) Σ_i Σ_j u_i·v_j = (mean_i u_i)·(mean_j v_j) with u, v unit rows,
-    so one normalisation of the concatenated tokens [ΣL, d], one segment mean
-    per prompt and one [N, d] Gram replace L_s·L_t cosines per pair.
+    so one segment mean of normalised tokens per prompt (any L) and one [N, d]
+    Gram replace L_s·L_t cosines per pair. The normalisation is folded into a
+    weighted sum (einsum with 1/‖token‖), so no normalised copy is made.
     """
     items = _items(prompts)
-    T = torch.cat([it.tensor for it in items]).double()                     # [ΣL, d]
-    U = torch.nn.functional.normalize(T, dim=1)
-    seg = torch.repeat_interleave(torch.arange(len(items)),
-                                  torch.tensor([it.tensor.shape[0] for it in items]))
-    S = torch.zeros((len(items), T.shape[1]), dtype=torch.float64).index_add_(0, seg, U)
-    S /= torch.tensor([float(it.tensor.shape[0]) for it in items], dtype=torch.float64)[:, None]
+    S = torch.empty((len(items), items[0].tensor.shape[1]), dtype=torch.float64)
+    for idx, X in _stacked(items, chunk=128):
+        inv = 1.0 / torch.linalg.vector_norm(X, dim=2).clamp_min(1e-12)    # [m, L]
+        S[idx] = (torch.einsum("nld,nl->nd", X, inv) / X.shape[1]).double()
     return (S @ S.T).clamp(-1.0, 1.0).numpy()
 
 
@@ -291,8 +306,8 @@ def _flat_pairwise(items: list[_Item], which: str) -> np.ndarray:
     """e_flat / euclid for prompts of equal L (blocks of equal L; NaN across lengths)."""
     n = len(items)
     out = np.full((n, n), np.nan)
-    for _, idx in _same_length_blocks(items).items():
-        X = torch.stack([items[i].tensor.reshape(-1) for i in idx])  # [m, L*d] float32
+    for idx, X in _stacked(items):
+        X = X.reshape(len(idx), -1)                                        # [m, L*d] float32
         if which == "e_flat":
             vals = _cos_from_gram(_gram_sym(X)).clamp(-1.0, 1.0)
         else:
@@ -541,8 +556,6 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     Evaluations are per (source prompt, target task) and cached on disk by the
     prompt's content hash, so targets sharing a task cost one evaluation.
     """
-    import dataclasses
-
     items = _items(prompts)
     bb = _load_backbone_for(items, "zs", backbone)
     try:
@@ -559,30 +572,26 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     n = len(items)
     out = np.full((n, n), np.nan)
     tasks: dict[str, Any] = {}
-    for j, it in enumerate(items):
-        if not it.task:
-            continue
-        if it.task not in tasks:
+    for it in items:
+        if it.task and it.task not in tasks:
             try:
-                task = _get_task(it.task)
+                tasks[it.task] = _get_task(it.task)
             except (ValueError, OSError):
-                tasks[it.task] = None
-                continue
-            val = task.validation
-            if max_examples and len(val.texts) > max_examples:
-                val = type(val)(texts=list(val.texts[:max_examples]), labels=list(val.labels[:max_examples]))
-            tasks[it.task] = dataclasses.replace(task, validation=val)
+                tasks[it.task] = None  # no data here: the task's columns stay blank
     dirty = False
     for t_name, task in tasks.items():
         if task is None:
             continue
         cols = [j for j, it in enumerate(items) if it.task == t_name]
-        labels = task.validation.labels
-        majority = max(np.bincount(labels)) / len(labels) if len(labels) else 0.0
+        labels = list(task.validation.labels)[:max_examples or None]
+        majority = max(np.bincount(labels)) / len(labels) if labels else 0.0
+        data = hashlib.sha256(json.dumps([list(task.validation.texts)[:len(labels)], labels,
+                                          list(task.descriptions)]).encode()).hexdigest()[:12]
         for i, src in enumerate(items):
-            key = f"{bb.name}|{head}|{src.hash}|{t_name}|{max_examples}|{len(labels)}"
+            key = f"{bb.name}|{head}|{src.hash}|{t_name}|{data}"
             if key not in store:
-                store[key] = float(evaluate(src.tensor, task, split="validation", backbone=bb, head=head))
+                store[key] = float(evaluate(src.tensor, task, split="validation", backbone=bb, head=head,
+                                            limit=max_examples or None))
                 dirty = True
                 if counter is not None:
                     counter["evaluations"] = counter.get("evaluations", 0) + 1
