@@ -132,15 +132,19 @@ class LibraryIndex:
     problems: list[PromptError] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
 
-    def __post_init__(self):
+    def __post_init__(self):  # derived views, computed once the index is complete
         self._groups = None
         self._table = None
+        self._group_map = None
 
     def _group_of(self) -> dict[str, str]:
-        dims: dict[str | None, set[int]] = {}
-        for p in self.prompts.values():
-            dims.setdefault(p.backbone, set()).add(p.d)
-        return {n: group_key(p.backbone, p.d, len(dims[p.backbone]) > 1) for n, p in self.prompts.items()}
+        if getattr(self, "_group_map", None) is None or len(self._group_map) != len(self.prompts):
+            dims: dict[str | None, set[int]] = {}
+            for p in self.prompts.values():
+                dims.setdefault(p.backbone, set()).add(p.d)
+            self._group_map = {n: group_key(p.backbone, p.d, len(dims[p.backbone]) > 1)
+                               for n, p in self.prompts.items()}
+        return self._group_map
 
     def group_of(self, name: str) -> str:
         return self._group_of()[name]
