@@ -46,7 +46,8 @@ __all__ = [
     "PROMPT_METRICS", "BACKBONE_METRICS", "compute_matrix", "compute_matrices", "metric_status",
     "e_avg", "e_tok", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs",
     "Measured", "measured", "by_task", "validate", "validation_table", "cluster", "Clustering",
-    "group_key", "split_groups", "check_one_group", "cli",
+    "group_key", "split_groups", "check_one_group", "cached_matrix", "save_precomputed", "load_precomputed",
+    "cli",
 ]
 
 CACHE_VERSION = 1  # bump when a metric's numbers change, so old cache files are ignored
@@ -722,6 +723,81 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
         except OSError:
             pass  # a read-only cache must not break the metric
     return df
+
+
+def cached_matrix(metric: str, prompts, *, backbone=None, precomputed: Path | str | None = None,
+                  **params) -> pd.DataFrame | None:
+    """The matrix if it is already known (a precomputed file whose key matches, or the disk
+    cache) -- never computes. For pages that must not start slow work unasked."""
+    spec = get_spec(metric)
+    if spec.kind == "runs":
+        return None
+    items = _items(prompts)
+    try:
+        check_one_group(items)
+    except MetricError:
+        return None
+    if precomputed is not None:
+        df = load_precomputed(metric, items, precomputed, backbone=backbone, **params)
+        if df is not None:
+            return df
+    bb_name = None
+    if spec.needs_backbone:
+        bb_name = backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone
+    path = _cache_file(metric, matrix_key(metric, items, bb_name, **params))
+    if not path.is_file():
+        return None
+    try:
+        df = read_matrix_csv(path)
+    except MetricError:
+        return None
+    names = [it.name for it in items]
+    return df if list(df.index) == names and list(df.columns) == names else None
+
+
+PRECOMPUTED_INDEX = "index.json"
+
+
+def save_precomputed(metric: str, df: pd.DataFrame, prompts, folder: Path | str, *, backbone=None,
+                     **params) -> Path:
+    """Write ``folder/<metric>.csv`` and record its matrix key in ``folder/index.json``,
+    so a page can use it only while the prompts (content hashes) are unchanged."""
+    folder = Path(folder)
+    items = _items(prompts)
+    spec = get_spec(metric)
+    bb_name = (backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone) \
+        if spec.needs_backbone else None
+    path = write_matrix_csv(df, folder / f"{metric}.csv")
+    index_path = folder / PRECOMPUTED_INDEX
+    index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    index[metric] = {"key": matrix_key(metric, items, bb_name, **params), "file": path.name,
+                     "n": len(items), "params": {k: params[k] for k in sorted(params)}}
+    _atomic_write_text(index_path, json.dumps(index, indent=2, default=str) + "\n")
+    return path
+
+
+def load_precomputed(metric: str, prompts, folder: Path | str, *, backbone=None, **params) -> pd.DataFrame | None:
+    """``folder/<metric>.csv`` when ``folder/index.json`` records the key of exactly these prompts."""
+    folder = Path(folder)
+    index_path = folder / PRECOMPUTED_INDEX
+    if not index_path.is_file():
+        return None
+    try:
+        entry = json.loads(index_path.read_text()).get(metric) or {}
+    except (OSError, ValueError):
+        return None
+    items = _items(prompts)
+    spec = get_spec(metric)
+    bb_name = (backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone) \
+        if spec.needs_backbone else None
+    if entry.get("key") != matrix_key(metric, items, bb_name, **params):
+        return None
+    try:
+        df = read_matrix_csv(folder / entry.get("file", f"{metric}.csv"))
+    except MetricError:
+        return None
+    names = [it.name for it in items]
+    return df.loc[names, names] if set(df.index) >= set(names) and set(df.columns) >= set(names) else None
 
 
 def compute_matrices(metrics: Iterable[str], prompts, **kwargs) -> dict[str, pd.DataFrame | MetricError]:

@@ -1,4 +1,597 @@
-import streamlit as st
+"""Transferability page: source x target heatmaps of every metric and of measured transfer.
 
-st.title("Transferability")
-st.info("This page is being built.")
+    streamlit run app.py   -> Transferability
+    ?metric=e_avg&group=GROUP&order=cluster|family|fixed&target=TASK&lib=PATH   (shareable state)
+
+Rows are source prompts, columns target prompts (``measured``: target tasks).
+One backbone group at a time: prompts of different backbones live in different
+embedding spaces and are never compared. Matrices come from core.metrics
+(disk cache keyed by the prompts' content hashes; a precomputed demo matrix is
+used only while its key matches); measured transfer comes from the demo's
+results.csv plus the user's finished runs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from core import metrics as M
+from core.config import demo_dir
+
+ORDERS = {"cluster": "clustered (dendrograms)", "family": "task family", "fixed": "library order"}
+# Diverging, centred on "no gain", and readable without colour: lightness falls monotonically
+# from harm (light peach) through no gain (mid grey) to gain (dark blue) -- darker = better.
+DIVERGING = [[0.0, "#fdeadb"], [0.15, "#f9c7a4"], [0.3, "#eea37e"], [0.5, "#9e9e9e"],
+             [0.7, "#6b93bd"], [0.85, "#2c5a94"], [1.0, "#0b2a52"]]
+SEQUENTIAL = "Viridis"  # perceptually uniform, monotone lightness: fine in greyscale too
+ANNOTATE_MAX = 40       # cell labels by default up to this many rows/columns
+
+
+# ---------------------------------------------------------------- state from the URL
+def _seed_from_query():
+    """Query params seed the widgets once per session; afterwards the widgets lead."""
+    if st.session_state.get("_tr_seeded"):
+        return
+    qp = st.query_params
+    if qp.get("metric") in M.METRICS:
+        st.session_state["tr_metric"] = qp.get("metric")
+    if qp.get("group"):
+        st.session_state["tr_group"] = qp.get("group")
+    if qp.get("order") in ORDERS:
+        st.session_state["tr_order"] = qp.get("order")
+    if qp.get("target"):
+        st.session_state["_tr_target_q"] = qp.get("target").split(",")[0]
+    st.session_state["_tr_seeded"] = True
+
+
+def _write_query(**want):
+    for k, v in want.items():  # only what changed: each write is a browser history entry
+        if v and st.query_params.get(k) != v:
+            st.query_params[k] = v
+        elif not v and k in st.query_params:
+            del st.query_params[k]
+
+
+# ---------------------------------------------------------------- data (cached at the page edge)
+def _stamp(*paths: Path) -> str:
+    out = []
+    for p in paths:
+        try:
+            s = p.stat()
+            out.append(f"{p}:{s.st_size}:{s.st_mtime_ns}")
+        except OSError:
+            out.append(f"{p}:-")
+    return "|".join(out)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _results(demo_results: str, runs_db: str | None, stamp: str) -> pd.DataFrame:
+    """Demo results.csv + the user's finished runs (RESULTS COLUMNS), with an ``origin`` column."""
+    frames = []
+    if Path(demo_results).is_file():
+        df = pd.read_csv(demo_results, keep_default_na=False, na_values=[""])
+        df["origin"] = "demo"
+        frames.append(df)
+    if runs_db:
+        try:
+            from core.runstore import RunStore
+            df = RunStore(runs_db).results_table(status=("finished",))
+            if len(df):
+                df = df.copy()
+                df["origin"] = "user"
+                frames.append(df)
+        except Exception as e:  # noqa: BLE001 -- a broken store must not take the page down
+            st.session_state["_tr_store_error"] = f"{type(e).__name__}: {e}"
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_results() -> pd.DataFrame:
+    demo_results = demo_dir() / "results.csv"
+    db = None
+    try:
+        from core.runstore import default_db_path
+        p = Path(default_db_path())
+        db = str(p) if p.is_file() else None
+    except Exception:  # noqa: BLE001 -- core.runstore missing or not importable: demo only
+        db = None
+    paths = [demo_results] + ([Path(db), Path(db + "-wal")] if db else [])
+    return _results(str(demo_results), db, _stamp(*paths))
+
+
+def results_for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:
+    """Runs of this backbone group: sources among its prompts (scratch: no source) and, where a
+    run records its backbone in settings, that backbone."""
+    if results.empty or "method" not in results.columns:
+        return results
+    src = results.get("source", pd.Series("", index=results.index)).fillna("").astype(str)
+    src_name = src.map(lambda s: s if s in names else Path(s).name if Path(s).name in names else s)
+    keep = (results["method"] == "scratch") | src_name.isin(names)
+    if backbone and "settings" in results.columns:
+        def bb_of(s):
+            try:
+                return (json.loads(s) or {}).get("backbone") if isinstance(s, str) and s else None
+            except ValueError:
+                return None
+        bbs = results["settings"].map(bb_of)
+        keep &= bbs.isna() | (bbs == backbone)
+    out = results[keep].copy()
+    out["source"] = src_name[keep]
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _computed(metric: str, group: str, lib_hash: str, _prompts) -> pd.DataFrame:
+    """Shared by all sessions; core.metrics keeps its own disk cache too."""
+    return M.compute_matrix(metric, _prompts)
+
+
+def get_matrix(metric: str, group: str, lib_hash: str, prompts, allow_compute: bool) -> pd.DataFrame | None:
+    """precomputed demo matrix (key must match) -> disk cache -> computed (only if allowed).
+
+    Found matrices are remembered per session; "not known yet" is never remembered, so a
+    matrix computed later (button, CLI, another session) shows up on the next rerun.
+    """
+    memo = st.session_state.setdefault("_tr_mats", {})
+    key = (metric, group, lib_hash)
+    if key in memo:
+        return memo[key]
+    df = M.cached_matrix(metric, prompts, precomputed=demo_dir() / "matrices")
+    if df is None and allow_compute:
+        df = _computed(metric, group, lib_hash, prompts)
+    if df is not None:
+        memo[key] = df
+    return df
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cluster(key: str, _mat: pd.DataFrame) -> M.Clustering:
+    return M.cluster(_mat)
+
+
+# ---------------------------------------------------------------- figure
+def _short(labels: list[str]) -> list[str]:
+    """Drop a suffix every label shares (thunlp: 'PromptRoberta') so ticks stay readable."""
+    labels = [str(x) for x in labels]
+    if len(labels) < 2:
+        return labels
+    suffix = labels[0]
+    for lab in labels[1:]:
+        while suffix and not lab.endswith(suffix):
+            suffix = suffix[1:]
+    if len(suffix) >= 4 and all(len(lab) > len(suffix) for lab in labels):
+        return [lab[:-len(suffix)] for lab in labels]
+    return labels
+
+
+def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None, annotate: bool = False,
+                   diverging: bool = False, noise: pd.DataFrame | None = None, zlabel: str = "",
+                   height: int | None = None, clickable: bool = True) -> go.Figure:
+    """Heatmap (row 0 at the top) with optional dendrograms, cell labels, noise-band markers and a
+    transparent square-marker layer at the cell centres that carries the click selection."""
+    rows, cols = [str(x) for x in mat.index], [str(x) for x in mat.columns]
+    z = mat.to_numpy(dtype=float)
+    n_r, n_c = z.shape
+    xs, ys = np.arange(n_c), np.arange(n_r)
+    dendro = clustering is not None and bool(clustering.row_lines or clustering.col_lines)
+    if dendro:
+        fig = make_subplots(rows=2, cols=2, column_widths=[0.12, 0.88], row_heights=[0.12, 0.88],
+                            horizontal_spacing=0.004, vertical_spacing=0.004, shared_xaxes=True, shared_yaxes=True,
+                            specs=[[None, {}], [{}, {}]])
+        pos = dict(row=2, col=2)
+    else:
+        fig = go.Figure()
+        pos = {}
+    finite = z[np.isfinite(z)]
+    zmax = float(np.abs(finite).max()) if finite.size else 1.0
+    heat = go.Heatmap(
+        z=z, x=xs, y=ys, hoverinfo="skip" if clickable else None, xgap=0.5 if max(n_r, n_c) <= 60 else 0,
+        ygap=0.5 if max(n_r, n_c) <= 60 else 0,
+        colorscale=DIVERGING if diverging else SEQUENTIAL,
+        zmid=0.0 if diverging else None, zmin=-zmax if diverging else None, zmax=zmax if diverging else None,
+        texttemplate="%{z:.2f}" if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
+        colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
+                  "y": 0.44 if dendro else 0.5},
+        hovertemplate=None if clickable else "%{z:.3f}<extra></extra>")
+    fig.add_trace(heat, **pos)
+    h = height or int(np.clip(170 + 14 * n_r * (1.14 if dendro else 1.0), 380, 1600))
+    cell_px = max(4.0, min(28.0, (h - 170) * (0.88 if dendro else 1.0) / max(n_r, 1)))
+    if noise is not None:
+        nm = noise.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(dtype=bool)
+        rr, cc = np.nonzero(nm)
+        if len(rr):
+            # white dot with a black rim: visible on any colour and in greyscale
+            fig.add_trace(go.Scatter(
+                x=cc, y=rr, mode="markers", name="inside noise band", hoverinfo="skip", showlegend=True,
+                marker={"symbol": "circle", "size": max(4.0, cell_px * 0.3), "color": "white",
+                        "line": {"color": "black", "width": 1}}), **pos)
+    if clickable:
+        rr, cc = np.meshgrid(ys, xs, indexing="ij")
+        vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]
+        custom = [[rows[i], cols[j], vals[i * n_c + j]] for i in range(n_r) for j in range(n_c)]
+        fig.add_trace(go.Scatter(
+            x=cc.reshape(-1), y=rr.reshape(-1), mode="markers", name="cells", showlegend=False,
+            marker={"symbol": "square", "size": cell_px, "color": "rgba(0,0,0,0)"},
+            customdata=custom, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+            hovertemplate="source %{customdata[0]}<br>target %{customdata[1]}<br>" + (zlabel or "value")
+                          + " %{customdata[2]}<extra></extra>"), **pos)
+    tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
+    fig.update_xaxes(tickvals=xs, ticktext=_short(cols), tickangle=-60, tickfont=tick, showgrid=False,
+                     zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", **pos)
+    fig.update_yaxes(tickvals=ys, ticktext=_short(rows), tickfont=tick, showgrid=False, zeroline=False,
+                     range=[n_r - 0.5, -0.5], **pos)
+    if dendro:
+        def lines(pairs, swap):
+            X, Y = [], []
+            for p, hgt in pairs:
+                a, b = (hgt, p) if swap else (p, hgt)
+                X += list(a) + [None]
+                Y += list(b) + [None]
+            return X, Y
+        X, Y = lines(clustering.col_lines, swap=False)
+        fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
+                                 showlegend=False), row=1, col=2)
+        X, Y = lines(clustering.row_lines, swap=True)
+        fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
+                                 showlegend=False), row=2, col=1)
+        fig.update_xaxes(autorange="reversed", visible=False, row=2, col=1)
+        fig.update_yaxes(visible=False, row=1, col=2)
+        fig.update_xaxes(showticklabels=False, row=1, col=2)
+        fig.update_yaxes(showticklabels=False, row=2, col=1)
+        fig.update_yaxes(range=[n_r - 0.5, -0.5], row=2, col=1)
+    fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
+                      clickmode="event+select", dragmode=False if clickable else "zoom",
+                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+    return fig
+
+
+def per_target_z(mat: pd.DataFrame) -> pd.DataFrame:
+    """Each column (target) standardised over its sources: which source is best *for this target*."""
+    sd = mat.std(axis=0, ddof=0).replace(0, np.nan)
+    return ((mat - mat.mean(axis=0)) / sd).fillna(0.0).where(mat.notna())
+
+
+def family_order(labels: list[str], info: dict[str, tuple]) -> list[str]:
+    return sorted(labels, key=lambda n: (*info.get(n, ("~", "~")), n))
+
+
+def runs_url(**params) -> str:
+    return "/runs?" + urlencode({k: v for k, v in params.items() if v})
+
+
+def link_to_runs(label: str, **params):
+    try:
+        st.page_link("pages/runs.py", label=label, icon="🚀", query_params={k: v for k, v in params.items() if v})
+    except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead
+        st.markdown(f"[🚀 {label}]({runs_url(**params)})")
+
+
+# ================================================================ page
+st.title("🔥 Transferability")
+st.caption("Which source prompts help which target tasks, and how far to trust each prediction. Rows = source "
+           "prompts, columns = targets; higher = predicted to transfer better. Definitions: DESIGN.md §3.")
+_seed_from_query()
+
+try:
+    from pages._shared import group_selector, library_picker, load_library
+except ImportError as e:  # the shared helpers are another engineer's module
+    st.error(f"The prompt library helpers are not available ({e}).")
+    st.stop()
+
+with st.expander("Prompt folders", expanded=False):
+    paths = library_picker()
+index = load_library(tuple(str(p) for p in paths)) if paths else None
+if index is None or not index.prompts:
+    st.info(f"No prompts to compare yet. The demo library (`{demo_dir()}`) is not built (`make demo`), and no "
+            "other folder is chosen: add prompts on the Library page, point `ATLAS_LIBRARY` at a folder, or "
+            "open this page with `?lib=/path/to/prompts`.")
+    st.stop()
+
+groups = index.groups()
+c_group, c_metric, c_order = st.columns([2, 2, 2])
+with c_group:
+    group = group_selector(index, key="tr_group")
+if group is None:
+    st.stop()
+prompts = index.group_prompts(group)
+names = [p.name for p in prompts]
+by_name = {p.name: p for p in prompts}
+backbone = prompts[0].backbone
+if len(groups) > 1:
+    st.caption(f"This library holds {len(groups)} backbone groups ({', '.join(groups)}). A prompt's vectors live in "
+               "its own model's embedding space, so prompts of different backbones are never compared: each "
+               "group gets its own matrix.")
+
+results_all = load_results()
+results = results_for_group(results_all, set(names), backbone)
+measured_ok = not results.empty and (results.get("method", pd.Series(dtype=str)) != "scratch").any()
+
+
+def metric_label(m: str) -> str:
+    spec = M.METRICS[m]
+    tag = " · needs model" if spec.needs_backbone else ""
+    return f"{m} — {spec.label}{tag}"
+
+
+with c_metric:
+    options = list(M.METRICS)
+    if st.session_state.get("tr_metric") not in options:
+        st.session_state["tr_metric"] = "measured" if measured_ok else "e_avg"
+    metric = st.selectbox("Metric", options, key="tr_metric", format_func=metric_label)
+with c_order:
+    if st.session_state.get("tr_order") not in ORDERS:
+        st.session_state["tr_order"] = "cluster"
+    order = st.selectbox("Order", list(ORDERS), key="tr_order", format_func=ORDERS.get)
+spec = M.METRICS[metric]
+c1, c2, c3, c4 = st.columns(4)
+normalise = c1.toggle("Per-target normalisation", key="tr_norm",
+                      help="z-score each column over its sources: which source is best for *this* target")
+method = None
+if metric == "measured":
+    transfer_methods = sorted(m for m in results.get("method", pd.Series(dtype=str)).dropna().unique()
+                              if m != "scratch") if measured_ok else []
+    if transfer_methods:
+        if st.session_state.get("tr_method") not in transfer_methods:
+            st.session_state["tr_method"] = "pot" if "pot" in transfer_methods else transfer_methods[0]
+        method = c2.selectbox("Transfer method", transfer_methods, key="tr_method")
+st.caption(f"**{spec.label}** = {spec.description}. Source: {spec.source}."
+           + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")
+           + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else ""))
+
+# ---- the matrix --------------------------------------------------------------------------------
+lib_hash = index.content_hash()
+mat = None
+meas = None
+noise_mask = None
+status_msg = ""
+t0 = time.perf_counter()
+if measured_ok:
+    try:
+        generic = [n for n, p in by_name.items() if p.method == "generic"] or None
+        meas = M.measured(results, method=method if metric == "measured" else None, generic=generic)
+    except M.MetricError as e:
+        st.warning(str(e))
+if metric == "measured":
+    if meas is None or meas.mean.empty:
+        st.info("No finished runs for this backbone group yet, so there is no measured transfer to show. The demo's "
+                f"`{demo_dir() / 'results.csv'}` is not built (`make demo`), or launch runs on the Runs page.")
+    else:
+        mat = meas.mean
+        noise_mask = meas.inside_noise()
+else:
+    ok, status_msg = M.metric_status(metric, prompts)
+    if not ok:
+        st.warning(status_msg)
+        if spec.needs_backbone:
+            st.caption(f"`{metric}` runs the prompts through their frozen model. These prompts were trained for "
+                       f"`{backbone or 'an unknown model'}`, which is not available on this machine (no network, not "
+                       "in the local Hugging Face cache), so only the prompt-space metrics (e_avg, e_tok, e_flat, "
+                       "euclid) can be shown for them.")
+    else:
+        if status_msg:
+            st.caption(status_msg)
+        allow = not spec.needs_backbone
+        try:
+            mat = get_matrix(metric, group, lib_hash, prompts, allow)
+        except M.MetricError as e:
+            st.warning(str(e))
+        if mat is None and spec.needs_backbone:
+            cost = {"on": f"{len(names)} forwards (batched)", "on_probe": f"{len(names)} batched forwards over a probe set",
+                    "panda_sim": f"{len(names)} batched forwards over a probe set",
+                    "zs": f"{len(names)} × (target tasks) evaluations of ≤200 validation examples"}[metric]
+            st.info(f"`{metric}` is not computed for this group yet: it costs {cost} of `{backbone}`.")
+            if st.button(f"Compute {metric}", key="tr_compute"):
+                with st.spinner(f"Computing {metric}…"):
+                    try:
+                        mat = get_matrix(metric, group, lib_hash, prompts, True)
+                    except M.MetricError as e:
+                        st.warning(str(e))
+
+if mat is not None and not mat.empty:
+    shown = per_target_z(mat) if normalise else mat
+    zlabel = ("z (per target)" if normalise else "relative gain" if metric == "measured" else metric)
+    if order == "cluster" and min(shown.shape) >= 2:
+        clustering = _cluster(f"{metric}|{group}|{lib_hash}|{method}|{normalise}|{meas is not None and len(meas.runs)}",
+                              shown)
+        shown = shown.loc[clustering.rows, clustering.cols]
+    else:
+        clustering = None
+        if order == "family":
+            info = {n: (p.family or "~", p.task or "~") for n, p in by_name.items()}
+            for c in shown.columns:
+                if c not in info:  # a target task (measured)
+                    fam = next((p.family for p in prompts if p.task == c and p.family), None)
+                    info[c] = (fam or "~", c)
+            shown = shown.loc[family_order(list(shown.index), info), family_order(list(shown.columns), info)]
+    annotate = st.session_state.get("tr_annot")
+    if annotate is None:
+        annotate = max(shown.shape) <= ANNOTATE_MAX
+    annotate = c3.toggle("Cell values", value=bool(annotate), key="tr_annot")
+    fig = heatmap_figure(shown, clustering=clustering, annotate=annotate,
+                         diverging=metric == "measured" or normalise, noise=noise_mask, zlabel=zlabel)
+    build_s = time.perf_counter() - t0
+    event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points", width="stretch")
+    st.caption(f"{shown.shape[0]} sources × {shown.shape[1]} targets · ready in {build_s:.2f} s · click a cell for "
+               "the pair's details"
+               + (" · ○ = inside the noise band: |gain| ≤ the seed-to-seed spread of scratch on that target"
+                  if noise_mask is not None and noise_mask.values.any() else ""))
+    # a click -> the pair selectors below
+    pts = (event or {}).get("selection", {}).get("points", []) if event else []
+    for p in pts:
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)) and len(cd) >= 2:
+            pair = (str(cd[0]), str(cd[1]))
+            if st.session_state.get("_tr_last_click") != pair:
+                st.session_state["_tr_last_click"] = pair
+                st.session_state["tr_pair_src"], st.session_state["tr_pair_tgt"] = pair
+            break
+
+    # ---- export
+    e1, e2, e3, e4 = st.columns(4)
+    e1.download_button("Matrix CSV", mat.to_csv(float_format="%.6g").encode(), file_name=f"{metric}_{group.replace('/', '_')}.csv",
+                       mime="text/csv", key="tr_dl_csv")
+    e2.download_button("Figure HTML", fig.to_html(include_plotlyjs="cdn", full_html=True).encode(),
+                       file_name=f"{metric}.html", mime="text/html", key="tr_dl_html",
+                       help="interactive; loads plotly.js from its CDN when opened")
+    with e3:
+        if st.button("Prepare PNG/SVG", key="tr_img", help="static images via kaleido (starts a headless browser)"):
+            try:
+                st.session_state["_tr_png"] = fig.to_image(format="png", scale=2)
+                st.session_state["_tr_svg"] = fig.to_image(format="svg")
+            except Exception as e:  # noqa: BLE001 -- kaleido needs Chrome; HTML always works
+                st.session_state.pop("_tr_png", None)
+                st.warning(f"Static export failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+                           "Use the HTML export, or install kaleido's Chrome (`plotly_get_chrome`).")
+    if st.session_state.get("_tr_png"):
+        e4.download_button("PNG", st.session_state["_tr_png"], file_name=f"{metric}.png", mime="image/png",
+                           key="tr_dl_png")
+        e4.download_button("SVG", st.session_state["_tr_svg"], file_name=f"{metric}.svg", mime="image/svg+xml",
+                           key="tr_dl_svg")
+
+# ---- pair details ------------------------------------------------------------------------------
+st.subheader("Pair details")
+src_opts = names
+tgt_opts = list(mat.columns) if mat is not None and metric == "measured" else names
+if st.session_state.get("tr_pair_src") not in src_opts:
+    st.session_state.pop("tr_pair_src", None)
+if st.session_state.get("tr_pair_tgt") not in tgt_opts:
+    st.session_state.pop("tr_pair_tgt", None)
+d1, d2 = st.columns(2)
+src = d1.selectbox("Source prompt", src_opts, key="tr_pair_src", index=None, placeholder="click a cell or pick")
+tgt = d2.selectbox("Target", tgt_opts, key="tr_pair_tgt", index=None, placeholder="click a cell or pick")
+if src and tgt:
+    tgt_prompts = [by_name[tgt]] if tgt in by_name else [p for p in prompts if p.task == tgt]
+    tgt_task = by_name[tgt].task if tgt in by_name else tgt
+    table = index.table.set_index("name")
+    meta_cols = [c for c in ["task", "family", "method", "backbone", "L", "d", "norm", "score", "sources", "origin"]
+                 if c in table.columns]
+    shown_names = [src] + [p.name for p in tgt_prompts]
+    st.dataframe(table.loc[[n for n in dict.fromkeys(shown_names) if n in table.index], meta_cols],
+                 width="stretch", key="tr_pair_meta")
+    vals = []
+    for m in M.METRICS:
+        if m == "measured":
+            continue
+        try:
+            mm = get_matrix(m, group, lib_hash, prompts, not M.METRICS[m].needs_backbone) \
+                if M.metric_status(m, prompts)[0] else None
+        except M.MetricError:
+            mm = None
+        for tp in tgt_prompts[:3]:
+            v = mm.at[src, tp.name] if mm is not None and src in mm.index and tp.name in mm.columns else np.nan
+            vals.append({"metric": m, "target prompt": tp.name, "value": v,
+                         "note": "" if mm is not None else "not computed / not available"})
+    if meas is not None and tgt_task in meas.mean.columns and src in meas.mean.index:
+        vals.append({"metric": f"measured ({meas.method})", "target prompt": tgt_task,
+                     "value": meas.mean.at[src, tgt_task],
+                     "note": f"± {meas.std.at[src, tgt_task]:.3f} over {int(meas.n.at[src, tgt_task])} seed(s); "
+                             f"noise band ±{meas.noise.get(tgt_task, np.nan):.3f}"})
+    st.dataframe(pd.DataFrame(vals), hide_index=True, width="stretch", key="tr_pair_vals",
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+    if meas is not None:
+        runs = meas.runs[(meas.runs["source"] == src) & (meas.runs["target"] == tgt_task)]
+        st.caption(f"Runs behind the measured value ({len(runs)}; gain = (score − scratch) / scratch, same target, "
+                   "budget and seed):")
+        st.dataframe(runs, hide_index=True, width="stretch", key="tr_pair_runs")
+
+# ---- pick a target -> ranked sources ---------------------------------------------------------------
+st.subheader("Best sources for a target")
+use_shown = metric != "measured" and mat is not None
+predicted_metric = metric if use_shown else "e_avg"
+pred_full = mat if use_shown else None
+if pred_full is None and M.metric_status("e_avg", prompts)[0]:
+    pred_full = get_matrix("e_avg", group, lib_hash, prompts, True)
+pred_tasks = M.by_task(pred_full, prompts) if pred_full is not None else None
+targets = sorted(set(pred_tasks.columns if pred_tasks is not None else []) | set(meas.mean.columns if meas is not None else []))
+q_target = st.session_state.pop("_tr_target_q", None)
+if q_target:
+    q_target = by_name[q_target].task if q_target in by_name and by_name[q_target].task else q_target
+    if q_target in targets:
+        st.session_state["tr_target"] = q_target
+if st.session_state.get("tr_target") not in targets:
+    st.session_state.pop("tr_target", None)
+target = st.selectbox("Target task", targets, key="tr_target", index=None, placeholder="pick a target task")
+_write_query(metric=metric, group=group, order=order, target=target or "")
+if target:
+    src_task = {p.name: p.task for p in prompts}
+    rank = pd.DataFrame(index=pd.Index(names, name="source"))
+    rank["task"] = [src_task[n] for n in names]
+    if pred_tasks is not None and target in pred_tasks.columns:
+        rank[f"predicted ({predicted_metric})"] = pred_tasks[target]
+    if meas is not None and target in meas.mean.columns:
+        rank["measured gain"] = meas.mean[target].reindex(rank.index)
+        rank["± std"] = meas.std[target].reindex(rank.index)
+        rank["inside noise"] = meas.inside_noise()[target].reindex(rank.index)
+    rank = rank[rank["task"] != target]
+    sort_col = f"predicted ({predicted_metric})" if f"predicted ({predicted_metric})" in rank else "measured gain" \
+        if "measured gain" in rank else None
+    if sort_col:
+        rank = rank.sort_values(sort_col, ascending=False, na_position="last")
+    rank["run"] = [runs_url(target=target, source=s, method="panda") for s in rank.index]
+    st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
+                 column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
+                                "measured gain": st.column_config.NumberColumn(format="%+.3f"),
+                                "± std": st.column_config.NumberColumn(format="%.3f")})
+    if len(rank):
+        link_to_runs(f"Run PANDA on {target} from {rank.index[0]}", target=target, source=rank.index[0],
+                     method="panda")
+
+# ---- predicted vs measured, and how well each metric predicts -------------------------------------
+if meas is not None and not meas.mean.empty:
+    st.subheader("Predicted vs measured")
+    side_metric = predicted_metric
+    pred_side = pred_tasks
+    left, right = st.columns(2)
+    rows_ = [r for r in meas.mean.index if pred_side is not None and r in pred_side.index]
+    cols_ = [c for c in meas.mean.columns if pred_side is not None and c in pred_side.columns]
+    if rows_ and cols_:
+        with left:
+            st.caption(f"{side_metric} (by target task)")
+            st.plotly_chart(heatmap_figure(pred_side.loc[rows_, cols_], annotate=len(rows_) <= ANNOTATE_MAX,
+                                           zlabel=side_metric, clickable=False, height=420),
+                            key="tr_side_pred", width="stretch")
+        with right:
+            st.caption(f"measured ({meas.method}), ○ = inside noise band")
+            st.plotly_chart(heatmap_figure(meas.mean.loc[rows_, cols_], annotate=len(rows_) <= ANNOTATE_MAX,
+                                           diverging=True, noise=meas.inside_noise(), zlabel="gain",
+                                           clickable=False, height=420),
+                            key="tr_side_meas", width="stretch")
+    st.subheader("How well does each metric predict measured transfer?")
+    preds = {}
+    for m in M.METRICS:
+        if m == "measured" or not M.metric_status(m, prompts)[0]:
+            continue
+        try:
+            mm = get_matrix(m, group, lib_hash, prompts, not M.METRICS[m].needs_backbone)
+        except M.MetricError:
+            mm = None
+        if mm is not None:
+            preds[m] = M.by_task(mm, prompts)
+    src_task = {p.name: p.task for p in prompts if p.task}
+    vt = M.validation_table(preds, meas.mean, source_task=src_task, k=3)
+    st.dataframe(vt, hide_index=True, width="stretch", key="tr_validation",
+                 column_config={"mean_rho": st.column_config.NumberColumn("mean Spearman ρ", format="%.2f"),
+                                "top_k_hit": st.column_config.NumberColumn("top-3 hit rate", format="%.2f"),
+                                "regret": st.column_config.NumberColumn("mean regret", format="%.3f"),
+                                "n_targets": "targets"})
+    st.caption("Per target: Spearman ρ between the metric's column and the measured gains over sources (the "
+               "target's own task left out); top-3 hit = the best measured source is in the metric's top 3; "
+               "regret = best measured gain − gain of the metric's top-1 source. Backbone metrics appear once "
+               "computed.")
+    if preds:
+        with st.expander("Per-target detail"):
+            pick = st.selectbox("Metric", list(preds), key="tr_val_metric")
+            st.dataframe(M.validate(preds[pick], meas.mean, source_task=src_task, k=3), hide_index=True,
+                         width="stretch", key="tr_val_detail")
+elif not measured_ok:
+    st.info("Measured transfer, predicted-vs-measured and the metric validation appear once there are finished "
+            f"runs: the demo's `{demo_dir() / 'results.csv'}` (`make demo`) or runs launched on the Runs page.")
+if st.session_state.get("_tr_store_error"):
+    st.caption(f"Run store not read: {st.session_state['_tr_store_error']}")
