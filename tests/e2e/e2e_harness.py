@@ -306,6 +306,35 @@ class Browser:
         self.driver.save_screenshot(str(path))
         return path
 
+    def tables(self) -> list[list[list[str]]]:
+        """Every st.dataframe's visible cells as rows of strings (header row first).
+
+        The grid draws on a canvas; glide-data-grid keeps an accessible <table> copy of
+        the cells in view (virtualised: wide or long frames show only what is scrolled in).
+        Note: st.dataframe gets no `st-key-*` class unless it has selections, so find a
+        frame by its header instead (see `table_with`).
+        """
+        return self.driver.execute_script("""
+          return [...document.querySelectorAll("[data-testid='stDataFrame']")].map(g => {
+            const t = g.querySelector('table');
+            if (!t) return [];
+            return [...t.querySelectorAll('tr')].map(r => [...r.children].map(c => c.textContent.trim()));
+          });""")
+
+    def table_with(self, *columns: str, timeout: float = 30.0) -> list[list[str]]:
+        """Rows (header first) of the first st.dataframe whose header has all `columns`."""
+        def pick():
+            for t in self.tables():
+                if t and all(c in t[0] for c in columns):
+                    return t
+            return None
+        return self.wait_until(pick, timeout, f"a dataframe with columns {columns}")
+
+    @staticmethod
+    def column(rows: list[list[str]], name: str) -> list[str]:
+        i = rows[0].index(name)
+        return [r[i] for r in rows[1:] if len(r) > i]
+
     # ---- widgets -----------------------------------------------------------------
     def keyed(self, key: str) -> str:
         """CSS for the element container Streamlit tags with `st-key-<key>`."""
