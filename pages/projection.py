@@ -1,4 +1,374 @@
+"""Projection page: a 2-D/3-D map of the prompts of one backbone group.
+
+    streamlit run app.py   -> Projection
+    ?method=umap|pca|tsne&group=GROUP&dims=2|3&highlight=NAME   (shareable state)
+
+First paint never waits for UMAP's numba compile: a precomputed (demo) or cached map is
+shown at once; otherwise PCA is shown while UMAP warms up in a background thread
+(st.cache_resource, once per server) and a fragment swaps the UMAP map in when ready.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Projection")
-st.info("This page is being built.")
+from core import projection as proj
+from core.config import demo_dir
+from pages._shared import group_selector, library_picker, load_library
+
+METHOD_LABELS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
+CATEGORICAL = ["task", "family", "method", "backbone", "source"]
+MAX_ARROWS = 400  # annotations beyond this make the chart sluggish
+NONE = "(none)"
+
+
+# ---------------------------------------------------------------- background UMAP warm-up
+
+
+def _warm():
+    try:
+        proj.warm_umap()
+    except Exception:  # noqa: BLE001 — recorded in proj.umap_status(), shown by the page
+        pass
+
+
+@st.cache_resource(show_spinner=False)
+def umap_warmer() -> threading.Thread:
+    """Start the one UMAP warm-up thread of this server process (numba compile, 5-25 s)."""
+    t = threading.Thread(target=_warm, name="umap-warmup", daemon=True)
+    t.start()
+    return t
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _trust(key: str, k: int, _X: np.ndarray, _coords: np.ndarray) -> float | None:
+    """Trustworthiness of one map (key identifies X + coords; O(N^2), so computed once)."""
+    return proj.trustworthiness(_X, _coords, k=k)
+
+
+# ---------------------------------------------------------------- state from the URL
+
+
+def _seed_from_query():
+    """Query params seed the widgets once per session; afterwards the widgets lead."""
+    if st.session_state.get("_proj_seeded"):
+        return
+    qp = st.query_params
+    m = qp.get("method", "umap").lower()
+    st.session_state["proj_method"] = m if m in proj.METHODS else "umap"
+    st.session_state["proj_dims"] = "3-D" if qp.get("dims") == "3" else "2-D"
+    st.session_state["proj_find"] = qp.get("highlight", "")
+    if qp.get("group"):
+        st.session_state["proj_group"] = qp.get("group")
+    st.session_state["_proj_seeded"] = True
+
+
+def _write_query(method: str, group: str, dims: int, find: str):
+    # set only what changed: each write costs a browser history update
+    want = {"method": method, "group": group, "dims": str(dims), "highlight": find.strip()}
+    for k, v in want.items():
+        if v and st.query_params.get(k) != v:
+            st.query_params[k] = v
+        elif not v and k in st.query_params:
+            del st.query_params[k]
+
+
+# ---------------------------------------------------------------- figure
+
+
+def _arrows(fig: go.Figure, table: pd.DataFrame, pairs: list[tuple[str, str]], dims: int) -> int:
+    pos = {n: i for i, n in enumerate(table["name"])}
+    pairs = [(s, t) for s, t in pairs if s in pos and t in pos][:MAX_ARROWS]
+    if not pairs:
+        return 0
+    if dims == 2:
+        for s, t in pairs:
+            a, b = table.iloc[pos[s]], table.iloc[pos[t]]
+            fig.add_annotation(x=b["x"], y=b["y"], ax=a["x"], ay=a["y"], xref="x", yref="y",
+                               axref="x", ayref="y", showarrow=True, arrowhead=3, arrowsize=1.2,
+                               arrowwidth=1.2, arrowcolor="rgba(60,60,60,0.55)", text="",
+                               standoff=6, startstandoff=4)
+    else:  # plotly has no 3-D arrows: a line per pair and a marker at the target end
+        xs, ys, zs = [], [], []
+        for s, t in pairs:
+            a, b = table.iloc[pos[s]], table.iloc[pos[t]]
+            xs += [a["x"], b["x"], None]
+            ys += [a["y"], b["y"], None]
+            zs += [a["z"], b["z"], None]
+        fig.add_trace(go.Scatter3d(x=xs, y=ys, z=zs, mode="lines", name="transfer (source → target)",
+                                   line=dict(color="rgba(60,60,60,0.5)", width=3), hoverinfo="skip"))
+    return len(pairs)
+
+
+def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits: list[int],
+                 pairs: list[tuple[str, str]], title: str) -> tuple[go.Figure, int]:
+    """Scatter of table (x, y[, z] + metadata); hits = rows to highlight. Returns (fig, n arrows)."""
+    hover = [c for c in ["task", "family", "method", "backbone", "source", "score", "L", "token"]
+             if c in table and c != "name"]
+    kw = dict(color=None if colour == NONE else colour, symbol=None if symbol == NONE else symbol,
+              hover_name="name", hover_data={c: True for c in hover}, custom_data=["name"],
+              title=title, height=640)
+    if dims == 3:
+        fig = px.scatter_3d(table, x="x", y="y", z="z", **kw)
+        fig.update_traces(marker=dict(size=5))
+    else:
+        fig = px.scatter(table, x="x", y="y", **kw)
+        fig.update_traces(marker=dict(size=10, line=dict(width=0.5, color="white")))
+        fig.update_yaxes(scaleanchor="x", scaleratio=1)  # distances mean the same on both axes
+    n_arrows = _arrows(fig, table, pairs, dims)
+    if hits:
+        h = table.iloc[hits]
+        common = dict(mode="markers+text", text=h["name"], textposition="top center", name="search",
+                      hoverinfo="skip", customdata=h[["name"]].to_numpy())
+        if dims == 3:
+            fig.add_trace(go.Scatter3d(x=h["x"], y=h["y"], z=h["z"], **common,
+                                       marker=dict(size=12, color="rgba(0,0,0,0)",
+                                                   line=dict(color="crimson", width=4))))
+        else:
+            fig.add_trace(go.Scatter(x=h["x"], y=h["y"], **common,
+                                     marker=dict(size=22, symbol="circle-open", color="crimson",
+                                                 line=dict(width=3))))
+    fig.update_layout(legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=50, b=10),
+                      dragmode="lasso" if dims == 2 else "orbit")
+    return fig, n_arrows
+
+
+def selected_names(event, fig: go.Figure) -> list[str]:
+    """Names of the points in a plotly selection event (click, box or lasso)."""
+    try:
+        points = event.selection.points  # type: ignore[union-attr]
+    except AttributeError:
+        try:
+            points = event["selection"]["points"]
+        except (KeyError, TypeError):
+            return []
+    names: list[str] = []
+    for p in points or []:
+        name = None
+        cd = p.get("customdata")
+        if isinstance(cd, (list, tuple)) and cd:
+            name = cd[0]
+        elif isinstance(cd, str):
+            name = cd
+        if name is None:  # fall back to the trace's own customdata
+            c, i = p.get("curve_number"), p.get("point_index", p.get("point_number"))
+            try:
+                name = fig.data[c].customdata[i][0]
+            except (TypeError, IndexError, KeyError):
+                name = None
+        if name is not None and str(name) not in names:
+            names.append(str(name))
+    return names
+
+
+def _fig_bytes(fig: go.Figure, fmt: str) -> bytes:
+    return fig.to_image(format=fmt, width=1200, height=900, scale=2 if fmt == "png" else 1)
+
+
+# ---------------------------------------------------------------- page
+
+st.title("🧭 Projection")
+st.caption("Where the prompts of one backbone sit relative to each other. Each point is a prompt "
+           "(the mean of its tokens, or the flattened prompt) or one prompt token. Close on the map "
+           "usually means similar in the original space — the neighbour table says how far to trust that.")
+
+_seed_from_query()
+with st.expander("Prompt folders", expanded=False):
+    paths = library_picker()
+index = load_library(paths)
+
+if not index.prompts:
+    st.info("No prompts to map yet. Build the demo library (`make demo`), add prompts on the "
+            "Library page, or open this page with `?lib=/path/to/prompts`.")
+    st.stop()
+
+groups = index.groups()
+if st.session_state.get("proj_group") not in groups:
+    st.session_state.pop("proj_group", None)
+
+c1, c2, c3, c4 = st.columns([3, 2, 1.2, 2])
+with c1:
+    group = group_selector(index, key="proj_group")
+with c2:
+    method = st.segmented_control("Method", list(proj.METHODS), key="proj_method",
+                                  format_func=METHOD_LABELS.get, required=True,
+                                  help="UMAP keeps local neighbourhoods, PCA is linear and instant, "
+                                       "t-SNE separates clusters but distances between them mean little.")
+    method = method or "umap"
+with c3:
+    dims = 3 if st.radio("View", ["2-D", "3-D"], key="proj_dims", horizontal=True) == "3-D" else 2
+with c4:
+    point_mode = st.radio("Points", ["prompt", "token"], key="proj_points", horizontal=True,
+                          format_func={"prompt": "one per prompt", "token": "one per token"}.get)
+
+prompts = index.group_prompts(group)
+lengths = sorted({p.L for p in prompts})
+
+with st.expander("Parameters", expanded=False):
+    p1, p2, p3 = st.columns(3)
+    reduce = p1.radio("Prompt → point", ["mean", "flat"], key="proj_reduce", horizontal=True,
+                      disabled=point_mode == "token",
+                      format_func={"mean": "mean of tokens", "flat": "flattened (same L only)"}.get)
+    metric = p1.radio("Metric", list(proj.METRICS), key="proj_metric", horizontal=True,
+                      help="cosine: direction only (PCA on L2-normalised points); euclidean: raw values")
+    n_neighbors = p2.slider("UMAP n_neighbors", 2, 100, 15, key="proj_nn",
+                            help="clamped to the number of points − 1")
+    min_dist = p2.slider("UMAP min_dist", 0.0, 1.0, 0.1, 0.05, key="proj_md")
+    perplexity = p3.slider("t-SNE perplexity", 2.0, 100.0, 30.0, 1.0, key="proj_perp",
+                           help="clamped to (points − 1) / 3")
+    seed = p3.number_input("Seed", 0, 2**31 - 1, 0, key="proj_seed")
+    k_nn = p3.slider("Neighbours shown / trustworthiness k", 1, 20, 5, key="proj_k")
+
+cfg = proj.ProjectionConfig(method=method, n_components=dims, point_mode=point_mode, reduce=reduce,
+                            metric=metric, n_neighbors=n_neighbors, min_dist=min_dist,
+                            perplexity=perplexity, seed=int(seed))
+precomputed_dir = demo_dir() / "projections"
+
+waiting_for_umap = False
+try:
+    result = proj.lookup(prompts, cfg, group=group, precomputed_dir=precomputed_dir)
+    if result is None and method == "umap" and not proj.umap_is_warm():
+        # never block on the numba compile: PCA now, UMAP when the warm-up thread is done
+        umap_warmer()
+        waiting_for_umap = proj.umap_status()["error"] is None
+        result = proj.project(prompts, proj.fallback_config(cfg))
+    elif result is None:
+        with st.spinner(f"Computing {METHOD_LABELS[method]} of {len(prompts)} prompts…"):
+            result = proj.project(prompts, cfg)
+except proj.ProjectionError as e:
+    st.error(f"Cannot map group {group}: {e}")
+    st.stop()
+
+status = proj.umap_status()
+if method == "umap" and status["error"]:
+    st.warning(f"UMAP is unavailable on this server ({status['error']}); showing PCA instead.")
+elif waiting_for_umap:
+    st.info("UMAP is warming up (a one-time numba compile per server, usually 5–25 s). "
+            "Showing PCA meanwhile; the map switches to UMAP by itself when it is ready.")
+
+    @st.fragment(run_every=2.0)
+    def _poll_umap():
+        if proj.umap_is_warm() or proj.umap_status()["error"]:
+            st.rerun(scope="app")
+        st.caption("⏳ waiting for UMAP…")
+
+    _poll_umap()
+for note in result.notes:
+    st.caption(f"ℹ️ {note}")
+
+table = result.table()
+for c in CATEGORICAL:
+    if c in table:
+        table[c] = table[c].fillna("—").replace("", "—").astype(str)
+names = table["name"].tolist()
+prompt_col = "prompt" if point_mode == "token" else "name"
+
+# ---- display options
+o1, o2, o3, o4 = st.columns([2, 2, 3, 2])
+colour_options = [c for c in CATEGORICAL if c in table and table[c].nunique() > 0] + ["score", NONE]
+colour = o1.selectbox("Colour by", colour_options, key="proj_colour")
+symbol = o2.selectbox("Symbol by", [NONE] + [c for c in CATEGORICAL if c in table], key="proj_symbol",
+                      help="plotly has a limited set of symbols; many categories repeat them")
+find = o3.text_input("Find a prompt", key="proj_find", placeholder="name or part of it")
+pairs = proj.transfer_pairs(prompts) if point_mode == "prompt" else []
+show_arrows = o4.toggle("Transfer arrows", value=True, key="proj_arrows", disabled=not pairs,
+                        help="source → target for prompts made by transfer (pot / panda) "
+                             "from a source in this group" if pairs else "no transferred prompts in this group")
+if colour == "score" and table["score"].isna().all():
+    colour = NONE
+
+needle = find.strip().lower()
+hits = [i for i, n in enumerate(table[prompt_col]) if needle and needle in str(n).lower()]
+if needle and not hits:
+    st.warning(f"No prompt in this group matches “{find.strip()}”.")
+
+_write_query(method, group, dims, find)
+
+title = (f"{result.method.upper() if result.method != 'tsne' else 't-SNE'} of {len(prompts)} prompts"
+         f"{f' ({len(table)} tokens)' if point_mode == 'token' else ''} — {group}")
+fig, n_arrows = build_figure(table, dims, colour, symbol, hits, pairs if show_arrows else [], title)
+event = st.plotly_chart(fig, key="proj_chart", on_select="rerun",
+                        selection_mode=("points", "box", "lasso"), width="stretch")
+src_note = {"precomputed": "precomputed", "memory": "cached", "disk": "cached"}.get(result.source, "computed")
+st.caption(f"{len(table)} points · {src_note} in {result.seconds:.2f} s · "
+           f"{n_arrows} transfer arrow(s) · box/lasso or click points to select them"
+           + (" · search hits circled in red" if hits else ""))
+
+# ---- selection -> table + link to the heatmap
+chosen = selected_names(event, fig)
+if chosen:
+    sel = table[table["name"].isin(chosen)]
+    st.subheader(f"Selected: {len(sel)} point(s)")
+    cols = [c for c in ["name", "task", "family", "method", "source", "score", "L", "token"] if c in sel]
+    st.dataframe(sel[cols], hide_index=True, width="stretch")
+    targets = list(dict.fromkeys(sel[prompt_col].astype(str)))
+    try:
+        st.page_link("pages/transferability.py", label="Open these prompts on the Transferability page",
+                     icon="🔥", query_params={"group": group, "target": ",".join(targets)})
+    except Exception:  # noqa: BLE001 — the page runs outside app.py navigation (tests, single file)
+        from urllib.parse import urlencode
+
+        st.markdown(f"[Open these prompts on the Transferability page]"
+                    f"(/transferability?{urlencode({'group': group, 'target': ','.join(targets)})})")
+
+# ---- one prompt -> nearest neighbours in the original space
+st.subheader("Nearest neighbours (original space)")
+if len(chosen) == 1 and st.session_state.get("_proj_last_click") != chosen[0]:
+    st.session_state["_proj_last_click"] = chosen[0]
+    st.session_state["proj_focus"] = chosen[0]
+elif len(hits) == 1 and st.session_state.get("_proj_last_hit") != names[hits[0]]:
+    st.session_state["_proj_last_hit"] = names[hits[0]]
+    st.session_state["proj_focus"] = names[hits[0]]
+if st.session_state.get("proj_focus") not in names:
+    st.session_state.pop("proj_focus", None)
+focus = st.selectbox("Point", names, key="proj_focus",
+                     help="click a point on the map, or pick one here")
+i = names.index(focus)
+nn = proj.nearest_neighbours(result.features, i, k=k_nn, coords=result.coords)
+nn_table = table.iloc[nn["index"]][[c for c in ["name", "task", "family", "method"] if c in table]].copy()
+nn_table["cosine"] = nn["cosine"].to_numpy()
+nn_table["rank on map"] = nn["map_rank"].to_numpy()
+st.dataframe(nn_table, hide_index=True, width="stretch",
+             column_config={"cosine": st.column_config.NumberColumn(format="%.3f"),
+                            "rank on map": st.column_config.NumberColumn(
+                                help="this neighbour's rank by distance from the point on the map "
+                                     f"(1 = closest); ≤ {k_nn} means the map keeps it nearby")})
+kept = int((nn["map_rank"] <= k_nn).sum()) if len(nn) else 0
+trust = _trust(result.key, k_nn, result.features, result.coords)
+m1, m2 = st.columns(2)
+m1.metric(f"of its {len(nn)} nearest kept nearby on the map", f"{kept}/{len(nn)}")
+m2.metric(f"trustworthiness of the map (k={min(k_nn, max(1, (len(table) - 1) // 2))})",
+          "n/a" if trust is None else f"{trust:.3f}",
+          help="scikit-learn trustworthiness: 1.0 = every point's map neighbours are true "
+               "neighbours in the original space; ~0.5 = no better than random")
+
+# ---- exports
+st.subheader("Export")
+e1, e2, e3, e4 = st.columns(4)
+stem = f"projection_{result.method}_{dims}d_{group.replace('/', '_').replace(':', '_')}"
+e1.download_button("Coordinates (CSV)", table.to_csv(index=False).encode(), f"{stem}.csv", "text/csv",
+                   key="proj_dl_csv", on_click="ignore")
+e2.download_button("Figure (HTML)", lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),
+                   f"{stem}.html", "text/html", key="proj_dl_html", on_click="ignore",
+                   help="interactive, self-contained (works offline)")
+if e3.button("Render PNG + SVG", key="proj_render",
+             help="static images via kaleido (needs Chrome/Chromium on the server; a few seconds)"):
+    try:
+        st.session_state["proj_images"] = (result.key, dims, _fig_bytes(fig, "png"), _fig_bytes(fig, "svg"))
+    except Exception as e:  # noqa: BLE001 — kaleido raises many kinds when Chrome is missing
+        st.session_state.pop("proj_images", None)
+        st.warning(f"Static image export is unavailable here ({type(e).__name__}: {str(e)[:200]}). "
+                   "Use the HTML export, or the camera icon in the chart's toolbar for a PNG.")
+images = st.session_state.get("proj_images")
+if images and images[:2] == (result.key, dims):
+    e3.download_button("PNG", images[2], f"{stem}.png", "image/png", key="proj_dl_png", on_click="ignore")
+    e4.download_button("SVG", images[3], f"{stem}.svg", "image/svg+xml", key="proj_dl_svg",
+                    on_click="ignore")
+
+# Start the warm-up after the page is drawn so its compile never delays the first paint.
+umap_warmer()
