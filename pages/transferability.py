@@ -182,34 +182,46 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     xs, ys = np.arange(n_c), np.arange(n_r)
     dendro = clustering is not None and bool(clustering.row_lines or clustering.col_lines)
     if dendro:
-        fig = make_subplots(rows=2, cols=2, column_widths=[0.12, 0.88], row_heights=[0.12, 0.88],
-                            horizontal_spacing=0.004, vertical_spacing=0.004, shared_xaxes=True, shared_yaxes=True,
-                            specs=[[None, {}], [{}, {}]])
-        pos = dict(row=2, col=2)
+        # axes linked by `matches` below (make_subplots' shared axes would hide the heatmap's row labels)
+        # heatmap bottom-left, column dendrogram above it, row dendrogram to its right (row labels stay
+        # on the left, clear of the tree)
+        fig = make_subplots(rows=2, cols=2, column_widths=[0.88, 0.12], row_heights=[0.12, 0.88],
+                            horizontal_spacing=0.004, vertical_spacing=0.004, specs=[[{}, None], [{}, {}]])
+        pos = dict(row=2, col=1)
     else:
         fig = go.Figure()
         pos = {}
     finite = z[np.isfinite(z)]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
+    zrange = {}
+    if not diverging and rows == cols and n_r > 2:
+        # a prompt is always most similar to itself: scale colours by the off-diagonal values,
+        # or the diagonal flattens every other contrast
+        off = z[~np.eye(n_r, dtype=bool) & np.isfinite(z)]
+        if off.size and off.max() > off.min():
+            zrange = {"zmin": float(off.min()), "zmax": float(off.max())}
     heat = go.Heatmap(
         z=z, x=xs, y=ys, hoverinfo="skip" if clickable else None, xgap=0.5 if max(n_r, n_c) <= 60 else 0,
         ygap=0.5 if max(n_r, n_c) <= 60 else 0,
         colorscale=DIVERGING if diverging else SEQUENTIAL,
-        zmid=0.0 if diverging else None, zmin=-zmax if diverging else None, zmax=zmax if diverging else None,
+        zmid=0.0 if diverging else None, zmin=-zmax if diverging else zrange.get("zmin"),
+        zmax=zmax if diverging else zrange.get("zmax"),
         texttemplate="%{z:.2f}" if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
         colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
-                  "y": 0.44 if dendro else 0.5},
+                  "y": 0.44 if dendro else 0.5, "x": 1.01},
         hovertemplate=None if clickable else "%{z:.3f}<extra></extra>")
     fig.add_trace(heat, **pos)
-    h = height or int(np.clip(170 + 14 * n_r * (1.14 if dendro else 1.0), 380, 1600))
+    row_px = float(np.clip(700 / max(n_r, 1), 12, 26))
+    h = height or int(np.clip(170 + row_px * n_r * (1.14 if dendro else 1.0), 380, 1700))
     cell_px = max(4.0, min(28.0, (h - 170) * (0.88 if dendro else 1.0) / max(n_r, 1)))
     if noise is not None:
         nm = noise.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(dtype=bool)
         rr, cc = np.nonzero(nm)
         if len(rr):
-            # white dot with a black rim: visible on any colour and in greyscale
+            # white dot with a black rim in the cell's top-right corner (clear of the value label):
+            # visible on any colour and in greyscale
             fig.add_trace(go.Scatter(
-                x=cc, y=rr, mode="markers", name="inside noise band", hoverinfo="skip", showlegend=True,
+                x=cc + 0.34, y=rr - 0.28, mode="markers", name="inside noise band", hoverinfo="skip", showlegend=True,
                 marker={"symbol": "circle", "size": max(4.0, cell_px * 0.3), "color": "white",
                         "line": {"color": "black", "width": 1}}), **pos)
     if clickable:
@@ -224,9 +236,9 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
                           + " %{customdata[2]}<extra></extra>"), **pos)
     tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
     fig.update_xaxes(tickvals=xs, ticktext=_short(cols), tickangle=-60, tickfont=tick, showgrid=False,
-                     zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", **pos)
+                     zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", automargin=True, **pos)
     fig.update_yaxes(tickvals=ys, ticktext=_short(rows), tickfont=tick, showgrid=False, zeroline=False,
-                     range=[n_r - 0.5, -0.5], **pos)
+                     range=[n_r - 0.5, -0.5], automargin=True, **pos)
     if dendro:
         def lines(pairs, swap):
             X, Y = [], []
@@ -237,15 +249,16 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             return X, Y
         X, Y = lines(clustering.col_lines, swap=False)
         fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
-                                 showlegend=False), row=1, col=2)
+                                 showlegend=False), row=1, col=1)
         X, Y = lines(clustering.row_lines, swap=True)
         fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
-                                 showlegend=False), row=2, col=1)
-        fig.update_xaxes(autorange="reversed", visible=False, row=2, col=1)
-        fig.update_yaxes(visible=False, row=1, col=2)
-        fig.update_xaxes(showticklabels=False, row=1, col=2)
-        fig.update_yaxes(showticklabels=False, row=2, col=1)
-        fig.update_yaxes(range=[n_r - 0.5, -0.5], row=2, col=1)
+                                 showlegend=False), row=2, col=2)
+        heat_x = fig.data[0].xaxis or "x"
+        heat_y = fig.data[0].yaxis or "y"
+        fig.update_xaxes(visible=False, row=2, col=2)
+        fig.update_yaxes(visible=False, row=1, col=1)
+        fig.update_xaxes(matches=heat_x, visible=False, row=1, col=1)
+        fig.update_yaxes(matches=heat_y, visible=False, row=2, col=2)
     fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
                       clickmode="event+select", dragmode=False if clickable else "zoom",
                       legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
