@@ -1,0 +1,89 @@
+"""Transferability page in a browser: the heatmap, a click on a cell, a target's ranked sources.
+
+    .venv/bin/python -m pytest -q tests/e2e/test_transferability.py
+
+What AppTest cannot see: plotly draws the heatmap in the browser, and a click on a cell
+only reaches the script through plotly's click -> Streamlit's selection event (the page
+lays a transparent marker layer over the cell centres; heatmap cells alone emit nothing).
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from e2e_harness import check_page
+from mini_library import TASKS
+
+HEATMAP = ".st-key-tr_heatmap .js-plotly-plot"
+
+
+@pytest.fixture(scope="module")
+def server_env(mini_demo):
+    return {"ATLAS_DEMO": str(mini_demo)}
+
+
+def cells(b):
+    """The clickable cells of the drawn heatmap: customdata = [source, target, value]."""
+    plot = b.wait_for(HEATMAP, timeout=60)[0]
+    pts = b.wait_until(lambda: b.plot_points(plot), 20, "heatmap cell overlay drawn")
+    return plot, pts
+
+
+@pytest.mark.parametrize("metric", ["measured", "e_avg"])
+def test_heatmap_draws(browser, metric):
+    check_page(browser, "transferability", HEATMAP, metric=metric)
+    assert browser.selected(key="tr_metric").startswith(metric)
+    _, pts = cells(browser)
+    n_prompts = len(TASKS)
+    # measured: source prompts x target tasks (the fixture has one prompt per task); e_avg: prompts x prompts
+    assert len(pts) == n_prompts * n_prompts, len(pts)
+    assert {p["customdata"][0] for p in pts} == set(TASKS)
+    # the heatmap trace itself holds the numbers the cells show
+    z = browser.driver.execute_script(
+        "const gd=document.querySelector(arguments[0]);"
+        "return gd._fullData.filter(t=>t.type==='heatmap').map(t=>t.z.map(r=>Array.from(r)"
+        ".filter(v=>v!==null && !Number.isNaN(v)).length).reduce((a,b)=>a+b,0));", HEATMAP)
+    assert z and z[0] >= n_prompts * (n_prompts - 1), z
+    browser.screenshot(f"transferability_{metric}")
+
+
+def test_click_cell_shows_pair_details(browser):
+    check_page(browser, "transferability", HEATMAP, metric="e_avg")
+    plot, pts = cells(browser)
+    # an off-diagonal within-family cell, so the details have something to say
+    pick = next(p for p in pts if p["customdata"][0] == "sent_movie" and p["customdata"][1] == "sent_tweet")
+    browser.click_plot(plot, pick["px"], pick["py"])
+    browser.wait_until(lambda: browser.selected(key="tr_pair_src") == "sent_movie"
+                       and browser.selected(key="tr_pair_tgt") == "sent_tweet", 30, "the pair selectors to follow the click")
+    browser.assert_no_exception()
+    vals = browser.table_with("metric", "target prompt", "value")
+    metrics = browser.column(vals, "metric")
+    assert "e_avg" in metrics and any(m.startswith("measured") for m in metrics), metrics
+    shown = dict(zip(metrics, browser.column(vals, "value")))
+    assert abs(float(shown["e_avg"]) - float(pick["customdata"][2])) < 1e-3, (shown, pick["customdata"])
+    meta = browser.table_with("task", "family")
+    assert {"sent_movie", "sent_tweet"} <= {r[0] for r in meta[1:]}, meta
+    browser.screenshot("transferability_pair_details")
+
+
+def test_target_ranks_sources_and_opens_runs(browser):
+    check_page(browser, "transferability", HEATMAP, metric="e_avg")
+    browser.select("sent_movie", key="tr_target")
+    rank = browser.table_with("source", "predicted (e_avg)")
+    sources = browser.column(rank, "source")
+    assert "sent_movie" not in sources and sorted(sources) == sorted(set(TASKS) - {"sent_movie"}), sources
+    assert sources[0] == "sent_tweet", sources  # the same family shares a centroid in the fixture: top by e_avg
+    preds = [float(v) for v in browser.column(rank, "predicted (e_avg)")]
+    assert preds == sorted(preds, reverse=True), preds
+    browser.screenshot("transferability_ranked_sources")
+
+    link = browser.button("Run PANDA on sent_movie from sent_tweet")
+    browser.click(link)
+    browser.wait_until(lambda: urlparse(browser.driver.current_url).path.rstrip("/").endswith("runs"), 20,
+                       "navigation to the Runs page")
+    browser.wait_idle(start_wait=1.0)
+    browser.assert_no_exception()
+    q = parse_qs(urlparse(browser.driver.current_url).query)
+    assert q.get("target") == ["sent_movie"] and q.get("source") == ["sent_tweet"] and q.get("method") == ["panda"], q
+    browser.screenshot("runs_prefilled_from_transferability")
