@@ -725,36 +725,6 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
     return df
 
 
-def cached_matrix(metric: str, prompts, *, backbone=None, precomputed: Path | str | None = None,
-                  **params) -> pd.DataFrame | None:
-    """The matrix if it is already known (a precomputed file whose key matches, or the disk
-    cache) -- never computes. For pages that must not start slow work unasked."""
-    spec = get_spec(metric)
-    if spec.kind == "runs":
-        return None
-    items = _items(prompts)
-    try:
-        check_one_group(items)
-    except MetricError:
-        return None
-    if precomputed is not None:
-        df = load_precomputed(metric, items, precomputed, backbone=backbone, **params)
-        if df is not None:
-            return df
-    bb_name = None
-    if spec.needs_backbone:
-        bb_name = backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone
-    path = _cache_file(metric, matrix_key(metric, items, bb_name, **params))
-    if not path.is_file():
-        return None
-    try:
-        df = read_matrix_csv(path)
-    except MetricError:
-        return None
-    names = [it.name for it in items]
-    return df if list(df.index) == names and list(df.columns) == names else None
-
-
 PRECOMPUTED_INDEX = "index.json"
 
 
@@ -776,28 +746,72 @@ def save_precomputed(metric: str, df: pd.DataFrame, prompts, folder: Path | str,
     return path
 
 
-def load_precomputed(metric: str, prompts, folder: Path | str, *, backbone=None, **params) -> pd.DataFrame | None:
-    """``folder/<metric>.csv`` when ``folder/index.json`` records the key of exactly these prompts."""
+def load_precomputed(metric: str, prompts, folder: Path | str, *, backbone=None, trust_names: bool = False,
+                     **params) -> pd.DataFrame | None:
+    """``folder/<metric>.csv`` when ``folder/index.json`` records the key of exactly these prompts.
+
+    trust_names: with no key recorded for the metric, accept a file whose rows and columns
+    cover these prompts' names -- only for a read-only library built together with its
+    matrices (the committed demo), where names cannot drift from contents.
+    """
     folder = Path(folder)
+    items = _items(prompts)
+    names = [it.name for it in items]
+    entry = {}
     index_path = folder / PRECOMPUTED_INDEX
-    if not index_path.is_file():
+    if index_path.is_file():
+        try:
+            entry = json.loads(index_path.read_text()).get(metric) or {}
+        except (OSError, ValueError):
+            return None
+    if entry:
+        spec = get_spec(metric)
+        bb_name = (backbone if isinstance(backbone, str) else getattr(backbone, "name", None)
+                   or items[0].backbone) if spec.needs_backbone else None
+        if entry.get("key") != matrix_key(metric, items, bb_name, **params):
+            return None
+    elif not trust_names:
+        return None
+    path = folder / entry.get("file", f"{metric}.csv")
+    if not path.is_file():
         return None
     try:
-        entry = json.loads(index_path.read_text()).get(metric) or {}
-    except (OSError, ValueError):
+        df = read_matrix_csv(path)
+    except MetricError:
+        return None
+    if not (set(df.index) >= set(names) and set(df.columns) >= set(names)):
+        return None
+    return df.loc[names, names]
+
+
+def cached_matrix(metric: str, prompts, *, backbone=None, precomputed: Path | str | None = None,
+                  trust_names: bool = False, **params) -> pd.DataFrame | None:
+    """The matrix if it is already known (a precomputed file whose key matches, or the disk
+    cache) -- never computes. For pages that must not start slow work unasked."""
+    spec = get_spec(metric)
+    if spec.kind == "runs":
         return None
     items = _items(prompts)
-    spec = get_spec(metric)
-    bb_name = (backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone) \
-        if spec.needs_backbone else None
-    if entry.get("key") != matrix_key(metric, items, bb_name, **params):
+    try:
+        check_one_group(items)
+    except MetricError:
+        return None
+    if precomputed is not None:
+        df = load_precomputed(metric, items, precomputed, backbone=backbone, trust_names=trust_names, **params)
+        if df is not None:
+            return df
+    bb_name = None
+    if spec.needs_backbone:
+        bb_name = backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone
+    path = _cache_file(metric, matrix_key(metric, items, bb_name, **params))
+    if not path.is_file():
         return None
     try:
-        df = read_matrix_csv(folder / entry.get("file", f"{metric}.csv"))
+        df = read_matrix_csv(path)
     except MetricError:
         return None
     names = [it.name for it in items]
-    return df.loc[names, names] if set(df.index) >= set(names) and set(df.columns) >= set(names) else None
+    return df if list(df.index) == names and list(df.columns) == names else None
 
 
 def compute_matrices(metrics: Iterable[str], prompts, **kwargs) -> dict[str, pd.DataFrame | MetricError]:

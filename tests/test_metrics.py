@@ -345,3 +345,17 @@ def test_panda_sim_target_faithful_and_zs(minilm, mini_prompts, monkeypatch, tmp
     c = {}
     M.zs(ps, minilm, counter=c)
     assert c.get("evaluations", 0) == 0  # cached per prompt content hash and task data
+
+
+def test_precomputed_matrix_only_while_its_key_matches(tmp_path):
+    prompts = rand_prompts(4)
+    m = M.compute_matrix("e_avg", prompts, cache=False)
+    M.save_precomputed("e_avg", m, prompts, tmp_path)
+    got = M.load_precomputed("e_avg", prompts, tmp_path)
+    pd.testing.assert_frame_equal(got, m, check_names=False)
+    changed = [sp(p.name, p.tensor + (1.0 if i == 0 else 0.0)) for i, p in enumerate(prompts)]
+    assert M.load_precomputed("e_avg", changed, tmp_path) is None          # contents changed -> not used
+    assert M.cached_matrix("e_tok", prompts, precomputed=tmp_path) is None  # never computes
+    m.to_csv(tmp_path / "e_tok.csv")                                        # a file without a recorded key
+    assert M.load_precomputed("e_tok", prompts, tmp_path) is None
+    assert M.load_precomputed("e_tok", prompts, tmp_path, trust_names=True) is not None

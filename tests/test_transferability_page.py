@@ -212,3 +212,23 @@ def test_cold_render_100_prompts(tmp_path, monkeypatch, capsys):
         print(f"\n[transferability] 100x100: first page run {first:.2f} s (incl. indexing 100 prompts), "
               f"cold metric switch {cold:.2f} s")
     assert cold < 10.0  # target 3 s on an idle 2-core CPU; generous here for a busy shared machine
+
+
+def test_precomputed_demo_matrix_is_used_for_backbone_metrics(tmp_path, monkeypatch):
+    """The demo's matrices/<metric>.csv is shown without computing (no model run on the page)."""
+    make_demo(tmp_path / "demo")
+    names = sorted(TASKS)
+    fake = pd.DataFrame(np.arange(16.0).reshape(4, 4) / 16, index=names, columns=names)
+    (tmp_path / "demo" / "matrices").mkdir()
+    fake.to_csv(tmp_path / "demo" / "matrices" / "panda_sim.csv")
+    at = app(tmp_path, monkeypatch, demo=tmp_path / "demo", query={"metric": "panda_sim", "order": "fixed"}).run()
+    assert not at.exception, at.exception
+    heat = next(t for t in chart_specs(at)[0]["data"] if t["type"] == "heatmap")
+    np.testing.assert_allclose(arr(heat["z"]), fake.values)
+    assert not [b for b in at.button if b.key == "tr_compute"]
+    # the same folder given as a user library (not the demo) is not trusted without a key
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "elsewhere"))
+    at = app(tmp_path, monkeypatch, demo=tmp_path / "elsewhere", library=tmp_path / "demo" / "prompts",
+             query={"metric": "panda_sim"}).run()
+    assert not at.exception
+    assert [b for b in at.button if b.key == "tr_compute"] and not at.get("plotly_chart")
