@@ -30,7 +30,10 @@ store, started on demand, exits when idle) tails each job's log
 into the store, and writes the final prompt (base64 in the last event) into the library.
 A restarted dispatcher resumes from ``runs.collected_seq``. Cancel = ``stop_job`` (SIGTERM:
 the worker stops at its next step). ``RAY_AUTH_MODE`` is always set explicitly
-(``disabled`` unless the environment says otherwise).
+(``disabled`` unless the environment says otherwise). The job runs ``python -m core worker``
+with ``sys.executable`` on a local cluster (``ATLAS_RAY_PYTHON`` elsewhere, default ``python``);
+a remote cluster needs this repo's requirements and prepared tasks on its nodes
+(``python -m core tasks prepare``; point ``ATLAS_RAY_CACHE`` at that cache).
 """
 from __future__ import annotations
 
@@ -418,28 +421,40 @@ def dispatcher_pid(store: RunStore) -> int | None:
 
 
 def ensure_dispatcher(store: RunStore) -> int:
+    """Start the store's dispatcher unless one is alive; returns its pid. The check and the
+    record are one transaction, so two callers never start two."""
     pid = dispatcher_pid(store)
     if pid:
         return pid
     d = atlas_home() / "runs"
     d.mkdir(parents=True, exist_ok=True)
-    with open(d / "dispatcher.log", "ab") as log:
-        p = subprocess.Popen([sys.executable, "-m", "core", "runs", "dispatch"], cwd=str(REPO_ROOT),
-                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True, env=worker_env())
+    with store.write() as c:
+        row = c.execute("SELECT value FROM meta WHERE key = 'dispatcher'").fetchone()
+        if row:
+            info = json.loads(row[0])
+            if info.get("host") == hostname() and pid_alive(info.get("pid"), info.get("pid_start")):
+                return int(info["pid"])
+        with open(d / "dispatcher.log", "ab") as log:
+            p = subprocess.Popen([sys.executable, "-m", "core", "runs", "dispatch"], cwd=str(REPO_ROOT),
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True, env=worker_env())
+        store.set_meta("dispatcher", json.dumps({"pid": p.pid, "host": hostname(),
+                                                 "pid_start": proc_start_time(p.pid)}), con=c)
     with _children_lock:
         _children[p.pid] = p
     return p.pid
 
 
 def _claim_dispatcher(store: RunStore) -> bool:
+    """True when this process may serve: it is the recorded dispatcher, or none is alive."""
     me = {"pid": os.getpid(), "host": hostname(), "pid_start": proc_start_time(os.getpid())}
     with store.write() as c:
         row = c.execute("SELECT value FROM meta WHERE key = 'dispatcher'").fetchone()
         if row:
             info = json.loads(row[0])
-            if info.get("pid") != me["pid"] and info.get("host") == me["host"] and \
-                    pid_alive(info.get("pid"), info.get("pid_start")):
+            if info.get("pid") == me["pid"] and info.get("host") == me["host"]:
+                return True
+            if info.get("host") == me["host"] and pid_alive(info.get("pid"), info.get("pid_start")):
                 return False
         store.set_meta("dispatcher", json.dumps(me), con=c)
     return True
@@ -569,6 +584,16 @@ def _submit_ray(store: RunStore, run: dict) -> bool:
     env = {k: v for k, v in worker_env().items()
            if k.startswith(("ATLAS_", "HF_", "TRANSFORMERS_", "OMP_", "RAY_AUTH_MODE", "PYTHONUNBUFFERED"))}
     env.pop("ATLAS_HOME", None)  # the worker has no store; outputs go to its working_dir
+    if _is_local_address(run["address"]):
+        # same machine: the prepared task data and demo library are right here
+        from core.config import cache_dir, demo_dir
+
+        env.update(ATLAS_CACHE=str(cache_dir()), ATLAS_DEMO=str(demo_dir()))
+    elif os.environ.get("ATLAS_RAY_CACHE"):
+        env["ATLAS_CACHE"] = os.environ["ATLAS_RAY_CACHE"]  # where the cluster's nodes keep prepared tasks
+    else:
+        env.pop("ATLAS_CACHE", None)
+        env.pop("ATLAS_DEMO", None)
     kwargs = {}
     device = spec.get("device") or "auto"
     if device.startswith("cuda"):

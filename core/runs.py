@@ -14,9 +14,7 @@ How the parts fit (DESIGN.md §5):
     core.launchers local processes / Ray jobs, the queue (pump), cancel, retry, the dispatcher
     core.sweeps    source x target x method x seed grids with baselines and PANDA teachers
 
-The worker runs ``core.train.train`` (the training function can be swapped with
-``ATLAS_TRAIN_FN=module:function`` -- used by tests only) and writes every event
-both to the store (when it can reach it) and as one JSON line on stdout:
+The worker runs ``core.train.train`` and writes every event both to the store (when it can reach it) and as one JSON line on stdout:
 ``{"run_id", "seq", "ts", "kind", "step", "metrics"}``. Ray jobs run the worker
 with ``--spec FILE`` and no store: their JSON lines are collected from the job's
 log by the dispatcher (core.launchers), and the finished prompt travels inside
@@ -27,7 +25,6 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
-import importlib
 import json
 import os
 import re
@@ -37,7 +34,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from core.config import atlas_home, demo_dir, extra_library_dirs, user_library_dir
 from core.runstore import TERMINAL, RunStore, StoreError, hostname, new_run_id
@@ -291,7 +288,9 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
     # hyper-parameters: let TrainConfig's own validation speak
     if check_params and not problems:
         try:
-            build_train_config(out, teacher_path=None if (out.teacher or "").startswith("run:") else out.teacher)
+            # a "run:<id>" teacher is a placeholder here (TrainConfig checks presence, not the file)
+            cfg = build_train_config(out, teacher_path=out.teacher)
+            out.params.setdefault("steps", cfg.steps)  # the page's progress bars need the total
         except SpecError as e:
             problems.update(e.problems)
         except ImportError as e:
@@ -339,12 +338,6 @@ def _memory_mb(device: str | None) -> dict:
         except Exception:
             pass
     return out
-
-
-def _train_fn() -> Callable:
-    entry = os.environ.get("ATLAS_TRAIN_FN", "core.train:train")
-    module, _, attr = entry.partition(":")
-    return getattr(importlib.import_module(module), attr or "train")
 
 
 def result_files(folder: Path) -> dict[str, str]:
@@ -455,7 +448,9 @@ class Worker:
         final: dict[str, Any]
         try:
             cfg = build_train_config(self.spec, self.teacher_path())
-            result = _train_fn()(cfg, callback=self.callback, should_stop=self.should_stop)
+            from core.train import train
+
+            result = train(cfg, callback=self.callback, should_stop=self.should_stop)
             if self._pending_progress is not None:
                 p, self._pending_progress = self._pending_progress, None
                 self.emit("progress", p["step"], p["metrics"])
@@ -591,7 +586,7 @@ def cli(command: str, argv: list[str]) -> int:
             if a.backend or a.address:
                 spec = dataclasses.replace(spec, backend=a.backend or spec.backend, address=a.address or spec.address)
             store = RunStore()
-            run_id = launchers.submit(spec, store, dispatch=not a.wait)
+            run_id = launchers.submit(spec, store)
         except (SpecError, StoreError, launchers.LaunchError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -612,13 +607,13 @@ def cli(command: str, argv: list[str]) -> int:
         store = RunStore()
         try:
             if a.resume:
-                sweep_id, new = sweeps.resume_sweep(a.resume, store, dispatch=not a.wait)
+                sweep_id, new = sweeps.resume_sweep(a.resume, store)
                 print(f"{sweep_id}: relaunched {len(new)} run(s)")
             else:
                 sw = sweeps.SweepSpec.from_file(a.spec)
                 if a.backend or a.address:
                     sw = dataclasses.replace(sw, backend=a.backend or sw.backend, address=a.address or sw.address)
-                sweep_id = sweeps.launch_sweep(sw, store, dispatch=not a.wait)
+                sweep_id = sweeps.launch_sweep(sw, store)
                 print(sweep_id, flush=True)
         except (SpecError, StoreError, launchers.LaunchError) as e:
             print(f"error: {e}", file=sys.stderr)

@@ -217,24 +217,3 @@ def resume_sweep(sweep_id: str, store: RunStore | None = None, *, dispatch: bool
     pump(store, dispatch=dispatch)
     return sweep_id, [ids[k] for k in ids if k in todo]
 
-
-def measured_pivot(results, method: str | None = None):
-    """Fallback ``measured`` matrix (source x target) from a RESULTS table, used only when
-    core.metrics offers none: mean over seeds of (test - scratch test) / scratch test,
-    for finished runs of one transfer method (default: the first non-scratch one present).
-    """
-    import pandas as pd
-
-    df = results[results["status"] == "finished"]
-    base = df[df["method"] == "scratch"].groupby(["target", "seed"])["test_score"].mean()
-    tr = df[df["method"] != "scratch"]
-    if method is None and len(tr):
-        method = sorted(tr["method"].unique())[0]
-    tr = tr[tr["method"] == method].copy()
-    if tr.empty:
-        return pd.DataFrame()
-    keys = list(zip(tr["target"], tr["seed"]))
-    tr["base"] = [base.get(k) for k in keys]
-    tr = tr.dropna(subset=["base"])
-    tr["gain"] = (tr["test_score"] - tr["base"]) / tr["base"]
-    return tr.pivot_table(index="source", columns="target", values="gain", aggfunc="mean")

@@ -1,0 +1,256 @@
+"""Runs: the store, the local launcher, cancel/kill/reconcile, validation and sweeps -- with real,
+tiny training runs on real demo tasks (MiniLM, CPU).
+
+    .venv/bin/python -m pytest -q tests/test_runs.py
+
+Each test has its own ATLAS_HOME (conftest), so its own runs.db, workers and dispatcher;
+the `store` fixture kills whatever a test left running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core import launchers, sweeps
+from core.config import user_library_dir
+from core.runs import RunSpec, SpecError, validate_spec
+from core.runstore import RESULTS_COLUMNS, RunStore
+
+REPO = Path(__file__).resolve().parent.parent
+# tiny but real: two small-test-split targets, 6 steps, eval at 3
+TINY = {"steps": 6, "train_size": 32, "eval_every": 3, "max_length": 32, "val_size": 32, "batch_size": 8}
+TARGETS = ("party_parliament", "spam_sms")
+
+
+def _tasks_ready() -> str | None:
+    try:
+        from core.tasks import get_task
+
+        for t in TARGETS:
+            get_task(t)
+    except Exception as e:  # noqa: BLE001
+        return f"demo tasks not prepared ({e}); run `make tasks`"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_tasks_ready() is not None, reason=str(_tasks_ready()))
+
+
+@pytest.fixture
+def store(atlas_home, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    s = RunStore()
+    yield s
+    launchers.stop_dispatcher(s)
+    for run in s.list_runs(status=["running"]):  # never leave workers behind
+        if run["pid"] and launchers.pid_alive(run["pid"], run["pid_start"]):
+            os.killpg(run["pid"], signal.SIGKILL)
+    launchers._reap()
+
+
+def wait_for(pred, timeout: float, store: RunStore | None = None, poll: float = 0.3):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if store is not None:
+            launchers.pump(store, dispatch=False)
+        got = pred()
+        if got:
+            return got
+        time.sleep(poll)
+    raise AssertionError(f"condition not met within {timeout:.0f}s")
+
+
+def make_prompt(folder: Path, name: str, d: int = 384, seed: int = 0) -> Path:
+    from core.prompts import SoftPrompt, write_prompt
+
+    g = torch.Generator().manual_seed(seed)
+    backbone = "sentence-transformers/all-MiniLM-L6-v2" if d == 384 else "roberta-base"
+    p = SoftPrompt(tensor=torch.randn(20, d, generator=g) * 0.05, name=name, task="party_speech",
+                   backbone=backbone, method="scratch")
+    return Path(write_prompt(p, folder / name))
+
+
+def statuses(store: RunStore, run_id: str) -> list[str]:
+    return [e["metrics"]["status"] for e in store.events(run_id, kinds=["status"]) if "status" in e["metrics"]]
+
+
+# --------------------------------------------------------------------------- #
+def test_local_run_queued_running_finished_and_prompt_joins_library(store):
+    spec = RunSpec(method="scratch", target=TARGETS[0], params=TINY, seed=0, device="cpu")
+    run_id = launchers.submit(spec, store, dispatch=False)
+    run = wait_for(lambda: (r := store.get_run(run_id))["status"] in ("finished", "failed") and r, 150, store)
+    assert run["status"] == "finished", run["error"]
+    assert statuses(store, run_id) == ["queued", "running", "running", "finished"]  # claim, worker, final
+    progress = store.events(run_id, kinds=["progress"])
+    assert [e["step"] for e in progress] == sorted(e["step"] for e in progress) and progress[-1]["step"] == 6
+    assert {"ce", "kd", "examples_per_s", "eta_s", "rss_mb"} <= set(progress[-1]["metrics"])
+    assert [e["step"] for e in store.events(run_id, kinds=["eval"])] == [0, 3, 6]
+    assert 0.0 <= run["test_score"] <= 1.0 and run["step"] == 6
+
+    # the prompt is in the user library, readable, and the library index lists it
+    from core.library import index_library
+    from core.prompts import read_prompt
+
+    path = Path(run["prompt_path"])
+    assert path.parent == user_library_dir() / "runs"
+    assert read_prompt(path).d == 384
+    assert any(p.origin and Path(p.origin).resolve() == path.resolve()
+               for p in index_library(user_library_dir()).prompts.values())
+
+    table = store.results_table()
+    assert list(table.columns) == RESULTS_COLUMNS
+    row = table.iloc[0]
+    assert (row["run_id"], row["method"], row["target"], row["status"], row["source"]) == \
+           (run_id, "scratch", TARGETS[0], "finished", "")
+    assert json.loads(row["settings"])["params"]["steps"] == 6
+
+    # a restarted server: a new RunStore in another process sees every run and event
+    code = ("import json,sys; sys.path.insert(0, %r); from core.runstore import RunStore; s = RunStore(sys.argv[1]); "
+            "print(json.dumps([len(s.list_runs()), s.event_count(), s.get_run(sys.argv[2])['status']]))" % str(REPO))
+    out = subprocess.run([sys.executable, "-c", code, str(store.path), run_id], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert json.loads(out) == [1, store.event_count(), "finished"]
+
+
+def test_sigkill_worker_marks_failed_and_keeps_events(store):
+    spec = RunSpec(method="scratch", target=TARGETS[1], params={**TINY, "steps": 200}, device="cpu")
+    run_id = launchers.submit(spec, store, dispatch=False)
+    wait_for(lambda: store.events(run_id, kinds=["progress"]), 120, store)
+    run = store.get_run(run_id)
+    n_before = store.event_count(run_id)
+    os.kill(run["pid"], signal.SIGKILL)
+    t0 = time.monotonic()
+    run = wait_for(lambda: (r := store.get_run(run_id))["status"] != "running" and r, 5.0, store, poll=0.2)
+    assert time.monotonic() - t0 <= 5.0
+    assert run["status"] == "failed"
+    assert "exited without a final event" in run["error"] and "log tail" in run["error"]
+    assert store.event_count(run_id) >= n_before + 1  # events kept, plus the failure event
+
+
+def test_queue_cap_and_cancel_within_one_step(store):
+    long = {**TINY, "steps": 60, "eval_every": 0}
+    a = launchers.submit(RunSpec(method="scratch", target=TARGETS[1], params=long, device="cpu"), store,
+                         dispatch=False)
+    b = launchers.submit(RunSpec(method="scratch", target=TARGETS[1], params=long, seed=1, device="cpu"), store,
+                         dispatch=False)
+    # CPU cap 1: the second waits in the queue
+    assert store.get_run(a)["status"] == "running" and store.get_run(b)["status"] == "queued"
+    assert launchers.cancel(b, store) == "cancelled"  # a queued run is cancelled at once
+    wait_for(lambda: store.events(a, kinds=["progress"]), 120, store)
+    asked_at_step = store.get_run(a)["step"]
+    launchers.cancel(a, store)
+    run = wait_for(lambda: (r := store.get_run(a))["status"] != "running" and r, 60, store)
+    assert run["status"] == "cancelled"
+    last_step = max(e["step"] for e in store.events(a, kinds=["progress"]))
+    # the flag is read before every step: at most the step in flight (+1 for a throttled event) follows
+    assert last_step <= asked_at_step + 2 < 60, (asked_at_step, last_step)
+    assert store.get_run(b)["status"] == "cancelled" and store.get_run(b)["pid"] is None  # never started
+    assert not (user_library_dir() / "runs" / a).exists()  # a cancelled run adds nothing to the library
+    # retry: a new run from the same spec
+    c = launchers.retry(a, store, dispatch=False)
+    assert c != a and store.get_run(c)["retry_of"] == a and store.get_run(c)["spec"]["params"]["steps"] == 60
+    launchers.cancel(c, store)
+
+
+_WRITER = """
+import sys; sys.path.insert(0, {repo!r})
+from core.runstore import RunStore
+s = RunStore(sys.argv[1])
+for i in range(200):
+    s.add_event(sys.argv[2], "progress", i, {{"i": i}})
+"""
+
+
+def test_eight_concurrent_writers(store):
+    ids = [f"w{i}" for i in range(8)]
+    for rid in ids:
+        store.add_run(rid, {"method": "scratch", "target": "t", "params": {}})
+    code = _WRITER.format(repo=str(REPO))
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(store.path), rid]) for rid in ids]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 8
+    got = {rid: [e["metrics"]["i"] for e in store.events(rid, kinds=["progress"])] for rid in ids}
+    assert sum(len(v) for v in got.values()) == 1600
+    assert all(v == list(range(200)) for v in got.values())
+    assert all([e["seq"] for e in store.events(rid)] == list(range(1, 202)) for rid in ids)  # gap-free
+    assert store.get_run("w3")["step"] == 199
+
+
+def test_bad_specs_are_refused_before_anything_starts(store, tmp_path):
+    wide = make_prompt(tmp_path, "wide", d=768)
+    cases = [
+        (dict(method="scratch", target="no_such_task"), "target", "unknown task 'no_such_task'"),
+        (dict(method="pot", target=TARGETS[0], sources=[str(tmp_path / "missing.pt")]), "sources",
+         "missing.pt: no such file"),
+        (dict(method="pot", target=TARGETS[0], sources=[str(wide)]), "sources", "d=768 but backbone"),
+        (dict(method="scratch", target=TARGETS[0], params={"stepz": 3}), "params", "unknown hyper-parameter"),
+        (dict(method="scratch", target=TARGETS[0], params={"steps": 0}), "params", "steps must be >= 1"),
+        (dict(method="panda", target=TARGETS[0], sources=[str(wide)]), "sources", "d=768"),
+    ]
+    for kw, field, text in cases:
+        with pytest.raises(SpecError) as e:
+            launchers.submit(RunSpec(**kw), store, dispatch=False)
+        assert field in e.value.problems and text in e.value.problems[field], (kw, e.value.problems)
+    with pytest.raises(SpecError, match="unknown method 'sgd'"):
+        RunSpec(method="sgd", target=TARGETS[0])
+    # nothing was queued, no worker was started
+    assert store.list_runs() == [] and not (Path(os.environ["ATLAS_HOME"]) / "runs").exists()
+    # the CLI says the same, exit code 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"method": "pot", "target": TARGETS[0], "sources": [str(wide)]}))
+    r = subprocess.run([sys.executable, "-m", "core", "run", "--spec", str(bad)], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "d=768 but backbone" in r.stderr and store.list_runs() == []
+
+
+def test_sweep_2x2_fills_measured_matrix(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_CPU_SLOTS", "2")
+    srcs = [str(make_prompt(tmp_path, n, seed=i)) for i, n in enumerate(("src_a", "src_b"))]
+    sw = sweeps.SweepSpec(sources=srcs, targets=list(TARGETS), methods=["pot"], seeds=[0], params=TINY, device="cpu")
+    keys = [p.key for p in sweeps.plan(sw)]
+    assert keys[:2] == [f"scratch|{t}|0" for t in TARGETS] and len(keys) == 6  # baselines first
+    sweep_id = sweeps.launch_sweep(sw, store)  # the detached dispatcher drives it
+    assert launchers.dispatcher_pid(store)
+    runs = wait_for(lambda: (rs := store.latest_sweep_runs(sweep_id)) and
+                    all(r["status"] in ("finished", "failed", "cancelled") for r in rs.values()) and rs, 240)
+    assert all(r["status"] == "finished" for r in runs.values()), {k: r["error"] for k, r in runs.items()}
+    from core.metrics import measured
+
+    m = measured(store.results_table()).mean
+    assert sorted(m.index) == ["src_a", "src_b"] and sorted(m.columns) == sorted(TARGETS)
+    assert m.notna().all().all() and m.shape == (2, 2)
+    # resuming a finished sweep launches nothing
+    assert sweeps.resume_sweep(sweep_id, store, dispatch=False)[1] == []
+
+
+def test_panda_sweep_waits_for_its_pot_teacher_and_resumes(store, tmp_path):
+    src = str(make_prompt(tmp_path, "src_a"))
+    sw = sweeps.SweepSpec(sources=[src], targets=[TARGETS[1]], methods=["panda"], params=TINY, device="cpu")
+    sweep_id = sweeps.launch_sweep(sw, store, dispatch=False)
+    runs = store.latest_sweep_runs(sweep_id)
+    pot, panda = runs[f"pot|{src}|{TARGETS[1]}|0"], runs[f"panda|{src}|{TARGETS[1]}|0"]
+    assert panda["depends_on"] == [pot["run_id"]] and panda["spec"]["teacher"] == f"run:{pot['run_id']}"
+    # stop it all: the queued panda fails with its cancelled teacher
+    for r in runs.values():
+        launchers.cancel(r["run_id"], store)
+    wait_for(lambda: all(r["status"] in ("cancelled", "failed") for r in store.latest_sweep_runs(sweep_id).values()),
+             60, store)
+    # resume: new runs, the panda student re-pointed at the new PoT teacher, then all finish
+    _, new = sweeps.resume_sweep(sweep_id, store, dispatch=False)
+    assert len(new) == 3
+    runs = store.latest_sweep_runs(sweep_id)
+    pot, panda = runs[f"pot|{src}|{TARGETS[1]}|0"], runs[f"panda|{src}|{TARGETS[1]}|0"]
+    assert pot["run_id"] in new and panda["depends_on"] == [pot["run_id"]] and panda["retry_of"]
+    final = wait_for(lambda: (r := store.get_run(panda["run_id"]))["status"] in ("finished", "failed") and r, 240,
+                     store)
+    assert final["status"] == "finished", final["error"]
+    pot = store.get_run(pot["run_id"])
+    assert pot["finished"] <= final["started"]  # the student started after its teacher finished
+    assert final["spec"]["teacher"] == f"run:{pot['run_id']}"
