@@ -376,22 +376,30 @@ class Browser:
             return None
         return self.wait_until(pick, timeout, f"widget {label or key!r}")
 
-    def select(self, option: str, label: str | None = None, key: str | None = None, timeout: float = 30.0) -> None:
-        """Choose `option` in a st.selectbox (BaseWeb combobox) found by label or key."""
+    def select(self, option, label: str | None = None, key: str | None = None, timeout: float = 30.0) -> str:
+        """Choose an option in a st.selectbox (react-aria combobox) found by label or key.
+
+        option: the option's shown text, or a predicate on it (format_func labels differ from values).
+        Returns the text chosen.
+        """
         box = self.widget(label, key, testid=None if key else "stSelectbox", timeout=timeout)
         inp = box.find_element("css selector", "input")
         self.click(inp)
+        match = option if callable(option) else (lambda text: text == option)
+
         def opt():
             for o in self.find("[role='option']"):
-                if o.is_displayed() and o.text.strip() == option:
+                if o.is_displayed() and match(o.text.strip()):
                     return o
             return None
         o = self.wait_until(opt, 10, f"option {option!r} in {label or key!r}")
+        text = o.text.strip()
         self.click(o)
         self.wait_idle(start_wait=1.0)
         got = self.selected(label, key)
-        if got != option:
-            raise AssertionError(f"selectbox {label or key!r} shows {got!r} after choosing {option!r}")
+        if got != text:
+            raise AssertionError(f"selectbox {label or key!r} shows {got!r} after choosing {text!r}")
+        return text
 
     def selected(self, label: str | None = None, key: str | None = None) -> str:
         """The value a st.selectbox shows (Streamlit 1.67: a react-aria combobox <input>)."""
