@@ -1,0 +1,450 @@
+"""Build the demo library: real prompts and a real measured transfer matrix.
+
+    python -m core demo build                      # train stage (GPU profile on CUDA, CPU profile otherwise) + finalize
+    python -m core demo build --profile cpu        # force the CPU budget (about two hours on 2 cores)
+    python -m core demo finalize                   # metric matrices, projections, manifest (CPU, minutes)
+
+Stages (each resumes where it stopped: a finished run is a row of
+``results.csv`` plus its prompt folder, written atomically; a killed build loses
+at most the runs in flight):
+
+1. sources -- one prompt per demo task on its full training split (``scratch``),
+   plus ``generic``: one prompt on a mix of all ten tasks, the control source
+   (a trained prompt that knows nothing task-specific in particular).
+2. grid -- the transfer sweep in the low-resource target regime: every
+   (source, target) pair with ``pot`` and ``panda`` and the ``scratch``
+   baselines per target, over the profile's seeds. The grid is planned by
+   :func:`core.sweeps.plan` (scratch first, PANDA's PoT teachers before their
+   students) and executed here by a pool of persistent worker processes: each
+   loads the backbone once, which on a GPU is the difference between minutes
+   and an hour of process start-ups.
+3. finalize -- metric matrices (:mod:`core.metrics`), projections
+   (:mod:`core.projection`) and ``manifest.json`` (package versions, wheel
+   hashes, the command and budget).
+
+Why the regime (DESIGN.md §4): with full target data every source beats
+scratch by about the same amount (PoT then measures "a trained prompt beats a
+bad start"); with ``train_size=128`` target examples and a short budget the
+start matters, so relatedness can show. Scratch starts from a task-neutral text
+(never worse than no prompt), and ``generic`` is the control that any "related
+source helps" claim has to beat.
+
+PANDA here (our reading of the paper): teacher = the PoT prompt of the same
+(source, target, seed) (as PANDA's code), student from the scratch init (as
+PANDA's code), lambda = beta * e_avg(source, target) min-max normalised over
+sources per target (the paper's metric-controlled weight; the code's fixed
+value is a TrainConfig option).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from core.config import REPO_ROOT, cache_dir, demo_dir
+
+RESULTS_COLUMNS = ["run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
+                   "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings"]
+GENERIC = "generic"
+SWEEP_ID = "demo-grid"
+
+
+@dataclass
+class Profile:
+    """A training budget. Fields say what they bound."""
+    name: str
+    source_steps: int          # steps of each full-data source prompt
+    steps: int                 # steps of each low-resource grid run
+    seeds: list[int]           # seeds of every grid cell (pot, panda)
+    scratch_seeds: list[int]   # seeds of the scratch baselines (their spread = the noise band)
+    workers: int               # concurrent runs
+    train_size: int = 128      # target training examples in the grid
+    eval_every: int = 25
+    max_length: int = 128
+    generic_per_task: int = 200
+    panda_beta: float = 0.5
+    commit_seeds: list[int] = field(default_factory=lambda: [0])  # grid prompts copied into data/demo
+
+    def __post_init__(self):
+        if self.steps < 1 or self.source_steps < 1:
+            raise ValueError(f"profile {self.name}: steps must be positive")
+        if not set(self.seeds) <= set(self.scratch_seeds):
+            raise ValueError(f"profile {self.name}: every grid seed needs a scratch baseline "
+                             f"(seeds {self.seeds}, scratch_seeds {self.scratch_seeds})")
+
+
+# Budgets. CPU: ~4 steps/s on 2 cores at batch 16 -> 11 x 400 source steps +
+# (30 scratch + 220 grid) x 100 steps ~ 30k steps ~ 2 h. GPU: 12 concurrent
+# MiniLM runs ~ 1,000 steps/s on an H200 -> all cells, 3 seeds, in minutes.
+PROFILES = {
+    "cpu": Profile("cpu", source_steps=400, steps=100, seeds=[0], scratch_seeds=[0, 1, 2], workers=1),
+    # a smoke test of the whole pipeline in about a minute (tests, and `--profile tiny`)
+    "tiny": Profile("tiny", source_steps=6, steps=4, seeds=[0], scratch_seeds=[0, 1], workers=1, train_size=32,
+                    eval_every=2, max_length=32, generic_per_task=16),
+    "gpu": Profile("gpu", source_steps=1000, steps=200, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12),
+}
+
+
+# --------------------------------------------------------------------------- #
+# results.csv: append-by-rewrite, atomic
+# --------------------------------------------------------------------------- #
+def read_results(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_results(path: Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RESULTS_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in sorted(rows, key=lambda r: r["run_id"]):
+        w.writerow(r)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- #
+# Worker processes: load the backbone once, then train job after job
+# --------------------------------------------------------------------------- #
+_BB = None
+_TASKS: dict = {}
+
+
+def _init_worker(device: str, threads: int) -> None:
+    global _BB
+    torch.set_num_threads(threads)
+    from core.backbone import load_backbone
+    # fp32 everywhere: MiniLM is launch-bound on a GPU (bf16 buys nothing there) and
+    # fp32 keeps GPU scores reproducible by the CPU re-evaluation test.
+    _BB = load_backbone(None, device, dtype=torch.float32)
+
+
+def demo_task(name: str, generic_tasks: list[str] | None = None, per_task: int = 200):
+    """A demo task by name; ``generic`` is the seeded mix of ``generic_tasks`` (all demo tasks)."""
+    key = (name, tuple(generic_tasks or ()), per_task)
+    if key not in _TASKS:
+        from core.tasks import get_task, list_tasks, mixed_task
+        if name == GENERIC:
+            mix = generic_tasks or [t for t in _demo_tasks() if t in list_tasks()]
+            _TASKS[key] = mixed_task(list(mix), per_task=per_task, seed=0, name=GENERIC)
+        else:
+            _TASKS[key] = get_task(name)
+    return _TASKS[key]
+
+
+def _demo_tasks() -> list[str]:
+    from core.tasks import DEMO_TASKS
+    return list(DEMO_TASKS)
+
+
+def _run_job(job: dict) -> dict:
+    """Train one run in a worker; returns its results row (or a failed row)."""
+    from core.train import TrainConfig, save_result, train
+    t0 = time.time()
+    cfg = TrainConfig(**job["cfg"])
+    row = {k: job.get(k, "") for k in ("run_id", "sweep_id", "method", "source", "target", "seed")}
+    row.update(steps=cfg.steps, train_size=cfg.train_size if cfg.train_size else "", status="failed",
+               settings=json.dumps(job["settings"], sort_keys=True), device=str(_BB.device))
+    try:
+        res = train(cfg, backbone=_BB, task=demo_task(job["task"], job.get("generic_tasks"),
+                                                      job.get("generic_per_task", 200)))
+        out = Path(job["out"])
+        if out.exists():
+            shutil.rmtree(out)
+        save_result(res, out)
+        row.update(val_score=round(res.val_score, 6), test_score=round(res.test_score, 6),
+                   wall_time_s=round(res.wall_time, 2), status="finished", prompt_path=job["rel_out"],
+                   steps=res.steps)
+    except Exception as e:  # a failed run is recorded, the build goes on
+        row.update(wall_time_s=round(time.time() - t0, 2), settings=json.dumps({**job["settings"], "error": repr(e)}))
+    return row
+
+
+def _execute(jobs: list[dict], results_path: Path, rows: dict[str, dict], workers: int, device: str,
+             deadline: float | None) -> None:
+    """Run jobs (in order, respecting ``deps``) on a pool; each finished row is saved at once."""
+    if not jobs:
+        return
+    threads = max(1, (os.cpu_count() or 2) // workers) if device == "cpu" else 1
+    ctx = torch.multiprocessing.get_context("spawn")
+    pending = list(jobs)
+    running = {}
+    done_ok = {rid for rid, r in rows.items() if r.get("status") == "finished"}
+    t0, n_total, n_done = time.time(), len(jobs), 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(device, threads)) as pool:
+        while pending or running:
+            if deadline is None or time.time() < deadline:
+                for job in list(pending):
+                    if len(running) >= workers:
+                        break
+                    if all(d in done_ok for d in job["deps"]):
+                        pending.remove(job)
+                        running[pool.submit(_run_job, job)] = job
+                    elif any(rows.get(d, {}).get("status") == "failed" for d in job["deps"]):
+                        pending.remove(job)  # its teacher failed: skip, resume retries it
+            elif not running:
+                print(f"deadline reached: {len(pending)} runs left for the next resume", flush=True)
+                return
+            if not running:
+                if pending:
+                    print(f"{len(pending)} runs wait on failed dependencies; stopping", flush=True)
+                return
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = running.pop(fut)
+                row = fut.result()
+                rows[row["run_id"]] = row
+                if row["status"] == "finished":
+                    done_ok.add(row["run_id"])
+                write_results(results_path, list(rows.values()))
+                n_done += 1
+                el = time.time() - t0
+                print(f"[{n_done}/{n_total}] {row['run_id']}: {row['status']} test={row.get('test_score', '')} "
+                      f"({row.get('wall_time_s')} s) elapsed {el:.0f} s, eta {el / n_done * (n_total - n_done):.0f} s",
+                      flush=True)
+
+
+# --------------------------------------------------------------------------- #
+# Planning
+# --------------------------------------------------------------------------- #
+def _cfg_dict(cfg) -> dict:
+    d = dataclasses.asdict(cfg)
+    d["sources"] = [str(s) for s in d["sources"]]
+    d["teacher"] = str(d["teacher"]) if d["teacher"] is not None else None
+    return d
+
+
+def source_jobs(prof: Profile, out: Path, tasks: list[str]) -> list[dict]:
+    from core.train import TrainConfig
+    jobs = []
+    for t in tasks + [GENERIC]:
+        cfg = TrainConfig(method="scratch", task=t, steps=prof.source_steps, train_size=None, seed=0,
+                          eval_every=max(50, prof.source_steps // 10), max_length=prof.max_length, name=t)
+        jobs.append(dict(run_id=f"source-{t}", sweep_id="demo-sources", method="source", source="", target=t,
+                         seed=0, task=t, cfg=_cfg_dict(cfg), deps=[], out=str(out / "prompts" / t),
+                         rel_out=f"prompts/{t}", settings={"stage": "source", "steps": prof.source_steps,
+                                                            "train_size": "all"}))
+    return jobs
+
+
+def lambda_weights(out: Path, beta: float) -> dict[tuple[str, str], float]:
+    """lambda(s, t) = beta * e_avg(P_s, P_t) min-max normalised over sources, per target."""
+    from core.prompts import read_prompt
+    names = sorted(p.name for p in (out / "prompts").iterdir() if (p / "atlas.json").is_file())
+    P = {n: read_prompt(out / "prompts" / n).tensor.mean(0) for n in names}
+    lam = {}
+    for t in names:
+        if t == GENERIC:
+            continue
+        sims = {s: float(torch.nn.functional.cosine_similarity(P[s], P[t], dim=0)) for s in names}
+        lo, hi = min(sims.values()), max(sims.values())
+        for s, v in sims.items():
+            lam[(s, t)] = beta * ((v - lo) / (hi - lo) if hi > lo else 1.0)
+    return lam
+
+
+def grid_jobs(prof: Profile, out: Path, work: Path, tasks: list[str]) -> list[dict]:
+    from core.runs import build_train_config
+    from core.sweeps import SweepSpec, plan
+    sources = sorted(p.name for p in (out / "prompts").iterdir() if (p / "atlas.json").is_file())
+    params = dict(steps=prof.steps, train_size=prof.train_size, eval_every=prof.eval_every,
+                  max_length=prof.max_length)
+    sw = SweepSpec(sources=[str(out / "prompts" / s) for s in sources], targets=tasks, methods=["pot", "panda"],
+                   seeds=prof.scratch_seeds, params=params,
+                   method_params={"panda": {"lambda_mode": "metric", "beta": prof.panda_beta,
+                                            "student_init": "random", "teacher_mode": "pot"}},
+                   name=SWEEP_ID)
+    lam = lambda_weights(out, prof.panda_beta)
+    jobs, rid, dest_of = [], {}, {}
+
+    def run_id(key: str) -> str:
+        parts = key.split("|")  # method|target|seed or method|source|target|seed
+        if parts[0] == "scratch":
+            return f"scratch-{parts[1]}-s{parts[2]}"
+        return f"{parts[0]}-{Path(parts[1]).name}-to-{parts[2]}-s{parts[3]}"
+
+    for p in plan(sw):
+        spec = p.spec
+        if spec.method != "scratch" and spec.seed not in prof.seeds:
+            continue
+        r = run_id(p.key)
+        rid[p.key] = r
+        src = Path(spec.sources[0]).name if spec.sources else ""
+        teacher = None
+        if spec.teacher and spec.teacher.startswith("key:"):
+            teacher = dest_of[spec.teacher[4:]]
+        params = dict(spec.params)
+        if spec.method == "panda":  # the pair's normalised e_avg sets lambda = beta * metric_value
+            params["metric_value"] = lam[(src, spec.target)] / prof.panda_beta if prof.panda_beta else 0.0
+        spec = dataclasses.replace(spec, teacher=None, params=params)
+        cfg = dataclasses.replace(build_train_config(spec, teacher), name=r)
+        keep = spec.seed in prof.commit_seeds
+        dest = (out / "transfers" / r) if keep else (work / r)
+        dest_of[p.key] = str(dest)
+        settings = {k: v for k, v in _cfg_dict(cfg).items()
+                    if k in ("lr", "batch_size", "prompt_length", "lambda_mode", "beta", "metric_value",
+                             "student_init", "teacher_mode", "max_length", "eval_every", "head", "pool", "init")}
+        jobs.append(dict(run_id=r, sweep_id=SWEEP_ID, method=spec.method, source=src, target=spec.target,
+                         seed=spec.seed, task=spec.target, cfg=_cfg_dict(cfg), deps=[rid[d] for d in p.deps],
+                         out=str(dest), rel_out=str(dest.relative_to(out)) if keep else "", settings=settings))
+    return jobs
+
+
+# --------------------------------------------------------------------------- #
+# Stages
+# --------------------------------------------------------------------------- #
+def _device() -> str:
+    return os.environ.get("ATLAS_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def estimate_s(prof: Profile, n_tasks: int, steps_per_s: float) -> float:
+    n_grid = (n_tasks + 1) * n_tasks * 2 * len(prof.seeds) + n_tasks * len(prof.scratch_seeds)
+    steps = (n_tasks + 1) * prof.source_steps + n_grid * prof.steps
+    return steps / steps_per_s * 1.4  # evals add ~40%
+
+
+def build(out: Path, prof: Profile, work: Path | None = None, deadline_s: float | None = None,
+          finalize_after: bool = True, tasks: list[str] | None = None) -> int:
+    from core.tasks import list_tasks
+    device = _device()
+    tasks = [t for t in (tasks or _demo_tasks()) if t in list_tasks()]
+    out.mkdir(parents=True, exist_ok=True)
+    work = work or (cache_dir() / "demo-runs")
+    work.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.csv"
+    rows = {r["run_id"]: r for r in read_results(results_path)}
+    rate = 900.0 if device.startswith("cuda") else 4.0
+    est = estimate_s(prof, len(tasks), rate)
+    print(f"demo build: profile {prof.name}, device {device}, {prof.workers} workers, {len(tasks)} tasks; "
+          f"estimated {est / 60:.0f} min for a fresh build ({len(rows)} runs already in {results_path})", flush=True)
+    t0 = time.time()
+    deadline = t0 + deadline_s if deadline_s else None
+    jobs = [j for j in source_jobs(prof, out, tasks) if rows.get(j["run_id"], {}).get("status") != "finished"]
+    for j in jobs:
+        j.update(generic_tasks=tasks, generic_per_task=prof.generic_per_task)
+    _execute(jobs, results_path, rows, min(prof.workers, max(1, len(jobs))), device, deadline)
+    if all(rows.get(f"source-{t}", {}).get("status") == "finished" for t in tasks + [GENERIC]):
+        jobs = [j for j in grid_jobs(prof, out, work, tasks)
+                if rows.get(j["run_id"], {}).get("status") != "finished"]
+        _execute(jobs, results_path, rows, prof.workers, device, deadline)
+    left = [r for r in rows.values() if r.get("status") != "finished"]
+    print(f"train stage done in {(time.time() - t0) / 60:.1f} min (estimated {est / 60:.0f}); "
+          f"{len(rows) - len(left)} finished, {len(left)} not", flush=True)
+    write_manifest(out, prof, time.time() - t0)
+    if finalize_after:
+        finalize(out)
+    return 0 if not left else 1
+
+
+def write_manifest(out: Path, prof: Profile, train_s: float | None = None) -> None:
+    from importlib import metadata
+    path = out / "manifest.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    versions = {}
+    for pkg in ("torch", "transformers", "peft", "numpy", "scipy", "scikit-learn", "umap-learn", "pandas"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    wheels = json.loads((REPO_ROOT / "data" / "wheels.json").read_text()) \
+        if (REPO_ROOT / "data" / "wheels.json").is_file() else {}
+    m = dict(old)
+    m.update({
+        "label": "MiniLM-L6 (all-MiniLM-L6-v2, 22.7M parameters) on ten small real text tasks; "
+                 "prompts of 20 tokens; low-resource targets (128 training examples)",
+        "backbone": "sentence-transformers/all-MiniLM-L6-v2",
+        "command": "python -m core demo build --profile " + prof.name,
+        "profile": dataclasses.asdict(prof),
+        "wheels": wheels,
+    })
+    if train_s is not None:
+        m.setdefault("train_runs", []).append({"device": _device(), "python": platform.python_version(),
+                                               "versions": versions, "wall_time_s": round(train_s, 1),
+                                               "host_gpu": torch.cuda.get_device_name(0)
+                                               if torch.cuda.is_available() else None,
+                                               "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+    m["finalize_versions"] = versions if train_s is None else m.get("finalize_versions")
+    tmp = path.with_name("manifest.json.tmp")
+    tmp.write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def finalize(out: Path) -> None:
+    """Metric matrices and projections of the demo prompts (CPU is fine: minutes)."""
+    from core.library import index_library
+    from core import metrics as M
+    lib = index_library(out / "prompts")
+    if not lib.prompts:
+        print("finalize: no prompts yet")
+        return
+    (out / "matrices").mkdir(exist_ok=True)
+    prompts = list(lib.prompts.values())
+    for name in finalize_metrics():
+        t0 = time.time()
+        try:
+            df = M.compute_matrix(name, prompts)
+        except Exception as e:  # a metric that cannot run here is reported, the rest go on
+            print(f"finalize: {name} failed: {e}")
+            continue
+        tmp = out / "matrices" / f".{name}.csv.tmp"
+        df.to_csv(tmp)
+        os.replace(tmp, out / "matrices" / f"{name}.csv")
+        print(f"finalize: matrix {name} {df.shape} in {time.time() - t0:.1f} s", flush=True)
+    try:
+        from core.projection import precompute_projections
+        precompute_projections(lib, out / "projections")
+        print("finalize: projections written", flush=True)
+    except Exception as e:
+        print(f"finalize: projections failed: {e}")
+
+
+def finalize_metrics() -> list[str]:
+    return ["e_avg", "e_tok", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs"]
+
+
+# --------------------------------------------------------------------------- #
+# CLI
+# --------------------------------------------------------------------------- #
+def cli(command: str, argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m core demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("action", choices=["build", "finalize", "estimate"])
+    p.add_argument("--profile", choices=["auto", *PROFILES], default="auto")
+    p.add_argument("--out", type=Path, default=None, help="demo folder (default: ATLAS_DEMO or data/demo)")
+    p.add_argument("--work", type=Path, default=None, help="where uncommitted run prompts go (default .cache/demo-runs)")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--deadline", type=float, default=None, help="stop launching runs after this many seconds")
+    p.add_argument("--no-finalize", action="store_true")
+    p.add_argument("--tasks", nargs="+", default=None, help="a subset of the demo tasks (default: all ten)")
+    a = p.parse_args(argv)
+    out = (a.out or demo_dir()).resolve()
+    name = a.profile if a.profile != "auto" else ("gpu" if _device().startswith("cuda") else "cpu")
+    prof = PROFILES[name]
+    if a.workers:
+        prof = dataclasses.replace(prof, workers=a.workers)
+    if a.action == "estimate":
+        from core.tasks import list_tasks
+        n = len([t for t in _demo_tasks() if t in list_tasks()])
+        print(f"profile {prof.name}: about {estimate_s(prof, n, 900.0 if name == 'gpu' else 4.0) / 60:.0f} min")
+        return 0
+    if a.action == "finalize":
+        finalize(out)
+        write_manifest(out, prof)
+        return 0
+    return build(out, prof, a.work, a.deadline, finalize_after=not a.no_finalize, tasks=a.tasks)
