@@ -51,7 +51,8 @@ import time
 from pathlib import Path
 
 from core.config import REPO_ROOT, atlas_home
-from core.runs import RunSpec, SpecError, record_final, run_output_dir, validate_spec, write_result_files
+from core.runs import (RunSpec, SpecError, _is_local_address, record_final, run_output_dir, validate_spec,
+                       write_result_files)
 from core.runstore import ACTIVE, TERMINAL, RunStore, StoreError, hostname, new_run_id
 
 CANCEL_TERM_AFTER_S = 5.0
@@ -532,11 +533,6 @@ def ray_client(address: str | None):
         return JobSubmissionClient(address)
     except Exception as e:
         raise LaunchError(f"cannot reach the Ray cluster at {address}: {type(e).__name__}: {e}") from None
-
-
-def _is_local_address(address: str | None) -> bool:
-    a = (address or "").lower()
-    return any(h in a for h in ("127.0.0.1", "localhost", "0.0.0.0")) or a in ("", "auto")
 
 
 def _bundle(store: RunStore, run: dict) -> Path:

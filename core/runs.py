@@ -174,6 +174,11 @@ class RunSpec:
 # --------------------------------------------------------------------------- #
 # Validation (before anything starts)
 # --------------------------------------------------------------------------- #
+def _is_local_address(address: str | None) -> bool:
+    a = (address or "").lower()
+    return any(h in a for h in ("127.0.0.1", "localhost", "0.0.0.0")) or a in ("", "auto")
+
+
 def library_roots() -> list[Path]:
     """Where library names are looked up: the user library, the demo prompts, ATLAS_LIBRARY."""
     roots = [user_library_dir(), demo_dir() / "prompts", *extra_library_dirs()]
@@ -241,6 +246,13 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
         known = list_tasks()
         if spec.target not in known:
             problems["target"] = f"unknown task {spec.target!r} (known: {', '.join(known) or 'none'})"
+        elif spec.backend == "local" or _is_local_address(spec.address):
+            from core.tasks import get_task  # a task that is listed but not prepared fails here, not in a worker
+
+            try:
+                get_task(spec.target)
+            except Exception as e:  # TaskError names the folder and the fix
+                problems["target"] = str(e)
     except ImportError as e:
         problems["target"] = f"the task registry is not available ({e})"
 

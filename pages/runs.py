@@ -1,4 +1,500 @@
+"""Runs: launch scratch / PoT / PANDA runs or a source x target sweep, watch them live, compare them.
+
+    streamlit run app.py   -> Runs        (this page alone: streamlit run pages/runs.py)
+
+Everything shown is read from the run store (ATLAS_HOME/runs.db), so a reload or a
+server restart loses nothing. On load the page reconciles the store once per server
+(runs whose process died are marked failed) and pumps the queue; the live part is a
+fragment that re-reads the store every second while runs are active. Query params
+``target``, ``source``, ``method`` (set by the Transferability page) pre-fill the form.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Runs")
-st.info("This page is being built.")
+from core import launchers, sweeps
+from core.config import atlas_home, user_library_dir
+from core.runs import DEFAULT_RAY_ADDRESS, METHODS, RunSpec, SpecError
+from core.runstore import ACTIVE, TERMINAL, RunStore, default_db_path
+
+ACTIVE_POLL_S = 1.0   # event -> screen within ~1 s (+ render); measured in bench/runs_store_speed.py
+IDLE_POLL_S = 5.0     # still notices runs launched from the CLI
+STATUS_ICON = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌", "cancelled": "🛑"}
+
+try:  # the page runs alone under AppTest; app.py sets the config otherwise
+    st.set_page_config(page_title="Runs · Prompt Atlas", page_icon="🚀", layout="wide")
+except Exception:  # noqa: BLE001 -- already set by app.py
+    pass
+
+
+# --------------------------------------------------------------------------- #
+# cached resources
+# --------------------------------------------------------------------------- #
+@st.cache_resource(show_spinner=False)
+def _store(db: str) -> RunStore:
+    return RunStore(db)
+
+
+@st.cache_resource(show_spinner=False)
+def _reconciled(db: str) -> dict:
+    """Once per server (and store): runs left 'running' by a dead process -> failed."""
+    return launchers.reconcile(_store(db))
+
+
+@st.cache_resource(show_spinner=False)
+def _ray_problem() -> str | None:
+    return launchers.ray_available()
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _task_names() -> list[str]:
+    from core.tasks import list_tasks
+
+    return list_tasks()
+
+
+def _library() -> pd.DataFrame:
+    """name, task, backbone, d, origin of every prompt the library pages show."""
+    try:
+        from pages._shared import library_sources, load_library
+
+        paths = [p for _, p in library_sources() if p.exists()]
+        if not paths:
+            return pd.DataFrame(columns=["name", "task", "backbone", "d", "origin"])
+        return load_library(paths).table
+    except Exception as e:  # noqa: BLE001 -- the form still works with typed paths
+        st.warning(f"Could not read the prompt library: {e}")
+        return pd.DataFrame(columns=["name", "task", "backbone", "d", "origin"])
+
+
+db = str(default_db_path())
+store = _store(db)
+_reconciled(db)
+launchers.pump(store)  # start what the queue allows (and the dispatcher, when runs are active)
+
+st.title("🚀 Runs")
+st.caption("Train a soft prompt from scratch, by vanilla prompt transfer (PoT) or by PANDA distillation, "
+           "on this machine or a Ray cluster. Finished prompts join your library "
+           f"(`{user_library_dir() / 'runs'}`) and their scores feed the **measured** matrix on the "
+           "Transferability page.")
+
+
+# --------------------------------------------------------------------------- #
+# the form
+# --------------------------------------------------------------------------- #
+def _prefill(tasks: list[str], names: list[str]) -> None:
+    """Query params -> form state, once per distinct link (a new link overrides old edits)."""
+    qp = {k: st.query_params.get(k) for k in ("target", "source", "method")}
+    sig = json.dumps(qp, sort_keys=True)
+    if st.session_state.get("runs_qp_applied") == sig:
+        return
+    st.session_state["runs_qp_applied"] = sig
+    if qp["target"] in tasks:
+        st.session_state["runs_target"] = qp["target"]
+        st.session_state["runs_targets"] = [qp["target"]]
+    if qp["method"] in METHODS:
+        st.session_state["runs_method"] = qp["method"]
+    if qp["source"]:
+        if qp["source"] in names:
+            st.session_state["runs_sources"] = [qp["source"]]
+            st.session_state["runs_sweep_sources"] = [qp["source"]]
+        else:
+            st.session_state["runs_missing_source"] = qp["source"]
+
+
+_shown_errors: set[str] = set()
+
+
+def _keep_valid(key: str, options: list[str]) -> None:
+    """Drop values that are no longer options (a deleted prompt/run) before the widget is drawn;
+    only when needed: rewriting a widget's state every run fights the user's own edits."""
+    cur = st.session_state.get(key)
+    if cur is not None and any(v not in options for v in cur):
+        st.session_state[key] = [v for v in cur if v in options]
+
+
+def _errors(*fields: str) -> None:
+    """Show the launch problems of these fields right here (below their widgets)."""
+    problems = st.session_state.get("runs_errors") or {}
+    for f in fields:
+        if f in problems:
+            st.error(f"{f}: {problems[f]}", icon="⚠️")
+            _shown_errors.add(f)
+
+
+def _params(prefix: str = "runs") -> dict:
+    p = {"steps": int(st.session_state[f"{prefix}_steps"]), "lr": float(st.session_state[f"{prefix}_lr"]),
+         "eval_every": int(st.session_state[f"{prefix}_eval_every"])}
+    if int(st.session_state[f"{prefix}_train_size"]) > 0:
+        p["train_size"] = int(st.session_state[f"{prefix}_train_size"])
+    return p
+
+
+def _launch(make) -> None:
+    try:
+        with st.spinner("Checking the spec…"):
+            kind, new_id = make()
+    except SpecError as e:
+        st.session_state["runs_errors"] = e.problems
+        return
+    except launchers.LaunchError as e:
+        st.session_state["runs_errors"] = {"backend": str(e)}
+        return
+    st.session_state["runs_errors"] = {}
+    if kind == "run":
+        st.session_state["runs_selected"] = new_id
+        st.session_state["runs_flash"] = f"Queued run {new_id}."
+    else:
+        st.session_state["runs_sweep_selected"] = new_id
+        st.session_state["runs_flash"] = f"Queued sweep {new_id}."
+
+
+tasks = _task_names()
+lib = _library()
+names = sorted(lib["name"].astype(str).unique()) if len(lib) else []
+origin = dict(zip(lib["name"].astype(str), lib["origin"].astype(str))) if len(lib) else {}
+_prefill(tasks, names)
+
+
+def _label(name: str) -> str:
+    row = lib[lib["name"] == name]
+    if row.empty:
+        return name
+    r = row.iloc[0]
+    return f"{name}  ·  {r.get('task') or '?'}  ·  d={r.get('d')}"
+
+
+with st.expander("New run", expanded=bool(st.query_params.get("target")) or not store.list_runs(limit=1)):
+    if st.session_state.get("runs_missing_source"):
+        st.warning(f"Source prompt `{st.session_state['runs_missing_source']}` from the link is not in the "
+                   "library folders; pick one below.")
+    mode = st.radio("What to launch", ["Single run", "Sweep (grid)"], horizontal=True, key="runs_mode")
+    c1, c2, c3 = st.columns(3)
+    if mode == "Single run":
+        with c1:
+            if st.session_state.get("runs_target") not in tasks:
+                st.session_state.pop("runs_target", None)
+            st.selectbox("Target task", tasks, key="runs_target")
+            _errors("target")
+            method = st.selectbox("Method", METHODS, key="runs_method",
+                                  help="scratch: no source; pot: start from the source prompt; "
+                                       "panda: distil from a teacher holding the source knowledge")
+            _errors("method")
+        with c2:
+            _keep_valid("runs_sources", names)
+            st.multiselect("Source prompt(s)", names, key="runs_sources", format_func=_label,
+                           disabled=method == "scratch", help="several sources: PoT averages them")
+            _errors("sources")
+            if method == "panda":
+                st.selectbox("Teacher", ["pot", "source"], key="runs_teacher_mode",
+                             format_func=lambda m: {"pot": "PoT on the target first (PANDA code)",
+                                                    "source": "the source prompt itself"}[m])
+                _errors("teacher")
+                st.radio("λ mode", ["fixed", "metric"], horizontal=True, key="runs_lambda_mode",
+                         help="fixed: PANDA code's weight; metric: λ = β · metric(s, t) (our reading)")
+                if st.session_state.get("runs_lambda_mode") == "metric":
+                    st.number_input("metric(s, t), normalised to [0, 1]", 0.0, 1.0, 0.5, 0.05,
+                                    key="runs_metric_value")
+        with c3:
+            st.number_input("Seed", 0, 10_000, 0, key="runs_seed")
+    else:
+        with c1:
+            _keep_valid("runs_targets", tasks)
+            st.multiselect("Target tasks", tasks, key="runs_targets")
+            st.multiselect("Methods", ["pot", "panda"], default=["pot"], key="runs_sweep_methods",
+                           help="scratch baselines are always added; panda adds the PoT teacher it needs")
+        with c2:
+            _keep_valid("runs_sweep_sources", names)
+            st.multiselect("Source prompts", names, key="runs_sweep_sources", format_func=_label)
+        with c3:
+            st.text_input("Seeds", "0", key="runs_seeds", help="comma-separated, e.g. 0,1,2")
+        _errors("targets", "methods", "sources", "seeds", "sweep", "target")
+    d1, d2, d3, d4, d5 = st.columns(5)
+    d1.number_input("Steps", 1, 100_000, 300, key="runs_steps")
+    d2.number_input("Learning rate", 1e-5, 10.0, 0.03, format="%.4f", key="runs_lr")
+    d3.number_input("Train size (0 = all)", 0, 1_000_000, 0, key="runs_train_size")
+    d4.number_input("Eval every (steps)", 0, 100_000, 50, key="runs_eval_every")
+    d5.selectbox("Device", ["auto", "cpu", "cuda"], key="runs_device")
+    _errors("params")
+    _errors("device")
+    b1, b2 = st.columns([1, 2])
+    backend = b1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend")
+    if backend == "ray":
+        problem = _ray_problem()
+        if problem:
+            b2.warning(f"{problem}  \nEnable it with `pip install -r requirements-ray.txt`.")
+        b2.text_input("Ray dashboard address", os.environ.get("RAY_ADDRESS") or DEFAULT_RAY_ADDRESS,
+                      key="runs_ray_address")
+    _errors("backend")
+
+    def make_run():
+        m = st.session_state["runs_method"]
+        params = _params()
+        teacher = None
+        if m == "panda":
+            params["teacher_mode"] = st.session_state.get("runs_teacher_mode", "pot")
+            params["lambda_mode"] = st.session_state.get("runs_lambda_mode", "fixed")
+            if params["lambda_mode"] == "metric":
+                params["metric_value"] = float(st.session_state.get("runs_metric_value", 0.5))
+        srcs = [origin.get(n, n) for n in st.session_state.get("runs_sources", [])] if m != "scratch" else []
+        spec = RunSpec(method=m, target=st.session_state["runs_target"], sources=srcs, teacher=teacher,
+                       params=params, seed=int(st.session_state["runs_seed"]), device=st.session_state["runs_device"],
+                       backend=backend, address=st.session_state.get("runs_ray_address") if backend == "ray" else None)
+        if m == "panda" and params["teacher_mode"] == "pot":
+            # PANDA's teacher is the source after PoT on this target: a 1x1 sweep schedules both
+            sw = sweeps.SweepSpec(sources=srcs, targets=[spec.target], methods=["panda"], seeds=[spec.seed],
+                                  params={k: v for k, v in params.items() if k != "teacher_mode"},
+                                  device=spec.device, backend=backend, address=spec.address)
+            return "sweep", sweeps.launch_sweep(sw, store)
+        return "run", launchers.submit(spec, store)
+
+    def make_sweep():
+        try:
+            seeds = [int(s) for s in str(st.session_state.get("runs_seeds", "0")).replace(" ", "").split(",") if s]
+        except ValueError:
+            raise SpecError({"sweep": "seeds: comma-separated integers, e.g. 0,1,2"}) from None
+        srcs = [origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])]
+        sw = sweeps.SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
+                              methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
+                              params=_params(), device=st.session_state["runs_device"], backend=backend,
+                              address=st.session_state.get("runs_ray_address") if backend == "ray" else None)
+        return "sweep", sweeps.launch_sweep(sw, store)
+
+    if st.button("🚀 Launch", key="runs_launch", type="primary"):
+        _launch(make_run if mode == "Single run" else make_sweep)
+        st.rerun()  # draw the problems beside their fields (they were drawn before this click)
+    if st.session_state.get("runs_errors"):
+        _errors(*[f for f in st.session_state["runs_errors"] if f not in _shown_errors])
+        st.error("Nothing was launched: fix the fields marked above.", icon="🛑")
+
+if st.session_state.get("runs_flash"):
+    st.success(st.session_state.pop("runs_flash"))
+
+
+# --------------------------------------------------------------------------- #
+# live part
+# --------------------------------------------------------------------------- #
+def _progress(r: dict) -> float:
+    total = r.get("total_steps") or 0
+    if r["status"] == "finished":
+        return 1.0
+    return min(1.0, (r.get("step") or 0) / total) if total else 0.0
+
+
+def _runs_frame(runs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        m = r.get("last_metrics") or {}
+        rows.append({"run": r["run_id"], "status": f"{STATUS_ICON.get(r['status'], '')} {r['status']}",
+                     "method": r["method"], "target": r["target"], "source": r["source"] or "",
+                     "seed": r["seed"], "progress": _progress(r), "step": f"{r['step']}/{r.get('total_steps') or '?'}",
+                     "best val": m.get("best_val_acc"), "test": r.get("test_score"),
+                     "device": f"{r['backend']}:{r['device'] or '?'}", "sweep": r.get("sweep_id") or ""})
+    return pd.DataFrame(rows)
+
+
+def _fmt_s(x) -> str:
+    if x is None:
+        return "–"
+    x = float(x)
+    return f"{x:.0f}s" if x < 120 else f"{x / 60:.1f} min"
+
+
+def _loss_chart(ev: pd.DataFrame, title: str) -> go.Figure:
+    fig = go.Figure()
+    prog = ev[ev["kind"] == "progress"] if len(ev) else ev
+    for col, name in (("ce", "CE"), ("kd", "KD (MSE to teacher)")):
+        if col in prog and prog[col].notna().any() and (col != "kd" or prog[col].abs().sum() > 0):
+            fig.add_trace(go.Scatter(x=prog["step"], y=prog[col], mode="lines", name=name))
+    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=320,
+                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
+    return fig
+
+
+def _eval_chart(ev: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    evals = ev[ev["kind"] == "eval"] if len(ev) else ev
+    if "val_acc" in evals:
+        fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_acc"], mode="lines+markers", name="val accuracy"))
+    fig.update_layout(title="Validation accuracy", xaxis_title="step", yaxis_title="accuracy", height=320,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def _run_view(run: dict) -> None:
+    rid = run["run_id"]
+    m = run.get("last_metrics") or {}
+    spec = run["spec"]
+    st.subheader(f"{STATUS_ICON.get(run['status'], '')} {rid}")
+    st.caption(f"{run['method']} on **{run['target']}**" + (f" from **{run['source']}**" if run["source"] else "")
+               + f" · seed {run['seed']} · {run['backend']}" + (f" ({run['address']})" if run.get("address") else "")
+               + (f" · sweep {run['sweep_id']}" if run.get("sweep_id") else ""))
+    st.progress(_progress(run), text=f"{run['status']} · step {run['step']}/{run.get('total_steps') or '?'}")
+    k = st.columns(6)
+    k[0].metric("examples/s", f"{m['examples_per_s']:.1f}" if m.get("examples_per_s") else "–")
+    k[1].metric("ETA", _fmt_s(m.get("eta_s")) if run["status"] == "running" else "–")
+    k[2].metric("device", run.get("device") or spec.get("device") or "?")
+    mem = m.get("gpu_mem_mb") or m.get("rss_mb")
+    k[3].metric("GPU memory" if m.get("gpu_mem_mb") else "memory (RSS)", f"{mem:.0f} MB" if mem else "–")
+    k[4].metric("best val acc", f"{m['best_val_acc']:.3f}" if m.get("best_val_acc") is not None else "–")
+    k[5].metric("test acc", f"{run['test_score']:.3f}" if run.get("test_score") is not None else "–")
+
+    ev = store.events_frame([rid])
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(_loss_chart(ev, "Loss: CE and KD"), key=f"runs_loss_{rid}", width="stretch")
+    c2.plotly_chart(_eval_chart(ev), key=f"runs_eval_{rid}", width="stretch")
+
+    if run["status"] == "failed":
+        st.error(f"Failed: {run.get('error') or 'no message'}")
+    elif run["status"] == "finished" and run.get("prompt_path"):
+        st.success(f"Prompt saved in your library: `{run['prompt_path']}`. Its test score is part of the "
+                   "results table that the Transferability page's **measured** matrix is computed from.")
+    elif run["status"] == "queued" and run.get("depends_on"):
+        st.info(f"Waiting for {', '.join(run['depends_on'])} (its PoT teacher) to finish.")
+
+    a1, a2, a3, a4 = st.columns([1, 1, 1, 2])
+    if run["status"] in ACTIVE and a1.button("🛑 Cancel", key="runs_cancel"):
+        launchers.cancel(rid, store)
+        st.rerun()
+    if run["status"] in TERMINAL and a2.button("🔁 Retry", key="runs_retry"):
+        try:
+            new = launchers.retry(rid, store)
+            st.session_state["runs_select_next"] = new
+            st.session_state["runs_flash"] = f"Retry queued as {new}."
+            st.rerun()
+        except SpecError as e:
+            st.error(f"Cannot retry: {e}")
+    if run["status"] in TERMINAL:
+        sure = a4.checkbox("Yes, delete this run's record (its prompt stays in the library)",
+                           key=f"runs_delete_confirm_{rid}")
+        if a3.button("🗑️ Delete", key="runs_delete", disabled=not sure):
+            store.delete_run(rid)
+            st.session_state["runs_select_next"] = None
+            st.session_state["runs_flash"] = f"Deleted run {rid}."
+            st.rerun()
+    with st.expander("Spec, events and log"):
+        st.json(spec, expanded=False)
+        tail = store.events(rid)[-15:]
+        st.dataframe(pd.DataFrame([{"seq": e["seq"], "kind": e["kind"], "step": e["step"],
+                                    "metrics": json.dumps(e["metrics"], default=str)[:200]} for e in tail]),
+                     hide_index=True, width="stretch", key=f"runs_events_{rid}")
+        log = atlas_home() / "runs" / rid / "log.txt"
+        if log.is_file():
+            st.code(launchers.log_tail(rid, 40), language=None)
+
+
+def _compare(runs: list[dict]) -> None:
+    ids = [r["run_id"] for r in runs]
+    _keep_valid("runs_compare", ids)
+    chosen = st.multiselect("Compare runs", ids, key="runs_compare", max_selections=12)
+    metric = st.selectbox("Curve", ["ce", "loss", "kd", "val_acc", "examples_per_s"], key="runs_compare_metric")
+    if not chosen:
+        return
+    ev = store.events_frame(chosen)
+    fig = go.Figure()
+    by_id = {r["run_id"]: r for r in runs}
+    for rid in chosen:
+        part = ev[(ev["run_id"] == rid)] if len(ev) else ev
+        if metric not in part:
+            continue
+        part = part[part[metric].notna()]
+        r = by_id[rid]
+        fig.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers" if metric == "val_acc" else "lines",
+                                 name=f"{rid} · {r['method']} {r['target']}" + (f" ← {r['source']}" if r["source"] else "")))
+    fig.update_layout(xaxis_title="step", yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=30, b=10))
+    st.plotly_chart(fig, key="runs_compare_chart", width="stretch")
+
+
+def _sweeps_view() -> None:
+    rows = store.list_sweeps()
+    if not rows:
+        return
+    st.markdown("#### Sweeps")
+    table = pd.DataFrame([{"sweep": s["sweep_id"], "runs": s["n_runs"],
+                           "progress": (s["counts"].get("finished", 0) / s["n_runs"]) if s["n_runs"] else 0.0,
+                           **{k: s["counts"].get(k, 0) for k in ("finished", "running", "queued", "failed", "cancelled")},
+                           "targets": ", ".join(s["spec"].get("targets", [])),
+                           "methods": ", ".join(s["spec"].get("methods", []))} for s in rows])
+    st.dataframe(table, hide_index=True, width="stretch", key="runs_sweeps_table",
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+    ids = [s["sweep_id"] for s in rows]
+    if st.session_state.get("runs_sweep_selected") not in ids:
+        st.session_state["runs_sweep_selected"] = ids[0]
+    sid = st.selectbox("Sweep", ids, key="runs_sweep_selected")
+    sel = next(s for s in rows if s["sweep_id"] == sid)
+    undone = sum(v for k, v in sel["counts"].items() if k in ("failed", "cancelled"))
+    if undone and st.button(f"▶️ Resume (relaunch {undone} failed/cancelled)", key="runs_sweep_resume"):
+        try:
+            _, new = sweeps.resume_sweep(sid, store)
+            st.session_state["runs_flash"] = f"Relaunched {len(new)} run(s) of {sid}."
+        except (SpecError, launchers.LaunchError) as e:
+            st.error(f"Cannot resume: {e}")
+        st.rerun()
+    # the measured matrix of this sweep, filling in as its runs finish
+    results = store.results_table(status=("finished",))
+    results = results[results["sweep_id"] == sid]
+    if results.empty or not (results["method"] != "scratch").any():
+        st.caption("The measured matrix appears here as this sweep's transfer runs finish.")
+        return
+    try:
+        from core.metrics import measured
+
+        meas = measured(results)
+        mat = meas.mean
+    except Exception as e:  # noqa: BLE001
+        st.caption(f"measured matrix unavailable: {e}")
+        return
+    if mat.empty:
+        st.caption("Waiting for the scratch baselines of these targets.")
+        return
+    fig = go.Figure(go.Heatmap(z=mat.values, x=list(mat.columns), y=list(mat.index), colorscale="RdBu",
+                               zmid=0, text=mat.round(3).values, texttemplate="%{text}",
+                               colorbar=dict(title="gain")))
+    fig.update_layout(title=f"measured (relative gain over scratch) · {sid}", xaxis_title="target",
+                      yaxis_title="source", height=200 + 40 * len(mat), margin=dict(l=10, r=10, t=40, b=10))
+    st.plotly_chart(fig, key="runs_sweep_measured", width="stretch")
+
+
+def live() -> None:
+    launchers.pump(store)
+    runs = store.list_runs(limit=500)
+    if not runs:
+        st.info("No runs yet. Launch one above, or from a terminal: `python -m core run --spec spec.json`.")
+        return
+    active = sum(r["status"] in ACTIVE for r in runs)
+    st.markdown(f"#### Runs · {active} active · {len(runs)} in the store")
+    st.dataframe(_runs_frame(runs), hide_index=True, width="stretch", key="runs_table",
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+                                "best val": st.column_config.NumberColumn(format="%.3f"),
+                                "test": st.column_config.NumberColumn(format="%.3f")})
+    _sweeps_view()
+    ids = [r["run_id"] for r in runs]
+    if "runs_select_next" in st.session_state:  # set by a button below, applied before the widget exists
+        st.session_state["runs_selected"] = st.session_state.pop("runs_select_next")
+    if st.session_state.get("runs_selected") not in ids:
+        st.session_state["runs_selected"] = ids[0]
+    rid = st.selectbox("Run", ids, key="runs_selected",
+                       format_func=lambda i: next(f"{STATUS_ICON.get(r['status'], '')} {i} · {r['method']} "
+                                                  f"{r['target']}" + (f" ← {r['source']}" if r["source"] else "")
+                                                  for r in runs if r["run_id"] == i))
+    _run_view(next(r for r in runs if r["run_id"] == rid))
+    st.markdown("#### Compare runs")
+    _compare(runs)
+    st.caption(f"Refreshed {time.strftime('%H:%M:%S')} · store `{store.path}`")
+    # switch between the fast and the idle refresh when activity changes
+    if bool(active) != st.session_state.get("runs_was_active", bool(active)):
+        st.session_state["runs_was_active"] = bool(active)
+        st.rerun()
+    st.session_state["runs_was_active"] = bool(active)
+
+
+_active_now = bool(store.list_runs(status=list(ACTIVE), limit=1))
+st.session_state.setdefault("runs_was_active", _active_now)
+st.fragment(run_every=ACTIVE_POLL_S if _active_now else IDLE_POLL_S)(live)()

@@ -1,0 +1,183 @@
+"""pages/runs.py under AppTest: empty state, pre-fill from query params, inline validation,
+a real tiny run launched from the form, the live view, cancel / retry / delete, and the
+start-up reconcile of a run whose process died.
+
+    .venv/bin/python -m pytest -q tests/test_runs_page.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core import launchers
+from core.runstore import RunStore
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "runs.py")
+TARGET = "spam_sms"
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path, monkeypatch, atlas_home):
+    """No demo library; one extra library folder holding two prompts: src_a (MiniLM, d=384) and wide (d=768)."""
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "no-demo"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    from core.prompts import SoftPrompt, write_prompt
+
+    lib = tmp_path / "lib"
+    for name, d, bb in (("src_a", 384, "sentence-transformers/all-MiniLM-L6-v2"), ("wide", 768, "roberta-base")):
+        write_prompt(SoftPrompt(tensor=torch.randn(20, d) * 0.05, name=name, task="sent_movie", backbone=bb,
+                                method="scratch"), lib / name)
+    monkeypatch.setenv("ATLAS_LIBRARY", str(lib))
+    yield
+    s = RunStore()
+    launchers.stop_dispatcher(s)
+    for run in s.list_runs(status=["running"]):
+        if run["pid"] and run["pid"] != os.getpid() and launchers.pid_alive(run["pid"], run["pid_start"]):
+            os.killpg(run["pid"], signal.SIGKILL)
+
+
+def page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    for k, v in query.items():
+        at.query_params[k] = str(v)
+    return at.run()
+
+
+def clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def fake_run(store: RunStore, run_id: str, status: str, *, pid: int | None = None, steps: int = 4) -> None:
+    """A run row with events, as a worker would have left it (no training: fast). Its spec is a
+    valid tiny scratch run, so a retry of it is accepted."""
+    store.add_run(run_id, {"method": "scratch", "target": TARGET, "sources": [], "seed": 0, "device": "cpu",
+                           "params": {"steps": steps, "train_size": 16, "max_length": 16}, "backend": "local"})
+    store.update_run(run_id, status="running", started=time.time() - 60, pid=pid, host=launchers.hostname(),
+                     device="cpu")
+    for s in range(1, steps + 1):
+        store.add_event(run_id, "progress", s, {"loss": 1 / s, "ce": 1 / s, "kd": 0.1 / s, "examples_per_s": 50.0,
+                                                "eta_s": steps - s, "rss_mb": 600.0})
+        if s % 2 == 0:
+            store.add_event(run_id, "eval", s, {"val_acc": 0.5 + s / 20, "best_val_acc": 0.5 + s / 20})
+    if status != "running":
+        store.set_status(run_id, status, test_score=0.8 if status == "finished" else None,
+                         error="boom" if status == "failed" else None)
+
+
+def test_empty_store_shows_form_and_info():
+    at = clean(page())
+    assert at.title[0].value.endswith("Runs")
+    assert any("No runs yet" in i.value for i in at.info)
+    assert at.button(key="runs_launch") is not None and at.selectbox(key="runs_target").value
+    assert any(o.startswith("src_a") for o in at.multiselect(key="runs_sources").options)
+
+
+def test_query_params_prefill_the_form():
+    at = clean(page(target=TARGET, source="src_a", method="panda"))
+    assert at.selectbox(key="runs_target").value == TARGET
+    assert at.selectbox(key="runs_method").value == "panda"
+    assert at.multiselect(key="runs_sources").value == ["src_a"]
+    assert at.selectbox(key="runs_teacher_mode").value == "pot"  # panda options shown
+    at = clean(page(target=TARGET, source="not_in_library", method="pot"))
+    assert any("not_in_library" in w.value for w in at.warning)
+
+
+def test_bad_spec_is_shown_inline_and_nothing_launches():
+    at = clean(page(target=TARGET, source="wide", method="pot"))
+    at.button(key="runs_launch").click().run()
+    clean(at)
+    errors = " ".join(e.value for e in at.error)
+    assert "d=768 but backbone" in errors and "Nothing was launched" in errors
+    assert RunStore().list_runs() == []
+    # pot with no source: refused by the spec itself
+    at.multiselect(key="runs_sources").set_value([]).run()
+    at.button(key="runs_launch").click().run()
+    assert "needs at least one source" in " ".join(e.value for e in clean(at).error)
+    assert RunStore().list_runs() == []
+
+
+def test_launch_a_real_run_and_watch_it_finish():
+    at = clean(page(target=TARGET, source="src_a", method="pot"))
+    at.number_input(key="runs_steps").set_value(6)
+    at.number_input(key="runs_train_size").set_value(32)
+    at.number_input(key="runs_eval_every").set_value(3)
+    at.selectbox(key="runs_device").set_value("cpu")
+    at.button(key="runs_launch").click().run()
+    clean(at)
+    store = RunStore()
+    runs = store.list_runs()
+    assert len(runs) == 1 and runs[0]["method"] == "pot" and runs[0]["source"] == "src_a"
+    rid = runs[0]["run_id"]
+    assert at.selectbox(key="runs_selected").value == rid
+    t0 = time.monotonic()
+    while store.get_run(rid)["status"] in ("queued", "running") and time.monotonic() - t0 < 180:
+        time.sleep(1)
+    at = clean(page())  # a fresh session rebuilds everything from the store
+    run = store.get_run(rid)
+    assert run["status"] == "finished", run["error"]
+    assert any("Prompt saved in your library" in s.value and "measured" in s.value for s in at.success)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["test acc"] == f"{run['test_score']:.3f}" and metrics["device"] == "cpu"
+    assert len(at.get("plotly_chart")) >= 2  # loss + eval curves
+
+
+def test_live_view_cancel_retry_delete_and_reconcile():
+    store = RunStore()
+    fake_run(store, "r-done", "finished")
+    fake_run(store, "r-failed", "failed")
+    fake_run(store, "r-dead", "running", pid=2**22 + 12345)  # no such process: reconciled on page load
+    at = clean(page())
+    assert store.get_run("r-dead")["status"] == "failed"
+    assert "exited without a final event" in store.get_run("r-dead")["error"]
+    table = at.dataframe[0].value  # the runs table (no sweeps here)
+    assert set(table["run"]) == {"r-done", "r-failed", "r-dead"}
+    assert table.set_index("run").loc["r-done", "progress"] == 1.0
+
+    at.selectbox(key="runs_selected").set_value("r-done").run()
+    clean(at)
+    assert {m.label: m.value for m in at.metric}["examples/s"] == "50.0"
+    assert len(at.get("plotly_chart")) >= 2
+    # compare two runs on one chart
+    at.multiselect(key="runs_compare").set_value(["r-done", "r-failed"]).run()
+    charts = clean(at).get("plotly_chart")
+    assert len(charts) == 3
+    assert len(json.loads(charts[-1].proto.spec)["data"]) == 2  # one line per compared run
+
+    # retry: a new queued run from the same spec, selected
+    at.button(key="runs_retry").click().run()
+    clean(at)
+    new = at.selectbox(key="runs_selected").value
+    assert new != "r-done" and store.get_run(new)["retry_of"] == "r-done"
+    launchers.cancel(new, store)  # queued or running: stop it (nothing to train for a fake spec)
+
+    # delete asks first: the button is disabled until the box is ticked
+    at.selectbox(key="runs_selected").set_value("r-failed").run()
+    assert clean(at).button(key="runs_delete").disabled
+    at.checkbox(key="runs_delete_confirm_r-failed").check().run()
+    at.button(key="runs_delete").click().run()
+    clean(at)
+    assert store.get_run("r-failed") is None and store.get_run("r-done") is not None
+
+
+def test_cancel_a_queued_run_from_the_page():
+    store = RunStore()
+    # a 'running' run holding the CPU slot (its pid: this live test process), and one queued behind it
+    fake_run(store, "r-busy", "running", pid=os.getpid())
+    store.update_run("r-busy", pid_start=launchers.proc_start_time(os.getpid()))
+    store.add_run("r-q", {"method": "scratch", "target": TARGET, "sources": [], "seed": 0, "device": "cpu",
+                          "params": {"steps": 5}, "backend": "local"})
+    at = clean(page())
+    assert store.get_run("r-q")["status"] == "queued"  # the cap of 1 CPU run holds it back
+    at.selectbox(key="runs_selected").set_value("r-q").run()
+    at.button(key="runs_cancel").click().run()
+    clean(at)
+    assert store.get_run("r-q")["status"] == "cancelled" and store.get_run("r-q")["pid"] is None
+    store.set_status("r-busy", "finished")
