@@ -453,8 +453,29 @@ class Browser:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
         w, h = self.driver.execute_script(
             "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", gd)
-        ActionChains(self.driver).move_to_element_with_offset(
-            gd, int(round(px - w / 2)), int(round(py - h / 2))).click().perform()
+        dx, dy = int(round(px - w / 2)), int(round(py - h / 2))
+        # hover first and let plotly register it (its hover throttle is ~50 ms): in select/lasso
+        # drag modes a click is emitted only for the point currently hovered
+        (ActionChains(self.driver).move_to_element_with_offset(gd, dx + 3, dy + 3).pause(0.1)
+         .move_to_element_with_offset(gd, dx, dy).pause(0.3).click().perform())
+        self.wait_idle(start_wait=2.0)
+
+    def lasso_plot(self, plot, px: float, py: float, r: float = 14.0) -> None:
+        """Drag a small closed path around pixel (px, py) — a lasso (or box) selection by mouse."""
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        gd = self.driver.execute_script(
+            "return arguments[0].querySelector('.js-plotly-plot') || arguments[0];", plot)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
+        w, h = self.driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", gd)
+        cx, cy = px - w / 2, py - h / 2
+        corners = [(-r, -r), (r, -r), (r, r), (-r, r), (-r, -r + 2)]
+        a = ActionChains(self.driver).move_to_element_with_offset(gd, int(cx - r), int(cy - r)).pause(0.1)
+        a = a.click_and_hold()
+        for dx, dy in corners[1:]:
+            a = a.move_to_element_with_offset(gd, int(cx + dx), int(cy + dy)).pause(0.05)
+        a.release().perform()
         self.wait_idle(start_wait=2.0)
 
 
