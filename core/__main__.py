@@ -15,8 +15,8 @@ import sys
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "prompts": ("core.prompts", "read and validate soft-prompt files (inspect PATH...)"),
-    "library": ("core.library", "index a folder of prompts (index DIR)"),
-    "tasks": ("core.tasks", "task registry: list | show T | prepare"),
+    "library": ("core.library", "a folder of prompts: index DIR | add FILE..."),
+    "tasks": ("core.tasks", "task registry: list | show T | prepare | add NAME PATH"),
     "train": ("core.train", "train one prompt: scratch | pot | panda"),
     "matrix": ("core.metrics", "a source x target metric matrix as CSV"),
     "project": ("core.projection", "2-D/3-D projection of a prompt library as CSV"),
@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("core.runs", "launch one run from a spec file"),
     "sweep": ("core.runs", "launch a source x target grid from a spec file"),
     "worker": ("core.runs", "execute one stored run (used by launchers)"),
-    "demo": ("core.demo", "build the demo library (demo build)"),
+    "demo": ("core.demo", "the demo library: build | finalize | estimate"),
 }
 
 
