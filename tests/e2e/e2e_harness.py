@@ -406,6 +406,23 @@ class Browser:
         box = self.widget(label, key, testid=None if key else "stSelectbox")
         return box.find_element("css selector", "input").get_attribute("value")
 
+    def multiselected(self, label: str | None = None, key: str | None = None) -> list[str]:
+        """The shown labels of a st.multiselect's chosen values (its tags)."""
+        box = self.widget(label, key, testid=None if key else "stMultiSelect")
+        return [t.get_attribute("title") or t.text for t in box.find_elements("css selector", "[data-tag]")]
+
+    def set_number(self, value, label: str | None = None, key: str | None = None) -> None:
+        """Type a value into a st.number_input and commit it (Enter), as a person does."""
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.widget(label, key, testid=None if key else "stNumberInput")
+        inp = box.find_element("css selector", "input")
+        self.click(inp)
+        inp.send_keys(Keys.CONTROL, "a")
+        inp.send_keys(str(value), Keys.ENTER)
+        self.wait_until(lambda: inp.get_attribute("value") == str(value), 10, f"number input {label or key!r}")
+        self.wait_idle(start_wait=1.0)
+
     def upload(self, path: Path | str, label: str | None = None, key: str | None = None) -> None:
         """Send a file to a st.file_uploader (its hidden input[type=file])."""
         scope = self.widget(label, key, testid=None if key else "stFileUploader") if (label or key) else self.driver
