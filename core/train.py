@@ -102,6 +102,7 @@ class TrainConfig:
     eval_every: int = 50         # 0: only at the end
     eval_at_start: bool = True   # evaluate the initial prompt (step 0) too; it can be the best
     val_size: int | None = None  # cap validation examples (speed)
+    test_size: int | None = None  # cap test examples (speed; seeded, stratified); None = the whole split
     train_size: int | None = None  # low-resource targets: seeded, stratified subsample
     seed: int = 0
     init: str = "text"           # text | random_vocab (scratch / student init)
@@ -148,8 +149,9 @@ class TrainConfig:
             bad("max_norm must be > 0 (or None)")
         if self.train_size is not None and self.train_size < 1:
             bad("train_size must be >= 1 (or None for all)")
-        if self.val_size is not None and self.val_size < 1:
-            bad("val_size must be >= 1 (or None for all)")
+        for k in ("val_size", "test_size"):
+            if getattr(self, k) is not None and getattr(self, k) < 1:
+                bad(f"{k} must be >= 1 (or None for all)")
         if self.init not in ("text", "random_vocab"):
             bad(f"init {self.init!r}: use text or random_vocab")
         if self.head not in ("verbalizer", "linear"):
@@ -229,6 +231,7 @@ class TrainResult:
     init_val_score: float | None = None
     cancelled: bool = False
     head_state: dict | None = None   # linear head weights (CPU tensors) or None
+    init_prompt: torch.Tensor | None = None  # the starting prompt [L, d] (pot: the source)
     config: TrainConfig | None = None
 
 
@@ -650,8 +653,10 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
     _load_head_state(head, best["head"])
     best_prompt = best["prompt"]
     te = _split(task, "test")
-    te_ids = bb.token_ids(list(te.texts), cfg.max_length)
-    test_acc = _accuracy(_predict_logits(bb, head, te_ids, best_prompt.to(bb.device), cfg.pool), list(te.labels))
+    ti = subsample(list(te.labels), cfg.test_size, cfg.seed)
+    te_ids = bb.token_ids([te.texts[i] for i in ti], cfg.max_length)
+    test_acc = _accuracy(_predict_logits(bb, head, te_ids, best_prompt.to(bb.device), cfg.pool),
+                         [te.labels[i] for i in ti])
     wall = time.perf_counter() - t_start
 
     from core.prompts import SoftPrompt  # lazy
@@ -671,7 +676,7 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
                                                        "best_step": best["step"], "wall_time_s": wall}})
     return TrainResult(prompt=sp, val_score=best["val"], test_score=test_acc, best_step=best["step"], steps=step,
                        wall_time=wall, device=str(bb.device), history=history, init_val_score=init_val,
-                       cancelled=cancelled, head_state=best["head"], config=cfg)
+                       cancelled=cancelled, head_state=best["head"], init_prompt=init_prompt, config=cfg)
 
 
 def _head_state(head: Head) -> dict | None:
@@ -762,6 +767,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--val-size", type=int, default=None)
+    p.add_argument("--test-size", type=int, default=None)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--init", default=d.init, choices=("text", "random_vocab"))
     p.add_argument("--head", default=d.head, choices=("verbalizer", "linear"))
@@ -795,7 +801,7 @@ def cli(command: str, argv: list[str]) -> int:
                           prompt_length=args.prompt_length, steps=args.steps, batch_size=args.batch_size,
                           lr=args.lr, warmup=args.warmup, schedule=args.schedule, max_norm=args.max_norm,
                           max_length=args.max_length, eval_every=args.eval_every, train_size=args.train_size,
-                          val_size=args.val_size, seed=args.seed, init=args.init, head=args.head, pool=args.pool,
+                          val_size=args.val_size, test_size=args.test_size, seed=args.seed, init=args.init, head=args.head, pool=args.pool,
                           tau=args.tau, padding=args.padding, sources=args.source,
                           source_weights=args.source_weights, teacher=args.teacher,
                           teacher_mode=args.teacher_mode, student_init=args.student_init,
