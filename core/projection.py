@@ -282,11 +282,15 @@ def warm_umap() -> float:
             return 0.0
         t0 = time.perf_counter()
         try:
+            # 8 far-apart clusters of 5: the k-NN graph (k=5, self included) has 8 components,
+            # more than 2 x dims, so UMAP's multi-component layout compiles its centroid
+            # metric now (1.5-2.5 s of numba on the first clustered library otherwise)
             rng = np.random.default_rng(0)
             X = rng.normal(size=(40, 8)).astype(np.float32)
-            for k in (2, 3):  # both output widths, same code path as _run_umap
-                _run_umap(X, {"n_components": k, "metric": "cosine", "seed": 0, "n_neighbors": 5,
-                              "min_dist": 0.1, "n_epochs": 20, "init": "spectral"})
+            X[np.arange(40), np.arange(40) // 5] += 50.0  # apart by cosine and by distance
+            for k, metric in ((2, "cosine"), (3, "cosine"), (2, "euclidean")):  # as project() runs it
+                _run("umap", X, {"n_components": k, "metric": metric, "seed": 0, "n_neighbors": 5,
+                                 "min_dist": 0.1, "n_epochs": 20, "init": "spectral"})
         except Exception as exc:  # noqa: BLE001 — recorded for the page, then re-raised
             _warm_state.update(done=True, error=f"{type(exc).__name__}: {exc}")
             raise
@@ -328,16 +332,30 @@ def _run_umap(X: np.ndarray, params: dict) -> np.ndarray:
     return np.asarray(Y, dtype=np.float64)
 
 
+def pca_scores(X: np.ndarray, k: int) -> np.ndarray:
+    """First k principal-component scores of X [N, D] -> [N, k] (float64).
+
+    The same numbers as sklearn PCA(svd_solver="full").fit_transform (centred SVD, signs by
+    sklearn's svd_flip rule: the largest |loading| of each component is positive; the
+    tests check the match). Plain numpy because importing sklearn.decomposition costs
+    1.4-4 s, and PCA is what the page shows on its first paint while UMAP warms up."""
+    Xc = np.asarray(X, dtype=np.float64)
+    Xc = Xc - Xc.mean(axis=0)
+    U, S, Vt = np.linalg.svd(Xc, full_matrices=False)
+    U, S, Vt = U[:, :k], S[:k], Vt[:k]
+    signs = np.sign(Vt[np.arange(len(Vt)), np.argmax(np.abs(Vt), axis=1)])
+    signs[signs == 0] = 1.0
+    return U * (S * signs)
+
+
 def _run_pca(X: np.ndarray, params: dict) -> np.ndarray:
     n = len(X)
     Y = np.zeros((n, params["n_components"]), dtype=np.float64)
     k = params["informative"]
     if k == 0:
         return Y
-    from sklearn.decomposition import PCA
-
     Xp = _normalise(X) if params["metric"] == "cosine" else X
-    Y[:, :k] = PCA(n_components=k, svd_solver="full", random_state=params["seed"]).fit_transform(Xp)
+    Y[:, :k] = pca_scores(Xp, k)
     return Y
 
 
@@ -351,6 +369,25 @@ def _run_tsne(X: np.ndarray, params: dict) -> np.ndarray:
 
 
 _RUNNERS = {"umap": _run_umap, "pca": _run_pca, "tsne": _run_tsne}
+
+
+def compute_threads() -> int:
+    """BLAS/OpenMP threads for one projection: env ATLAS_PROJECTION_THREADS, default 1.
+
+    Why 1: on the shared 2-core box, multi-threaded OpenBLAS spin-waits when the cores are
+    busy — measured under load 10: PCA of 200 x 384 points 4.2 s with default threads vs
+    0.015 s with one; 2,000 points 4.7 s vs 0.22 s. One thread loses at most ~2x when idle."""
+    try:
+        return max(1, int(os.environ.get("ATLAS_PROJECTION_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+def _run(method: str, X: np.ndarray, params: dict) -> np.ndarray:
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
+    with threadpool_limits(limits=compute_threads()):
+        return _RUNNERS[method](X, params)
 
 
 # ---------------------------------------------------------------- cache
@@ -434,7 +471,7 @@ def project_features(X: np.ndarray, meta: pd.DataFrame, cfg: ProjectionConfig, *
     t0 = time.perf_counter()
     Y, source = _cache_get(key) if use_cache else (None, "")
     if Y is None:
-        Y = _RUNNERS[method](X, params)
+        Y = _run(method, X, params)
         source = "computed"
         if use_cache:
             _cache_put(key, Y)

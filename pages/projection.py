@@ -233,8 +233,8 @@ waiting_for_umap = False
 try:
     result = proj.lookup(prompts, cfg, group=group, precomputed_dir=precomputed_dir)
     if result is None and method == "umap" and not proj.umap_is_warm():
-        # never block on the numba compile: PCA now, UMAP when the warm-up thread is done
-        umap_warmer()
+        # never block on the numba compile: PCA now, UMAP when the warm-up thread (started
+        # at the end of this run, so it does not compete with the first paint) is done
         waiting_for_umap = proj.umap_status()["error"] is None
         result = proj.project(prompts, proj.fallback_config(cfg))
     elif result is None:

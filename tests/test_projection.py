@@ -224,3 +224,13 @@ def test_cli_writes_csv(tmp_path):
     r = subprocess.run(cmd[:-2] + ["--group", "t5-small", "--out", str(tmp_path / "x.csv")], cwd=REPO,
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no group 't5-small'" in r.stderr and BACKBONE in r.stderr
+
+
+def test_numpy_pca_matches_scikit_learn():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(1)
+    for n, d, k in ((5, 384, 3), (200, 384, 3), (50, 10, 2)):
+        X = rng.normal(size=(n, d))
+        np.testing.assert_allclose(proj.pca_scores(X, k), PCA(n_components=k, svd_solver="full").fit_transform(X),
+                                   atol=1e-8)

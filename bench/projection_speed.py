@@ -1,0 +1,199 @@
+"""How fast are the prompt maps: UMAP / PCA / t-SNE, cold and warm, and the page's first paint?
+
+    .venv/bin/python bench/projection_speed.py                   # everything (~3-4 min on 2 cores)
+    .venv/bin/python bench/projection_speed.py --no-first-paint  # only the method timings
+    .venv/bin/python bench/projection_speed.py --first-paint-only
+
+Method timings: 200 / 2,000 / 10,000 points of d=384 (10 Gaussian clusters, seed 0),
+plus UMAP on 5,000 (target: <= 5 s warm).
+  cold = a fresh Python process: imports + the first fit (UMAP: numba compile included);
+  warm = the same process after one earlier fit (what a running server pays).
+t-SNE at 10,000 points is skipped (scikit-learn's Barnes-Hut takes minutes on 2 cores:
+~8 s at 2,000 and roughly N log N beyond) and cold runs at 10,000 are skipped (cold =
+the 2,000 cold overhead + the warm time; the process start-up does not depend on N).
+
+First paint: a freshly started `streamlit run app.py` (empty disk cache), headless
+Chromium opens /projection and we time until the scatter's points are drawn. Library:
+data/demo when built (its precomputed maps), else a synthetic demo of 120 prompts
+(L=20, d=384) with precomputed maps; then again with no precomputed maps (PCA while
+UMAP warms). Target: <= 3 s. Needs Chromium + chromedriver (`make browser`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+D = 384
+SIZES = (200, 2000, 10000)
+TSNE_MAX = 2000
+COLD_MAX = 2000
+
+
+def data(n: int, d: int = D, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (10, d)) * 3
+    return (centres[rng.integers(0, 10, n)] + rng.normal(0, 1, (n, d))).astype(np.float32)
+
+
+def fit(method: str, n: int, dims: int = 2) -> float:
+    """Seconds for one projection of n points (cache off: the real computation)."""
+    import pandas as pd
+
+    from core import projection as proj
+
+    X = data(n)
+    meta = pd.DataFrame({"name": [f"p{i}" for i in range(n)]})
+    t0 = time.perf_counter()
+    proj.project_features(X, meta, proj.ProjectionConfig(method=method, n_components=dims), use_cache=False)
+    return time.perf_counter() - t0
+
+
+def cold(method: str, n: int) -> dict:
+    """A fresh interpreter: time to import core.projection + the first fit, total wall."""
+    code = ("import time; t0=time.perf_counter(); import sys; sys.path.insert(0, %r);"
+            "from bench.projection_speed import fit; import json;"
+            "t=fit(%r, %d); print(json.dumps({'fit': t, 'total': time.perf_counter()-t0}))"
+            % (str(REPO), method, n))
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"cold {method} {n} failed:\n{r.stderr[-2000:]}")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["wall"] = wall  # includes interpreter start
+    return out
+
+
+def method_table() -> list[str]:
+    from core import projection as proj
+
+    rows = []
+    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
+          f"cpus={os.cpu_count()}; d={D}")
+    print(f"{'method':<6} {'N':>6} {'cold wall s':>12} {'cold fit s':>11} {'warm s':>8}")
+    for method in ("pca", "umap", "tsne"):
+        # warm up this process once (UMAP: the numba compile) before any warm timing
+        if method == "umap":
+            t = proj.warm_umap()
+            print(f"  (umap warm-up in this process: {t:.1f} s)")
+        else:
+            fit(method, 50)
+        sizes = SIZES + ((5000,) if method == "umap" else ())
+        for n in sorted(sizes):
+            if method == "tsne" and n > TSNE_MAX:
+                line = f"{method:<6} {n:>6} {'skipped':>12} {'':>11} {'skipped':>8}   t-SNE > {TSNE_MAX} points: minutes on 2 cores"
+                print(line)
+                rows.append(line)
+                continue
+            c = cold(method, n) if n <= COLD_MAX and n in SIZES else None
+            w = fit(method, n)
+            note = ""
+            if method == "umap" and n == 5000:
+                note = f"  target <= 5 s warm: {'OK' if w <= 5 else 'MISSED'}"
+            elif c is None and n in SIZES:
+                note = "  cold skipped: = cold overhead at 2,000 + warm"
+            cw = f"{c['wall']:.2f}" if c else "-"
+            cf = f"{c['fit']:.2f}" if c else "-"
+            line = f"{method:<6} {n:>6} {cw:>12} {cf:>11} {w:>8.2f}{note}"
+            print(line, flush=True)
+            rows.append(line)
+    return rows
+
+
+# ---------------------------------------------------------------- first paint
+
+
+def synthetic_demo(root: Path, n_tasks: int = 10, per_task: int = 12, L: int = 20) -> None:
+    import numpy as np
+    import torch
+
+    from core import projection as proj
+    from core.library import index_library
+    from core.prompts import SoftPrompt, write_prompt
+
+    rng = np.random.default_rng(0)
+    for t in range(n_tasks):
+        centre = rng.normal(0, 1, D)
+        for i in range(per_task):
+            x = centre + 0.5 * rng.normal(0, 1, (L, D))
+            method = "scratch" if i < 4 else "pot"
+            p = SoftPrompt(tensor=torch.tensor(x, dtype=torch.float32), name=f"t{t}_{i}", task=f"task{t}",
+                           family=f"fam{t % 4}", backbone="sentence-transformers/all-MiniLM-L6-v2",
+                           method=method, sources=[f"t{(t + 1) % n_tasks}_0"] if method == "pot" else [])
+            write_prompt(p, root / "prompts" / p.name)
+    index = index_library(root / "prompts")
+    proj.precompute_projections({g: index.group_prompts(g) for g in index.groups()}, root / "projections",
+                                dims=(2,))
+
+
+def first_paint(demo: Path | None, label: str) -> float | None:
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from e2e_harness import Browser, StreamlitServer, browser_problem
+
+    problem = browser_problem()
+    if problem:
+        print(f"first paint ({label}): skipped — {problem}")
+        return None
+    with tempfile.TemporaryDirectory(prefix="atlas-fp-") as tmp:
+        env = {"ATLAS_HOME": f"{tmp}/home", "ATLAS_CACHE": f"{tmp}/cache", "ATLAS_LIBRARY": ""}
+        if demo is not None:
+            env["ATLAS_DEMO"] = str(demo)
+        t0 = time.perf_counter()
+        with StreamlitServer(env=env) as srv:
+            up = time.perf_counter() - t0
+            with Browser(srv.url) as b:
+                t1 = time.perf_counter()
+                b.driver.get(b.url_for("projection"))
+                b.wait_for("[data-testid='stPlotlyChart'] .scatterlayer .point", timeout=120)
+                paint = time.perf_counter() - t1
+                b.wait_idle(timeout=120)
+                done = time.perf_counter() - t1
+                b.assert_no_exception()
+                text = b.page_text()
+        source = ("precomputed" if "precomputed in" in text else "PCA while UMAP warms"
+                  if "warming up" in text else "computed")
+        print(f"first paint ({label}): server up {up:.1f} s; page open -> points drawn {paint:.2f} s "
+              f"({source}); script finished {done:.2f} s; target <= 3 s: {'OK' if paint <= 3 else 'MISSED'}")
+        return paint
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--no-first-paint", action="store_true")
+    ap.add_argument("--first-paint-only", action="store_true")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    if not args.first_paint_only:
+        method_table()
+    if not args.no_first_paint:
+        real = REPO / "data" / "demo"
+        with tempfile.TemporaryDirectory(prefix="atlas-fp-demo-") as tmp:
+            if (real / "prompts").is_dir() and any((real / "prompts").iterdir()):
+                demo, label = real, "data/demo"
+            else:
+                demo, label = Path(tmp) / "demo", "synthetic demo, 120 prompts"
+                synthetic_demo(demo)
+            first_paint(demo, label + ", precomputed maps")
+            bare = Path(tmp) / "bare"
+            shutil.copytree(demo / "prompts", bare / "prompts")  # same prompts, no projections/
+            first_paint(bare, label + ", no precomputed maps")
+    print(f"bench total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
