@@ -86,4 +86,10 @@ def test_target_ranks_sources_and_opens_runs(browser):
     browser.assert_no_exception()
     q = parse_qs(urlparse(browser.driver.current_url).query)
     assert q.get("target") == ["sent_movie"] and q.get("source") == ["sent_tweet"] and q.get("method") == ["panda"], q
+    # the Runs form is filled in from the link: one click from "best source" to "launch"
+    browser.wait_for(".st-key-runs_target", timeout=30)
+    assert browser.selected(key="runs_target") == "sent_movie"
+    assert browser.selected(key="runs_method") == "panda"
+    chosen = browser.multiselected(key="runs_sources")
+    assert len(chosen) == 1 and chosen[0].startswith("sent_tweet"), chosen
     browser.screenshot("runs_prefilled_from_transferability")
