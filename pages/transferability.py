@@ -33,6 +33,7 @@ DIVERGING = [[0.0, "#fdeadb"], [0.15, "#f9c7a4"], [0.3, "#eea37e"], [0.5, "#9e9e
              [0.7, "#6b93bd"], [0.85, "#2c5a94"], [1.0, "#0b2a52"]]
 SEQUENTIAL = "Viridis"  # perceptually uniform, monotone lightness: fine in greyscale too
 ANNOTATE_MAX = 40       # cell labels by default up to this many rows/columns
+GL_CELLS = 2500         # click layer as WebGL markers above this many cells
 
 
 # ---------------------------------------------------------------- state from the URL
@@ -237,7 +238,9 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         rr, cc = np.meshgrid(ys, xs, indexing="ij")
         vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]
         custom = [[rows[i], cols[j], vals[i * n_c + j]] for i in range(n_r) for j in range(n_c)]
-        fig.add_trace(go.Scatter(
+        # thousands of SVG markers take the browser seconds to draw: WebGL beyond GL_CELLS cells
+        trace = go.Scattergl if n_r * n_c > GL_CELLS else go.Scatter
+        fig.add_trace(trace(
             x=cc.reshape(-1), y=rr.reshape(-1), mode="markers", name="cells", showlegend=False,
             marker={"symbol": "square", "size": cell_px, "color": "rgba(0,0,0,0)"},
             customdata=custom, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
