@@ -6,6 +6,7 @@ A page run happens in this process, so UMAP's warm-up thread compiles here once.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -98,6 +99,8 @@ def test_demo_library_uses_the_precomputed_umap_map(env, monkeypatch):
     captions = texts(at.caption)
     assert "8 points · precomputed" in captions, captions
     assert "2 transfer arrow(s)" in captions
+    arrows = [t for t in json.loads(chart_spec(at))["data"] if t.get("name") == "transfer (source → target)"]
+    assert len(arrows) == 1 and arrows[0]["marker"]["symbol"] == "arrow" and len(arrows[0]["x"]) == 2 * 4
     assert "warming up" not in texts(at.info)
     assert at.query_params["method"] == "umap" and at.query_params["group"] == BACKBONE
     # the neighbour table is computed in the original space: a family mate comes first
@@ -166,7 +169,7 @@ def test_selection_gives_a_table_a_heatmap_link_and_neighbours(env, monkeypatch)
     at = run_page(method="pca")
     no_exception(at)
     # what plotly sends for a lasso over two points (one named by customdata, one by trace + index)
-    spec_traces = __import__("json").loads(chart_spec(at))["data"]
+    spec_traces = json.loads(chart_spec(at))["data"]
     second = spec_traces[1]["customdata"][0][0]
     at.session_state["proj_chart"] = {"selection": {
         "points": [{"curve_number": 0, "point_index": 0, "customdata": ["sent_movie"]},
