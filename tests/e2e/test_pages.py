@@ -35,11 +35,34 @@ def test_page_opens(browser, path):
 
 @pytest.fixture(scope="module")
 def empty_browser(tmp_path_factory):
-    """A second server whose demo folder does not exist: every page must show its empty state."""
+    """A second server whose demo folder does not exist: every page must show its empty state.
+    No browser has talked to it yet (the `browser` fixture would warm a server on "/")."""
     env = {"ATLAS_HOME": str(tmp_path_factory.mktemp("empty_home")),
            "ATLAS_DEMO": str(tmp_path_factory.mktemp("no_demo") / "missing")}
     with StreamlitServer(env=env) as srv, Browser(srv.url) as b:
         yield b
+
+
+APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+
+
+def nav_labels(b) -> list[str]:
+    return [e.text.split("\n")[-1].strip() for e in b.find("[data-testid='stSidebarNav'] a")]
+
+
+# Must run first on `empty_browser`'s server (pytest keeps file order).
+@pytest.mark.xfail(strict=True, reason=(
+    "Streamlit 1.67 quirk: with a folder named pages/ next to app.py, a fresh server runs a deep-linked "
+    "first request as an old-style 'v1' page (PagesManager.uses_pages_directory stays True until some "
+    "session has run app.py's st.navigation): app.py is skipped - no wide layout, a navigation that lists "
+    "pages/*.py (incl. _shared) - until someone opens '/'. A shared link opened right after `make run` "
+    "hits it. Fix in the app: rename pages/ (e.g. views/). strict: when fixed this XPASSes and fails; "
+    "then remove this marker."))
+def test_deep_link_as_first_request(empty_browser):
+    b = empty_browser
+    b.open("transferability", metric="e_tok")
+    b.screenshot("deep_link_fresh_server")
+    assert nav_labels(b) == APP_NAV, nav_labels(b)
 
 
 @pytest.mark.parametrize("path", list(PAGES))
@@ -48,4 +71,5 @@ def test_page_empty_state(empty_browser, path):
     check_page(empty_browser, path, css, text=text)
     alerts = empty_browser.wait_for("[data-testid='stAlert']", timeout=20)
     assert alerts, f"page {path or 'home'!r} shows no message on an empty library"
+    assert nav_labels(empty_browser) == APP_NAV
     empty_browser.screenshot(f"empty_{path or 'home'}")

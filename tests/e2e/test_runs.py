@@ -55,7 +55,8 @@ def test_small_real_run_streams_to_finished(browser):
     b.driver.execute_script("window.__e2e_no_reload = 'same page';")  # gone if the page reloads
 
     b.click(b.button("Launch", key="runs_launch"))
-    b.wait_for("[data-testid='stAlert']", text="Queued run", timeout=60)
+    # the "Queued run" flash lasts one rerun only; the run's live view (progress bar) stays
+    b.wait_until(lambda: "step" in progress_text(b), 60, "the launched run's progress bar")
     b.assert_no_exception()
 
     seen: list[tuple[float, str, int]] = []

@@ -2,6 +2,8 @@
 
     .venv/bin/python -m pytest -q tests/e2e/test_transferability.py
 
+Also: the page's state lives in query params, so a copied URL reopens the same view.
+
 What AppTest cannot see: plotly draws the heatmap in the browser, and a click on a cell
 only reaches the script through plotly's click -> Streamlit's selection event (the page
 lays a transparent marker layer over the cell centres; heatmap cells alone emit nothing).
@@ -16,6 +18,7 @@ from e2e_harness import check_page
 from mini_library import TASKS
 
 HEATMAP = ".st-key-tr_heatmap .js-plotly-plot"
+APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +96,35 @@ def test_target_ranks_sources_and_opens_runs(browser):
     chosen = browser.multiselected(key="runs_sources")
     assert len(chosen) == 1 and chosen[0].startswith("sent_tweet"), chosen
     browser.screenshot("runs_prefilled_from_transferability")
+
+
+def nav_labels(b) -> list[str]:
+    return [e.text.split("\n")[-1].strip() for e in b.find("[data-testid='stSidebarNav'] a")]
+
+
+def test_shared_url_reopens_view(browser):
+    """Set a view with the widgets, then reopen the address bar's URL in a new session."""
+    b = browser
+    check_page(b, "transferability", HEATMAP)
+    b.select(lambda t: t.startswith("e_tok "), key="tr_metric")   # shown as "e_tok — <label>"
+    b.select("task family", key="tr_order")
+    b.select("party_tweet", key="tr_target")
+    b.wait_for(HEATMAP)
+    url = b.wait_until(lambda: "target=party_tweet" in b.driver.current_url and b.driver.current_url, 20,
+                       "the URL to carry the chosen target")
+    q = parse_qs(urlparse(url).query)
+    assert q.get("metric") == ["e_tok"] and q.get("order") == ["family"], q
+    shown = (b.selected(key="tr_metric"), b.selected(key="tr_order"), b.selected(key="tr_target"))
+
+    b.driver.get(b.base_url)  # leave, so the next load is a new session rebuilt from the URL alone
+    b.wait_idle()
+    b.driver.get(url)
+    b.wait_idle()
+    b.wait_for(HEATMAP, timeout=60)
+    b.assert_no_exception()
+    assert (b.selected(key="tr_metric"), b.selected(key="tr_order"), b.selected(key="tr_target")) == shown
+    assert nav_labels(b) == APP_NAV
+    rank = b.table_with("source", "predicted (e_tok)")
+    assert b.column(rank, "source")[0] == "party_speech", rank  # same family: ranked first
+    b.screenshot("shared_url_reopened")
+
