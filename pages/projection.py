@@ -139,7 +139,8 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
             fig.add_trace(go.Scatter(x=h["x"], y=h["y"], **common,
                                      marker=dict(size=22, symbol="circle-open", color="crimson",
                                                  line=dict(width=3))))
-    fig.update_layout(legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=50, b=10),
+    fig.update_layout(legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=70, b=10),
+                      title=dict(text=title, font=dict(size=15), y=0.98, yanchor="top"),
                       dragmode="lasso" if dims == 2 else "orbit")
     return fig, n_arrows
 
@@ -197,7 +198,7 @@ groups = index.groups()
 if st.session_state.get("proj_group") not in groups:
     st.session_state.pop("proj_group", None)
 
-c1, c2, c3, c4 = st.columns([3, 2, 1.2, 2])
+c1, c2, c3, c4 = st.columns([2.6, 2.6, 1.2, 1.8])
 with c1:
     group = group_selector(index, key="proj_group")
 with c2:
@@ -275,14 +276,14 @@ names = table["name"].tolist()
 prompt_col = "prompt" if point_mode == "token" else "name"
 
 # ---- display options
-o1, o2, o3, o4 = st.columns([2, 2, 3, 2])
+o1, o2, o3, o4 = st.columns([2, 2, 3, 1.4])
 colour_options = [c for c in CATEGORICAL if c in table and table[c].nunique() > 0] + ["score", NONE]
 colour = o1.selectbox("Colour by", colour_options, key="proj_colour")
 symbol = o2.selectbox("Symbol by", [NONE] + [c for c in CATEGORICAL if c in table], key="proj_symbol",
                       help="plotly has a limited set of symbols; many categories repeat them")
 find = o3.text_input("Find a prompt", key="proj_find", placeholder="name or part of it")
 pairs = proj.transfer_pairs(prompts) if point_mode == "prompt" else []
-show_arrows = o4.toggle("Transfer arrows", value=True, key="proj_arrows", disabled=not pairs,
+show_arrows = o4.toggle("Arrows", value=True, key="proj_arrows", disabled=not pairs,
                         help="source → target for prompts made by transfer (pot / panda) "
                              "from a source in this group" if pairs else "no transferred prompts in this group")
 if colour == "score" and table["score"].isna().all():
@@ -295,7 +296,7 @@ if needle and not hits:
 
 _write_query(method, group, dims, find)
 
-title = (f"{result.method.upper() if result.method != 'tsne' else 't-SNE'} of {len(prompts)} prompts"
+title = (f"{METHOD_LABELS[result.method]} of {len(prompts)} prompts"
          f"{f' ({len(table)} tokens)' if point_mode == 'token' else ''} — {group}")
 fig, n_arrows = build_figure(table, dims, colour, symbol, hits, pairs if show_arrows else [], title)
 event = st.plotly_chart(fig, key="proj_chart", on_select="rerun",
