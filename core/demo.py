@@ -76,6 +76,8 @@ class Profile:
     max_length: int = 128
     generic_per_task: int = 200
     panda_beta: float = 0.5
+    val_size: int | None = None   # cap validation / test examples (only the smoke-test profile does)
+    test_size: int | None = None
     commit_seeds: list[int] = field(default_factory=lambda: [0])  # grid prompts copied into data/demo
 
     def __post_init__(self):
@@ -93,7 +95,7 @@ PROFILES = {
     "cpu": Profile("cpu", source_steps=400, steps=100, seeds=[0], scratch_seeds=[0, 1, 2], workers=1),
     # a smoke test of the whole pipeline in about a minute (tests, and `--profile tiny`)
     "tiny": Profile("tiny", source_steps=6, steps=4, seeds=[0], scratch_seeds=[0, 1], workers=1, train_size=32,
-                    eval_every=2, max_length=32, generic_per_task=16),
+                    eval_every=2, max_length=32, generic_per_task=16, val_size=40, test_size=60),
     "gpu": Profile("gpu", source_steps=1000, steps=200, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12),
 }
 
@@ -236,7 +238,8 @@ def source_jobs(prof: Profile, out: Path, tasks: list[str]) -> list[dict]:
     jobs = []
     for t in tasks + [GENERIC]:
         cfg = TrainConfig(method="scratch", task=t, steps=prof.source_steps, train_size=None, seed=0,
-                          eval_every=max(50, prof.source_steps // 10), max_length=prof.max_length, name=t)
+                          eval_every=max(prof.eval_every, prof.source_steps // 10), max_length=prof.max_length,
+                          val_size=prof.val_size, test_size=prof.test_size, name=t)
         jobs.append(dict(run_id=f"source-{t}", sweep_id="demo-sources", method="source", source="", target=t,
                          seed=0, task=t, cfg=_cfg_dict(cfg), deps=[], out=str(out / "prompts" / t),
                          rel_out=f"prompts/{t}", settings={"stage": "source", "steps": prof.source_steps,
@@ -265,7 +268,7 @@ def grid_jobs(prof: Profile, out: Path, work: Path, tasks: list[str]) -> list[di
     from core.sweeps import SweepSpec, plan
     sources = sorted(p.name for p in (out / "prompts").iterdir() if (p / "atlas.json").is_file())
     params = dict(steps=prof.steps, train_size=prof.train_size, eval_every=prof.eval_every,
-                  max_length=prof.max_length)
+                  max_length=prof.max_length, val_size=prof.val_size, test_size=prof.test_size)
     sw = SweepSpec(sources=[str(out / "prompts" / s) for s in sources], targets=tasks, methods=["pot", "panda"],
                    seeds=prof.scratch_seeds, params=params,
                    method_params={"panda": {"lambda_mode": "metric", "beta": prof.panda_beta,
@@ -340,17 +343,21 @@ def build(out: Path, prof: Profile, work: Path | None = None, deadline_s: float 
     for j in jobs:
         j.update(generic_tasks=tasks, generic_per_task=prof.generic_per_task)
     _execute(jobs, results_path, rows, min(prof.workers, max(1, len(jobs))), device, deadline)
-    if all(rows.get(f"source-{t}", {}).get("status") == "finished" for t in tasks + [GENERIC]):
-        jobs = [j for j in grid_jobs(prof, out, work, tasks)
-                if rows.get(j["run_id"], {}).get("status") != "finished"]
-        _execute(jobs, results_path, rows, prof.workers, device, deadline)
-    left = [r for r in rows.values() if r.get("status") != "finished"]
+    done = lambda rid: rows.get(rid, {}).get("status") == "finished"  # noqa: E731
+    planned = [j["run_id"] for j in jobs] or [f"source-{t}" for t in tasks + [GENERIC]]
+    if all(done(f"source-{t}") for t in tasks + [GENERIC]):
+        grid = grid_jobs(prof, out, work, tasks)
+        planned = [f"source-{t}" for t in tasks + [GENERIC]] + [j["run_id"] for j in grid]
+        _execute([j for j in grid if not done(j["run_id"])], results_path, rows, prof.workers, device, deadline)
+    left = [rid for rid in planned if not done(rid)]
+    complete = not left and all(done(f"source-{t}") for t in tasks + [GENERIC])
     print(f"train stage done in {(time.time() - t0) / 60:.1f} min (estimated {est / 60:.0f}); "
-          f"{len(rows) - len(left)} finished, {len(left)} not", flush=True)
+          f"{len(planned) - len(left)} of {len(planned)} planned runs finished"
+          + ("" if complete else " - run the same command again to resume"), flush=True)
     write_manifest(out, prof, time.time() - t0)
     if finalize_after:
         finalize(out)
-    return 0 if not left else 1
+    return 0 if complete else 1
 
 
 def write_manifest(out: Path, prof: Profile, train_s: float | None = None) -> None:
@@ -400,16 +407,15 @@ def finalize(out: Path) -> None:
         t0 = time.time()
         try:
             df = M.compute_matrix(name, prompts)
+            M.save_precomputed(name, df, prompts, out / "matrices")
         except Exception as e:  # a metric that cannot run here is reported, the rest go on
             print(f"finalize: {name} failed: {e}")
             continue
-        tmp = out / "matrices" / f".{name}.csv.tmp"
-        df.to_csv(tmp)
-        os.replace(tmp, out / "matrices" / f"{name}.csv")
         print(f"finalize: matrix {name} {df.shape} in {time.time() - t0:.1f} s", flush=True)
     try:
         from core.projection import precompute_projections
-        precompute_projections(lib, out / "projections")
+        groups = {g: lib.group_prompts(g) for g in lib.groups()}
+        precompute_projections(groups, out / "projections", overwrite=True)
         print("finalize: projections written", flush=True)
     except Exception as e:
         print(f"finalize: projections failed: {e}")
