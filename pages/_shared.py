@@ -32,9 +32,15 @@ def typed_library_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+# Sources shown only when asked for: the demo's ~230 transferred prompts would swamp
+# the 11 source prompts in every matrix (they are there for the projection's arrows).
+OPT_IN = {"demo transfers"}
+
+
 def library_sources() -> list[tuple[str, Path]]:
     """(label, folder) for every place prompts can come from; labels are unique."""
-    out = [("demo", demo_dir() / "prompts"), ("user", user_library_dir())]
+    out = [("demo", demo_dir() / "prompts"), ("demo transfers", demo_dir() / "transfers"),
+           ("user", user_library_dir())]
     out += [(f"extra: {p}", p) for p in extra_library_dirs()]
     typed = typed_library_dir()
     if typed is not None:
@@ -101,7 +107,7 @@ def library_picker(*, typed_input: bool = True) -> list[Path]:
     where = dict(sources)
     if SOURCES_KEY not in st.session_state:
         st.session_state[SOURCES_KEY] = (["folder"] if typed is not None
-                                         else [lbl for lbl, p in sources if p.exists()])
+                                         else [lbl for lbl, p in sources if p.exists() and lbl not in OPT_IN])
     st.session_state[SOURCES_KEY] = [v for v in st.session_state[SOURCES_KEY] if v in labels]
     chosen = st.multiselect("Prompt folders", labels, key=SOURCES_KEY,
                             format_func=lambda lbl: f"{lbl.split(':')[0]} — {where[lbl]}")
