@@ -10,13 +10,21 @@ from __future__ import annotations
 import pytest
 from e2e_harness import Browser, StreamlitServer, check_page
 
-# page url path -> (main element css, text it must contain or None)
+# page url path -> (heading css, text it must contain): present with or without a library
 PAGES = {
     "": ("[data-testid='stHeading']", "Prompt Atlas"),
     "library": ("[data-testid='stHeading']", "Library"),
     "transferability": ("[data-testid='stHeading']", "Transferability"),
     "projection": ("[data-testid='stHeading']", "Projection"),
     "runs": ("[data-testid='stHeading']", "Runs"),
+}
+# page -> the element it exists for, once there is a library
+MAIN = {
+    "": "[data-testid='stMetric']",                       # headline numbers
+    "library": "[data-testid='stDataFrame']",             # the prompt table
+    "transferability": ".st-key-tr_heatmap .js-plotly-plot",
+    "projection": ".st-key-proj_chart .js-plotly-plot",
+    "runs": ".st-key-runs_launch button",                 # the launch form
 }
 
 
@@ -28,7 +36,9 @@ def server_env(mini_demo):
 @pytest.mark.parametrize("path", list(PAGES))
 def test_page_opens(browser, path):
     css, text = PAGES[path]
-    el = check_page(browser, path, css, text=text)
+    check_page(browser, path, css, text=text)
+    el = browser.wait_for(MAIN[path], timeout=60)[0]
+    browser.assert_no_exception()
     assert el.is_displayed()
     browser.screenshot(f"page_{path or 'home'}")
 
