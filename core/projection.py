@@ -315,21 +315,26 @@ def _knn(X: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int32), np.maximum(dist, 0).astype(np.float32)
 
 
-def _run_umap(X: np.ndarray, params: dict) -> np.ndarray:
-    with warnings.catch_warnings():
-        # "n_jobs overridden by random_state", "knn_search_index is not NNDescent": expected
-        warnings.simplefilter("ignore")
-        import umap  # lazy: importing it costs seconds
+# Expected with our settings (seeded = single-threaded; our own k-NN graph, no transform()).
+# Targeted filters, not catch_warnings: that is not thread-safe and the warm-up runs in a thread.
+_UMAP_EXPECTED_WARNINGS = (r"n_jobs value .* overridden", r"precomputed_knn\[2\] \(knn_search_index\)",
+                           r"n_neighbors is larger than the dataset size",
+                           r"Graph is not fully connected")  # separate clusters: laid out per component
 
-        k = params["n_neighbors"]
-        idx, dist = _knn(X, k, params["metric"])
-        reducer = umap.UMAP(n_neighbors=k, min_dist=params["min_dist"],
-                            n_components=params["n_components"], metric=params["metric"],
-                            n_epochs=params["n_epochs"], init=params.get("init", "spectral"),
-                            random_state=params["seed"],
-                            precomputed_knn=(idx, dist, None), low_memory=True, verbose=False)
-        Y = reducer.fit_transform(X)
-    return np.asarray(Y, dtype=np.float64)
+
+def _run_umap(X: np.ndarray, params: dict) -> np.ndarray:
+    for message in _UMAP_EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)
+    import umap  # lazy: importing it costs seconds
+
+    k = params["n_neighbors"]
+    idx, dist = _knn(X, k, params["metric"])
+    reducer = umap.UMAP(n_neighbors=k, min_dist=params["min_dist"],
+                        n_components=params["n_components"], metric=params["metric"],
+                        n_epochs=params["n_epochs"], init=params.get("init", "spectral"),
+                        random_state=params["seed"],
+                        precomputed_knn=(idx, dist, None), low_memory=True, verbose=False)
+    return np.asarray(reducer.fit_transform(X), dtype=np.float64)
 
 
 def pca_scores(X: np.ndarray, k: int) -> np.ndarray:

@@ -245,7 +245,9 @@ try:
         waiting_for_umap = proj.umap_status()["error"] is None
         result = proj.project(prompts, proj.fallback_config(cfg))
     elif result is None:
-        with st.spinner(f"Computing {METHOD_LABELS[method]} of {len(prompts)} prompts…"):
+        slow = " (3-D t-SNE of this many points can take a minute)" if (
+            method == "tsne" and dims == 3 and sum(p.L for p in prompts) > 1000 and point_mode == "token") else ""
+        with st.spinner(f"Computing {METHOD_LABELS[method]} of {len(prompts)} prompts…{slow}"):
             result = proj.project(prompts, cfg)
 except proj.ProjectionError as e:
     st.error(f"Cannot map group {group}: {e}")
@@ -303,7 +305,9 @@ event = st.plotly_chart(fig, key="proj_chart", on_select="rerun",
                         selection_mode=("points", "box", "lasso"), width="stretch")
 src_note = {"precomputed": "precomputed", "memory": "cached", "disk": "cached"}.get(result.source, "computed")
 st.caption(f"{len(table)} points · {src_note} in {result.seconds:.2f} s · "
-           f"{n_arrows} transfer arrow(s) · box/lasso or click points to select them"
+           f"{n_arrows} transfer arrow(s) · "
+           + ("box/lasso or click points to select them" if dims == 2 else
+              "click a point to select it (plotly has no box/lasso in 3-D)")
            + (" · search hits circled in red" if hits else ""))
 
 # ---- selection -> table + link to the heatmap

@@ -190,3 +190,15 @@ def test_selection_gives_a_table_a_heatmap_link_and_neighbours(env, monkeypatch)
     assert at.selectbox(key="proj_focus").value == "sent_tweet"
     nn = at.dataframe[-1].value
     assert set(nn["name"].iloc[:3]) == {"sent_movie", "sent_product", "pot__sent_movie__sent_tweet"}
+
+
+def test_two_prompts_fall_back_with_a_note(env, monkeypatch):
+    demo = env / "demo"
+    for p in build_demo(env / "full", precompute=False)[:2]:
+        write_prompt(p, demo / "prompts" / p.name)
+    monkeypatch.setenv("ATLAS_DEMO", str(demo))
+    at = run_page(method="tsne")
+    no_exception(at)
+    assert "t-SNE needs at least 4 points to build neighbourhoods; this group has 2: showing PCA instead" in texts(at.caption)
+    assert "PCA of 2 prompts" in chart_spec(at)
+    assert at.metric[1].value == "n/a"  # trustworthiness needs more points; said, not crashed
