@@ -7,13 +7,15 @@
   max relative rounding error 4.5e-4; loaded back as fp32 there).
 """
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from core.backbone import resolve_model_path
-from core.config import cache_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core.backbone import resolve_model_path  # noqa: E402
+from core.config import cache_dir  # noqa: E402
 
 dest = cache_dir() / "device"
 src_model = Path(resolve_model_path(None))
