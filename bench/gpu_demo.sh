@@ -19,6 +19,9 @@ timeout $((DEADLINE + 120)) $PY -m core demo build --profile gpu --deadline "$DE
 tar czf "$OUT/demo.tar.gz" data/demo
 # 3. the GPU train bench, time permitting
 if [ -f bench/train_speed.py ] && [ "${BENCH:-1}" = 1 ]; then
-  timeout 150 $PY bench/train_speed.py --device cuda 2>&1 | tail -40 | tee "$OUT/train_speed_gpu.txt"
+  timeout 100 $PY bench/train_speed.py --device cuda --bert-large --steps 100 --seq-len 128 --compile --tasks '' \
+    2>&1 | tail -30 | tee "$OUT/train_speed_gpu.txt"
+  timeout 60 $PY bench/train_speed.py --device cuda --steps 100 --tasks sent_movie,question_type \
+    2>&1 | tail -30 | tee "$OUT/train_speed_gpu_minilm.txt"
 fi
 ls -la "$OUT"
