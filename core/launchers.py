@@ -315,6 +315,8 @@ def _ready(store: RunStore, run: dict) -> bool:
 def _claim_local(store: RunStore) -> list[dict]:
     """Atomically move startable local runs to 'running' within the device caps."""
     claimed = []
+    if not store._read("SELECT 1 FROM runs WHERE status = 'queued' AND backend = 'local' LIMIT 1"):
+        return []  # the common case on every page poll: no write lock taken
     with store.write() as c:
         rows = c.execute("SELECT run_id, device, spec, depends_on FROM runs WHERE status = 'queued' "
                          "AND backend = 'local' ORDER BY created, run_id").fetchall()

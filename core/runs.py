@@ -388,7 +388,6 @@ class Worker:
         self.stop_reason: str | None = None
         self._last_progress = 0.0
         self._pending_progress: dict | None = None
-        self._last_cancel_check = 0.0
         self.device = spec.device
 
     # events --------------------------------------------------------------
@@ -427,13 +426,10 @@ class Worker:
     def should_stop(self) -> bool:
         if self.stop_reason:
             return True
-        if self.store is not None:
-            # one indexed row read (~50 us): cheap enough for every step; cap at 50/s for fast GPUs
-            now = time.monotonic()
-            if now - self._last_cancel_check >= 0.02:
-                self._last_cancel_check = now
-                if self.store.cancel_requested(self.run_id):
-                    self.stop_reason = "cancel requested"
+        # one indexed row read (tens of microseconds) before every step: well under 1% of even a
+        # 7 ms GPU step, and it makes a cancel take effect at the next step
+        if self.store is not None and self.store.cancel_requested(self.run_id):
+            self.stop_reason = "cancel requested"
         return bool(self.stop_reason)
 
     def _on_sigterm(self, signum, frame):  # Ray's stop_job and the launcher's escalation

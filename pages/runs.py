@@ -76,8 +76,7 @@ def _library() -> pd.DataFrame:
 
 db = str(default_db_path())
 store = _store(db)
-_reconciled(db)
-launchers.pump(store)  # start what the queue allows (and the dispatcher, when runs are active)
+_reconciled(db)  # once per server; the live fragment below pumps the queue on every refresh
 
 st.title("🚀 Runs")
 st.caption("Train a soft prompt from scratch, by vanilla prompt transfer (PoT) or by PANDA distillation, "
@@ -134,6 +133,15 @@ def _params(prefix: str = "runs") -> dict:
          "eval_every": int(st.session_state[f"{prefix}_eval_every"])}
     if int(st.session_state[f"{prefix}_train_size"]) > 0:
         p["train_size"] = int(st.session_state[f"{prefix}_train_size"])
+    extra = (st.session_state.get(f"{prefix}_extra") or "").strip()
+    if extra:
+        try:
+            more = json.loads(extra)
+        except json.JSONDecodeError as e:
+            raise SpecError({"params": f"other hyper-parameters: not valid JSON ({e})"}) from None
+        if not isinstance(more, dict):
+            raise SpecError({"params": "other hyper-parameters: a JSON object, e.g. {\"max_length\": 64}"})
+        p.update(more)
     return p
 
 
@@ -222,6 +230,8 @@ with st.expander("New run", expanded=bool(st.query_params.get("target")) or not 
     d3.number_input("Train size (0 = all)", 0, 1_000_000, 0, key="runs_train_size")
     d4.number_input("Eval every (steps)", 0, 100_000, 50, key="runs_eval_every")
     d5.selectbox("Device", ["auto", "cpu", "cuda"], key="runs_device")
+    st.text_input("Other hyper-parameters (JSON, any core.train.TrainConfig field)", "", key="runs_extra",
+                  placeholder='{"max_length": 64, "batch_size": 32, "head": "linear"}')
     _errors("params")
     _errors("device")
     b1, b2 = st.columns([1, 2])

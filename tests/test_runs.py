@@ -51,7 +51,7 @@ def store(atlas_home, monkeypatch):
     yield s
     launchers.stop_dispatcher(s)
     for run in s.list_runs(status=["running"]):  # never leave workers behind
-        if run["pid"] and launchers.pid_alive(run["pid"], run["pid_start"]):
+        if run["pid"] and run["pid"] != os.getpid() and launchers.pid_alive(run["pid"], run["pid_start"]):
             os.killpg(run["pid"], signal.SIGKILL)
     launchers._reap()
 
@@ -118,10 +118,17 @@ def test_local_run_queued_running_finished_and_prompt_joins_library(store):
     out = subprocess.run([sys.executable, "-c", code, str(store.path), run_id], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert json.loads(out) == [1, store.event_count(), "finished"]
+    # and the CLI reads the same store
+    cli = subprocess.run([sys.executable, "-m", "core", "runs", "list"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert cli.returncode == 0 and run_id in cli.stdout and "finished" in cli.stdout
+    cli = subprocess.run([sys.executable, "-m", "core", "runs", "show", run_id, "--events", "3"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and '"status": "finished"' in cli.stdout and cli.stdout.count('{"run_id"') == 3
 
 
 def test_sigkill_worker_marks_failed_and_keeps_events(store):
-    spec = RunSpec(method="scratch", target=TARGETS[1], params={**TINY, "steps": 200}, device="cpu")
+    spec = RunSpec(method="scratch", target=TARGETS[0], params={**TINY, "steps": 200}, device="cpu")
     run_id = launchers.submit(spec, store, dispatch=False)
     wait_for(lambda: store.events(run_id, kinds=["progress"]), 120, store)
     run = store.get_run(run_id)
@@ -137,9 +144,9 @@ def test_sigkill_worker_marks_failed_and_keeps_events(store):
 
 def test_queue_cap_and_cancel_within_one_step(store):
     long = {**TINY, "steps": 60, "eval_every": 0}
-    a = launchers.submit(RunSpec(method="scratch", target=TARGETS[1], params=long, device="cpu"), store,
+    a = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=long, device="cpu"), store,
                          dispatch=False)
-    b = launchers.submit(RunSpec(method="scratch", target=TARGETS[1], params=long, seed=1, device="cpu"), store,
+    b = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=long, seed=1, device="cpu"), store,
                          dispatch=False)
     # CPU cap 1: the second waits in the queue
     assert store.get_run(a)["status"] == "running" and store.get_run(b)["status"] == "queued"
@@ -230,27 +237,38 @@ def test_sweep_2x2_fills_measured_matrix(store, tmp_path, monkeypatch):
     assert sweeps.resume_sweep(sweep_id, store, dispatch=False)[1] == []
 
 
-def test_panda_sweep_waits_for_its_pot_teacher_and_resumes(store, tmp_path):
+def test_panda_sweep_waits_for_its_pot_teacher_and_resumes(store, tmp_path, monkeypatch):
+    target = TARGETS[0]
     src = str(make_prompt(tmp_path, "src_a"))
-    sw = sweeps.SweepSpec(sources=[src], targets=[TARGETS[1]], methods=["panda"], params=TINY, device="cpu")
+    # hold the only CPU slot with a stand-in 'running' run (this live test process), so nothing starts yet
+    store.add_run("holder", {"method": "scratch", "target": target, "params": {}})
+    store.update_run("holder", status="running", pid=os.getpid(), pid_start=launchers.proc_start_time(os.getpid()),
+                     host=launchers.hostname(), device="cpu")
+    sw = sweeps.SweepSpec(sources=[src], targets=[target], methods=["panda"], params=TINY, device="cpu")
     sweep_id = sweeps.launch_sweep(sw, store, dispatch=False)
     runs = store.latest_sweep_runs(sweep_id)
-    pot, panda = runs[f"pot|{src}|{TARGETS[1]}|0"], runs[f"panda|{src}|{TARGETS[1]}|0"]
+    assert [r["status"] for r in runs.values()] == ["queued"] * 3
+    pot, panda = runs[f"pot|{src}|{target}|0"], runs[f"panda|{src}|{target}|0"]
     assert panda["depends_on"] == [pot["run_id"]] and panda["spec"]["teacher"] == f"run:{pot['run_id']}"
-    # stop it all: the queued panda fails with its cancelled teacher
+    # stop the sweep: the queued runs are cancelled at once
     for r in runs.values():
-        launchers.cancel(r["run_id"], store)
-    wait_for(lambda: all(r["status"] in ("cancelled", "failed") for r in store.latest_sweep_runs(sweep_id).values()),
-             60, store)
-    # resume: new runs, the panda student re-pointed at the new PoT teacher, then all finish
+        assert launchers.cancel(r["run_id"], store) == "cancelled"
+    # resume: new runs, the panda student re-pointed at the new PoT teacher
     _, new = sweeps.resume_sweep(sweep_id, store, dispatch=False)
     assert len(new) == 3
     runs = store.latest_sweep_runs(sweep_id)
-    pot, panda = runs[f"pot|{src}|{TARGETS[1]}|0"], runs[f"panda|{src}|{TARGETS[1]}|0"]
+    pot, panda = runs[f"pot|{src}|{target}|0"], runs[f"panda|{src}|{target}|0"]
     assert pot["run_id"] in new and panda["depends_on"] == [pot["run_id"]] and panda["retry_of"]
+    assert panda["spec"]["teacher"] == f"run:{pot['run_id']}"
+    # free the slot (2 CPU slots now): scratch and pot run, then the student
+    store.set_status("holder", "finished")
+    monkeypatch.setenv("ATLAS_CPU_SLOTS", "2")
     final = wait_for(lambda: (r := store.get_run(panda["run_id"]))["status"] in ("finished", "failed") and r, 240,
                      store)
     assert final["status"] == "finished", final["error"]
     pot = store.get_run(pot["run_id"])
-    assert pot["finished"] <= final["started"]  # the student started after its teacher finished
-    assert final["spec"]["teacher"] == f"run:{pot['run_id']}"
+    assert pot["status"] == "finished" and pot["finished"] <= final["started"]  # teacher before student
+    assert store.events(final["run_id"], kinds=["progress"])[-1]["metrics"]["kd"] > 0  # it distilled
+    # the cancelled attempts stay in the store; the sweep's latest cells are all finished now
+    wait_for(lambda: all(r["status"] == "finished" for r in store.latest_sweep_runs(sweep_id).values()), 120, store)
+    assert len(store.list_runs(sweep_id=sweep_id)) == 6

@@ -101,6 +101,11 @@ def test_bad_spec_is_shown_inline_and_nothing_launches():
     at.multiselect(key="runs_sources").set_value([]).run()
     at.button(key="runs_launch").click().run()
     assert "needs at least one source" in " ".join(e.value for e in clean(at).error)
+    # a bad extra hyper-parameter: TrainConfig's own message, inline
+    at.selectbox(key="runs_method").set_value("scratch").run()
+    at.text_input(key="runs_extra").set_value('{"head": "mlp"}').run()
+    at.button(key="runs_launch").click().run()
+    assert "head 'mlp'" in " ".join(e.value for e in clean(at).error)
     assert RunStore().list_runs() == []
 
 
@@ -110,11 +115,14 @@ def test_launch_a_real_run_and_watch_it_finish():
     at.number_input(key="runs_train_size").set_value(32)
     at.number_input(key="runs_eval_every").set_value(3)
     at.selectbox(key="runs_device").set_value("cpu")
+    at.text_input(key="runs_extra").set_value('{"max_length": 32, "val_size": 32, "batch_size": 8}')
     at.button(key="runs_launch").click().run()
     clean(at)
     store = RunStore()
     runs = store.list_runs()
     assert len(runs) == 1 and runs[0]["method"] == "pot" and runs[0]["source"] == "src_a"
+    assert runs[0]["spec"]["params"] == {"steps": 6, "lr": 0.03, "eval_every": 3, "train_size": 32,
+                                         "max_length": 32, "val_size": 32, "batch_size": 8}
     rid = runs[0]["run_id"]
     assert at.selectbox(key="runs_selected").value == rid
     t0 = time.monotonic()
