@@ -205,6 +205,9 @@ with st.expander("New run", expanded=bool(st.query_params.get("target")) or not 
                              format_func=lambda m: {"pot": "PoT on the target first (PANDA code)",
                                                     "source": "the source prompt itself"}[m])
                 _errors("teacher")
+                if st.session_state.get("runs_teacher_mode", "pot") == "pot":
+                    st.caption("Launches three runs as a small sweep: the scratch baseline, the PoT teacher, "
+                               "then the PANDA student once its teacher has finished.")
                 st.radio("λ mode", ["fixed", "metric"], horizontal=True, key="runs_lambda_mode",
                          help="fixed: PANDA code's weight; metric: λ = β · metric(s, t) (our reading)")
                 if st.session_state.get("runs_lambda_mode") == "metric":
