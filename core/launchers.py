@@ -575,6 +575,16 @@ def _submit_ray(store: RunStore, run: dict) -> bool:
                   (now, now, run["run_id"], run["run_id"]))
         store._insert_event(c, run["run_id"], "status", 0, {"status": "running", "backend": "ray",
                                                              "address": run["address"]}, now)
+    try:
+        _submit_claimed(store, run)
+    except Exception as e:  # noqa: BLE001 -- whatever went wrong, the claimed run must not stay 'running'
+        store.set_status(run["run_id"], "failed", only_if=("running",),
+                         error=f"Ray submission failed: {type(e).__name__}: {e}")
+        return False
+    return True
+
+
+def _submit_claimed(store: RunStore, run: dict) -> None:
     spec = run["spec"]
     client = ray_client(run["address"])
     bundle = _bundle(store, run)
@@ -598,19 +608,13 @@ def _submit_ray(store: RunStore, run: dict) -> bool:
         kwargs["entrypoint_num_gpus"] = round(1.0 / gpu_slots(spec.get("backbone"), mem_bytes=80 * 2**30), 4)
     else:
         kwargs["entrypoint_num_cpus"] = 1
-    try:
-        client.submit_job(
-            entrypoint=f"{shlex.quote(python)} -m core worker {shlex.quote(run['run_id'])} --spec spec.json",
-            submission_id=run["run_id"],
-            runtime_env={"working_dir": str(bundle), "py_modules": [str(REPO_ROOT / "core")], "env_vars": env},
-            metadata={"atlas_run": run["run_id"]},
-            **kwargs,
-        )
-    except Exception as e:
-        store.set_status(run["run_id"], "failed", only_if=("running",),
-                         error=f"Ray submission failed: {type(e).__name__}: {e}")
-        return False
-    return True
+    client.submit_job(
+        entrypoint=f"{shlex.quote(python)} -m core worker {shlex.quote(run['run_id'])} --spec spec.json",
+        submission_id=run["run_id"],
+        runtime_env={"working_dir": str(bundle), "py_modules": [str(REPO_ROOT / "core")], "env_vars": env},
+        metadata={"atlas_run": run["run_id"]},
+        **kwargs,
+    )
 
 
 def ingest_lines(store: RunStore, run_id: str, lines: list[str], state: dict) -> None:

@@ -156,3 +156,12 @@ def test_ray_run_streams_events_into_store_and_cancel_stops_another(ray_head, st
     assert max(e["step"] for e in store.events(b, kinds=["progress"])) < 2000
     status = str(launchers.ray_client(ray_head).get_job_status(b))
     assert "STOPPED" in status or "SUCCEEDED" in status, status
+
+
+def test_unreachable_cluster_is_refused_before_anything_is_queued(store):
+    port = _free_port()  # nothing listens there
+    spec = RunSpec(method="scratch", target=TARGET, params=TINY, device="cpu", backend="ray",
+                   address=f"http://127.0.0.1:{port}")
+    with pytest.raises(launchers.LaunchError, match=f"cannot reach the Ray cluster at http://127.0.0.1:{port}"):
+        launchers.submit(spec, store)
+    assert store.list_runs() == []
