@@ -423,6 +423,19 @@ class Browser:
         self.wait_until(lambda: inp.get_attribute("value") == str(value), 10, f"number input {label or key!r}")
         self.wait_idle(start_wait=1.0)
 
+    def set_text(self, value: str, label: str | None = None, key: str | None = None) -> None:
+        """Type into a st.text_input and commit it (Enter)."""
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.widget(label, key, testid=None if key else "stTextInput")
+        inp = box.find_element("css selector", "input")
+        self.click(inp)
+        inp.send_keys(Keys.CONTROL, "a")
+        inp.send_keys(Keys.DELETE)
+        inp.send_keys(value, Keys.ENTER)
+        self.wait_until(lambda: inp.get_attribute("value") == value, 10, f"text input {label or key!r}")
+        self.wait_idle(start_wait=1.0)
+
     def upload(self, path: Path | str, label: str | None = None, key: str | None = None) -> None:
         """Send a file to a st.file_uploader (its hidden input[type=file])."""
         scope = self.widget(label, key, testid=None if key else "stFileUploader") if (label or key) else self.driver

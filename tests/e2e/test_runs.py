@@ -3,7 +3,7 @@
     .venv/bin/python -m pytest -q tests/e2e/test_runs.py
 
 The run is real: a `scratch` prompt on the prepared `sent_tweet` task (core.tasks, ATLAS_CACHE),
-30 steps on 64 training examples, launched by clicking Launch, trained by a detached
+30 steps on 64 training examples (64 validation / 64 test examples), launched by clicking Launch, trained by a detached
 worker process, and watched through the page's st.fragment — the page is never reloaded.
 """
 from __future__ import annotations
@@ -52,6 +52,8 @@ def test_small_real_run_streams_to_finished(browser):
     b.set_number(STEPS, key="runs_steps")
     b.set_number(0, key="runs_eval_every")  # evaluate at the start and the end only (keeps it short)
     b.set_number(64, key="runs_train_size")
+    # small evaluation splits: the run stays real, its two evaluations stay short
+    b.set_text('{"val_size": 64, "test_size": 64, "max_length": 64}', key="runs_extra")
     b.driver.execute_script("window.__e2e_no_reload = 'same page';")  # gone if the page reloads
 
     b.click(b.button("Launch", key="runs_launch"))
@@ -85,4 +87,12 @@ def test_small_real_run_streams_to_finished(browser):
     assert 0.0 < float(test_acc) <= 1.0, test_acc
     saved = list((b.server.home / "library").rglob("adapter_config.json"))
     assert saved, "no prompt written to the user library"
+    from core.runstore import RunStore  # what the form sent is what the worker ran
+
+    runs = RunStore(b.server.home / "runs.db").list_runs()
+    assert len(runs) == 1 and runs[0]["status"] == "finished", runs
+    spec = runs[0]["spec"]
+    assert spec["method"] == "scratch" and spec["target"] == "sent_tweet", spec
+    assert spec["params"]["steps"] == STEPS and spec["params"]["train_size"] == 64, spec
+    assert spec["params"].get("val_size") == 64, spec
     print(f"run progress seen (s, status, step): {seen}")
