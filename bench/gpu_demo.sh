@@ -8,10 +8,10 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 PY=$(command -v python3)
 export ATLAS_CACHE=$PWD/.cache/device ATLAS_MINILM_PATH=$PWD/.cache/device/minilm-fp16
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ATLAS_HOME=/tmp/atlas_home PYTHONUNBUFFERED=1
-DEADLINE=${DEADLINE:-380}
+DEADLINE=${DEADLINE:-300}
 { nvidia-smi --query-gpu=name,memory.total --format=csv; $PY -c "import torch,transformers,peft;print(torch.__version__,transformers.__version__,peft.__version__)"; } 2>&1 | tee "$OUT/env.txt"
 # 1. CUDA path of the engine: one short real run
-timeout 120 $PY -m core train --task sent_tweet --method scratch --steps 60 --train-size 128 --device cuda \
+[ "${SMOKE:-1}" = 1 ] && timeout 60 $PY -m core train --task sent_tweet --method scratch --steps 60 --train-size 128 --device cuda \
   --out /tmp/cuda_smoke 2>&1 | tail -5 | tee "$OUT/cuda_smoke.txt"
 # 2. the demo grid (resumes from data/demo/results.csv when present)
 timeout $((DEADLINE + 120)) $PY -m core demo build --profile gpu --deadline "$DEADLINE" --no-finalize \

@@ -96,7 +96,7 @@ PROFILES = {
     # a smoke test of the whole pipeline in about a minute (tests, and `--profile tiny`)
     "tiny": Profile("tiny", source_steps=6, steps=4, seeds=[0], scratch_seeds=[0, 1], workers=1, train_size=32,
                     eval_every=2, max_length=32, generic_per_task=16, val_size=40, test_size=60),
-    "gpu": Profile("gpu", source_steps=1000, steps=200, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12),
+    "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12),
 }
 
 
@@ -307,7 +307,9 @@ def grid_jobs(prof: Profile, out: Path, work: Path, tasks: list[str]) -> list[di
         jobs.append(dict(run_id=r, sweep_id=SWEEP_ID, method=spec.method, source=src, target=spec.target,
                          seed=spec.seed, task=spec.target, cfg=_cfg_dict(cfg), deps=[rid[d] for d in p.deps],
                          out=str(dest), rel_out=str(dest.relative_to(out)) if keep else "", settings=settings))
-    return jobs
+    # seed-major order: a build stopped by its deadline leaves whole seeds, not a ragged grid
+    phase = {"scratch": 0, "pot": 1, "panda": 2}
+    return sorted(jobs, key=lambda j: (j["seed"], phase[j["method"]]))
 
 
 # --------------------------------------------------------------------------- #
