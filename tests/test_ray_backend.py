@@ -14,6 +14,7 @@ every Ray process on the machine, other people's clusters included).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -110,6 +111,7 @@ def ray_head():
         yield address
     finally:
         _stop_cluster(markers)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.fixture
