@@ -68,6 +68,12 @@ def browser(atlas_server):
     b.close()
 
 
+def pytest_sessionstart(session):
+    """Drop failure screenshots of earlier runs: what is left in artifacts/ describes this run."""
+    for old in ARTIFACTS.glob("FAILED-*.png"):
+        old.unlink(missing_ok=True)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On failure, keep what the browser showed (the server log is already in artifacts/)."""
