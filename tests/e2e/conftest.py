@@ -68,8 +68,10 @@ def browser(atlas_server):
     b.close()
 
 
-def pytest_sessionstart(session):
-    """Drop failure screenshots of earlier runs: what is left in artifacts/ describes this run."""
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_failure_screenshots():
+    """Drop failure screenshots of earlier runs: what is left in artifacts/ describes this run.
+    (A fixture, not pytest_sessionstart: `pytest tests` loads this conftest after that hook.)"""
     for old in ARTIFACTS.glob("FAILED-*.png"):
         old.unlink(missing_ok=True)
 
