@@ -61,7 +61,7 @@ def browser(atlas_server):
         pytest.fail(str(e), pytrace=False)
     b.server = atlas_server
     # Open the home page first. A fresh server whose first request is a deep link runs that
-    # page as a Streamlit "v1" page, bypassing app.py (see test_shared_url.py); the other
+    # page as a Streamlit "v1" page, bypassing app.py (see test_e2e_pages.py::test_deep_link_as_first_request); the other
     # tests check their own pages, not that start-up quirk.
     b.open("")
     yield b

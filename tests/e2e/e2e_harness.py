@@ -524,7 +524,7 @@ def check_page(b: Browser, path: str, main_css: str, *, text: str | None = None,
                **query):
     """Open a page and assert what every page must show: no exception box and its main element.
 
-    The one check that the page-smoke tests use and that test_can_fail.py proves able to fail.
+    The one check that the page-smoke tests use and that test_e2e_can_fail.py proves able to fail.
     """
     b.open(path, timeout=timeout, **query)
     b.assert_no_exception()

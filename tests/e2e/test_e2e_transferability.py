@@ -1,6 +1,6 @@
 """Transferability page in a browser: the heatmap, a click on a cell, a target's ranked sources.
 
-    .venv/bin/python -m pytest -q tests/e2e/test_transferability.py
+    .venv/bin/python -m pytest -q tests/e2e/test_e2e_transferability.py
 
 Also: the page's state lives in query params, so a copied URL reopens the same view.
 

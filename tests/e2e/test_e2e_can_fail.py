@@ -1,6 +1,6 @@
 """The browser checks can fail: a copy of the app with an injected exception trips the detector.
 
-    .venv/bin/python -m pytest -q tests/e2e/test_can_fail.py
+    .venv/bin/python -m pytest -q tests/e2e/test_e2e_can_fail.py
 
 A passing browser suite means something only if the same checks fail on a broken app.
 Here the Home page of a throw-away copy of the app raises; `check_page` — the check every

@@ -1,6 +1,6 @@
 """Library page in a browser: uploads a person makes, and what the table shows afterwards.
 
-    .venv/bin/python -m pytest -q tests/e2e/test_library.py
+    .venv/bin/python -m pytest -q tests/e2e/test_e2e_library.py
 
 A broken prompt file gets its clear error (naming the file) and adds nothing, on screen
 and on disk; a PEFT adapter zipped the way people share it joins the table.

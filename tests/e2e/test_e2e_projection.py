@@ -1,6 +1,6 @@
 """Projection page in a browser: the map draws its points; selecting a point shows its neighbours.
 
-    .venv/bin/python -m pytest -q tests/e2e/test_projection.py
+    .venv/bin/python -m pytest -q tests/e2e/test_e2e_projection.py
 
 PCA keeps the test free of UMAP's one-time numba compile (the page's default method is
 UMAP; it shows PCA while UMAP warms up, which AppTest/unit tests cover).

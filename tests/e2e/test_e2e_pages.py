@@ -1,6 +1,6 @@
 """Every page opens in a real browser with no exception box and shows its main element.
 
-    .venv/bin/python -m pytest -q tests/e2e/test_pages.py
+    .venv/bin/python -m pytest -q tests/e2e/test_e2e_pages.py
 
 Twice: on a small demo-shaped library (tests/e2e/mini_library.py) and with no library at
 all (a friendly empty state, never a crash).

@@ -1,6 +1,6 @@
 """Runs page in a browser: the form arrives pre-filled from a link; a small real run streams live.
 
-    .venv/bin/python -m pytest -q tests/e2e/test_runs.py
+    .venv/bin/python -m pytest -q tests/e2e/test_e2e_runs.py
 
 The run is real: a `scratch` prompt on the prepared `sent_tweet` task (core.tasks, ATLAS_CACHE),
 30 steps on 64 training examples (64 validation / 64 test examples), launched by clicking Launch, trained by a detached
