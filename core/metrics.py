@@ -279,11 +279,16 @@ def _stacked(items: list[_Item], chunk: int | None = None):
 
 
 def e_avg(prompts) -> np.ndarray:
-    """cos of the mean tokens. prompts: N tensors [L_i, d] -> [N, N]."""
+    """cos of the mean tokens. prompts: N tensors [L_i, d] -> [N, N].
+
+    Means as one BLAS matrix-vector product per prompt (P^T · 1/L): no [N, L, d] copy, and
+    on a busy CPU a gemv is far cheaper than a threaded reduction; then one [N, d] Gram.
+    """
     items = _items(prompts)
-    M = torch.empty((len(items), items[0].tensor.shape[1]), dtype=torch.float64)
-    for idx, X in _stacked(items, chunk=128):
-        M[idx] = X.mean(1).double()
+    M = torch.empty((len(items), items[0].tensor.shape[1]))
+    for i, it in enumerate(items):
+        L = it.tensor.shape[0]
+        torch.mv(it.tensor.T, torch.full((L,), 1.0 / L), out=M[i])
     return _cosine(M)
 
 
@@ -291,15 +296,17 @@ def e_tok(prompts) -> np.ndarray:
     """Mean cosine over all token pairs = dot product of the mean *normalised* tokens.
 
     (1/(L_s L_t)) Σ_i Σ_j u_i·v_j = (mean_i u_i)·(mean_j v_j) with u, v unit rows,
-    so one segment mean of normalised tokens per prompt (any L) and one [N, d]
-    Gram replace L_s·L_t cosines per pair. The normalisation is folded into a
-    weighted sum (einsum with 1/‖token‖), so no normalised copy is made.
+    so one segment mean of normalised tokens per prompt (any L: a weighted sum
+    P^T · (1/(L‖p_i‖)), no normalised copy) and one [N, d] Gram replace L_s·L_t
+    cosines per pair.
     """
     items = _items(prompts)
-    S = torch.empty((len(items), items[0].tensor.shape[1]), dtype=torch.float64)
-    for idx, X in _stacked(items, chunk=128):
-        inv = 1.0 / torch.linalg.vector_norm(X, dim=2).clamp_min(1e-12)    # [m, L]
-        S[idx] = (torch.einsum("nld,nl->nd", X, inv) / X.shape[1]).double()
+    S = torch.empty((len(items), items[0].tensor.shape[1]))
+    for i, it in enumerate(items):
+        P = it.tensor
+        w = 1.0 / (torch.linalg.vector_norm(P, dim=1).clamp_min(1e-12) * P.shape[0])
+        torch.mv(P.T, w, out=S[i])
+    S = S.double()
     return (S @ S.T).clamp(-1.0, 1.0).numpy()
 
 
@@ -312,10 +319,9 @@ def _flat_pairwise(items: list[_Item], which: str) -> np.ndarray:
         if which == "e_flat":
             vals = _cos_from_gram(_gram_sym(X)).clamp(-1.0, 1.0)
         else:
-            # distances are translation invariant: centring first shrinks |x|^2 and so the
-            # cancellation error of |a|^2 + |b|^2 - 2ab in float32
-            Xc = X - X.mean(0, keepdim=True)
-            G = _gram_sym(Xc)
+            # |a - b|^2 = |a|^2 + |b|^2 - 2ab from the same Gram as e_flat; where that cancels
+            # badly (near-duplicates) the pair is recomputed directly below
+            G = _gram_sym(X)
             sq = G.diagonal()
             d2 = (sq[:, None] + sq[None, :] - 2 * G).clamp_min(0)
             # near-duplicates: the Gram trick loses precision there; recompute those pairs directly
