@@ -76,6 +76,10 @@ class Profile:
     max_length: int = 128
     generic_per_task: int = 200
     panda_beta: float = 0.5
+    # training settings pinned here (not inherited from TrainConfig defaults) so the committed
+    # demo stays reproducible by its command when the engine's defaults move
+    lr: float = 0.03
+    init_text: str = "read the following text and decide what it is about ."
     val_size: int | None = None   # cap validation / test examples (only the smoke-test profile does)
     test_size: int | None = None
     commit_seeds: list[int] = field(default_factory=lambda: [0])  # grid prompts copied into data/demo
@@ -242,7 +246,8 @@ def source_jobs(prof: Profile, out: Path, tasks: list[str]) -> list[dict]:
     for t in tasks + [GENERIC]:
         cfg = TrainConfig(method="scratch", task=t, steps=prof.source_steps, train_size=None, seed=0,
                           eval_every=max(prof.eval_every, prof.source_steps // 10), max_length=prof.max_length,
-                          val_size=prof.val_size, test_size=prof.test_size, name=t)
+                          val_size=prof.val_size, test_size=prof.test_size, lr=prof.lr, init_text=prof.init_text,
+                          name=t)
         jobs.append(dict(run_id=f"source-{t}", sweep_id="demo-sources", method="source", source="", target=t,
                          seed=0, task=t, cfg=_cfg_dict(cfg), deps=[], out=str(out / "prompts" / t),
                          rel_out=f"prompts/{t}", settings={"stage": "source", "steps": prof.source_steps,
@@ -271,7 +276,8 @@ def grid_jobs(prof: Profile, out: Path, work: Path, tasks: list[str]) -> list[di
     from core.sweeps import SweepSpec, plan
     sources = sorted(p.name for p in (out / "prompts").iterdir() if (p / "atlas.json").is_file())
     params = dict(steps=prof.steps, train_size=prof.train_size, eval_every=prof.eval_every,
-                  max_length=prof.max_length, val_size=prof.val_size, test_size=prof.test_size)
+                  max_length=prof.max_length, val_size=prof.val_size, test_size=prof.test_size, lr=prof.lr,
+                  init_text=prof.init_text)
     sw = SweepSpec(sources=[str(out / "prompts" / s) for s in sources], targets=tasks, methods=["pot", "panda"],
                    seeds=prof.scratch_seeds, params=params,
                    method_params={"panda": {"lambda_mode": "metric", "beta": prof.panda_beta,
