@@ -595,19 +595,23 @@ def _precomputed_path(out_dir: Path, method: str, dims: int) -> Path:
 def precompute_projections(prompts_by_group: dict[str, Sequence[Any]], out_dir: Path | str, *,
                            methods: Sequence[str] = METHODS, dims: Sequence[int] = (2, 3),
                            cfg: ProjectionConfig | None = None, overwrite: bool = False,
-                           verbose: bool = False) -> list[Path]:
+                           append: bool = False, verbose: bool = False) -> list[Path]:
     """Write out_dir/<method>.csv (2-D) and <method>_3d.csv (3-D): one row per prompt of every
     group with columns group, name, task, backbone, x, y[, z], key. `key` is the projection
     cache key (content + effective parameters), so a reader can tell a stale file from a
-    current one (see load_precomputed). Default cfg = the page's defaults, prompt mode."""
+    current one (see load_precomputed). Default cfg = the page's defaults, prompt mode.
+
+    append=True keeps the rows already in the files (except maps with the same group and key),
+    so several prompt sets of one group can be stored — e.g. the demo's prompts alone and the
+    demo's prompts + its transferred prompts (both views the page offers)."""
     out_dir = Path(out_dir)
     base = cfg or ProjectionConfig()
     written = []
     for method in methods:
         for k in dims:
             path = _precomputed_path(out_dir, method, k)
-            if path.exists() and not overwrite:
-                raise FileExistsError(f"{path}: exists (pass overwrite=True to rebuild it)")
+            if path.exists() and not (overwrite or append):
+                raise FileExistsError(f"{path}: exists (pass overwrite=True to rebuild it, append=True to add)")
             frames = []
             for group, prompts in prompts_by_group.items():
                 if not prompts:
@@ -621,6 +625,17 @@ def precompute_projections(prompts_by_group: dict[str, Sequence[Any]], out_dir: 
                     print(f"  {method} {k}-D {group}: {len(t)} points ({proj.method}, {proj.seconds:.1f} s)")
             table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
                 columns=["group", "name", "task", "backbone", *"xyz"[:k], "key"])
+            if append and path.is_file():
+                try:
+                    old = pd.read_csv(path, dtype={"group": str, "key": str})
+                except (OSError, ValueError, pd.errors.ParserError) as exc:
+                    raise ProjectionError(f"{path}: cannot append to it ({exc})") from exc
+                if list(old.columns) != list(table.columns):
+                    raise ProjectionError(f"{path}: columns {list(old.columns)} differ from "
+                                          f"{list(table.columns)}; rebuild it with overwrite=True")
+                new_maps = set(zip(table["group"], table["key"]))
+                keep = [(g, key) not in new_maps for g, key in zip(old["group"], old["key"])]
+                table = pd.concat([old[keep], table], ignore_index=True)
             _atomic_write_bytes(path, lambda fh, t=table: fh.write(t.to_csv(index=False).encode()))
             written.append(path)
     return written

@@ -10,6 +10,7 @@ shown at once; otherwise PCA is shown while UMAP warms up in a background thread
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -187,6 +188,14 @@ st.caption("Where the prompts of one backbone sit relative to each other. Each p
 _seed_from_query()
 with st.expander("Prompt folders", expanded=False):
     paths = library_picker()
+# The demo keeps its PoT / PANDA runs' prompts beside its library: on the map they show
+# where transfer moved each prompt (arrows source -> target).
+demo_transfers = demo_dir() / "transfers"
+if demo_transfers.is_dir() and (demo_dir() / "prompts") in [Path(p) for p in paths]:
+    n_transfers = sum(1 for _ in demo_transfers.iterdir())
+    if st.checkbox(f"With the demo's {n_transfers} transferred prompts (its PoT / PANDA / scratch runs)",
+                   value=True, key="proj_with_transfers"):
+        paths = [*paths, demo_transfers]
 index = load_library(paths)
 
 if not index.prompts:
@@ -281,7 +290,10 @@ prompt_col = "prompt" if point_mode == "token" else "name"
 o1, o2, o3, o4 = st.columns([2, 2, 3, 1.4])
 colour_options = [c for c in CATEGORICAL if c in table and table[c].nunique() > 0] + ["score", NONE]
 colour = o1.selectbox("Colour by", colour_options, key="proj_colour")
-symbol = o2.selectbox("Symbol by", [NONE] + [c for c in CATEGORICAL if c in table], key="proj_symbol",
+symbol_options = [NONE] + [c for c in CATEGORICAL if c in table]
+if "proj_symbol" not in st.session_state and "method" in table and table["method"].nunique() > 1:
+    st.session_state["proj_symbol"] = "method"  # scratch vs transferred prompts at a glance
+symbol = o2.selectbox("Symbol by", symbol_options, key="proj_symbol",
                       help="plotly has a limited set of symbols; many categories repeat them")
 find = o3.text_input("Find a prompt", key="proj_find", placeholder="name or part of it")
 pairs = proj.transfer_pairs(prompts) if point_mode == "prompt" else []

@@ -234,3 +234,20 @@ def test_numpy_pca_matches_scikit_learn():
         X = rng.normal(size=(n, d))
         np.testing.assert_allclose(proj.pca_scores(X, k), PCA(n_components=k, svd_solver="full").fit_transform(X),
                                    atol=1e-8)
+
+
+def test_precompute_append_keeps_other_prompt_sets(tmp_path):
+    out = tmp_path / "projections"
+    small, big = clusters(n_per=3), clusters(n_per=5)
+    proj.precompute_projections({BACKBONE: small}, out, methods=("pca",), dims=(2,))
+    proj.precompute_projections({BACKBONE: big}, out, methods=("pca",), dims=(2,), append=True)
+    proj.precompute_projections({BACKBONE: big}, out, methods=("pca",), dims=(2,), append=True)  # same map: replaced
+    table = pd.read_csv(out / "pca.csv")
+    assert len(table) == 6 + 10 and table["key"].nunique() == 2
+    proj.clear_memory_cache()
+    for f in (Path(os.environ["ATLAS_CACHE"]) / "projections").glob("*.npy"):
+        f.unlink()
+    cfg = proj.ProjectionConfig(method="pca")
+    for prompts in (small, big):
+        hit = proj.lookup(prompts, cfg, group=BACKBONE, precomputed_dir=out)
+        assert hit is not None and hit.source == "precomputed" and len(hit.coords) == len(prompts)

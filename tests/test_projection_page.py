@@ -202,3 +202,20 @@ def test_two_prompts_fall_back_with_a_note(env, monkeypatch):
     assert "t-SNE needs at least 4 points to build neighbourhoods; this group has 2: showing PCA instead" in texts(at.caption)
     assert "PCA of 2 prompts" in chart_spec(at)
     assert at.metric[1].value == "n/a"  # trustworthiness needs more points; said, not crashed
+
+
+def test_demo_transfers_folder_joins_the_map_with_arrows(env, monkeypatch):
+    demo = env / "demo"
+    build_demo(demo, precompute=False)
+    (demo / "transfers").mkdir()
+    for p in (demo / "prompts").glob("pot__*"):
+        p.rename(demo / "transfers" / p.name)  # the demo's layout: runs' prompts beside the library
+    monkeypatch.setenv("ATLAS_DEMO", str(demo))
+    at = run_page(method="pca")
+    no_exception(at)
+    assert at.checkbox(key="proj_with_transfers").value is True
+    assert "8 points" in texts(at.caption) and "2 transfer arrow(s)" in texts(at.caption)
+    assert at.selectbox(key="proj_symbol").value == "method"  # scratch vs pot at a glance
+    at.checkbox(key="proj_with_transfers").uncheck().run()
+    no_exception(at)
+    assert "6 points" in texts(at.caption) and "0 transfer arrow(s)" in texts(at.caption)
