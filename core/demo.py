@@ -3,6 +3,7 @@
     python -m core demo build                      # train stage (GPU profile on CUDA, CPU profile otherwise) + finalize
     python -m core demo build --profile cpu        # force the CPU budget (about two hours on 2 cores)
     python -m core demo finalize                   # metric matrices, projections, manifest (CPU, minutes)
+    python -m core demo report                     # what the demo shows, as text (the issue note's numbers)
 
 Stages (each resumes where it stopped: a finished run is a row of
 ``results.csv`` plus its prompt folder, written atomically; a killed build loses
@@ -442,7 +443,7 @@ def finalize_metrics() -> list[str]:
 # --------------------------------------------------------------------------- #
 def cli(command: str, argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m core demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=["build", "finalize", "estimate"])
+    p.add_argument("action", choices=["build", "finalize", "estimate", "report"])
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto")
     p.add_argument("--out", type=Path, default=None, help="demo folder (default: ATLAS_DEMO or data/demo)")
     p.add_argument("--work", type=Path, default=None, help="where uncommitted run prompts go (default .cache/demo-runs)")
@@ -460,6 +461,10 @@ def cli(command: str, argv: list[str]) -> int:
         from core.tasks import list_tasks
         n = len([t for t in _demo_tasks() if t in list_tasks()])
         print(f"profile {prof.name}: about {estimate_s(prof, n, 900.0 if name == 'gpu' else 4.0) / 60:.0f} min")
+        return 0
+    if a.action == "report":
+        from core.headline import report
+        print(report(out))
         return 0
     if a.action == "finalize":
         finalize(out)
