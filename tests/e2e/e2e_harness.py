@@ -81,7 +81,9 @@ class StreamlitServer:
         self.python = python or str(REPO / ".venv" / "bin" / "python")
         if not Path(self.python).exists():
             self.python = sys.executable
-        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        # extra prompt folders leaking from the caller's environment would change what pages show
+        inherited = {k: v for k, v in os.environ.items() if k != "ATLAS_LIBRARY"}
+        self.env = {**inherited, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                     "HF_DATASETS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
                     "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
                     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
