@@ -31,9 +31,9 @@ setup: venv tasks
 
 # Debian's Chromium + driver for the browser tests (skipped when present).
 browser:
-	@if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then \
-	  echo "installing chromium + chromium-driver (apt)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	@if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/noto ]; then \
+	  echo "installing chromium + chromium-driver + emoji font (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji >/dev/null) \
 	  || { echo "apt install of chromium failed"; exit 1; }; \
 	fi
 
