@@ -223,7 +223,6 @@ with c4:
                           format_func={"prompt": "one per prompt", "token": "one per token"}.get)
 
 prompts = index.group_prompts(group)
-lengths = sorted({p.L for p in prompts})
 
 with st.expander("Parameters", expanded=False):
     p1, p2, p3 = st.columns(3)
