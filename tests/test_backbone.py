@@ -131,3 +131,35 @@ def test_ffn_activations_shapes_and_mask_slot(bb):
     ap = bb.ffn_activations(p, b["input_ids"], b["attention_mask"], position="text_mean")
     assert ap.shape == (2, 6, d_ff)
     assert (a > 0).float().mean() < 0.9
+
+
+@pytest.mark.parametrize("arch", ["roberta", "mpnet", "deberta-v2", "gpt2"])
+def test_other_architectures_tiny_random(arch, tmp_path):
+    """Any HF encoder (mean pooling) or decoder-only model (last-token pooling) from a local folder.
+
+    Tiny random-weight models with MiniLM's tokenizer files: offline, fast, and they run the
+    same prompt-injection and FFN-hook code paths as the real models.
+    """
+    import shutil
+    import transformers
+    src = Path(resolve_model_path(None))
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                 vocab_size=30522, max_position_embeddings=128)
+    if arch == "gpt2":
+        cfg = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=2, n_inner=64, vocab_size=30522, n_positions=128)
+    else:
+        cfg = transformers.AutoConfig.for_model(arch, **small)
+    transformers.AutoModel.from_config(cfg).save_pretrained(tmp_path)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(src / f, tmp_path / f)
+    m = load_backbone(str(tmp_path), "cpu")
+    assert m.kind == ("decoder" if arch == "gpt2" else "encoder") and m.dim == 32 and m.n_layers == 2
+    b = m.tokenize(["short", "a longer text with padding"])
+    p = torch.randn(3, 32)
+    z = m.encode(b["input_ids"], b["attention_mask"], p)
+    assert z.shape == (2, 32) and torch.isfinite(z).all()
+    if arch == "gpt2":  # last-token pooling: the pooled vector is the hidden state of the last real token
+        h, _ = m.hidden(b["input_ids"], b["attention_mask"], p)
+        last = 3 + int(b["attention_mask"][0].sum()) - 1
+        assert torch.allclose(z[0], h[0, last].float(), atol=1e-6)
+    assert m.ffn_activations(p).shape[:1] == (2,)
