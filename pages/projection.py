@@ -142,7 +142,9 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
                                                  line=dict(width=3))))
     fig.update_layout(legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=70, b=10),
                       title=dict(text=title, font=dict(size=15), y=0.98, yanchor="top"),
-                      dragmode="lasso" if dims == 2 else "orbit")
+                      # zoom, not lasso: in Streamlit 1.67 a chart in lasso drag mode turns a click
+                      # into an empty selection; box/lasso stay one click away in the modebar
+                      dragmode="zoom" if dims == 2 else "orbit")
     return fig, n_arrows
 
 

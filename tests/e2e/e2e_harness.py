@@ -499,6 +499,10 @@ class Browser:
         gd = self.driver.execute_script(
             "return arguments[0].querySelector('.js-plotly-plot') || arguments[0];", plot)
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", gd)
+        # pick the lasso tool in the modebar, as a person would (the chart opens in zoom mode)
+        found = self.driver.execute_script(
+            "const b = arguments[0].querySelector(\".modebar-btn[data-val='lasso']\"); if (b) b.click(); return !!b;", gd)
+        assert found, "the chart's modebar has no lasso tool"
         w, h = self.driver.execute_script(
             "const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];", gd)
         cx, cy = px - w / 2, py - h / 2

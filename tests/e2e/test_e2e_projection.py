@@ -65,12 +65,6 @@ def test_lasso_point_shows_neighbours(browser):
     browser.screenshot("projection_lasso_neighbours")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pages/projection.py sets dragmode='lasso' for 2-D maps; in Streamlit 1.67 a chart in select/lasso "
-    "drag mode gets clickmode='event' and a mouse click on a point comes back as an EMPTY selection "
-    "(checked on a minimal app: pan/zoom drag modes return the clicked point). Fix in the page: leave "
-    "dragmode unset (pan) or 'zoom' - the modebar still offers box/lasso. strict: remove this marker "
-    "when fixed."))
 def test_click_point_shows_neighbours(browser):
     check_page(browser, "projection", CHART, method="pca")
     plot, pts = points(browser)
