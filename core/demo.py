@@ -406,7 +406,7 @@ def write_manifest(out: Path, prof: Profile, train_s: float | None = None) -> No
     os.replace(tmp, path)
 
 
-def finalize(out: Path) -> None:
+def finalize(out: Path, metrics: list[str] | None = None) -> None:
     """Metric matrices and projections of the demo prompts (CPU is fine: minutes)."""
     from core.library import index_library
     from core import metrics as M
@@ -416,7 +416,7 @@ def finalize(out: Path) -> None:
         return
     (out / "matrices").mkdir(exist_ok=True)
     prompts = list(lib.prompts.values())
-    for name in finalize_metrics():
+    for name in (finalize_metrics() if metrics is None else metrics):
         t0 = time.time()
         try:
             df = M.compute_matrix(name, prompts)
@@ -427,8 +427,14 @@ def finalize(out: Path) -> None:
         print(f"finalize: matrix {name} {df.shape} in {time.time() - t0:.1f} s", flush=True)
     try:
         from core.projection import precompute_projections
+        # the maps the Projection page asks for first: the prompts alone (2-D and 3-D) and,
+        # its default, the prompts with the transferred ones (2-D)
         groups = {g: lib.group_prompts(g) for g in lib.groups()}
         precompute_projections(groups, out / "projections", overwrite=True)
+        if (out / "transfers").is_dir():
+            both = index_library([out / "prompts", out / "transfers"])
+            precompute_projections({g: both.group_prompts(g) for g in both.groups()}, out / "projections",
+                                   dims=(2,), append=True)
         print("finalize: projections written", flush=True)
     except Exception as e:
         print(f"finalize: projections failed: {e}")
@@ -451,6 +457,7 @@ def cli(command: str, argv: list[str]) -> int:
     p.add_argument("--deadline", type=float, default=None, help="stop launching runs after this many seconds")
     p.add_argument("--no-finalize", action="store_true")
     p.add_argument("--tasks", nargs="+", default=None, help="a subset of the demo tasks (default: all ten)")
+    p.add_argument("--metrics", nargs="*", default=None, help="finalize: only these metrics (none: projections only)")
     a = p.parse_args(argv)
     out = (a.out or demo_dir()).resolve()
     name = a.profile if a.profile != "auto" else ("gpu" if _device().startswith("cuda") else "cpu")
@@ -467,7 +474,7 @@ def cli(command: str, argv: list[str]) -> int:
         print(report(out))
         return 0
     if a.action == "finalize":
-        finalize(out)
+        finalize(out, a.metrics)
         write_manifest(out, prof)
         return 0
     return build(out, prof, a.work, a.deadline, finalize_after=not a.no_finalize, tasks=a.tasks)
