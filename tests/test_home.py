@@ -48,10 +48,10 @@ def reference(df: pd.DataFrame, sim: pd.DataFrame | None, k: int = 3):
     for r in df[df.method == "scratch"].itertuples():
         scratch.setdefault((r.target, r.seed), []).append(r.test_score)
     gain = {}
-    for r in df[df.method != "scratch"].itertuples():
+    for r in df[df.method.isin(["pot", "panda"])].itertuples():
         base = float(np.mean(scratch[(r.target, r.seed)]))
         gain[(r.method, r.source, r.target, r.seed)] = (r.test_score - base) / base
-    targets = sorted(set(df.target))
+    targets = sorted(set(df[df.method.isin(["pot", "panda"])].target))
     sources = sorted(set(df.source) - {""})
     pot = {(s, t): np.mean([g for (m, s2, t2, _), g in gain.items() if m == "pot" and s2 == s and t2 == t])
            for s in sources for t in targets}
