@@ -46,8 +46,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
