@@ -512,16 +512,19 @@ def panda_sim(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: 
             counter["forwards"] = counter.get("forwards", 0) + 1
             counter["prompt_forwards"] = counter.get("prompt_forwards", 0) + 1
 
-    if not target_faithful:
-        texts = list(probe_texts) if probe_texts else probe_set(_task_names(items, tasks), k=k, seed=seed)[0]
+    def outputs(texts) -> tuple[torch.Tensor, int]:
+        """One batched forward per prompt over ``texts``: flattened pooled outputs [N, B*d], B."""
         enc = bb.tokenize(texts, max_length=max_length)
         H = []
         for it in items:
             H.append(_pooled(bb, it.tensor, enc, pool))
             count()
         H = torch.stack(H).double()                       # [N, B, d]
-        N, B, _ = H.shape
-        flat = H.reshape(N, -1)
+        return H.reshape(H.shape[0], -1), H.shape[1]
+
+    if not target_faithful:
+        texts = list(probe_texts) if probe_texts else probe_set(_task_names(items, tasks), k=k, seed=seed)[0]
+        flat, B = outputs(texts)
         return (flat @ flat.T / B).clamp(-1.0, 1.0).numpy()
     if len(items) > max_faithful:
         raise MetricError(f"panda_sim target-faithful mode costs one forward per (prompt, target task): "
@@ -538,14 +541,7 @@ def panda_sim(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: 
             texts, _, _ = probe_set([task_name], k=n_probe, seed=seed, strict=True)
         except MetricError:
             continue  # no data for this target task: its columns stay NaN
-        enc = bb.tokenize(texts, max_length=max_length)
-        H = []
-        for it in items:
-            H.append(_pooled(bb, it.tensor, enc, pool))
-            count()
-        H = torch.stack(H).double()                       # [N, B, d]
-        N, B, _ = H.shape
-        flat = H.reshape(N, -1)
+        flat, B = outputs(texts)
         out[:, cols] = (flat @ flat[cols].T / B).clamp(-1.0, 1.0).numpy()
     return out
 
