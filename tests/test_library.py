@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -17,17 +14,10 @@ import torch
 from safetensors.torch import save_file
 
 import core.library as library
-from badinput import MINILM, make_corpus, tree_digest
+from badinput import MINILM, make_corpus, run_cli, tree_digest
 from core.library import LibraryIndex, add_upload, index_library
 from core.prompts import PromptError, SoftPrompt, write_prompt
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args, env_extra=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,6 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +14,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from badinput import MINILM, make_corpus
+from badinput import MINILM, make_corpus, run_cli
 from core.prompts import (PromptError, SoftPrompt, read_prompt, read_prompts, sniff, write_prompt)
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args, env_extra=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

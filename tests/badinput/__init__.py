@@ -187,3 +187,15 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 __all__ = ["BadCase", "make_corpus", "tree_digest", "CAP_ENV", "MINILM"]
+
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def run_cli(*args, env_extra=None):
+    """`python -m core ARGS...` in a subprocess (what a user types), one BLAS thread."""
+    import subprocess
+    import sys
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
