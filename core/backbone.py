@@ -133,6 +133,11 @@ def _default_dtype(device: torch.device) -> torch.dtype:
 # --------------------------------------------------------------------------- #
 # The frozen model
 # --------------------------------------------------------------------------- #
+# encoders whose modeling code builds its mask with transformers' create_bidirectional_mask,
+# which returns a 4-D mask unchanged (DeBERTa, for one, builds its own and takes 2-D only)
+MASK4D_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "electra", "camembert"})
+
+
 @dataclass(eq=False)
 class Backbone:
     """A frozen model ready for prompt injection.
@@ -157,6 +162,14 @@ class Backbone:
         if self._forward is None:
             self._forward = self.model
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
+        # On CUDA, hand BERT-style encoders a ready 4-D mask: from a 2-D mask transformers
+        # decides whether it may drop the mask with ``padding_mask.all()``, a host-device sync
+        # in every forward that drains the GPU queue between steps (launch-bound models then
+        # run at CPU-launch speed plus GPU time instead of the larger of the two). On CPU the
+        # 2-D path is kept: it is what produced the committed demo's numbers.
+        impl = getattr(self.model.config, "_attn_implementation", None)
+        self.mask4d = (self.device.type == "cuda" and self.kind == "encoder" and impl in ("sdpa", "eager")
+                       and self.model_type in MASK4D_MODEL_TYPES)
 
     # ---- properties -------------------------------------------------------
     @property
@@ -248,8 +261,20 @@ class Backbone:
                prompt: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (last_hidden [B, L+T, d] model dtype, mask [B, L+T])."""
         embeds, mask = self.inputs(input_ids, attention_mask, prompt)
-        out = self._forward(inputs_embeds=embeds, attention_mask=mask)
+        out = self._forward(inputs_embeds=embeds, attention_mask=self.model_mask(mask, embeds.dtype))
         return out.last_hidden_state, mask
+
+    def model_mask(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """[B, T] 0/1 -> what the model gets: the same 2-D mask, or (``mask4d``) the 4-D
+        mask transformers would build from it, [B, 1, 1, T]: bool for SDPA (True = attend),
+        additive (0 / dtype min) for eager attention."""
+        if not self.mask4d:
+            return mask
+        keep = mask.bool()[:, None, None, :]
+        if getattr(self.model.config, "_attn_implementation", None) == "sdpa":
+            return keep
+        zero = torch.zeros((), dtype=dtype, device=mask.device)
+        return torch.where(keep, zero, torch.finfo(dtype).min)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                prompt: torch.Tensor | None = None, pool: str = "text") -> torch.Tensor:

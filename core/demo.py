@@ -102,7 +102,7 @@ PROFILES = {
     # GPU: what the committed demo ran (H200, fp32, 12 workers: 241 runs in 4.2 min). One seed per
     # transfer cell because this session's 15 GPU minutes were shared; seeds=[0, 1, 2] resumes
     # the same grid with two more seeds per cell.
-    "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0], scratch_seeds=[0, 1, 2], workers=12),
+    "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12),
 }
 
 

@@ -618,10 +618,28 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
     cancelled = False
     step = 0
     want_metrics = callback is not None or progress
+    # Reading a loss (float(t)) waits for the GPU to finish it. On CUDA a progress event is
+    # therefore emitted one step late: its losses are read after the next step is queued, so
+    # the GPU never drains while the host logs (the loop stays ahead of the GPU).
+    defer = bb.device.type == "cuda"
+    pending = None
+
+    def flush_progress() -> None:
+        nonlocal pending
+        s_, loss_, ce_, kd_, lr_, eps_, eta_ = pending
+        pending = None
+        m = {"loss": float(loss_), "ce": float(ce_), "kd": float(kd_) if kd_ is not None else 0.0,
+             "lr": lr_, "examples_per_s": eps_, "eta_s": eta_}
+        emit({"kind": "progress", "step": s_, "metrics": m})
+        bar.update(s_ - bar.n)
+        bar.set_postfix(loss=f"{m['loss']:.3f}", best=f"{best['val']:.3f}", refresh=False)
+
     for step in range(1, cfg.steps + 1):
         if should_stop is not None and should_stop():
             cancelled = True
             step -= 1
+            if pending is not None:
+                flush_progress()
             emit({"kind": "status", "step": step, "metrics": {"state": "cancelled"}})
             break
         if not batches:
@@ -652,16 +670,18 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
             with torch.no_grad():
                 prompt.data = torch.renorm(prompt.data, p=2, dim=0, maxnorm=max_norm_abs)
         n_examples += len(idx)
+        if pending is not None:  # last logged step's losses: read now, while this step runs
+            flush_progress()
         if want_metrics and (step % cfg.log_every == 0 or step == cfg.steps):
             elapsed = time.perf_counter() - t_loop
-            m = {"loss": float(loss.detach()), "ce": float(ce.detach()),
-                 "kd": float(kd.detach()) if kd is not None else 0.0,
-                 "lr": float(sched.get_last_lr()[0]), "examples_per_s": n_examples / max(elapsed, 1e-9),
-                 "eta_s": elapsed / step * (cfg.steps - step)}
-            emit({"kind": "progress", "step": step, "metrics": m})
-            bar.update(step - bar.n)
-            bar.set_postfix(loss=f"{m['loss']:.3f}", best=f"{best['val']:.3f}", refresh=False)
+            pending = (step, loss.detach(), ce.detach(), kd.detach() if kd is not None else None,
+                       float(sched.get_last_lr()[0]), n_examples / max(elapsed, 1e-9),
+                       elapsed / step * (cfg.steps - step))
+            if not defer or step == cfg.steps:
+                flush_progress()
         if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+            if pending is not None:
+                flush_progress()
             run_eval(step)
     if not cancelled and step == cfg.steps:
         run_eval(step)

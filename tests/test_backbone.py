@@ -91,6 +91,29 @@ def test_padding_does_not_change_the_pooled_text(bb):
     assert torch.allclose(z1[0], z2[0], atol=1e-4)
 
 
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_ready_4d_mask_matches_the_2d_path(bb, impl):
+    """The CUDA path hands the model a 4-D mask (no host sync in transformers' mask code);
+    forced on here, it must give what the 2-D mask gives, with and without padding."""
+    assert bb.mask4d is False  # CPU keeps the 2-D path
+    b = bb.tokenize(["short text", "a much longer text that forces padding on the first one"])
+    p = torch.randn(5, bb.dim) * 0.1
+    old = bb.model.config._attn_implementation
+    try:
+        bb.model.config._attn_implementation = impl
+        want = bb.encode(b["input_ids"], b["attention_mask"], p)
+        want1 = bb.encode(b["input_ids"][1:], b["attention_mask"][1:], p)  # no padding at all
+        bb.mask4d = True
+        m = bb.model_mask(torch.tensor([[1, 1, 0]]), torch.float32)
+        assert m.shape == (1, 1, 1, 3) and (m.dtype == torch.bool) == (impl == "sdpa")
+        got = bb.encode(b["input_ids"], b["attention_mask"], p)
+        got1 = bb.encode(b["input_ids"][1:], b["attention_mask"][1:], p)
+    finally:
+        bb.mask4d = False
+        bb.model.config._attn_implementation = old
+    assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got1, want1, atol=1e-5)
+
+
 def test_gradient_reaches_the_prompt_only(bb):
     b = bb.tokenize(["gradients flow into the prompt"])
     p = torch.zeros(4, bb.dim, requires_grad=True)
