@@ -4,6 +4,9 @@
     python -m core demo build --profile cpu        # force the CPU budget (about two hours on 2 cores)
     python -m core demo finalize                   # metric matrices, projections, manifest (CPU, minutes)
     python -m core demo report                     # what the demo shows, as text (the issue note's numbers)
+    python -m core demo verify --write             # re-evaluate every committed prompt on its full test split
+                                                   # (CPU), record its per-example predictions
+    python -m core demo verify --sample 24         # re-check every prompt live on 24 examples against them
 
 Stages (each resumes where it stopped: a finished run is a row of
 ``results.csv`` plus its prompt folder, written atomically; a killed build loses
@@ -19,7 +22,11 @@ at most the runs in flight):
    students) and executed here by a pool of persistent worker processes: each
    loads the backbone once, which on a GPU is the difference between minutes
    and an hour of process start-ups.
-3. finalize -- metric matrices (:mod:`core.metrics`), projections
+3. verify -- every committed prompt re-evaluated on its task's full test split
+   on the CPU: its recorded (GPU) score must come back within one point, and its
+   per-example predictions are stored (``test_predictions.npz``, keyed to a hash
+   of the test split's text) so a quick live check of any slice is exact.
+4. finalize -- metric matrices (:mod:`core.metrics`), projections
    (:mod:`core.projection`) and ``manifest.json`` (package versions, wheel
    hashes, the command and budget).
 
@@ -99,9 +106,8 @@ PROFILES = {
     # a smoke test of the whole pipeline in about a minute (tests, and `--profile tiny`)
     "tiny": Profile("tiny", source_steps=6, steps=4, seeds=[0], scratch_seeds=[0, 1], workers=1, train_size=32,
                     eval_every=2, max_length=32, generic_per_task=16, val_size=40, test_size=60),
-    # GPU: what the committed demo ran (H200, fp32, 12 workers: 241 runs in 4.2 min). One seed per
-    # transfer cell because this session's 15 GPU minutes were shared; seeds=[0, 1, 2] resumes
-    # the same grid with two more seeds per cell.
+    # GPU: what the committed demo ran (H200, fp32, 12 workers): sources + seed 0 of the grid
+    # (241 runs) in 4.2 min, then seeds 1-2 of every cell (440 runs) in 6.1 min in a resume.
     "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12),
 }
 
@@ -438,6 +444,137 @@ def finalize(out: Path, metrics: list[str] | None = None) -> None:
         print(f"finalize: projections failed: {e}")
 
 
+# --------------------------------------------------------------------------- #
+# Verify: every committed prompt reproduces its recorded score
+# --------------------------------------------------------------------------- #
+PREDICTIONS = "test_predictions.npz"
+
+
+def committed_runs(out: Path) -> list[dict]:
+    """results.csv rows whose prompt is committed in the demo folder, by run_id."""
+    rows = [r for r in read_results(out / "results.csv") if r.get("prompt_path") and r.get("status") == "finished"]
+    return sorted(rows, key=lambda r: r["run_id"])
+
+
+def split_fingerprint(texts: list[str], labels: list[int]) -> str:
+    """What the recorded predictions are keyed to: the exact test text and labels."""
+    import hashlib
+    h = hashlib.sha256()
+    for t, y in zip(texts, labels):
+        h.update(f"{y}\t{t}\n".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def predict_many(bb, task, prompts: dict[str, torch.Tensor], idx: list[int] | None = None,
+                 batch_size: int = 128) -> dict[str, "np.ndarray"]:
+    """Verbalizer predictions of many prompts on a task's test split (or the examples ``idx``).
+
+    prompts: name -> [L, d]. Examples of different prompts share batches (the prompt is
+    per row, [B, L, d]), length-sorted, so 241 prompts cost one pass of batched forwards.
+    Returns name -> int8 [n] predicted class per example, in ``idx`` order.
+    """
+    import numpy as np
+    from core.train import Head, label_embeddings
+    te = task.test
+    idx = list(range(len(te.texts))) if idx is None else list(idx)
+    ids = bb.token_ids([te.texts[i] for i in idx], 128)
+    head = Head("verbalizer", label_embeddings(bb, task), 0.05).to(bb.device)
+    names = list(prompts)
+    P = torch.stack([prompts[n].float() for n in names]).to(bb.device)  # [N, L, d]
+    pairs = sorted(((k, j) for k in range(len(names)) for j in range(len(idx))), key=lambda kj: len(ids[kj[1]]))
+    out = np.zeros((len(names), len(idx)), dtype=np.int8)
+    for s in range(0, len(pairs), batch_size):
+        chunk = pairs[s:s + batch_size]
+        b = bb.pad([ids[j] for _, j in chunk])
+        z = bb.encode(b["input_ids"], b["attention_mask"], P[[k for k, _ in chunk]], pool="text")
+        pred = head(z).argmax(-1).cpu().numpy()
+        for (k, j), c in zip(chunk, pred):
+            out[k, j] = c
+    return {n: out[k] for k, n in enumerate(names)}
+
+
+def verify(out: Path, *, write: bool = False, sample: int | None = None, seed: int = 0,
+           tolerance: float = 0.01, log=print) -> dict:
+    """Re-evaluate the committed prompts on the CPU against what the demo recorded.
+
+    write=True: every prompt on its full test split; its accuracy must be within
+    ``tolerance`` of results.csv's test_score; the predictions are then written to
+    ``test_predictions.npz`` (atomically). sample=k: every prompt on k seeded test examples
+    per target, compared with the recorded predictions. Returns a summary dict with the
+    problems found (an empty ``problems`` list means the demo is what it claims).
+    """
+    import numpy as np
+    from core.backbone import load_backbone
+    from core.prompts import read_prompt
+    runs = committed_runs(out)
+    rec_path = out / PREDICTIONS
+    recorded = dict(np.load(rec_path, allow_pickle=False)) if rec_path.is_file() and not write else {}
+    bb = load_backbone(None, "cpu", dtype=torch.float32)
+    from core.tasks import list_tasks
+    all_tasks = [t for t in _demo_tasks() if t in list_tasks()]  # as the build mixed `generic`
+    by_target: dict[str, list[dict]] = {}
+    for r in runs:
+        by_target.setdefault(r["target"], []).append(r)
+    problems, new, n_checked, n_disagree, t0 = [], {}, 0, 0, time.time()
+    for target, rs in sorted(by_target.items()):
+        task = demo_task(target, all_tasks)
+        fp = split_fingerprint(list(task.test.texts), list(task.test.labels))
+        labels = np.asarray(task.test.labels)
+        prompts = {}
+        for r in list(rs):
+            try:
+                prompts[r["run_id"]] = read_prompt(out / r["prompt_path"]).tensor
+            except Exception as e:  # noqa: BLE001 — a prompt that does not load is a finding, not a crash
+                problems.append(f"{r['prompt_path']}: does not load ({e})")
+                rs.remove(r)
+        if not rs:
+            continue
+        if write or sample is None:
+            preds = predict_many(bb, task, prompts)
+            for r in rs:
+                acc = float((preds[r["run_id"]] == labels).mean())
+                if abs(acc - float(r["test_score"])) > tolerance:
+                    problems.append(f"{r['prompt_path']}: recorded test score {float(r['test_score']):.4f}, "
+                                    f"re-evaluated on the CPU {acc:.4f}")
+            new.update({f"pred/{k}": v for k, v in preds.items()})
+            new[f"split/{target}"] = np.frombuffer(fp.encode(), dtype=np.uint8)
+        else:
+            key = f"split/{target}"
+            if key not in recorded or bytes(recorded[key]).decode() != fp:
+                problems.append(f"{rec_path}: no recorded predictions for the current {target} test split "
+                                f"(python -m core demo verify --write)")
+                continue
+            rng = np.random.default_rng([seed, len(target), sum(map(ord, target))])
+            idx = sorted(rng.choice(len(labels), size=min(sample, len(labels)), replace=False).tolist())
+            preds = predict_many(bb, task, prompts, idx)
+            for r in rs:
+                rid = r["run_id"]
+                rec = recorded.get(f"pred/{rid}")
+                if rec is None or len(rec) != len(labels):
+                    problems.append(f"{r['prompt_path']}: no recorded predictions")
+                    continue
+                acc = float((rec == labels).mean())
+                if abs(acc - float(r["test_score"])) > tolerance:
+                    problems.append(f"{r['prompt_path']}: recorded predictions score {acc:.4f}, "
+                                    f"results.csv says {float(r['test_score']):.4f}")
+                bad = int((preds[rid] != rec[idx]).sum())
+                n_checked += len(idx)
+                n_disagree += bad
+                if bad > max(1, len(idx) // 20):
+                    problems.append(f"{r['prompt_path']}: {bad} of {len(idx)} live predictions differ "
+                                    "from the recorded ones")
+        log(f"verify {target}: {len(rs)} prompts ({time.time() - t0:.0f} s)")
+    if write and not problems:
+        tmp = rec_path.with_name(PREDICTIONS + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **new)
+        os.replace(tmp, rec_path)
+        log(f"wrote {rec_path} ({len(runs)} prompts)")
+    return {"prompts": len(runs), "problems": problems, "checked": n_checked, "disagree": n_disagree,
+            "seconds": time.time() - t0}
+
+
 def finalize_metrics() -> list[str]:
     return ["e_avg", "e_tok", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs"]
 
@@ -447,7 +584,7 @@ def finalize_metrics() -> list[str]:
 # --------------------------------------------------------------------------- #
 def cli(command: str, argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m core demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("action", choices=["build", "finalize", "estimate", "report"])
+    p.add_argument("action", choices=["build", "finalize", "estimate", "report", "verify"])
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto")
     p.add_argument("--out", type=Path, default=None, help="demo folder (default: ATLAS_DEMO or data/demo)")
     p.add_argument("--work", type=Path, default=None, help="where uncommitted run prompts go (default .cache/demo-runs)")
@@ -456,6 +593,8 @@ def cli(command: str, argv: list[str]) -> int:
     p.add_argument("--no-finalize", action="store_true")
     p.add_argument("--tasks", nargs="+", default=None, help="a subset of the demo tasks (default: all ten)")
     p.add_argument("--metrics", nargs="*", default=None, help="finalize: only these metrics (none: projections only)")
+    p.add_argument("--write", action="store_true", help="verify: full test splits, then record the predictions")
+    p.add_argument("--sample", type=int, default=None, help="verify: k test examples per target, live vs recorded")
     a = p.parse_args(argv)
     out = (a.out or demo_dir()).resolve()
     name = a.profile if a.profile != "auto" else ("gpu" if _device().startswith("cuda") else "cpu")
@@ -471,6 +610,14 @@ def cli(command: str, argv: list[str]) -> int:
         from core.headline import report
         print(report(out))
         return 0
+    if a.action == "verify":
+        res = verify(out, write=a.write, sample=a.sample)
+        for msg in res["problems"]:
+            print(f"error: {msg}")
+        print(f"verify: {res['prompts']} prompts, {len(res['problems'])} problems"
+              + (f", {res['disagree']} of {res['checked']} live predictions differ" if res["checked"] else "")
+              + f" ({res['seconds']:.0f} s)")
+        return 1 if res["problems"] else 0
     if a.action == "finalize":
         finalize(out, a.metrics)
         write_manifest(out, prof)

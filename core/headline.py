@@ -80,6 +80,16 @@ def headline(folder: Path | None = None, k: int = 3) -> Headline:
     return h
 
 
+def _compare(d: pd.DataFrame, a: str, b: str) -> str:
+    """One-sided Mann-Whitney U of the cells' mean gains: does kind ``a`` beat kind ``b``?"""
+    from scipy.stats import mannwhitneyu
+    x, y = d.loc[d["kind"] == a, "gain"].to_numpy(), d.loc[d["kind"] == b, "gain"].to_numpy()
+    if len(x) < 2 or len(y) < 2:
+        return f"{a} > {b}: too few cells"
+    p = float(mannwhitneyu(x, y, alternative="greater").pvalue)
+    return f"{a} > {b}: Mann-Whitney p = {p:.3f}"
+
+
 def report(folder: Path | None = None) -> str:
     """A plain-text account of a demo library: per-task scratch accuracy (mean ± spread over
     seeds), the measured matrices, PANDA vs PoT, within- vs cross-family vs `generic`
@@ -123,6 +133,8 @@ def report(folder: Path | None = None) -> str:
                    f"(n={by['count'].get('within', 0)}), cross family {by['mean'].get('cross', float('nan')) * 100:+.2f}% "
                    f"(n={by['count'].get('cross', 0)}), generic {by['mean'].get('generic', float('nan')) * 100:+.2f}% "
                    f"(n={by['count'].get('generic', 0)}); cells inside the noise band: {d['in_noise'].mean():.0%}")
+        out.append("  " + "; ".join(_compare(d, a, b) for a, b in (("within", "cross"), ("within", "generic"),
+                                                                    ("generic", "cross"))))
     h = headline(folder)
     if h.panda_vs_pot is not None:
         out.append(f"\nPANDA - PoT, mean relative gain over matching runs: {h.panda_vs_pot * 100:+.2f}%")
