@@ -9,18 +9,34 @@ shown at once; otherwise PCA is shown while UMAP warms up in a background thread
 """
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import projection as proj
-from core.config import demo_dir
-from pages._shared import group_selector, library_picker, load_library
+# First paint: title, caption and the chart's frame go out before the heavy imports below
+# (torch, via the library index; pandas; plotly.express), so the browser fetches and parses
+# plotly.js (4.7 MB) while the server reads the library, instead of after it.
+st.title("🧭 Projection")
+st.caption("Where the prompts of one backbone sit relative to each other. Each point is a prompt "
+           "(the mean of its tokens, or the flattened prompt) or one prompt token. Close on the map "
+           "usually means similar in the original space — the neighbour table says how far to trust that.")
+chart_slot = st.empty()
+if not st.session_state.get("_proj_painted"):  # first run of the session only: no flicker on reruns
+    chart_slot.plotly_chart(go.Figure(layout=dict(
+        height=640, xaxis=dict(visible=False), yaxis=dict(visible=False), margin=dict(l=10, r=10, t=70, b=10),
+        title=dict(text="Loading the map…", font=dict(size=15)))), key="proj_chart_frame", width="stretch")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import plotly.express as px  # noqa: E402
+
+from core import projection as proj  # noqa: E402
+from core.config import demo_dir  # noqa: E402
+from pages._shared import group_selector, library_picker, load_library  # noqa: E402
 
 METHOD_LABELS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 CATEGORICAL = ["task", "family", "method", "backbone", "source"]
@@ -32,6 +48,11 @@ NONE = "(none)"
 
 
 def _warm():
+    # Wait before compiling: numba's compile holds the GIL and a core for 5-25 s, and started
+    # at once it doubled the first paint (measured 13.5 s -> see bench/projection_speed.py):
+    # the server then answers the browser's requests (plotly.js, the chart) only between
+    # compiler steps. A map never waits for the warm-up (precomputed maps and PCA show first).
+    time.sleep(float(os.environ.get("ATLAS_UMAP_WARM_DELAY", "8")))
     try:
         proj.warm_umap()
     except Exception:  # noqa: BLE001 — recorded in proj.umap_status(), shown by the page
@@ -182,11 +203,6 @@ def _fig_bytes(fig: go.Figure, fmt: str) -> bytes:
 
 # ---------------------------------------------------------------- page
 
-st.title("🧭 Projection")
-st.caption("Where the prompts of one backbone sit relative to each other. Each point is a prompt "
-           "(the mean of its tokens, or the flattened prompt) or one prompt token. Close on the map "
-           "usually means similar in the original space — the neighbour table says how far to trust that.")
-
 _seed_from_query()
 with st.expander("Prompt folders", expanded=False):
     paths = library_picker()
@@ -203,6 +219,7 @@ index = load_library(paths)
 if not index.prompts:
     st.info("No prompts to map yet. Build the demo library (`make demo`), add prompts on the "
             "Library page, or open this page with `?lib=/path/to/prompts`.")
+    chart_slot.empty()
     st.stop()
 
 groups = index.groups()
@@ -261,6 +278,7 @@ try:
             result = proj.project(prompts, cfg)
 except proj.ProjectionError as e:
     st.error(f"Cannot map group {group}: {e}")
+    chart_slot.empty()
     st.stop()
 
 status = proj.umap_status()
@@ -314,8 +332,9 @@ _write_query(method, group, dims, find)
 title = (f"{METHOD_LABELS[result.method]} of {len(prompts)} prompts"
          f"{f' ({len(table)} tokens)' if point_mode == 'token' else ''} — {group}")
 fig, n_arrows = build_figure(table, dims, colour, symbol, hits, pairs if show_arrows else [], title)
-event = st.plotly_chart(fig, key="proj_chart", on_select="rerun",
-                        selection_mode=("points", "box", "lasso"), width="stretch")
+event = chart_slot.plotly_chart(fig, key="proj_chart", on_select="rerun",
+                               selection_mode=("points", "box", "lasso"), width="stretch")
+st.session_state["_proj_painted"] = True
 src_note = {"precomputed": "precomputed", "memory": "cached", "disk": "cached"}.get(result.source, "computed")
 st.caption(f"{len(table)} points · {src_note} in {result.seconds:.2f} s · "
            f"{n_arrows} transfer arrow(s) · "
