@@ -31,11 +31,11 @@ import stat
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
-import torch
 
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, read_prompts)
@@ -85,7 +85,7 @@ def _read_cached(path: Path, kind: str, expected_dim: int | None) -> list[SoftPr
     if isinstance(hit, PromptError):
         raise hit
     # fresh SoftPrompt objects (shared tensors): callers rename them per library
-    return [SoftPrompt(**{**p.__dict__, "sources": list(p.sources), "settings": dict(p.settings)}) for p in hit]
+    return [copy_prompt(p) for p in hit]
 
 
 def _walk(root: Path):
@@ -119,8 +119,17 @@ def group_key(backbone: str | None, d: int, multi_dim: bool = False) -> str:
     return f"{backbone}:{d}" if multi_dim else backbone
 
 
-def e_avg(a: torch.Tensor, b: torch.Tensor) -> float:
-    """cos(mean_i a[i], mean_j b[j]) — SPoT's 'average tokens' similarity."""
+def copy_prompt(p: SoftPrompt) -> SoftPrompt:
+    """A copy with its own values, sources and settings (without touching torch)."""
+    kw = {f.name: getattr(p, f.name) for f in fields(SoftPrompt) if f.name != "tensor"}
+    return SoftPrompt(tensor=p.values, **{**kw, "sources": list(p.sources), "settings": dict(p.settings)})
+
+
+def e_avg(a, b) -> float:
+    """cos(mean_i a[i], mean_j b[j]) — SPoT's 'average tokens' similarity (torch or numpy [L, d])."""
+    import torch  # lazy: indexing a library needs no torch
+
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
     return float(torch.nn.functional.cosine_similarity(a.mean(0), b.mean(0), dim=0))
 
 
@@ -167,7 +176,7 @@ class LibraryIndex:
         if self._table is None:
             groups = self._group_of()
             rows = [{"name": n, "task": p.task, "family": p.family, "backbone": p.backbone, "group": groups[n],
-                     "L": p.L, "d": p.d, "norm": float(p.tensor.norm(dim=1).mean()), "method": p.method,
+                     "L": p.L, "d": p.d, "norm": float(np.linalg.norm(p.values, axis=1).mean()), "method": p.method,
                      "score": p.score, "sources": ", ".join(p.sources), "origin": p.origin, "fmt": p.fmt}
                     for n, p in sorted(self.prompts.items())]
             self._table = pd.DataFrame(rows, columns=TABLE_COLUMNS)

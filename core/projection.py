@@ -114,6 +114,12 @@ class Projection:
 # ---------------------------------------------------------------- features
 
 
+def _prompt_values(p) -> Any:
+    """A prompt's numbers without importing torch when it has them as numpy (core.prompts)."""
+    v = getattr(p, "values", None)
+    return v if isinstance(v, np.ndarray) else p.tensor
+
+
 def _as_array(tensor: Any) -> np.ndarray:
     """A prompt tensor ([L, d] torch or numpy) as float32 numpy."""
     if hasattr(tensor, "detach"):
@@ -136,7 +142,7 @@ def _meta_row(p: Any) -> dict:
         "method": getattr(p, "method", None),
         "source": ", ".join(_source_name(s) for s in sources),
         "score": getattr(p, "score", None),
-        "L": int(_as_array(p.tensor).shape[0]),
+        "L": int(_as_array(_prompt_values(p)).shape[0]),
     }
 
 
@@ -151,7 +157,7 @@ def prompt_features(prompts: Sequence[Any], point_mode: str = "prompt", reduce: 
     """
     if not prompts:
         raise ProjectionError("no prompts to project")
-    arrays = [_as_array(p.tensor) for p in prompts]
+    arrays = [_as_array(_prompt_values(p)) for p in prompts]
     dims = {a.shape[1] for a in arrays}
     if len(dims) > 1:
         raise ProjectionError(f"prompts of different widths d={sorted(dims)} cannot share a map; "

@@ -48,12 +48,26 @@ import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import safetensors
-import safetensors.torch
-import torch
+import safetensors.numpy
+
+# torch is imported only where a torch object is really needed (torch.save files, .tensor):
+# reading and indexing a library of safetensors / npy prompts stays torch-free, which keeps
+# `import torch` (1-2 s) off the pages' first paint.
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _is_torch_tensor(obj) -> bool:
+    t = sys.modules.get("torch")  # a torch tensor can only exist once torch is imported
+    return t is not None and isinstance(obj, t.Tensor)
 
 DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"  # same value as core.backbone
 MAX_BYTES = 256 * 1024 * 1024  # default size cap; ATLAS_MAX_PROMPT_BYTES overrides it
@@ -99,9 +113,14 @@ class PromptError(ValueError):
 
 @dataclass
 class SoftPrompt:
-    """A soft prompt ``tensor [L, d]`` (float32, CPU) and what is known about it."""
+    """A soft prompt ``[L, d]`` (float32, CPU) and what is known about it.
 
-    tensor: torch.Tensor
+    ``tensor`` is a torch.Tensor (made on first use, sharing memory with ``values``);
+    ``values`` is the same numbers as a numpy array, for torch-free readers (pages, maps).
+    Either may be passed as ``tensor=`` (torch tensor, numpy array or nested lists).
+    """
+
+    tensor: Any
     name: str
     task: str | None = None
     family: str | None = None
@@ -114,30 +133,26 @@ class SoftPrompt:
     fmt: str | None = None          # peft | safetensors | torch | npy
 
     def __post_init__(self):
-        if not isinstance(self.tensor, torch.Tensor):
-            self.tensor = torch.as_tensor(np.asarray(self.tensor))
-        if self.tensor.ndim != 2:
+        if self.values.ndim != 2:
             raise PromptError(self.origin or self.name,
-                              f"expected a 2-D [L, d] tensor, got shape {tuple(self.tensor.shape)}")
-        # detached float32 copy on the CPU: the prompt never aliases a model parameter
-        self.tensor = self.tensor.detach().to("cpu", torch.float32).contiguous()
+                              f"expected a 2-D [L, d] tensor, got shape {tuple(self.values.shape)}")
         self.sources = list(self.sources or [])
         self.settings = dict(self.settings or {})
 
     @property
     def L(self) -> int:
-        return int(self.tensor.shape[0])
+        return int(self.values.shape[0])
 
     @property
     def d(self) -> int:
-        return int(self.tensor.shape[1])
+        return int(self.values.shape[1])
 
     def content_hash(self) -> str:
         """sha256 over dtype, shape and bytes; first 16 hex digits."""
         h = hashlib.sha256()
-        h.update(str(self.tensor.dtype).encode())
-        h.update(str(tuple(self.tensor.shape)).encode())
-        h.update(self.tensor.numpy().tobytes())
+        h.update(b"torch.float32")  # the values are always float32 (the name kept for stable hashes)
+        h.update(str(tuple(self.values.shape)).encode())
+        h.update(self.values.tobytes())
         return h.hexdigest()[:16]
 
     def metadata(self) -> dict:
@@ -145,6 +160,26 @@ class SoftPrompt:
         return {"name": self.name, "task": self.task, "family": self.family, "backbone": self.backbone,
                 "method": self.method, "sources": list(self.sources), "score": self.score,
                 "settings": self.settings, "L": self.L, "d": self.d, "content_hash": self.content_hash()}
+
+
+def _get_tensor(self: SoftPrompt):
+    t = self.__dict__.get("_tensor")
+    if t is None:
+        t = self.__dict__["_tensor"] = _torch().from_numpy(self.values)
+    return t
+
+
+def _set_tensor(self: SoftPrompt, value) -> None:
+    # a detached float32 copy on the CPU: the prompt never aliases a model parameter
+    if _is_torch_tensor(value):
+        v = value.detach().to("cpu").float().contiguous().numpy().copy()
+    else:
+        v = np.array(value, dtype=np.float32, copy=True)
+    self.__dict__["values"] = np.ascontiguousarray(v, dtype=np.float32)
+    self.__dict__["_tensor"] = None
+
+
+SoftPrompt.tensor = property(_get_tensor, _set_tensor, doc="the prompt as a torch.Tensor [L, d] float32")
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -208,23 +243,23 @@ def _flatten(obj, prefix="") -> dict:
     return out
 
 
-def _pick_tensor(obj, path) -> torch.Tensor:
-    """A bare tensor/array, or the one obvious 2-D tensor of a dict."""
+def _pick_tensor(obj, path):
+    """A bare tensor/array, or the one obvious 2-D tensor of a dict (numpy or torch, as read)."""
     if isinstance(obj, np.ndarray):
-        obj = _from_numpy(obj, path)
-    if isinstance(obj, torch.Tensor):
+        return _from_numpy(obj, path)
+    if _is_torch_tensor(obj):
         return obj
     if not isinstance(obj, dict):
         raise PromptError(path, f"holds a {type(obj).__name__}, not a tensor or a dict of tensors")
     items = {k: (_from_numpy(v, path) if isinstance(v, np.ndarray) else v) for k, v in _flatten(obj).items()}
-    tensors = {k: v for k, v in items.items() if isinstance(v, torch.Tensor)}
+    tensors = {k: v for k, v in items.items() if isinstance(v, np.ndarray) or _is_torch_tensor(v)}
     if not tensors:
         raise PromptError(path, f"no tensor inside (keys: {', '.join(list(items)[:8]) or 'none'})")
     for want in PROMPT_KEYS:
         hits = [k for k in tensors if k == want or k.endswith("." + want)]
         if len(hits) == 1:
             return tensors[hits[0]]
-    two_d = [k for k, v in tensors.items() if v.ndim == 2 and v.is_floating_point()]
+    two_d = [k for k, v in tensors.items() if v.ndim == 2 and _is_float(v)]
     if len(two_d) == 1:
         return tensors[two_d[0]]
     if not two_d:
@@ -234,32 +269,41 @@ def _pick_tensor(obj, path) -> torch.Tensor:
                             "keep one or name it 'prompt_embeddings'")
 
 
-def _from_numpy(a: np.ndarray, path) -> torch.Tensor:
+def _is_float(t) -> bool:
+    return t.is_floating_point() if _is_torch_tensor(t) else bool(np.issubdtype(t.dtype, np.floating))
+
+
+def _from_numpy(a: np.ndarray, path) -> np.ndarray:
     if a.dtype == object:
         raise PromptError(path, "refused: object array (needs pickle), not plain numbers")
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise PromptError(path, f"array of dtype {a.dtype} is not numeric")
-    return torch.from_numpy(np.ascontiguousarray(a))
+    return np.ascontiguousarray(a)
 
 
-def validate_tensor(t, path, expected_dim: int | None = None) -> torch.Tensor:
-    """Check a prompt tensor; returns it as float32 ``[L, d]`` on the CPU."""
-    if not isinstance(t, torch.Tensor):
+def validate_array(t, path, expected_dim: int | None = None) -> np.ndarray:
+    """Check a prompt tensor (numpy or torch); returns it as a float32 ``[L, d]`` numpy array."""
+    if not (isinstance(t, np.ndarray) or _is_torch_tensor(t)):
         raise PromptError(path, f"holds a {type(t).__name__}, not a tensor")
     if t.ndim != 2:
         raise PromptError(path, f"expected a 2-D [L, d] tensor, got shape {tuple(t.shape)}")
-    if t.numel() == 0:
+    if (t.numel() if _is_torch_tensor(t) else t.size) == 0:
         raise PromptError(path, f"zero-size tensor of shape {tuple(t.shape)}")
-    if not t.is_floating_point():
+    if not _is_float(t):
         raise PromptError(path, f"expected float values, got dtype {str(t.dtype).removeprefix('torch.')}")
-    t = t.detach().to("cpu", torch.float32)
-    n_nan, n_inf = int(torch.isnan(t).sum()), int(torch.isinf(t).sum())
+    a = t.detach().to("cpu").float().numpy() if _is_torch_tensor(t) else t.astype(np.float32, copy=False)
+    n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
     if n_nan or n_inf:
         raise PromptError(path, f"contains {n_nan} NaN and {n_inf} Inf values")
-    if expected_dim is not None and t.shape[1] != expected_dim:
-        raise PromptError(path, f"token_dim {t.shape[1]} does not match the backbone's {expected_dim} "
-                                f"(shape {tuple(t.shape)})")
-    return t.contiguous()
+    if expected_dim is not None and a.shape[1] != expected_dim:
+        raise PromptError(path, f"token_dim {a.shape[1]} does not match the backbone's {expected_dim} "
+                                f"(shape {tuple(a.shape)})")
+    return np.ascontiguousarray(a)
+
+
+def validate_tensor(t, path, expected_dim: int | None = None):
+    """:func:`validate_array`, returned as a float32 torch.Tensor ``[L, d]`` on the CPU."""
+    return _torch().from_numpy(validate_array(t, path, expected_dim))
 
 
 def max_prompt_bytes(max_bytes: int | None = None) -> int:
@@ -291,7 +335,7 @@ def _load_torch(path: Path):
     try:
         with warnings.catch_warnings():  # "Detected pickle protocol 4" is noise for a refused file
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return _torch().load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise PromptError(path, "refused: file contains pickled code/objects, not plain tensors") from None
     except Exception as e:  # truncated zip, bad pickle stream, ...
@@ -305,8 +349,14 @@ def _load_safetensors(path: Path) -> dict:
     if 8 + n > size:
         raise PromptError(path, f"truncated safetensors file (header says {n} bytes, file has {size})")
     try:
-        return safetensors.torch.load_file(str(path), device="cpu")
+        return safetensors.numpy.load_file(str(path))
     except Exception as e:  # SafetensorError: data shorter than the header says, bad JSON
+        if "bf16" in str(e).lower() or "bfloat16" in str(e).lower():  # numpy has no bfloat16
+            try:
+                from safetensors.torch import load_file as load_torch_file
+                return load_torch_file(str(path), device="cpu")
+            except Exception as e2:
+                e = e2
         raise PromptError(path, f"truncated or corrupt safetensors file ({_first_line(e)})") from None
 
 
@@ -324,7 +374,7 @@ def _load_npy(path: Path, fmt: str):
         raise PromptError(path, f"truncated or corrupt {fmt} file ({_first_line(e)})") from None
 
 
-def load_tensor(path: Path | str, *, max_bytes: int | None = None) -> tuple[torch.Tensor, str]:
+def load_tensor(path: Path | str, *, max_bytes: int | None = None) -> tuple[Any, str]:
     """The raw 2-D-candidate tensor of one file and its format (no validation of values)."""
     path = Path(path)
     fmt = sniff(path)
@@ -418,7 +468,7 @@ def _read_peft(folder: Path, expected_dim, max_bytes) -> list[SoftPrompt]:
     if not isinstance(state, dict) or "prompt_embeddings" not in state:
         keys = ", ".join(list(state)[:6]) if isinstance(state, dict) else type(state).__name__
         raise PromptError(folder, f"adapter weights have no 'prompt_embeddings' (found: {keys or 'nothing'})")
-    t = validate_tensor(state["prompt_embeddings"], folder)
+    t = validate_array(state["prompt_embeddings"], folder)
     task_type = cfg.get("task_type")
     try:
         n_virtual = int(cfg["num_virtual_tokens"])
@@ -433,7 +483,7 @@ def _read_peft(folder: Path, expected_dim, max_bytes) -> list[SoftPrompt]:
                                   f"{n_virtual} virtual tokens x {n_sub} submodule(s) = {n_virtual * n_sub} rows "
                                   f"of token_dim {token_dim}, weights are {tuple(t.shape)}")
     if expected_dim is not None and t.shape[1] != expected_dim:
-        validate_tensor(t, folder, expected_dim)
+        validate_array(t, folder, expected_dim)
     base = {"name": folder.name, "backbone": portable_model_name(cfg.get("base_model_name_or_path")),
             "settings": {"peft_task_type": task_type}}
     meta_file = folder / METADATA
@@ -453,7 +503,7 @@ def _read_peft(folder: Path, expected_dim, max_bytes) -> list[SoftPrompt]:
         s = dict(settings)
         if suffix:
             s["part"] = suffix[1:]
-        out.append(SoftPrompt(tensor=part.clone(), name=name + suffix, settings=s, origin=str(folder),
+        out.append(SoftPrompt(tensor=part, name=name + suffix, settings=s, origin=str(folder),
                               fmt="peft", **info))
     return out
 
@@ -469,7 +519,7 @@ def read_prompts(path: Path | str, *, expected_dim: int | None = None,
         prompts = _read_peft(path, expected_dim, max_bytes)
     else:
         t, fmt = load_tensor(path, max_bytes=max_bytes)
-        t = validate_tensor(t, path, expected_dim)
+        t = validate_array(t, path, expected_dim)
         info = thunlp_metadata(path)
         name = info.pop("name", None) or (path.stem if path.suffix else path.name)
         prompts = [SoftPrompt(tensor=t, name=name, origin=str(path), fmt=fmt, **info)]
@@ -499,7 +549,7 @@ def write_prompt(prompt: SoftPrompt, folder: Path | str, *, overwrite: bool = Fa
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise PromptError(folder, "already exists; pass overwrite=True to replace it")
-    t = validate_tensor(prompt.tensor, folder)
+    t = validate_array(prompt.values, folder)
     # PEFT's config wants a base model; an unknown backbone defaults to MiniLM only when the dim fits
     model_ref = base_model or prompt.backbone or (DEFAULT_BACKBONE if t.shape[1] == KNOWN_DIMS[DEFAULT_BACKBONE]
                                                   else None)
@@ -516,7 +566,7 @@ def write_prompt(prompt: SoftPrompt, folder: Path | str, *, overwrite: bool = Fa
                                     token_dim=t.shape[1], num_transformer_submodules=1,
                                     base_model_name_or_path=portable, inference_mode=True)
         config.save_pretrained(str(tmp))
-        safetensors.torch.save_file({"prompt_embeddings": t}, str(tmp / ADAPTER_WEIGHTS[0]),
+        safetensors.numpy.save_file({"prompt_embeddings": t}, str(tmp / ADAPTER_WEIGHTS[0]),
                                     metadata={"format": "pt"})
         meta = prompt.metadata()
         meta["backbone"] = portable_model_name(prompt.backbone or base_model)  # None stays None: honest

@@ -223,3 +223,43 @@ def test_cli_index_reports_problems(tmp_path):
     assert r.returncode == 1
     assert "1 prompts in 1 group(s)" in r.stdout and "== unknown:d8" in r.stdout
     assert f"problem: {tmp_path / 'lib' / 'bad.safetensors'}: unknown format" in r.stderr
+
+
+def test_reading_a_library_never_imports_torch(tmp_path):
+    """The pages index libraries before their first paint; `import torch` there cost ~1.1 s of
+    a 4 s first paint. Index, table and stored-map lookup must stay torch-free; asking for a
+    prompt's ``.tensor`` is what imports it."""
+    import subprocess
+    import sys
+
+    from core.config import REPO_ROOT
+    code = ("import sys; from pathlib import Path; from core.library import index_library; "
+            "from core import projection as proj; "
+            "idx = index_library(['data/demo/prompts', 'data/demo/transfers']); idx.table; "
+            "g = next(iter(idx.groups())); ps = idx.group_prompts(g); "
+            "r = proj.lookup(ps, proj.ProjectionConfig(), group=g, precomputed_dir=Path('data/demo/projections')); "
+            "assert len(idx.prompts) > 200 and r is not None, (len(idx.prompts), r); "
+            "assert 'torch' not in sys.modules, 'torch imported while reading the library'; "
+            "t = ps[0].tensor; assert 'torch' in sys.modules and t.dtype == sys.modules['torch'].float32; "
+            "print('ok', len(idx.prompts))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "ATLAS_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr[-2000:]
+
+
+def test_soft_prompt_values_and_tensor_are_one_float32_copy():
+    import numpy as np
+    import torch
+
+    from core.prompts import SoftPrompt
+    src = torch.arange(12, dtype=torch.float64).reshape(3, 4)
+    p = SoftPrompt(tensor=src, name="p")
+    assert p.values.dtype == np.float32 and p.tensor.dtype == torch.float32 and (p.L, p.d) == (3, 4)
+    src[0, 0] = 99.0  # a copy: the source is not aliased
+    assert p.values[0, 0] == 0.0
+    p.tensor[1, 1] = 7.0  # ... but tensor and values are the same numbers
+    assert p.values[1, 1] == 7.0
+    q = SoftPrompt(tensor=p.values.tolist(), name="q")
+    assert q.content_hash() == p.content_hash()
+    with pytest.raises(Exception, match="2-D"):
+        SoftPrompt(tensor=np.zeros(5), name="bad")
