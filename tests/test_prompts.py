@@ -271,3 +271,15 @@ def test_torch_dict_with_code_is_refused_even_with_a_good_tensor(tmp_path):
     (tmp_path / "p").write_bytes(buf.getvalue())
     with pytest.raises(PromptError, match="refused"):
         read_prompt(tmp_path / "p")
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_half_and_double_safetensors_read_as_float32(tmp_path, dtype):
+    """numpy reads f16/f64 safetensors itself; bf16 (no numpy dtype) goes through torch."""
+    from safetensors.torch import save_file
+
+    t = torch.randn(5, 8).to(dtype)
+    save_file({"prompt_embeddings": t}, str(tmp_path / "p.safetensors"))
+    p = read_prompt(tmp_path / "p.safetensors")
+    assert p.values.dtype == np.float32 and (p.L, p.d) == (5, 8)
+    assert torch.equal(p.tensor, t.float())
