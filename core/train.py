@@ -621,7 +621,7 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
     # Reading a loss (float(t)) waits for the GPU to finish it. On CUDA a progress event is
     # therefore emitted one step late: its losses are read after the next step is queued, so
     # the GPU never drains while the host logs (the loop stays ahead of the GPU).
-    defer = bb.device.type == "cuda"
+    defer = _defer_progress(bb)
     pending = None
 
     def flush_progress() -> None:
@@ -715,6 +715,11 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
     return TrainResult(prompt=sp, val_score=best["val"], test_score=test_acc, best_step=best["step"], steps=step,
                        wall_time=wall, device=str(bb.device), history=history, init_val_score=init_val,
                        cancelled=cancelled, head_state=best["head"], init_prompt=init_prompt, config=cfg)
+
+
+def _defer_progress(bb: Backbone) -> bool:
+    """Emit progress events one step late (CUDA: reading a loss would drain the GPU queue)."""
+    return bb.device.type == "cuda"
 
 
 def _head_state(head: Head) -> dict | None:

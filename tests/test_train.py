@@ -194,3 +194,32 @@ def test_cli_trains_and_saves(tmp_path, capsys, task):
     assert (out / "adapter_config.json").is_file() and (out / "atlas.json").is_file()
     rc = cli("train", ["--task", TASK, "--method", "pot", "--steps", "1"])
     assert rc == 2 and "needs at least one source" in capsys.readouterr().err
+
+
+def test_progress_events_read_one_step_late_carry_the_same_numbers(scratch, bb, task, monkeypatch):
+    """On CUDA progress events are emitted one step late (their losses are read after the next
+    step is queued, so the GPU never drains); forced on here, the events, their order around
+    evals, and the result are what the immediate path gives."""
+    import core.train as T
+    res0, ev0 = scratch
+    monkeypatch.setattr(T, "_defer_progress", lambda bb: True)
+    events = []
+    res = train(TrainConfig(method="scratch", eval_at_start=False, **BASE), backbone=bb, task=task,
+                callback=events.append)
+    assert res.test_score == res0.test_score and torch.equal(res.prompt.tensor, res0.prompt.tensor)
+
+    def key(evs):
+        return [(e["kind"], e["step"], round(e["metrics"].get("loss", 0.0), 6), e["metrics"].get("val_acc"))
+                for e in evs]
+    assert key(events) == key(ev0)
+    # and a cancelled run still emits the progress of its last logged step
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    events = []
+    train(TrainConfig(method="scratch", log_every=1, **{**BASE, **TINY, "steps": 50}), backbone=bb, task=task,
+          should_stop=stop, callback=events.append)
+    assert [e["step"] for e in events if e["kind"] == "progress"] == [1, 2, 3]
