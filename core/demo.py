@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -58,6 +59,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.config import REPO_ROOT, cache_dir, demo_dir
@@ -458,7 +460,6 @@ def committed_runs(out: Path) -> list[dict]:
 
 def split_fingerprint(texts: list[str], labels: list[int]) -> str:
     """What the recorded predictions are keyed to: the exact test text and labels."""
-    import hashlib
     h = hashlib.sha256()
     for t, y in zip(texts, labels):
         h.update(f"{y}\t{t}\n".encode("utf-8"))
@@ -467,14 +468,13 @@ def split_fingerprint(texts: list[str], labels: list[int]) -> str:
 
 @torch.no_grad()
 def predict_many(bb, task, prompts: dict[str, torch.Tensor], idx: list[int] | None = None,
-                 batch_size: int = 128) -> dict[str, "np.ndarray"]:
+                 batch_size: int = 128) -> dict[str, np.ndarray]:
     """Verbalizer predictions of many prompts on a task's test split (or the examples ``idx``).
 
     prompts: name -> [L, d]. Examples of different prompts share batches (the prompt is
     per row, [B, L, d]), length-sorted, so 241 prompts cost one pass of batched forwards.
     Returns name -> int8 [n] predicted class per example, in ``idx`` order.
     """
-    import numpy as np
     from core.train import Head, label_embeddings
     te = task.test
     idx = list(range(len(te.texts))) if idx is None else list(idx)
@@ -504,7 +504,6 @@ def verify(out: Path, *, write: bool = False, sample: int | None = None, seed: i
     per target, compared with the recorded predictions. Returns a summary dict with the
     problems found (an empty ``problems`` list means the demo is what it claims).
     """
-    import numpy as np
     from core.backbone import load_backbone
     from core.prompts import read_prompt
     runs = committed_runs(out)

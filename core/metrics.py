@@ -666,6 +666,14 @@ def read_matrix_csv(path: Path | str) -> pd.DataFrame:
     return df.astype(float)
 
 
+def _backbone_name(spec, backbone, items) -> str | None:
+    """The backbone a matrix key names: only model-based metrics depend on one (the given
+    name or Backbone, else the prompts' own)."""
+    if not spec.needs_backbone:
+        return None
+    return backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone
+
+
 def matrix_key(metric: str, prompts, backbone: str | None = None, **params) -> str:
     """Content hash of a matrix: metric, parameters, backbone and every prompt's (name, content hash)."""
     items = _items(prompts)
@@ -699,9 +707,7 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
         raise MetricError(f"{metric} needs prompts")
     items = _items(prompts)
     check_one_group(items)
-    bb_name = None
-    if spec.needs_backbone:
-        bb_name = backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone
+    bb_name = _backbone_name(spec, backbone, items)
     key = matrix_key(metric, items, bb_name, **{k: v for k, v in params.items() if k != "counter"})
     path = _cache_file(metric, key)
     names = [it.name for it in items]
@@ -737,8 +743,7 @@ def save_precomputed(metric: str, df: pd.DataFrame, prompts, folder: Path | str,
     folder = Path(folder)
     items = _items(prompts)
     spec = get_spec(metric)
-    bb_name = (backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone) \
-        if spec.needs_backbone else None
+    bb_name = _backbone_name(spec, backbone, items)
     path = write_matrix_csv(df, folder / f"{metric}.csv")
     index_path = folder / PRECOMPUTED_INDEX
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
@@ -768,8 +773,7 @@ def load_precomputed(metric: str, prompts, folder: Path | str, *, backbone=None,
             return None
     if entry:
         spec = get_spec(metric)
-        bb_name = (backbone if isinstance(backbone, str) else getattr(backbone, "name", None)
-                   or items[0].backbone) if spec.needs_backbone else None
+        bb_name = _backbone_name(spec, backbone, items)
         if entry.get("key") != matrix_key(metric, items, bb_name, **params):
             return None
     elif not trust_names:
@@ -802,9 +806,7 @@ def cached_matrix(metric: str, prompts, *, backbone=None, precomputed: Path | st
         df = load_precomputed(metric, items, precomputed, backbone=backbone, trust_names=trust_names, **params)
         if df is not None:
             return df
-    bb_name = None
-    if spec.needs_backbone:
-        bb_name = backbone if isinstance(backbone, str) else getattr(backbone, "name", None) or items[0].backbone
+    bb_name = _backbone_name(spec, backbone, items)
     path = _cache_file(metric, matrix_key(metric, items, bb_name, **params))
     if not path.is_file():
         return None

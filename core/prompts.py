@@ -301,11 +301,6 @@ def validate_array(t, path, expected_dim: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def validate_tensor(t, path, expected_dim: int | None = None):
-    """:func:`validate_array`, returned as a float32 torch.Tensor ``[L, d]`` on the CPU."""
-    return _torch().from_numpy(validate_array(t, path, expected_dim))
-
-
 def max_prompt_bytes(max_bytes: int | None = None) -> int:
     """The size cap: ``max_bytes`` if given, else $ATLAS_MAX_PROMPT_BYTES, else 256 MiB."""
     if max_bytes is not None:

@@ -5,7 +5,6 @@ the committed data/demo is checked by re-evaluating every prompt on its test spl
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -19,8 +18,7 @@ DEMO = REPO_ROOT / "data" / "demo"
 
 
 def rows(folder: Path) -> dict[str, dict]:
-    with open(folder / "results.csv", newline="") as f:
-        return {r["run_id"]: r for r in csv.DictReader(f)}
+    return {r["run_id"]: r for r in demo.read_results(folder / "results.csv")}
 
 
 def test_tiny_build_plans_the_grid_and_resumes(tmp_path):
@@ -97,8 +95,7 @@ def test_verify_catches_a_prompt_that_does_not_match_its_record(tmp_path):
     """The check above can fail: a committed prompt whose values changed (here: swapped
     for another task's prompt) no longer predicts what was recorded."""
     import shutil
-    rows_ = {r["prompt_path"]: r for r in rows(DEMO).values() if r["prompt_path"]} if (DEMO / "results.csv").is_file() else {}
-    if not rows_ or not (DEMO / demo.PREDICTIONS).is_file():
+    if not committed_prompts() or not (DEMO / demo.PREDICTIONS).is_file():
         pytest.skip("data/demo not built yet")
     demo_copy = tmp_path / "demo"
     demo_copy.mkdir()
@@ -106,14 +103,8 @@ def test_verify_catches_a_prompt_that_does_not_match_its_record(tmp_path):
     for rel in keep:
         shutil.copytree(DEMO / rel, demo_copy / rel)
     shutil.copy(DEMO / demo.PREDICTIONS, demo_copy / demo.PREDICTIONS)
-    with open(DEMO / "results.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        sel = [r for r in reader if r["prompt_path"] in keep]
-        fields = reader.fieldnames
-    with open(demo_copy / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(sel)
+    demo.write_results(demo_copy / "results.csv",
+                       [r for r in demo.read_results(DEMO / "results.csv") if r["prompt_path"] in keep])
     ok = demo.verify(demo_copy, sample=40, log=lambda *_: None)
     assert ok["prompts"] == 2 and not ok["problems"], ok["problems"]
     # swap the sentiment prompt's weights for the topic prompt's
