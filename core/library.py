@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
-                          max_prompt_bytes, read_prompts)
+                          max_prompt_bytes, peft_adapters, read_prompts)
 
 MAX_ZIP_MEMBERS = 16
 TABLE_COLUMNS = ["name", "task", "family", "backbone", "group", "L", "d", "norm", "method", "score",
@@ -50,10 +50,18 @@ _SKIP_PREFIXES = ("readme", "license", "licence", "notice", "copying")
 _CACHE: dict[tuple, list[SoftPrompt] | PromptError] = {}
 
 
+# archive and OS junk: macOS Finder zips add __MACOSX/ and AppleDouble "._*" files
+_JUNK = {"__MACOSX", "__pycache__", ".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def _is_junk(name: str) -> bool:
+    return name in _JUNK or name.startswith("._")
+
+
 def _skip(name: str) -> bool:
     low = name.lower()
     return (name.startswith(".") or Path(low).suffix in _SKIP_SUFFIXES or low.startswith(_SKIP_PREFIXES)
-            or name == "__pycache__")
+            or _is_junk(name))
 
 
 def _stat_key(paths: list[Path]) -> tuple:
@@ -76,7 +84,9 @@ def _read_cached(path: Path, kind: str, expected_dim: int | None) -> list[SoftPr
     hit = _CACHE.get(key)
     if hit is None:
         try:
-            hit = read_prompts(path, expected_dim=expected_dim)
+            # one adapter folder at a time: the sub-adapters of a PEFT save folder are read (and
+            # fail) on their own, see index_library
+            hit = read_prompts(path, expected_dim=expected_dim, sub_adapters=False)
         except PromptError as e:
             hit = e
         if len(_CACHE) > 20_000:
@@ -198,6 +208,31 @@ class LibraryIndex:
         return df.sort_values("e_avg", ascending=False).head(k).reset_index(drop=True)
 
 
+def _add_found(index: LibraryIndex, root: Path, path: Path, kind: str, expected_dim: int | None) -> None:
+    """Read one found file or adapter folder into ``index`` (a problem is recorded, not raised)."""
+    try:
+        prompts = _read_cached(path, kind, expected_dim)
+    except PromptError as e:
+        index.problems.append(e)
+        return
+    if path == root:
+        rel = path.name
+    elif root.is_dir() and (root / ADAPTER_CONFIG).is_file():  # a sub-adapter of the root's save folder
+        rel = f"{root.name}/{path.relative_to(root).as_posix()}"
+    else:
+        rel = path.relative_to(root).as_posix()
+    if kind == "file" and prompts[0].settings.get("thunlp_backbone"):
+        rel = rel.rsplit("/", 1)[0] if "/" in rel else prompts[0].name
+    for p in prompts:
+        name = rel + ("/" + p.settings["part"] if p.settings.get("part") else "")
+        if name in index.prompts:
+            name = f"{root.name}/{name}"
+        while name in index.prompts:
+            name += "'"
+        p.name = name
+        index.prompts[name] = p
+
+
 def index_library(root: Path | str | list, *, expected_dim: int | None = None) -> LibraryIndex:
     """Index one folder/file or a list of them (missing roots are skipped quietly).
 
@@ -212,23 +247,10 @@ def index_library(root: Path | str | list, *, expected_dim: int | None = None) -
         r = Path(r).expanduser()
         if not r.exists():
             continue
-        for path, kind in _walk(r):
-            try:
-                prompts = _read_cached(path, kind, expected_dim)
-            except PromptError as e:
-                index.problems.append(e)
-                continue
-            rel = path.relative_to(r).as_posix() if path != r else path.name
-            if kind == "file" and prompts[0].settings.get("thunlp_backbone"):
-                rel = rel.rsplit("/", 1)[0] if "/" in rel else prompts[0].name
-            for p in prompts:
-                name = rel + ("/" + p.settings["part"] if p.settings.get("part") else "")
-                if name in index.prompts:
-                    name = f"{r.name}/{name}"
-                while name in index.prompts:
-                    name += "'"
-                p.name = name
-                index.prompts[name] = p
+        for found, kind in _walk(r):
+            # a PEFT save folder holds the default adapter at its top and the others in sub-folders
+            for path in ([a for a, _ in peft_adapters(found)] if kind == "peft" else [found]):
+                _add_found(index, r, path, kind, expected_dim)
     return index
 
 
