@@ -1,7 +1,7 @@
 """A folder of soft prompts as one table, grouped by backbone; safe uploads.
 
     python -m core library index DIR... [--csv]
-    python -m core library add FILE... [--dest DIR]
+    python -m core library add FILE_OR_FOLDER... [--dest DIR]
 
 :func:`index_library` walks folders recursively: a PEFT adapter folder is one
 entry (seq2seq adapters give an encoder and a decoder prompt), every other file
@@ -189,7 +189,10 @@ class LibraryIndex:
                      "L": p.L, "d": p.d, "norm": float(np.linalg.norm(p.values, axis=1).mean()), "method": p.method,
                      "score": p.score, "sources": ", ".join(p.sources), "origin": p.origin, "fmt": p.fmt}
                     for n, p in sorted(self.prompts.items())]
-            self._table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+            table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+            for col in ("task", "family", "backbone", "method"):  # missing text stays None, never NaN ("nan")
+                table[col] = table[col].astype(object).where(table[col].notna(), None)
+            self._table = table
         return self._table
 
     def content_hash(self) -> str:
@@ -311,6 +314,48 @@ def _safe_extract(data: bytes, into: Path, max_bytes: int) -> None:
                     dst.write(chunk)
 
 
+def _drop_junk(folder: Path) -> None:
+    for p in sorted(folder.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+        if _is_junk(p.name) and (p.is_symlink() or p.exists()):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def folder_zip(folder: Path | str, max_bytes: int | None = None) -> bytes:
+    """An adapter folder as the zip a browser upload of it would be (its name at the top; links,
+    hidden files and OS junk left out), so `library add FOLDER` takes add_upload's one code path."""
+    import io
+
+    folder = Path(folder)
+    cap = max_prompt_bytes(max_bytes)
+    buf, total = io.BytesIO(), 0
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            here = Path(dirpath)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _is_junk(d)
+                                 and not (here / d).is_symlink())
+            for f in sorted(filenames):
+                p = here / f
+                if f.startswith(".") or _is_junk(f) or p.is_symlink() or not p.is_file():
+                    continue
+                total += p.stat().st_size
+                if total > cap:
+                    raise PromptError(folder, f"folder holds more than {human_bytes(cap)}, over the size cap")
+                z.write(p, (Path(folder.name) / p.relative_to(folder)).as_posix())
+    return buf.getvalue()
+
+
+def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None) -> list[SoftPrompt]:
+    """`library add` of one file or adapter folder: the same validation as a browser upload."""
+    path = Path(path)
+    if path.is_dir():
+        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise PromptError(path, f"cannot read ({e.strerror or e})") from None
+    return add_upload(path.name, data, dest, expected_dim=expected_dim)
+
+
 def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
                max_bytes: int | None = None) -> list[SoftPrompt]:
     """Validate an uploaded prompt file or adapter .zip, then move it into ``dest`` atomically.
@@ -337,6 +382,7 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
                 raise PromptError(base, f"not a readable zip archive (truncated or corrupt){detail}") from None
             except (ValueError, OSError, EOFError, RuntimeError) as e:
                 raise PromptError(base, str(e)) from None
+            _drop_junk(staging)  # __MACOSX/, ._* : never reach the library, never block a later add
             entries = [p for p in staging.iterdir() if not _skip(p.name)]
             if (staging / ADAPTER_CONFIG).is_file():  # adapter files at the zip's top level
                 folder = staging / Path(base).stem
@@ -371,6 +417,11 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
 
 # --------------------------------------------------------------------------- CLI
 
+def _text(v) -> str:
+    """A table cell as text: missing (None, NaN) is '?', never the string 'nan'."""
+    return v if isinstance(v, str) and v else "?"
+
+
 def format_grouped(index: LibraryIndex) -> str:
     lines = []
     table = index.table
@@ -380,7 +431,7 @@ def format_grouped(index: LibraryIndex) -> str:
         lines.append(f"== {g}  ({len(names)} prompts, {', '.join(shapes)})")
         for r in sub.itertuples():
             score = "" if pd.isna(r.score) else f"{r.score:.3f}"
-            lines.append(f"  {r.name:<40} task={r.task or '?':<20} family={r.family or '?':<11} "
+            lines.append(f"  {r.name:<40} task={_text(r.task):<20} family={_text(r.family):<11} "
                          f"L={r.L:<4} d={r.d:<5} norm={r.norm:8.3f} {r.method or ''} {score}".rstrip())
         lines.append("")
     return "\n".join(lines)
@@ -397,7 +448,8 @@ def cli(command: str, argv: list[str]) -> int:
     ix.add_argument("dirs", nargs="+", metavar="DIR")
     ix.add_argument("--csv", action="store_true", help="print the table as CSV instead")
     ix.add_argument("--dim", type=int, default=None, help="expected token_dim")
-    add = sub.add_parser("add", help="add prompt files or adapter .zip files to a library, validated")
+    add = sub.add_parser("add", help="add prompt files, adapter folders or adapter .zip files to a library, "
+                                     "validated")
     add.add_argument("files", nargs="+", metavar="FILE")
     add.add_argument("--dest", default=None, help="library folder (default: ATLAS_HOME/library)")
     args = parser.parse_args(argv)
@@ -420,13 +472,7 @@ def cli(command: str, argv: list[str]) -> int:
     failed = 0
     for f in args.files:
         try:
-            data = Path(f).read_bytes()
-        except OSError as e:
-            print(f"error: {f}: cannot read ({e.strerror})", file=sys.stderr)
-            failed += 1
-            continue
-        try:
-            for p in add_upload(Path(f).name, data, dest):
+            for p in add_path(f, dest):
                 print(f"added {p.name}\t{p.fmt}\tL={p.L}\td={p.d}\t-> {dest}")
         except PromptError as e:
             print(f"error: {e}", file=sys.stderr)

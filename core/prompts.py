@@ -663,6 +663,9 @@ def _apply_metadata(meta: dict, base: dict) -> dict:
             out[key] = meta[key]
     if "backbone" in meta and meta["backbone"] is None:  # written by us for a prompt of unknown backbone
         out["backbone"] = None
+    for key in ("task", "family", "backbone", "method"):  # text or nothing: a NaN / number is not a name
+        if out.get(key) is not None and not (isinstance(out[key], str) and out[key].strip()):
+            out[key] = None
     if out.get("score") is not None:
         try:
             out["score"] = float(out["score"])
