@@ -382,3 +382,41 @@ def test_problems_never_echo_the_files_bytes(tmp_path, monkeypatch):
     for e in index.problems:
         assert "hunter2" not in str(e) and "b'" not in str(e), str(e)
     assert "looks like text" in next(e.problem for e in index.problems if e.path.endswith("secret.bin"))
+
+
+# --------------------------------------------------------------------------- regression: PEFT save variants
+
+def test_peft_legacy_variants_keep_working(tmp_path):
+    """peft-legacy-variants: .bin weights, config drift (null token_dim, unknown keys), a ZeRO-3 empty
+    tensor (a clean error), SEQ_CLS with a classifier head beside the prompt."""
+    from peft import PromptTuningConfig, get_peft_model
+    from safetensors.torch import save_file as st_save_file
+    from transformers import BertForSequenceClassification, BertModel
+
+    def peft_model(cls=BertModel, task="FEATURE_EXTRACTION"):
+        m = _tiny_bert() if cls is BertModel else cls(_tiny_bert().config)
+        m.config._name_or_path = MINILM
+        m.name_or_path = MINILM
+        return get_peft_model(m, PromptTuningConfig(task_type=task, num_virtual_tokens=20))
+
+    torch.manual_seed(0)
+    lib = tmp_path / "lib"
+    a = peft_model()
+    a.save_pretrained(str(lib / "a_bin"), safe_serialization=False)
+    want_a = a.get_prompt_embedding_to_save("default").detach()
+    peft_model().save_pretrained(str(lib / "b_config_drift"))
+    cfg = json.loads((lib / "b_config_drift" / "adapter_config.json").read_text())
+    cfg["token_dim"] = None
+    cfg.pop("num_transformer_submodules", None)
+    cfg["some_future_option"] = {"enabled": True}
+    cfg["peft_version"] = "9.9.9"
+    (lib / "b_config_drift" / "adapter_config.json").write_text(json.dumps(cfg))
+    peft_model().save_pretrained(str(lib / "c_zero3_empty"))
+    st_save_file({"prompt_embeddings": torch.empty(0)}, str(lib / "c_zero3_empty" / "adapter_model.safetensors"))
+    peft_model(BertForSequenceClassification, "SEQ_CLS").save_pretrained(str(lib / "d_seq_cls"))
+    index = index_library(lib)
+    assert {n: (p.L, p.d, p.backbone) for n, p in index.prompts.items()} == {
+        "a_bin": (20, 384, MINILM), "b_config_drift": (20, 384, MINILM), "d_seq_cls": (20, 384, MINILM)}
+    assert torch.equal(index.prompts["a_bin"].tensor, want_a)
+    [e] = index.problems
+    assert e.path == str(lib / "c_zero3_empty") and "expected a 2-D" in e.problem and "(0,)" in e.problem
