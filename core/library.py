@@ -6,7 +6,9 @@
 :func:`index_library` walks folders recursively: a PEFT adapter folder is one
 entry (seq2seq adapters give an encoder and a decoder prompt), every other file
 is sniffed by content (core.prompts); metadata and docs (``atlas.json``,
-``*.json``, README, LICENSE, hidden files) are skipped quietly. A bad file is
+``*.json``, README, LICENSE, hidden files, ``__MACOSX/`` and ``._*`` junk) are skipped
+quietly; a PEFT save folder gives every adapter in it (default at the top, the others in
+sub-folders). A bad file, or one that is not a prompt (what it looks like is said), is
 listed in ``problems`` and the walk goes on. Reads are cached in-process by
 (path, size, mtime), so indexing an unchanged folder again is fast.
 

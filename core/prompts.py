@@ -17,10 +17,20 @@ the first bytes, never from the name:
 - ``torch.save`` files under any name or none (``PK`` zip, or a legacy
   pickle), loaded with ``weights_only=True``: a bare tensor or a dict with one
   obvious 2-D tensor; pickles that would run code are refused;
-- ``.npy`` (``\\x93NUMPY``, ``allow_pickle=False``) and ``.npz``.
+- ``.npy`` (``\\x93NUMPY``, ``allow_pickle=False``) and ``.npz`` (bfloat16 saved by
+  numpy as ``|V2`` is widened to float32).
+
+The tensor is chosen by meaning (:func:`_pick_tensor`): vocabulary tables ``[V, d]``,
+attention / layer-norm weights, per-layer key/value prefixes (P-tuning v2, prefix tuning)
+and training checkpoints are refused with a message that says what they look like; a
+leading batch dimension of 1 is dropped. PEFT ``P_TUNING`` adapters are read (their saved
+``prompt_embeddings`` is the prompt PEFT prepends); ``adapter_model.*`` given alone is read
+with the ``adapter_config.json`` beside it; a save folder with several adapters gives each.
+``base_model_name_or_path`` names the model through :func:`model_name` (paths included).
 
 thunlp's published layout ``<Task>Prompt<Backbone>/task_prompt`` gives task,
-family and backbone from the folder name.
+family and backbone from the folder name (:func:`thunlp_metadata`). A prompt whose
+model cannot be told has backbone None: its own ``unknown:d<d>`` group, never a guess.
 
 Write (:func:`write_prompt`): a PEFT PROMPT_TUNING adapter folder that
 ``peft.PeftModel.from_pretrained(base_model, folder)`` loads, plus
