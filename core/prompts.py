@@ -316,6 +316,9 @@ def _pick_tensor(obj, path, notes: list[str] | None = None, *, width_known: bool
     if not tensors:
         raise PromptError(path, f"no tensor inside (keys: {', '.join(list(items)[:8]) or 'none'})")
     set_aside = {k: w for k, v in tensors.items() if (w := _not_a_prompt(v, k, width_known))}
+    # in messages, what most resembles a prompt first: prefixes, then vocabulary tables, then the rest
+    set_aside = dict(sorted(set_aside.items(), key=lambda kv: (0 if "prefixes" in kv[1] else
+                                                               1 if "vocabulary" in kv[1] else 2)))
     cands = {k: v for k, v in tensors.items() if k not in set_aside}
     chosen = None
     for want in PROMPT_KEYS:
@@ -355,10 +358,11 @@ def _drop_batch_dim(t, notes: list[str]):
 
 _PREFIX_NAME = re.compile(r"prefix_encoder|past_key_values?|prefix_tokens|prefix_mlp|prefix_(?:keys|values)")
 _VOCAB_NAME = re.compile(r"word_embeddings|embed_tokens|(?:^|\.)shared\.weight$|(?:^|[._])wte(?:[._]|$)|lm_head|"
-                         r"vocab|token_embedding|(?:^|\.)embed(?:\.weight)?$")
+                         r"vocab|token_embedding|raw_embedding|(?:^|\.)embed(?:\.weight)?$")
 _MODULE_NAME = re.compile(r"(?<![a-z0-9])(?:attn|attention|w_?down|w_?up|wa|w[qkvo]|layer_?norm|layernorm|ln(?:_f)?|"
                           r"norm|bias|classifier|dense|query|key|value|[qkvo]_proj|out_proj|fc\d*|mlp|ffn|"
-                          r"linear|proj|projector|pooler|gate|router|lora_[ab])(?![a-z0-9])")
+                          r"linear|proj|projector|pooler|gate|router|lora_[ab]|wpe|position_embeddings?|"
+                          r"embed_positions|pos_emb\w*|token_type_embeddings?|relative_attention_\w+)(?![a-z0-9])")
 _PROMPT_NAME = re.compile(r"prompt|prefix_embedding|soft")
 
 
@@ -415,9 +419,11 @@ def _not_a_prompt(t, name: str, width_known: bool = False) -> str | None:
 
 def _refuse_checkpoint(obj: dict, path) -> None:
     keys = {str(k) for k in obj}
-    train_keys = {"optimizer", "optimizer_state_dict", "optimizer_state", "lr_scheduler", "scheduler",
-                  "trained_epoch", "global_step", "epoch", "optimizer_name"}
-    if keys & {"optimizer", "optimizer_state_dict", "optimizer_state"} or (
+    if keys == {"state", "param_groups"}:  # torch.optim's state_dict (HF Trainer's optimizer.pt)
+        raise PromptError(path, "an optimizer state (keys: param_groups, state), not a prompt")
+    train_keys = {"optimizer", "optimizer_state_dict", "optimizer_state", "optimizer_states", "lr_scheduler",
+                  "lr_schedulers", "scheduler", "trained_epoch", "global_step", "epoch", "optimizer_name"}
+    if keys & {"optimizer", "optimizer_state_dict", "optimizer_state", "optimizer_states"} or (
             keys & {"model", "model_state_dict", "state_dict"} and keys & train_keys):
         raise PromptError(path, f"a training checkpoint (keys: {', '.join(sorted(keys)[:8])}), not a prompt; "
                                 "use the prompt file saved beside it, or save the prompt tensor alone")
@@ -605,6 +611,7 @@ def thunlp_metadata(path: Path) -> dict:
 _GENERIC_PART = re.compile(r"^(?:checkpoint[-_]?\d*|checkpoints?|ckpt[-_]?\d*|step[-_]?\d+|epoch[-_]?\d+|"
                            r"global_step\d+|snapshots?|[0-9a-f]{32,64}|final|best|last|latest|model|models|"
                            r"output|outputs|out|results?|runs?|saved?|save_dir|hf|huggingface|hub|cache|"
+                           r"(?:run|exp|trial|seed|version|fold|step|epoch)[-_]?\d+|"
                            r"\.cache|transformers|weights|adapter|adapters|pretrained|main|tmp|temp|"
                            r"[a-z]:|\.|\.\.|~)$", re.I)
 _HOME_PART = {"home", "users", "root", "content", "mnt", "data", "workspace", "opt", "srv", "var", "scratch"}

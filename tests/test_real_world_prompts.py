@@ -288,6 +288,9 @@ def test_thunlp_naming_rules_on_lookalike_folders(tmp_path):
     ("/root/.cache/huggingface/hub/models--google--flan-t5-base/snapshots/"
      "0123456789abcdef0123456789abcdef01234567", "google/flan-t5-base"),
     ("/home/alice/checkpoint-500", None),
+    ("/mnt/models/checkpoints/run1/final", None),
+    ("~/models/t5-small", "t5-small"),
+    ("/content/drive/MyDrive/my-t5-finetune/checkpoint-100", "my-t5-finetune"),  # its own name: its own group
     ("C:\\Users\\me\\output\\checkpoint-12", None),
     ("", None),
 ])
@@ -420,3 +423,33 @@ def test_peft_legacy_variants_keep_working(tmp_path):
     assert torch.equal(index.prompts["a_bin"].tensor, want_a)
     [e] = index.problems
     assert e.path == str(lib / "c_zero3_empty") and "expected a 2-D" in e.problem and "(0,)" in e.problem
+
+
+def test_whole_model_checkpoints_never_yield_a_model_weight_as_the_prompt(tmp_path):
+    """A P-tuning v2 save of the whole model: a prefix encoder among the backbone's own weights
+    (vocabulary, position / token-type embeddings, attention, layer norms). None of them is a
+    prompt; the message leads with the prefixes."""
+    sd = {"roberta.embeddings.word_embeddings.weight": torch.randn(50265, 64),
+          "roberta.embeddings.position_embeddings.weight": torch.randn(514, 64),
+          "roberta.embeddings.token_type_embeddings.weight": torch.randn(1, 64),
+          "roberta.embeddings.LayerNorm.weight": torch.ones(64),
+          "roberta.encoder.layer.0.attention.self.query.weight": torch.randn(64, 64),
+          "roberta.encoder.layer.0.intermediate.dense.weight": torch.randn(256, 64),
+          "prefix_encoder.embedding.weight": torch.randn(16, 2 * 2 * 64)}
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    with pytest.raises(PromptError) as e:
+        read_prompt(tmp_path / "pytorch_model.bin")
+    assert e.value.problem.startswith("no soft prompt inside (prefix_encoder.embedding.weight (16, 256): per-layer")
+    # OpenPrompt's SoftTemplate: soft_embedding beside the model's raw_embedding (the vocabulary)
+    soft = torch.randn(20, 64)
+    torch.save({"raw_embedding.weight": torch.randn(30522, 64), "soft_embedding.weight": soft}, tmp_path / "tpl.ckpt")
+    assert torch.equal(read_prompt(tmp_path / "tpl.ckpt").tensor, soft)
+    # HF Trainer's optimizer.pt and a Lightning checkpoint
+    torch.save({"state": {0: {"exp_avg": torch.zeros(20, 64), "exp_avg_sq": torch.zeros(20, 64)}},
+                "param_groups": [{"lr": 0.3, "params": [0]}]}, tmp_path / "optimizer.pt")
+    with pytest.raises(PromptError, match="an optimizer state"):
+        read_prompt(tmp_path / "optimizer.pt")
+    torch.save({"state_dict": {"prompt": soft}, "epoch": 3, "global_step": 90, "optimizer_states": []},
+               tmp_path / "last.ckpt")
+    with pytest.raises(PromptError, match="a training checkpoint"):
+        read_prompt(tmp_path / "last.ckpt")
