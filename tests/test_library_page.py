@@ -118,3 +118,32 @@ def test_upload_good_then_bad_files(tmp_path, atlas_home, monkeypatch):
         assert tree_digest(lib) == before, case.name
     assert len(table(at)) == 1
     assert not (tmp_path / "corpus" / "PWNED").exists()
+
+
+def test_upload_real_world_kinds_through_the_page(tmp_path, atlas_home):
+    """Issue 14 through the page's uploader: Finder zips add their adapter only (the second is not
+    blocked by the first one's junk); attention weights are refused saying what they look like."""
+    import zipfile
+
+    from core.prompts import SoftPrompt, write_prompt
+    at = page()
+    for name in ("sst2_prompt", "imdb_prompt"):
+        src = write_prompt(SoftPrompt(torch.randn(20, 384), name=name, task=name), tmp_path / "src" / name)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for f in sorted(src.iterdir()):
+                z.write(f, f"{name}/{f.name}")
+                z.writestr(f"__MACOSX/{name}/._{f.name}", b"\x00\x05\x16\x07Mac OS X")
+        at.file_uploader(key="library_upload").set_value((f"{name}.zip", buf.getvalue(), "application/zip")).run()
+        assert_clean(at)
+        assert any(s.value.startswith(f"{name}.zip: added {name}") for s in at.success), [e.value for e in at.error]
+    assert sorted(p.name for p in (atlas_home / "library").iterdir()) == ["imdb_prompt", "sst2_prompt"]
+    buf = io.BytesIO()
+    torch.save(torch.randn(100, 768), buf)
+    at.file_uploader(key="library_upload").set_value(("attn_W_down.pt", buf.getvalue(), "application/octet-stream"))
+    at.run()
+    assert_clean(at)
+    assert any(e.value.startswith("attn_W_down.pt: ") and "attention/projection weights" in e.value for e in at.error)
+    t = table(at)
+    assert sorted(t["name"]) == ["imdb_prompt", "sst2_prompt"]
+    assert "nan" not in {str(v) for v in t["family"]}

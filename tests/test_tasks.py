@@ -158,7 +158,8 @@ def test_csv_round_trip(tmp_path):
     task = load_csv_task(tmp_path / "data.csv", text_col="sentence", label_col="y", name="mine",
                          family="fam", descriptions={"pos": "a good one", "neg": "a bad one"})
     assert task.name == "mine" and task.family == "fam"
-    assert task.labels == ["neg", "pos"] and task.descriptions == ["a bad one", "a good one"]
+    # labels in first-appearance order (row 0 is "pos"); the dict puts each description on its label
+    assert task.labels == ["pos", "neg"] and task.descriptions == ["a good one", "a bad one"]
     assert _all_pairs(task) == sorted(rows)          # every row once, text and label intact
     assert all(len(task.split(s)) > 0 for s in T.SPLITS)
     assert len(task.test) == 8 and len(task.validation) == 4   # 70/10/20, stratified
@@ -224,11 +225,13 @@ def test_hf_loader_on_local_files_offline(tmp_path, monkeypatch):
 
 def test_user_registry(tmp_path, atlas_home):
     path = write(tmp_path / "mine.csv", csv_rows(20))
-    dest = register_task("mine", path, family="custom", descriptions=["a bad one", "a good one"])
+    # labels in first-appearance order: csv_rows starts with "pos"
+    dest = register_task("mine", path, family="custom", descriptions=["a good one", "a bad one"])
     assert dest == atlas_home / "tasks" / "mine.json"
     assert "mine" in list_tasks() and task_family("mine") == "custom"
     t = get_task("mine")
-    assert t.labels == ["neg", "pos"] and t.descriptions == ["a bad one", "a good one"]
+    assert t.labels == ["pos", "neg"] and t.descriptions == ["a good one", "a bad one"]
+    assert json.loads(dest.read_text())["labels"] == ["pos", "neg"]  # the order is recorded with the task
     with pytest.raises(TaskError, match="exists"):
         register_task("mine", path)
     with pytest.raises(TaskError, match="demo task"):
