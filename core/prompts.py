@@ -224,8 +224,7 @@ def sniff(path: Path | str) -> str:
             return "safetensors"
     if head[:1] == b"\x80" and 2 <= head[1] <= 5:
         return "torch"  # legacy torch.save / plain pickle (protocol 2..5)
-    raise PromptError(path, f"unknown format: not a PEFT folder, safetensors, torch or npy file "
-                            f"(starts with {head[:8]!r})")
+    raise PromptError(path, "unknown format: not a PEFT folder, safetensors, torch or npy file")
 
 
 # --------------------------------------------------------------------------- tensors
