@@ -1,6 +1,9 @@
 """Library page: the prompts of the chosen folders, grouped by backbone; upload; one prompt in detail.
 
     streamlit run app.py   -> Library        (or ?lib=/path/to/prompts)
+
+Uploads state their limits (core.library.upload_limits) and are hidden in viewer mode; a
+folder from the browser passes the path guard (core/access.py) before anything is read.
 """
 import pandas as pd
 import plotly.express as px

@@ -7,6 +7,10 @@ server restart loses nothing. On load the page reconciles the store once per ser
 (runs whose process died are marked failed) and pumps the queue; the live part is a
 fragment that re-reads the store every second while runs are active. Query params
 ``target``, ``source``, ``method`` (set by the Transferability page) pre-fill the form.
+
+Viewer mode (core/access.py) hides the form and the cancel / retry / delete / resume
+controls, each with a one-line reason; source paths of a spec made here pass the path
+guard; a server bound beyond loopback takes the Ray address from RAY_ADDRESS only.
 """
 from __future__ import annotations
 
