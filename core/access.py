@@ -219,13 +219,17 @@ def walk_max_entries() -> int:
     return n
 
 
-def is_system_path(p: Path) -> bool:
+def _in_system(p: Path) -> bool:
+    """``p`` (already resolved) is /proc, /sys, /dev or under them."""
+    return any(p == s or p.is_relative_to(s) for s in SYSTEM_DIRS)
+
+
+def is_system_path(p) -> bool:
     """Under /proc, /sys or /dev (after resolving): never walked, never read."""
     try:
-        p = _resolve(Path(p))
+        return _in_system(_resolve(Path(p)))
     except (OSError, RuntimeError, ValueError):
         return False
-    return any(p == s or p.is_relative_to(s) for s in SYSTEM_DIRS)
 
 
 class Walk:
@@ -255,12 +259,15 @@ class Walk:
             top = _resolve(self.root)
         except (OSError, RuntimeError, ValueError):
             return
-        if is_system_path(top):
+        if _in_system(top):
             self.notes.append(f"{self.root}: a system folder (/proc, /sys, /dev) is never read")
             return
-        stack = [(self.root, top, 0)]
+        # Plain folders below a resolved, non-system ``top`` can only be system folders when
+        # ``top`` is "/" itself (they all sit at the top level): one name check, no Path work.
+        system_names = {s.name for s in SYSTEM_DIRS} if top == Path("/") else set()
+        stack = [(str(self.root), 0)]
         while stack:
-            here, real, depth = stack.pop()
+            here, depth = stack.pop()
             try:
                 with os.scandir(here) as it:
                     entries = sorted(it, key=lambda e: e.name)
@@ -275,7 +282,7 @@ class Walk:
                 try:
                     if e.is_symlink():
                         target = _resolve(Path(e.path))
-                        if not target.is_relative_to(top) or is_system_path(target):
+                        if not target.is_relative_to(top) or _in_system(target):
                             self._links_out += 1
                             continue
                         if target.is_dir():
@@ -290,18 +297,18 @@ class Walk:
                     # sockets, FIFOs, devices: never listed
                 except (OSError, RuntimeError, ValueError):
                     continue
-            yield here, dirs, files
+            yield Path(here), dirs, files
             if self.stopped:
                 self.notes.insert(0, f"{self.root}: stopped after {self.max_entries:,} files and folders; the "
                                      "rest is not shown (set ATLAS_WALK_MAX_ENTRIES to raise the cap, or point at "
                                      "a smaller folder)")
                 break
-            children = [d for d in dirs if d not in linked and not is_system_path(real / d)]
+            children = [d for d in dirs if d not in linked and not (depth == 0 and d in system_names)]
             if depth + 1 > self.max_depth:
                 self._too_deep += len(children)
                 continue
             for d in reversed(children):
-                stack.append((here / d, real / d, depth + 1))
+                stack.append((os.path.join(here, d), depth + 1))
         if self._too_deep:
             self.notes.append(f"{self.root}: {self._too_deep} folder(s) more than {self.max_depth} levels deep "
                               "were not read")
