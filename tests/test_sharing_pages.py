@@ -140,3 +140,10 @@ def test_runs_page_loopback_full_mode_keeps_the_ray_address_box():
     at = page("runs")
     at.radio(key="runs_backend").set_value("ray").run()
     assert [t for t in at.text_input if t.key == "runs_ray_address"]
+
+
+def test_a_mistyped_mode_stops_the_page_with_its_message(monkeypatch):
+    monkeypatch.setenv("ATLAS_MODE", "fulll")
+    at = page("library")
+    assert [e.value for e in at.error] == ["ATLAS_MODE='fulll': use full or viewer (or leave it unset)"]
+    assert not at.get("file_uploader") and not at.dataframe
