@@ -1,5 +1,6 @@
 # Prompt Atlas. Quick start:  make run   |   make test
-# ATLAS_HOST=0.0.0.0 make run  exposes the server on other interfaces (default: localhost only).
+# ATLAS_HOST=0.0.0.0 make run  exposes the server on other interfaces in viewer mode (default: localhost only,
+# full mode); ATLAS_MODE=full|viewer overrides. README "Sharing the dashboard".
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python

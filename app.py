@@ -2,12 +2,25 @@
 
     streamlit run app.py          (or: make run)
 
-Only navigation and page config live here: each page in pages/ is
+Only navigation, page config and the mode badge live here: each page in pages/ is
 self-sufficient (AppTest reruns a page without this file).
+
+Mode: ATLAS_MODE=full|viewer; unset, a server bound to loopback only is full and any other
+bind address (e.g. --server.address 0.0.0.0) is viewer (core/access.py, README "Sharing the
+dashboard").
 """
 import streamlit as st
 
+from core.access import AccessError, resolve  # light: no numpy/pandas before the first paint
+
 st.set_page_config(page_title="Prompt Atlas", page_icon="🗺️", layout="wide")
+try:
+    access = resolve(st.get_option("server.address"))  # same as pages._shared.access()
+except AccessError as e:  # fail closed: a mistyped ATLAS_MODE serves nothing
+    st.error(str(e))
+    st.stop()
+if access.viewer:
+    st.sidebar.caption(f"👁️ **Viewer mode** — browse and compute; nothing you own changes ({access.why}).")
 
 pages = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("core.runs", "launch a source x target grid from a spec file"),
     "worker": ("core.runs", "execute one stored run (used by launchers)"),
     "demo": ("core.demo", "the demo library: build | finalize | estimate"),
+    "access": ("core.access", "what a shared server allows: mode, allowed roots, PATH checks"),
 }
 
 

@@ -3,7 +3,9 @@
     python -m core library index DIR... [--csv]
     python -m core library add FILE_OR_FOLDER... [--dest DIR]
 
-:func:`index_library` walks folders recursively: a PEFT adapter folder is one
+:func:`index_library` walks folders recursively, within bounds (core.access.Walk: a
+file-count and a depth cap, no links out of the folder, never /proc /sys /dev; what it
+did not read is listed in ``notes``): a PEFT adapter folder is one
 entry (seq2seq adapters give an encoder and a decoder prompt), every other file
 is sniffed by content (core.prompts); metadata and docs (``atlas.json``,
 ``*.json``, README, LICENSE, hidden files, ``__MACOSX/`` and ``._*`` junk) are skipped
@@ -39,10 +41,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from core.access import Walk, is_system_path
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, peft_adapters, read_prompts)
 
 MAX_ZIP_MEMBERS = 16
+MAX_UPLOAD_FILES = 32   # files per upload from a page; the rest of a bigger upload is refused
 TABLE_COLUMNS = ["name", "task", "family", "backbone", "group", "L", "d", "norm", "method", "score",
                  "sources", "origin", "fmt"]
 _SKIP_SUFFIXES = {".json", ".md", ".txt", ".rst", ".yaml", ".yml", ".py", ".csv", ".cfg", ".toml", ".lock"}
@@ -100,17 +104,24 @@ def _read_cached(path: Path, kind: str, expected_dim: int | None) -> list[SoftPr
     return [copy_prompt(p) for p in hit]
 
 
-def _walk(root: Path):
-    """(path, kind) for every candidate under root: kind 'peft' for adapter folders, else 'file'."""
+def _walk(root: Path, notes: list[str] | None = None):
+    """(path, kind) for every candidate under root: kind 'peft' for adapter folders, else 'file'.
+
+    Bounded (core.access.Walk: file-count and depth caps, no links out of ``root``, never
+    /proc /sys /dev); what it did not read is appended to ``notes``.
+    """
+    notes = [] if notes is None else notes
+    if is_system_path(root):
+        notes.append(f"{root}: a system folder (/proc, /sys, /dev) is never read")
+        return
     if root.is_file():
         yield root, "file"
         return
     if (root / ADAPTER_CONFIG).is_file():
         yield root, "peft"
         return
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames.sort()
+    walk = Walk(root)
+    for here, dirnames, filenames in walk:
         keep = []
         for d in dirnames:
             if _skip(d):
@@ -119,10 +130,11 @@ def _walk(root: Path):
                 yield here / d, "peft"
             else:
                 keep.append(d)
-        dirnames[:] = keep  # os.walk does not follow directory links by default
-        for f in sorted(filenames):
+        dirnames[:] = keep
+        for f in filenames:
             if not _skip(f):
                 yield here / f, "file"
+    notes.extend(walk.notes)
 
 
 def group_key(backbone: str | None, d: int, multi_dim: bool = False) -> str:
@@ -152,6 +164,7 @@ class LibraryIndex:
     prompts: dict[str, SoftPrompt] = field(default_factory=dict)
     problems: list[PromptError] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a bounded walk did not read (core.access.Walk)
 
     def __post_init__(self):  # derived views, computed once the index is complete
         self._groups = None
@@ -252,7 +265,7 @@ def index_library(root: Path | str | list, *, expected_dim: int | None = None) -
         r = Path(r).expanduser()
         if not r.exists():
             continue
-        for found, kind in _walk(r):
+        for found, kind in _walk(r, index.notes):
             # a PEFT save folder holds the default adapter at its top and the others in sub-folders
             for path in ([a for a, _ in peft_adapters(found)] if kind == "peft" else [found]):
                 _add_found(index, r, path, kind, expected_dim)
@@ -356,6 +369,16 @@ def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = N
     except OSError as e:
         raise PromptError(path, f"cannot read ({e.strerror or e})") from None
     return add_upload(path.name, data, dest, expected_dim=expected_dim)
+
+
+def upload_limits(max_file_bytes: int | None = None) -> str:
+    """The limits a page states above its uploader, all enforced server-side: ``max_file_bytes``
+    (the web server's own cap, e.g. streamlit's server.maxUploadSize) and the prompt size cap
+    per file, MAX_UPLOAD_FILES per upload, and a zip's members and unpacked size."""
+    cap = max_prompt_bytes()
+    per_file = min(cap, max_file_bytes) if max_file_bytes else cap
+    return (f"Limits: {human_bytes(per_file)} per file, {MAX_UPLOAD_FILES} files per upload; a .zip holds at "
+            f"most {MAX_ZIP_MEMBERS} members and unpacks to at most {human_bytes(cap)}.")
 
 
 def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
@@ -468,6 +491,8 @@ def cli(command: str, argv: list[str]) -> int:
             print(f"{len(index.prompts)} prompts in {len(index.groups())} group(s)")
         for e in index.problems:
             print(f"problem: {e}", file=sys.stderr)
+        for note in index.notes:
+            print(f"note: {note}", file=sys.stderr)
         return 1 if (index.problems or missing) else 0
 
     dest = Path(args.dest) if args.dest else user_library_dir()

@@ -5,6 +5,10 @@ import json
 import pandas as pd
 import streamlit as st
 
+from pages._deeplink import ensure_whole_app  # noqa: E402
+
+ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
+
 from core.config import demo_dir
 from core.headline import headline
 

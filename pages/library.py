@@ -1,15 +1,22 @@
 """Library page: the prompts of the chosen folders, grouped by backbone; upload; one prompt in detail.
 
     streamlit run app.py   -> Library        (or ?lib=/path/to/prompts)
+
+Uploads state their limits (core.library.upload_limits) and are hidden in viewer mode; a
+folder from the browser passes the path guard (core/access.py) before anything is read.
 """
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from pages._deeplink import ensure_whole_app  # noqa: E402
+
+ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
+
 from core.config import user_library_dir
-from core.library import add_upload
+from core.library import MAX_UPLOAD_FILES, add_upload, upload_limits
 from core.prompts import PromptError
-from pages._shared import library_picker, load_library
+from pages._shared import access, library_picker, load_library, viewer_reason
 
 st.title("📚 Library")
 st.caption("Soft prompts as people publish them — PEFT prompt-tuning adapters, safetensors, torch.save files "
@@ -22,9 +29,18 @@ upload_box = st.container(border=True)
 # Uploads are handled before the folder picker is drawn, so a new prompt shows in this very run.
 with upload_box:
     st.markdown("**Add prompts to your library**")
-    files = st.file_uploader(
-        "Prompt files (.safetensors, .pt/.bin or no extension, .npy) or a .zip holding a PEFT adapter folder",
-        accept_multiple_files=True, key="library_upload")
+    if access().viewer:
+        viewer_reason("Uploads")
+        files = []
+    else:
+        max_mb = int(st.get_option("server.maxUploadSize"))
+        st.caption(upload_limits(max_mb * 2**20))
+        files = st.file_uploader(
+            "Prompt files (.safetensors, .pt/.bin or no extension, .npy) or a .zip holding a PEFT adapter folder",
+            accept_multiple_files=True, key="library_upload", max_upload_size=max_mb)
+    if len(files or []) > MAX_UPLOAD_FILES:
+        st.error(f"{len(files) - MAX_UPLOAD_FILES} file(s) not added: at most {MAX_UPLOAD_FILES} files per upload.")
+        files = files[:MAX_UPLOAD_FILES]
     done: dict = st.session_state.setdefault("library_upload_done", {})
     added = False
     for f in files or []:
@@ -81,7 +97,8 @@ else:
 
 if index.problems:
     with st.expander(f"⚠️ {len(index.problems)} file(s) could not be read", expanded=False):
-        st.dataframe(pd.DataFrame([{"file": e.path, "problem": e.problem} for e in index.problems]),
+        st.dataframe(pd.DataFrame([{"file": access().display(e.path), "problem": e.problem}
+                                   for e in index.problems]),
                      key="library_problems", hide_index=True, width="stretch")
 
 if index.prompts and len(view):

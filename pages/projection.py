@@ -17,6 +17,10 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
+from pages._deeplink import ensure_whole_app  # noqa: E402
+
+ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
+
 # First paint: title, caption and the chart's frame go out before the imports and the library
 # read below (pandas, plotly.express, the prompts), so the browser fetches and compiles
 # plotly.js (4.7 MB) meanwhile instead of after them (measured: 5.3-6.7 -> 4.0-4.4 s).
@@ -36,7 +40,7 @@ import plotly.express as px  # noqa: E402
 
 from core import projection as proj  # noqa: E402
 from core.config import demo_dir  # noqa: E402
-from pages._shared import group_selector, library_picker, load_library  # noqa: E402
+from pages._shared import group_selector, library_picker, library_refusal, load_library  # noqa: E402
 
 METHOD_LABELS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 CATEGORICAL = ["task", "family", "method", "backbone", "source"]
@@ -204,7 +208,7 @@ def _fig_bytes(fig: go.Figure, fmt: str) -> bytes:
 # ---------------------------------------------------------------- page
 
 _seed_from_query()
-with st.expander("Prompt folders", expanded=False):
+with st.expander("Prompt folders", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
     paths = library_picker()
 # The demo keeps its PoT / PANDA runs' prompts beside its library: on the map they show
 # where transfer moved each prompt (arrows source -> target).

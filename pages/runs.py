@@ -7,6 +7,10 @@ server restart loses nothing. On load the page reconciles the store once per ser
 (runs whose process died are marked failed) and pumps the queue; the live part is a
 fragment that re-reads the store every second while runs are active. Query params
 ``target``, ``source``, ``method`` (set by the Transferability page) pre-fill the form.
+
+Viewer mode (core/access.py) hides the form and the cancel / retry / delete / resume
+controls, each with a one-line reason; source paths of a spec made here pass the path
+guard; a server bound beyond loopback takes the Ray address from RAY_ADDRESS only.
 """
 from __future__ import annotations
 
@@ -23,6 +27,12 @@ from core import launchers, sweeps
 from core.config import atlas_home, user_library_dir
 from core.runs import DEFAULT_RAY_ADDRESS, METHODS, RunSpec, SpecError
 from core.runstore import ACTIVE, TERMINAL, RunStore, default_db_path
+from pages._deeplink import ensure_whole_app
+
+ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
+
+from core.access import PathRefused  # noqa: E402
+from pages._shared import access, viewer_reason  # noqa: E402
 
 ACTIVE_POLL_S = 1.0   # event -> screen within ~1 s (+ render); measured in bench/runs_store_speed.py
 IDLE_POLL_S = 5.0     # still notices runs launched from the CLI
@@ -74,6 +84,7 @@ def _library() -> pd.DataFrame:
         return pd.DataFrame(columns=["name", "task", "backbone", "d", "origin"])
 
 
+acc = access()  # viewer mode: browse only, no launch/cancel/retry/delete
 db = str(default_db_path())
 store = _store(db)
 _reconciled(db)  # once per server; the live fragment below pumps the queue on every refresh
@@ -179,113 +190,139 @@ def _label(name: str) -> str:
     return f"{name}  ·  {r.get('task') or '?'}  ·  d={r.get('d')}"
 
 
-with st.expander("New run", expanded=bool(st.query_params.get("target")) or not store.list_runs(limit=1)):
-    if st.session_state.get("runs_missing_source"):
-        st.warning(f"Source prompt `{st.session_state['runs_missing_source']}` from the link is not in the "
-                   "library folders; pick one below.")
-    mode = st.radio("What to launch", ["Single run", "Sweep (grid)"], horizontal=True, key="runs_mode")
-    c1, c2, c3 = st.columns(3)
-    if mode == "Single run":
-        with c1:
-            if st.session_state.get("runs_target") not in tasks:
-                st.session_state.pop("runs_target", None)
-            st.selectbox("Target task", tasks, key="runs_target")
-            _errors("target")
-            method = st.selectbox("Method", METHODS, key="runs_method",
-                                  help="scratch: no source; pot: start from the source prompt; "
-                                       "panda: distil from a teacher holding the source knowledge")
-            _errors("method")
-        with c2:
-            _keep_valid("runs_sources", names)
-            st.multiselect("Source prompt(s)", names, key="runs_sources", format_func=_label,
-                           disabled=method == "scratch", help="several sources: PoT averages them")
-            _errors("sources")
-            if method == "panda":
-                st.selectbox("Teacher", ["pot", "source"], key="runs_teacher_mode",
-                             format_func=lambda m: {"pot": "PoT on the target first (PANDA code)",
-                                                    "source": "the source prompt itself"}[m])
-                _errors("teacher")
-                if st.session_state.get("runs_teacher_mode", "pot") == "pot":
-                    st.caption("Launches three runs as a small sweep: the scratch baseline, the PoT teacher, "
-                               "then the PANDA student once its teacher has finished.")
-                st.radio("λ mode", ["fixed", "metric"], horizontal=True, key="runs_lambda_mode",
-                         help="fixed: PANDA code's weight; metric: λ = β · metric(s, t) (our reading)")
-                if st.session_state.get("runs_lambda_mode") == "metric":
-                    st.number_input("metric(s, t), normalised to [0, 1]", 0.0, 1.0, 0.5, 0.05,
-                                    key="runs_metric_value")
-        with c3:
-            st.number_input("Seed", 0, 10_000, 0, key="runs_seed")
-    else:
-        with c1:
-            _keep_valid("runs_targets", tasks)
-            st.multiselect("Target tasks", tasks, key="runs_targets")
-            st.multiselect("Methods", ["pot", "panda"], default=["pot"], key="runs_sweep_methods",
-                           help="scratch baselines are always added; panda adds the PoT teacher it needs")
-        with c2:
-            _keep_valid("runs_sweep_sources", names)
-            st.multiselect("Source prompts", names, key="runs_sweep_sources", format_func=_label)
-        with c3:
-            st.text_input("Seeds", "0", key="runs_seeds", help="comma-separated, e.g. 0,1,2")
-        _errors("targets", "methods", "sources", "seeds", "sweep", "target")
-    d1, d2, d3, d4, d5 = st.columns(5)
-    d1.number_input("Steps", 1, 100_000, 300, key="runs_steps")
-    d2.number_input("Learning rate", 1e-5, 10.0, 0.03, format="%.4f", key="runs_lr")
-    d3.number_input("Train size (0 = all)", 0, 1_000_000, 0, key="runs_train_size")
-    d4.number_input("Eval every (steps)", 0, 100_000, 50, key="runs_eval_every")
-    d5.selectbox("Device", ["auto", "cpu", "cuda"], key="runs_device")
-    st.text_input("Other hyper-parameters (JSON, any core.train.TrainConfig field)", "", key="runs_extra",
-                  placeholder='{"max_length": 64, "batch_size": 32, "head": "linear"}')
-    _errors("params")
-    _errors("device")
-    b1, b2 = st.columns([1, 2])
-    backend = b1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend")
-    if backend == "ray":
-        problem = _ray_problem()
-        if problem:
-            b2.warning(f"{problem}  \nEnable it with `pip install -r requirements-ray.txt`.")
-        b2.text_input("Ray dashboard address", os.environ.get("RAY_ADDRESS") or DEFAULT_RAY_ADDRESS,
-                      key="runs_ray_address")
-    _errors("backend")
-
-    def make_run():
-        m = st.session_state["runs_method"]
-        params = _params()
-        teacher = None
-        if m == "panda":
-            params["teacher_mode"] = st.session_state.get("runs_teacher_mode", "pot")
-            params["lambda_mode"] = st.session_state.get("runs_lambda_mode", "fixed")
-            if params["lambda_mode"] == "metric":
-                params["metric_value"] = float(st.session_state.get("runs_metric_value", 0.5))
-        srcs = [origin.get(n, n) for n in st.session_state.get("runs_sources", [])] if m != "scratch" else []
-        spec = RunSpec(method=m, target=st.session_state["runs_target"], sources=srcs, teacher=teacher,
-                       params=params, seed=int(st.session_state["runs_seed"]), device=st.session_state["runs_device"],
-                       backend=backend, address=st.session_state.get("runs_ray_address") if backend == "ray" else None)
-        if m == "panda" and params["teacher_mode"] == "pot":
-            # PANDA's teacher is the source after PoT on this target: a 1x1 sweep schedules both
-            sw = sweeps.SweepSpec(sources=srcs, targets=[spec.target], methods=["panda"], seeds=[spec.seed],
-                                  params={k: v for k, v in params.items() if k != "teacher_mode"},
-                                  device=spec.device, backend=backend, address=spec.address)
-            return "sweep", sweeps.launch_sweep(sw, store)
-        return "run", launchers.submit(spec, store)
-
-    def make_sweep():
+def _checked(paths: list[str]) -> list[str]:
+    """Source paths of a spec made on this page pass the server's path guard (core.access)."""
+    for p in paths:
         try:
-            seeds = [int(s) for s in str(st.session_state.get("runs_seeds", "0")).replace(" ", "").split(",") if s]
-        except ValueError:
-            raise SpecError({"sweep": "seeds: comma-separated integers, e.g. 0,1,2"}) from None
-        srcs = [origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])]
-        sw = sweeps.SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
-                              methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
-                              params=_params(), device=st.session_state["runs_device"], backend=backend,
-                              address=st.session_state.get("runs_ray_address") if backend == "ray" else None)
-        return "sweep", sweeps.launch_sweep(sw, store)
+            acc.check(p)
+        except PathRefused as e:
+            raise SpecError({"sources": str(e)}) from None
+    return paths
 
-    if st.button("🚀 Launch", key="runs_launch", type="primary"):
-        _launch(make_run if mode == "Single run" else make_sweep)
-        st.rerun()  # draw the problems beside their fields (they were drawn before this click)
-    if st.session_state.get("runs_errors"):
-        _errors(*[f for f in st.session_state["runs_errors"] if f not in _shown_errors])
-        st.error("Nothing was launched: fix the fields marked above.", icon="🛑")
+
+def _ray_address() -> str:
+    """A typed address only on a loopback-only server; otherwise the configured one (RAY_ADDRESS)."""
+    if acc.ray_address_from_page:
+        return st.session_state.get("runs_ray_address") or DEFAULT_RAY_ADDRESS
+    return os.environ.get("RAY_ADDRESS") or DEFAULT_RAY_ADDRESS
+
+
+if acc.viewer:
+    viewer_reason("Launching runs")
+else:
+    with st.expander("New run", expanded=bool(st.query_params.get("target")) or not store.list_runs(limit=1)):
+        if st.session_state.get("runs_missing_source"):
+            st.warning(f"Source prompt `{st.session_state['runs_missing_source']}` from the link is not in the "
+                       "library folders; pick one below.")
+        mode = st.radio("What to launch", ["Single run", "Sweep (grid)"], horizontal=True, key="runs_mode")
+        c1, c2, c3 = st.columns(3)
+        if mode == "Single run":
+            with c1:
+                if st.session_state.get("runs_target") not in tasks:
+                    st.session_state.pop("runs_target", None)
+                st.selectbox("Target task", tasks, key="runs_target")
+                _errors("target")
+                method = st.selectbox("Method", METHODS, key="runs_method",
+                                      help="scratch: no source; pot: start from the source prompt; "
+                                           "panda: distil from a teacher holding the source knowledge")
+                _errors("method")
+            with c2:
+                _keep_valid("runs_sources", names)
+                st.multiselect("Source prompt(s)", names, key="runs_sources", format_func=_label,
+                               disabled=method == "scratch", help="several sources: PoT averages them")
+                _errors("sources")
+                if method == "panda":
+                    st.selectbox("Teacher", ["pot", "source"], key="runs_teacher_mode",
+                                 format_func=lambda m: {"pot": "PoT on the target first (PANDA code)",
+                                                        "source": "the source prompt itself"}[m])
+                    _errors("teacher")
+                    if st.session_state.get("runs_teacher_mode", "pot") == "pot":
+                        st.caption("Launches three runs as a small sweep: the scratch baseline, the PoT teacher, "
+                                   "then the PANDA student once its teacher has finished.")
+                    st.radio("λ mode", ["fixed", "metric"], horizontal=True, key="runs_lambda_mode",
+                             help="fixed: PANDA code's weight; metric: λ = β · metric(s, t) (our reading)")
+                    if st.session_state.get("runs_lambda_mode") == "metric":
+                        st.number_input("metric(s, t), normalised to [0, 1]", 0.0, 1.0, 0.5, 0.05,
+                                        key="runs_metric_value")
+            with c3:
+                st.number_input("Seed", 0, 10_000, 0, key="runs_seed")
+        else:
+            with c1:
+                _keep_valid("runs_targets", tasks)
+                st.multiselect("Target tasks", tasks, key="runs_targets")
+                st.multiselect("Methods", ["pot", "panda"], default=["pot"], key="runs_sweep_methods",
+                               help="scratch baselines are always added; panda adds the PoT teacher it needs")
+            with c2:
+                _keep_valid("runs_sweep_sources", names)
+                st.multiselect("Source prompts", names, key="runs_sweep_sources", format_func=_label)
+            with c3:
+                st.text_input("Seeds", "0", key="runs_seeds", help="comma-separated, e.g. 0,1,2")
+            _errors("targets", "methods", "sources", "seeds", "sweep", "target")
+        d1, d2, d3, d4, d5 = st.columns(5)
+        d1.number_input("Steps", 1, 100_000, 300, key="runs_steps")
+        d2.number_input("Learning rate", 1e-5, 10.0, 0.03, format="%.4f", key="runs_lr")
+        d3.number_input("Train size (0 = all)", 0, 1_000_000, 0, key="runs_train_size")
+        d4.number_input("Eval every (steps)", 0, 100_000, 50, key="runs_eval_every")
+        d5.selectbox("Device", ["auto", "cpu", "cuda"], key="runs_device")
+        st.text_input("Other hyper-parameters (JSON, any core.train.TrainConfig field)", "", key="runs_extra",
+                      placeholder='{"max_length": 64, "batch_size": 32, "head": "linear"}')
+        _errors("params")
+        _errors("device")
+        b1, b2 = st.columns([1, 2])
+        backend = b1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend")
+        if backend == "ray":
+            problem = _ray_problem()
+            if problem:
+                b2.warning(f"{problem}  \nEnable it with `pip install -r requirements-ray.txt`.")
+            if acc.ray_address_from_page:
+                b2.text_input("Ray dashboard address", os.environ.get("RAY_ADDRESS") or DEFAULT_RAY_ADDRESS,
+                              key="runs_ray_address")
+            else:  # a shared server connects only where its operator configured
+                b2.caption(f"Ray dashboard address: `{_ray_address()}` (from the server's RAY_ADDRESS; a shared "
+                           "server takes no address from a page)")
+        _errors("backend")
+
+        def make_run():
+            m = st.session_state["runs_method"]
+            params = _params()
+            teacher = None
+            if m == "panda":
+                params["teacher_mode"] = st.session_state.get("runs_teacher_mode", "pot")
+                params["lambda_mode"] = st.session_state.get("runs_lambda_mode", "fixed")
+                if params["lambda_mode"] == "metric":
+                    params["metric_value"] = float(st.session_state.get("runs_metric_value", 0.5))
+            srcs = _checked([origin.get(n, n) for n in st.session_state.get("runs_sources", [])]) \
+                if m != "scratch" else []
+            spec = RunSpec(method=m, target=st.session_state["runs_target"], sources=srcs, teacher=teacher,
+                           params=params, seed=int(st.session_state["runs_seed"]), device=st.session_state["runs_device"],
+                           backend=backend, address=_ray_address() if backend == "ray" else None)
+            if m == "panda" and params["teacher_mode"] == "pot":
+                # PANDA's teacher is the source after PoT on this target: a 1x1 sweep schedules both
+                sw = sweeps.SweepSpec(sources=srcs, targets=[spec.target], methods=["panda"], seeds=[spec.seed],
+                                      params={k: v for k, v in params.items() if k != "teacher_mode"},
+                                      device=spec.device, backend=backend, address=spec.address)
+                return "sweep", sweeps.launch_sweep(sw, store)
+            return "run", launchers.submit(spec, store)
+
+        def make_sweep():
+            try:
+                seeds = [int(s) for s in str(st.session_state.get("runs_seeds", "0")).replace(" ", "").split(",") if s]
+            except ValueError:
+                raise SpecError({"sweep": "seeds: comma-separated integers, e.g. 0,1,2"}) from None
+            srcs = _checked([origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])])
+            sw = sweeps.SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
+                                  methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
+                                  params=_params(), device=st.session_state["runs_device"], backend=backend,
+                                  address=_ray_address() if backend == "ray" else None)
+            return "sweep", sweeps.launch_sweep(sw, store)
+
+        if st.button("🚀 Launch", key="runs_launch", type="primary"):
+            _launch(make_run if mode == "Single run" else make_sweep)
+            st.rerun()  # draw the problems beside their fields (they were drawn before this click)
+        if st.session_state.get("runs_errors"):
+            _errors(*[f for f in st.session_state["runs_errors"] if f not in _shown_errors])
+            st.error("Nothing was launched: fix the fields marked above.", icon="🛑")
+
 
 if st.session_state.get("runs_flash"):
     st.success(st.session_state.pop("runs_flash"))
@@ -372,11 +409,13 @@ def _run_view(run: dict) -> None:
     elif run["status"] == "queued" and run.get("depends_on"):
         st.info(f"Waiting for {', '.join(run['depends_on'])} (its PoT teacher) to finish.")
 
+    if acc.viewer:
+        viewer_reason("Cancel, retry and delete")
     a1, a2, a3, a4 = st.columns([1, 1, 1, 2])
-    if run["status"] in ACTIVE and a1.button("🛑 Cancel", key="runs_cancel"):
+    if not acc.viewer and run["status"] in ACTIVE and a1.button("🛑 Cancel", key="runs_cancel"):
         launchers.cancel(rid, store)
         st.rerun()
-    if run["status"] in TERMINAL and a2.button("🔁 Retry", key="runs_retry"):
+    if not acc.viewer and run["status"] in TERMINAL and a2.button("🔁 Retry", key="runs_retry"):
         try:
             new = launchers.retry(rid, store)
             st.session_state["runs_select_next"] = new
@@ -384,7 +423,7 @@ def _run_view(run: dict) -> None:
             st.rerun()
         except SpecError as e:
             st.error(f"Cannot retry: {e}")
-    if run["status"] in TERMINAL:
+    if not acc.viewer and run["status"] in TERMINAL:
         sure = a4.checkbox("Yes, delete this run's record (its prompt stays in the library)",
                            key=f"runs_delete_confirm_{rid}")
         if a3.button("🗑️ Delete", key="runs_delete", disabled=not sure):
@@ -443,7 +482,9 @@ def _sweeps_view() -> None:
     sid = st.selectbox("Sweep", ids, key="runs_sweep_selected")
     sel = next(s for s in rows if s["sweep_id"] == sid)
     undone = sum(v for k, v in sel["counts"].items() if k in ("failed", "cancelled"))
-    if undone and st.button(f"▶️ Resume (relaunch {undone} failed/cancelled)", key="runs_sweep_resume"):
+    if undone and acc.viewer:
+        viewer_reason("Resuming sweeps")
+    elif undone and st.button(f"▶️ Resume (relaunch {undone} failed/cancelled)", key="runs_sweep_resume"):
         try:
             _, new = sweeps.resume_sweep(sid, store)
             st.session_state["runs_flash"] = f"Relaunched {len(new)} run(s) of {sid}."

@@ -25,6 +25,9 @@ from plotly.subplots import make_subplots
 
 from core import metrics as M
 from core.config import demo_dir
+from pages._deeplink import ensure_whole_app
+
+ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 ORDERS = {"cluster": "clustered (dendrograms)", "family": "task family", "fixed": "library order"}
 # Diverging, centred on "no gain", and readable without colour: lightness falls monotonically
@@ -305,12 +308,12 @@ st.caption("Which source prompts help which target tasks, and how far to trust e
 _seed_from_query()
 
 try:
-    from pages._shared import group_selector, library_picker, load_library
+    from pages._shared import access, group_selector, library_picker, library_refusal, load_library
 except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
 
-with st.expander("Prompt folders", expanded=False):
+with st.expander("Prompt folders", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
     paths = library_picker()
 index = load_library(tuple(str(p) for p in paths)) if paths else None
 if index is None or not index.prompts:
@@ -559,12 +562,16 @@ if target:
         if "measured gain" in rank else None
     if sort_col:
         rank = rank.sort_values(sort_col, ascending=False, na_position="last")
-    rank["run"] = [runs_url(target=target, source=s, method="panda") for s in rank.index]
+    viewer = access().viewer  # no launch links in viewer mode
+    if not viewer:
+        rank["run"] = [runs_url(target=target, source=s, method="panda") for s in rank.index]
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
                  column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
                                 "measured gain": st.column_config.NumberColumn(format="%+.3f"),
                                 "± std": st.column_config.NumberColumn(format="%.3f")})
-    if len(rank):
+    if viewer:
+        st.caption(f"🔒 {access().reason('Launching runs')}")
+    elif len(rank):
         link_to_runs(f"Run PANDA on {target} from {rank.index[0]}", target=target, source=rank.index[0],
                      method="panda")
 

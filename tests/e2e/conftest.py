@@ -60,9 +60,8 @@ def browser(atlas_server):
     except HarnessError as e:
         pytest.fail(str(e), pytrace=False)
     b.server = atlas_server
-    # Open the home page first. A fresh server whose first request is a deep link runs that
-    # page as a Streamlit "v1" page, bypassing app.py (see test_e2e_pages.py::test_deep_link_as_first_request); the other
-    # tests check their own pages, not that start-up quirk.
+    # Open the home page first, as a person does (deep links as a fresh server's first request are
+    # checked by test_e2e_pages.py::test_deep_link_as_first_request and test_e2e_sharing.py).
     b.open("")
     yield b
     b.close()

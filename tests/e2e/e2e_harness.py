@@ -66,23 +66,29 @@ def free_port() -> int:
 
 
 class StreamlitServer:
-    """`streamlit run APP` on 127.0.0.1:<free port> with an isolated environment; a context manager.
+    """`streamlit run APP` on <address>:<free port> with an isolated environment; a context manager.
 
-    env: variables added to a copy of os.environ (ATLAS_HOME should always be set by the caller).
+    env: variables added to a copy of os.environ (ATLAS_HOME should always be set by the caller;
+         ATLAS_MODE / ATLAS_ALLOWED_ROOTS / ATLAS_LIBRARY of the caller never leak in).
     cwd: the folder holding app.py + pages/ (default: the repo).
+    address: what `--server.address` gets; "0.0.0.0" makes a shared server (viewer mode unless
+             ATLAS_MODE says otherwise). The tests always probe it through 127.0.0.1.
     """
 
     def __init__(self, env: dict[str, str] | None = None, cwd: Path | str = REPO,
-                 app: str = "app.py", python: str | None = None, log_path: Path | None = None):
+                 app: str = "app.py", python: str | None = None, log_path: Path | None = None,
+                 address: str = "127.0.0.1"):
         self.cwd = Path(cwd)
         self.app = app
+        self.address = address
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.python = python or str(REPO / ".venv" / "bin" / "python")
         if not Path(self.python).exists():
             self.python = sys.executable
-        # extra prompt folders leaking from the caller's environment would change what pages show
-        inherited = {k: v for k, v in os.environ.items() if k != "ATLAS_LIBRARY"}
+        # extra prompt folders or a mode leaking from the caller's environment would change what pages show
+        inherited = {k: v for k, v in os.environ.items()
+                     if k not in ("ATLAS_LIBRARY", "ATLAS_MODE", "ATLAS_ALLOWED_ROOTS")}
         self.env = {**inherited, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                     "HF_DATASETS_OFFLINE": "1", "RAY_AUTH_MODE": "disabled",
                     "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
@@ -93,7 +99,7 @@ class StreamlitServer:
 
     def start(self, timeout: float = 60.0) -> "StreamlitServer":
         cmd = [self.python, "-m", "streamlit", "run", self.app,
-               "--server.port", str(self.port), "--server.address", "127.0.0.1",
+               "--server.port", str(self.port), "--server.address", self.address,
                "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--server.fileWatcherType", "none", "--server.runOnSave", "false"]
         self._log = open(self.log_path, "wb")

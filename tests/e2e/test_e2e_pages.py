@@ -60,19 +60,26 @@ def nav_labels(b) -> list[str]:
     return [e.text.split("\n")[-1].strip() for e in b.find("[data-testid='stSidebarNav'] a")]
 
 
-# Must run first on `empty_browser`'s server (pytest keeps file order).
-@pytest.mark.xfail(strict=True, reason=(
-    "Streamlit 1.67 quirk: with a folder named pages/ next to app.py, a fresh server runs a deep-linked "
-    "first request as an old-style 'v1' page (PagesManager.uses_pages_directory stays True until some "
-    "session has run app.py's st.navigation): app.py is skipped - no wide layout, a navigation that lists "
-    "pages/*.py (incl. _shared) - until someone opens '/'. A shared link opened right after `make run` "
-    "hits it. Fix in the app: rename pages/ (e.g. views/). strict: when fixed this XPASSes and fails; "
-    "then remove this marker."))
+# Must run first on `empty_browser`'s server (pytest keeps file order): a deep link as the very
+# first request of a fresh server. Streamlit 1.67 ran it as an old-style "v1" page without app.py
+# (no navigation titles, narrow layout, pages/*.py listed); pages/_deeplink.py reruns it through
+# app.py (tests/test_deeplink.py guards the private hook).
 def test_deep_link_as_first_request(empty_browser):
     b = empty_browser
     b.open("transferability", metric="e_tok")
     b.screenshot("deep_link_fresh_server")
     assert nav_labels(b) == APP_NAV, nav_labels(b)
+    b.wait_for("[data-testid='stHeading']", text="Transferability")
+    assert "/transferability" in b.driver.current_url and "metric=e_tok" in b.driver.current_url
+    assert is_wide(b), "app.py's layout='wide' was not applied"
+
+
+def is_wide(b) -> bool:
+    """app.py sets layout="wide": the main block is not capped at Streamlit's 736 px centred width."""
+    width = b.driver.execute_script(
+        "const m = document.querySelector(\"[data-testid='stMainBlockContainer']\"); "
+        "return m ? m.getBoundingClientRect().width : 0;")
+    return width > 900
 
 
 @pytest.mark.parametrize("path", list(PAGES))
