@@ -1,0 +1,222 @@
+"""Large matrices shown as blocks: which prompts a block holds, block means, drill-down, overview.
+
+    python -m core matrix --library DIR --metric e_avg --by-task both      (task x task block means)
+
+Up to FULL_DETAIL_MAX prompts a heatmap shows every cell (value, hover, click). Above that a
+page shows blocks instead and sends no per-cell text: a block is a task (every prompt of the
+task in the chosen folders) or a cluster (the dendrogram cut into at most MAX_BLOCKS
+groups, see :func:`cluster_groups`). A block's value is the mean of its finite cells, never
+counting a prompt against itself (that self-similarity says nothing about transfer and would
+lift the diagonal blocks by 1/size). Clicking a block shows its prompts' own cells
+(:func:`drill`), again at most FULL_DETAIL_MAX per axis. The overview of the whole matrix
+(:func:`downsample`) pools contiguous cells into at most OVERVIEW_MAX x OVERVIEW_MAX bins.
+
+Matrices: pandas DataFrames, rows = sources, columns = targets (labels = prompt names, or
+target tasks for ``measured``). A Groups mapping is ``{block name: [labels in display order]}``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+FULL_DETAIL_MAX = 300   # prompts per axis shown cell by cell (the demo with its transfers: 241)
+MAX_BLOCKS = 60         # blocks per axis at most: <= 3,600 clickable block cells
+OVERVIEW_MAX = 200      # bins per axis of the downsampled whole-matrix overview
+NO_TASK = "(no task)"
+
+VIEWS = {"task": "blocks by task", "cluster": "blocks by cluster"}
+
+Groups = dict[str, list[str]]
+
+
+def needs_blocks(shape: tuple[int, int]) -> bool:
+    """True when a matrix of this shape is too large to send cell by cell."""
+    return max(shape) > FULL_DETAIL_MAX
+
+
+# ---------------------------------------------------------------- partitions
+def task_groups(labels: list[str], task_of: dict[str, str | None]) -> Groups:
+    """Labels grouped by task, in order of first appearance.
+
+    task_of: prompt name -> task. A label that is not a prompt (a target task of ``measured``)
+    is its own group; prompts without a task share the group ``(no task)``.
+    """
+    out: Groups = {}
+    for lab in labels:
+        if lab in task_of:
+            g = task_of[lab] or NO_TASK
+        else:
+            g = lab
+        out.setdefault(str(g), []).append(lab)
+    return out
+
+
+def task_view_ok(row_groups: Groups, col_groups: Groups) -> bool:
+    """Blocks by task make sense with 2..MAX_BLOCKS tasks on each axis with >1 label."""
+    def fine(g: Groups) -> bool:
+        n = sum(len(v) for v in g.values())
+        return n <= MAX_BLOCKS or 2 <= len(g) <= MAX_BLOCKS
+    return fine(row_groups) and fine(col_groups)
+
+
+def cut_size(Z: np.ndarray, *, max_blocks: int = MAX_BLOCKS, max_size: int = FULL_DETAIL_MAX) -> int:
+    """How many clusters to cut a linkage Z [n-1, 4] into: the number with the largest gap in
+    merge height below it (where the tree separates best), 2..max_blocks; then more clusters
+    while the largest one still holds more than max_size leaves and max_blocks allows."""
+    from scipy.cluster.hierarchy import fcluster
+
+    n = Z.shape[0] + 1
+    hi = min(max_blocks, n)
+    if hi < 2:
+        return 1
+    h = Z[:, 2]
+    # k clusters remain after undoing the top k-1 merges: the gap is h[n-k] - h[n-k-1]
+    gaps = {k: float(h[n - k] - (h[n - k - 1] if n - k - 1 >= 0 else 0.0)) for k in range(2, hi + 1)}
+    k = max(gaps, key=lambda kk: (gaps[kk], -kk))
+    while k < hi and np.bincount(fcluster(Z, k, criterion="maxclust")).max() > max_size:
+        k += 1
+    return k
+
+
+def cluster_groups(labels: list[str], Z: np.ndarray, leaves: list[int], *, max_blocks: int = MAX_BLOCKS,
+                   max_size: int = FULL_DETAIL_MAX) -> Groups:
+    """The dendrogram cut (:func:`cut_size`) as blocks named c01, c02, ... in leaf order.
+
+    labels: in the order Z was computed on; leaves: the dendrogram's leaf order (indices).
+    Names depend only on the matrix, so a URL naming a block reopens the same block.
+    """
+    from scipy.cluster.hierarchy import fcluster
+
+    if len(labels) < 2 or Z is None or len(Z) == 0:
+        return {"c01": [labels[i] for i in leaves]} if labels else {}
+    k = cut_size(Z, max_blocks=max_blocks, max_size=max_size)
+    ids = fcluster(Z, k, criterion="maxclust")
+    order: dict[int, str] = {}
+    out: Groups = {}
+    width = max(2, len(str(k)))
+    for i in leaves:
+        cid = int(ids[i])
+        if cid not in order:
+            order[cid] = f"c{len(order) + 1:0{width}d}"
+        out.setdefault(order[cid], []).append(labels[i])
+    return out
+
+
+def singletons(labels: list[str]) -> Groups:
+    return {str(lab): [lab] for lab in labels}
+
+
+# ---------------------------------------------------------------- values
+@dataclass
+class BlockMatrix:
+    """Block means and cell counts: mean [R, C] (NaN where a block has no finite cell),
+    n [R, C] = finite cells averaged (self-pairs excluded), sizes of row/col blocks."""
+
+    mean: pd.DataFrame
+    n: pd.DataFrame
+    row_sizes: pd.Series
+    col_sizes: pd.Series
+
+
+def _indicator(groups: Groups, index: pd.Index, axis_name: str) -> np.ndarray:
+    """One-hot [blocks, labels] of a partition of ``index`` (every label in exactly one block)."""
+    pos = index.get_indexer([lab for labs in groups.values() for lab in labs])
+    if (pos < 0).any():
+        missing = [lab for labs in groups.values() for lab in labs if lab not in index][:3]
+        raise ValueError(f"block {axis_name} label(s) not in the matrix: {missing}")
+    H = np.zeros((len(groups), len(index)))
+    start = 0
+    for b, labs in enumerate(groups.values()):
+        H[b, pos[start:start + len(labs)]] = 1.0
+        start += len(labs)
+    return H
+
+
+def block_means(matrix: pd.DataFrame, row_groups: Groups, col_groups: Groups, *,
+                exclude_self: bool = True) -> BlockMatrix:
+    """Mean of each block's finite cells (two matrix products: O(blocks x N^2), no Python loop
+    over cells). exclude_self: a cell whose row and column are the same label is left out."""
+    X = matrix.to_numpy(dtype=float)
+    ok = np.isfinite(X)
+    if exclude_self:
+        same = matrix.columns.get_indexer(matrix.index)
+        r = np.nonzero(same >= 0)[0]
+        ok[r, same[r]] = False
+    X0 = np.where(ok, X, 0.0)
+    R = _indicator(row_groups, matrix.index, "row")
+    C = _indicator(col_groups, matrix.columns, "column")
+    sums = R @ X0 @ C.T
+    counts = R @ ok.astype(float) @ C.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    rn, cn = list(row_groups), list(col_groups)
+    return BlockMatrix(mean=pd.DataFrame(mean, index=rn, columns=cn),
+                       n=pd.DataFrame(counts.astype(int), index=rn, columns=cn),
+                       row_sizes=pd.Series({k: len(v) for k, v in row_groups.items()}),
+                       col_sizes=pd.Series({k: len(v) for k, v in col_groups.items()}))
+
+
+def drill(matrix: pd.DataFrame, row_groups: Groups, col_groups: Groups, row_block: str, col_block: str, *,
+          limit: int = FULL_DETAIL_MAX) -> tuple[pd.DataFrame, tuple[int, int]]:
+    """The cells of one block (rows of ``row_block`` x columns of ``col_block``, block order).
+
+    Returns (sub-matrix, (rows in the block, columns in the block)). An axis longer than
+    ``limit`` keeps its first ``limit`` labels; the caller says so (the full sizes tell it).
+    """
+    if row_block not in row_groups or col_block not in col_groups:
+        raise KeyError(f"no block ({row_block}, {col_block})")
+    rows, cols = row_groups[row_block], col_groups[col_block]
+    return matrix.loc[rows[:limit], cols[:limit]], (len(rows), len(cols))
+
+
+def ordered(groups: Groups, names: list[str]) -> Groups:
+    """The same blocks in the order ``names`` gives."""
+    return {k: groups[k] for k in names}
+
+
+# ---------------------------------------------------------------- overview
+@dataclass
+class Overview:
+    """A matrix pooled into bins: values [r, c] = mean of each bin's finite cells;
+    row_edges [r + 1] / col_edges [c + 1] = the label positions where each bin starts/ends."""
+
+    values: np.ndarray
+    row_edges: np.ndarray
+    col_edges: np.ndarray
+
+
+def _pool_axis(n: int, max_bins: int) -> tuple[int, int]:
+    step = max(1, math.ceil(n / max_bins))
+    return step, math.ceil(n / step)
+
+
+def downsample(matrix: pd.DataFrame, max_bins: int = OVERVIEW_MAX) -> Overview:
+    """Mean-pool contiguous cells (in the matrix's order) into at most max_bins x max_bins bins."""
+    X = matrix.to_numpy(dtype=float)
+    n_r, n_c = X.shape
+    sr, br = _pool_axis(n_r, max_bins)
+    sc, bc = _pool_axis(n_c, max_bins)
+    P = np.full((br * sr, bc * sc), np.nan)
+    P[:n_r, :n_c] = X
+    P = P.reshape(br, sr, bc, sc)
+    ok = np.isfinite(P)
+    cnt = ok.sum(axis=(1, 3))
+    tot = np.where(ok, P, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vals = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+    return Overview(vals, np.minimum(np.arange(br + 1) * sr, n_r), np.minimum(np.arange(bc + 1) * sc, n_c))
+
+
+def spans(edges: np.ndarray, groups: Groups) -> list[str]:
+    """For each bin [edges[i], edges[i+1]) the block(s) it covers, e.g. 'c03' or 'c03–c04'."""
+    bounds = np.cumsum([0] + [len(v) for v in groups.values()])
+    names = list(groups)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        first = int(np.searchsorted(bounds, a, side="right") - 1)
+        last = int(np.searchsorted(bounds, b - 1, side="right") - 1)
+        out.append(names[first] if first == last else f"{names[first]}–{names[last]}")
+    return out
