@@ -122,7 +122,8 @@ class BlockMatrix:
 
 
 def _indicator(groups: Groups, index: pd.Index, axis_name: str) -> np.ndarray:
-    """One-hot [blocks, labels] of a partition of ``index`` (every label in exactly one block)."""
+    """One-hot [blocks, labels] of ``index``: each label in at most one block (a label in none is
+    simply not averaged, e.g. a target task's non-scratch prompts in metrics.by_task)."""
     pos = index.get_indexer([lab for labs in groups.values() for lab in labs])
     if (pos < 0).any():
         missing = [lab for labs in groups.values() for lab in labs if lab not in index][:3]
@@ -137,19 +138,28 @@ def _indicator(groups: Groups, index: pd.Index, axis_name: str) -> np.ndarray:
 
 def block_means(matrix: pd.DataFrame, row_groups: Groups, col_groups: Groups, *,
                 exclude_self: bool = True) -> BlockMatrix:
-    """Mean of each block's finite cells (two matrix products: O(blocks x N^2), no Python loop
+    """Mean of each block's finite cells (one-hot matrix products: O(blocks x N^2), no Python loop
     over cells). exclude_self: a cell whose row and column are the same label is left out."""
     X = matrix.to_numpy(dtype=float)
-    ok = np.isfinite(X)
-    if exclude_self:
-        same = matrix.columns.get_indexer(matrix.index)
-        r = np.nonzero(same >= 0)[0]
-        ok[r, same[r]] = False
-    X0 = np.where(ok, X, 0.0)
     R = _indicator(row_groups, matrix.index, "row")
     C = _indicator(col_groups, matrix.columns, "column")
-    sums = R @ X0 @ C.T
-    counts = R @ ok.astype(float) @ C.T
+    if np.isfinite(X).all():  # the usual case: no masked copy, counts = block sizes
+        sums = (R @ X) @ C.T
+        counts = np.outer(R.sum(axis=1), C.sum(axis=1))
+    else:
+        ok = np.isfinite(X)
+        sums = (R @ np.where(ok, X, 0.0)) @ C.T
+        counts = (R @ ok.astype(float)) @ C.T
+    if exclude_self:  # take the self-pairs back out (there are at most N of them)
+        same = matrix.columns.get_indexer(matrix.index)
+        r = np.nonzero(same >= 0)[0]
+        c = same[r]
+        v = X[r, c]
+        # a label in no block (a partition may cover part of an axis) has no self-pair to remove
+        fin = np.isfinite(v) & R[:, r].any(axis=0) & C[:, c].any(axis=0)
+        rb, cb = R[:, r].argmax(axis=0), C[:, c].argmax(axis=0)
+        np.subtract.at(sums, (rb[fin], cb[fin]), v[fin])
+        np.subtract.at(counts, (rb[fin], cb[fin]), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     rn, cn = list(row_groups), list(col_groups)
@@ -199,15 +209,20 @@ def downsample(matrix: pd.DataFrame, max_bins: int = OVERVIEW_MAX) -> Overview:
     n_r, n_c = X.shape
     sr, br = _pool_axis(n_r, max_bins)
     sc, bc = _pool_axis(n_c, max_bins)
-    P = np.full((br * sr, bc * sc), np.nan)
-    P[:n_r, :n_c] = X
-    P = P.reshape(br, sr, bc, sc)
-    ok = np.isfinite(P)
-    cnt = ok.sum(axis=(1, 3))
-    tot = np.where(ok, P, 0.0).sum(axis=(1, 3))
+    re = np.minimum(np.arange(br + 1) * sr, n_r)
+    ce = np.minimum(np.arange(bc + 1) * sc, n_c)
+
+    def pool(A):  # sums over each bin: rows, then columns (two passes, no padded copy)
+        return np.add.reduceat(np.add.reduceat(A, re[:-1], axis=0), ce[:-1], axis=1)
+
+    if np.isfinite(X).all():
+        tot, cnt = pool(X), np.outer(np.diff(re), np.diff(ce)).astype(float)
+    else:
+        ok = np.isfinite(X)
+        tot, cnt = pool(np.where(ok, X, 0.0)), pool(ok.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         vals = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
-    return Overview(vals, np.minimum(np.arange(br + 1) * sr, n_r), np.minimum(np.arange(bc + 1) * sc, n_c))
+    return Overview(vals, re, ce)
 
 
 def spans(edges: np.ndarray, groups: Groups) -> list[str]:
@@ -220,3 +235,11 @@ def spans(edges: np.ndarray, groups: Groups) -> list[str]:
         last = int(np.searchsorted(bounds, b - 1, side="right") - 1)
         out.append(names[first] if first == last else f"{names[first]}–{names[last]}")
     return out
+
+
+def overview(matrix: pd.DataFrame, row_groups: Groups, col_groups: Groups, max_bins: int = OVERVIEW_MAX) -> Overview:
+    """:func:`downsample` of the matrix in block order (rows and columns as the groups list them)."""
+    r = matrix.index.get_indexer([lab for labs in row_groups.values() for lab in labs])
+    c = matrix.columns.get_indexer([lab for labs in col_groups.values() for lab in labs])
+    X = matrix.to_numpy(dtype=float)
+    return downsample(pd.DataFrame(X[np.ix_(r, c)]), max_bins)

@@ -146,18 +146,15 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     return fig
 
 
-def overview_figure(mat: pd.DataFrame, row_groups: B.Groups, col_groups: B.Groups, *, diverging: bool = False,
+def overview_figure(ov: B.Overview, row_groups: B.Groups, col_groups: B.Groups, *, diverging: bool = False,
                     zlabel: str = "", height: int = 520) -> go.Figure:
-    """The whole matrix pooled into at most B.OVERVIEW_MAX bins per axis (core.blocks.downsample),
-    in block order, with the block borders drawn. The hover names the bin's prompt positions and
+    """The whole matrix pooled into at most B.OVERVIEW_MAX bins per axis (core.blocks.overview,
+    in block order), with the block borders drawn. The hover names the bin's prompt positions and
     the block(s) it stands for: a few hundred axis labels are sent, never one text per cell."""
-    rows = [lab for labs in row_groups.values() for lab in labs]
-    cols = [lab for labs in col_groups.values() for lab in labs]
-    ov = B.downsample(mat.loc[rows, cols])
     rspan, cspan = B.spans(ov.row_edges, row_groups), B.spans(ov.col_edges, col_groups)
     ylab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(rspan, ov.row_edges[:-1], ov.row_edges[1:])]
     xlab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(cspan, ov.col_edges[:-1], ov.col_edges[1:])]
-    z = ov.values
+    z = ov.values.astype(np.float32)  # a colour per bin: float32 halves what is sent
     finite = z[np.isfinite(z)]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
     fig = go.Figure(go.Heatmap(

@@ -170,6 +170,34 @@ def _cluster(key: str, _mat: pd.DataFrame) -> M.Clustering:
     return M.cluster(_mat)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _block_view(key: str, view: str, order: str, _shown: pd.DataFrame, _row_task: B.Groups, _col_task: B.Groups,
+                _info: dict[str, tuple]):
+    """(row blocks, column blocks, block means [R, C] in display order, clustering of the blocks or
+    None, overview) of a large matrix; ``key`` names the matrix, view and order (shared by sessions)."""
+    if view == "task":
+        rg, cg = _row_task, _col_task
+        if order == "family":
+            rg = B.ordered(rg, family_order(list(rg), _info))
+            cg = B.ordered(cg, family_order(list(cg), _info))
+    else:
+        base = key.rsplit("|", 2)[0]
+        cl = _cluster(base, _shown)  # the linkage of the whole matrix: computed once, kept on disk
+        rg = B.cluster_groups(list(_shown.index), cl.row_linkage, cl.row_leaves)
+        if list(_shown.index) == list(_shown.columns):
+            cg = rg
+        elif len(_shown.columns) <= B.MAX_BLOCKS or cl.col_linkage is None:
+            cg = B.singletons(cl.cols)
+        else:
+            cg = B.cluster_groups(list(_shown.columns), cl.col_linkage, cl.col_leaves)
+    bm = B.block_means(_shown, rg, cg)
+    block_cl = None
+    if order == "cluster" and min(bm.mean.shape) >= 2:
+        block_cl = M.cluster(bm.mean)
+        rg, cg = B.ordered(rg, block_cl.rows), B.ordered(cg, block_cl.cols)
+    return rg, cg, bm.mean.loc[list(rg), list(cg)], block_cl, B.overview(_shown, rg, cg)
+
+
 def per_target_z(mat: pd.DataFrame) -> pd.DataFrame:
     """Each column (target) standardised over its sources: which source is best *for this target*."""
     sd = mat.std(axis=0, ddof=0).replace(0, np.nan)
@@ -365,29 +393,9 @@ if mat is not None and not mat.empty:
         view = c4.selectbox("View", views, key="tr_view", format_func=B.VIEWS.get,
                             help=f"Above {B.FULL_DETAIL_MAX} prompts the matrix is shown as blocks; click a block "
                                  "to see its prompts cell by cell.")
-        square = list(shown.index) == list(shown.columns)
-        if view == "task":
-            rg, cg = row_task, col_task
-            if order == "family":
-                info = family_info(list(rg) + list(cg))
-                rg = B.ordered(rg, family_order(list(rg), info))
-                cg = B.ordered(cg, family_order(list(cg), info))
-        else:
-            with st.spinner("Clustering (once per matrix; kept on disk)…"):
-                cl = _cluster(key_base, shown)
-            rg = B.cluster_groups(list(shown.index), cl.row_linkage, cl.row_leaves)
-            if square:
-                cg = rg
-            elif len(shown.columns) <= B.MAX_BLOCKS or cl.col_linkage is None:
-                cg = B.singletons(cl.cols)
-            else:
-                cg = B.cluster_groups(list(shown.columns), cl.col_linkage, cl.col_leaves)
-        bm = B.block_means(shown, rg, cg)
-        block_cl = None
-        if order == "cluster" and min(bm.mean.shape) >= 2:
-            block_cl = M.cluster(bm.mean)
-            rg, cg = B.ordered(rg, block_cl.rows), B.ordered(cg, block_cl.cols)
-        bmean = bm.mean.loc[list(rg), list(cg)]
+        with st.spinner("Grouping the matrix into blocks (once per matrix)…"):
+            rg, cg, bmean, block_cl, ov = _block_view(f"{key_base}|{view}|{order}", view, order, shown, row_task,
+                                                      col_task, family_info(list(row_task) + list(col_task)))
         want = st.session_state.get("_tr_drill")
         if want and (want[0] != view or want[1] not in rg or want[2] not in cg):
             st.caption(f"Block {want[1]} × {want[2]} is not a block of this view: showing all blocks.")
@@ -432,7 +440,7 @@ if mat is not None and not mat.empty:
                     st.session_state["_tr_drill"] = (view, str(cd[0]), str(cd[1]))
                     st.rerun()
             with st.expander("Whole matrix (downsampled)", expanded=True):
-                st.plotly_chart(overview_figure(shown, rg, cg, diverging=diverging, zlabel=zlabel),
+                st.plotly_chart(overview_figure(ov, rg, cg, diverging=diverging, zlabel=zlabel),
                                 key="tr_overview", width="stretch")
                 st.caption(f"Every cell, pooled into at most {B.OVERVIEW_MAX} × {B.OVERVIEW_MAX} bins (mean), in "
                            "block order; white lines = block borders; hover names a bin's blocks.")

@@ -57,6 +57,14 @@ def test_block_means_equal_a_plain_loop_and_skip_self_pairs():
     # a one-prompt block against itself has nothing but its self-pair: NaN, not 1.0
     single = B.block_means(mat, {"x": ["p0"], "y": names[1:]}, {"x": ["p0"], "y": names[1:]})
     assert np.isnan(single.mean.at["x", "x"]) and single.n.at["x", "x"] == 0
+    # every cell finite (the fast path: counts from block sizes, self-pairs taken back out)
+    X[2, 5] = 0.25
+    full = pd.DataFrame(X, index=names, columns=names)
+    fast = B.block_means(full, groups, groups)
+    for r, rl in groups.items():
+        for c, cl in groups.items():
+            assert fast.mean.at[r, c] == pytest.approx(loop_block_mean(full, rl, cl)), (r, c)
+    assert fast.n.at["b", "c"] == 2 * 4 and fast.n.at["c", "c"] == 4 * 4 - 4
     with pytest.raises(ValueError, match="not in the matrix"):
         B.block_means(mat, {"a": ["nope"]}, groups)
 
@@ -189,6 +197,13 @@ def test_downsample_means_and_spans():
     assert ov.values[1, 1] == pytest.approx(X[3:6, 2:4].mean())
     groups = {"a": ["r0", "r1"], "b": ["r2", "r3", "r4", "r5"], "c": ["r6"]}
     assert B.spans(ov.row_edges, groups) == ["a–b", "b", "c"]
+    # in block order: the overview of a matrix whose blocks are not contiguous in its own order
+    mat = pd.DataFrame(X[:, :4], index=[f"r{i}" for i in range(7)], columns=["a", "b", "c", "d"])
+    cols = {"x": ["d", "a"], "y": ["c", "b"]}
+    shuffled = {"c": ["r6"], "a": ["r1", "r0"], "b": ["r5", "r4", "r3", "r2"]}
+    ov2 = B.overview(mat, shuffled, cols, max_bins=7)
+    np.testing.assert_allclose(ov2.values[0], mat.loc["r6", ["d", "a", "c", "b"]].to_numpy())
+    assert ov2.values.shape == (7, 4)
 
 
 def test_compute_pairs_equal_the_full_matrix():
