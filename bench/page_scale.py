@@ -4,8 +4,8 @@
     .venv/bin/python bench/page_scale.py --sizes 100 1000 --no-first-paint
 
 Library: N random [20, 384] prompts in 20 clusters (one task per cluster, 5 families), MiniLM
-backbone, written as PEFT adapter folders under /tmp/atlas-page-scale/n<N> (generated once,
-reused). Metric e_avg, default order (clustered), default view (cells up to 300 prompts,
+backbone, as PEFT adapter folders (tests/e2e/big_library.py) under /tmp/atlas-page-scale/n<N>
+(generated once, reused). Metric e_avg, default order (clustered), default view (cells up to 300 prompts,
 blocks by task above).
 
 AppTest (one process, a fresh ATLAS_CACHE per N): the page script's first run (index the
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -35,45 +34,16 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-L, D, CLUSTERS = 20, 384, 20
 ROOT = Path(tempfile.gettempdir()) / "atlas-page-scale"
-BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 PAGE = REPO / "pages" / "transferability.py"
 
 
-def make_library(n: int, root: Path = ROOT, seed: int = 0) -> Path:
-    """N prompts in CLUSTERS clusters as adapter folders (one written by core.prompts.write_prompt,
-    the rest copied from it with their own weights and atlas.json: 2 ms a prompt, not 36)."""
-    import numpy as np
-    import safetensors.numpy
-    import torch
+def make_library(n: int, root: Path = ROOT) -> Path:
+    """The generated N-prompt library (tests/e2e/big_library.py), built once under ROOT."""
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    from big_library import build
 
-    from core.prompts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, SoftPrompt, write_prompt
-
-    folder = root / f"n{n}"
-    if (folder / ".complete").is_file():
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 1, (CLUSTERS, D))
-    template = None
-    for i in range(n):
-        c = i % CLUSTERS
-        x = (centres[c][None, :] + 0.8 * rng.normal(0, 1, (L, D))).astype(np.float32)
-        name, task = f"c{c:02d}_{i:05d}", f"task{c:02d}"
-        dest = folder / name
-        if template is None:
-            template = write_prompt(SoftPrompt(tensor=torch.tensor(x), name=name, task=task, family=f"fam{c % 5}",
-                                               backbone=BACKBONE, method="scratch"), dest)
-            meta = json.loads((template / METADATA).read_text())
-            continue
-        dest.mkdir()
-        shutil.copy2(template / ADAPTER_CONFIG, dest / ADAPTER_CONFIG)
-        safetensors.numpy.save_file({"prompt_embeddings": x}, str(dest / ADAPTER_WEIGHTS[0]), metadata={"format": "pt"})
-        (dest / METADATA).write_text(json.dumps({**meta, "name": name, "task": task, "family": f"fam{c % 5}"}))
-    (folder / ".complete").write_text("ok\n")
-    return folder
+    return build(n, root / f"n{n}")
 
 
 def _env(lib: Path, tmp: Path) -> dict[str, str]:
@@ -195,7 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-first-paint", action="store_true")
     args = ap.parse_args(argv)
     t_all = time.perf_counter()
-    print(f"cpus={os.cpu_count()}; load average {os.getloadavg()[0]:.2f}; prompts [{L}, {D}] in {CLUSTERS} clusters; "
+    print(f"cpus={os.cpu_count()}; load average {os.getloadavg()[0]:.2f}; prompts [20, 384] in 20 clusters; "
           "metric e_avg; default order and view", flush=True)
     for n in sorted(set(args.sizes) | set([] if args.no_first_paint else args.paint_sizes)):
         t0 = time.perf_counter()

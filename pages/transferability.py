@@ -366,11 +366,13 @@ if mat is not None and not mat.empty:
                 info[c] = (fam or "~", c)
         return info
 
-    def annotate_toggle(shape) -> bool:
-        annotate = st.session_state.get("tr_annot")
+    def annotate_toggle(shape, key: str = "tr_annot") -> bool:
+        """Cell labels on/off; blocks have their own key, so a choice made on 20 blocks does not
+        label the 2,500 cells of a drilled block."""
+        annotate = st.session_state.get(key)
         if annotate is None:
             annotate = max(shape) <= ANNOTATE_MAX
-        return c3.toggle("Cell values", value=bool(annotate), key="tr_annot")
+        return c3.toggle("Cell values", value=bool(annotate), key=key)
 
     if not B.needs_blocks(shown.shape):
         shown, clustering = arrange(shown, key_base)
@@ -425,7 +427,7 @@ if mat is not None and not mat.empty:
             sizes_r = [f"{len(v)} prompt{'s' * (len(v) != 1)}" for v in rg.values()]
             sizes_c = [f"{len(v)} prompt{'s' * (len(v) != 1)}" if len(v) != 1 or v[0] in by_name else "task"
                        for v in cg.values()]
-            fig = heatmap_figure(bmean, clustering=block_cl, annotate=annotate_toggle(bmean.shape),
+            fig = heatmap_figure(bmean, clustering=block_cl, annotate=annotate_toggle(bmean.shape, "tr_annot_blocks"),
                                  diverging=diverging, zlabel=f"mean {zlabel}", row_info=sizes_r, col_info=sizes_c,
                                  what=("source block", "target block"))
             build_s = time.perf_counter() - t0
