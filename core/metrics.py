@@ -284,12 +284,16 @@ def e_avg(prompts) -> np.ndarray:
     Means as one BLAS matrix-vector product per prompt (P^T · 1/L): no [N, L, d] copy, and
     on a busy CPU a gemv is far cheaper than a threaded reduction; then one [N, d] Gram.
     """
-    items = _items(prompts)
+    return _cosine(_mean_tokens(_items(prompts)))
+
+
+def _mean_tokens(items: list[_Item]) -> torch.Tensor:
+    """[n, d] float32: each prompt's mean token (e_avg's feature)."""
     M = torch.empty((len(items), items[0].tensor.shape[1]))
     for i, it in enumerate(items):
         L = it.tensor.shape[0]
         torch.mv(it.tensor.T, torch.full((L,), 1.0 / L), out=M[i])
-    return _cosine(M)
+    return M
 
 
 def e_tok(prompts) -> np.ndarray:
@@ -300,14 +304,18 @@ def e_tok(prompts) -> np.ndarray:
     P^T · (1/(L‖p_i‖)), no normalised copy) and one [N, d] Gram replace L_s·L_t
     cosines per pair.
     """
-    items = _items(prompts)
+    S = _unit_token_means(_items(prompts)).double()
+    return (S @ S.T).clamp(-1.0, 1.0).numpy()
+
+
+def _unit_token_means(items: list[_Item]) -> torch.Tensor:
+    """[n, d] float32: each prompt's mean *normalised* token (e_tok's feature)."""
     S = torch.empty((len(items), items[0].tensor.shape[1]))
     for i, it in enumerate(items):
         P = it.tensor
         w = 1.0 / (torch.linalg.vector_norm(P, dim=1).clamp_min(1e-12) * P.shape[0])
         torch.mv(P.T, w, out=S[i])
-    S = S.double()
-    return (S @ S.T).clamp(-1.0, 1.0).numpy()
+    return S
 
 
 def _flat_pairwise(items: list[_Item], which: str) -> np.ndarray:
@@ -844,21 +852,54 @@ def compute_pairs(metric: str, sources, targets) -> pd.DataFrame:
     """A prompt-space metric for a few sources x targets, without the N x N matrix (a page's
     pair details at N = 1,000 need one value per metric, not a million).
 
-    sources, targets: SoftPrompt-like objects of one backbone group; the result has their
-    names as index / columns. Values equal :func:`compute_matrix`'s for the same pairs up to float32
-    rounding (~1e-7: the Gram is blocked differently).
+    sources, targets: SoftPrompt-like objects of one backbone group; the result [k_s, k_t] has
+    their names as index / columns: k_s x k_t work, not (k_s + k_t)^2 (the validation of a few
+    measured sources against every target prompt). Values equal :func:`compute_matrix`'s for
+    the same pairs up to float32 rounding (~1e-7: the Gram is blocked differently).
     """
     spec = get_spec(metric)
     if spec.kind != "prompt":
         raise MetricError(f"{metric}: compute_pairs computes prompt-space metrics only "
                           f"({', '.join(PROMPT_METRICS)})")
-    uniq = {getattr(p, "name", None): p for p in [*sources, *targets]}
-    if None in uniq:
+    sources, targets = list(sources), list(targets)
+    if any(getattr(p, "name", None) is None for p in [*sources, *targets]):
         raise MetricError("compute_pairs needs named prompts")
-    items = _items(list(uniq.values()))
-    check_one_group(items)
-    df = pd.DataFrame(PROMPT_FUNCS[metric](items), index=list(uniq), columns=list(uniq), dtype=float)
-    return df.loc[[p.name for p in sources], [p.name for p in targets]]
+    S, T = _items(sources), _items(targets)
+    check_one_group(S + T)
+    if metric in ("e_avg", "e_tok"):
+        feat = _mean_tokens if metric == "e_avg" else _unit_token_means
+        A, B = feat(S).double(), feat(T).double()
+        if metric == "e_avg":
+            A, B = torch.nn.functional.normalize(A, dim=1), torch.nn.functional.normalize(B, dim=1)
+        values = (A @ B.T).clamp(-1.0, 1.0).numpy()
+    else:
+        values = _flat_rect(S, T, metric)
+    return pd.DataFrame(values, index=[p.name for p in sources], columns=[p.name for p in targets], dtype=float)
+
+
+def _flat_rect(S: list[_Item], T: list[_Item], which: str) -> np.ndarray:
+    """e_flat / euclid of sources x targets (blocks of equal L; NaN across lengths): [k_s, k_t]."""
+    out = np.full((len(S), len(T)), np.nan)
+    for L, si in _same_length_blocks(S).items():
+        ti = _same_length_blocks(T).get(L)
+        if not ti:
+            continue
+        Xs = torch.stack([S[i].tensor for i in si]).reshape(len(si), -1)
+        Xt = torch.stack([T[j].tensor for j in ti]).reshape(len(ti), -1)
+        G = (Xs @ Xt.T).double()
+        ss = (Xs.double() ** 2).sum(1)
+        st = (Xt.double() ** 2).sum(1)
+        if which == "e_flat":
+            denom = ss.sqrt()[:, None] * st.sqrt()[None, :]
+            vals = torch.where(denom > 0, G / denom.clamp_min(1e-300), torch.zeros_like(G)).clamp(-1.0, 1.0)
+        else:
+            d2 = (ss[:, None] + st[None, :] - 2 * G).clamp_min(0)
+            # near-duplicates (and a prompt against itself): the Gram trick cancels badly there
+            for a, b in (d2 < 1e-2 * (ss[:, None] + st[None, :])).nonzero().tolist():
+                d2[a, b] = float(torch.linalg.vector_norm(Xs[a].double() - Xt[b].double()) ** 2)
+            vals = 1.0 / (1.0 + d2.sqrt())
+        out[np.ix_(np.asarray(si), np.asarray(ti))] = vals.numpy()
+    return out
 
 
 def compute_matrices(metrics: Iterable[str], prompts, **kwargs) -> dict[str, pd.DataFrame | MetricError]:

@@ -603,11 +603,19 @@ if meas is not None and not meas.mean.empty:
                             key="tr_side_meas", width="stretch")
     st.subheader("How well does each metric predict measured transfer?")
     preds = {}
+    memo = st.session_state.get("_tr_mats", {})
+    measured_sources = [by_name[s] for s in meas.mean.index if s in by_name]
     for m in M.METRICS:
         if m == "measured" or not M.metric_status(m, prompts)[0]:
             continue
+        # only the rows that have measured runs are scored: a prompt metric not at hand is computed
+        # for those sources x every target prompt, not for all N x N pairs
+        mm = memo.get((m, group, lib_hash))
         try:
-            mm = get_matrix(m, group, lib_hash, prompts, not M.METRICS[m].needs_backbone)
+            if mm is None and m in M.PROMPT_METRICS:
+                mm = M.compute_pairs(m, measured_sources, prompts) if measured_sources else None
+            elif mm is None:
+                mm = get_matrix(m, group, lib_hash, prompts, False)
         except M.MetricError:
             mm = None
         if mm is not None:

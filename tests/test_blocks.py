@@ -213,6 +213,14 @@ def test_compute_pairs_equal_the_full_matrix():
         pairs = M.compute_pairs(metric, [prompts[4]], [prompts[0], prompts[4], prompts[8]])
         assert list(pairs.index) == ["k01_01"] and list(pairs.columns) == ["k00_00", "k01_01", "k02_02"]
         np.testing.assert_allclose(pairs.to_numpy(), full.loc[pairs.index, pairs.columns].to_numpy(), atol=1e-6)
+    # a rectangle: few sources x every target, mixed lengths (NaN across L for e_flat / euclid)
+    g = torch.Generator().manual_seed(3)
+    mixed = prompts + [sp("short", torch.randn(2, 16, generator=g), task="t")]
+    for metric in M.PROMPT_METRICS:
+        full = M.compute_matrix(metric, mixed, cache=False)
+        rect = M.compute_pairs(metric, [mixed[1], mixed[-1]], mixed)
+        assert rect.shape == (2, len(mixed))
+        np.testing.assert_allclose(rect.to_numpy(), full.loc[rect.index, rect.columns].to_numpy(), atol=1e-6)
     with pytest.raises(M.MetricError, match="prompt-space"):
         M.compute_pairs("on", prompts[:1], prompts[:1])
 

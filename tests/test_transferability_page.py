@@ -319,3 +319,44 @@ def test_a_stale_block_in_the_url_falls_back_to_all_blocks(tmp_path, monkeypatch
     assert not at.exception
     assert any("not a block of this view" in c.value for c in at.caption)
     assert any("tr_blocks" in ch.proto.id for ch in at.get("plotly_chart"))
+
+
+def test_measured_with_more_than_300_sources_is_shown_by_source_task(tmp_path, monkeypatch):
+    """measured = sources x target tasks: above 300 sources the rows become source-task blocks (the
+    columns stay tasks), predicted-vs-measured too; a block drills down to its sources."""
+    lib = big_library(tmp_path, 320)
+    names = sorted(p.name for p in lib.iterdir() if p.is_dir())
+    rows = []
+    for target, base in (("task00", 0.6), ("task01", 0.7)):
+        for seed in (0, 1):
+            rows.append(dict(run_id=f"s-{target}-{seed}", method="scratch", source="", target=target, seed=seed,
+                             steps=100, train_size=64, test_score=base + 0.01 * seed))
+            for i, src in enumerate(names):
+                gain = 0.1 if src.startswith("c02") else 0.01 * (i % 3)
+                rows.append(dict(run_id=f"p-{src}-{target}-{seed}", method="pot", source=src, target=target,
+                                 seed=seed, steps=100, train_size=64, test_score=(base + 0.01 * seed) * (1 + gain)))
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    df = pd.DataFrame(rows)
+    df["status"] = "finished"
+    df.to_csv(demo / "results.csv", index=False)
+    at = app(tmp_path, monkeypatch, demo=demo, library=lib).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_metric").value == "measured"
+    assert at.selectbox(key="tr_view").value == "task"
+    blocks = json.loads(next(ch for ch in at.get("plotly_chart") if "tr_blocks" in ch.proto.id).proto.spec)
+    cells = next(t for t in blocks["data"] if t.get("name") == "cells")
+    cd = {(c[0], c[1]): c for c in cells["customdata"]}
+    assert len(cd) == 20 * 2 and {c[4] for c in cd.values()} == {"task"}
+    assert float(cd[("task02", "task00")][2]) == pytest.approx(0.1, abs=2e-3)   # 16 sources of task02: gain 0.1
+    assert float(cd[("task05", "task01")][2]) < 0.05
+    side = json.loads(next(ch for ch in at.get("plotly_chart") if "tr_side_meas" in ch.proto.id).proto.spec)
+    heat = next(t for t in side["data"] if t["type"] == "heatmap")
+    assert arr(heat["z"]).shape == (20, 2)                                     # source tasks x target tasks
+    vt = next(d.value for d in at.dataframe if "mean_rho" in d.value.columns)
+    assert set(vt["metric"]) >= {"e_avg", "e_tok", "e_flat", "euclid"}
+    at = app(tmp_path, monkeypatch, demo=demo, library=lib,
+             query={"view": "task", "block_src": "task02", "block_tgt": "task00"}).run()
+    assert not at.exception, at.exception
+    cells = next(t for t in chart_specs(at)[0]["data"] if t.get("name") == "cells")
+    assert {c[1] for c in cells["customdata"]} == {"task00"} and len(cells["customdata"]) == 16
