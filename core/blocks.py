@@ -237,9 +237,18 @@ def spans(edges: np.ndarray, groups: Groups) -> list[str]:
     return out
 
 
-def overview(matrix: pd.DataFrame, row_groups: Groups, col_groups: Groups, max_bins: int = OVERVIEW_MAX) -> Overview:
-    """:func:`downsample` of the matrix in block order (rows and columns as the groups list them)."""
-    r = matrix.index.get_indexer([lab for labs in row_groups.values() for lab in labs])
-    c = matrix.columns.get_indexer([lab for labs in col_groups.values() for lab in labs])
-    X = matrix.to_numpy(dtype=float)
-    return downsample(pd.DataFrame(X[np.ix_(r, c)]), max_bins)
+def overview(matrix: pd.DataFrame, row_groups: Groups, col_groups: Groups, max_bins: int = OVERVIEW_MAX, *,
+             exclude_self: bool = True) -> Overview:
+    """:func:`downsample` of the matrix in block order (rows and columns as the groups list them).
+
+    exclude_self: as in :func:`block_means`, a prompt against itself is left out (its 1.0 would
+    brighten every bin on the diagonal and flatten the colour scale of the rest)."""
+    rows = [lab for labs in row_groups.values() for lab in labs]
+    cols = [lab for labs in col_groups.values() for lab in labs]
+    r, c = matrix.index.get_indexer(rows), matrix.columns.get_indexer(cols)
+    X = matrix.to_numpy(dtype=float)[np.ix_(r, c)]  # a copy: safe to blank cells in
+    if exclude_self:
+        same = pd.Index(cols).get_indexer(rows)
+        i = np.nonzero(same >= 0)[0]
+        X[i, same[i]] = np.nan
+    return downsample(pd.DataFrame(X), max_bins)

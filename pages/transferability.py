@@ -444,8 +444,9 @@ if mat is not None and not mat.empty:
             with st.expander("Whole matrix (downsampled)", expanded=True):
                 st.plotly_chart(overview_figure(ov, rg, cg, diverging=diverging, zlabel=zlabel),
                                 key="tr_overview", width="stretch")
-                st.caption(f"Every cell, pooled into at most {B.OVERVIEW_MAX} × {B.OVERVIEW_MAX} bins (mean), in "
-                           "block order; white lines = block borders; hover names a bin's blocks.")
+                st.caption(f"Every cell, pooled into at most {B.OVERVIEW_MAX} × {B.OVERVIEW_MAX} bins (mean; a prompt "
+                           "never against itself), in block order; white lines = block borders; hover names a bin's "
+                           "blocks.")
             event = None
     # a click on a cell -> the pair selectors below
     pts = (event or {}).get("selection", {}).get("points", []) if event else []

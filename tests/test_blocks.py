@@ -204,6 +204,12 @@ def test_downsample_means_and_spans():
     ov2 = B.overview(mat, shuffled, cols, max_bins=7)
     np.testing.assert_allclose(ov2.values[0], mat.loc["r6", ["d", "a", "c", "b"]].to_numpy())
     assert ov2.values.shape == (7, 4)
+    # a square matrix: self-pairs are left out of the bins, as in the block means
+    sq = pd.DataFrame(np.eye(4) + 0.5, index=list("abcd"), columns=list("abcd"))
+    g = {"x": ["a", "b"], "y": ["c", "d"]}
+    ov3 = B.overview(sq, g, g, max_bins=2)
+    np.testing.assert_allclose(ov3.values, [[0.5, 0.5], [0.5, 0.5]])
+    np.testing.assert_allclose(B.overview(sq, g, g, max_bins=2, exclude_self=False).values, [[1.0, 0.5], [0.5, 1.0]])
 
 
 def test_compute_pairs_equal_the_full_matrix():
