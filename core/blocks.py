@@ -55,10 +55,10 @@ def task_groups(labels: list[str], task_of: dict[str, str | None]) -> Groups:
 
 
 def task_view_ok(row_groups: Groups, col_groups: Groups) -> bool:
-    """Blocks by task make sense with 2..MAX_BLOCKS tasks on each axis with >1 label."""
+    """Blocks by task make sense with 2..MAX_BLOCKS tasks on each axis (an axis of at most
+    MAX_BLOCKS single labels, e.g. measured's target tasks, is fine as it is)."""
     def fine(g: Groups) -> bool:
-        n = sum(len(v) for v in g.values())
-        return n <= MAX_BLOCKS or 2 <= len(g) <= MAX_BLOCKS
+        return 2 <= len(g) <= MAX_BLOCKS or (len(g) == 1 and len(next(iter(g.values()))) == 1)
     return fine(row_groups) and fine(col_groups)
 
 
@@ -252,3 +252,64 @@ def overview(matrix: pd.DataFrame, row_groups: Groups, col_groups: Groups, max_b
         i = np.nonzero(same >= 0)[0]
         X[i, same[i]] = np.nan
     return downsample(pd.DataFrame(X), max_bins)
+
+
+# ---------------------------------------------------------------- one view of a large matrix
+def family_order(labels: list[str], info: dict[str, tuple]) -> list[str]:
+    """Labels sorted by (family, task, name); info: label -> (family, task), '~' when unknown."""
+    return sorted(labels, key=lambda n: (*info.get(n, ("~", "~")), n))
+
+
+def views_for(row_task: Groups, col_task: Groups) -> list[str]:
+    """The block views a matrix offers, the default first: by task when :func:`task_view_ok`."""
+    return [v for v in VIEWS if v != "task" or task_view_ok(row_task, col_task)]
+
+
+@dataclass
+class BlockView:
+    """What a page draws for a large matrix: row / column blocks in display order, their means
+    [R, C] (same order), the blocks' own clustering (order = cluster) and the overview."""
+
+    rows: Groups
+    cols: Groups
+    mean: pd.DataFrame
+    clustering: object | None
+    overview: Overview
+
+
+def block_view(matrix: pd.DataFrame, view: str, *, order: str, row_task: Groups, col_task: Groups,
+               info: dict[str, tuple] | None = None) -> BlockView:
+    """Blocks of ``matrix`` for one view (``task`` | ``cluster``) and order (``cluster`` |
+    ``family`` | ``fixed``).
+
+    task: the given task groups (family order: by family then task). cluster: the dendrogram of
+    the whole matrix (core.metrics.cluster; its linkage is cached on disk) cut by
+    :func:`cluster_groups`; a square matrix gets one partition for both axes (the diagonal
+    stays the diagonal); columns that are few (<= MAX_BLOCKS, e.g. measured's target tasks)
+    are one block each. Order cluster: the block means are clustered in turn (a dendrogram
+    over the blocks).
+    """
+    from core import metrics as M
+
+    if view not in VIEWS:
+        raise ValueError(f"unknown block view {view!r}; known: {', '.join(VIEWS)}")
+    if view == "task":
+        rg, cg = row_task, col_task
+        if order == "family":
+            rg = ordered(rg, family_order(list(rg), info or {}))
+            cg = ordered(cg, family_order(list(cg), info or {}))
+    else:
+        cl = M.cluster(matrix)
+        rg = cluster_groups(list(matrix.index), cl.row_linkage, cl.row_leaves)
+        if list(matrix.index) == list(matrix.columns):
+            cg = rg
+        elif len(matrix.columns) <= MAX_BLOCKS or cl.col_linkage is None:
+            cg = singletons(cl.cols)
+        else:
+            cg = cluster_groups(list(matrix.columns), cl.col_linkage, cl.col_leaves)
+    bm = block_means(matrix, rg, cg)
+    block_cl = None
+    if order == "cluster" and min(bm.mean.shape) >= 2:
+        block_cl = M.cluster(bm.mean)
+        rg, cg = ordered(rg, block_cl.rows), ordered(cg, block_cl.cols)
+    return BlockView(rg, cg, bm.mean.loc[list(rg), list(cg)], block_cl, overview(matrix, rg, cg))

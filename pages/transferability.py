@@ -172,30 +172,9 @@ def _cluster(key: str, _mat: pd.DataFrame) -> M.Clustering:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _block_view(key: str, view: str, order: str, _shown: pd.DataFrame, _row_task: B.Groups, _col_task: B.Groups,
-                _info: dict[str, tuple]):
-    """(row blocks, column blocks, block means [R, C] in display order, clustering of the blocks or
-    None, overview) of a large matrix; ``key`` names the matrix, view and order (shared by sessions)."""
-    if view == "task":
-        rg, cg = _row_task, _col_task
-        if order == "family":
-            rg = B.ordered(rg, family_order(list(rg), _info))
-            cg = B.ordered(cg, family_order(list(cg), _info))
-    else:
-        base = key.rsplit("|", 2)[0]
-        cl = _cluster(base, _shown)  # the linkage of the whole matrix: computed once, kept on disk
-        rg = B.cluster_groups(list(_shown.index), cl.row_linkage, cl.row_leaves)
-        if list(_shown.index) == list(_shown.columns):
-            cg = rg
-        elif len(_shown.columns) <= B.MAX_BLOCKS or cl.col_linkage is None:
-            cg = B.singletons(cl.cols)
-        else:
-            cg = B.cluster_groups(list(_shown.columns), cl.col_linkage, cl.col_leaves)
-    bm = B.block_means(_shown, rg, cg)
-    block_cl = None
-    if order == "cluster" and min(bm.mean.shape) >= 2:
-        block_cl = M.cluster(bm.mean)
-        rg, cg = B.ordered(rg, block_cl.rows), B.ordered(cg, block_cl.cols)
-    return rg, cg, bm.mean.loc[list(rg), list(cg)], block_cl, B.overview(_shown, rg, cg)
+                _info: dict[str, tuple]) -> B.BlockView:
+    """core.blocks.block_view, shared by sessions; ``key`` names the matrix, view and order."""
+    return B.block_view(_shown, view, order=order, row_task=_row_task, col_task=_col_task, info=_info)
 
 
 def per_target_z(mat: pd.DataFrame) -> pd.DataFrame:
@@ -204,8 +183,7 @@ def per_target_z(mat: pd.DataFrame) -> pd.DataFrame:
     return ((mat - mat.mean(axis=0)) / sd).fillna(0.0).where(mat.notna())
 
 
-def family_order(labels: list[str], info: dict[str, tuple]) -> list[str]:
-    return sorted(labels, key=lambda n: (*info.get(n, ("~", "~")), n))
+family_order = B.family_order
 
 
 def runs_url(**params) -> str:
@@ -389,18 +367,21 @@ if mat is not None and not mat.empty:
         task_of = {p.name: p.task for p in prompts}
         row_task = B.task_groups(list(shown.index), task_of)
         col_task = B.task_groups(list(shown.columns), task_of)
-        views = [v for v in B.VIEWS if v != "task" or B.task_view_ok(row_task, col_task)]
+        views = B.views_for(row_task, col_task)
         if st.session_state.get("tr_view") not in views:
             st.session_state["tr_view"] = views[0]
         view = c4.selectbox("View", views, key="tr_view", format_func=B.VIEWS.get,
                             help=f"Above {B.FULL_DETAIL_MAX} prompts the matrix is shown as blocks; click a block "
                                  "to see its prompts cell by cell.")
         with st.spinner("Grouping the matrix into blocks (once per matrix)…"):
-            rg, cg, bmean, block_cl, ov = _block_view(f"{key_base}|{view}|{order}", view, order, shown, row_task,
-                                                      col_task, family_info(list(row_task) + list(col_task)))
+            bv = _block_view(f"{key_base}|{view}|{order}", view, order, shown, row_task, col_task,
+                             family_info(list(row_task) + list(col_task)))
+        rg, cg, bmean, block_cl, ov = bv.rows, bv.cols, bv.mean, bv.clustering, bv.overview
         want = st.session_state.get("_tr_drill")
-        if want and (want[0] != view or want[1] not in rg or want[2] not in cg):
-            st.caption(f"Block {want[1]} × {want[2]} is not a block of this view: showing all blocks.")
+        if want and want[0] != view:  # the view was changed: its blocks are other blocks
+            st.session_state["_tr_drill"] = want = None
+        if want and (want[1] not in rg or want[2] not in cg):  # a stale or mistyped link
+            st.caption(f"There is no block {want[1]} × {want[2]} in {B.VIEWS[view]}: showing all blocks.")
             st.session_state["_tr_drill"] = want = None
         if want:
             drill = (want[1], want[2])

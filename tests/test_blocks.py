@@ -238,3 +238,30 @@ def test_task_view_needs_2_to_60_tasks():
     assert not B.task_view_ok(many, many)                                                       # 400 tasks
     groups = B.task_groups(["a", "b", "c", "t9"], {"a": "x", "b": None, "c": "x"})
     assert groups == {"x": ["a", "c"], B.NO_TASK: ["b"], "t9": ["t9"]}
+
+
+def test_block_view_task_and_cluster(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path))
+    prompts = clustered_prompts(6, 5)
+    mat = M.compute_matrix("e_avg", prompts, cache=False)
+    task_of = {p.name: p.task for p in prompts}
+    tg = B.task_groups(list(mat.index), task_of)
+    info = {n: (f"fam{int(t[-2:]) % 2}", t) for n, t in task_of.items()} | {t: (f"fam{int(t[-2:]) % 2}", t) for t in tg}
+    v = B.block_view(mat, "task", order="family", row_task=tg, col_task=tg, info=info)
+    assert list(v.rows) == ["task00", "task02", "task04", "task01", "task03", "task05"] and v.clustering is None
+    assert list(v.mean.index) == list(v.rows) and v.mean.shape == (6, 6)
+    assert v.mean.at["task02", "task04"] == pytest.approx(B.block_means(mat, tg, tg).mean.at["task02", "task04"])
+    c = B.block_view(mat, "cluster", order="cluster", row_task=tg, col_task=tg)
+    assert c.rows == c.cols and len(c.rows) == 6 and c.clustering is not None
+    assert sorted(sorted(v) for v in c.rows.values()) == sorted(sorted(v) for v in tg.values())
+    assert c.overview.values.shape == (30, 30)
+    # sources x a few target tasks (measured): rows cut by the dendrogram, one block per column
+    rect = mat.iloc[:, :3].copy()
+    rect.columns = ["t_a", "t_b", "t_c"]
+    r = B.block_view(rect, "cluster", order="fixed", row_task=tg, col_task=B.singletons(list(rect.columns)))
+    assert sorted(r.cols) == ["t_a", "t_b", "t_c"] and all(len(v) == 1 for v in r.cols.values())
+    assert sum(len(v) for v in r.rows.values()) == 30
+    assert B.views_for(tg, tg) == ["task", "cluster"]
+    assert B.views_for({"(no task)": list(mat.index)}, {"(no task)": list(mat.index)}) == ["cluster"]
+    with pytest.raises(ValueError, match="unknown block view"):
+        B.block_view(mat, "family", order="fixed", row_task=tg, col_task=tg)

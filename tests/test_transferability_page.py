@@ -317,7 +317,7 @@ def test_a_stale_block_in_the_url_falls_back_to_all_blocks(tmp_path, monkeypatch
     at = app(tmp_path, monkeypatch, library=lib,
              query={"metric": "e_avg", "view": "task", "block_src": "nope", "block_tgt": "task01"}).run()
     assert not at.exception
-    assert any("not a block of this view" in c.value for c in at.caption)
+    assert any("There is no block nope × task01" in c.value for c in at.caption)
     assert any("tr_blocks" in ch.proto.id for ch in at.get("plotly_chart"))
 
 
