@@ -1,6 +1,6 @@
 """How does the Transferability page scale with the library: script time, bytes sent, first paint.
 
-    .venv/bin/python bench/page_scale.py                    # N = 100, 300, 1,000, 3,000 + first paint (~6 min)
+    .venv/bin/python bench/page_scale.py                    # N = 100, 300, 1,000, 3,000 + first paint (~3 min)
     .venv/bin/python bench/page_scale.py --sizes 100 1000 --no-first-paint
 
 Library: N random [20, 384] prompts in 20 clusters (one task per cluster, 5 families), MiniLM
