@@ -43,7 +43,7 @@ import torch
 
 __all__ = [
     "MetricError", "BackboneUnavailable", "MixedBackboneError", "MetricSpec", "METRICS",
-    "PROMPT_METRICS", "BACKBONE_METRICS", "compute_matrix", "compute_matrices", "metric_status",
+    "PROMPT_METRICS", "BACKBONE_METRICS", "compute_matrix", "compute_matrices", "compute_pairs", "metric_status",
     "e_avg", "e_tok", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs",
     "Measured", "measured", "by_task", "validate", "validation_table", "cluster", "Clustering",
     "group_key", "split_groups", "check_one_group", "cached_matrix", "save_precomputed", "load_precomputed",
@@ -284,12 +284,16 @@ def e_avg(prompts) -> np.ndarray:
     Means as one BLAS matrix-vector product per prompt (P^T · 1/L): no [N, L, d] copy, and
     on a busy CPU a gemv is far cheaper than a threaded reduction; then one [N, d] Gram.
     """
-    items = _items(prompts)
+    return _cosine(_mean_tokens(_items(prompts)))
+
+
+def _mean_tokens(items: list[_Item]) -> torch.Tensor:
+    """[n, d] float32: each prompt's mean token (e_avg's feature)."""
     M = torch.empty((len(items), items[0].tensor.shape[1]))
     for i, it in enumerate(items):
         L = it.tensor.shape[0]
         torch.mv(it.tensor.T, torch.full((L,), 1.0 / L), out=M[i])
-    return _cosine(M)
+    return M
 
 
 def e_tok(prompts) -> np.ndarray:
@@ -300,14 +304,18 @@ def e_tok(prompts) -> np.ndarray:
     P^T · (1/(L‖p_i‖)), no normalised copy) and one [N, d] Gram replace L_s·L_t
     cosines per pair.
     """
-    items = _items(prompts)
+    S = _unit_token_means(_items(prompts)).double()
+    return (S @ S.T).clamp(-1.0, 1.0).numpy()
+
+
+def _unit_token_means(items: list[_Item]) -> torch.Tensor:
+    """[n, d] float32: each prompt's mean *normalised* token (e_tok's feature)."""
     S = torch.empty((len(items), items[0].tensor.shape[1]))
     for i, it in enumerate(items):
         P = it.tensor
         w = 1.0 / (torch.linalg.vector_norm(P, dim=1).clamp_min(1e-12) * P.shape[0])
         torch.mv(P.T, w, out=S[i])
-    S = S.double()
-    return (S @ S.T).clamp(-1.0, 1.0).numpy()
+    return S
 
 
 def _flat_pairwise(items: list[_Item], which: str) -> np.ndarray:
@@ -685,8 +693,40 @@ def matrix_key(metric: str, prompts, backbone: str | None = None, **params) -> s
 
 
 def _cache_file(metric: str, key: str) -> Path:
+    """The disk cache of one matrix: its values as .npy (float64 [N, N]); rows and columns are the
+    prompts in the order the key lists them. (CSV took 1.4 s to write at N = 1,000, 12 s at 3,000.)"""
     from core.config import cache_dir
-    return cache_dir() / "metrics" / f"{metric}-{key}.csv"
+    return cache_dir() / "metrics" / f"{metric}-{key}.npy"
+
+
+def _save_npy(path: Path, values: np.ndarray) -> None:
+    """Atomic np.save (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, values, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A cached array of exactly this shape, or None (missing, broken or stale file)."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return a.astype(float, copy=False) if a.shape == shape else None
+
+
+def _cached_frame(path: Path, names: list[str]) -> pd.DataFrame | None:
+    a = _load_npy(path, (len(names), len(names))) if path.is_file() else None
+    if a is None:
+        return None
+    df = pd.DataFrame(a, index=pd.Index(names, name="source"), columns=pd.Index(names, name="target"))
+    return df
 
 
 def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = None, backbone=None,
@@ -711,13 +751,10 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
     key = matrix_key(metric, items, bb_name, **{k: v for k, v in params.items() if k != "counter"})
     path = _cache_file(metric, key)
     names = [it.name for it in items]
-    if cache and path.is_file():
-        try:
-            df = read_matrix_csv(path)
-            if list(df.index) == names and list(df.columns) == names:
-                return df
-        except MetricError:
-            pass  # a broken cache file is recomputed and replaced
+    if cache:
+        df = _cached_frame(path, names)  # a broken cache file is recomputed and replaced
+        if df is not None:
+            return df
     if spec.needs_backbone:
         values = BACKBONE_FUNCS[metric](items, backbone if backbone is not None else bb_name, **params)
     else:
@@ -727,7 +764,7 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
     df.columns.name = "target"
     if cache:
         try:
-            write_matrix_csv(df, path)
+            _save_npy(path, df.to_numpy(dtype=float))
         except OSError:
             pass  # a read-only cache must not break the metric
     return df
@@ -808,14 +845,61 @@ def cached_matrix(metric: str, prompts, *, backbone=None, precomputed: Path | st
             return df
     bb_name = _backbone_name(spec, backbone, items)
     path = _cache_file(metric, matrix_key(metric, items, bb_name, **params))
-    if not path.is_file():
-        return None
-    try:
-        df = read_matrix_csv(path)
-    except MetricError:
-        return None
-    names = [it.name for it in items]
-    return df if list(df.index) == names and list(df.columns) == names else None
+    return _cached_frame(path, [it.name for it in items])
+
+
+def compute_pairs(metric: str, sources, targets) -> pd.DataFrame:
+    """A prompt-space metric for a few sources x targets, without the N x N matrix (a page's
+    pair details at N = 1,000 need one value per metric, not a million).
+
+    sources, targets: SoftPrompt-like objects of one backbone group; the result [k_s, k_t] has
+    their names as index / columns: k_s x k_t work, not (k_s + k_t)^2 (the validation of a few
+    measured sources against every target prompt). Values equal :func:`compute_matrix`'s for
+    the same pairs up to float32 rounding (~1e-7: the Gram is blocked differently).
+    """
+    spec = get_spec(metric)
+    if spec.kind != "prompt":
+        raise MetricError(f"{metric}: compute_pairs computes prompt-space metrics only "
+                          f"({', '.join(PROMPT_METRICS)})")
+    sources, targets = list(sources), list(targets)
+    if any(getattr(p, "name", None) is None for p in [*sources, *targets]):
+        raise MetricError("compute_pairs needs named prompts")
+    S, T = _items(sources), _items(targets)
+    check_one_group(S + T)
+    if metric in ("e_avg", "e_tok"):
+        feat = _mean_tokens if metric == "e_avg" else _unit_token_means
+        A, B = feat(S).double(), feat(T).double()
+        if metric == "e_avg":
+            A, B = torch.nn.functional.normalize(A, dim=1), torch.nn.functional.normalize(B, dim=1)
+        values = (A @ B.T).clamp(-1.0, 1.0).numpy()
+    else:
+        values = _flat_rect(S, T, metric)
+    return pd.DataFrame(values, index=[p.name for p in sources], columns=[p.name for p in targets], dtype=float)
+
+
+def _flat_rect(S: list[_Item], T: list[_Item], which: str) -> np.ndarray:
+    """e_flat / euclid of sources x targets (blocks of equal L; NaN across lengths): [k_s, k_t]."""
+    out = np.full((len(S), len(T)), np.nan)
+    for L, si in _same_length_blocks(S).items():
+        ti = _same_length_blocks(T).get(L)
+        if not ti:
+            continue
+        Xs = torch.stack([S[i].tensor for i in si]).reshape(len(si), -1)
+        Xt = torch.stack([T[j].tensor for j in ti]).reshape(len(ti), -1)
+        G = (Xs @ Xt.T).double()
+        ss = (Xs.double() ** 2).sum(1)
+        st = (Xt.double() ** 2).sum(1)
+        if which == "e_flat":
+            denom = ss.sqrt()[:, None] * st.sqrt()[None, :]
+            vals = torch.where(denom > 0, G / denom.clamp_min(1e-300), torch.zeros_like(G)).clamp(-1.0, 1.0)
+        else:
+            d2 = (ss[:, None] + st[None, :] - 2 * G).clamp_min(0)
+            # near-duplicates (and a prompt against itself): the Gram trick cancels badly there
+            for a, b in (d2 < 1e-2 * (ss[:, None] + st[None, :])).nonzero().tolist():
+                d2[a, b] = float(torch.linalg.vector_norm(Xs[a].double() - Xt[b].double()) ** 2)
+            vals = 1.0 / (1.0 + d2.sqrt())
+        out[np.ix_(np.asarray(si), np.asarray(ti))] = vals.numpy()
+    return out
 
 
 def compute_matrices(metrics: Iterable[str], prompts, **kwargs) -> dict[str, pd.DataFrame | MetricError]:
@@ -935,23 +1019,37 @@ def measured(results: pd.DataFrame, *, method: str | None = None, baseline: str 
 
 
 # --------------------------------------------------------------------------- validation
-def by_task(matrix: pd.DataFrame, prompts) -> pd.DataFrame:
+def by_task(matrix: pd.DataFrame, prompts, *, rows: bool = False) -> pd.DataFrame:
     """Prompt x prompt matrix -> sources x target *tasks* (to compare with ``measured``).
 
     A target task's column is the mean over that task's target prompts; when
     some of them are ``scratch`` prompts, only those count (the prompt one
     would have trained anyway). Columns of prompts without a task keep their name.
+
+    rows=True: source *tasks* x target tasks: a source task's row is the mean over all of
+    its prompts (every method); a prompt is never averaged against itself
+    (:func:`core.blocks.block_means`), and a row of a prompt without a task keeps its name.
     """
     items = {it.name: it for it in _items(prompts)}
     cols: dict[str, list[str]] = {}
     for c in matrix.columns:
         it = items.get(c)
         cols.setdefault((it.task if it is not None and it.task else c), []).append(c)
-    out = {}
+    col_groups = {}
     for task, names in cols.items():
         scratch = [c for c in names if items.get(c) is not None and items[c].method == "scratch"]
-        out[task] = matrix[scratch or names].mean(axis=1)
-    df = pd.DataFrame(out, index=matrix.index)
+        col_groups[task] = scratch or names
+    if rows:
+        from core.blocks import block_means
+
+        row_groups: dict[str, list[str]] = {}
+        for r in matrix.index:
+            it = items.get(r)
+            row_groups.setdefault((it.task if it is not None and it.task else r), []).append(r)
+        df = block_means(matrix, row_groups, col_groups).mean
+    else:
+        df = pd.DataFrame({task: matrix[names].mean(axis=1) for task, names in col_groups.items()},
+                          index=matrix.index)
     df.index.name, df.columns.name = "source", "target"
     return df
 
@@ -1014,46 +1112,85 @@ def validation_table(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataF
 # --------------------------------------------------------------------------- clustering
 @dataclass
 class Clustering:
-    """Leaf orders and dendrogram line coordinates in cell units (leaf i sits at i)."""
+    """Leaf orders and dendrogram line coordinates in cell units (leaf i sits at i).
+
+    row_linkage / col_linkage: scipy linkage matrices [n - 1, 4] over the matrix's rows /
+    columns in their original order (what :func:`core.blocks.cluster_groups` cuts);
+    row_leaves / col_leaves: the leaf order as indices into that original order.
+    """
 
     rows: list[str]
     cols: list[str]
     row_lines: list[tuple[list[float], list[float]]]   # (positions [4], heights [4]) per link
     col_lines: list[tuple[list[float], list[float]]]
+    row_linkage: np.ndarray | None = None
+    col_linkage: np.ndarray | None = None
+    row_leaves: list[int] = field(default_factory=list)
+    col_leaves: list[int] = field(default_factory=list)
+
+
+def _linkage_cached(X: np.ndarray, method: str) -> np.ndarray:
+    """scipy linkage of the rows of X [n, k], computed once per content: the linkage matrix is
+    kept beside the metric matrices (cache_dir()/metrics/linkage-<sha256 of X>.npy), so a new
+    server or session does not pay it again (5 s at N = 3,000 on 2 cores)."""
+    from scipy.cluster.hierarchy import linkage
+
+    h = hashlib.sha256(f"{method}|{X.shape}|{X.dtype}".encode())
+    h.update(np.ascontiguousarray(X).tobytes())
+    try:
+        from core.config import cache_dir
+        path = cache_dir() / "metrics" / f"linkage-{h.hexdigest()[:24]}.npy"
+    except OSError:
+        path = None
+    if path is not None and path.is_file():
+        Z = _load_npy(path, (X.shape[0] - 1, 4))
+        if Z is not None:
+            return Z
+    Z = linkage(X, method=method, metric="euclidean")
+    if path is not None:
+        try:
+            _save_npy(path, Z)
+        except OSError:
+            pass  # a read-only cache must not break the page
+    return Z
 
 
 def _profile_linkage(values: np.ndarray, method: str):
-    from scipy.cluster.hierarchy import dendrogram, linkage
+    """(leaf order, dendrogram lines, linkage matrix or None) of the rows of values [n, k]."""
+    from scipy.cluster.hierarchy import dendrogram
 
     X = np.array(values, dtype=float)
     if X.shape[0] < 2:
-        return list(range(X.shape[0])), []
+        return list(range(X.shape[0])), [], None
     col_mean = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0) if X.size else X
     col_mean = np.where(np.isfinite(col_mean), col_mean, 0.0)
     X = np.where(np.isfinite(X), X, col_mean[None, :])
-    Z = linkage(X, method=method, metric="euclidean")
+    Z = _linkage_cached(X, method)
     dn = dendrogram(Z, no_plot=True)
     lines = [([(x - 5.0) / 10.0 for x in ic], list(dc)) for ic, dc in zip(dn["icoord"], dn["dcoord"])]
-    return list(dn["leaves"]), lines
+    return list(dn["leaves"]), lines, Z
 
 
 def cluster(matrix: pd.DataFrame, *, method: str = "average") -> Clustering:
     """Hierarchical clustering of rows and columns (scipy linkage on their value profiles).
 
     When rows and columns are the same prompts, both get one order (from the
-    symmetrised matrix), so the diagonal stays the diagonal.
+    symmetrised matrix), so the diagonal stays the diagonal. Linkages are cached on disk
+    by content (:func:`_linkage_cached`).
     """
     M = matrix.to_numpy(dtype=float)
     square = list(matrix.index) == list(matrix.columns)
     if square:
         S = np.where(np.isfinite(M), M, np.nan)
-        S = np.nanmean(np.stack([S, S.T]), axis=0)
-        order, lines = _profile_linkage(S, method)
+        if not np.array_equal(S, S.T, equal_nan=True):
+            S = np.nanmean(np.stack([S, S.T]), axis=0)
+        order, lines, Z = _profile_linkage(S, method)
         labels = list(matrix.index)
-        return Clustering([labels[i] for i in order], [labels[i] for i in order], lines, lines)
-    r_order, r_lines = _profile_linkage(M, method)
-    c_order, c_lines = _profile_linkage(M.T, method)
-    return Clustering([matrix.index[i] for i in r_order], [matrix.columns[i] for i in c_order], r_lines, c_lines)
+        return Clustering([labels[i] for i in order], [labels[i] for i in order], lines, lines, Z, Z, order, order)
+    r_order, r_lines, rZ = _profile_linkage(M, method)
+    c_order, c_lines, cZ = _profile_linkage(M.T, method)
+    return Clustering([matrix.index[i] for i in r_order], [matrix.columns[i] for i in c_order], r_lines, c_lines,
+                      rZ, cZ, r_order, c_order)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -1067,7 +1204,10 @@ def cli(command: str, argv: list[str]) -> int:
     parser.add_argument("--group", default=None, help="backbone group (needed when the library has several)")
     parser.add_argument("--results", default=None, help="results CSV for measured (default: LIBRARY/../results.csv)")
     parser.add_argument("--method", default=None, help="measured: transfer method (pot, panda)")
-    parser.add_argument("--by-task", action="store_true", help="columns = target tasks (mean over a task's prompts)")
+    parser.add_argument("--by-task", nargs="?", const="targets", choices=["targets", "both"], default=None,
+                        help="targets (the default when given alone): columns = target tasks (mean over a task's "
+                             "prompts, scratch prompts preferred); both: rows = source tasks too (a prompt is never "
+                             "averaged against itself)")
     parser.add_argument("--out", default=None, help="output CSV (default: stdout)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cache_dir()/metrics")
@@ -1128,4 +1268,4 @@ def _cli_matrix(args) -> pd.DataFrame:
             raise MetricError(f"no backbone group {group!r}; groups: {', '.join(groups)}")
     prompts = index.group_prompts(group)
     df = compute_matrix(args.metric, prompts, cache=not args.no_cache)
-    return by_task(df, prompts) if args.by_task else df
+    return by_task(df, prompts, rows=args.by_task == "both") if args.by_task else df

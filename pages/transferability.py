@@ -2,6 +2,7 @@
 
     streamlit run app.py   -> Transferability
     ?metric=e_avg&group=GROUP&order=cluster|family|fixed&target=TASK&lib=PATH   (shareable state)
+    &view=task|cluster&block_src=BLOCK&block_tgt=BLOCK     (above 300 prompts: blocks, a drilled block)
 
 Rows are source prompts, columns target prompts (``measured``: target tasks).
 One backbone group at a time: prompts of different backbones live in different
@@ -9,6 +10,11 @@ embedding spaces and are never compared. Matrices come from core.metrics
 (disk cache keyed by the prompts' content hashes; a precomputed demo matrix is
 used only while its key matches); measured transfer comes from the demo's
 results.csv plus the user's finished runs.
+
+Up to 300 prompts (core.blocks.FULL_DETAIL_MAX) every cell is drawn with its value, hover
+and click; above that the page draws blocks (a task or a dendrogram cluster each, at most 60
+per axis) and a downsampled overview, and a click on a block shows that block's cells.
+Nothing on the page sends one text per cell for all pairs of a large library.
 """
 from __future__ import annotations
 
@@ -19,24 +25,18 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
+from core import blocks as B
 from core import metrics as M
 from core.config import demo_dir
 from pages._deeplink import ensure_whole_app
+from pages._transfer_figs import heatmap_figure, overview_figure
 
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 ORDERS = {"cluster": "clustered (dendrograms)", "family": "task family", "fixed": "library order"}
-# Diverging, centred on "no gain", and readable without colour: lightness falls monotonically
-# from harm (light peach) through no gain (mid grey) to gain (dark blue) -- darker = better.
-DIVERGING = [[0.0, "#fdeadb"], [0.15, "#f9c7a4"], [0.3, "#eea37e"], [0.5, "#9e9e9e"],
-             [0.7, "#6b93bd"], [0.85, "#2c5a94"], [1.0, "#0b2a52"]]
-SEQUENTIAL = "Viridis"  # perceptually uniform, monotone lightness: fine in greyscale too
 ANNOTATE_MAX = 40       # cell labels by default up to this many rows/columns
-GL_CELLS = 2500         # click layer as WebGL markers above this many cells
 
 
 # ---------------------------------------------------------------- state from the URL
@@ -53,6 +53,10 @@ def _seed_from_query():
         st.session_state["tr_order"] = qp.get("order")
     if qp.get("target"):
         st.session_state["_tr_target_q"] = qp.get("target").split(",")[0]
+    if qp.get("view") in B.VIEWS:
+        st.session_state["tr_view"] = qp.get("view")
+        if qp.get("block_src") and qp.get("block_tgt"):  # checked against the view's blocks when drawn
+            st.session_state["_tr_drill"] = (qp.get("view"), qp.get("block_src"), qp.get("block_tgt"))
     st.session_state["_tr_seeded"] = True
 
 
@@ -169,115 +173,11 @@ def _cluster(key: str, _mat: pd.DataFrame) -> M.Clustering:
     return M.cluster(_mat)
 
 
-# ---------------------------------------------------------------- figure
-def _short(labels: list[str]) -> list[str]:
-    """Drop a suffix every label shares (thunlp: 'PromptRoberta') so ticks stay readable."""
-    labels = [str(x) for x in labels]
-    if len(labels) < 2:
-        return labels
-    suffix = labels[0]
-    for lab in labels[1:]:
-        while suffix and not lab.endswith(suffix):
-            suffix = suffix[1:]
-    if len(suffix) >= 4 and all(len(lab) > len(suffix) for lab in labels):
-        return [lab[:-len(suffix)] for lab in labels]
-    return labels
-
-
-def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None, annotate: bool = False,
-                   diverging: bool = False, noise: pd.DataFrame | None = None, zlabel: str = "",
-                   height: int | None = None, clickable: bool = True) -> go.Figure:
-    """Heatmap (row 0 at the top) with optional dendrograms, cell labels, noise-band markers and a
-    transparent square-marker layer at the cell centres that carries the click selection."""
-    rows, cols = [str(x) for x in mat.index], [str(x) for x in mat.columns]
-    z = mat.to_numpy(dtype=float)
-    n_r, n_c = z.shape
-    xs, ys = np.arange(n_c), np.arange(n_r)
-    dendro = clustering is not None and bool(clustering.row_lines or clustering.col_lines)
-    if dendro:
-        # axes linked by `matches` below (make_subplots' shared axes would hide the heatmap's row labels)
-        # heatmap bottom-left, column dendrogram above it, row dendrogram to its right (row labels stay
-        # on the left, clear of the tree)
-        fig = make_subplots(rows=2, cols=2, column_widths=[0.88, 0.12], row_heights=[0.12, 0.88],
-                            horizontal_spacing=0.004, vertical_spacing=0.004, specs=[[{}, None], [{}, {}]])
-        pos = dict(row=2, col=1)
-    else:
-        fig = go.Figure()
-        pos = {}
-    finite = z[np.isfinite(z)]
-    zmax = float(np.abs(finite).max()) if finite.size else 1.0
-    zrange = {}
-    if not diverging and rows == cols and n_r > 2:
-        # a prompt is always most similar to itself: scale colours by the off-diagonal values,
-        # or the diagonal flattens every other contrast
-        off = z[~np.eye(n_r, dtype=bool) & np.isfinite(z)]
-        if off.size and off.max() > off.min():
-            zrange = {"zmin": float(off.min()), "zmax": float(off.max())}
-    heat = go.Heatmap(
-        z=z, x=xs, y=ys, hoverinfo="skip" if clickable else None, xgap=0.5 if max(n_r, n_c) <= 60 else 0,
-        ygap=0.5 if max(n_r, n_c) <= 60 else 0,
-        colorscale=DIVERGING if diverging else SEQUENTIAL,
-        zmid=0.0 if diverging else None, zmin=-zmax if diverging else zrange.get("zmin"),
-        zmax=zmax if diverging else zrange.get("zmax"),
-        texttemplate="%{z:.2f}" if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
-        colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
-                  "y": 0.44 if dendro else 0.5, "x": 1.01},
-        hovertemplate=None if clickable else "%{z:.3f}<extra></extra>")
-    fig.add_trace(heat, **pos)
-    row_px = float(np.clip(700 / max(n_r, 1), 12, 26))
-    h = height or int(np.clip(170 + row_px * n_r * (1.14 if dendro else 1.0), 380, 1700))
-    cell_px = max(4.0, min(28.0, (h - 170) * (0.88 if dendro else 1.0) / max(n_r, 1)))
-    if noise is not None:
-        nm = noise.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(dtype=bool)
-        rr, cc = np.nonzero(nm)
-        if len(rr):
-            # white dot with a black rim in the cell's top-right corner (clear of the value label):
-            # visible on any colour and in greyscale
-            fig.add_trace(go.Scatter(
-                x=cc + 0.34, y=rr - 0.28, mode="markers", name="inside noise band", hoverinfo="skip", showlegend=True,
-                marker={"symbol": "circle", "size": max(4.0, cell_px * 0.3), "color": "white",
-                        "line": {"color": "black", "width": 1}}), **pos)
-    if clickable:
-        rr, cc = np.meshgrid(ys, xs, indexing="ij")
-        vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]
-        custom = [[rows[i], cols[j], vals[i * n_c + j]] for i in range(n_r) for j in range(n_c)]
-        # thousands of SVG markers take the browser seconds to draw: WebGL beyond GL_CELLS cells
-        trace = go.Scattergl if n_r * n_c > GL_CELLS else go.Scatter
-        fig.add_trace(trace(
-            x=cc.reshape(-1), y=rr.reshape(-1), mode="markers", name="cells", showlegend=False,
-            marker={"symbol": "square", "size": cell_px, "color": "rgba(0,0,0,0)"},
-            customdata=custom, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
-            hovertemplate="source %{customdata[0]}<br>target %{customdata[1]}<br>" + (zlabel or "value")
-                          + " %{customdata[2]}<extra></extra>"), **pos)
-    tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
-    fig.update_xaxes(tickvals=xs, ticktext=_short(cols), tickangle=-60, tickfont=tick, showgrid=False,
-                     zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", automargin=True, **pos)
-    fig.update_yaxes(tickvals=ys, ticktext=_short(rows), tickfont=tick, showgrid=False, zeroline=False,
-                     range=[n_r - 0.5, -0.5], automargin=True, **pos)
-    if dendro:
-        def lines(pairs, swap):
-            X, Y = [], []
-            for p, hgt in pairs:
-                a, b = (hgt, p) if swap else (p, hgt)
-                X += list(a) + [None]
-                Y += list(b) + [None]
-            return X, Y
-        X, Y = lines(clustering.col_lines, swap=False)
-        fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
-                                 showlegend=False), row=1, col=1)
-        X, Y = lines(clustering.row_lines, swap=True)
-        fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
-                                 showlegend=False), row=2, col=2)
-        heat_x = fig.data[0].xaxis or "x"
-        heat_y = fig.data[0].yaxis or "y"
-        fig.update_xaxes(visible=False, row=2, col=2)
-        fig.update_yaxes(visible=False, row=1, col=1)
-        fig.update_xaxes(matches=heat_x, visible=False, row=1, col=1)
-        fig.update_yaxes(matches=heat_y, visible=False, row=2, col=2)
-    fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
-                      clickmode="event+select", dragmode=False if clickable else "zoom",
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
-    return fig
+@st.cache_data(show_spinner=False, max_entries=16)
+def _block_view(key: str, view: str, order: str, _shown: pd.DataFrame, _row_task: B.Groups, _col_task: B.Groups,
+                _info: dict[str, tuple]) -> B.BlockView:
+    """core.blocks.block_view, shared by sessions; ``key`` names the matrix, view and order."""
+    return B.block_view(_shown, view, order=order, row_task=_row_task, col_task=_col_task, info=_info)
 
 
 def per_target_z(mat: pd.DataFrame) -> pd.DataFrame:
@@ -286,8 +186,7 @@ def per_target_z(mat: pd.DataFrame) -> pd.DataFrame:
     return ((mat - mat.mean(axis=0)) / sd).fillna(0.0).where(mat.notna())
 
 
-def family_order(labels: list[str], info: dict[str, tuple]) -> list[str]:
-    return sorted(labels, key=lambda n: (*info.get(n, ("~", "~")), n))
+family_order = B.family_order
 
 
 def runs_url(**params) -> str:
@@ -422,35 +321,118 @@ else:
                     except M.MetricError as e:
                         st.warning(str(e))
 
+view = ""      # "" = every cell; else a block view (core.blocks.VIEWS), above B.FULL_DETAIL_MAX prompts
+drill = None   # (row block, column block) shown cell by cell
 if mat is not None and not mat.empty:
     shown = per_target_z(mat) if normalise else mat
     zlabel = ("z (per target)" if normalise else "relative gain" if metric == "measured" else metric)
-    if order == "cluster" and min(shown.shape) >= 2:
-        clustering = _cluster(f"{metric}|{group}|{lib_hash}|{method}|{normalise}|{meas is not None and len(meas.runs)}",
-                              shown)
-        shown = shown.loc[clustering.rows, clustering.cols]
-    else:
-        clustering = None
+    diverging = metric == "measured" or normalise
+    key_base = f"{metric}|{group}|{lib_hash}|{method}|{normalise}|{meas is not None and len(meas.runs)}"
+
+    def arrange(sub: pd.DataFrame, key: str) -> tuple[pd.DataFrame, M.Clustering | None]:
+        """The chosen order of a matrix that is drawn cell by cell (<= B.FULL_DETAIL_MAX per axis)."""
+        if order == "cluster" and min(sub.shape) >= 2:
+            cl = _cluster(key, sub)
+            return sub.loc[cl.rows, cl.cols], cl
         if order == "family":
-            info = {n: (p.family or "~", p.task or "~") for n, p in by_name.items()}
-            for c in shown.columns:
-                if c not in info:  # a target task (measured)
-                    fam = next((p.family for p in prompts if p.task == c and p.family), None)
-                    info[c] = (fam or "~", c)
-            shown = shown.loc[family_order(list(shown.index), info), family_order(list(shown.columns), info)]
-    annotate = st.session_state.get("tr_annot")
-    if annotate is None:
-        annotate = max(shown.shape) <= ANNOTATE_MAX
-    annotate = c3.toggle("Cell values", value=bool(annotate), key="tr_annot")
-    fig = heatmap_figure(shown, clustering=clustering, annotate=annotate,
-                         diverging=metric == "measured" or normalise, noise=noise_mask, zlabel=zlabel)
-    build_s = time.perf_counter() - t0
-    event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points", width="stretch")
-    st.caption(f"{shown.shape[0]} sources × {shown.shape[1]} targets · ready in {build_s:.2f} s · click a cell for "
-               "the pair's details"
-               + (" · ○ = inside the noise band: |gain| ≤ the seed-to-seed spread of scratch on that target"
-                  if noise_mask is not None and noise_mask.values.any() else ""))
-    # a click -> the pair selectors below
+            info = family_info(list(sub.columns))
+            return sub.loc[family_order(list(sub.index), info), family_order(list(sub.columns), info)], None
+        return sub, None
+
+    def family_info(extra: list[str]) -> dict[str, tuple]:
+        info = {n: (p.family or "~", p.task or "~") for n, p in by_name.items()}
+        for c in extra:
+            if c not in info:  # a target task (measured) or a task block
+                fam = next((p.family for p in prompts if p.task == c and p.family), None)
+                info[c] = (fam or "~", c)
+        return info
+
+    def annotate_toggle(shape, key: str = "tr_annot") -> bool:
+        """Cell labels on/off; blocks have their own key, so a choice made on 20 blocks does not
+        label the 2,500 cells of a drilled block."""
+        annotate = st.session_state.get(key)
+        if annotate is None:
+            annotate = max(shape) <= ANNOTATE_MAX
+        return c3.toggle("Cell values", value=bool(annotate), key=key)
+
+    if not B.needs_blocks(shown.shape):
+        shown, clustering = arrange(shown, key_base)
+        fig = heatmap_figure(shown, clustering=clustering, annotate=annotate_toggle(shown.shape),
+                             diverging=diverging, noise=noise_mask, zlabel=zlabel)
+        build_s = time.perf_counter() - t0
+        event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points", width="stretch")
+        st.caption(f"{shown.shape[0]} sources × {shown.shape[1]} targets · ready in {build_s:.2f} s · click a cell "
+                   "for the pair's details"
+                   + (" · ○ = inside the noise band: |gain| ≤ the seed-to-seed spread of scratch on that target"
+                      if noise_mask is not None and noise_mask.values.any() else ""))
+    else:
+        # ---- blocks: a task or a dendrogram cluster per block; a click on a block shows its cells
+        task_of = {p.name: p.task for p in prompts}
+        row_task = B.task_groups(list(shown.index), task_of)
+        col_task = B.task_groups(list(shown.columns), task_of)
+        views = B.views_for(row_task, col_task)
+        if st.session_state.get("tr_view") not in views:
+            st.session_state["tr_view"] = views[0]
+        view = c4.selectbox("View", views, key="tr_view", format_func=B.VIEWS.get,
+                            help=f"Above {B.FULL_DETAIL_MAX} prompts the matrix is shown as blocks; click a block "
+                                 "to see its prompts cell by cell.")
+        with st.spinner("Grouping the matrix into blocks (once per matrix)…"):
+            bv = _block_view(f"{key_base}|{view}|{order}", view, order, shown, row_task, col_task,
+                             family_info(list(row_task) + list(col_task)))
+        rg, cg, bmean, block_cl, ov = bv.rows, bv.cols, bv.mean, bv.clustering, bv.overview
+        want = st.session_state.get("_tr_drill")
+        if want and want[0] != view:  # the view was changed: its blocks are other blocks
+            st.session_state["_tr_drill"] = want = None
+        if want and (want[1] not in rg or want[2] not in cg):  # a stale or mistyped link
+            st.caption(f"There is no block {want[1]} × {want[2]} in {B.VIEWS[view]}: showing all blocks.")
+            st.session_state["_tr_drill"] = want = None
+        if want:
+            drill = (want[1], want[2])
+            if st.button("← All blocks", key="tr_back"):
+                st.session_state["_tr_drill"] = None
+                st.rerun()
+            sub, (n_r, n_c) = B.drill(shown, rg, cg, *drill)
+            sub, clustering = arrange(sub, f"{key_base}|{view}|{drill}")
+            fig = heatmap_figure(sub, clustering=clustering, annotate=annotate_toggle(sub.shape),
+                                 diverging=diverging, noise=noise_mask, zlabel=zlabel)
+            build_s = time.perf_counter() - t0
+            st.markdown(f"**Block {drill[0]} × {drill[1]}** ({B.VIEWS[view]}) of {shown.shape[0]} sources × "
+                        f"{shown.shape[1]} targets")
+            event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points",
+                                    width="stretch")
+            cut = n_r > sub.shape[0] or n_c > sub.shape[1]
+            st.caption(f"{sub.shape[0]} sources × {sub.shape[1]} targets · ready in {build_s:.2f} s · click a cell "
+                       "for the pair's details"
+                       + (f" · this block holds {n_r} × {n_c} prompts: the first {B.FULL_DETAIL_MAX} of each axis "
+                          "(block order) are shown" if cut else "")
+                       + (" · ○ = inside the noise band" if noise_mask is not None and noise_mask.reindex(
+                           index=sub.index, columns=sub.columns).fillna(False).values.any() else ""))
+        else:
+            sizes_r = [f"{len(v)} prompt{'s' * (len(v) != 1)}" for v in rg.values()]
+            sizes_c = [f"{len(v)} prompt{'s' * (len(v) != 1)}" if len(v) != 1 or v[0] in by_name else "task"
+                       for v in cg.values()]
+            fig = heatmap_figure(bmean, clustering=block_cl, annotate=annotate_toggle(bmean.shape, "tr_annot_blocks"),
+                                 diverging=diverging, zlabel=f"mean {zlabel}", row_info=sizes_r, col_info=sizes_c,
+                                 what=("source block", "target block"))
+            build_s = time.perf_counter() - t0
+            bevent = st.plotly_chart(fig, key="tr_blocks", on_select="rerun", selection_mode="points",
+                                     width="stretch")
+            st.caption(f"{shown.shape[0]} sources × {shown.shape[1]} targets in {bmean.shape[0]} × {bmean.shape[1]} "
+                       f"{B.VIEWS[view]} · a block's value = mean of its cells (a prompt never against itself) · "
+                       f"ready in {build_s:.2f} s · click a block to see its prompts cell by cell")
+            for p in (bevent or {}).get("selection", {}).get("points", []) if bevent else []:
+                cd = p.get("customdata")
+                if isinstance(cd, (list, tuple)) and len(cd) >= 2 and cd[0] in rg and cd[1] in cg:
+                    st.session_state["_tr_drill"] = (view, str(cd[0]), str(cd[1]))
+                    st.rerun()
+            with st.expander("Whole matrix (downsampled)", expanded=True):
+                st.plotly_chart(overview_figure(ov, rg, cg, diverging=diverging, zlabel=zlabel),
+                                key="tr_overview", width="stretch")
+                st.caption(f"Every cell, pooled into at most {B.OVERVIEW_MAX} × {B.OVERVIEW_MAX} bins (mean; a prompt "
+                           "never against itself), in block order; white lines = block borders; hover names a bin's "
+                           "blocks.")
+            event = None
+    # a click on a cell -> the pair selectors below
     pts = (event or {}).get("selection", {}).get("points", []) if event else []
     for p in pts:
         cd = p.get("customdata")
@@ -463,11 +445,12 @@ if mat is not None and not mat.empty:
 
     # ---- export
     e1, e2, e3, e4 = st.columns(4)
-    e1.download_button("Matrix CSV", mat.to_csv(float_format="%.6g").encode(), file_name=f"{metric}_{group.replace('/', '_')}.csv",
-                       mime="text/csv", key="tr_dl_csv")
-    e2.download_button("Figure HTML", fig.to_html(include_plotlyjs="cdn", full_html=True).encode(),
+    # deferred: built only when clicked (the CSV of a 1,000 x 1,000 matrix takes seconds to write)
+    e1.download_button("Matrix CSV", lambda m=mat: m.to_csv(float_format="%.6g").encode(),
+                       file_name=f"{metric}_{group.replace('/', '_')}.csv", mime="text/csv", key="tr_dl_csv")
+    e2.download_button("Figure HTML", lambda f=fig: f.to_html(include_plotlyjs="cdn", full_html=True).encode(),
                        file_name=f"{metric}.html", mime="text/html", key="tr_dl_html",
-                       help="interactive; loads plotly.js from its CDN when opened")
+                       help="interactive; loads plotly.js from its CDN when opened (the figure on screen)")
     with e3:
         if st.button("Prepare PNG/SVG", key="tr_img", help="static images via kaleido (starts a headless browser)"):
             try:
@@ -504,12 +487,17 @@ if src and tgt:
     st.dataframe(table.loc[[n for n in dict.fromkeys(shown_names) if n in table.index], meta_cols],
                  width="stretch", key="tr_pair_meta")
     vals = []
+    memo = st.session_state.get("_tr_mats", {})
     for m in M.METRICS:
         if m == "measured":
             continue
+        # a matrix already at hand, else only these pairs (prompt metrics: never N x N for one value),
+        # else a stored matrix (model metrics are never computed here)
+        mm = memo.get((m, group, lib_hash))
         try:
-            mm = get_matrix(m, group, lib_hash, prompts, not M.METRICS[m].needs_backbone) \
-                if M.metric_status(m, prompts)[0] else None
+            if mm is None and M.metric_status(m, prompts)[0]:
+                mm = (M.compute_pairs(m, [by_name[src]], tgt_prompts[:3]) if m in M.PROMPT_METRICS
+                      else get_matrix(m, group, lib_hash, prompts, False))
         except M.MetricError:
             mm = None
         for tp in tgt_prompts[:3]:
@@ -546,7 +534,8 @@ if q_target:
 if st.session_state.get("tr_target") not in targets:
     st.session_state.pop("tr_target", None)
 target = st.selectbox("Target task", targets, key="tr_target", index=None, placeholder="pick a target task")
-_write_query(metric=metric, group=group, order=order, target=target or "")
+_write_query(metric=metric, group=group, order=order, target=target or "", view=view,
+             block_src=drill[0] if drill else "", block_tgt=drill[1] if drill else "")
 if target:
     src_task = {p.name: p.task for p in prompts}
     rank = pd.DataFrame(index=pd.Index(names, name="source"))
@@ -584,24 +573,38 @@ if meas is not None and not meas.mean.empty:
     rows_ = [r for r in meas.mean.index if pred_side is not None and r in pred_side.index]
     cols_ = [c for c in meas.mean.columns if pred_side is not None and c in pred_side.columns]
     if rows_ and cols_:
+        side_p, side_m, side_noise, by = pred_side.loc[rows_, cols_], meas.mean.loc[rows_, cols_], meas.inside_noise(), ""
+        if B.needs_blocks(side_p.shape):  # more sources than cells worth drawing: rows = source tasks
+            rg = B.task_groups(rows_, {p.name: p.task for p in prompts})
+            side_p = B.block_means(side_p, rg, B.singletons(cols_)).mean
+            side_m = B.block_means(side_m, rg, B.singletons(cols_)).mean
+            side_noise, by = None, ", rows = mean over each source task's prompts"
         with left:
-            st.caption(f"{side_metric} (by target task)")
-            st.plotly_chart(heatmap_figure(pred_side.loc[rows_, cols_], annotate=len(rows_) <= ANNOTATE_MAX,
+            st.caption(f"{side_metric} (by target task{by})")
+            st.plotly_chart(heatmap_figure(side_p, annotate=len(side_p) <= ANNOTATE_MAX,
                                            zlabel=side_metric, clickable=False, height=420),
                             key="tr_side_pred", width="stretch")
         with right:
-            st.caption(f"measured ({meas.method}), ○ = inside noise band")
-            st.plotly_chart(heatmap_figure(meas.mean.loc[rows_, cols_], annotate=len(rows_) <= ANNOTATE_MAX,
-                                           diverging=True, noise=meas.inside_noise(), zlabel="gain",
+            st.caption(f"measured ({meas.method}){by}" + (", ○ = inside noise band" if side_noise is not None else ""))
+            st.plotly_chart(heatmap_figure(side_m, annotate=len(side_m) <= ANNOTATE_MAX,
+                                           diverging=True, noise=side_noise, zlabel="gain",
                                            clickable=False, height=420),
                             key="tr_side_meas", width="stretch")
     st.subheader("How well does each metric predict measured transfer?")
     preds = {}
+    memo = st.session_state.get("_tr_mats", {})
+    measured_sources = [by_name[s] for s in meas.mean.index if s in by_name]
     for m in M.METRICS:
         if m == "measured" or not M.metric_status(m, prompts)[0]:
             continue
+        # only the rows that have measured runs are scored: a prompt metric not at hand is computed
+        # for those sources x every target prompt, not for all N x N pairs
+        mm = memo.get((m, group, lib_hash))
         try:
-            mm = get_matrix(m, group, lib_hash, prompts, not M.METRICS[m].needs_backbone)
+            if mm is None and m in M.PROMPT_METRICS:
+                mm = M.compute_pairs(m, measured_sources, prompts) if measured_sources else None
+            elif mm is None:
+                mm = get_matrix(m, group, lib_hash, prompts, False)
         except M.MetricError:
             mm = None
         if mm is not None:

@@ -117,18 +117,26 @@ def test_cache_by_content_hash(tmp_path, monkeypatch):
     monkeypatch.setenv("ATLAS_CACHE", str(tmp_path))
     prompts = rand_prompts(4)
     m1 = M.compute_matrix("e_avg", prompts)
-    files = list((tmp_path / "metrics").glob("e_avg-*.csv"))
+    files = list((tmp_path / "metrics").glob("e_avg-*.npy"))
     assert len(files) == 1
     # a cached file is what the next call returns (poison it to prove it is read)
-    poisoned = m1.copy()
-    poisoned.iloc[0, 1] = 42.0
-    M.write_matrix_csv(poisoned, files[0])
-    assert M.compute_matrix("e_avg", prompts).iloc[0, 1] == 42.0
+    poisoned = m1.to_numpy().copy()
+    poisoned[0, 1] = 42.0
+    np.save(files[0], poisoned)
+    again = M.compute_matrix("e_avg", prompts)
+    assert again.iloc[0, 1] == 42.0 and list(again.index) == list(m1.index) == list(again.columns)
+    assert M.cached_matrix("e_avg", prompts).iloc[0, 1] == 42.0
     np.testing.assert_allclose(M.compute_matrix("e_avg", prompts, cache=False).values, m1.values)
+    # a broken or wrongly shaped cache file is recomputed and replaced, never shown
+    np.save(files[0], np.zeros((2, 2)))
+    assert M.cached_matrix("e_avg", prompts) is None
+    np.testing.assert_allclose(M.compute_matrix("e_avg", prompts).values, m1.values)
+    files[0].write_bytes(b"not an npy file")
+    np.testing.assert_allclose(M.compute_matrix("e_avg", prompts).values, m1.values)
     # changed content -> a new key, a new file
     prompts[0].tensor = prompts[0].tensor + 1.0
     M.compute_matrix("e_avg", prompts)
-    assert len(list((tmp_path / "metrics").glob("e_avg-*.csv"))) == 2
+    assert len(list((tmp_path / "metrics").glob("e_avg-*.npy"))) == 2
 
 
 # ---- measured + validation ------------------------------------------------------------------------

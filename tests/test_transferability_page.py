@@ -232,3 +232,131 @@ def test_precomputed_demo_matrix_is_used_for_backbone_metrics(tmp_path, monkeypa
              query={"metric": "panda_sim"}).run()
     assert not at.exception
     assert [b for b in at.button if b.key == "tr_compute"] and not at.get("plotly_chart")
+
+
+# ---- above 300 prompts: blocks, drill-down, nothing per cell for all pairs -------------------------------
+def big_library(tmp_path, n: int):
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
+    from big_library import build
+
+    return build(n, tmp_path / "big")
+
+
+def test_large_library_shows_blocks_then_a_drilled_block(tmp_path, monkeypatch):
+    """320 prompts (20 tasks x 16): blocks by task + a downsampled overview; no per-cell layer; a
+    block from the URL shows its own cells; block means = the cells' means (no self-pairs)."""
+    from core import blocks as B
+    from core import metrics as M
+    from core.library import index_library
+
+    lib = big_library(tmp_path, 320)
+    at = app(tmp_path, monkeypatch, library=lib, query={"metric": "e_avg"}).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_view").value == "task"
+    charts = {c.proto.id.rsplit("-", 1)[-1]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    assert [k for k in charts if "tr_heatmap" in k] == []
+    blocks = next(v for k, v in charts.items() if "tr_blocks" in k)
+    cells = next(t for t in blocks["data"] if t.get("name") == "cells")
+    assert len(cells["customdata"]) == 20 * 20
+    # nothing on the page carries one entry per pair of prompts
+    for spec in charts.values():
+        for t in spec["data"]:
+            assert len(t.get("customdata") or []) <= B.MAX_BLOCKS ** 2
+            assert len(t.get("text") or []) <= B.MAX_BLOCKS ** 2
+    overview = next(v for k, v in charts.items() if "tr_overview" in k)
+    heat = next(t for t in overview["data"] if t["type"] == "heatmap")
+    assert arr(heat["z"]).shape == (160, 160)             # 320 cells per axis pooled by 2: <= B.OVERVIEW_MAX bins
+    assert len(heat["x"]) == 160 and heat["x"][0].startswith("task")   # hover: the block a bin stands for
+    # a block's value is the mean of its cells
+    index = index_library(lib)
+    prompts = index.group_prompts(next(iter(index.groups())))
+    full = M.compute_matrix("e_avg", prompts, cache=False)
+    task = {p.name: p.task for p in prompts}
+    by_cd = {(c[0], c[1]): float(c[2]) for c in cells["customdata"]}
+    r = [n for n in full.index if task[n] == "task03"]
+    c = [n for n in full.index if task[n] == "task07"]
+    assert by_cd[("task03", "task07")] == pytest.approx(full.loc[r, c].to_numpy().mean(), abs=1e-3)
+    diag = full.loc[r, r].to_numpy()
+    assert by_cd[("task03", "task03")] == pytest.approx(diag[~np.eye(len(r), dtype=bool)].mean(), abs=1e-3)
+
+    # the drill-down of a URL: that block's cells, full detail, and the URL keeps it
+    at = app(tmp_path, monkeypatch, library=lib,
+             query={"metric": "e_avg", "view": "task", "block_src": "task03", "block_tgt": "task07"}).run()
+    assert not at.exception, at.exception
+    spec = chart_specs(at)[0]
+    cells = next(t for t in spec["data"] if t.get("name") == "cells")
+    assert {d[0] for d in cells["customdata"]} == set(r) and {d[1] for d in cells["customdata"]} == set(c)
+    assert at.query_params["block_src"] in ("task03", ["task03"]) and at.query_params["view"] in ("task", ["task"])
+    assert [b for b in at.button if b.key == "tr_back"]
+    # pair details of a drilled cell: computed for that pair only, equal to the matrix
+    at.selectbox(key="tr_pair_src").set_value(r[1]).run()
+    at.selectbox(key="tr_pair_tgt").set_value(c[2]).run()
+    vals = next(df.value for df in at.dataframe if "metric" in df.value.columns and "target prompt" in df.value.columns)
+    got = vals.set_index("metric")["value"]
+    assert got["e_avg"] == pytest.approx(full.at[r[1], c[2]], abs=1e-6)
+    assert got["e_tok"] == pytest.approx(M.compute_matrix("e_tok", prompts, cache=False).at[r[1], c[2]], abs=1e-6)
+    # back to all blocks: the URL drops the block
+    at.button(key="tr_back").click().run()
+    assert not at.exception
+    assert "block_src" not in at.query_params
+    assert any("tr_blocks" in ch.proto.id for ch in at.get("plotly_chart"))
+
+    # blocks by cluster: the dendrogram cut (20 generated clusters -> 20 blocks of 16)
+    at.selectbox(key="tr_view").set_value("cluster").run()
+    assert not at.exception
+    blocks = json.loads(next(ch for ch in at.get("plotly_chart") if "tr_blocks" in ch.proto.id).proto.spec)
+    cells = next(t for t in blocks["data"] if t.get("name") == "cells")
+    assert len(cells["customdata"]) == 20 * 20 and {d[3] for d in cells["customdata"]} == {"16 prompts"}
+    assert at.query_params["view"] in ("cluster", ["cluster"])
+
+
+def test_a_stale_block_in_the_url_falls_back_to_all_blocks(tmp_path, monkeypatch):
+    lib = big_library(tmp_path, 320)
+    at = app(tmp_path, monkeypatch, library=lib,
+             query={"metric": "e_avg", "view": "task", "block_src": "nope", "block_tgt": "task01"}).run()
+    assert not at.exception
+    assert any("There is no block nope × task01" in c.value for c in at.caption)
+    assert any("tr_blocks" in ch.proto.id for ch in at.get("plotly_chart"))
+
+
+def test_measured_with_more_than_300_sources_is_shown_by_source_task(tmp_path, monkeypatch):
+    """measured = sources x target tasks: above 300 sources the rows become source-task blocks (the
+    columns stay tasks), predicted-vs-measured too; a block drills down to its sources."""
+    lib = big_library(tmp_path, 320)
+    names = sorted(p.name for p in lib.iterdir() if p.is_dir())
+    rows = []
+    for target, base in (("task00", 0.6), ("task01", 0.7)):
+        for seed in (0, 1):
+            rows.append(dict(run_id=f"s-{target}-{seed}", method="scratch", source="", target=target, seed=seed,
+                             steps=100, train_size=64, test_score=base + 0.01 * seed))
+            for i, src in enumerate(names):
+                gain = 0.1 if src.startswith("c02") else 0.01 * (i % 3)
+                rows.append(dict(run_id=f"p-{src}-{target}-{seed}", method="pot", source=src, target=target,
+                                 seed=seed, steps=100, train_size=64, test_score=(base + 0.01 * seed) * (1 + gain)))
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    df = pd.DataFrame(rows)
+    df["status"] = "finished"
+    df.to_csv(demo / "results.csv", index=False)
+    at = app(tmp_path, monkeypatch, demo=demo, library=lib).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_metric").value == "measured"
+    assert at.selectbox(key="tr_view").value == "task"
+    blocks = json.loads(next(ch for ch in at.get("plotly_chart") if "tr_blocks" in ch.proto.id).proto.spec)
+    cells = next(t for t in blocks["data"] if t.get("name") == "cells")
+    cd = {(c[0], c[1]): c for c in cells["customdata"]}
+    assert len(cd) == 20 * 2 and {c[4] for c in cd.values()} == {"task"}
+    assert float(cd[("task02", "task00")][2]) == pytest.approx(0.1, abs=2e-3)   # 16 sources of task02: gain 0.1
+    assert float(cd[("task05", "task01")][2]) < 0.05
+    side = json.loads(next(ch for ch in at.get("plotly_chart") if "tr_side_meas" in ch.proto.id).proto.spec)
+    heat = next(t for t in side["data"] if t["type"] == "heatmap")
+    assert arr(heat["z"]).shape == (20, 2)                                     # source tasks x target tasks
+    vt = next(d.value for d in at.dataframe if "mean_rho" in d.value.columns)
+    assert set(vt["metric"]) >= {"e_avg", "e_tok", "e_flat", "euclid"}
+    at = app(tmp_path, monkeypatch, demo=demo, library=lib,
+             query={"view": "task", "block_src": "task02", "block_tgt": "task00"}).run()
+    assert not at.exception, at.exception
+    cells = next(t for t in chart_specs(at)[0]["data"] if t.get("name") == "cells")
+    assert {c[1] for c in cells["customdata"]} == {"task00"} and len(cells["customdata"]) == 16

@@ -1,0 +1,181 @@
+"""Figures of the Transferability page: the cell heatmap, the block heatmap, the overview.
+
+    from pages._transfer_figs import heatmap_figure, overview_figure
+
+Builders only: what to show (blocks, orders, the full-detail threshold) is decided in
+core.blocks / core.metrics; these functions turn it into plotly figures. Plotly heatmap
+cells emit no selection event in Streamlit, so a clickable figure lays a transparent
+square-marker layer over the cell centres whose customdata is [row, column, value, ...].
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core import blocks as B
+from core import metrics as M
+
+# Diverging, centred on "no gain", and readable without colour: lightness falls monotonically
+# from harm (light peach) through no gain (mid grey) to gain (dark blue) -- darker = better.
+DIVERGING = [[0.0, "#fdeadb"], [0.15, "#f9c7a4"], [0.3, "#eea37e"], [0.5, "#9e9e9e"],
+             [0.7, "#6b93bd"], [0.85, "#2c5a94"], [1.0, "#0b2a52"]]
+SEQUENTIAL = "Viridis"  # perceptually uniform, monotone lightness: fine in greyscale too
+GL_CELLS = 2500         # click layer as WebGL markers above this many cells
+
+def _short(labels: list[str]) -> list[str]:
+    """Drop a suffix every label shares (thunlp: 'PromptRoberta') so ticks stay readable."""
+    labels = [str(x) for x in labels]
+    if len(labels) < 2:
+        return labels
+    suffix = labels[0]
+    for lab in labels[1:]:
+        while suffix and not lab.endswith(suffix):
+            suffix = suffix[1:]
+    if len(suffix) >= 4 and all(len(lab) > len(suffix) for lab in labels):
+        return [lab[:-len(suffix)] for lab in labels]
+    return labels
+
+
+def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None, annotate: bool = False,
+                   diverging: bool = False, noise: pd.DataFrame | None = None, zlabel: str = "",
+                   height: int | None = None, clickable: bool = True,
+                   row_info: list[str] | None = None, col_info: list[str] | None = None,
+                   what: tuple[str, str] = ("source", "target")) -> go.Figure:
+    """Heatmap (row 0 at the top) with optional dendrograms, cell labels, noise-band markers and a
+    transparent square-marker layer at the cell centres that carries the click selection.
+
+    row_info / col_info: a note per row / column shown in the hover (blocks: "52 prompts");
+    the click layer's customdata is then [row, column, value, row note, column note].
+    what: how the hover names a row and a column ("source block", "target block").
+    """
+    rows, cols = [str(x) for x in mat.index], [str(x) for x in mat.columns]
+    z = mat.to_numpy(dtype=float)
+    n_r, n_c = z.shape
+    xs, ys = np.arange(n_c), np.arange(n_r)
+    dendro = clustering is not None and bool(clustering.row_lines or clustering.col_lines)
+    if dendro:
+        # axes linked by `matches` below (make_subplots' shared axes would hide the heatmap's row labels)
+        # heatmap bottom-left, column dendrogram above it, row dendrogram to its right (row labels stay
+        # on the left, clear of the tree)
+        fig = make_subplots(rows=2, cols=2, column_widths=[0.88, 0.12], row_heights=[0.12, 0.88],
+                            horizontal_spacing=0.004, vertical_spacing=0.004, specs=[[{}, None], [{}, {}]])
+        pos = dict(row=2, col=1)
+    else:
+        fig = go.Figure()
+        pos = {}
+    finite = z[np.isfinite(z)]
+    zmax = float(np.abs(finite).max()) if finite.size else 1.0
+    zrange = {}
+    if not diverging and rows == cols and n_r > 2:
+        # a prompt is always most similar to itself: scale colours by the off-diagonal values,
+        # or the diagonal flattens every other contrast
+        off = z[~np.eye(n_r, dtype=bool) & np.isfinite(z)]
+        if off.size and off.max() > off.min():
+            zrange = {"zmin": float(off.min()), "zmax": float(off.max())}
+    heat = go.Heatmap(
+        z=z, x=xs, y=ys, hoverinfo="skip" if clickable else None, xgap=0.5 if max(n_r, n_c) <= 60 else 0,
+        ygap=0.5 if max(n_r, n_c) <= 60 else 0,
+        colorscale=DIVERGING if diverging else SEQUENTIAL,
+        zmid=0.0 if diverging else None, zmin=-zmax if diverging else zrange.get("zmin"),
+        zmax=zmax if diverging else zrange.get("zmax"),
+        texttemplate="%{z:.2f}" if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
+        colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
+                  "y": 0.44 if dendro else 0.5, "x": 1.01},
+        hovertemplate=None if clickable else "%{z:.3f}<extra></extra>")
+    fig.add_trace(heat, **pos)
+    row_px = float(np.clip(700 / max(n_r, 1), 12, 26))
+    h = height or int(np.clip(170 + row_px * n_r * (1.14 if dendro else 1.0), 380, 1700))
+    cell_px = max(4.0, min(28.0, (h - 170) * (0.88 if dendro else 1.0) / max(n_r, 1)))
+    if noise is not None:
+        nm = noise.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(dtype=bool)
+        rr, cc = np.nonzero(nm)
+        if len(rr):
+            # white dot with a black rim in the cell's top-right corner (clear of the value label):
+            # visible on any colour and in greyscale
+            fig.add_trace(go.Scatter(
+                x=cc + 0.34, y=rr - 0.28, mode="markers", name="inside noise band", hoverinfo="skip", showlegend=True,
+                marker={"symbol": "circle", "size": max(4.0, cell_px * 0.3), "color": "white",
+                        "line": {"color": "black", "width": 1}}), **pos)
+    if clickable:
+        rr, cc = np.meshgrid(ys, xs, indexing="ij")
+        vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]
+        custom = [[rows[i], cols[j], vals[i * n_c + j]] for i in range(n_r) for j in range(n_c)]
+        if row_info is not None and col_info is not None:
+            custom = [c + [row_info[k // n_c], col_info[k % n_c]] for k, c in enumerate(custom)]
+            notes = (" (%{customdata[3]})", " (%{customdata[4]})")
+        else:
+            notes = ("", "")
+        # thousands of SVG markers take the browser seconds to draw: WebGL beyond GL_CELLS cells
+        trace = go.Scattergl if n_r * n_c > GL_CELLS else go.Scatter
+        fig.add_trace(trace(
+            x=cc.reshape(-1), y=rr.reshape(-1), mode="markers", name="cells", showlegend=False,
+            marker={"symbol": "square", "size": cell_px, "color": "rgba(0,0,0,0)"},
+            customdata=custom, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+            hovertemplate=f"{what[0]} %{{customdata[0]}}{notes[0]}<br>{what[1]} %{{customdata[1]}}{notes[1]}<br>"
+                          + (zlabel or "value") + " %{customdata[2]}<extra></extra>"), **pos)
+    tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
+    fig.update_xaxes(tickvals=xs, ticktext=_short(cols), tickangle=-60, tickfont=tick, showgrid=False,
+                     zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", automargin=True, **pos)
+    fig.update_yaxes(tickvals=ys, ticktext=_short(rows), tickfont=tick, showgrid=False, zeroline=False,
+                     range=[n_r - 0.5, -0.5], automargin=True, **pos)
+    if dendro:
+        def lines(pairs, swap):
+            X, Y = [], []
+            for p, hgt in pairs:
+                a, b = (hgt, p) if swap else (p, hgt)
+                X += list(a) + [None]
+                Y += list(b) + [None]
+            return X, Y
+        X, Y = lines(clustering.col_lines, swap=False)
+        fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
+                                 showlegend=False), row=1, col=1)
+        X, Y = lines(clustering.row_lines, swap=True)
+        fig.add_trace(go.Scatter(x=X, y=Y, mode="lines", line={"color": "#444", "width": 1}, hoverinfo="skip",
+                                 showlegend=False), row=2, col=2)
+        heat_x = fig.data[0].xaxis or "x"
+        heat_y = fig.data[0].yaxis or "y"
+        fig.update_xaxes(visible=False, row=2, col=2)
+        fig.update_yaxes(visible=False, row=1, col=1)
+        fig.update_xaxes(matches=heat_x, visible=False, row=1, col=1)
+        fig.update_yaxes(matches=heat_y, visible=False, row=2, col=2)
+    fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
+                      clickmode="event+select", dragmode=False if clickable else "zoom",
+                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+    return fig
+
+
+def overview_figure(ov: B.Overview, row_groups: B.Groups, col_groups: B.Groups, *, diverging: bool = False,
+                    zlabel: str = "", height: int = 520) -> go.Figure:
+    """The whole matrix pooled into at most B.OVERVIEW_MAX bins per axis (core.blocks.overview,
+    in block order), with the block borders drawn. The hover names the bin's prompt positions and
+    the block(s) it stands for: a few hundred axis labels are sent, never one text per cell."""
+    rspan, cspan = B.spans(ov.row_edges, row_groups), B.spans(ov.col_edges, col_groups)
+    ylab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(rspan, ov.row_edges[:-1], ov.row_edges[1:])]
+    xlab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(cspan, ov.col_edges[:-1], ov.col_edges[1:])]
+    z = ov.values.astype(np.float32)  # a colour per bin: float32 halves what is sent
+    finite = z[np.isfinite(z)]
+    zmax = float(np.abs(finite).max()) if finite.size else 1.0
+    fig = go.Figure(go.Heatmap(
+        z=z, x=xlab, y=ylab, colorscale=DIVERGING if diverging else SEQUENTIAL, zmid=0.0 if diverging else None,
+        zmin=-zmax if diverging else None, zmax=zmax if diverging else None,
+        colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12},
+        hovertemplate="sources %{y}<br>targets %{x}<br>mean " + (zlabel or "value") + " %{z:.3f}<extra></extra>"))
+    step_r = max(1, int(ov.row_edges[1] - ov.row_edges[0])) if len(ov.row_edges) > 1 else 1
+    step_c = max(1, int(ov.col_edges[1] - ov.col_edges[0])) if len(ov.col_edges) > 1 else 1
+    shapes = []
+    for starts, step, along in ((np.cumsum([len(v) for v in row_groups.values()])[:-1], step_r, "h"),
+                                (np.cumsum([len(v) for v in col_groups.values()])[:-1], step_c, "v")):
+        for p in starts:
+            q = p / step - 0.5
+            shapes.append({"type": "line", "xref": "x" if along == "v" else "paper",
+                           "yref": "y" if along == "h" else "paper", "x0": q if along == "v" else 0,
+                           "x1": q if along == "v" else 1, "y0": q if along == "h" else 0, "y1": q if along == "h" else 1,
+                           "line": {"color": "white", "width": 0.6}})
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="white",
+                      shapes=shapes)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, title_text="targets →")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+                     title_text="← sources")
+    return fig
