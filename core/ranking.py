@@ -324,6 +324,119 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
                    seconds=time.perf_counter() - t0, skipped=skipped)
 
 
+# --------------------------------------------------------------------------- ranking -> sweep
+def demo_regime() -> dict:
+    """The demo grid's training regime (core.demo.PROFILES["gpu"]): what a ranked sweep runs by default."""
+    from core.demo import PROFILES
+    p = PROFILES["gpu"]
+    return {"params": dict(steps=p.steps, train_size=p.train_size, eval_every=p.eval_every, max_length=p.max_length,
+                           lr=p.lr, init_text=p.init_text),
+            "scratch_seeds": list(p.scratch_seeds), "seeds": [0], "beta": p.panda_beta}
+
+
+def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot", "panda"), spot: bool = False,
+                 beta: float | None = None, params: dict | None = None, seeds: list[int] | None = None,
+                 scratch_seeds: list[int] | None = None, backend: str = "local", address: str | None = None,
+                 device: str = "auto", name: str | None = None):
+    """The sweep for a ranking's top-k: scratch baseline, PoT and PANDA from each source.
+
+    PANDA's λ comes from the ranking's metric exactly as the demo build sets it
+    (``panda_lambdas``: min-max over *all* ranked sources of this target, times β), passed as
+    ``lambda_mode="metric"``, ``beta``, ``metric_value`` = λ/β, so it is stored with each run.
+    ``spot``: one more PoT run whose init is the top-k average weighted by the same
+    normalised scores (SPoT); sources with weight 0 are dropped from it.
+    Regime defaults: ``demo_regime()`` (128 examples, 150 steps, 3 scratch seeds, 1 seed per transfer).
+    """
+    from core.sweeps import SweepSpec
+    reg = demo_regime()
+    beta = reg["beta"] if beta is None else float(beta)
+    if not 1 <= int(top) <= len(r.table):
+        raise RankError(f"top must be between 1 and the {len(r.table)} ranked sources, got {top}")
+    scores = r.scores()
+    norm = panda_lambdas(scores, 1.0)
+    lam = {s: beta * v for s, v in norm.items()}
+    chosen = r.top(int(top))
+    path = dict(zip(r.table["source"], r.table["path"]))
+    missing = [s for s in chosen if not path.get(s)]
+    if missing:
+        raise RankError(f"source {missing[0]!r} has no file to train from")
+    srcs = [str(path[s]) for s in chosen]
+    spot_spec = None
+    if spot:
+        pairs = [(path[s], norm[s]) for s in chosen if norm[s] > 0]
+        if len(pairs) < 2:
+            raise RankError("SPoT init needs at least 2 of the top-k with a positive normalised score")
+        spot_spec = {"sources": [str(p) for p, _ in pairs], "weights": [w for _, w in pairs]}
+    return SweepSpec(
+        sources=srcs, targets=[r.target], methods=list(methods), seeds=list(seeds or reg["seeds"]),
+        scratch_seeds=list(scratch_seeds or reg["scratch_seeds"]), backbone=r.backbone,
+        params={**reg["params"], **(params or {})},
+        method_params={"panda": {"lambda_mode": "metric", "beta": beta, "student_init": "random",
+                                 "teacher_mode": "pot"}},
+        source_params={str(path[s]): {"panda": {"metric_value": norm[s]}} for s in chosen},
+        spot=spot_spec, device=device, backend=backend, address=address,
+        name=name or f"{r.target}-top{top}-{r.metric}",
+        ranking={"target": r.target, "metric": r.metric, "group": r.group, "beta": beta, "top": chosen,
+                 "scores": scores, "lambdas": lam})
+
+
+def sweep_cli(argv: list[str]) -> int:
+    """``python -m core sweep --target T --top K ...``: rank, then launch the top-k sweep."""
+    from core.runs import BACKENDS, SpecError
+    from core.runstore import RunStore, StoreError
+    from core.sweeps import launch_sweep
+    from core import launchers
+
+    ap = argparse.ArgumentParser(prog="python -m core sweep --target", description=ranked_sweep.__doc__.split("\n\n")[0])
+    ap.add_argument("--target", required=True)
+    ap.add_argument("--top", type=int, default=3)
+    ap.add_argument("--library", nargs="+", action="extend", metavar="DIR")
+    ap.add_argument("--group")
+    ap.add_argument("--metric", choices=SIGNALS, default="zs")
+    ap.add_argument("--methods", nargs="+", default=["pot", "panda"], choices=["pot", "panda"])
+    ap.add_argument("--spot", action="store_true", help="add the SPoT weighted-average init run")
+    ap.add_argument("--beta", type=float, default=None, help="PANDA β (default: the demo's 0.5)")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--train-size", type=int)
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=JSON", help="another TrainConfig field")
+    ap.add_argument("--seeds", type=int, nargs="+")
+    ap.add_argument("--scratch-seeds", type=int, nargs="+")
+    ap.add_argument("--backend", choices=BACKENDS, default="local")
+    ap.add_argument("--address")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dry-run", action="store_true", help="print the sweep spec, launch nothing")
+    ap.add_argument("--wait", action="store_true")
+    a = ap.parse_args(argv)
+    params = {k: v for k, v in (("steps", a.steps), ("train_size", a.train_size)) if v is not None}
+    for kv in a.param:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            print(f"error: --param {kv!r}: use KEY=VALUE", file=sys.stderr)
+            return 2
+        try:
+            params[k] = json.loads(v)
+        except ValueError:
+            params[k] = v
+    try:
+        r = rank_sources(a.target, libraries=a.library, group=a.group, metric=a.metric)
+        sw = ranked_sweep(r, a.top, methods=tuple(a.methods), spot=a.spot, beta=a.beta, params=params,
+                          seeds=a.seeds, scratch_seeds=a.scratch_seeds, backend=a.backend, address=a.address,
+                          device=a.device)
+        if a.dry_run:
+            print(json.dumps(sw.to_dict(), indent=1))
+            return 0
+        store = RunStore()
+        sweep_id = launch_sweep(sw, store)
+    except (RankError, SpecError, StoreError, launchers.LaunchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(sweep_id, flush=True)
+    if a.wait:
+        from core.runs import _wait
+        return _wait(store, [x["run_id"] for x in store.latest_sweep_runs(sweep_id).values()])
+    return 0
+
+
 # --------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m core rank", description=__doc__.split("\n\n")[1].strip())

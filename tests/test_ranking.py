@@ -123,3 +123,70 @@ def test_cli_rank_writes_csv(editorial, tmp_path, capsys):
     assert list(df["rank"]) == [1, 2] and set(df["source"]) == {"sent_movie", "topic_usenet"}
     assert "ranked by zs" in capsys.readouterr().out
     assert ranking.cli("rank", ["--target", "nope", "--library", str(lib)]) == 1
+
+
+def _fake_ranking(scores: dict[str, float]):
+    import pandas as pd
+    from core.ranking import Ranking
+    rows = sorted(scores.items(), key=lambda kv: -kv[1])
+    df = pd.DataFrame({"rank": range(1, len(rows) + 1), "source": [s for s, _ in rows],
+                       "task": [s for s, _ in rows], "family": None, "zs": [v for _, v in rows],
+                       "ncc": 0.0, "accuracy": 0.5, "L": 20, "path": [str(DEMO_PROMPTS / s) for s, _ in rows]})
+    return Ranking(target="sent_tweet", metric="zs", group="g", backbone=None, table=df, majority=0.5,
+                   n_examples=150)
+
+
+def test_ranked_sweep_plans_demo_regime_with_lambda_from_the_ranking():
+    from core.runstore import RunStore
+    from core.sweeps import launch_sweep, plan
+    r = _fake_ranking({"sent_movie": 0.30, "sent_product": 0.20, "spam_sms": -0.10, "topic_usenet": 0.0})
+    sw = ranking.ranked_sweep(r, top=2)
+    keys = [p.key for p in plan(sw)]
+    movie, product = str(DEMO_PROMPTS / "sent_movie"), str(DEMO_PROMPTS / "sent_product")
+    assert keys == ["scratch|sent_tweet|0", "scratch|sent_tweet|1", "scratch|sent_tweet|2",
+                    f"pot|{movie}|sent_tweet|0", f"pot|{product}|sent_tweet|0",
+                    f"panda|{movie}|sent_tweet|0", f"panda|{product}|sent_tweet|0"]
+    specs = {p.key: p.spec for p in plan(sw)}
+    pm = specs[f"panda|{product}|sent_tweet|0"].params
+    # min-max over all 4 ranked sources: (0.2 - (-0.1)) / 0.4 = 0.75; lambda = 0.5 * 0.75
+    assert pm["metric_value"] == pytest.approx(0.75) and pm["beta"] == 0.5 and pm["lambda_mode"] == "metric"
+    assert specs[f"panda|{movie}|sent_tweet|0"].params["metric_value"] == pytest.approx(1.0)
+    assert "metric_value" not in specs[f"pot|{movie}|sent_tweet|0"].params
+    assert pm["steps"] == 150 and pm["train_size"] == 128
+    assert sw.ranking["lambdas"]["sent_product"] == pytest.approx(0.375)
+    # queued runs keep lambda with their spec
+    store = RunStore()
+    sid = launch_sweep(sw, store, dispatch=False)
+    stored = {r["sweep_key"]: r["spec"] for r in store.list_runs(sweep_id=sid)}
+    assert stored[f"panda|{product}|sent_tweet|0"]["params"]["metric_value"] == pytest.approx(0.75)
+    from core.train import TrainConfig
+    from core.runs import RunSpec, build_train_config
+    cfg = build_train_config(RunSpec.from_dict(stored[f"panda|{product}|sent_tweet|0"]), movie)
+    assert isinstance(cfg, TrainConfig) and cfg.effective_lambda() == pytest.approx(0.375)
+
+
+def test_ranked_sweep_spot_init_weights_and_refusals():
+    from core.sweeps import plan
+    r = _fake_ranking({"sent_movie": 0.30, "sent_product": 0.20, "spam_sms": -0.10})
+    sw = ranking.ranked_sweep(r, top=2, spot=True, methods=("pot",))
+    spot = [p for p in plan(sw) if p.key.startswith("spot|")]
+    assert len(spot) == 1 and spot[0].spec.params["source_weights"] == pytest.approx([1.0, 0.75])
+    assert len(spot[0].spec.sources) == 2
+    with pytest.raises(RankError, match="top must be between 1 and the 3"):
+        ranking.ranked_sweep(r, top=4)
+
+
+def test_cli_sweep_from_target_dry_run(editorial, tmp_path, capsys):
+    import json
+    from core.runs import cli as runs_cli
+    lib = tmp_path / "lib"
+    for n in ("sent_movie", "topic_usenet", "spam_sms"):
+        shutil.copytree(DEMO_PROMPTS / n, lib / n)
+    rc = runs_cli("sweep", ["--target", editorial, "--top", "2", "--library", str(lib), "--steps", "4",
+                            "--dry-run"])
+    assert rc == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["targets"] == [editorial] and spec["params"]["steps"] == 4 and spec["scratch_seeds"] == [0, 1, 2]
+    assert spec["ranking"]["top"][0] == "sent_movie" and len(spec["sources"]) == 2
+    assert runs_cli("sweep", ["--target", editorial, "--top", "9", "--library", str(lib), "--dry-run"]) == 2
+    assert "top must be between 1 and the 3" in capsys.readouterr().err
