@@ -324,6 +324,63 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
                    seconds=time.perf_counter() - t0, skipped=skipped)
 
 
+def source_backbone(refs: list[str]) -> str | None:
+    """The backbone the source prompts ``refs`` (paths or library names) were trained with.
+
+    None when there are no sources or they do not say (the default backbone is used).
+    SpecError (field "sources") when they name several backbones, or one that cannot be
+    loaded here -- before anything is queued, with the model the prompts need.
+    """
+    from core.backbone import BackboneError, resolve_model_path
+    from core.runs import SpecError, resolve_prompt_ref
+    names = set()
+    for ref in refs:
+        try:
+            names.add(resolve_prompt_ref(ref)[1].backbone or None)
+        except ValueError as e:
+            raise SpecError({"sources": str(e)}) from None
+    names.discard(None)
+    if not names:
+        return None
+    if len(names) > 1:
+        raise SpecError({"sources": f"the sources were trained with different backbones ({', '.join(sorted(names))}); "
+                                    "pick sources of one backbone"})
+    name = names.pop()
+    try:
+        resolve_model_path(name)
+    except (BackboneError, OSError, ValueError) as e:
+        raise SpecError({"sources": f"these source prompts need the model {name!r}, which is not available "
+                                    f"here: {e}"}) from None
+    return name
+
+
+def measured_for_target(target: str, sources: list[str], *, method: str = "pot",
+                        results: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """Measured gain of finished ``method`` runs on ``target`` beside a ranking.
+
+    Columns source, measured (mean relative test gain over scratch, core.metrics.measured),
+    noise (the target's scratch seed spread, same units). None when no run measured the target.
+    Sources are matched by name (the results table names a source by its prompt's name).
+    """
+    from core.metrics import MetricError, measured
+    if results is None:
+        from core.runstore import RunStore
+        results = RunStore().results_table(status=("finished",))
+    if results is None or not len(results):
+        return None
+    try:
+        m = measured(results, method=method)
+    except MetricError:
+        return None
+    if target not in m.mean.columns:
+        return None
+    col = m.mean[target]
+    noise = float(m.noise.get(target, float("nan")))
+    return pd.DataFrame({"source": list(sources),
+                         "measured": [float(col[s]) if s in col.index else float("nan") for s in sources],
+                         "noise": noise})
+
+
 # --------------------------------------------------------------------------- ranking -> sweep
 def demo_regime() -> dict:
     """The demo grid's training regime (core.demo.PROFILES["gpu"]): what a ranked sweep runs by default."""
