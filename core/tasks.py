@@ -4,6 +4,7 @@
     python -m core tasks list
     python -m core tasks show sent_movie
     python -m core tasks add NAME FILE_OR_DIR --text-col text --label-col label [--family F]
+                                  (.csv .tsv .jsonl .parquet, a .zip or folder of split files)
 
 A task is a name, a family, label names with short natural-language descriptions (the
 verbalizer head embeds them), and train / validation / test splits of (text, label index).
@@ -1290,6 +1291,18 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
     spec = {"name": name, "kind": kind, "path": src, "text_col": text_col, "label_col": label_col,
             "family": family, "labels": labels, "descriptions": descriptions, "config": config,
             "seed": seed}
+    if kind == "file" and Path(path).suffix.lower() in (".parquet", ".zip") and Path(path).is_file():
+        # the page's upload path (core.task_upload): Parquet rewritten as JSONL, a zip of split files
+        # unpacked safely; then the same reader as any other file
+        from core.task_upload import build_task, read_upload
+        with tempfile.TemporaryDirectory(prefix="atlas-add-") as tmp:
+            up = read_upload(Path(path).name, Path(path).read_bytes(), tmp)
+            task = build_task(up, name, text_col, label_col, family=family, descriptions=descriptions, seed=seed)
+        if labels is not None and [_norm_label(x) for x in labels] != task.labels:
+            raise TaskError(path, f"labels {task.labels} differ from the given {labels}")
+        return save_task(task, origin=src, overwrite=overwrite,
+                         extra={"read_with": {"kind": kind, "text_col": text_col, "label_col": label_col,
+                                              "seed": seed}})
     task = _load_user(spec)   # raises TaskError on a bad file before anything is written
     # the data is copied: a registered task never depends on the original file staying put
     return save_task(task, origin=src, overwrite=overwrite,

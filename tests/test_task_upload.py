@@ -88,3 +88,30 @@ def test_overview_lists_demo_and_user_tasks(tmp_path):
     df = overview(["sent_movie", "reviews"]).set_index("task")
     assert df.loc["reviews", "kind"] == "user" and df.loc["reviews", "train"] == 28
     assert df.loc["sent_movie", "kind"] == "demo" and df.loc["sent_movie", "classes"] == "negative, positive"
+
+
+def test_cli_tasks_add_takes_parquet_like_the_page(tmp_path, capsys):
+    from core.tasks import cli
+    rows = [{"sentence": f"text number {i}", "intent": "a" if i % 2 else "b"} for i in range(30)]
+    pd.DataFrame(rows).to_parquet(tmp_path / "d.parquet")
+    assert cli("tasks", ["add", "pq", str(tmp_path / "d.parquet"), "--text-col", "sentence",
+                         "--label-col", "intent"]) == 0
+    (tmp_path / "d.parquet").unlink()
+    t = get_task("pq")
+    assert t.labels == ["a", "b"] and sum(len(t.split(s)) for s in ("train", "validation", "test")) == 30
+    assert cli("tasks", ["add", "pq2", str(tmp_path / "missing.parquet")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_measured_gain_beside_the_ranking():
+    from core.ranking import measured_for_target
+    res = pd.DataFrame([
+        {"run_id": f"s{k}", "method": "scratch", "source": "", "target": "mine", "seed": k, "test_score": v,
+         "status": "finished"} for k, v in enumerate([0.60, 0.62, 0.58])] + [
+        {"run_id": "p1", "method": "pot", "source": "sent_movie", "target": "mine", "seed": 0, "test_score": 0.75,
+         "status": "finished"}])
+    df = measured_for_target("mine", ["sent_movie", "spam_sms"], results=res).set_index("source")
+    assert df.loc["sent_movie", "measured"] == pytest.approx((0.75 - 0.60) / 0.60)
+    assert pd.isna(df.loc["spam_sms", "measured"])
+    assert df.loc["sent_movie", "noise"] == pytest.approx(pd.Series([0.60, 0.62, 0.58]).std() / 0.60)
+    assert measured_for_target("other", ["sent_movie"], results=res) is None
