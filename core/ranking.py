@@ -202,7 +202,9 @@ def _pick_group(index, group: str | None, backbone: str | None) -> str:
             raise RankError(f"no prompts of group {group!r} (groups here: {', '.join(groups)})")
         return group
     if backbone:
-        hits = [g for g in groups if g == backbone or g.startswith(f"{backbone}:")]
+        from core.prompts import portable_model_name
+        names = {backbone, portable_model_name(backbone)}
+        hits = [g for g in groups if any(g == n or g.startswith(f"{n}:") for n in names)]
         if len(hits) == 1:
             return hits[0]
         raise RankError(f"no single prompt group for backbone {backbone!r} (groups here: {', '.join(groups)})")
@@ -249,7 +251,10 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     """Rank every prompt of one backbone group as a source for ``target`` (a task name or Task).
 
     libraries: prompt folders (default: ``default_libraries()``), or pass a LibraryIndex
-    as ``index``. progress(done, total, source_name) is called after each source.
+    as ``index``. group: the backbone group to rank (needed when the folders hold several).
+    backbone: the model to load (a name or a local folder) when the prompts' recorded name
+    is not loadable here (a folder's prompts record only its name); it also picks the group.
+    progress(done, total, source_name) is called after each source.
     Prompts of the target task itself are not sources (they would be trained on it).
     """
     import torch
@@ -284,7 +289,7 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     prompts = [p for p in prompts if p.name not in skipped]
     if not prompts:
         raise RankError(f"group {g!r} has no source prompts other than the target's own")
-    bb_name = prompts[0].backbone
+    bb_name = backbone or prompts[0].backbone
     texts = list(task.validation.texts)[:n]
     labels = np.asarray(list(task.validation.labels)[:n], dtype=np.int64)
     majority = float(np.bincount(labels).max() / n)
@@ -449,6 +454,7 @@ def sweep_cli(argv: list[str]) -> int:
     ap.add_argument("--top", type=int, default=3)
     ap.add_argument("--library", nargs="+", action="extend", metavar="DIR")
     ap.add_argument("--group")
+    ap.add_argument("--backbone", help="the model to load (name or local folder) when the prompts' own is not here")
     ap.add_argument("--metric", choices=SIGNALS, default="zs")
     ap.add_argument("--methods", nargs="+", default=["pot", "panda"], choices=["pot", "panda"])
     ap.add_argument("--spot", action="store_true", help="add the SPoT weighted-average init run")
@@ -475,7 +481,7 @@ def sweep_cli(argv: list[str]) -> int:
         except ValueError:
             params[k] = v
     try:
-        r = rank_sources(a.target, libraries=a.library, group=a.group, metric=a.metric)
+        r = rank_sources(a.target, libraries=a.library, group=a.group, backbone=a.backbone, metric=a.metric)
         sw = ranked_sweep(r, a.top, methods=tuple(a.methods), spot=a.spot, beta=a.beta, params=params,
                           seeds=a.seeds, scratch_seeds=a.scratch_seeds, backend=a.backend, address=a.address,
                           device=a.device)
@@ -501,6 +507,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--library", nargs="+", action="extend", metavar="DIR",
                     help="source prompt folders (default: user library, demo prompts, ATLAS_LIBRARY)")
     ap.add_argument("--group", help="backbone group when the folders hold several")
+    ap.add_argument("--backbone", help="the model to load (name or local folder) when the prompts' own is not here")
     ap.add_argument("--metric", choices=SIGNALS, default="zs", help="rank by this signal (default zs)")
     ap.add_argument("--top", type=int, default=None, metavar="K", help="print only the best K")
     ap.add_argument("--max-examples", type=int, default=RankSettings.max_examples)
@@ -520,7 +527,8 @@ def cli(command: str, argv: list[str]) -> int:
             print(f"  [{done}/{total}] {name}", file=sys.stderr, flush=True)
 
     try:
-        r = rank_sources(args.target, libraries=args.library, group=args.group, metric=args.metric,
+        r = rank_sources(args.target, libraries=args.library, group=args.group, backbone=args.backbone,
+                         metric=args.metric,
                          settings=RankSettings(max_examples=args.max_examples), progress=progress,
                          use_cache=not args.no_cache)
     except RankError as e:

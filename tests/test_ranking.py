@@ -190,3 +190,40 @@ def test_cli_sweep_from_target_dry_run(editorial, tmp_path, capsys):
     assert spec["ranking"]["top"][0] == "sent_movie" and len(spec["sources"]) == 2
     assert runs_cli("sweep", ["--target", editorial, "--top", "9", "--library", str(lib), "--dry-run"]) == 2
     assert "top must be between 1 and the 3" in capsys.readouterr().err
+
+
+def _tiny_model(folder: Path) -> str:
+    """A tiny random BERT (d=32) with MiniLM's tokenizer files, saved to a folder (offline)."""
+    import transformers
+    from core.backbone import resolve_model_path
+    cfg = transformers.AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                            intermediate_size=64, vocab_size=30522, max_position_embeddings=192)
+    transformers.AutoModel.from_config(cfg).save_pretrained(folder)
+    src = Path(resolve_model_path(None))
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(src / f, folder / f)
+    return str(folder)
+
+
+def test_rank_uses_the_groups_own_backbone_and_the_sweep_keeps_it(editorial, tmp_path):
+    from core.prompts import SoftPrompt, write_prompt
+    model = _tiny_model(tmp_path / "tiny-bert")
+    lib = tmp_path / "lib"
+    shutil.copytree(DEMO_PROMPTS / "sent_movie", lib / "sent_movie")          # MiniLM group
+    rng = np.random.default_rng(0)
+    for n in ("a", "b"):
+        write_prompt(SoftPrompt(rng.normal(size=(4, 32)).astype(np.float32), name=n, task=n, backbone=model),
+                     lib / n)
+    # the prompts record only the folder's name ("tiny-bert"): not loadable by that name here
+    with pytest.raises(RankError, match="need the model 'tiny-bert'"):
+        rank_sources(editorial, libraries=[lib], group="tiny-bert", settings=RankSettings(max_examples=20))
+    # the user names the folder: it picks the group and is the model loaded
+    r = rank_sources(editorial, libraries=[lib], backbone=model, settings=RankSettings(max_examples=20))
+    assert r.backbone == model and r.group == "tiny-bert" and set(r.table["source"]) == {"a", "b"}
+    assert r.computed == 2
+    sw = ranking.ranked_sweep(r, top=1)
+    assert sw.backbone == model
+    # a prompt whose width does not fit its named model is refused before any forward
+    write_prompt(SoftPrompt(np.ones((4, 16), np.float32), name="narrow", task="x", backbone=model), tmp_path / "n" / "x")
+    with pytest.raises(RankError, match="d=16 but .* hidden size 32"):
+        rank_sources(editorial, libraries=[tmp_path / "n"], backbone=model)
