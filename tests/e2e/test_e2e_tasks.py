@@ -7,7 +7,8 @@ finish -> the measured heatmap on the Transferability page has the new target's 
 Everything is real: the CSV goes through the file input, the ranking encodes the target's
 validation split with each source prompt (MiniLM), the sweep's five runs (scratch, 2 x PoT,
 2 x PANDA; 3 steps each) are trained by detached worker processes. Screenshots:
-tasks_uploaded.png, tasks_ranking.png, tasks_launched.png, tasks_measured_heatmap.png.
+tasks_uploaded.png, tasks_ranking.png, tasks_launched.png, tasks_measured_heatmap.png,
+tasks_ranking_measured.png.
 """
 from __future__ import annotations
 
@@ -90,3 +91,12 @@ def test_upload_rank_launch_and_measured_column(browser, tmp_path):
     mine = [p["customdata"] for p in pts if p["customdata"][1] == TARGET and p["customdata"][0] in sources[:2]]
     assert len(mine) == 2 and all(v is not None for _, _, v in mine), mine  # the two measured PoT cells
     b.screenshot("tasks_measured_heatmap")
+
+    # back on the Tasks page the ranking (now from the cache) shows the measured gain beside it
+    check_page(b, "tasks", ".st-key-tasks_selected")
+    b.select(TARGET, key="tasks_selected")
+    b.click(b.button("Rank sources", key="tasks_rank"))
+    rank = b.table_with("source", "zs", "measured", "noise", timeout=60)
+    measured = dict(zip(b.column(rank, "source"), b.column(rank, "measured")))
+    assert all(measured[s] not in ("", "None") for s in sources[:2]), measured
+    b.screenshot("tasks_ranking_measured")
