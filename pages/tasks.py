@@ -165,8 +165,11 @@ if roots:
     elif groups:
         group = next(iter(groups))
         s3.caption(f"backbone: `{group}`")
+if not roots or group is None:
+    st.info("No source prompts to rank in the chosen folders: add prompts on the Library page "
+            "or pick another folder.")
 rank_key = (target, tuple(sorted(chosen)), group)
-if st.button("📊 Rank sources", key="tasks_rank", disabled=not roots):
+if st.button("📊 Rank sources", key="tasks_rank", disabled=not roots or group is None):
     bar = st.progress(0.0, text="ranking…")
 
     def _tick(done, total, name):
