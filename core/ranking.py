@@ -429,10 +429,13 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
         if len(pairs) < 2:
             raise RankError("SPoT init needs at least 2 of the top-k with a positive normalised score")
         spot_spec = {"sources": [str(p) for p, _ in pairs], "weights": [w for _, w in pairs]}
+    params = {**reg["params"], **(params or {})}
+    if params.get("eval_every") and params.get("steps") and params["eval_every"] > params["steps"]:
+        params["eval_every"] = params["steps"]  # a short sweep still evaluates at its end
     return SweepSpec(
         sources=srcs, targets=[r.target], methods=list(methods), seeds=list(seeds or reg["seeds"]),
         scratch_seeds=list(scratch_seeds or reg["scratch_seeds"]), backbone=r.backbone,
-        params={**reg["params"], **(params or {})},
+        params=params,
         method_params={"panda": {"lambda_mode": "metric", "beta": beta, "student_init": "random",
                                  "teacher_mode": "pot"}},
         source_params={str(path[s]): {"panda": {"metric_value": norm[s]}} for s in chosen},
@@ -538,7 +541,8 @@ def cli(command: str, argv: list[str]) -> int:
     print(f"{r.target}: {len(r.table)} sources of {r.group}, {r.n_examples} validation examples, "
           f"majority {r.majority:.3f}; ranked by {r.metric} ({r.computed} computed, {r.cached} cached, "
           f"{r.seconds:.1f} s)")
-    print(df.drop(columns=["path"]).to_string(index=False, float_format=lambda x: f"{x:+.3f}"))
+    signed = {c: (lambda x: f"{x:+.3f}") for c in SIGNALS}
+    print(df.drop(columns=["path"]).to_string(index=False, formatters={**signed, "accuracy": "{:.3f}".format}))
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -146,7 +146,11 @@ def read_upload(filename: str, data: bytes, workdir: Path | str) -> Upload:
 
 def build_task(up: Upload, name: str, text_col: str, label_col: str, *, family: str | None = None,
                descriptions: list[str] | dict | None = None, seed: int = 0):
-    """The Task the CLI would build from this file with these columns (same reader, same rules)."""
+    """The Task the CLI would build from this file with these columns (same reader, same rules).
+
+    descriptions: one phrase per label (list in label order, or dict label -> phrase); a blank
+    phrase means the label's own name (what the verbalizer embeds when none is given).
+    """
     if not text_col or text_col not in up.columns:
         raise TaskError(up.filename, f"text column {text_col!r} is not one of {up.columns}")
     if not label_col or label_col not in up.columns:
@@ -159,6 +163,7 @@ def build_task(up: Upload, name: str, text_col: str, label_col: str, *, family: 
     except TaskError as e:  # name the uploaded file, never the temp path
         raise TaskError(up.filename, e.problem) from None
     task.source = f"upload:{up.filename}"
+    task.descriptions = [str(d).strip() or lab for d, lab in zip(task.descriptions, task.labels)]
     return task
 
 

@@ -98,8 +98,7 @@ with st.expander("➕ Add a task from a file", expanded=False):
                         task = build_task(up, st.session_state["tasks_new_name"], st.session_state["tasks_text_col"],
                                           st.session_state["tasks_label_col"],
                                           family=st.session_state.get("tasks_family") or None,
-                                          descriptions=[str(d).strip() or lab for d, lab in
-                                                        zip(edited["description"], edited["label"])])
+                                          descriptions=dict(zip(edited["label"], edited["description"])))
                         save_task(task, origin=f"upload:{up.filename}")
                     except TaskError as e:
                         st.error(str(e), icon="🛑")
@@ -154,11 +153,7 @@ roots = [p for lab, p in srcs if lab in chosen]
 group = None
 if roots:
     from pages._shared import load_library
-    try:
-        index = load_library(tuple(str(r) for r in roots))
-    except Exception:  # noqa: BLE001 -- fall back to a direct index (load_library signature may differ)
-        from core.library import index_library
-        index = index_library(roots)
+    index = load_library(tuple(str(r) for r in roots))
     groups = index.groups()
     if len(groups) > 1:
         group = s3.selectbox("Backbone group", list(groups), key="tasks_rank_group")
@@ -227,9 +222,8 @@ if rk is not None:
             from core.sweeps import launch_sweep
             from core import launchers
             try:
-                sw = R.ranked_sweep(rk, int(k), spot=spot, params={"steps": int(steps), "eval_every": min(
-                    reg["params"]["eval_every"], int(steps)), "train_size": int(train_size)},
-                    scratch_seeds=list(range(int(n_scratch))))
+                sw = R.ranked_sweep(rk, int(k), spot=spot, params={"steps": int(steps), "train_size": int(train_size)},
+                                    scratch_seeds=list(range(int(n_scratch))))
                 sid = launch_sweep(sw)
             except (R.RankError, SpecError, launchers.LaunchError) as e:
                 st.error(f"Nothing was launched: {e}", icon="🛑")

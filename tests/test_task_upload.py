@@ -115,3 +115,9 @@ def test_measured_gain_beside_the_ranking():
     assert pd.isna(df.loc["spam_sms", "measured"])
     assert df.loc["sent_movie", "noise"] == pytest.approx(pd.Series([0.60, 0.62, 0.58]).std() / 0.60)
     assert measured_for_target("other", ["sent_movie"], results=res) is None
+
+
+def test_blank_description_means_the_label_name(tmp_path):
+    up = read_upload("reviews.csv", _csv(), tmp_path / "w")
+    t = build_task(up, "r", "review", "stars", descriptions={"bad": "  ", "good": "a good review"})
+    assert t.descriptions == ["bad", "a good review"]
