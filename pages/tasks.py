@@ -150,7 +150,7 @@ chosen = s1.multiselect("Source prompt folders", labels, default=[x for x in lab
 metric = s2.radio("Rank by", list(R.SIGNALS), horizontal=True, key="tasks_rank_metric")
 k_max = 10
 roots = [p for lab, p in srcs if lab in chosen]
-group = None
+group, index = None, None
 if roots:
     from pages._shared import load_library
     index = load_library(tuple(str(r) for r in roots))
@@ -171,7 +171,7 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not roots or group 
         bar.progress(done / max(1, total), text=f"{done}/{total} {name}")
 
     try:
-        st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, libraries=roots, group=group,
+        st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
                                                                        metric=metric, progress=_tick))
         st.session_state.pop("tasks_rank_error", None)
     except R.RankError as e:
@@ -182,9 +182,9 @@ if st.session_state.get("tasks_rank_error"):
     st.error(st.session_state["tasks_rank_error"], icon="🛑")
 held = st.session_state.get("tasks_ranking")
 rk = held[1] if held and held[0] == rank_key else None
-if rk is not None:
+if rk is not None and index is not None:
     if rk.metric != metric:  # re-sort by the signal picked now (numbers are cached)
-        rk = R.rank_sources(target, libraries=roots, group=group, metric=metric)
+        rk = R.rank_sources(target, index=index, group=group, metric=metric)
         st.session_state["tasks_ranking"] = (rank_key, rk)
     shown = rk.table.drop(columns=["path", "L"])
     meas = R.measured_for_target(target, list(rk.table["source"]))
