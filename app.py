@@ -25,6 +25,7 @@ if access.viewer:
 pages = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/library.py", title="Library", icon="📚"),
+    st.Page("pages/tasks.py", title="Tasks", icon="🗂️"),
     st.Page("pages/transferability.py", title="Transferability", icon="🔥"),
     st.Page("pages/projection.py", title="Projection", icon="🧭"),
     st.Page("pages/runs.py", title="Runs", icon="🚀"),

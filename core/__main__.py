@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("core.runs", "launch one run from a spec file"),
     "sweep": ("core.runs", "launch a source x target grid from a spec file"),
     "worker": ("core.runs", "execute one stored run (used by launchers)"),
+    "rank": ("core.ranking", "rank source prompts for a target task from its data (--target T)"),
     "demo": ("core.demo", "the demo library: build | finalize | estimate"),
     "access": ("core.access", "what a shared server allows: mode, allowed roots, PATH checks"),
 }

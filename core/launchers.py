@@ -560,6 +560,9 @@ def _bundle(store: RunStore, run: dict) -> Path:
                 raise LaunchError(f"teacher run {dep['run_id']} has no prompt")
             teacher = dep["prompt_path"]
         spec.teacher = ship(teacher, 0, "teacher")
+    from core.tasks import export_task, is_user_task
+    if is_user_task(spec.target):  # a user task's data travels with the job (ATLAS_TASKS_DIR=tasks)
+        export_task(spec.target, b / "tasks")
     (b / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
     return b
 
@@ -602,6 +605,8 @@ def _submit_claimed(store: RunStore, run: dict) -> None:
     else:
         env.pop("ATLAS_CACHE", None)
         env.pop("ATLAS_DEMO", None)
+    if (bundle / "tasks").is_dir():
+        env["ATLAS_TASKS_DIR"] = "tasks"  # relative to the job's working_dir
     kwargs = {}
     device = spec.get("device") or "auto"
     if device.startswith("cuda"):

@@ -7,7 +7,7 @@ Definitions are in ../shared/DESIGN.md §3. Every metric gives a matrix with
 rows = source prompts and columns = target prompts (``measured``: columns =
 target tasks); higher always means "predicted to transfer better".
 
-- prompt space (no model needed): ``e_avg``, ``e_tok``, ``e_flat``, ``euclid``;
+- prompt space (no model needed): ``e_avg``, ``e_tok``, ``tok_max``, ``e_flat``, ``euclid``;
   all pairs at once by matrix products: N prompts cost one [N, D] Gram, not N²
   Python-level comparisons.
 - activations (need the prompts' backbone): ``on`` (prompt alone, one forward
@@ -44,8 +44,9 @@ import torch
 __all__ = [
     "MetricError", "BackboneUnavailable", "MixedBackboneError", "MetricSpec", "METRICS",
     "PROMPT_METRICS", "BACKBONE_METRICS", "compute_matrix", "compute_matrices", "compute_pairs", "metric_status",
-    "e_avg", "e_tok", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs",
-    "Measured", "measured", "by_task", "validate", "validation_table", "cluster", "Clustering",
+    "e_avg", "e_tok", "tok_max", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs",
+    "Measured", "measured", "by_task", "validate", "validation_table",
+    "ndcg_at_k", "regret_at_k", "validate_retrieval", "retrieval_table", "cluster", "Clustering",
     "group_key", "split_groups", "check_one_group", "cached_matrix", "save_precomputed", "load_precomputed",
     "cli",
 ]
@@ -129,6 +130,14 @@ METRICS: dict[str, MetricSpec] = {m.name: m for m in [
                "mean over seeds of (score[transfer, s, t, seed] − score[scratch, t, seed]) / score[scratch, t, seed]",
                "PANDA, SPoT, Su et al.", symmetric=False, kind="runs"),
 ]}
+# token-wise maximum similarity (Lin et al. 2024), registered right after e_tok
+METRICS = {k: v for name, spec in METRICS.items() for k, v in (
+    [(name, spec)] + ([("tok_max", MetricSpec(
+        "tok_max", "Token-wise max similarity",
+        "(1/L_t) Σ_j max_i cos(P_s[i], P_t[j]): for each target token the cosine (as in e_tok) of its "
+        "most similar source token, averaged over target tokens",
+        "Lin et al. 2024, Exploring the Effectiveness and Consistency of Task Selection in "
+        "Intermediate-Task Transfer Learning", symmetric=False))] if name == "e_tok" else []))}
 PROMPT_METRICS = [n for n, m in METRICS.items() if m.kind == "prompt"]
 BACKBONE_METRICS = [n for n, m in METRICS.items() if m.needs_backbone]
 
@@ -355,8 +364,30 @@ def euclid(prompts) -> np.ndarray:
     return _flat_pairwise(_items(prompts), "euclid")
 
 
+def tok_max(prompts, *, chunk_tokens: int = 4096) -> np.ndarray:
+    """Token-wise maximum similarity [N_s, N_t] (Lin et al. 2024); not symmetric.
+
+    out[s, t] = (1/L_t) Σ_j max_i cos(P_s[i], P_t[j]) -- the cosine is e_tok's (unit
+    tokens), but each target token keeps only its best-matching source token.
+    All tokens are normalised once into U [ΣL, d]; target tokens go in chunks of
+    ``chunk_tokens`` rows: C = U_chunk · Uᵀ [rows, ΣL], per-source maxima by one
+    ``np.maximum.reduceat`` over the source segments, then a segment mean per target.
+    """
+    items = _items(prompts)
+    lens = np.array([it.tensor.shape[0] for it in items])
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    U = torch.cat([torch.nn.functional.normalize(it.tensor, dim=1, eps=1e-12) for it in items]).double()
+    owner = np.repeat(np.arange(len(items)), lens)   # target index of every token row
+    sums = np.zeros((len(items), len(items)))         # [N_s, N_t]
+    for r0 in range(0, U.shape[0], chunk_tokens):
+        C = (U[r0:r0 + chunk_tokens] @ U.T).numpy()   # [rows, ΣL]
+        best = np.maximum.reduceat(C, starts, axis=1)  # [rows, N_s]
+        np.add.at(sums.T, owner[r0:r0 + chunk_tokens], best)
+    return np.clip(sums / lens[None, :], -1.0, 1.0)
+
+
 PROMPT_FUNCS: dict[str, Callable[[Any], np.ndarray]] = {
-    "e_avg": e_avg, "e_tok": e_tok, "e_flat": e_flat, "euclid": euclid}
+    "e_avg": e_avg, "e_tok": e_tok, "e_flat": e_flat, "euclid": euclid, "tok_max": tok_max}
 
 
 # --------------------------------------------------------------------------- backbone metrics
@@ -1107,6 +1138,70 @@ def validation_table(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataF
         rows.append({"metric": name, **s})
     df = pd.DataFrame(rows, columns=["metric", "mean_rho", "top_k_hit", "regret", "n_targets"])
     return df.sort_values("mean_rho", ascending=False, na_position="last").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- retrieval measures
+def ndcg_at_k(predicted: Sequence[float], gain: Sequence[float], k: int = 3) -> float:
+    """NDCG@k of ranking sources by ``predicted`` with relevance = measured gain clipped at 0.
+
+    Lin et al. 2024 (after Poth et al. 2021). DCG@k = Σ_{i≤k} rel_(i) / log2(i + 1) in the
+    predicted order, divided by the DCG@k of the best order; sklearn's ``ndcg_score`` (ties
+    in ``predicted`` averaged). NaN when no source has a positive gain (nothing to find).
+    """
+    from sklearn.metrics import ndcg_score
+    rel = np.clip(np.asarray(gain, dtype=float), 0.0, None)
+    pred = np.asarray(predicted, dtype=float)
+    if rel.shape != pred.shape or rel.ndim != 1:
+        raise MetricError(f"ndcg_at_k: predicted {pred.shape} and gain {rel.shape} must be equal 1-D")
+    if len(rel) < 2 or not (rel > 0).any():
+        return float("nan")
+    return float(ndcg_score(rel[None, :], pred[None, :], k=k))
+
+
+def regret_at_k(predicted: Sequence[float], gain: Sequence[float], k: int = 3) -> float:
+    """regret@k = best measured gain − best measured gain among the metric's top-k sources.
+
+    Lin et al. 2024 (after Poth et al. 2021) divide by the best score; our measured gain is
+    already relative to scratch and can be ≤ 0, so the difference is reported in gain units
+    (0 = the best source is in the top-k; k = 1 is ``validate``'s ``regret``).
+    """
+    pred = np.asarray(predicted, dtype=float)
+    y = np.asarray(gain, dtype=float)
+    if pred.shape != y.shape or not len(y):
+        raise MetricError(f"regret_at_k: predicted {pred.shape} and gain {y.shape} must be equal, non-empty")
+    top = np.argsort(-pred, kind="stable")[:k]
+    return float(y.max() - y[top].max())
+
+
+def validate_retrieval(predicted: pd.DataFrame, measured_mean: pd.DataFrame, *,
+                       source_task: dict[str, str] | None = None, k: int = 3, min_sources: int = 3) -> pd.DataFrame:
+    """``validate``'s per-target rows plus ``ndcg_k`` and ``regret_k`` (same sources, same k)."""
+    per = validate(predicted, measured_mean, source_task=source_task, k=k, min_sources=min_sources)
+    nd, rk = [], []
+    for _, row in per.iterrows():
+        t = row["target"]
+        cand = [s for s in measured_mean.index
+                if s in predicted.index and (source_task or {}).get(s, s) != t
+                and np.isfinite(measured_mean.at[s, t]) and np.isfinite(predicted.at[s, t])]
+        m = predicted.loc[cand, t].astype(float).values
+        y = measured_mean.loc[cand, t].astype(float).values
+        nd.append(ndcg_at_k(m, y, k))
+        rk.append(regret_at_k(m, y, k))
+    per["ndcg_k"], per["regret_k"] = nd, rk
+    return per
+
+
+def retrieval_table(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataFrame, *,
+                    source_task: dict[str, str] | None = None, k: int = 3) -> pd.DataFrame:
+    """One row per metric: mean ρ, top-k hit, mean NDCG@k, mean regret@k, targets (best NDCG first)."""
+    rows = []
+    for name, pred in predicted.items():
+        per = validate_retrieval(pred, measured_mean, source_task=source_task, k=k)
+        rows.append({"metric": name, **summarise(per),
+                     "ndcg_k": float(per["ndcg_k"].mean()) if len(per) else float("nan"),
+                     "regret_k": float(per["regret_k"].mean()) if len(per) else float("nan")})
+    df = pd.DataFrame(rows, columns=["metric", "mean_rho", "top_k_hit", "regret", "ndcg_k", "regret_k", "n_targets"])
+    return df.sort_values("ndcg_k", ascending=False, na_position="last").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- clustering

@@ -2,6 +2,7 @@
 
     python -m core run --spec spec.json [--backend ray --address http://127.0.0.1:8265] [--wait]
     python -m core sweep --spec grid.json [--backend ...] [--wait] | --resume SWEEP_ID
+    python -m core sweep --target T --top K [--library DIR ...] [--spot] [--dry-run]   (core.ranking)
     python -m core runs list | show ID | cancel ID | retry ID | delete ID --yes | pump | reconcile
     python -m core worker RUN_ID          (started by a launcher, not by hand)
 
@@ -603,6 +604,10 @@ def cli(command: str, argv: list[str]) -> int:
 
     if command == "sweep":
         from core import sweeps
+
+        if "--target" in argv:  # a sweep planned from a ranking of sources for this target
+            from core.ranking import sweep_cli
+            return sweep_cli(argv)
 
         ap = argparse.ArgumentParser(prog="python -m core sweep", description="launch a source x target grid")
         g = ap.add_mutually_exclusive_group(required=True)

@@ -43,6 +43,11 @@ class SweepSpec:
     backend: str = "local"
     address: str | None = None
     name: str | None = None
+    # --- added for sweeps planned from a ranking (core.ranking.ranked_sweep) ---
+    scratch_seeds: list[int] | None = None  # seeds of the scratch baselines when they differ from `seeds`
+    source_params: dict = field(default_factory=dict)  # source -> {method: params}, e.g. PANDA's metric_value
+    spot: dict | None = None  # {"sources": [...], "weights": [...]}: one extra pot run from their weighted average
+    ranking: dict | None = None  # what the sweep was planned from (target, metric, scores, lambdas, beta)
 
     def __post_init__(self):
         problems = {}
@@ -61,6 +66,17 @@ class SweepSpec:
             problems["panda_teacher"] = "pot or source"
         if not all(isinstance(s, int) for s in self.seeds) or not self.seeds:
             problems["seeds"] = "a list of integers"
+        if self.scratch_seeds is not None and (not self.scratch_seeds or
+                                               not all(isinstance(s, int) for s in self.scratch_seeds)):
+            problems["scratch_seeds"] = "a non-empty list of integers (or null: the same as seeds)"
+        if not isinstance(self.source_params, dict) or not all(
+                isinstance(v, dict) and set(v) <= set(METHODS) for v in self.source_params.values()):
+            problems["source_params"] = "an object source -> {method: {param: value}}"
+        if self.spot is not None:
+            sp = self.spot if isinstance(self.spot, dict) else {}
+            src, w = sp.get("sources"), sp.get("weights")
+            if not src or not isinstance(src, list) or not isinstance(w, list) or len(w) != len(src):
+                problems["spot"] = "an object with 'sources' and as many 'weights'"
         if problems:
             raise SpecError(problems)
 
@@ -102,12 +118,14 @@ class Planned:
 def plan(sw: SweepSpec) -> list[Planned]:
     def spec(method, target, seed, sources=(), teacher=None) -> RunSpec:
         params = {**sw.params, **(sw.method_params.get(method) or {})}
+        if len(sources) == 1:
+            params.update((sw.source_params.get(sources[0]) or {}).get(method) or {})
         return RunSpec(method=method, target=target, sources=list(sources), teacher=teacher, backbone=sw.backbone,
                        params=params, seed=seed, device=sw.device, backend=sw.backend, address=sw.address)
 
     out: list[Planned] = []
     for t in sw.targets:
-        for seed in sw.seeds:
+        for seed in (sw.scratch_seeds or sw.seeds):
             out.append(Planned(f"scratch|{t}|{seed}", spec("scratch", t, seed), []))
     need_pot = "pot" in sw.methods or ("panda" in sw.methods and sw.panda_teacher == "pot")
     if need_pot:
@@ -115,6 +133,12 @@ def plan(sw: SweepSpec) -> list[Planned]:
             for t in sw.targets:
                 for seed in sw.seeds:
                     out.append(Planned(f"pot|{s}|{t}|{seed}", spec("pot", t, seed, [s]), []))
+    if sw.spot:
+        for t in sw.targets:
+            for seed in sw.seeds:
+                sp = spec("pot", t, seed, sw.spot["sources"])
+                sp.params = {**sp.params, "source_weights": [float(w) for w in sw.spot["weights"]]}
+                out.append(Planned(f"spot|{t}|{seed}", sp, []))
     if "panda" in sw.methods:
         for s in sw.sources:
             for t in sw.targets:

@@ -5,6 +5,7 @@
     python -m core tasks show sent_movie
     python -m core tasks add NAME FILE_OR_DIR --text-col text --label-col label [--family F]
     python -m core tasks add cola in_domain_train.tsv --no-header --text-col 3 --label-col 1
+                                  (.csv .tsv .jsonl .parquet, a .zip or folder of split files)
 
 A task is a name, a family, label names with short natural-language descriptions (the
 verbalizer head embeds them), and train / validation / test splits of (text, label index).
@@ -17,7 +18,8 @@ into <ATLAS_CACHE>/tasks/<name>/{train,validation,test}.jsonl + meta.json. One t
 
 User tasks: `load_csv_task` (.csv/.tsv/.jsonl, a file or a folder of train/validation/test
 files) and `load_hf_task` (Hugging Face `datasets`, imported lazily). `register_task` /
-`tasks add` records one under ATLAS_HOME/tasks/<name>.json so `get_task(name)` finds it.
+`tasks add` loads it once and copies its splits under ATLAS_HOME/tasks (<name>.json +
+<name>-<datahash>/) so `get_task(name)` finds it even after the original file moves.
 
 Only stdlib and numpy at module top: this runs on GPU boxes without pandas.
 """
@@ -1289,10 +1291,17 @@ def user_tasks_dir() -> Path:
     return atlas_home() / "tasks"
 
 
+def _task_folders() -> list[Path]:
+    """ATLAS_HOME/tasks, then ATLAS_TASKS_DIR (tasks shipped with a Ray job's bundle)."""
+    extra = os.environ.get("ATLAS_TASKS_DIR")
+    return [user_tasks_dir()] + ([Path(extra).expanduser().resolve()] if extra else [])
+
+
 def _user_specs() -> dict[str, dict]:
-    folder = user_tasks_dir()
     specs = {}
-    if folder.is_dir():
+    for folder in reversed(_task_folders()):  # ATLAS_HOME's own registration wins
+        if not folder.is_dir():
+            continue
         for p in sorted(folder.glob("*.json")):
             try:
                 spec = json.loads(p.read_text(encoding="utf-8"))
@@ -1303,6 +1312,101 @@ def _user_specs() -> dict[str, dict]:
             spec["_file"] = str(p)
             specs[p.stem] = spec
     return specs
+
+
+def task_data_hash(task: Task) -> str:
+    """sha256 (16 hex) of the labels, descriptions and every split's (label, text) rows."""
+    h = hashlib.sha256(json.dumps([task.labels, task.descriptions]).encode())
+    for s in SPLITS:
+        sp = task.split(s)
+        h.update(f"\n[{s}]\n".encode())
+        for t, y in zip(sp.texts, sp.labels):
+            h.update(f"{y}\t{t}\n".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: dict | None = None,
+              folder: Path | None = None) -> Path:
+    """Register ``task`` by copying its splits under ATLAS_HOME/tasks (never a link to the user's file).
+
+    Layout: ``<name>.json`` (the registration) and ``<name>-<datahash>/{train,validation,test}.jsonl``.
+    The data folder is written in a temp folder and renamed, then the registration is
+    replaced atomically, then an older data folder is removed: a reader sees the old task
+    or the new one, never half of one. Returns the registration file.
+    """
+    name = task.name
+    if not _NAME_RE.match(name or ""):
+        raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
+    if name in DEMO_TASKS:
+        raise TaskError(name, "is a demo task name; pick another")
+    folder = Path(folder) if folder is not None else user_tasks_dir()
+    dest = folder / f"{name}.json"
+    old = None
+    if dest.exists():
+        if not overwrite:
+            raise TaskError(dest, "a task with this name exists (overwrite=True / --overwrite to replace)")
+        try:
+            old = json.loads(dest.read_text(encoding="utf-8")).get("data")
+        except (OSError, ValueError, AttributeError):
+            old = None
+    digest = task_data_hash(task)
+    data_name = f"{name}-{digest}"
+    data_dir = folder / data_name
+    if not data_dir.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.", suffix=".tmp"))
+        try:
+            for sname in SPLITS:
+                sp = task.split(sname)
+                lines = [json.dumps({"text": t, "label": task.labels[y]}, ensure_ascii=False)
+                         for t, y in zip(sp.texts, sp.labels)]
+                (tmp / f"{sname}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            os.replace(tmp, data_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    spec = {"name": name, "kind": "copy", "data": data_name, "family": task.family, "labels": list(task.labels),
+            "descriptions": list(task.descriptions), "origin": origin or task.source, "data_hash": digest,
+            "meta": {k: v for k, v in (task.meta or {}).items()
+                     if isinstance(v, (int, float, str, bool))
+                     or (isinstance(v, list) and all(isinstance(x, str) for x in v))},  # notes: what reading said
+            **(extra or {})}
+    _atomic_write_text(dest, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
+    if old and old != data_name and _NAME_RE.match(str(old)) and (folder / old).is_dir():
+        shutil.rmtree(folder / old, ignore_errors=True)
+    return dest
+
+
+def is_user_task(name: str) -> bool:
+    return name not in DEMO_TASKS and name in _user_specs()
+
+
+def export_task(name: str, folder: Path) -> Path:
+    """Write user task ``name`` (data included) into ``folder`` as a registration that
+    ``ATLAS_TASKS_DIR=folder`` makes visible: what a Ray job carries to a worker whose
+    machine has no ATLAS_HOME and an empty task cache."""
+    task = get_task(name)
+    spec = _user_specs()[name]
+    return save_task(task, origin=str(spec.get("origin") or spec.get("path") or ""), overwrite=True,
+                     folder=folder)
+
+
+def _load_copy(spec: dict) -> Task:
+    """A registered task whose data was copied under the tasks folder (``save_task``)."""
+    try:
+        labels = [str(x) for x in spec["labels"]]
+        folder = Path(spec["_file"]).parent / str(spec["data"])
+        descriptions = [str(x) for x in spec["descriptions"]]
+    except (KeyError, TypeError) as e:
+        raise TaskError(spec.get("_file"), f"bad task file ({type(e).__name__}: {e})") from None
+    if not folder.is_dir():
+        raise TaskError(folder, f"task {spec.get('name')!r}: its copied data folder is missing")
+    index = {x: i for i, x in enumerate(labels)}
+    splits = {s: _read_jsonl_split(folder / f"{s}.jsonl", index) for s in SPLITS}
+    meta = dict(spec.get("meta") or {})
+    meta.setdefault("data_hash", spec.get("data_hash"))
+    return Task(name=spec["name"], family=spec.get("family"), labels=labels, descriptions=descriptions,
+                source=str(spec.get("origin") or ""), meta=meta, **splits)
 
 
 def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: str | int = "text",
@@ -1327,15 +1431,32 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
     spec = {"name": name, "kind": kind, "path": src, "text_col": text_col, "label_col": label_col,
             "family": family, "labels": labels, "descriptions": descriptions, "config": config,
             "seed": seed, "header": header, "quoting": quoting, "label_order": "appearance"}
+    if kind == "file" and Path(path).suffix.lower() in (".parquet", ".zip") and Path(path).is_file():
+        # the page's upload path (core.task_upload): Parquet rewritten as JSONL, a zip of split files
+        # unpacked safely; then the same reader as any other file
+        from core.task_upload import build_task, read_upload
+        with tempfile.TemporaryDirectory(prefix="atlas-add-") as tmp:
+            up = read_upload(Path(path).name, Path(path).read_bytes(), tmp)
+            task = build_task(up, name, text_col, label_col, family=family, descriptions=descriptions, seed=seed)
+        if labels is not None and [_norm_label(x) for x in labels] != task.labels:
+            raise TaskError(path, f"labels {task.labels} differ from the given {labels}")
+        return save_task(task, origin=src, overwrite=overwrite,
+                         extra={"read_with": {"kind": kind, "text_col": text_col, "label_col": label_col,
+                                              "seed": seed}})
     task = _load_user(spec)   # raises TaskError on a bad file before anything is written
-    spec["labels"] = list(task.labels)
-    _atomic_write_text(dest, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
-    return dest
+    # the data is copied: a registered task never depends on the original file staying put; the
+    # label order found now is recorded with it (task.labels), so list descriptions stay on the
+    # classes they were written for
+    return save_task(task, origin=src, overwrite=overwrite,
+                     extra={"read_with": {k: spec[k] for k in ("kind", "text_col", "label_col", "config", "seed",
+                                                               "header", "quoting")}})
 
 
 def _load_user(spec: dict) -> Task:
     if "error" in spec:
         raise TaskError(None, spec["error"])
+    if spec.get("kind") == "copy":
+        return _load_copy(spec)
     try:
         common = dict(text_col=spec.get("text_col", "text"), label_col=spec.get("label_col", "label"),
                       name=spec["name"], family=spec.get("family"), labels=spec.get("labels"),

@@ -25,6 +25,7 @@ import streamlit as st
 
 from core import launchers, sweeps
 from core.config import atlas_home, user_library_dir
+from core.ranking import source_backbone
 from core.runs import DEFAULT_RAY_ADDRESS, METHODS, RunSpec, SpecError
 from core.runstore import ACTIVE, TERMINAL, RunStore, default_db_path
 from pages._deeplink import ensure_whole_app
@@ -294,11 +295,12 @@ else:
             srcs = _checked([origin.get(n, n) for n in st.session_state.get("runs_sources", [])]) \
                 if m != "scratch" else []
             spec = RunSpec(method=m, target=st.session_state["runs_target"], sources=srcs, teacher=teacher,
-                           params=params, seed=int(st.session_state["runs_seed"]), device=st.session_state["runs_device"],
+                           backbone=source_backbone(srcs), params=params, seed=int(st.session_state["runs_seed"]), device=st.session_state["runs_device"],
                            backend=backend, address=_ray_address() if backend == "ray" else None)
             if m == "panda" and params["teacher_mode"] == "pot":
                 # PANDA's teacher is the source after PoT on this target: a 1x1 sweep schedules both
                 sw = sweeps.SweepSpec(sources=srcs, targets=[spec.target], methods=["panda"], seeds=[spec.seed],
+                                      backbone=spec.backbone,
                                       params={k: v for k, v in params.items() if k != "teacher_mode"},
                                       device=spec.device, backend=backend, address=spec.address)
                 return "sweep", sweeps.launch_sweep(sw, store)
@@ -312,6 +314,7 @@ else:
             srcs = _checked([origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])])
             sw = sweeps.SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
                                   methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
+                                  backbone=source_backbone(srcs),
                                   params=_params(), device=st.session_state["runs_device"], backend=backend,
                                   address=_ray_address() if backend == "ray" else None)
             return "sweep", sweeps.launch_sweep(sw, store)

@@ -167,3 +167,27 @@ def test_unreachable_cluster_is_refused_before_anything_is_queued(store):
     with pytest.raises(launchers.LaunchError, match=f"cannot reach the Ray cluster at http://127.0.0.1:{port}"):
         launchers.submit(spec, store)
     assert store.list_runs() == []
+
+
+def test_user_task_travels_with_the_job_to_a_worker_with_an_empty_task_cache(ray_head, store, tmp_path,
+                                                                           monkeypatch, atlas_home):
+    """A task registered here (ATLAS_HOME/tasks) runs on a worker that has no ATLAS_HOME (the
+    launcher never passes it) and whose ATLAS_CACHE is an empty folder: its data is in the bundle."""
+    from core.tasks import register_task
+    rows = ["text,label"] + [f"{'great lovely fine' if i % 2 else 'awful bad poor'} item number {i},"
+                             f"{'pos' if i % 2 else 'neg'}" for i in range(60)]
+    (tmp_path / "mine.csv").write_text("\n".join(rows) + "\n")
+    register_task("ray_user_task", tmp_path / "mine.csv")
+    (tmp_path / "mine.csv").unlink()  # the original file is gone too
+    empty = tmp_path / "empty_cache"
+    empty.mkdir()
+    monkeypatch.setenv("ATLAS_CACHE", str(empty))  # a local head gets the launcher's cache: this one
+    spec = RunSpec(method="scratch", target="ray_user_task", params={**TINY, "val_size": 6}, device="cpu",
+                   backend="ray", address=ray_head)
+    a = launchers.submit(spec, store)
+    run = _wait(lambda: (r := store.get_run(a))["status"] not in ("queued", "running") and r, 300)
+    assert run["status"] == "finished", run["error"]
+    assert 0 <= run["test_score"] <= 1
+    bundle = launchers.run_dir(a) / "bundle"
+    assert (bundle / "tasks" / "ray_user_task.json").is_file()
+    assert not (empty / "tasks").exists()  # nothing was prepared into the worker's cache

@@ -93,7 +93,7 @@ def test_cli_no_header(tmp_path):
     r = run_cli("tasks", "add", "cola", path, "--no-header", "--text-col", "3", "--label-col", "1",
                 "--descriptions", "unacceptable", "acceptable", env_extra=env)
     assert r.returncode == 0, r.stderr
-    assert "train" in r.stdout and json.loads((tmp_path / "h" / "tasks" / "cola.json").read_text())["header"] is False
+    assert "train" in r.stdout and json.loads((tmp_path / "h" / "tasks" / "cola.json").read_text())["read_with"]["header"] is False
 
 
 # --------------------------------------------------------------------------- 8. labels

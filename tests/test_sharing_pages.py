@@ -147,3 +147,17 @@ def test_a_mistyped_mode_stops_the_page_with_its_message(monkeypatch):
     at = page("library")
     assert [e.value for e in at.error] == ["ATLAS_MODE='fulll': use full or viewer (or leave it unset)"]
     assert not at.get("file_uploader") and not at.dataframe
+
+
+def test_tasks_page_viewer_mode_hides_adding_a_task(bound_to_all):
+    at = page("tasks")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.get("file_uploader")
+    assert any(c.value.startswith("🔒 Adding tasks: off — this server is in viewer mode") for c in at.caption)
+
+
+def test_tasks_page_full_mode_offers_adding_a_task():
+    at = page("tasks")
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.get("file_uploader")) == 1
+    assert not any("viewer mode" in c.value for c in at.caption)

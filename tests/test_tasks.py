@@ -244,6 +244,35 @@ def test_user_registry(tmp_path, atlas_home):
         get_task("nope")
 
 
+def test_registered_task_is_a_copy_independent_of_the_original(tmp_path, atlas_home, monkeypatch):
+    path = write(tmp_path / "mine.csv", csv_rows(20))
+    register_task("mine", path, descriptions=["a bad one", "a good one"])
+    before = get_task("mine")
+    path.unlink()                                   # the user's file goes away
+    after = get_task("mine")
+    assert (after.train.texts, after.test.labels, after.descriptions) == \
+        (before.train.texts, before.test.labels, before.descriptions)
+    spec = json.loads((atlas_home / "tasks" / "mine.json").read_text())
+    assert spec["kind"] == "copy" and spec["origin"] == str(path.resolve())
+    data = atlas_home / "tasks" / spec["data"]
+    assert sorted(p.name for p in data.iterdir()) == ["test.jsonl", "train.jsonl", "validation.jsonl"]
+    # overwrite: the new data replaces the old folder, no temp folders are left behind
+    path2 = write(tmp_path / "mine2.csv", csv_rows(30))
+    register_task("mine", path2, overwrite=True)
+    assert sum(len(get_task("mine").split(s)) for s in T.SPLITS) == 30
+    assert not data.exists()
+    assert [p.name for p in (atlas_home / "tasks").iterdir() if p.name.startswith(".")] == []
+    # a copied task folder moved elsewhere (a Ray job's bundle) is found through ATLAS_TASKS_DIR
+    import shutil
+    other = tmp_path / "bundle_tasks"
+    shutil.copytree(atlas_home / "tasks", other)
+    shutil.rmtree(atlas_home / "tasks")
+    with pytest.raises(TaskError, match="unknown task"):
+        get_task("mine")
+    monkeypatch.setenv("ATLAS_TASKS_DIR", str(other))
+    assert get_task("mine").train.texts == get_task("mine").train.texts and "mine" in list_tasks()
+
+
 # ----------------------------------------------------------------------------- demo tasks
 
 def test_demo_table_is_consistent():

@@ -14,6 +14,7 @@ from e2e_harness import Browser, StreamlitServer, check_page
 PAGES = {
     "": ("[data-testid='stHeading']", "Prompt Atlas"),
     "library": ("[data-testid='stHeading']", "Library"),
+    "tasks": ("[data-testid='stHeading']", "Tasks"),
     "transferability": ("[data-testid='stHeading']", "Transferability"),
     "projection": ("[data-testid='stHeading']", "Projection"),
     "runs": ("[data-testid='stHeading']", "Runs"),
@@ -22,6 +23,7 @@ PAGES = {
 MAIN = {
     "": "[data-testid='stMetric']",                       # headline numbers
     "library": "[data-testid='stDataFrame']",             # the prompt table
+    "tasks": ".st-key-tasks_rank button",                 # rank sources for the selected task
     "transferability": ".st-key-tr_heatmap .js-plotly-plot",
     "projection": ".st-key-proj_chart .js-plotly-plot",
     "runs": ".st-key-runs_launch button",                 # the launch form
@@ -53,7 +55,7 @@ def empty_browser(tmp_path_factory):
         yield b
 
 
-APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+APP_NAV = ["Home", "Library", "Tasks", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
 
 
 def nav_labels(b) -> list[str]:

@@ -1,0 +1,95 @@
+"""pages/tasks.py under AppTest: tasks table, upload -> preview -> save, rank, launch the top-k sweep.
+
+    .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_tasks_page.py
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import launchers
+from core.config import demo_dir
+from core.runstore import RunStore
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "tasks.py")
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path, monkeypatch, atlas_home):
+    """A demo library of three source prompts (sentiment, topic, spam); nothing is dispatched."""
+    demo = tmp_path / "demo"
+    for n in ("sent_movie", "topic_usenet", "spam_sms"):
+        shutil.copytree(demo_dir() / "prompts" / n, demo / "prompts" / n)
+    monkeypatch.setenv("ATLAS_DEMO", str(demo))
+    monkeypatch.setattr(launchers, "pump", lambda store=None, dispatch=True: {})  # queue only
+
+
+def _csv(n=100) -> bytes:
+    pos = ["an uplifting, generous and joyful piece", "a wonderful, hopeful achievement"]
+    neg = ["a bleak, cruel and dishonest failure", "an ugly, shameful disaster"]
+    rows = [f"\"{(pos if i % 2 else neg)[i % 4 // 2]} number {i}\",{'pos' if i % 2 else 'neg'},{i}" for i in range(n)]
+    return ("body,verdict,row\n" + "\n".join(rows) + "\n").encode()
+
+
+def frame(at, column: str):
+    """The first dataframe on the page with this column (dataframes are not found by key)."""
+    for d in at.dataframe:
+        if column in d.value.columns:
+            return d.value
+    raise AssertionError(f"no dataframe with column {column!r}")
+
+
+def clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_upload_save_rank_and_launch_top_k(tmp_path):
+    at = clean(AppTest.from_file(PAGE, default_timeout=180).run())
+    table = frame(at, "mean words")
+    assert "sent_movie" in set(table["task"]) and (table["kind"] == "demo").all()
+    # upload: columns guessed, preview and class counts before saving
+    at.file_uploader(key="tasks_upload").set_value(("my reviews.csv", _csv(), "text/csv")).run()
+    clean(at)
+    assert at.selectbox(key="tasks_text_col").value == "body"
+    assert at.selectbox(key="tasks_label_col").value == "verdict"
+    assert at.text_input(key="tasks_new_name").value == "my_reviews"
+    assert RunStore().list_runs() == []
+    at.text_input(key="tasks_new_name").set_value("reviews").run()
+    at.button(key="tasks_save").click().run()
+    clean(at)
+    assert any("Saved task reviews" in s.value for s in at.success)
+    table = frame(at, "mean words").set_index("task")
+    assert table.loc["reviews", "kind"] == "user" and table.loc["reviews", "train"] == 70
+    assert at.selectbox(key="tasks_selected").value == "reviews"
+    # rank the three demo prompts for it, from its data alone
+    at.button(key="tasks_rank").click().run()
+    clean(at)
+    ranked = frame(at, "ncc")
+    assert len(ranked) == 3 and list(ranked["rank"]) == [1, 2, 3]
+    assert ranked["zs"].is_monotonic_decreasing
+    at.radio(key="tasks_rank_metric").set_value("ncc").run()
+    assert frame(clean(at), "ncc")["ncc"].is_monotonic_decreasing
+    # launch the top-2 sweep: scratch x 1 seed, pot and panda from each of the top 2
+    at.number_input(key="tasks_top_k").set_value(2)
+    at.number_input(key="tasks_steps").set_value(3)
+    at.number_input(key="tasks_scratch_seeds").set_value(1).run()
+    at.button(key="tasks_launch").click().run()
+    clean(at)
+    runs = RunStore().list_runs()
+    assert sorted(r["spec"]["method"] for r in runs) == ["panda", "panda", "pot", "pot", "scratch"]
+    assert all(r["spec"]["target"] == "reviews" and r["spec"]["params"]["steps"] == 3 for r in runs)
+    pandas_ = [r["spec"]["params"] for r in runs if r["spec"]["method"] == "panda"]
+    assert sorted(p["metric_value"] for p in pandas_)[-1] == pytest.approx(1.0)  # the best source
+    assert any("Queued sweep" in s.value for s in at.success)
+
+
+def test_bad_upload_is_one_clear_message():
+    at = clean(AppTest.from_file(PAGE, default_timeout=60).run())
+    at.file_uploader(key="tasks_upload").set_value(("notes.csv", b"only_one_column\nx\ny\n", "text/csv")).run()
+    clean(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("notes.csv")
