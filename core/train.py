@@ -30,6 +30,13 @@ Methods (DESIGN.md §4):
   (PANDA costs about what PoT costs); ``teacher_every_step=True`` recomputes
   them each step, as PANDA's code does (for the speed benchmark).
 
+Packed training (:func:`train_packed`): K runs on one frozen backbone in one forward per
+step, each row carrying its own run's prompt; every run is a :class:`Run` (the same object
+the single loop drives), so its data, head, optimiser, schedule, seed, evals, best
+checkpoint, events and cancel flag are its own, and a run that fails leaves the pack alone.
+The launchers use it on a GPU (``python -m core worker ID1 ID2 ...``); speed:
+``bench/packed_speed.py``.
+
 Heads: ``verbalizer`` (default): ``logits = cos(pool(x; P), e_c) / tau`` with
 ``e_c`` the frozen, prompt-free pooled embedding of each label description --
 only the prompt trains; ``linear``: a trainable ``Linear(d, C)`` as well (its
@@ -564,6 +571,11 @@ class Run:
 
         # ---- head + prompt --------------------------------------------------
         self.head = head = Head(cfg.head, label_embeddings(bb, task), cfg.tau).to(bb.device)
+        C = head.label_emb.shape[0]
+        for split, ys in (("training", self.tr_labels.tolist()), ("validation", va_labels)):
+            bad = [y for y in ys if not 0 <= int(y) < C]
+            if bad:  # on CUDA a bad index is a device-side assert that ends every run in the process
+                raise TrainError(f"task {task_name}: a {split} label is {bad[0]}, outside its {C} classes")
         self.source_names: list[str] = []
         src = None
         if cfg.sources:

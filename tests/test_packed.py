@@ -117,10 +117,11 @@ def test_padding_across_runs_changes_no_result(bb, tasks):
 
 
 def test_cancel_and_failures_leave_the_pack_alone(bb, tasks, solo):
-    """Run 0 finishes (as it does alone); run 1 is cancelled at step 5; run 2 hits a bad label at
-    some step of its first epoch (the packed step raises, is redone run by run, and only run 2
-    fails); run 3's source prompt is NaN (its loss is not finite: it fails at step 1); run 4 has
-    a teacher file that does not exist (it fails in its set-up)."""
+    """Run 0 finishes (as it does alone); run 1 is cancelled at step 5; run 2's texts are too
+    long for the model's positions (the packed step raises, is redone run by run, and only
+    run 2 fails); run 3's source prompt is NaN (its loss is not finite: it fails at step 1);
+    run 4 has a teacher file that does not exist and run 5 a label outside its classes (both
+    fail in their set-up)."""
     cfgs = _three(bb)[:1]
     calls = {"n": 0}
 
@@ -129,23 +130,29 @@ def test_cancel_and_failures_leave_the_pack_alone(bb, tasks, solo):
         return calls["n"] > 5
 
     t1 = tasks[TARGETS[1]]
+
+    def variant(train_texts, train_labels):
+        return type(t1)(name=t1.name, family=t1.family, labels=t1.labels, descriptions=t1.descriptions,
+                        train=type(t1.train)(train_texts, train_labels), validation=t1.validation, test=t1.test)
+
+    long_task = variant([" ".join([t] * 40) for t in t1.train.texts[:40]], list(t1.train.labels[:40]))
+    bad_label = variant(t1.train.texts[:40], list(t1.train.labels[:40]))
+    bad_label.train.labels[17] = 9  # slipped past Task's own check
     nan_src = torch.zeros(20, bb.dim)
     nan_src[3, 7] = float("nan")
     cfgs += [
         TrainConfig(method="scratch", task=TARGETS[1], seed=5, **COMMON),
-        TrainConfig(method="scratch", task=TARGETS[1], seed=6, **{**COMMON, "train_size": None}),
+        TrainConfig(method="scratch", task=TARGETS[1], seed=6, **{**COMMON, "train_size": None, "max_length": 600,
+                                                                  "val_size": 8}),
         TrainConfig(method="pot", task=TARGETS[2], sources=[nan_src], **COMMON),
         TrainConfig(method="panda", task=TARGETS[2], sources=[nan_src], teacher="/nonexistent/teacher", **COMMON),
+        TrainConfig(method="scratch", task=TARGETS[1], **{**COMMON, "train_size": None}),
     ]
-    small_bad = type(t1)(name=t1.name, family=t1.family, labels=t1.labels, descriptions=t1.descriptions,
-                         train=type(t1.train)(t1.train.texts[:40], list(t1.train.labels[:40])),
-                         validation=t1.validation, test=t1.test)
-    small_bad.train.labels[17] = 9  # slipped past Task's own check: found when the example is drawn
     evs = [[] for _ in cfgs]
-    outs = train_packed(cfgs, callbacks=[e.append for e in evs], should_stops=[None, stop_at_5, None, None, None],
-                        backbone=bb, tasks=[tasks[TARGETS[0]], tasks[TARGETS[1]], small_bad, tasks[TARGETS[2]],
-                                            tasks[TARGETS[2]]])
-    assert [o.status for o in outs] == ["finished", "cancelled", "failed", "failed", "failed"], \
+    outs = train_packed(cfgs, callbacks=[e.append for e in evs],
+                        should_stops=[None, stop_at_5, None, None, None, None], backbone=bb,
+                        tasks=[tasks[TARGETS[0]], t1, long_task, tasks[TARGETS[2]], tasks[TARGETS[2]], bad_label])
+    assert [o.status for o in outs] == ["finished", "cancelled", "failed", "failed", "failed", "failed"], \
         [o.error for o in outs]
     # the survivor is exactly what it is alone
     res0, ev0 = solo[0]
@@ -157,12 +164,11 @@ def test_cancel_and_failures_leave_the_pack_alone(bb, tasks, solo):
     assert [e["step"] for e in evs[1] if e["kind"] == "progress"] == [1, 2, 3, 4, 5]
     assert evs[1][-1]["metrics"]["state"] == "cancelled"
     # failures: each with its own message and traceback
-    assert "Target 9 is out of bounds" in outs[2].error and "Traceback" in outs[2].error
-    fail_step = max(e["step"] for e in evs[2] if e["kind"] == "progress") + 1 if \
-        any(e["kind"] == "progress" for e in evs[2]) else 1
-    assert 1 <= fail_step <= 5  # 40 examples, batch 8: the bad one is drawn within the first epoch
+    assert "exceed the 512 positions" in outs[2].error and "Traceback" in outs[2].error
+    assert not [e for e in evs[2] if e["kind"] == "progress"]  # it failed in the first packed step
     assert outs[3].error.startswith("TrainError") and "loss is nan at step 1" in outs[3].error
     assert "/nonexistent/teacher" in outs[4].error and outs[4].result is None
+    assert "a training label is 9, outside its 2 classes" in outs[5].error
 
 
 def test_pack_refuses_runs_that_cannot_share_a_forward(bb, tasks):
