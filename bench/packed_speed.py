@@ -96,7 +96,12 @@ def spawn(args, mode: str, k: int, barrier: str | None = None) -> subprocess.Pop
 
 
 def result(p: subprocess.Popen, timeout: float) -> dict:
-    out, err = p.communicate(timeout=timeout)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()  # never leave a child behind
+        p.communicate()
+        raise RuntimeError(f"child ran past --timeout {timeout:.0f} s (raise it, or fewer --steps)") from None
     for line in out.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -107,7 +112,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--packs", default="4,16,64", help="pack sizes K")
-    ap.add_argument("--procs", type=int, default=None, help="N separate processes (default: 2 on CPU, 12 on CUDA)")
+    ap.add_argument("--procs", type=int, default=None,
+                    help="N separate processes (default: 2 on CPU, 12 on CUDA; 0 skips them)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 8 on CPU, 100 on CUDA)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 2 CPU, 20 CUDA)")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -156,6 +162,35 @@ def main(argv=None) -> int:
     rows.append(("one run (1 process)", r["prompt_steps_per_s"], r.get("gpu_peak_mb") or r["peak_rss_mb"]))
     print(f"  one run: {base:.2f} prompt-steps/s ({time.perf_counter() - t0:.0f}s)", flush=True)
 
+    if procs == 0:
+        rows.append(("0 separate processes (skipped)", float("nan"), float("nan")))
+    else:
+        run_procs(args, procs, rows, t0)
+
+    for k in [int(x) for x in args.packs.split(",") if x.strip()]:
+        try:
+            r = result(spawn(args, "pack", k), args.timeout)
+        except Exception as e:  # e.g. out of memory for a large pack: report and go on
+            print(f"  pack of {k} failed: {e!r}"[:400], flush=True)
+            rows.append((f"pack of {k} (1 process)", float("nan"), float("nan")))
+            continue
+        rows.append((f"pack of {k} (1 process)", r["prompt_steps_per_s"], (r.get("gpu_peak_mb") or r["peak_rss_mb"]) / k))
+        print(f"  pack of {k}: {r['prompt_steps_per_s']:.2f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+
+    mem_label = "GPU peak MB / run" if cuda else "peak RSS MB / run"
+    print(f"\n{'variant':<28} {'prompt-steps/s':>15} {'vs one run':>11} {mem_label:>18}")
+    for label, rate, mem in rows:
+        print(f"{label:<28} {rate:>15.2f} {rate / base:>10.2f}x {mem:>18.0f}")
+    procs_rate = rows[1][1]
+    best = max((r for r in rows[2:] if r[1] == r[1]), key=lambda r: r[1], default=None)
+    if best and procs_rate == procs_rate:
+        print(f"best pack vs {procs} processes: {best[1] / procs_rate:.2f}x ({best[0]})")
+    print(f"load average after: {os.getloadavg()[0]:.1f}; total {time.perf_counter() - t0:.0f}s")
+    return 0
+
+
+def run_procs(args, procs: int, rows: list, t0: float) -> None:
+    """N single-run children at once: they load, wait at a barrier, then train together."""
     barrier = f"/tmp/packed_speed_barrier_{os.getpid()}"
     ps = [spawn(args, "single", 1, barrier) for _ in range(procs)]
     t_wait = time.monotonic()
@@ -174,27 +209,6 @@ def main(argv=None) -> int:
     mem = sum(x.get("gpu_peak_mb") or x["peak_rss_mb"] for x in rs) / procs
     rows.append((f"{procs} separate processes", rate, mem))
     print(f"  {procs} processes: {rate:.2f} ({time.perf_counter() - t0:.0f}s)", flush=True)
-
-    for k in [int(x) for x in args.packs.split(",") if x.strip()]:
-        try:
-            r = result(spawn(args, "pack", k), args.timeout)
-        except Exception as e:  # e.g. out of memory for a large pack: report and go on
-            print(f"  pack of {k} failed: {e!r}"[:400], flush=True)
-            rows.append((f"pack of {k} (1 process)", float("nan"), float("nan")))
-            continue
-        rows.append((f"pack of {k} (1 process)", r["prompt_steps_per_s"], (r.get("gpu_peak_mb") or r["peak_rss_mb"]) / k))
-        print(f"  pack of {k}: {r['prompt_steps_per_s']:.2f} ({time.perf_counter() - t0:.0f}s)", flush=True)
-
-    mem_label = "GPU peak MB / run" if cuda else "peak RSS MB / run"
-    print(f"\n{'variant':<28} {'prompt-steps/s':>15} {'vs one run':>11} {mem_label:>18}")
-    for label, rate, mem in rows:
-        print(f"{label:<28} {rate:>15.2f} {rate / base:>10.2f}x {mem:>18.0f}")
-    procs_rate = rows[1][1]
-    best = max((r for r in rows[2:] if r[1] == r[1]), key=lambda r: r[1], default=None)
-    if best:
-        print(f"best pack vs {procs} processes: {best[1] / procs_rate:.2f}x ({best[0]})")
-    print(f"load average after: {os.getloadavg()[0]:.1f}; total {time.perf_counter() - t0:.0f}s")
-    return 0
 
 
 if __name__ == "__main__":
