@@ -288,12 +288,22 @@ class Backbone:
         if pool not in ("text", "all", "last"):
             raise BackboneError(f"pool {pool!r}: use 'text', 'all' or 'last'")
         h, mask = self.hidden(input_ids, attention_mask, prompt)
-        L = h.shape[1] - attention_mask.shape[1]
+        return self.pool(h, mask, h.shape[1] - attention_mask.shape[1], pool)
+
+    def pool(self, h: torch.Tensor, mask: torch.Tensor, L: int, pool: str = "text") -> torch.Tensor:
+        """Pool hidden states: h [B, L+T, d], mask [B, L+T] (prompt ones first) -> [B, d] float32.
+
+        Separate from :meth:`encode` so a packed forward (rows of several runs, each with its own
+        prompt, padded to the longest) pools each run's rows with that run's setting; padding
+        positions have mask 0, so a row pools the same however far it was padded.
+        """
+        if pool not in ("text", "all", "last"):
+            raise BackboneError(f"pool {pool!r}: use 'text', 'all' or 'last'")
         if self.kind == "decoder" and pool == "text":
             pool = "last"
         h = h.float()
         if pool == "last":
-            last = L + attention_mask.to(self.device).long().sum(1) - 1  # right padding
+            last = L + mask[:, L:].to(self.device).long().sum(1) - 1  # right padding
             return h[torch.arange(h.shape[0], device=h.device), last]
         m = mask.to(h.dtype)
         if pool == "text" and L:

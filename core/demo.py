@@ -21,7 +21,9 @@ at most the runs in flight):
    :func:`core.sweeps.plan` (scratch first, PANDA's PoT teachers before their
    students) and executed here by a pool of persistent worker processes: each
    loads the backbone once, which on a GPU is the difference between minutes
-   and an hour of process start-ups.
+   and an hour of process start-ups. On a GPU each worker takes a pack of
+   ready runs and trains them in one forward per step (``--pack``, packed
+   training: core.train.train_packed); on the CPU one run at a time.
 3. verify -- every committed prompt re-evaluated on its task's full test split
    on the CPU: its recorded (GPU) score must come back within one point, and its
    per-example predictions are stored (``test_predictions.npz``, keyed to a hash
@@ -78,7 +80,8 @@ class Profile:
     steps: int                 # steps of each low-resource grid run
     seeds: list[int]           # seeds of every grid cell (pot, panda)
     scratch_seeds: list[int]   # seeds of the scratch baselines (their spread = the noise band)
-    workers: int               # concurrent runs
+    workers: int               # concurrent worker processes
+    pack: int = 1              # runs per worker trained in one forward (core.train.train_packed); GPU only
     train_size: int = 128      # target training examples in the grid
     eval_every: int = 25
     max_length: int = 128
@@ -110,7 +113,10 @@ PROFILES = {
                     eval_every=2, max_length=32, generic_per_task=16, val_size=40, test_size=60),
     # GPU: what the committed demo ran (H200, fp32, 12 workers): sources + seed 0 of the grid
     # (241 runs) in 4.2 min, then seeds 1-2 of every cell (440 runs) in 6.1 min in a resume.
-    "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12),
+    # pack=16 (issue 18) is NOT measured yet: no GPU was lent to that issue; bench/packed_speed.py
+    # on the device decides it (ATLAS_PACK or --pack override)
+    "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12,
+                   pack=16),
 }
 
 
@@ -169,32 +175,74 @@ def _demo_tasks() -> list[str]:
     return list(DEMO_TASKS)
 
 
-def _run_job(job: dict) -> dict:
-    """Train one run in a worker; returns its results row (or a failed row)."""
-    from core.train import TrainConfig, save_result, train
-    t0 = time.time()
-    cfg = TrainConfig(**job["cfg"])
+def _job_row(job: dict, cfg) -> dict:
     row = {k: job.get(k, "") for k in ("run_id", "sweep_id", "method", "source", "target", "seed")}
     row.update(steps=cfg.steps, train_size=cfg.train_size if cfg.train_size else "", status="failed",
                settings=json.dumps(job["settings"], sort_keys=True), device=str(_BB.device))
+    return row
+
+
+def _save_job(job: dict, row: dict, res) -> None:
+    out = Path(job["out"])
+    if out.exists():
+        shutil.rmtree(out)
+    from core.train import save_result
+    save_result(res, out)
+    row.update(val_score=round(res.val_score, 6), test_score=round(res.test_score, 6),
+               wall_time_s=round(res.wall_time, 2), status="finished", prompt_path=job["rel_out"],
+               steps=res.steps)
+
+
+def _job_task(job: dict):
+    return demo_task(job["task"], job.get("generic_tasks"), job.get("generic_per_task", 200))
+
+
+def _run_job(job: dict) -> dict:
+    """Train one run in a worker; returns its results row (or a failed row)."""
+    from core.train import TrainConfig, train
+    t0 = time.time()
+    cfg = TrainConfig(**job["cfg"])
+    row = _job_row(job, cfg)
     try:
-        res = train(cfg, backbone=_BB, task=demo_task(job["task"], job.get("generic_tasks"),
-                                                      job.get("generic_per_task", 200)))
-        out = Path(job["out"])
-        if out.exists():
-            shutil.rmtree(out)
-        save_result(res, out)
-        row.update(val_score=round(res.val_score, 6), test_score=round(res.test_score, 6),
-                   wall_time_s=round(res.wall_time, 2), status="finished", prompt_path=job["rel_out"],
-                   steps=res.steps)
+        _save_job(job, row, train(cfg, backbone=_BB, task=_job_task(job)))
     except Exception as e:  # a failed run is recorded, the build goes on
         row.update(wall_time_s=round(time.time() - t0, 2), settings=json.dumps({**job["settings"], "error": repr(e)}))
     return row
 
 
+def _run_pack(jobs: list[dict]) -> list[dict]:
+    """Train several jobs in a worker as one pack (core.train.train_packed: one forward of the
+    backbone per step for all of them); one results row each, a failed run fails alone."""
+    from core.train import TrainConfig, train_packed
+    t0 = time.time()
+    rows, cfgs, tasks, live = [], [], [], []
+    for job in jobs:
+        cfg = TrainConfig(**job["cfg"])
+        row = _job_row(job, cfg)
+        rows.append(row)
+        try:
+            tasks.append(_job_task(job))
+            cfgs.append(cfg)
+            live.append((job, row))
+        except Exception as e:  # noqa: BLE001
+            row.update(settings=json.dumps({**job["settings"], "error": repr(e)}))
+    outs = train_packed(cfgs, backbone=_BB, tasks=tasks)
+    for (job, row), o in zip(live, outs):
+        try:
+            if o.status != "finished":
+                raise RuntimeError(o.error or o.status)
+            _save_job(job, row, o.result)
+        except Exception as e:  # noqa: BLE001
+            row.update(wall_time_s=round(time.time() - t0, 2),
+                       settings=json.dumps({**job["settings"], "error": repr(e)[:2000]}))
+    return rows
+
+
 def _execute(jobs: list[dict], results_path: Path, rows: dict[str, dict], workers: int, device: str,
-             deadline: float | None) -> None:
-    """Run jobs (in order, respecting ``deps``) on a pool; each finished row is saved at once."""
+             deadline: float | None, pack: int = 1) -> None:
+    """Run jobs (in order, respecting ``deps``) on a pool; each finished row is saved at once.
+    ``pack`` > 1: a worker takes up to that many ready jobs of one prompt length and trains
+    them in one forward per step (core.train.train_packed)."""
     if not jobs:
         return
     threads = max(1, (os.cpu_count() or 2) // workers) if device == "cpu" else 1
@@ -207,14 +255,22 @@ def _execute(jobs: list[dict], results_path: Path, rows: dict[str, dict], worker
                              initargs=(device, threads)) as pool:
         while pending or running:
             if deadline is None or time.time() < deadline:
+                ready = []
                 for job in list(pending):
-                    if len(running) >= workers:
-                        break
                     if all(d in done_ok for d in job["deps"]):
-                        pending.remove(job)
-                        running[pool.submit(_run_job, job)] = job
+                        ready.append(job)
                     elif any(rows.get(d, {}).get("status") == "failed" for d in job["deps"]):
                         pending.remove(job)  # its teacher failed: skip, resume retries it
+                while ready and len(running) < workers:
+                    # spread the ready jobs over the free workers, at most `pack` each
+                    L = ready[0]["cfg"]["prompt_length"]
+                    n = max(1, min(pack, -(-len(ready) // (workers - len(running)))))
+                    group = [j for j in ready if j["cfg"]["prompt_length"] == L][:n]
+                    for j in group:
+                        ready.remove(j)
+                        pending.remove(j)
+                    fut = pool.submit(_run_pack, group) if len(group) > 1 else pool.submit(_run_job, group[0])
+                    running[fut] = group
             elif not running:
                 print(f"deadline reached: {len(pending)} runs left for the next resume", flush=True)
                 return
@@ -224,17 +280,18 @@ def _execute(jobs: list[dict], results_path: Path, rows: dict[str, dict], worker
                 return
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
-                job = running.pop(fut)
-                row = fut.result()
-                rows[row["run_id"]] = row
-                if row["status"] == "finished":
-                    done_ok.add(row["run_id"])
+                running.pop(fut)
+                got = fut.result()
+                for row in (got if isinstance(got, list) else [got]):
+                    rows[row["run_id"]] = row
+                    if row["status"] == "finished":
+                        done_ok.add(row["run_id"])
+                    n_done += 1
+                    el = time.time() - t0
+                    print(f"[{n_done}/{n_total}] {row['run_id']}: {row['status']} test={row.get('test_score', '')} "
+                          f"({row.get('wall_time_s')} s) elapsed {el:.0f} s, "
+                          f"eta {el / n_done * (n_total - n_done):.0f} s", flush=True)
                 write_results(results_path, list(rows.values()))
-                n_done += 1
-                el = time.time() - t0
-                print(f"[{n_done}/{n_total}] {row['run_id']}: {row['status']} test={row.get('test_score', '')} "
-                      f"({row.get('wall_time_s')} s) elapsed {el:.0f} s, eta {el / n_done * (n_total - n_done):.0f} s",
-                      flush=True)
 
 
 # --------------------------------------------------------------------------- #
@@ -354,20 +411,23 @@ def build(out: Path, prof: Profile, work: Path | None = None, deadline_s: float 
     rows = {r["run_id"]: r for r in read_results(results_path)}
     rate = 900.0 if device.startswith("cuda") else 4.0
     est = estimate_s(prof, len(tasks), rate)
-    print(f"demo build: profile {prof.name}, device {device}, {prof.workers} workers, {len(tasks)} tasks; "
+    print(f"demo build: profile {prof.name}, device {device}, {prof.workers} workers"
+          f"{f' x packs of up to {prof.pack}' if device.startswith('cuda') and prof.pack > 1 else ''}, {len(tasks)} tasks; "
           f"estimated {est / 60:.0f} min for a fresh build ({len(rows)} runs already in {results_path})", flush=True)
     t0 = time.time()
     deadline = t0 + deadline_s if deadline_s else None
     jobs = [j for j in source_jobs(prof, out, tasks) if rows.get(j["run_id"], {}).get("status") != "finished"]
     for j in jobs:
         j.update(generic_tasks=tasks, generic_per_task=prof.generic_per_task)
-    _execute(jobs, results_path, rows, min(prof.workers, max(1, len(jobs))), device, deadline)
+    from core.launchers import cpu_packing  # CPU: one run at a time unless ATLAS_PACK_CPU=1
+    pack = prof.pack if device.startswith("cuda") or cpu_packing() else 1
+    _execute(jobs, results_path, rows, min(prof.workers, max(1, len(jobs))), device, deadline, pack)
     done = lambda rid: rows.get(rid, {}).get("status") == "finished"  # noqa: E731
     planned = [j["run_id"] for j in jobs] or [f"source-{t}" for t in tasks + [GENERIC]]
     if all(done(f"source-{t}") for t in tasks + [GENERIC]):
         grid = grid_jobs(prof, out, work, tasks)
         planned = [f"source-{t}" for t in tasks + [GENERIC]] + [j["run_id"] for j in grid]
-        _execute([j for j in grid if not done(j["run_id"])], results_path, rows, prof.workers, device, deadline)
+        _execute([j for j in grid if not done(j["run_id"])], results_path, rows, prof.workers, device, deadline, pack)
     left = [rid for rid in planned if not done(rid)]
     complete = not left and all(done(f"source-{t}") for t in tasks + [GENERIC])
     print(f"train stage done in {(time.time() - t0) / 60:.1f} min (estimated {est / 60:.0f}); "
@@ -588,6 +648,8 @@ def cli(command: str, argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=None, help="demo folder (default: ATLAS_DEMO or data/demo)")
     p.add_argument("--work", type=Path, default=None, help="where uncommitted run prompts go (default .cache/demo-runs)")
     p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--pack", type=int, default=None, help="runs per worker in one forward (GPU; default: the "
+                                                         "profile's, or ATLAS_PACK)")
     p.add_argument("--deadline", type=float, default=None, help="stop launching runs after this many seconds")
     p.add_argument("--no-finalize", action="store_true")
     p.add_argument("--tasks", nargs="+", default=None, help="a subset of the demo tasks (default: all ten)")
@@ -600,6 +662,9 @@ def cli(command: str, argv: list[str]) -> int:
     prof = PROFILES[name]
     if a.workers:
         prof = dataclasses.replace(prof, workers=a.workers)
+    pack = a.pack or (int(os.environ["ATLAS_PACK"]) if os.environ.get("ATLAS_PACK", "").strip() else None)
+    if pack:
+        prof = dataclasses.replace(prof, pack=max(1, pack))
     if a.action == "estimate":
         from core.tasks import list_tasks
         n = len([t for t in _demo_tasks() if t in list_tasks()])

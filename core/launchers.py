@@ -22,6 +22,15 @@ processes at once because a claim is one ``BEGIN IMMEDIATE`` transaction) does:
 Local runs: ``python -m core worker RUN_ID``, detached (``start_new_session``), output to
 ``ATLAS_HOME/runs/<id>/log.txt``; the worker writes its own events into the store.
 
+Packed training: on a GPU one process takes up to :func:`pack_cap` ready runs that share a
+backbone, device and prompt length (``ATLAS_PACK`` caps it, default 64, and the GPU's memory
+bounds it) and trains them in one forward per step (``core.train.train_packed``):
+``python -m core worker ID1 ID2 ...``. Each run keeps its own row, events, log
+(``runs/<id>/log.txt``; the process's output is ``runs/<pack_id>/log.txt``), cancel flag,
+result and retry; a run that fails or is cancelled leaves the pack, the others go on; if the
+process dies, every run in it is failed with both log tails. CPU runs stay one per process
+(``ATLAS_PACK_CPU=1`` packs them: bench/packed_speed.py measured 1.02x at batch 16 on CPU).
+
 Ray runs (choice, documented): the worker cannot assume it reaches our disk (a remote
 cluster), so it gets its spec and input prompts in the job's ``working_dir``, runs with
 no store, and prints one JSON event per line. The dispatcher (one detached process per
@@ -130,6 +139,14 @@ def log_tail(run_id: str, n: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text[-n:]) or "(log has only events)"
 
 
+def run_log_tail(run: dict, n: int = LOG_TAIL_LINES) -> str:
+    """A run's log tail; for a packed run, its own log and then its pack process's output."""
+    own = log_tail(run["run_id"], n)
+    if not run.get("pack_id"):
+        return own
+    return f"{own}\n--- pack {run['pack_id']} (the process's output) ---\n{log_tail(run['pack_id'], n)}"
+
+
 def worker_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env["ATLAS_HOME"] = str(atlas_home())
@@ -169,6 +186,57 @@ def gpu_slots(backbone: str | None, mem_bytes: int | None = None) -> int:
     # a large model saturates the GPU itself: scale the 12 (measured for 22.7M params) down
     cap = min(cap, max(1, round(GPU_SLOTS_MAX * math.sqrt(25e6 / max(params, 25e6)))))
     return max(1, cap)
+
+
+PACK_MAX = 64  # runs per packed worker process (ATLAS_PACK overrides)
+PROMPT_LENGTH_DEFAULT = 20  # core.train.TrainConfig.prompt_length (not imported: that pulls in torch)
+
+
+def cpu_packing() -> bool:
+    """Whether CPU runs are packed. Off unless ATLAS_PACK_CPU=1. Measured (bench/packed_speed.py,
+    2 shared cores, prompt-steps per CPU-second, one thread): at the default shape (batch 16,
+    20 + 64 tokens) a pack of 4 did 1.02x one run; at batch 4 x (20 + 32) tokens packs of 4 / 16
+    did 1.15x / 1.19x. CPU training is compute-bound, so a pack mostly makes K runs finish
+    together, later, instead of one after another; one process per run stays the CPU default."""
+    return os.environ.get("ATLAS_PACK_CPU", "").strip().lower() in ("1", "true", "yes")
+
+
+def pack_cap(device: str, spec: dict, mem_bytes: int | None = None) -> int:
+    """How many queued runs one worker process trains packed (one forward per step).
+
+    GPU: min(ATLAS_PACK or 64, what fits in half the GPU's memory by a per-run activation
+    estimate: batch x (L + max_length) positions x layers x (12 d + 2 heads x positions)
+    values of 4 bytes, kept for the backward). CPU: 1 unless packing is forced on
+    (``ATLAS_PACK_CPU=1``), then ATLAS_PACK or 64."""
+    env = os.environ.get("ATLAS_PACK", "").strip()
+    cap = max(1, int(env)) if env else PACK_MAX
+    if not str(device).startswith("cuda"):
+        return cap if cpu_packing() else 1
+    params = spec.get("params") or {}
+    try:
+        from core.runs import backbone_info
+
+        info = backbone_info(spec.get("backbone"))
+    except Exception:
+        info = {"dim": 768, "layers": 12, "heads": 12}
+    S = int(params.get("prompt_length", PROMPT_LENGTH_DEFAULT)) + int(params.get("max_length", 128))
+    per_run = int(params.get("batch_size", 16)) * S * info["layers"] * (12 * info["dim"] + 2 * info["heads"] * S) * 4
+    if mem_bytes is None:
+        try:
+            import torch
+
+            mem_bytes = torch.cuda.get_device_properties(0).total_memory
+        except Exception:
+            mem_bytes = 16 * 2**30
+    return max(1, min(cap, int(0.5 * mem_bytes // max(per_run, 1))))
+
+
+def pack_group(spec: dict) -> tuple:
+    """Queued runs pack together when these agree (core.train.pack_key): backbone, device,
+    prompt length. Backend and address too: a pack is one process or one Ray job."""
+    params = spec.get("params") or {}
+    return (spec.get("backend", "local"), spec.get("address"), spec.get("device"), spec.get("backbone"),
+            int(params.get("prompt_length", PROMPT_LENGTH_DEFAULT)))
 
 
 def cpu_slots() -> int:
@@ -221,6 +289,13 @@ def cancel(run_id: str, store: RunStore | None = None) -> str:
     status = store.request_cancel(run_id)
     run = store.require_run(run_id)
     if status == "running" and run["backend"] == "ray":
+        others = [r for r in store.pack_runs(run["pack_id"]) if r["run_id"] != run_id] if run["pack_id"] else []
+        if any(r["status"] == "running" and not r["cancel_requested"] for r in others):
+            # a Ray job cannot be told to drop one of its runs: this run is cancelled here (its
+            # collector ignores what the job still reports for it); the job trains on for the others
+            store.set_status(run_id, "cancelled", only_if=("running",),
+                             event={"reason": "cancelled inside a Ray pack; the job goes on for the others"})
+            return "cancelled"
         try:
             ray_client(run["address"]).stop_job(run["job_id"] or run_id)
         except Exception as e:  # the collector will still see the job end
@@ -266,7 +341,7 @@ def reconcile(store: RunStore | None = None) -> dict:
             if store.set_status(run["run_id"], "cancelled", only_if=("running",), event={"reason": reason}):
                 out["cancelled"].append(run["run_id"])
         elif store.set_status(run["run_id"], "failed", only_if=("running",),
-                              error=f"{reason}; log tail:\n{log_tail(run['run_id'])}"):
+                              error=f"{reason}; log tail:\n{run_log_tail(run)}"):
             out["failed"].append(run["run_id"])
     return out
 
@@ -279,6 +354,9 @@ def _escalate_cancels(store: RunStore) -> None:
             continue
         if not pid_alive(run["pid"], run["pid_start"]):
             continue
+        if run.get("pack_id") and not all(r["cancel_requested"] or r["status"] != "running"
+                                          for r in store.pack_runs(run["pack_id"])):
+            continue  # the others in its process still train: the run stops at its next step
         waited = now - asked
         sig = signal.SIGKILL if waited > CANCEL_KILL_AFTER_S else signal.SIGTERM if waited > CANCEL_TERM_AFTER_S else None
         if sig is not None:
@@ -313,8 +391,10 @@ def _ready(store: RunStore, run: dict) -> bool:
 
 
 def _claim_local(store: RunStore) -> list[dict]:
-    """Atomically move startable local runs to 'running' within the device caps."""
-    claimed = []
+    """Atomically move startable local runs to 'running' within the device caps. A cap counts
+    worker processes; each process takes up to :func:`pack_cap` ready runs of one
+    :func:`pack_group` (a PANDA run is ready only once its PoT teacher has finished).
+    Returns one claim per process: {"run_ids", "device", "pack_id" (None for one run)}."""
     if not store._read("SELECT 1 FROM runs WHERE status = 'queued' AND backend = 'local' LIMIT 1"):
         return []  # the common case on every page poll: no write lock taken
     with store.write() as c:
@@ -322,13 +402,16 @@ def _claim_local(store: RunStore) -> list[dict]:
                          "AND backend = 'local' ORDER BY created, run_id").fetchall()
         if not rows:
             return []
-        running = c.execute("SELECT device FROM runs WHERE status = 'running' AND backend = 'local' "
-                            "AND host = ?", (hostname(),)).fetchall()
+        running = c.execute("SELECT device, COUNT(DISTINCT COALESCE(pack_id, run_id)) AS n FROM runs "
+                            "WHERE status = 'running' AND backend = 'local' AND host = ? GROUP BY device",
+                            (hostname(),)).fetchall()
         used: dict[str, int] = {}
         for r in running:
-            used[r["device"] or "cpu"] = used.get(r["device"] or "cpu", 0) + 1
+            used[r["device"] or "cpu"] = used.get(r["device"] or "cpu", 0) + int(r["n"])
         caps: dict[str, int] = {}
         ngpu = None
+        claims: list[dict] = []
+        open_packs: dict[tuple, dict] = {}
         for r in rows:
             deps = json.loads(r["depends_on"])
             if deps:
@@ -337,6 +420,11 @@ def _claim_local(store: RunStore) -> list[dict]:
                     continue
             want = r["device"] or "cpu"
             spec = json.loads(r["spec"])
+            group = pack_group({**spec, "device": want})
+            p = open_packs.get(group)
+            if p is not None and len(p["run_ids"]) < p["cap"]:
+                p["run_ids"].append(r["run_id"])  # joins a process claimed in this pass
+                continue
             if want.startswith("cuda"):
                 if ngpu is None:
                     ngpu = n_gpus()
@@ -353,35 +441,52 @@ def _claim_local(store: RunStore) -> list[dict]:
             if chosen is None:
                 continue
             used[chosen] = used.get(chosen, 0) + 1
-            now = time.time()
-            c.execute("UPDATE runs SET status = 'running', device = ?, started = ?, updated = ?, host = ? "
-                      "WHERE run_id = ?", (chosen, now, now, hostname(), r["run_id"]))
-            store._insert_event(c, r["run_id"], "status", 0, {"status": "running", "device": chosen}, now)
-            claimed.append({"run_id": r["run_id"], "device": chosen})
-    return claimed
+            claim = {"run_ids": [r["run_id"]], "device": chosen, "pack_id": None, "cap": pack_cap(chosen, spec)}
+            claims.append(claim)
+            if claim["cap"] > 1:
+                open_packs[group] = claim
+        now = time.time()
+        for claim in claims:
+            n = len(claim["run_ids"])
+            if n > 1:
+                claim["pack_id"] = new_run_id("p")
+            for rid in claim["run_ids"]:
+                c.execute("UPDATE runs SET status = 'running', device = ?, started = ?, updated = ?, host = ?, "
+                          "pack_id = ? WHERE run_id = ?", (claim["device"], now, now, hostname(), claim["pack_id"], rid))
+                ev = {"status": "running", "device": claim["device"]}
+                if n > 1:
+                    ev.update(pack_id=claim["pack_id"], pack_size=n)
+                store._insert_event(c, rid, "status", 0, ev, now)
+    return claims
 
 
-def _start_local(store: RunStore, run_id: str, device: str) -> None:
-    d = run_dir(run_id)
+def _start_local(store: RunStore, run_ids: list[str], device: str, pack_id: str | None = None) -> None:
+    """One worker process for one run, or for a pack (its output in runs/<pack_id>/log.txt,
+    each run's own events and traceback in runs/<run_id>/log.txt)."""
+    d = run_dir(pack_id or run_ids[0])
     extra = {}
     if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         # share the cores between concurrent CPU runs instead of oversubscribing them
         extra["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_slots()))
-    spec = store.require_run(run_id)["spec"]
-    if spec.get("device") != device:  # the concrete device the claim picked
-        spec["device"] = device
-        store.update_run(run_id, spec=spec)
+    for run_id in run_ids:
+        spec = store.require_run(run_id)["spec"]
+        if spec.get("device") != device:  # the concrete device the claim picked
+            spec["device"] = device
+            store.update_run(run_id, spec=spec)
     try:
         with open(d / "log.txt", "ab") as log:
-            p = subprocess.Popen([sys.executable, "-m", "core", "worker", run_id], cwd=str(REPO_ROOT),
+            p = subprocess.Popen([sys.executable, "-m", "core", "worker", *run_ids], cwd=str(REPO_ROOT),
                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  start_new_session=True, env=worker_env(extra))
     except OSError as e:
-        store.set_status(run_id, "failed", only_if=("running",), error=f"could not start the worker: {e}")
+        for run_id in run_ids:
+            store.set_status(run_id, "failed", only_if=("running",), error=f"could not start the worker: {e}")
         return
     with _children_lock:
         _children[p.pid] = p
-    store.update_run(run_id, pid=p.pid, pid_start=proc_start_time(p.pid), host=hostname())
+    start = proc_start_time(p.pid)
+    for run_id in run_ids:
+        store.update_run(run_id, pid=p.pid, pid_start=start, host=hostname())
 
 
 def pump(store: RunStore | None = None, *, dispatch: bool = True) -> dict:
@@ -393,15 +498,15 @@ def pump(store: RunStore | None = None, *, dispatch: bool = True) -> dict:
     out["orphaned"] = _fail_orphans(store)
     started = _claim_local(store)
     for s in started:
-        _start_local(store, s["run_id"], s["device"])
-    out["started"] = [s["run_id"] for s in started]
+        _start_local(store, s["run_ids"], s["device"], s["pack_id"])
+    out["started"] = [rid for s in started for rid in s["run_ids"]]
     out["submitted"] = []
-    for run in store.list_runs(status=["queued"]):
-        if run["backend"] == "ray" and _ready(store, run):
-            try:
-                if _submit_ray(store, run):
-                    out["submitted"].append(run["run_id"])
-            except Exception as e:  # one bad submission must not block the queue
+    for pack in _ray_packs(store):
+        try:
+            if _submit_ray(store, pack):
+                out["submitted"].extend(r["run_id"] for r in pack)
+        except Exception as e:  # one bad submission must not block the queue
+            for run in pack:
                 store.set_status(run["run_id"], "failed", only_if=("queued",),
                                  error=f"Ray submission failed: {type(e).__name__}: {e}")
     if dispatch and (store.list_runs(status=["queued"], limit=1) or
@@ -537,10 +642,12 @@ def ray_client(address: str | None):
         raise LaunchError(f"cannot reach the Ray cluster at {address}: {type(e).__name__}: {e}") from None
 
 
-def _bundle(store: RunStore, run: dict) -> Path:
-    """The job's working_dir: spec.json + the input prompts it needs (copied)."""
+def _bundle(store: RunStore, run: dict, root: Path | None = None) -> Path:
+    """The job's working_dir: spec.json + the input prompts it needs (copied). In a pack's
+    bundle (``root``) each run has its own sub-folder named by its run id."""
     spec = RunSpec.from_dict(run["spec"])
-    b = run_dir(run["run_id"]) / "bundle"
+    top = root if root is not None else run_dir(run["run_id"]) / "bundle"
+    b = top / run["run_id"] if root is not None else top
     if b.exists():
         shutil.rmtree(b)
     (b / "inputs").mkdir(parents=True)
@@ -549,7 +656,7 @@ def _bundle(store: RunStore, run: dict) -> Path:
         src = Path(path)
         dest = b / "inputs" / f"{kind}{i}_{src.name}"
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest)
-        return str(dest.relative_to(b))
+        return str(dest.relative_to(top))
 
     spec.sources = [ship(s, i, "source") for i, s in enumerate(spec.sources)]
     if spec.teacher:
@@ -561,36 +668,78 @@ def _bundle(store: RunStore, run: dict) -> Path:
             teacher = dep["prompt_path"]
         spec.teacher = ship(teacher, 0, "teacher")
     from core.tasks import export_task, is_user_task
-    if is_user_task(spec.target):  # a user task's data travels with the job (ATLAS_TASKS_DIR=tasks)
-        export_task(spec.target, b / "tasks")
+    if is_user_task(spec.target):  # a user task's data travels with the job (ATLAS_TASKS_DIR=tasks),
+        export_task(spec.target, top / "tasks")  # at the top of the working_dir, shared by a pack's runs
     (b / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
-    return b
+    return top
 
 
-def _submit_ray(store: RunStore, run: dict) -> bool:
+def _ray_packs(store: RunStore) -> list[list[dict]]:
+    """Ready queued Ray runs, grouped into jobs: runs of one :func:`pack_group` share a job up
+    to :func:`pack_cap` (a cluster GPU is sized as 80 GB); others go one run per job."""
+    packs: list[list[dict]] = []
+    open_: dict[tuple, list[dict]] = {}
+    for run in sorted(store.list_runs(status=["queued"]), key=lambda r: (r["created"], r["run_id"])):
+        if run["backend"] != "ray" or not _ready(store, run):
+            continue
+        group = pack_group(run["spec"])
+        cap = pack_cap(run["spec"].get("device") or "auto", run["spec"], mem_bytes=80 * 2**30)
+        p = open_.get(group)
+        if p is not None and len(p) < cap:
+            p.append(run)
+            continue
+        packs.append([run])
+        if cap > 1:
+            open_[group] = packs[-1]
+    return packs
+
+
+def _submit_ray(store: RunStore, pack: list[dict] | dict) -> bool:
+    """Submit one run, or a pack of runs as ONE Ray job (submission id = the pack id; each run
+    keeps its own id, events and result in the store; its collector follows the job's log
+    for its own run id)."""
+    pack = [pack] if isinstance(pack, dict) else list(pack)
+    pack_id = new_run_id("p") if len(pack) > 1 else None
+    job_id = pack_id or pack[0]["run_id"]
     # claim first so two pumps never submit twice (a duplicate submission_id is a 400 anyway)
+    claimed = []
     with store.write() as c:
-        cur = c.execute("SELECT status FROM runs WHERE run_id = ?", (run["run_id"],)).fetchone()
-        if cur is None or cur["status"] != "queued":
-            return False
         now = time.time()
-        c.execute("UPDATE runs SET status = 'running', started = ?, updated = ?, job_id = ? WHERE run_id = ?",
-                  (now, now, run["run_id"], run["run_id"]))
-        store._insert_event(c, run["run_id"], "status", 0, {"status": "running", "backend": "ray",
-                                                             "address": run["address"]}, now)
+        for run in pack:
+            cur = c.execute("SELECT status FROM runs WHERE run_id = ?", (run["run_id"],)).fetchone()
+            if cur is None or cur["status"] != "queued":
+                continue
+            c.execute("UPDATE runs SET status = 'running', started = ?, updated = ?, job_id = ?, pack_id = ? "
+                      "WHERE run_id = ?", (now, now, job_id, pack_id, run["run_id"]))
+            ev = {"status": "running", "backend": "ray", "address": run["address"]}
+            if pack_id:
+                ev.update(pack_id=pack_id, pack_size=len(pack))
+            store._insert_event(c, run["run_id"], "status", 0, ev, now)
+            claimed.append(run)
+    if not claimed:
+        return False
     try:
-        _submit_claimed(store, run)
-    except Exception as e:  # noqa: BLE001 -- whatever went wrong, the claimed run must not stay 'running'
-        store.set_status(run["run_id"], "failed", only_if=("running",),
-                         error=f"Ray submission failed: {type(e).__name__}: {e}")
+        _submit_claimed(store, claimed, job_id)
+    except Exception as e:  # noqa: BLE001 -- whatever went wrong, the claimed runs must not stay 'running'
+        for run in claimed:
+            store.set_status(run["run_id"], "failed", only_if=("running",),
+                             error=f"Ray submission failed: {type(e).__name__}: {e}")
         return False
     return True
 
 
-def _submit_claimed(store: RunStore, run: dict) -> None:
+def _submit_claimed(store: RunStore, runs: list[dict], job_id: str) -> None:
+    run = runs[0]
     spec = run["spec"]
     client = ray_client(run["address"])
-    bundle = _bundle(store, run)
+    if len(runs) == 1:
+        bundle = _bundle(store, run)
+        specs = ["spec.json"]
+    else:
+        bundle = run_dir(job_id) / "bundle"
+        for r in runs:
+            _bundle(store, r, root=bundle)
+        specs = [f"{r['run_id']}/spec.json" for r in runs]
     python = os.environ.get("ATLAS_RAY_PYTHON") or (sys.executable if _is_local_address(run["address"]) else "python")
     env = {k: v for k, v in worker_env().items()
            if k.startswith(("ATLAS_", "HF_", "TRANSFORMERS_", "OMP_", "RAY_AUTH_MODE", "PYTHONUNBUFFERED"))}
@@ -613,11 +762,12 @@ def _submit_claimed(store: RunStore, run: dict) -> None:
         kwargs["entrypoint_num_gpus"] = round(1.0 / gpu_slots(spec.get("backbone"), mem_bytes=80 * 2**30), 4)
     else:
         kwargs["entrypoint_num_cpus"] = 1
+    ids = " ".join(shlex.quote(r["run_id"]) for r in runs)
     client.submit_job(
-        entrypoint=f"{shlex.quote(python)} -m core worker {shlex.quote(run['run_id'])} --spec spec.json",
-        submission_id=run["run_id"],
+        entrypoint=f"{shlex.quote(python)} -m core worker {ids} " + " ".join(f"--spec {shlex.quote(f)}" for f in specs),
+        submission_id=job_id,
         runtime_env={"working_dir": str(bundle), "py_modules": [str(REPO_ROOT / "core")], "env_vars": env},
-        metadata={"atlas_run": run["run_id"]},
+        metadata={"atlas_run": run["run_id"], **({"atlas_pack": job_id} if len(runs) > 1 else {})},
         **kwargs,
     )
 
@@ -646,6 +796,9 @@ def ingest_lines(store: RunStore, run_id: str, lines: list[str], state: dict) ->
             final = ev
         else:
             batch.append(ev)
+    if (batch or final is not None) and store.require_run(run_id)["status"] in TERMINAL:
+        state["final"] = True  # cancelled in the store while its Ray pack trains on: nothing more to record
+        return
     if batch:
         store.add_events(run_id, batch, collected_seq=state["seq"] if final is None else None)
     if final is not None:

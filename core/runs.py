@@ -4,7 +4,7 @@
     python -m core sweep --spec grid.json [--backend ...] [--wait] | --resume SWEEP_ID
     python -m core sweep --target T --top K [--library DIR ...] [--spot] [--dry-run]   (core.ranking)
     python -m core runs list | show ID | cancel ID | retry ID | delete ID --yes | pump | reconcile
-    python -m core worker RUN_ID          (started by a launcher, not by hand)
+    python -m core worker RUN_ID [RUN_ID ...]   (started by a launcher, not by hand; several = one pack)
 
 A spec file is the JSON of ``RunSpec`` (``method``, ``target``, ``sources``,
 ``params`` ...; see ``RunSpec``); a sweep file the JSON of ``core.sweeps.SweepSpec``.
@@ -221,7 +221,9 @@ def backbone_info(backbone: str | None) -> dict:
     inter = cfg.get("intermediate_size") or 4 * d
     vocab = cfg.get("vocab_size") or 30522
     params = vocab * d + layers * (4 * d * d + 2 * d * inter)
-    return {"path": str(folder), "dim": int(d), "params": int(params), "model_type": cfg.get("model_type")}
+    heads = cfg.get("num_attention_heads") or cfg.get("n_head") or cfg.get("num_heads") or 12
+    return {"path": str(folder), "dim": int(d), "params": int(params), "model_type": cfg.get("model_type"),
+            "layers": int(layers), "heads": int(heads)}
 
 
 def train_config_fields() -> set[str]:
@@ -381,15 +383,18 @@ def run_output_dir(run_id: str) -> Path:
 
 
 class Worker:
-    """Runs one spec; emits events to the store (if any) and to stdout as JSON lines."""
+    """Runs one spec; emits events to the store (if any) and as JSON lines to ``out``
+    (stdout; in a local pack, the run's own log file, so each run keeps its own log)."""
 
-    def __init__(self, run_id: str, spec: RunSpec, store: RunStore | None, out_dir: Path):
+    def __init__(self, run_id: str, spec: RunSpec, store: RunStore | None, out_dir: Path, out=None):
         self.run_id, self.spec, self.store, self.out_dir = run_id, spec, store, out_dir
+        self.out = out or sys.stdout
         self.seq = 0
         self.stop_reason: str | None = None
         self._last_progress = 0.0
         self._pending_progress: dict | None = None
         self.device = spec.device
+        self.cancel_poll = None  # a pack's shared poller (one store read per pack step)
 
     # events --------------------------------------------------------------
     def emit(self, kind: str, step: int | None, metrics: dict) -> None:
@@ -398,8 +403,8 @@ class Worker:
               "metrics": metrics}
         if self.store is not None and not (kind == "status" and metrics.get("status") in TERMINAL):
             self.store.add_events(self.run_id, [ev])  # terminal status goes through finish()
-        sys.stdout.write(json.dumps(ev, default=str) + "\n")
-        sys.stdout.flush()
+        self.out.write(json.dumps(ev, default=str) + "\n")
+        self.out.flush()
 
     def callback(self, event: dict) -> None:
         kind = event.get("kind", "log")
@@ -429,7 +434,10 @@ class Worker:
             return True
         # one indexed row read (tens of microseconds) before every step: well under 1% of even a
         # 7 ms GPU step, and it makes a cancel take effect at the next step
-        if self.store is not None and self.store.cancel_requested(self.run_id):
+        if self.cancel_poll is not None:
+            if self.cancel_poll(self.run_id):
+                self.stop_reason = "cancel requested"
+        elif self.store is not None and self.store.cancel_requested(self.run_id):
             self.stop_reason = "cancel requested"
         return bool(self.stop_reason)
 
@@ -448,36 +456,44 @@ class Worker:
             raise SpecError({"teacher": f"teacher run {t[4:]} is {run['status']}, not finished with a prompt"})
         return run["prompt_path"]
 
+    def begin(self) -> None:
+        self.t0 = time.time()
+        self.emit("status", 0, {"status": "running", "pid": os.getpid(), "host": hostname(),
+                                "device": self.spec.device})
+
+    def outcome(self, result) -> dict:
+        """The final status of a run that returned (finished, or cancelled with its best prompt)."""
+        if self._pending_progress is not None:
+            p, self._pending_progress = self._pending_progress, None
+            self.emit("progress", p["step"], p["metrics"])
+        if self.stop_reason:
+            return {"status": "cancelled", "reason": self.stop_reason, "steps": getattr(result, "steps", None)}
+        return {"status": "finished", **self.save(result)}
+
+    def failure(self, e: BaseException | None, error: str | None = None) -> dict:
+        """The final status of a run that raised (``error``: a pack's message + traceback)."""
+        if self.stop_reason:
+            return {"status": "cancelled", "reason": self.stop_reason}
+        tb = error or f"{type(e).__name__}: {e}\n{traceback.format_exc()[-3000:]}"
+        self.out.write(tb + "\n")
+        if self.out is not sys.stdout:
+            sys.stderr.write(f"run {self.run_id} failed: {tb}\n")
+        final = {"status": "failed", "error": tb}
+        if isinstance(e, KeyboardInterrupt):
+            final["reason"] = "interrupted"
+        return final
+
     def run(self) -> str:
         """Returns the final status: finished | failed | cancelled."""
         signal.signal(signal.SIGTERM, self._on_sigterm)
-        t0 = time.time()
-        self.emit("status", 0, {"status": "running", "pid": os.getpid(), "host": hostname(),
-                                "device": self.spec.device})
-        final: dict[str, Any]
+        self.begin()
         try:
             cfg = build_train_config(self.spec, self.teacher_path())
             from core.train import train
 
-            result = train(cfg, callback=self.callback, should_stop=self.should_stop)
-            if self._pending_progress is not None:
-                p, self._pending_progress = self._pending_progress, None
-                self.emit("progress", p["step"], p["metrics"])
-            if self.stop_reason:
-                final = {"status": "cancelled", "reason": self.stop_reason,
-                         "steps": getattr(result, "steps", None)}
-            else:
-                final = {"status": "finished", **self.save(result)}
+            final = self.outcome(train(cfg, callback=self.callback, should_stop=self.should_stop))
         except BaseException as e:  # noqa: BLE001 - a worker reports every failure
-            if self.stop_reason:
-                final = {"status": "cancelled", "reason": self.stop_reason}
-            else:
-                tb = traceback.format_exc()
-                sys.stderr.write(tb)
-                final = {"status": "failed", "error": f"{type(e).__name__}: {e}\n{tb[-3000:]}"}
-            if isinstance(e, KeyboardInterrupt):
-                final.setdefault("reason", "interrupted")
-        final.setdefault("wall_time_s", round(time.time() - t0, 3))
+            final = self.failure(e)
         self.finish(final)
         return final["status"]
 
@@ -502,6 +518,8 @@ class Worker:
         return info
 
     def finish(self, final: dict) -> None:
+        self.final_status = final["status"]
+        final.setdefault("wall_time_s", round(time.time() - getattr(self, "t0", time.time()), 3))
         if self.store is None:
             if final.get("status") == "finished" and final.get("prompt_path"):
                 final["files"] = result_files(Path(final["prompt_path"]))
@@ -509,6 +527,84 @@ class Worker:
             return
         self.emit("status", None, final)  # stdout only (the store gets it below, atomically)
         record_final(self.store, self.run_id, final)
+
+
+def run_pack(workers: list[Worker]) -> list[str]:
+    """Train several runs in one process and one forward per step (core.train.train_packed).
+    Each run keeps its own events, log, cancel flag, result and final status; a run whose
+    set-up fails (a teacher run that did not finish) ends alone before the pack starts.
+    Returns each run's final status."""
+    from core.train import pack_key, train_packed
+
+    def on_sigterm(signum, frame):
+        for w in workers:
+            w._on_sigterm(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    store = workers[0].store
+    poll = _CancelPoll(store, [w.run_id for w in workers]) if store is not None else None
+    members, cfgs = [], []
+    for w in workers:
+        w.cancel_poll = poll
+        w.begin()
+        try:
+            cfgs.append(build_train_config(w.spec, w.teacher_path()))
+            members.append(w)
+        except BaseException as e:  # noqa: BLE001
+            w.finish(w.failure(e))
+    for w in members:
+        w.emit("log", 0, {"message": f"packed with {len(members)} runs in process {os.getpid()}",
+                          "pack_size": len(members)})
+    # one forward per pack key (the launchers pack one key; a hand-made list may mix them)
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cfgs):
+        groups.setdefault(pack_key(c), []).append(i)
+    for idx in groups.values():
+        ws = [members[i] for i in idx]
+        try:
+            outs = train_packed([cfgs[i] for i in idx], callbacks=[w.callback for w in ws],
+                                should_stops=[w.should_stop for w in ws])
+        except BaseException as e:  # noqa: BLE001 -- the pack as a whole (backbone load, Ctrl-C)
+            for w in ws:
+                w.finish(w.failure(e))
+            continue
+        for w, o in zip(ws, outs):
+            try:
+                final = w.failure(None, o.error) if o.status == "failed" else w.outcome(o.result)
+            except BaseException as e:  # noqa: BLE001 -- saving one prompt failed
+                final = w.failure(e)
+            w.finish(final)
+    return [_final_status(w) for w in workers]
+
+
+class _CancelPoll:
+    """A pack's cancel flags: one store read per pack step (the first run to ask again
+    starts a new step), not one per run."""
+
+    def __init__(self, store: RunStore, run_ids: list[str]):
+        self.store, self.run_ids = store, run_ids
+        self.flags: set[str] = set()
+        self.asked: set[str] = set()
+
+    def __call__(self, run_id: str) -> bool:
+        if run_id in self.asked or not self.asked:
+            self.flags = self.store.cancel_flags(self.run_ids)
+            self.asked = set()
+        self.asked.add(run_id)
+        return run_id in self.flags
+
+
+def _final_status(w: Worker) -> str:
+    return getattr(w, "final_status", "failed")
+
+
+def pack_note(store: RunStore, run: dict) -> str | None:
+    """'packed with N runs' for a run trained in one process with others (the Runs page shows it)."""
+    if not run.get("pack_id"):
+        return None
+    n = len(store.pack_runs(run["pack_id"]))
+    return (f"packed with {n} runs (one worker process, one forward of the backbone per step; "
+            f"pack {run['pack_id']})")
 
 
 def record_final(store: RunStore, run_id: str, final: dict) -> bool:
@@ -529,21 +625,36 @@ def _num(x):
         return None
 
 
-def worker_main(run_id: str, spec_file: str | None = None) -> int:
-    if spec_file:  # Ray: no store here, events travel on stdout
-        spec = RunSpec.from_file(spec_file)
-        worker = Worker(run_id, spec, None, Path(os.getcwd()) / "result" / run_id)
+def worker_main(run_ids: list[str] | str, spec_files: list[str] | str | None = None) -> int:
+    """Run one stored run, or several as one pack (one process, one forward per step)."""
+    run_ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    spec_files = [spec_files] if isinstance(spec_files, str) else list(spec_files or [])
+    packed = len(run_ids) > 1
+    workers = []
+    if spec_files:  # Ray: no store here, events travel on stdout
+        if len(spec_files) != len(run_ids):
+            print(f"error: {len(run_ids)} run ids but {len(spec_files)} --spec files", file=sys.stderr)
+            return 2
+        for rid, f in zip(run_ids, spec_files):
+            workers.append(Worker(rid, RunSpec.from_file(f), None, Path(os.getcwd()) / "result" / rid))
     else:
         store = RunStore()
-        run = store.require_run(run_id)
-        if run["status"] in TERMINAL:
-            print(f"run {run_id} is already {run['status']}; nothing to do", file=sys.stderr)
-            return 0
-        spec = RunSpec.from_dict(run["spec"])
-        store.update_run(run_id, pid=os.getpid(), host=hostname())
-        worker = Worker(run_id, spec, store, run_output_dir(run_id))
-    status = worker.run()
-    return 0 if status in ("finished", "cancelled") else 1
+        for rid in run_ids:
+            run = store.require_run(rid)
+            if run["status"] in TERMINAL:
+                print(f"run {rid} is already {run['status']}; nothing to do", file=sys.stderr)
+                continue
+            store.update_run(rid, pid=os.getpid(), host=hostname())
+            out = None
+            if packed:  # the process's own output is the pack's log; each run keeps its own log too
+                d = atlas_home() / "runs" / rid
+                d.mkdir(parents=True, exist_ok=True)
+                out = open(d / "log.txt", "a", encoding="utf-8")
+            workers.append(Worker(rid, RunSpec.from_dict(run["spec"]), store, run_output_dir(rid), out))
+    if not workers:
+        return 0
+    statuses = run_pack(workers) if packed else [workers[0].run()]
+    return 0 if all(s in ("finished", "cancelled") for s in statuses) else 1
 
 
 # --------------------------------------------------------------------------- #
@@ -575,9 +686,11 @@ def _wait(store: RunStore, run_ids: list[str], poll_s: float = 1.0, quiet: bool 
 
 def cli(command: str, argv: list[str]) -> int:
     if command == "worker":
-        ap = argparse.ArgumentParser(prog="python -m core worker", description="execute one stored run")
-        ap.add_argument("run_id")
-        ap.add_argument("--spec", help="run from this spec file without a store (Ray jobs)")
+        ap = argparse.ArgumentParser(prog="python -m core worker",
+                                     description="execute stored runs: one, or several as one pack")
+        ap.add_argument("run_id", nargs="+", help="run id(s); several train packed in one forward")
+        ap.add_argument("--spec", action="append", default=[],
+                        help="run from this spec file without a store (Ray jobs); one per run id")
         a = ap.parse_args(argv)
         return worker_main(a.run_id, a.spec)
 

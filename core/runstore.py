@@ -17,7 +17,8 @@ Tables
     sweeps  one row per sweep (its grid spec)
     meta    small key/value facts (the dispatcher's pid)
 
-Statuses: queued -> running -> finished | failed | cancelled.
+Statuses: queued -> running -> finished | failed | cancelled. Runs trained together in one
+process (packed training, core.launchers) share a ``pack_id``; each keeps its own row and events.
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ CREATE TABLE IF NOT EXISTS runs (
     step INTEGER NOT NULL DEFAULT 0, total_steps INTEGER,
     last_metrics TEXT NOT NULL DEFAULT '{}',
     val_score REAL, test_score REAL, wall_time_s REAL,
-    prompt_path TEXT, error TEXT
+    prompt_path TEXT, error TEXT,
+    pack_id TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id);
@@ -118,7 +120,14 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
-        self._conn().executescript(_SCHEMA)
+        con = self._conn()
+        con.executescript(_SCHEMA)
+        cols = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+        if "pack_id" not in cols:  # a store written before packed training
+            try:
+                con.execute("ALTER TABLE runs ADD COLUMN pack_id TEXT")
+            except sqlite3.OperationalError:  # another process added it first
+                pass
 
     # -- connections -------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -269,6 +278,18 @@ class RunStore:
                 self.update_run(run_id, con=c, cancel_requested=now)
                 self._insert_event(c, run_id, "log", None, {"message": "cancel requested"}, now)
             return status
+
+    def cancel_flags(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of these runs have a cancel request (a pack reads all its flags in one query)."""
+        ids = list(run_ids)
+        rows = self._read(f"SELECT run_id FROM runs WHERE cancel_requested IS NOT NULL "
+                          f"AND run_id IN ({','.join('?' for _ in ids)})", ids)
+        return {r[0] for r in rows}
+
+    def pack_runs(self, pack_id: str) -> list[dict]:
+        """The runs of one pack (trained in one process), oldest first."""
+        return [_row(r) for r in self._read("SELECT * FROM runs WHERE pack_id = ? ORDER BY created, run_id",
+                                            (pack_id,))]
 
     def cancel_requested(self, run_id: str) -> bool:
         rows = self._read("SELECT cancel_requested FROM runs WHERE run_id = ?", (run_id,))

@@ -30,6 +30,13 @@ Methods (DESIGN.md §4):
   (PANDA costs about what PoT costs); ``teacher_every_step=True`` recomputes
   them each step, as PANDA's code does (for the speed benchmark).
 
+Packed training (:func:`train_packed`): K runs on one frozen backbone in one forward per
+step, each row carrying its own run's prompt; every run is a :class:`Run` (the same object
+the single loop drives), so its data, head, optimiser, schedule, seed, evals, best
+checkpoint, events and cancel flag are its own, and a run that fails leaves the pack alone.
+The launchers use it on a GPU (``python -m core worker ID1 ID2 ...``); speed:
+``bench/packed_speed.py``.
+
 Heads: ``verbalizer`` (default): ``logits = cos(pool(x; P), e_c) / tau`` with
 ``e_c`` the frozen, prompt-free pooled embedding of each label description --
 only the prompt trains; ``linear``: a trainable ``Linear(d, C)`` as well (its
@@ -85,6 +92,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -520,6 +528,246 @@ def _seed_all(seed: int) -> None:
     np.random.seed(seed % (2 ** 32))
 
 
+class Run:
+    """One run's training state, shared by the single loop (:func:`train`) and the packed
+    loop (:func:`train_packed`): its data, head, prompt, optimiser, schedule, teacher,
+    best checkpoint, history and event stream. The loops own only the forward pass.
+
+    Constructing it does the set-up (seed, data, head, prompt, optimiser, teacher cache)
+    and the step-0 eval, exactly as a single run does, so a packed run starts where its
+    single twin starts.
+    """
+
+    def __init__(self, cfg: TrainConfig, bb: Backbone, task=None, *,
+                 callback: Callable[[dict], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, progress: bool = False):
+        self.t_start = time.perf_counter()
+        self.cfg, self.bb, self.should_stop = cfg, bb, should_stop
+        self.emit = callback or (lambda e: None)
+        if task is None:
+            from core.tasks import get_task  # lazy: core.tasks may pull in loaders
+            task = get_task(cfg.task)
+        self.task = task
+        self.task_name = task_name = getattr(task, "name", cfg.task)
+        _seed_all(cfg.seed)  # the linear head's init draws from the global generator
+        self.emit({"kind": "status", "step": 0, "metrics": {"state": "started", "task": task_name,
+                                                             "method": cfg.method, "device": str(bb.device)}})
+
+        # ---- data -----------------------------------------------------------
+        tr_idx = subsample(list(task.train.labels), cfg.train_size, cfg.seed)
+        tr_texts = [task.train.texts[i] for i in tr_idx]
+        self.tr_labels = torch.tensor([task.train.labels[i] for i in tr_idx], dtype=torch.long)
+        if len(tr_texts) == 0:
+            raise TrainError(f"task {task_name}: empty training split")
+        self.tr_ids = bb.token_ids(tr_texts, cfg.max_length)
+        self.lengths = [len(x) for x in self.tr_ids]
+        va = _split(task, "validation")
+        va_texts, va_labels = list(va.texts), list(va.labels)
+        if cfg.val_size is not None:
+            vi = subsample(va_labels, cfg.val_size, cfg.seed)
+            va_texts, va_labels = [va_texts[i] for i in vi], [va_labels[i] for i in vi]
+        self.va_ids, self.va_labels = (bb.token_ids(va_texts, cfg.max_length) if va_texts else []), va_labels
+        self.pad_to = cfg.max_length if cfg.padding == "max_length" else None
+
+        # ---- head + prompt --------------------------------------------------
+        self.head = head = Head(cfg.head, label_embeddings(bb, task), cfg.tau).to(bb.device)
+        C = head.label_emb.shape[0]
+        for split, ys in (("training", self.tr_labels.tolist()), ("validation", va_labels)):
+            bad = [y for y in ys if not 0 <= int(y) < C]
+            if bad:  # on CUDA a bad index is a device-side assert that ends every run in the process
+                raise TrainError(f"task {task_name}: a {split} label is {bad[0]}, outside its {C} classes")
+        self.source_names: list[str] = []
+        src = None
+        if cfg.sources:
+            src, self.source_names = source_prompt(bb, cfg)
+        if cfg.method == "pot" or (cfg.method == "panda" and cfg.student_init == "source"):
+            init = src.clone()
+        else:
+            init = scratch_init(bb, cfg)
+        self.prompt = torch.nn.Parameter(init.to(bb.device, torch.float32).clone())
+        self.init_prompt = init.clone()
+        self.tok_norm = float(bb.word_embeddings.weight.float().norm(dim=1).mean())
+        self.max_norm_abs = cfg.max_norm * self.tok_norm if cfg.max_norm else None
+
+        params = [{"params": [self.prompt], "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+        if cfg.head == "linear":
+            params.append({"params": list(head.linear.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
+        self.opt = torch.optim.AdamW(params)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(cfg))
+
+        # ---- teacher (panda) ------------------------------------------------
+        self.lam = cfg.effective_lambda()
+        self.teacher_prompt = self.teacher_cache = None
+        self.teacher_head = head
+        if cfg.method == "panda":
+            # teacher_mode "pot": the given PoT-trained prompt; "source": --teacher if given, else the source
+            tp = load_prompt_tensor(cfg.teacher, bb.dim)[0] if cfg.teacher is not None else src
+            self.teacher_prompt = tp.to(bb.device)
+            if cfg.head == "linear":
+                self.teacher_head = _teacher_linear_head(cfg, head, bb)
+            if not cfg.teacher_every_step:
+                self.emit({"kind": "status", "step": 0, "metrics": {"state": "caching_teacher",
+                                                                     "n": len(self.tr_ids)}})
+                self.teacher_cache = _predict_logits(bb, self.teacher_head, self.tr_ids, self.teacher_prompt,
+                                                     cfg.pool).to(bb.device)
+
+        # ---- loop state -----------------------------------------------------
+        self.history: list[dict] = []
+        self.best = {"val": -1.0, "step": 0, "prompt": self.init_prompt.clone(), "head": _head_state(head)}
+        self.rng = np.random.default_rng(cfg.seed)
+        self.batches: list[list[int]] = []
+        self.step = 0
+        self.cancelled = False
+        self.n_examples = 0
+        self.want_metrics = callback is not None or progress
+        # Reading a loss (float(t)) waits for the GPU to finish it. On CUDA a progress event is
+        # therefore emitted one step late: its losses are read after the next step is queued, so
+        # the GPU never drains while the host logs (the loop stays ahead of the GPU).
+        self.defer = _defer_progress(bb)
+        self.pending = None
+        self._ce = self._kd = None
+        self.bar = tqdm(total=cfg.steps, desc=f"{cfg.method} {task_name}", disable=not progress, leave=True)
+        self.init_val = self.run_eval(0) if cfg.eval_at_start else None
+        self.t_loop = time.perf_counter()
+
+    # ---- the pieces of one step ----------------------------------------------
+    def stop_requested(self) -> bool:
+        """Checked before every step: True (a cancel) ends the run after the step in flight."""
+        if self.should_stop is None or not self.should_stop():
+            return False
+        self.cancelled = True
+        if self.pending is not None:
+            self.flush_progress()
+        self.emit({"kind": "status", "step": self.step, "metrics": {"state": "cancelled"}})
+        return True
+
+    def next_batch(self) -> tuple[list[list[int]], list[int]]:
+        """The next batch: (token ids per example, unpadded; their training-set indices)."""
+        if not self.batches:
+            self.batches = batch_order(self.lengths, self.cfg.batch_size, self.rng, self.cfg.padding)
+        idx = self.batches.pop()
+        return [self.tr_ids[i] for i in idx], idx
+
+    def loss(self, z: torch.Tensor, ids: list[list[int]], idx: list[int]) -> torch.Tensor:
+        """Pooled [B, d] of this run's batch (its own prompt in front) -> scalar loss."""
+        cfg, bb = self.cfg, self.bb
+        idx_t = torch.tensor(idx, dtype=torch.long)
+        y = bb.to_device(self.tr_labels[idx_t])
+        logits = self.head(z)
+        ce = F.cross_entropy(logits, y)
+        kd = None
+        if cfg.method == "panda":
+            if self.teacher_cache is not None:
+                zt = self.teacher_cache.index_select(0, bb.to_device(idx_t))
+            else:
+                b = bb.pad(ids, self.pad_to)
+                with torch.no_grad():
+                    zt = self.teacher_head(bb.encode(b["input_ids"], b["attention_mask"], self.teacher_prompt,
+                                                     pool=cfg.pool)).float()
+            kd = F.mse_loss(logits, zt)
+            loss = ce + self.lam * kd if self.lam else ce  # lambda=0: exactly the scratch gradient
+        else:
+            loss = ce
+        self._loss, self._ce, self._kd, self._n = loss, ce, kd, len(idx)
+        return loss
+
+    def update(self) -> None:
+        """After backward: optimiser + schedule, progress event, eval every eval_every steps."""
+        cfg = self.cfg
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.max_norm_abs is not None:
+            with torch.no_grad():
+                self.prompt.data = torch.renorm(self.prompt.data, p=2, dim=0, maxnorm=self.max_norm_abs)
+        self.step = step = self.step + 1
+        self.n_examples += self._n
+        if self.pending is not None:  # last logged step's losses: read now, while this step runs
+            self.flush_progress()
+        if self.want_metrics and (step % cfg.log_every == 0 or step == cfg.steps):
+            elapsed = time.perf_counter() - self.t_loop
+            kd = self._kd.detach() if self._kd is not None else None
+            self.pending = (step, self._loss.detach(), self._ce.detach(), kd,
+                            float(self.sched.get_last_lr()[0]), self.n_examples / max(elapsed, 1e-9),
+                            elapsed / step * (cfg.steps - step))
+            if not self.defer or step == cfg.steps:
+                self.flush_progress()
+        if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
+            if self.pending is not None:
+                self.flush_progress()
+            self.run_eval(step)
+
+    def flush_progress(self) -> None:
+        """Emit the pending progress event (reads its losses: a device sync). A non-finite loss
+        fails the run here: a diverged prompt is not a result."""
+        s_, loss_, ce_, kd_, lr_, eps_, eta_ = self.pending
+        self.pending = None
+        m = {"loss": float(loss_), "ce": float(ce_), "kd": float(kd_) if kd_ is not None else 0.0,
+             "lr": lr_, "examples_per_s": eps_, "eta_s": eta_}
+        if not math.isfinite(m["loss"]):
+            raise TrainError(f"task {self.task_name}: the loss is {m['loss']} at step {s_} (the prompt "
+                             f"diverged or the data has bad values); lower lr or check the inputs")
+        self.emit({"kind": "progress", "step": s_, "metrics": m})
+        self.bar.update(s_ - self.bar.n)
+        self.bar.set_postfix(loss=f"{m['loss']:.3f}", best=f"{self.best['val']:.3f}", refresh=False)
+
+    def run_eval(self, step: int) -> float:
+        if not self.va_ids:
+            return float("nan")
+        bb, best = self.bb, self.best
+        acc = _accuracy(_predict_logits(bb, self.head, self.va_ids, self.prompt.detach(), self.cfg.pool),
+                        self.va_labels)
+        if acc > best["val"]:
+            best.update(val=acc, step=step, prompt=self.prompt.detach().float().cpu().clone(),
+                        head=_head_state(self.head))
+        self.history.append({"step": step, "val_acc": acc})
+        self.emit({"kind": "eval", "step": step, "metrics": {"val_acc": acc, "best_val_acc": best["val"]}})
+        return acc
+
+    @property
+    def done(self) -> bool:
+        return self.cancelled or self.step >= self.cfg.steps
+
+    # ---- the end ----------------------------------------------------------------
+    def finish(self) -> TrainResult:
+        """Final eval (unless cancelled), test with the best prompt, the result + final event."""
+        cfg, bb, best, step = self.cfg, self.bb, self.best, self.step
+        if self.pending is not None:
+            self.flush_progress()
+        if not self.cancelled and step == cfg.steps:
+            self.run_eval(step)
+        self.bar.close()
+        _load_head_state(self.head, best["head"])
+        best_prompt = best["prompt"]
+        te = _split(self.task, "test")
+        ti = subsample(list(te.labels), cfg.test_size, cfg.seed)
+        te_ids = bb.token_ids([te.texts[i] for i in ti], cfg.max_length)
+        test_acc = _accuracy(_predict_logits(bb, self.head, te_ids, best_prompt.to(bb.device), cfg.pool),
+                             [te.labels[i] for i in ti])
+        wall = time.perf_counter() - self.t_start
+
+        from core.prompts import SoftPrompt  # lazy
+        name = cfg.name or default_run_name(cfg, self.task_name, self.source_names)
+        settings = cfg.settings()
+        settings.update({"val_score": best["val"], "test_score": test_acc, "best_step": best["step"],
+                         "steps_run": step, "init_val_score": self.init_val, "wall_time_s": round(wall, 3),
+                         "device": str(bb.device), "dtype": str(bb.dtype).replace("torch.", ""),
+                         "train_examples": len(self.tr_ids), "cancelled": self.cancelled,
+                         "versions": package_versions(), "init_norm": float(self.init_prompt.norm(dim=1).mean()),
+                         "final_norm": float(best_prompt.norm(dim=1).mean()), "word_emb_norm": self.tok_norm})
+        sp = SoftPrompt(tensor=best_prompt, name=name, task=self.task_name, family=getattr(self.task, "family", None),
+                        backbone=bb.name, method=cfg.method, sources=self.source_names, score=test_acc,
+                        settings=settings)
+        state = "cancelled" if self.cancelled else "finished"
+        self.emit({"kind": "status", "step": step, "metrics": {"state": state, "val_acc": best["val"],
+                                                                "test_acc": test_acc, "best_step": best["step"],
+                                                                "wall_time_s": wall}})
+        return TrainResult(prompt=sp, val_score=best["val"], test_score=test_acc, best_step=best["step"],
+                           steps=step, wall_time=wall, device=str(bb.device), history=self.history,
+                           init_val_score=self.init_val, cancelled=self.cancelled, head_state=best["head"],
+                           init_prompt=self.init_prompt, config=cfg)
+
+
 def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
           should_stop: Callable[[], bool] | None = None, backbone: Backbone | None = None,
           task=None, progress: bool = False) -> TrainResult:
@@ -529,192 +777,136 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
     should_stop(): checked before every step; True ends the run early (cancelled=True),
     still returning the best prompt so far with its test score.
     """
-    t_start = time.perf_counter()
-    emit = callback or (lambda e: None)
     bb = backbone or load_backbone(cfg.backbone, cfg.device, compile=cfg.compile)
-    if task is None:
-        from core.tasks import get_task  # lazy: core.tasks may pull in loaders
-        task = get_task(cfg.task)
-    task_name = getattr(task, "name", cfg.task)
-    _seed_all(cfg.seed)
-    emit({"kind": "status", "step": 0, "metrics": {"state": "started", "task": task_name, "method": cfg.method,
-                                                    "device": str(bb.device)}})
-
-    # ---- data ---------------------------------------------------------------
-    tr_idx = subsample(list(task.train.labels), cfg.train_size, cfg.seed)
-    tr_texts = [task.train.texts[i] for i in tr_idx]
-    tr_labels = torch.tensor([task.train.labels[i] for i in tr_idx], dtype=torch.long)
-    if len(tr_texts) == 0:
-        raise TrainError(f"task {task_name}: empty training split")
-    tr_ids = bb.token_ids(tr_texts, cfg.max_length)
-    lengths = [len(x) for x in tr_ids]
-    va = _split(task, "validation")
-    va_texts, va_labels = list(va.texts), list(va.labels)
-    if cfg.val_size is not None:
-        vi = subsample(va_labels, cfg.val_size, cfg.seed)
-        va_texts, va_labels = [va_texts[i] for i in vi], [va_labels[i] for i in vi]
-    va_ids = bb.token_ids(va_texts, cfg.max_length) if va_texts else []
-    pad_to = cfg.max_length if cfg.padding == "max_length" else None
-
-    # ---- head + prompt ------------------------------------------------------
-    head = Head(cfg.head, label_embeddings(bb, task), cfg.tau).to(bb.device)
-    source_names: list[str] = []
-    src = None
-    if cfg.sources:
-        src, source_names = source_prompt(bb, cfg)
-    if cfg.method == "pot" or (cfg.method == "panda" and cfg.student_init == "source"):
-        init = src.clone()
-    else:
-        init = scratch_init(bb, cfg)
-    prompt = torch.nn.Parameter(init.to(bb.device, torch.float32).clone())
-    init_prompt = init.clone()
-    tok_norm = float(bb.word_embeddings.weight.float().norm(dim=1).mean())
-    max_norm_abs = cfg.max_norm * tok_norm if cfg.max_norm else None
-
-    params = [{"params": [prompt], "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
-    if cfg.head == "linear":
-        params.append({"params": list(head.linear.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(params)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-
-    # ---- teacher (panda) ----------------------------------------------------
-    lam = cfg.effective_lambda()
-    teacher_prompt = None
-    teacher_cache = None
-    teacher_head = head
-    if cfg.method == "panda":
-        # teacher_mode "pot": the given PoT-trained prompt; "source": --teacher if given, else the source
-        tp = load_prompt_tensor(cfg.teacher, bb.dim)[0] if cfg.teacher is not None else src
-        teacher_prompt = tp.to(bb.device)
-        if cfg.head == "linear":
-            teacher_head = _teacher_linear_head(cfg, head, bb)
-        if not cfg.teacher_every_step:
-            emit({"kind": "status", "step": 0, "metrics": {"state": "caching_teacher", "n": len(tr_ids)}})
-            teacher_cache = _predict_logits(bb, teacher_head, tr_ids, teacher_prompt, cfg.pool).to(bb.device)
-
-    # ---- eval helper --------------------------------------------------------
-    history: list[dict] = []
-    best = {"val": -1.0, "step": 0, "prompt": init_prompt.clone(), "head": _head_state(head)}
-
-    def run_eval(step: int) -> float:
-        if not va_ids:
-            return float("nan")
-        acc = _accuracy(_predict_logits(bb, head, va_ids, prompt.detach(), cfg.pool), va_labels)
-        if acc > best["val"]:
-            best.update(val=acc, step=step, prompt=prompt.detach().float().cpu().clone(), head=_head_state(head))
-        ev = {"kind": "eval", "step": step, "metrics": {"val_acc": acc, "best_val_acc": best["val"]}}
-        history.append({"step": step, "val_acc": acc})
-        emit(ev)
-        return acc
-
-    init_val = run_eval(0) if cfg.eval_at_start else None
-
-    # ---- steps --------------------------------------------------------------
-    rng = np.random.default_rng(cfg.seed)
-    batches: list[list[int]] = []
-    bar = tqdm(total=cfg.steps, desc=f"{cfg.method} {task_name}", disable=not progress, leave=True)
-    t_loop = time.perf_counter()
-    n_examples = 0
-    cancelled = False
-    step = 0
-    want_metrics = callback is not None or progress
-    # Reading a loss (float(t)) waits for the GPU to finish it. On CUDA a progress event is
-    # therefore emitted one step late: its losses are read after the next step is queued, so
-    # the GPU never drains while the host logs (the loop stays ahead of the GPU).
-    defer = _defer_progress(bb)
-    pending = None
-
-    def flush_progress() -> None:
-        nonlocal pending
-        s_, loss_, ce_, kd_, lr_, eps_, eta_ = pending
-        pending = None
-        m = {"loss": float(loss_), "ce": float(ce_), "kd": float(kd_) if kd_ is not None else 0.0,
-             "lr": lr_, "examples_per_s": eps_, "eta_s": eta_}
-        emit({"kind": "progress", "step": s_, "metrics": m})
-        bar.update(s_ - bar.n)
-        bar.set_postfix(loss=f"{m['loss']:.3f}", best=f"{best['val']:.3f}", refresh=False)
-
-    for step in range(1, cfg.steps + 1):
-        if should_stop is not None and should_stop():
-            cancelled = True
-            step -= 1
-            if pending is not None:
-                flush_progress()
-            emit({"kind": "status", "step": step, "metrics": {"state": "cancelled"}})
+    # set-up: seed, data, head, prompt, optimiser, teacher logits, the step-0 eval
+    run = Run(cfg, bb, task, callback=callback, should_stop=should_stop, progress=progress)
+    while not run.done:
+        if run.stop_requested():
             break
-        if not batches:
-            batches = batch_order(lengths, cfg.batch_size, rng, cfg.padding)
-        idx = batches.pop()
-        b = _pad_batch(bb, [tr_ids[i] for i in idx], pad_to)
-        idx_t = torch.tensor(idx, dtype=torch.long)
-        y = bb.to_device(tr_labels[idx_t])
-        logits = head(bb.encode(b["input_ids"], b["attention_mask"], prompt, pool=cfg.pool))
-        ce = F.cross_entropy(logits, y)
-        kd = None
-        if cfg.method == "panda":
-            if teacher_cache is not None:
-                zt = teacher_cache.index_select(0, bb.to_device(idx_t))
-            else:
-                with torch.no_grad():
-                    zt = teacher_head(bb.encode(b["input_ids"], b["attention_mask"], teacher_prompt,
-                                                pool=cfg.pool)).float()
-            kd = F.mse_loss(logits, zt)
-            loss = ce + lam * kd if lam else ce  # lambda=0: exactly the scratch gradient
-        else:
-            loss = ce
-        loss.backward()
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        if max_norm_abs is not None:
-            with torch.no_grad():
-                prompt.data = torch.renorm(prompt.data, p=2, dim=0, maxnorm=max_norm_abs)
-        n_examples += len(idx)
-        if pending is not None:  # last logged step's losses: read now, while this step runs
-            flush_progress()
-        if want_metrics and (step % cfg.log_every == 0 or step == cfg.steps):
-            elapsed = time.perf_counter() - t_loop
-            pending = (step, loss.detach(), ce.detach(), kd.detach() if kd is not None else None,
-                       float(sched.get_last_lr()[0]), n_examples / max(elapsed, 1e-9),
-                       elapsed / step * (cfg.steps - step))
-            if not defer or step == cfg.steps:
-                flush_progress()
-        if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-            if pending is not None:
-                flush_progress()
-            run_eval(step)
-    if not cancelled and step == cfg.steps:
-        run_eval(step)
-    bar.close()
+        ids, idx = run.next_batch()
+        b = bb.pad(ids, run.pad_to)
+        z = bb.encode(b["input_ids"], b["attention_mask"], run.prompt, pool=cfg.pool)  # [B, d]
+        run.loss(z, ids, idx).backward()
+        run.update()  # optimiser, schedule, progress event, eval every eval_every steps
+    return run.finish()  # final eval, test with the best prompt
 
-    # ---- test with the best prompt ----------------------------------------
-    _load_head_state(head, best["head"])
-    best_prompt = best["prompt"]
-    te = _split(task, "test")
-    ti = subsample(list(te.labels), cfg.test_size, cfg.seed)
-    te_ids = bb.token_ids([te.texts[i] for i in ti], cfg.max_length)
-    test_acc = _accuracy(_predict_logits(bb, head, te_ids, best_prompt.to(bb.device), cfg.pool),
-                         [te.labels[i] for i in ti])
-    wall = time.perf_counter() - t_start
 
-    from core.prompts import SoftPrompt  # lazy
-    name = cfg.name or default_run_name(cfg, task_name, source_names)
-    settings = cfg.settings()
-    settings.update({"val_score": best["val"], "test_score": test_acc, "best_step": best["step"],
-                     "steps_run": step, "init_val_score": init_val, "wall_time_s": round(wall, 3),
-                     "device": str(bb.device), "dtype": str(bb.dtype).replace("torch.", ""),
-                     "train_examples": len(tr_ids), "cancelled": cancelled, "versions": package_versions(),
-                     "init_norm": float(init_prompt.norm(dim=1).mean()),
-                     "final_norm": float(best_prompt.norm(dim=1).mean()), "word_emb_norm": tok_norm})
-    sp = SoftPrompt(tensor=best_prompt, name=name, task=task_name, family=getattr(task, "family", None),
-                    backbone=bb.name, method=cfg.method, sources=source_names, score=test_acc,
-                    settings=settings)
-    emit({"kind": "status", "step": step, "metrics": {"state": "cancelled" if cancelled else "finished",
-                                                       "val_acc": best["val"], "test_acc": test_acc,
-                                                       "best_step": best["step"], "wall_time_s": wall}})
-    return TrainResult(prompt=sp, val_score=best["val"], test_score=test_acc, best_step=best["step"], steps=step,
-                       wall_time=wall, device=str(bb.device), history=history, init_val_score=init_val,
-                       cancelled=cancelled, head_state=best["head"], init_prompt=init_prompt, config=cfg)
+# --------------------------------------------------------------------------- #
+# Packed training: K runs, one frozen backbone, one forward per step
+# --------------------------------------------------------------------------- #
+@dataclass
+class PackOutcome:
+    """How one run of a pack ended: finished | cancelled (with a result) | failed (error =
+    the exception and its traceback; the other runs of the pack went on)."""
+    status: str
+    result: TrainResult | None = None
+    error: str | None = None
+
+
+def pack_key(cfg: TrainConfig) -> tuple:
+    """Runs pack together when these agree: one backbone and device, and one prompt length
+    (a prompt of another length would shift the text's positions)."""
+    return (str(cfg.backbone), str(cfg.device), int(cfg.prompt_length))
+
+
+def train_packed(cfgs: list[TrainConfig], *, callbacks: list | None = None, should_stops: list | None = None,
+                 backbone: Backbone | None = None, tasks: list | None = None) -> list[PackOutcome]:
+    """Train K runs at once: each step, every active run's batch goes into ONE forward of the
+    shared frozen backbone, each row carrying its own run's prompt; the summed loss is
+    backpropagated once (the prompts are disjoint parameters, so no gradient mixes).
+
+    Each run keeps everything of its own (a :class:`Run`: data, head, optimiser, schedule,
+    seed, evals, best checkpoint, events, cancel flag checked every step). Rows are padded
+    to the pack's longest; the attention mask and the text-only mean pooling make that
+    padding invisible to a run (up to float summation order). A run that finishes, is
+    cancelled or raises leaves the pack with its own :class:`PackOutcome`; the others go on.
+    When the packed step itself raises, that step is redone run by run, so the run at fault
+    fails alone.
+
+    cfgs: K configs with one :func:`pack_key`; callbacks / should_stops / tasks: K each (or None).
+    Returns K outcomes in the order of cfgs.
+    """
+    K = len(cfgs)
+    if K == 0:
+        return []
+    keys = {pack_key(c) for c in cfgs} if backbone is None else {c.prompt_length for c in cfgs}
+    if len(keys) > 1:
+        raise TrainError(f"train_packed: these runs cannot share a forward (backbone, device, prompt length "
+                         f"differ: {sorted(map(str, keys))}); pack runs with the same ones")
+    callbacks = list(callbacks or [None] * K)
+    should_stops = list(should_stops or [None] * K)
+    tasks = list(tasks or [None] * K)
+    bb = backbone or load_backbone(cfgs[0].backbone, cfgs[0].device)
+    out: list[PackOutcome | None] = [None] * K
+    runs: dict[int, Run] = {}
+
+    def fail(k: int) -> None:
+        out[k] = PackOutcome("failed", error=f"{_exc_line()}\n{traceback.format_exc()[-3000:]}")
+        runs.pop(k, None)
+
+    def end(k: int) -> None:
+        try:
+            res = runs[k].finish()
+            out[k] = PackOutcome("cancelled" if res.cancelled else "finished", result=res)
+            runs.pop(k, None)
+        except Exception:  # noqa: BLE001 -- the test eval of one run must not end the others
+            fail(k)
+
+    for k, cfg in enumerate(cfgs):  # set-up one by one: each seeds the global RNG for its own head
+        try:
+            runs[k] = Run(cfg, bb, tasks[k], callback=callbacks[k], should_stop=should_stops[k])
+        except Exception:  # noqa: BLE001 -- bad data, a missing teacher: this run only
+            fail(k)
+
+    while runs:
+        for k in [k for k, r in runs.items() if r.done or r.stop_requested()]:
+            end(k)
+        if not runs:
+            break
+        ks = list(runs)
+        batches = {k: runs[k].next_batch() for k in ks}
+        try:
+            losses = _packed_forward(bb, [runs[k] for k in ks], [batches[k] for k in ks])
+            torch.stack(losses).sum().backward()  # one backward; each prompt gets its own run's gradient
+        except Exception:  # noqa: BLE001 -- redo this step alone per run: the culprit fails by itself
+            for k in ks:
+                runs[k].opt.zero_grad(set_to_none=True)
+                try:
+                    ids, idx = batches[k]
+                    r = runs[k]
+                    b = bb.pad(ids, r.pad_to)
+                    r.loss(bb.encode(b["input_ids"], b["attention_mask"], r.prompt, pool=r.cfg.pool),
+                           ids, idx).backward()
+                except Exception:  # noqa: BLE001
+                    fail(k)
+        for k in [k for k in ks if k in runs]:
+            try:
+                runs[k].update()
+            except Exception:  # noqa: BLE001 -- e.g. a NaN loss: this run fails, the pack goes on
+                fail(k)
+    return out  # type: ignore[return-value]
+
+
+def _packed_forward(bb: Backbone, runs: list[Run], batches: list[tuple]) -> list[torch.Tensor]:
+    """One forward for a pack: rows of every run, padded to the longest, each with its own
+    run's prompt [B_total, L, d]; returns each run's loss (pooled over its own rows)."""
+    T = max(r.pad_to or max(len(x) for x in ids) for r, (ids, _) in zip(runs, batches))
+    b = bb.pad([x for ids, _ in batches for x in ids], T)
+    P = torch.cat([r.prompt.unsqueeze(0).expand(len(ids), -1, -1) for r, (ids, _) in zip(runs, batches)])
+    h, mask = bb.hidden(b["input_ids"], b["attention_mask"], P)  # [B_total, L+T, d], [B_total, L+T]
+    L = P.shape[1]
+    losses, s = [], 0
+    for r, (ids, idx) in zip(runs, batches):
+        rows = slice(s, s + len(ids))
+        s += len(ids)
+        z = bb.pool(h[rows], mask[rows], L, r.cfg.pool)
+        losses.append(r.loss(z, ids, idx))
+    return losses
+
+
+def _exc_line() -> str:
+    e = sys.exc_info()[1]
+    return f"{type(e).__name__}: {e}"
 
 
 def _defer_progress(bb: Backbone) -> bool:

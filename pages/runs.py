@@ -26,7 +26,7 @@ import streamlit as st
 from core import launchers, sweeps
 from core.config import atlas_home, user_library_dir
 from core.ranking import source_backbone
-from core.runs import DEFAULT_RAY_ADDRESS, METHODS, RunSpec, SpecError
+from core.runs import DEFAULT_RAY_ADDRESS, METHODS, RunSpec, SpecError, pack_note
 from core.runstore import ACTIVE, TERMINAL, RunStore, default_db_path
 from pages._deeplink import ensure_whole_app
 
@@ -398,6 +398,8 @@ def _run_view(run: dict) -> None:
     k[3].metric("GPU memory" if m.get("gpu_mem_mb") else "memory (RSS)", f"{mem:.0f} MB" if mem else "–")
     k[4].metric("best val acc", f"{m['best_val_acc']:.3f}" if m.get("best_val_acc") is not None else "–")
     k[5].metric("test acc", f"{run['test_score']:.3f}" if run.get("test_score") is not None else "–")
+    if note := pack_note(store, run):
+        st.caption(note)
 
     ev = store.events_frame([rid])
     c1, c2 = st.columns(2)
@@ -442,7 +444,7 @@ def _run_view(run: dict) -> None:
                      hide_index=True, width="stretch", key=f"runs_events_{rid}")
         log = atlas_home() / "runs" / rid / "log.txt"
         if log.is_file():
-            st.code(launchers.log_tail(rid, 40), language=None)
+            st.code(launchers.run_log_tail(run, 40), language=None)
 
 
 def _compare(runs: list[dict]) -> None:

@@ -5,6 +5,7 @@ the committed data/demo is checked by re-evaluating every prompt on its test spl
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -45,6 +46,35 @@ def test_tiny_build_plans_the_grid_and_resumes(tmp_path):
     # a second call retrains nothing
     assert demo.build(out, prof, work, finalize_after=False, tasks=["sent_tweet"]) == 0
     assert rows(out) == first
+
+
+def test_tiny_build_with_packing(tmp_path, monkeypatch):
+    """The GPU build's packed workers (forced on CPU here): ready runs share a worker and a
+    forward, PANDA students still wait for their PoT teachers, every run finishes."""
+    if "sent_tweet" not in list_tasks():
+        pytest.fail("demo task sent_tweet is not prepared: run `python -m core tasks prepare`")
+    monkeypatch.setenv("ATLAS_PACK_CPU", "1")
+    out, work = tmp_path / "demo", tmp_path / "work"
+    prof = dataclasses.replace(demo.PROFILES["tiny"], pack=4)
+    submitted = []  # (function, run ids) of every job handed to the worker pool
+    orig_submit = demo.ProcessPoolExecutor.submit
+
+    def submit(self, fn, *args):
+        submitted.append((fn.__name__, [j["run_id"] for j in (args[0] if isinstance(args[0], list) else [args[0]])]))
+        return orig_submit(self, fn, *args)
+
+    monkeypatch.setattr(demo.ProcessPoolExecutor, "submit", submit)
+    assert demo.build(out, prof, work, finalize_after=False, tasks=["sent_tweet"]) == 0
+    got = rows(out)
+    assert sorted(r["method"] for r in got.values()) == ["panda", "panda", "pot", "pot", "scratch", "scratch",
+                                                         "source", "source"]
+    assert all(r["status"] == "finished" for r in got.values()), {k: r["settings"] for k, r in got.items()}
+    packed = [ids for fn, ids in submitted if fn == "_run_pack"]
+    assert packed and max(len(ids) for ids in packed) > 1  # runs really shared a worker
+    order = [rid for _, ids in submitted for rid in ids]
+    for rid in order:  # every PANDA student was submitted after its PoT teacher's submission
+        if rid.startswith("panda-"):
+            assert order.index("pot-" + rid[len("panda-"):]) < order.index(rid)
 
 
 def committed_prompts() -> list[tuple[str, dict]]:

@@ -191,3 +191,27 @@ def test_user_task_travels_with_the_job_to_a_worker_with_an_empty_task_cache(ray
     bundle = launchers.run_dir(a) / "bundle"
     assert (bundle / "tasks" / "ray_user_task.json").is_file()
     assert not (empty / "tasks").exists()  # nothing was prepared into the worker's cache
+
+
+def test_ray_pack_is_one_job_and_runs_keep_their_ids(ray_head, store, monkeypatch):
+    """Packing forced on (CPU): two queued runs go to Ray as ONE job (submission id = the
+    pack id), and each comes back under its own id with its own events and prompt."""
+    from core.runs import validate_spec
+    from core.runstore import new_run_id
+
+    monkeypatch.setenv("ATLAS_PACK_CPU", "1")
+    ids = []
+    for seed in (0, 1):
+        spec = validate_spec(RunSpec(method="scratch", target=TARGET, params=TINY, seed=seed, device="cpu",
+                                     backend="ray", address=ray_head))
+        ids.append(store.add_run(new_run_id(), spec.to_dict()))
+    launchers.pump(store)
+    runs = [store.get_run(r) for r in ids]
+    assert runs[0]["pack_id"] and runs[0]["job_id"] == runs[1]["job_id"] == runs[0]["pack_id"]
+    finals = _wait(lambda: all((r := store.get_run(i))["status"] not in ("queued", "running") for i in ids)
+                   and [store.get_run(i) for i in ids], 300)
+    for r in finals:
+        assert r["status"] == "finished", r["error"]
+        assert [e["step"] for e in store.events(r["run_id"], kinds=["eval"])] == [0, 3, 6]
+        assert Path(r["prompt_path"]).name == r["run_id"]
+    assert finals[0]["prompt_path"] != finals[1]["prompt_path"]

@@ -44,11 +44,34 @@ def _tasks_ready() -> str | None:
 pytestmark = pytest.mark.skipif(_tasks_ready() is not None, reason=str(_tasks_ready()))
 
 
-@pytest.fixture
-def store(atlas_home, monkeypatch):
+@pytest.fixture(params=["one-per-process", "packed"])
+def store(request, atlas_home, monkeypatch):
+    """Every test runs twice: as shipped on CPU (one run per process), and with packing forced
+    on (ATLAS_PACK_CPU=1: ready runs of one backbone/device/prompt length share a process and
+    a forward), where each run must still look exactly like a single one."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    if request.param == "packed":
+        monkeypatch.setenv("ATLAS_PACK_CPU", "1")
+        monkeypatch.setenv("ATLAS_PACK", "4")
+    else:
+        monkeypatch.delenv("ATLAS_PACK_CPU", raising=False)
     s = RunStore()
     yield s
+    _cleanup(s)
+
+
+@pytest.fixture
+def packed_store(atlas_home, monkeypatch):
+    """Packing forced on CPU, at most 3 runs per process."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("ATLAS_PACK_CPU", "1")
+    monkeypatch.setenv("ATLAS_PACK", "3")
+    s = RunStore()
+    yield s
+    _cleanup(s)
+
+
+def _cleanup(s: RunStore) -> None:
     launchers.stop_dispatcher(s)
     for run in s.list_runs(status=["running"]):  # never leave workers behind
         if run["pid"] and run["pid"] != os.getpid() and launchers.pid_alive(run["pid"], run["pid_start"]):
@@ -272,3 +295,87 @@ def test_panda_sweep_waits_for_its_pot_teacher_and_resumes(store, tmp_path, monk
     # the cancelled attempts stay in the store; the sweep's latest cells are all finished now
     wait_for(lambda: all(r["status"] == "finished" for r in store.latest_sweep_runs(sweep_id).values()), 120, store)
     assert len(store.list_runs(sweep_id=sweep_id)) == 6
+
+
+# --------------------------------------------------------------------------- #
+# packed workers
+# --------------------------------------------------------------------------- #
+def _hold_cpu_slot(store: RunStore) -> None:
+    """A stand-in 'running' run (this live test process) holds the only CPU slot, so submitted
+    runs wait in the queue and are claimed together when it is released."""
+    store.add_run("holder", {"method": "scratch", "target": TARGETS[0], "params": {}})
+    store.update_run("holder", status="running", pid=os.getpid(), pid_start=launchers.proc_start_time(os.getpid()),
+                     host=launchers.hostname(), device="cpu")
+
+
+def test_pack_runs_keep_their_own_record(packed_store, tmp_path):
+    """Three queued runs start as one process; one finishes as a single run does, one is
+    cancelled mid-pack, one fails (its source file broke after it was queued); a fourth
+    waits for the next process (cap 3)."""
+    store = packed_store
+    src = make_prompt(tmp_path, "src_a")
+    _hold_cpu_slot(store)
+    a = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=TINY, device="cpu"), store,
+                         dispatch=False)
+    b = launchers.submit(RunSpec(method="scratch", target=TARGETS[1], params={**TINY, "steps": 400, "eval_every": 0},
+                                 seed=1, device="cpu"), store, dispatch=False)
+    c = launchers.submit(RunSpec(method="pot", target=TARGETS[1], sources=[str(src)], params=TINY, device="cpu"),
+                         store, dispatch=False)
+    d = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=TINY, seed=3, device="cpu"), store,
+                         dispatch=False)
+    for f in src.iterdir():  # the source breaks after validation: its run fails in its own set-up
+        if f.suffix == ".safetensors":
+            f.write_bytes(b"not a safetensors file")
+    store.set_status("holder", "finished")
+    launchers.pump(store, dispatch=False)
+    runs = {r: store.get_run(r) for r in (a, b, c, d)}
+    assert [runs[r]["status"] for r in (a, b, c, d)] == ["running", "running", "running", "queued"]
+    assert runs[a]["pack_id"] and runs[a]["pack_id"] == runs[b]["pack_id"] == runs[c]["pack_id"]
+    assert runs[a]["pid"] == runs[b]["pid"] == runs[c]["pid"]
+    wait_for(lambda: store.events(b, kinds=["progress"]), 150)
+    launchers.cancel(b, store)
+    final = wait_for(lambda: all((store.get_run(r))["status"] in ("finished", "failed", "cancelled")
+                                 for r in (a, b, c)) and {r: store.get_run(r) for r in (a, b, c)}, 150, store)
+    assert (final[a]["status"], final[b]["status"], final[c]["status"]) == ("finished", "cancelled", "failed")
+    # a: exactly the record of a single run (plus one log line saying it was packed)
+    assert statuses(store, a) == ["queued", "running", "running", "finished"]
+    assert [e["step"] for e in store.events(a, kinds=["eval"])] == [0, 3, 6]
+    assert store.events(a, kinds=["progress"])[-1]["step"] == 6 and final[a]["step"] == 6
+    assert Path(final[a]["prompt_path"]).parent == user_library_dir() / "runs"
+    assert "packed with 3 runs" in store.events(a, kinds=["log"])[0]["metrics"]["message"]
+    from core.runs import pack_note
+    assert pack_note(store, final[a]).startswith("packed with 3 runs")
+    # b: stopped at the next step, nothing in the library
+    last = max(e["step"] for e in store.events(b, kinds=["progress"]))
+    assert last < 400 and not (user_library_dir() / "runs" / b).exists()
+    # c: its own error, naming its file; its own log holds its traceback
+    assert "src_a" in final[c]["error"] and "Traceback" in final[c]["error"]
+    own_log = (Path(os.environ["ATLAS_HOME"]) / "runs" / c / "log.txt").read_text()
+    assert '"run_id": "%s"' % c in own_log and "Traceback" in own_log and a not in own_log
+    # d ran after, on its own (a pack of one); retry works per run: the cancelled one is a new
+    # queued run, the failed one is validated again and refused while its source is broken
+    wait_for(lambda: store.get_run(d)["status"] == "finished", 150, store)
+    assert store.get_run(d)["pack_id"] is None
+    new = launchers.retry(b, store, dispatch=False)
+    assert store.get_run(new)["retry_of"] == b and store.get_run(new)["status"] in ("queued", "running")
+    launchers.cancel(new, store)
+    with pytest.raises(SpecError, match="src_a"):
+        launchers.retry(c, store, dispatch=False)
+
+
+def test_killed_pack_fails_every_run_with_log_tails(packed_store):
+    store = packed_store
+    _hold_cpu_slot(store)
+    ids = [launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params={**TINY, "steps": 400}, seed=i,
+                                    device="cpu"), store, dispatch=False) for i in range(2)]
+    store.set_status("holder", "finished")
+    launchers.pump(store, dispatch=False)
+    wait_for(lambda: all(store.events(r, kinds=["progress"]) for r in ids), 150)
+    pid = store.get_run(ids[0])["pid"]
+    assert store.get_run(ids[1])["pid"] == pid
+    os.kill(pid, signal.SIGKILL)
+    runs = wait_for(lambda: all(store.get_run(r)["status"] != "running" for r in ids)
+                    and [store.get_run(r) for r in ids], 10, store, poll=0.2)
+    for r in runs:
+        assert r["status"] == "failed" and "exited without a final event" in r["error"]
+        assert f"--- pack {r['pack_id']}" in r["error"]
