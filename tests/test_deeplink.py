@@ -9,13 +9,16 @@ tests/e2e/test_e2e_pages.py::test_deep_link_as_first_request checks the same in 
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parent.parent
-APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+# app.py's st.navigation: the titles it gives st.Page, in order
+APP_NAV = re.findall(r'st\.Page\([^)]*title="([^"]+)"', (REPO / "app.py").read_text(encoding="utf-8"))
+assert len(APP_NAV) >= 5, APP_NAV
 UPGRADE = ("Streamlit changed the private API pages/_deeplink.py relies on; re-check the deep-link fix "
            "(tests/e2e/test_e2e_pages.py::test_deep_link_as_first_request) and update the hook")
 

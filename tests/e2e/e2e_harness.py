@@ -17,6 +17,8 @@ waits for the specific element it needs.
 """
 from __future__ import annotations
 
+import re
+
 import os
 import shutil
 import signal
@@ -32,6 +34,13 @@ from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def app_nav() -> list[str]:
+    """The page titles app.py gives ``st.navigation``, in order: what a whole app's sidebar lists."""
+    titles = re.findall(r'st\.Page\([^)]*title="([^"]+)"', (REPO / "app.py").read_text(encoding="utf-8"))
+    assert len(titles) >= 5, f"app.py's st.Page titles not found ({titles}): update app_nav()"
+    return titles
 CHROMIUM = Path(os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("ATLAS_CHROMEDRIVER", "/usr/bin/chromedriver"))
 

@@ -8,7 +8,7 @@ all (a friendly empty state, never a crash).
 from __future__ import annotations
 
 import pytest
-from e2e_harness import Browser, StreamlitServer, check_page
+from e2e_harness import app_nav, Browser, check_page, StreamlitServer
 
 # page url path -> (heading css, text it must contain): present with or without a library
 PAGES = {
@@ -55,7 +55,7 @@ def empty_browser(tmp_path_factory):
         yield b
 
 
-APP_NAV = ["Home", "Library", "Tasks", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+APP_NAV = app_nav()  # app.py's st.navigation
 
 
 def nav_labels(b) -> list[str]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from e2e_harness import ARTIFACTS, Browser, HarnessError, StreamlitServer, browser_problem
+from e2e_harness import app_nav, ARTIFACTS, Browser, browser_problem, HarnessError, StreamlitServer
 
-APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]
+APP_NAV = app_nav()  # app.py's st.navigation
 REFUSED = "not inside a folder this server shares"
 ALERT = "[data-testid='stAlert']"
 DEPLOY = "[data-testid='stAppDeployButton']"

@@ -14,11 +14,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from e2e_harness import check_page
+from e2e_harness import app_nav, check_page
 from mini_library import TASKS
 
 HEATMAP = ".st-key-tr_heatmap .js-plotly-plot"
-APP_NAV = ["Home", "Library", "Tasks", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+APP_NAV = app_nav()  # app.py's st.navigation
 
 
 @pytest.fixture(scope="module")
