@@ -903,9 +903,25 @@ def compute_pairs(metric: str, sources, targets) -> pd.DataFrame:
         if metric == "e_avg":
             A, B = torch.nn.functional.normalize(A, dim=1), torch.nn.functional.normalize(B, dim=1)
         values = (A @ B.T).clamp(-1.0, 1.0).numpy()
+    elif metric == "tok_max":
+        values = _tok_max_rect(S, T)
     else:
         values = _flat_rect(S, T, metric)
     return pd.DataFrame(values, index=[p.name for p in sources], columns=[p.name for p in targets], dtype=float)
+
+
+def _tok_max_rect(S: list[_Item], T: list[_Item]) -> np.ndarray:
+    """tok_max of sources x targets: [k_s, k_t], as :func:`tok_max` computes it (directed)."""
+    def unit(items):
+        return torch.cat([torch.nn.functional.normalize(it.tensor, dim=1, eps=1e-12) for it in items]).double()
+
+    ls = np.array([it.tensor.shape[0] for it in S])
+    lt = np.array([it.tensor.shape[0] for it in T])
+    C = (unit(T) @ unit(S).T).numpy()                                      # [ΣL_t, ΣL_s]
+    best = np.maximum.reduceat(C, np.concatenate([[0], np.cumsum(ls)[:-1]]), axis=1)  # [ΣL_t, k_s]
+    sums = np.zeros((len(S), len(T)))
+    np.add.at(sums.T, np.repeat(np.arange(len(T)), lt), best)
+    return np.clip(sums / lt[None, :], -1.0, 1.0)
 
 
 def _flat_rect(S: list[_Item], T: list[_Item], which: str) -> np.ndarray:
