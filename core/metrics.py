@@ -27,10 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
-import os
 import sys
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -40,6 +37,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+
+from core.fsutil import array_hash, atomic_save_npy, atomic_write_text, json_hash
 
 __all__ = [
     "MetricError", "BackboneUnavailable", "MixedBackboneError", "MetricSpec", "METRICS",
@@ -170,11 +169,7 @@ class _Item:
 
 
 def _content_hash(t: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    h.update(str(t.dtype).encode())
-    h.update(str(tuple(t.shape)).encode())
-    h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
+    return array_hash(t.numpy(), str(t.dtype))
 
 
 def _items(prompts) -> list[_Item]:
@@ -627,8 +622,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
         cols = [j for j, it in enumerate(items) if it.task == t_name]
         labels = list(task.validation.labels)[:max_examples or None]
         majority = max(np.bincount(labels)) / len(labels) if labels else 0.0
-        data = hashlib.sha256(json.dumps([list(task.validation.texts)[:len(labels)], labels,
-                                          list(task.descriptions)]).encode()).hexdigest()[:12]
+        data = json_hash([list(task.validation.texts)[:len(labels)], labels, list(task.descriptions)], 12)
         for i, src in enumerate(items):
             key = f"{bb.name}|{head}|{src.hash}|{t_name}|{data}"
             if key not in store:
@@ -639,7 +633,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
                     counter["evaluations"] = counter.get("evaluations", 0) + 1
             out[i, cols] = store[key] - majority
     if dirty and use_cache:
-        _atomic_write_text(path, json.dumps(store))
+        atomic_write_text(path, json.dumps(store))
     return out
 
 
@@ -675,22 +669,10 @@ def metric_status(metric: str, prompts) -> tuple[bool, str]:
 
 
 # --------------------------------------------------------------------------- matrices + cache
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_matrix_csv(df: pd.DataFrame, path: Path | str) -> Path:
     """Atomic CSV write (index = sources, columns = targets, full float precision)."""
     path = Path(path)
-    _atomic_write_text(path, df.to_csv(float_format="%.17g"))
+    atomic_write_text(path, df.to_csv(float_format="%.17g"))
     return path
 
 
@@ -720,7 +702,7 @@ def matrix_key(metric: str, prompts, backbone: str | None = None, **params) -> s
                "params": {k: params[k] for k in sorted(params)},
                "prompts": [(it.name, it.hash, it.task if METRICS[metric].needs_tasks or metric == "zs" else None)
                            for it in items]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return json_hash(payload, 20)
 
 
 def _cache_file(metric: str, key: str) -> Path:
@@ -728,19 +710,6 @@ def _cache_file(metric: str, key: str) -> Path:
     prompts in the order the key lists them. (CSV took 1.4 s to write at N = 1,000, 12 s at 3,000.)"""
     from core.config import cache_dir
     return cache_dir() / "metrics" / f"{metric}-{key}.npy"
-
-
-def _save_npy(path: Path, values: np.ndarray) -> None:
-    """Atomic np.save (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, values, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -795,7 +764,7 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
     df.columns.name = "target"
     if cache:
         try:
-            _save_npy(path, df.to_numpy(dtype=float))
+            atomic_save_npy(path, df.to_numpy(dtype=float))
         except OSError:
             pass  # a read-only cache must not break the metric
     return df
@@ -817,7 +786,7 @@ def save_precomputed(metric: str, df: pd.DataFrame, prompts, folder: Path | str,
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     index[metric] = {"key": matrix_key(metric, items, bb_name, **params), "file": path.name,
                      "n": len(items), "params": {k: params[k] for k in sorted(params)}}
-    _atomic_write_text(index_path, json.dumps(index, indent=2, default=str) + "\n")
+    atomic_write_text(index_path, json.dumps(index, indent=2, default=str) + "\n")
     return path
 
 
@@ -1244,7 +1213,7 @@ def _linkage_cached(X: np.ndarray, method: str) -> np.ndarray:
     Z = linkage(X, method=method, metric="euclidean")
     if path is not None:
         try:
-            _save_npy(path, Z)
+            atomic_save_npy(path, Z)
         except OSError:
             pass  # a read-only cache must not break the page
     return Z

@@ -46,7 +46,6 @@ problem.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -64,6 +63,8 @@ from pathlib import Path
 import numpy as np
 import safetensors
 import safetensors.numpy
+
+from core.fsutil import array_hash
 
 # torch is imported only where a torch object is really needed (torch.save files, .tensor):
 # reading and indexing a library of safetensors / npy prompts stays torch-free, which keeps
@@ -179,11 +180,7 @@ class SoftPrompt:
 
     def content_hash(self) -> str:
         """sha256 over dtype, shape and bytes; first 16 hex digits."""
-        h = hashlib.sha256()
-        h.update(b"torch.float32")  # the values are always float32 (the name kept for stable hashes)
-        h.update(str(tuple(self.values.shape)).encode())
-        h.update(self.values.tobytes())
-        return h.hexdigest()[:16]
+        return array_hash(self.values, "torch.float32")  # always float32 (the tag kept for stable hashes)
 
     def metadata(self) -> dict:
         """What atlas.json stores (everything but the tensor)."""

