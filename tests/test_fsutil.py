@@ -45,7 +45,8 @@ def test_hashes_are_pinned():
     code before fsutil existed (prompts.content_hash, metrics.matrix_key, projection_key, ...)."""
     import torch
 
-    from core import metrics, projection, prompts, ranking, tasks
+    from core import metrics, projection, prompts, ranking
+    from core.tasks.demo import spec
 
     v = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
     p = prompts.SoftPrompt(tensor=v, name="a", task="t")
@@ -54,7 +55,7 @@ def test_hashes_are_pinned():
     assert fsutil.array_hash(v) == "234e8735745d170a"
     assert metrics.matrix_key("e_avg", [p], None) == "f55fc870529145d076aa"
     assert projection.projection_key(v, ["a", "b", "c"], "pca", {"k": 1}) == "14e561e253dad82d0580"
-    assert tasks._task_hash("sent_movie", {"x": 1}) == "f2af2c89d58edafa"
+    assert spec._task_hash("sent_movie", {"x": 1}) == "f2af2c89d58edafa"
     assert ranking._cache_path("bb", ranking.RankSettings(), "abc").name == "8a5989ad9f1054778fc6.json"
     assert fsutil.json_hash([1, "a"], 8) == hashlib.sha256(b'[1, "a"]').hexdigest()[:8]
 
