@@ -72,6 +72,15 @@ def atomic_save_npy(path: Path | str, values: np.ndarray) -> Path:
     return Path(path)
 
 
+def load_cached_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A cached array of exactly this shape, or None (missing, broken or stale file)."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return a.astype(float, copy=False) if a.shape == shape else None
+
+
 # --------------------------------------------------------------------------- content hashes
 def json_hash(obj: Any, n: int = 16) -> str:
     """First ``n`` hex digits of sha256 over json.dumps(obj, sort_keys=True, default=str).

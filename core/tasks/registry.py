@@ -171,9 +171,9 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
             "family": family, "labels": labels, "descriptions": descriptions, "config": config,
             "seed": seed, "header": header, "quoting": quoting, "label_order": "appearance"}
     if kind == "file" and Path(path).suffix.lower() in (".parquet", ".zip") and Path(path).is_file():
-        # the page's upload path (core.task_upload): Parquet rewritten as JSONL, a zip of split files
+        # the page's upload path (core.tasks.upload): Parquet rewritten as JSONL, a zip of split files
         # unpacked safely; then the same reader as any other file
-        from core.task_upload import build_task, read_upload
+        from core.tasks.upload import build_task, read_upload  # lazy: pandas
         with tempfile.TemporaryDirectory(prefix="atlas-add-") as tmp:
             up = read_upload(Path(path).name, Path(path).read_bytes(), tmp)
             task = build_task(up, name, text_col, label_col, family=family, descriptions=descriptions, seed=seed)
