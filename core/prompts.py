@@ -142,7 +142,7 @@ class PromptError(ValueError):
         return (PromptError, (self.path, self.problem))
 
 
-@dataclass
+@dataclass(eq=False)  # equality is explicit below: a generated __eq__ would compare arrays
 class SoftPrompt:
     """A soft prompt ``[L, d]`` (float32, CPU) and what is known about it.
 
@@ -169,6 +169,16 @@ class SoftPrompt:
                               f"expected a 2-D [L, d] tensor, got shape {tuple(self.values.shape)}")
         self.sources = list(self.sources or [])
         self.settings = dict(self.settings or {})
+
+    def __eq__(self, other) -> bool:
+        """Same metadata and the same numbers (shape and every value); a SoftPrompt is not hashable."""
+        if not isinstance(other, SoftPrompt):
+            return NotImplemented
+        meta = ("name", "task", "family", "backbone", "method", "sources", "score", "settings", "origin", "fmt")
+        return (all(getattr(self, k) == getattr(other, k) for k in meta)
+                and self.values.shape == other.values.shape and bool(np.array_equal(self.values, other.values)))
+
+    __hash__ = None  # mutable, compared by content: as the generated dataclass did
 
     @property
     def L(self) -> int:
