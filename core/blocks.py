@@ -289,7 +289,7 @@ def block_view(matrix: pd.DataFrame, view: str, *, order: str, row_task: Groups,
     are one block each. Order cluster: the block means are clustered in turn (a dendrogram
     over the blocks).
     """
-    from core import metrics as M
+    from core.clustering import cluster  # torch-free
 
     if view not in VIEWS:
         raise ValueError(f"unknown block view {view!r}; known: {', '.join(VIEWS)}")
@@ -299,7 +299,7 @@ def block_view(matrix: pd.DataFrame, view: str, *, order: str, row_task: Groups,
             rg = ordered(rg, family_order(list(rg), info or {}))
             cg = ordered(cg, family_order(list(cg), info or {}))
     else:
-        cl = M.cluster(matrix)
+        cl = cluster(matrix)
         rg = cluster_groups(list(matrix.index), cl.row_linkage, cl.row_leaves)
         if list(matrix.index) == list(matrix.columns):
             cg = rg
@@ -310,6 +310,6 @@ def block_view(matrix: pd.DataFrame, view: str, *, order: str, row_task: Groups,
     bm = block_means(matrix, rg, cg)
     block_cl = None
     if order == "cluster" and min(bm.mean.shape) >= 2:
-        block_cl = M.cluster(bm.mean)
+        block_cl = cluster(bm.mean)
         rg, cg = ordered(rg, block_cl.rows), ordered(cg, block_cl.cols)
     return BlockView(rg, cg, bm.mean.loc[list(rg), list(cg)], block_cl, overview(matrix, rg, cg))

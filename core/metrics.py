@@ -25,12 +25,8 @@ under ``cache_dir()/metrics`` keyed by the prompts' content hashes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import math
-import os
 import sys
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -40,6 +36,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+
+from core.clustering import Clustering, cluster  # noqa: F401  (torch-free; re-exported: M.cluster)
+from core.fsutil import array_hash, atomic_save_npy, atomic_write_text, json_hash, load_cached_npy
 
 __all__ = [
     "MetricError", "BackboneUnavailable", "MixedBackboneError", "MetricSpec", "METRICS",
@@ -170,11 +169,7 @@ class _Item:
 
 
 def _content_hash(t: torch.Tensor) -> str:
-    h = hashlib.sha256()
-    h.update(str(t.dtype).encode())
-    h.update(str(tuple(t.shape)).encode())
-    h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
+    return array_hash(t.numpy(), str(t.dtype))
 
 
 def _items(prompts) -> list[_Item]:
@@ -627,8 +622,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
         cols = [j for j, it in enumerate(items) if it.task == t_name]
         labels = list(task.validation.labels)[:max_examples or None]
         majority = max(np.bincount(labels)) / len(labels) if labels else 0.0
-        data = hashlib.sha256(json.dumps([list(task.validation.texts)[:len(labels)], labels,
-                                          list(task.descriptions)]).encode()).hexdigest()[:12]
+        data = json_hash([list(task.validation.texts)[:len(labels)], labels, list(task.descriptions)], 12)
         for i, src in enumerate(items):
             key = f"{bb.name}|{head}|{src.hash}|{t_name}|{data}"
             if key not in store:
@@ -639,7 +633,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
                     counter["evaluations"] = counter.get("evaluations", 0) + 1
             out[i, cols] = store[key] - majority
     if dirty and use_cache:
-        _atomic_write_text(path, json.dumps(store))
+        atomic_write_text(path, json.dumps(store))
     return out
 
 
@@ -675,22 +669,10 @@ def metric_status(metric: str, prompts) -> tuple[bool, str]:
 
 
 # --------------------------------------------------------------------------- matrices + cache
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_matrix_csv(df: pd.DataFrame, path: Path | str) -> Path:
     """Atomic CSV write (index = sources, columns = targets, full float precision)."""
     path = Path(path)
-    _atomic_write_text(path, df.to_csv(float_format="%.17g"))
+    atomic_write_text(path, df.to_csv(float_format="%.17g"))
     return path
 
 
@@ -720,7 +702,7 @@ def matrix_key(metric: str, prompts, backbone: str | None = None, **params) -> s
                "params": {k: params[k] for k in sorted(params)},
                "prompts": [(it.name, it.hash, it.task if METRICS[metric].needs_tasks or metric == "zs" else None)
                            for it in items]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return json_hash(payload, 20)
 
 
 def _cache_file(metric: str, key: str) -> Path:
@@ -730,30 +712,8 @@ def _cache_file(metric: str, key: str) -> Path:
     return cache_dir() / "metrics" / f"{metric}-{key}.npy"
 
 
-def _save_npy(path: Path, values: np.ndarray) -> None:
-    """Atomic np.save (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, values, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """A cached array of exactly this shape, or None (missing, broken or stale file)."""
-    try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return a.astype(float, copy=False) if a.shape == shape else None
-
-
 def _cached_frame(path: Path, names: list[str]) -> pd.DataFrame | None:
-    a = _load_npy(path, (len(names), len(names))) if path.is_file() else None
+    a = load_cached_npy(path, (len(names), len(names))) if path.is_file() else None
     if a is None:
         return None
     df = pd.DataFrame(a, index=pd.Index(names, name="source"), columns=pd.Index(names, name="target"))
@@ -795,7 +755,7 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
     df.columns.name = "target"
     if cache:
         try:
-            _save_npy(path, df.to_numpy(dtype=float))
+            atomic_save_npy(path, df.to_numpy(dtype=float))
         except OSError:
             pass  # a read-only cache must not break the metric
     return df
@@ -817,7 +777,7 @@ def save_precomputed(metric: str, df: pd.DataFrame, prompts, folder: Path | str,
     index = json.loads(index_path.read_text()) if index_path.is_file() else {}
     index[metric] = {"key": matrix_key(metric, items, bb_name, **params), "file": path.name,
                      "n": len(items), "params": {k: params[k] for k in sorted(params)}}
-    _atomic_write_text(index_path, json.dumps(index, indent=2, default=str) + "\n")
+    atomic_write_text(index_path, json.dumps(index, indent=2, default=str) + "\n")
     return path
 
 
@@ -1218,90 +1178,6 @@ def retrieval_table(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataFr
                      "regret_k": float(per["regret_k"].mean()) if len(per) else float("nan")})
     df = pd.DataFrame(rows, columns=["metric", "mean_rho", "top_k_hit", "regret", "ndcg_k", "regret_k", "n_targets"])
     return df.sort_values("ndcg_k", ascending=False, na_position="last").reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- clustering
-@dataclass
-class Clustering:
-    """Leaf orders and dendrogram line coordinates in cell units (leaf i sits at i).
-
-    row_linkage / col_linkage: scipy linkage matrices [n - 1, 4] over the matrix's rows /
-    columns in their original order (what :func:`core.blocks.cluster_groups` cuts);
-    row_leaves / col_leaves: the leaf order as indices into that original order.
-    """
-
-    rows: list[str]
-    cols: list[str]
-    row_lines: list[tuple[list[float], list[float]]]   # (positions [4], heights [4]) per link
-    col_lines: list[tuple[list[float], list[float]]]
-    row_linkage: np.ndarray | None = None
-    col_linkage: np.ndarray | None = None
-    row_leaves: list[int] = field(default_factory=list)
-    col_leaves: list[int] = field(default_factory=list)
-
-
-def _linkage_cached(X: np.ndarray, method: str) -> np.ndarray:
-    """scipy linkage of the rows of X [n, k], computed once per content: the linkage matrix is
-    kept beside the metric matrices (cache_dir()/metrics/linkage-<sha256 of X>.npy), so a new
-    server or session does not pay it again (5 s at N = 3,000 on 2 cores)."""
-    from scipy.cluster.hierarchy import linkage
-
-    h = hashlib.sha256(f"{method}|{X.shape}|{X.dtype}".encode())
-    h.update(np.ascontiguousarray(X).tobytes())
-    try:
-        from core.config import cache_dir
-        path = cache_dir() / "metrics" / f"linkage-{h.hexdigest()[:24]}.npy"
-    except OSError:
-        path = None
-    if path is not None and path.is_file():
-        Z = _load_npy(path, (X.shape[0] - 1, 4))
-        if Z is not None:
-            return Z
-    Z = linkage(X, method=method, metric="euclidean")
-    if path is not None:
-        try:
-            _save_npy(path, Z)
-        except OSError:
-            pass  # a read-only cache must not break the page
-    return Z
-
-
-def _profile_linkage(values: np.ndarray, method: str):
-    """(leaf order, dendrogram lines, linkage matrix or None) of the rows of values [n, k]."""
-    from scipy.cluster.hierarchy import dendrogram
-
-    X = np.array(values, dtype=float)
-    if X.shape[0] < 2:
-        return list(range(X.shape[0])), [], None
-    col_mean = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0) if X.size else X
-    col_mean = np.where(np.isfinite(col_mean), col_mean, 0.0)
-    X = np.where(np.isfinite(X), X, col_mean[None, :])
-    Z = _linkage_cached(X, method)
-    dn = dendrogram(Z, no_plot=True)
-    lines = [([(x - 5.0) / 10.0 for x in ic], list(dc)) for ic, dc in zip(dn["icoord"], dn["dcoord"])]
-    return list(dn["leaves"]), lines, Z
-
-
-def cluster(matrix: pd.DataFrame, *, method: str = "average") -> Clustering:
-    """Hierarchical clustering of rows and columns (scipy linkage on their value profiles).
-
-    When rows and columns are the same prompts, both get one order (from the
-    symmetrised matrix), so the diagonal stays the diagonal. Linkages are cached on disk
-    by content (:func:`_linkage_cached`).
-    """
-    M = matrix.to_numpy(dtype=float)
-    square = list(matrix.index) == list(matrix.columns)
-    if square:
-        S = np.where(np.isfinite(M), M, np.nan)
-        if not np.array_equal(S, S.T, equal_nan=True):
-            S = np.nanmean(np.stack([S, S.T]), axis=0)
-        order, lines, Z = _profile_linkage(S, method)
-        labels = list(matrix.index)
-        return Clustering([labels[i] for i in order], [labels[i] for i in order], lines, lines, Z, Z, order, order)
-    r_order, r_lines, rZ = _profile_linkage(M, method)
-    c_order, c_lines, cZ = _profile_linkage(M.T, method)
-    return Clustering([matrix.index[i] for i in r_order], [matrix.columns[i] for i in c_order], r_lines, c_lines,
-                      rZ, cZ, r_order, c_order)
 
 
 # --------------------------------------------------------------------------- CLI

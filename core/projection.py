@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -33,6 +31,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from core.fsutil import atomic_save_npy, atomic_write_text, json_hash
 
 METHODS = ("umap", "pca", "tsne")
 POINT_MODES = ("prompt", "token")
@@ -255,9 +255,8 @@ def features_hash(X: np.ndarray, names: Iterable[str]) -> str:
 
 def projection_key(X: np.ndarray, names: Iterable[str], method: str, params: dict) -> str:
     """Cache key: content of the points + the method + its effective parameters + versions."""
-    blob = json.dumps({"v": _CACHE_VERSION, "x": features_hash(X, names), "method": method,
-                       "params": params, "lib": _versions()}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return json_hash({"v": _CACHE_VERSION, "x": features_hash(X, names), "method": method,
+                      "params": params, "lib": _versions()}, 20)
 
 
 # ---------------------------------------------------------------- UMAP warm-up
@@ -443,23 +442,10 @@ def _cache_put_memory(key: str, Y: np.ndarray) -> None:
         _MEMORY.popitem(last=False)
 
 
-def _atomic_write_bytes(path: Path, writer) -> None:
-    """writer(fileobj) into a temp file beside path, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cache_put(key: str, Y: np.ndarray) -> None:
     _cache_put_memory(key, Y)
     try:  # the disk cache is an optimisation: a read-only cache dir must not break maps
-        _atomic_write_bytes(_disk_dir() / f"{key}.npy", lambda fh: np.save(fh, Y, allow_pickle=False))
+        atomic_save_npy(_disk_dir() / f"{key}.npy", Y)
     except OSError:
         pass
 
@@ -642,7 +628,7 @@ def precompute_projections(prompts_by_group: dict[str, Sequence[Any]], out_dir: 
                 new_maps = set(zip(table["group"], table["key"]))
                 keep = [(g, key) not in new_maps for g, key in zip(old["group"], old["key"])]
                 table = pd.concat([old[keep], table], ignore_index=True)
-            _atomic_write_bytes(path, lambda fh, t=table: fh.write(t.to_csv(index=False).encode()))
+            atomic_write_text(path, table.to_csv(index=False))
             written.append(path)
     return written
 
@@ -758,7 +744,7 @@ def cli(command: str, argv: list[str]) -> int:
             frames.append(t)
             print(f"{g}: {len(t)} points, {proj.method} ({proj.source}, {proj.seconds:.1f} s)", file=sys.stderr)
         table = pd.concat(frames, ignore_index=True)
-        _atomic_write_bytes(out, lambda fh: fh.write(table.to_csv(index=False).encode()))
+        atomic_write_text(out, table.to_csv(index=False))
     except (ProjectionError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

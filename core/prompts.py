@@ -46,7 +46,6 @@ problem.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -64,6 +63,8 @@ from pathlib import Path
 import numpy as np
 import safetensors
 import safetensors.numpy
+
+from core.fsutil import array_hash
 
 # torch is imported only where a torch object is really needed (torch.save files, .tensor):
 # reading and indexing a library of safetensors / npy prompts stays torch-free, which keeps
@@ -141,7 +142,7 @@ class PromptError(ValueError):
         return (PromptError, (self.path, self.problem))
 
 
-@dataclass
+@dataclass(eq=False)  # equality is explicit below: a generated __eq__ would compare arrays
 class SoftPrompt:
     """A soft prompt ``[L, d]`` (float32, CPU) and what is known about it.
 
@@ -169,6 +170,16 @@ class SoftPrompt:
         self.sources = list(self.sources or [])
         self.settings = dict(self.settings or {})
 
+    def __eq__(self, other) -> bool:
+        """Same metadata and the same numbers (shape and every value); a SoftPrompt is not hashable."""
+        if not isinstance(other, SoftPrompt):
+            return NotImplemented
+        meta = ("name", "task", "family", "backbone", "method", "sources", "score", "settings", "origin", "fmt")
+        return (all(getattr(self, k) == getattr(other, k) for k in meta)
+                and self.values.shape == other.values.shape and bool(np.array_equal(self.values, other.values)))
+
+    __hash__ = None  # mutable, compared by content: as the generated dataclass did
+
     @property
     def L(self) -> int:
         return int(self.values.shape[0])
@@ -179,11 +190,7 @@ class SoftPrompt:
 
     def content_hash(self) -> str:
         """sha256 over dtype, shape and bytes; first 16 hex digits."""
-        h = hashlib.sha256()
-        h.update(b"torch.float32")  # the values are always float32 (the name kept for stable hashes)
-        h.update(str(tuple(self.values.shape)).encode())
-        h.update(self.values.tobytes())
-        return h.hexdigest()[:16]
+        return array_hash(self.values, "torch.float32")  # always float32 (the tag kept for stable hashes)
 
     def metadata(self) -> dict:
         """What atlas.json stores (everything but the tensor)."""

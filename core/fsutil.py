@@ -1,0 +1,113 @@
+"""Atomic file writes and content hashes: one of each, used by every module that stores files.
+
+    python -c "from core.fsutil import json_hash; print(json_hash({'a': 1}))"
+
+A reader never sees a half-written file: every write goes to a temp file in the
+destination's folder (same filesystem) and is renamed into place with os.replace;
+a failed or interrupted write removes its temp file and leaves the old file as it was.
+
+The hashes are cache keys of stored artifacts (the demo's precomputed matrices and
+maps, the metric/projection/ranking caches): their exact bytes must not change, or
+stored artifacts stop matching. tests/test_fsutil.py pins them.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import numpy as np
+
+
+# --------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside ``path`` for writing; on a clean exit it replaces ``path``.
+
+    mode "w" (text: utf-8, "\\n" line ends) or "wb". Parent folders are created.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        text = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+        with os.fdopen(fd, mode, **text) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> Path:
+    """Write ``text`` (utf-8) to ``path`` atomically."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return Path(path)
+
+
+def atomic_write_json(path: Path | str, obj: Any, **dumps_kw) -> Path:
+    """json.dumps(obj, **dumps_kw) to ``path`` atomically (no trailing newline unless indent is given)."""
+    text = json.dumps(obj, **dumps_kw)
+    return atomic_write_text(path, text + "\n" if dumps_kw.get("indent") is not None else text)
+
+
+def atomic_save_npy(path: Path | str, values: np.ndarray) -> Path:
+    """np.save(values, allow_pickle=False) to ``path`` atomically."""
+    with atomic_open(path, "wb") as f:
+        np.save(f, values, allow_pickle=False)
+    return Path(path)
+
+
+def load_cached_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A cached array of exactly this shape, or None (missing, broken or stale file)."""
+    try:
+        a = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return a.astype(float, copy=False) if a.shape == shape else None
+
+
+# --------------------------------------------------------------------------- content hashes
+def json_hash(obj: Any, n: int = 16) -> str:
+    """First ``n`` hex digits of sha256 over json.dumps(obj, sort_keys=True, default=str).
+
+    sort_keys only reorders dict keys and default=str only applies to what json cannot
+    encode, so a list of plain values hashes exactly as json.dumps(obj) did before.
+    """
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def array_hash(values: np.ndarray, dtype_tag: str = "torch.float32", n: int = 16) -> str:
+    """First ``n`` hex digits of sha256 over (dtype tag, shape, C-order bytes) of an array.
+
+    The tag is "torch.float32" for prompts (the name kept from when prompts were tensors,
+    so stored hashes stay valid); a tensor passes str(t.dtype).
+    """
+    h = hashlib.sha256()
+    h.update(dtype_tag.encode())
+    h.update(str(tuple(values.shape)).encode())
+    h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()[:n]
+
+
+def file_sha256(path: Path | str) -> str:
+    """Full sha256 hex of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,291 @@
+"""The task registry: demo + user tasks by name (list_tasks, get_task, save/register/export).
+
+    python -m core tasks list
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from core.config import atlas_home
+from core.fsutil import atomic_write_text
+from core.tasks.demo.prepare import _read_meta
+from core.tasks.demo.spec import DEMO_TASKS, tasks_dir
+from core.tasks.types import SPLITS, Split, Task, TaskError
+from core.tasks.userfiles import _norm_label, load_csv_task, load_hf_task
+
+
+# ----------------------------------------------------------------------------- user task registry
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def user_tasks_dir() -> Path:
+    return atlas_home() / "tasks"
+
+
+def _task_folders() -> list[Path]:
+    """ATLAS_HOME/tasks, then ATLAS_TASKS_DIR (tasks shipped with a Ray job's bundle)."""
+    extra = os.environ.get("ATLAS_TASKS_DIR")
+    return [user_tasks_dir()] + ([Path(extra).expanduser().resolve()] if extra else [])
+
+
+def _user_specs() -> dict[str, dict]:
+    specs = {}
+    for folder in reversed(_task_folders()):  # ATLAS_HOME's own registration wins
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.glob("*.json")):
+            try:
+                spec = json.loads(p.read_text(encoding="utf-8"))
+                if not isinstance(spec, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError) as e:
+                spec = {"error": f"{p}: unreadable task file ({e})"}
+            spec["_file"] = str(p)
+            specs[p.stem] = spec
+    return specs
+
+
+def task_data_hash(task: Task) -> str:
+    """sha256 (16 hex) of the labels, descriptions and every split's (label, text) rows."""
+    h = hashlib.sha256(json.dumps([task.labels, task.descriptions]).encode())
+    for s in SPLITS:
+        sp = task.split(s)
+        h.update(f"\n[{s}]\n".encode())
+        for t, y in zip(sp.texts, sp.labels):
+            h.update(f"{y}\t{t}\n".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: dict | None = None,
+              folder: Path | None = None) -> Path:
+    """Register ``task`` by copying its splits under ATLAS_HOME/tasks (never a link to the user's file).
+
+    Layout: ``<name>.json`` (the registration) and ``<name>-<datahash>/{train,validation,test}.jsonl``.
+    The data folder is written in a temp folder and renamed, then the registration is
+    replaced atomically, then an older data folder is removed: a reader sees the old task
+    or the new one, never half of one. Returns the registration file.
+    """
+    name = task.name
+    if not _NAME_RE.match(name or ""):
+        raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
+    if name in DEMO_TASKS:
+        raise TaskError(name, "is a demo task name; pick another")
+    folder = Path(folder) if folder is not None else user_tasks_dir()
+    dest = folder / f"{name}.json"
+    old = None
+    if dest.exists():
+        if not overwrite:
+            raise TaskError(dest, "a task with this name exists (overwrite=True / --overwrite to replace)")
+        try:
+            old = json.loads(dest.read_text(encoding="utf-8")).get("data")
+        except (OSError, ValueError, AttributeError):
+            old = None
+    digest = task_data_hash(task)
+    data_name = f"{name}-{digest}"
+    data_dir = folder / data_name
+    if not data_dir.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}.", suffix=".tmp"))
+        try:
+            for sname in SPLITS:
+                sp = task.split(sname)
+                lines = [json.dumps({"text": t, "label": task.labels[y]}, ensure_ascii=False)
+                         for t, y in zip(sp.texts, sp.labels)]
+                (tmp / f"{sname}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            os.replace(tmp, data_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    spec = {"name": name, "kind": "copy", "data": data_name, "family": task.family, "labels": list(task.labels),
+            "descriptions": list(task.descriptions), "origin": origin or task.source, "data_hash": digest,
+            "meta": {k: v for k, v in (task.meta or {}).items()
+                     if isinstance(v, (int, float, str, bool))
+                     or (isinstance(v, list) and all(isinstance(x, str) for x in v))},  # notes: what reading said
+            **(extra or {})}
+    atomic_write_text(dest, json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
+    if old and old != data_name and _NAME_RE.match(str(old)) and (folder / old).is_dir():
+        shutil.rmtree(folder / old, ignore_errors=True)
+    return dest
+
+
+def is_user_task(name: str) -> bool:
+    return name not in DEMO_TASKS and name in _user_specs()
+
+
+def export_task(name: str, folder: Path) -> Path:
+    """Write user task ``name`` (data included) into ``folder`` as a registration that
+    ``ATLAS_TASKS_DIR=folder`` makes visible: what a Ray job carries to a worker whose
+    machine has no ATLAS_HOME and an empty task cache."""
+    task = get_task(name)
+    spec = _user_specs()[name]
+    return save_task(task, origin=str(spec.get("origin") or spec.get("path") or ""), overwrite=True,
+                     folder=folder)
+
+
+def _load_copy(spec: dict) -> Task:
+    """A registered task whose data was copied under the tasks folder (``save_task``)."""
+    try:
+        labels = [str(x) for x in spec["labels"]]
+        folder = Path(spec["_file"]).parent / str(spec["data"])
+        descriptions = [str(x) for x in spec["descriptions"]]
+    except (KeyError, TypeError) as e:
+        raise TaskError(spec.get("_file"), f"bad task file ({type(e).__name__}: {e})") from None
+    if not folder.is_dir():
+        raise TaskError(folder, f"task {spec.get('name')!r}: its copied data folder is missing")
+    index = {x: i for i, x in enumerate(labels)}
+    splits = {s: _read_jsonl_split(folder / f"{s}.jsonl", index) for s in SPLITS}
+    meta = dict(spec.get("meta") or {})
+    meta.setdefault("data_hash", spec.get("data_hash"))
+    return Task(name=spec["name"], family=spec.get("family"), labels=labels, descriptions=descriptions,
+                source=str(spec.get("origin") or ""), meta=meta, **splits)
+
+
+def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: str | int = "text",
+                  label_col: str | int = "label", family: str | None = None,
+                  labels: list[str] | None = None, descriptions: list[str] | dict | None = None,
+                  config: str | None = None, seed: int = 0, overwrite: bool = False, header: bool = True,
+                  quoting: bool | None = None) -> Path:
+    """Record a user task under ATLAS_HOME/tasks/<name>.json after loading it once to check it.
+
+    The label order found then is recorded with it, so list descriptions stay on the classes
+    they were written for however the file is read later."""
+    if not _NAME_RE.match(name or ""):
+        raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
+    if name in DEMO_TASKS:
+        raise TaskError(name, "is a demo task name; pick another")
+    if kind not in ("file", "hf"):
+        raise TaskError(name, f"kind must be 'file' or 'hf', not {kind!r}")
+    dest = user_tasks_dir() / f"{name}.json"
+    if dest.exists() and not overwrite:
+        raise TaskError(dest, "a task with this name exists (overwrite=True / --overwrite to replace)")
+    src = str(Path(path).expanduser().resolve()) if (kind == "file" or Path(path).exists()) else str(path)
+    spec = {"name": name, "kind": kind, "path": src, "text_col": text_col, "label_col": label_col,
+            "family": family, "labels": labels, "descriptions": descriptions, "config": config,
+            "seed": seed, "header": header, "quoting": quoting, "label_order": "appearance"}
+    if kind == "file" and Path(path).suffix.lower() in (".parquet", ".zip") and Path(path).is_file():
+        # the page's upload path (core.tasks.upload): Parquet rewritten as JSONL, a zip of split files
+        # unpacked safely; then the same reader as any other file
+        from core.tasks.upload import build_task, read_upload  # lazy: pandas
+        with tempfile.TemporaryDirectory(prefix="atlas-add-") as tmp:
+            up = read_upload(Path(path).name, Path(path).read_bytes(), tmp)
+            task = build_task(up, name, text_col, label_col, family=family, descriptions=descriptions, seed=seed)
+        if labels is not None and [_norm_label(x) for x in labels] != task.labels:
+            raise TaskError(path, f"labels {task.labels} differ from the given {labels}")
+        return save_task(task, origin=src, overwrite=overwrite,
+                         extra={"read_with": {"kind": kind, "text_col": text_col, "label_col": label_col,
+                                              "seed": seed}})
+    task = _load_user(spec)   # raises TaskError on a bad file before anything is written
+    # the data is copied: a registered task never depends on the original file staying put; the
+    # label order found now is recorded with it (task.labels), so list descriptions stay on the
+    # classes they were written for
+    return save_task(task, origin=src, overwrite=overwrite,
+                     extra={"read_with": {k: spec[k] for k in ("kind", "text_col", "label_col", "config", "seed",
+                                                               "header", "quoting")}})
+
+
+def _load_user(spec: dict) -> Task:
+    if "error" in spec:
+        raise TaskError(None, spec["error"])
+    if spec.get("kind") == "copy":
+        return _load_copy(spec)
+    try:
+        common = dict(text_col=spec.get("text_col", "text"), label_col=spec.get("label_col", "label"),
+                      name=spec["name"], family=spec.get("family"), labels=spec.get("labels"),
+                      descriptions=spec.get("descriptions"), seed=int(spec.get("seed", 0)))
+        path = spec["path"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise TaskError(spec.get("_file"), f"bad task file ({type(e).__name__}: {e})") from None
+    if spec.get("kind", "file") == "hf":
+        return load_hf_task(path, spec.get("config"), **common)
+    # tasks registered before labels kept their first-appearance order were read sorted
+    return load_csv_task(path, **common, header=bool(spec.get("header", True)), quoting=spec.get("quoting"),
+                         label_order=spec.get("label_order", "sorted"))
+
+
+# ----------------------------------------------------------------------------- registry API
+
+def list_tasks() -> list[str]:
+    """Demo task names (prepared or not), then user tasks under ATLAS_HOME/tasks."""
+    return list(DEMO_TASKS) + [n for n in _user_specs() if n not in DEMO_TASKS]
+
+
+def task_family(name: str) -> str | None:
+    if name in DEMO_TASKS:
+        return DEMO_TASKS[name]["family"]
+    spec = _user_specs().get(name)
+    return spec.get("family") if spec else None
+
+
+def _read_jsonl_split(path: Path, index: dict[str, int]) -> Split:
+    texts, labels = [], []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise TaskError(path, f"cannot read: {e.strerror or e}") from None
+    for i, line in enumerate(lines, start=1):
+        try:
+            rec = json.loads(line)
+            texts.append(rec["text"])
+            labels.append(index[rec["label"]])
+        except (ValueError, KeyError, TypeError):
+            raise TaskError(path, f"line {i}: corrupt prepared task file; run "
+                                  f"`python -m core tasks prepare --force --only {path.parent.name}`") from None
+    return Split(texts, labels)
+
+
+def get_task(name: str) -> Task:
+    """A demo task (must be prepared) or a registered user task. TaskError otherwise."""
+    if name in DEMO_TASKS:
+        meta = _read_meta(name)
+        folder = tasks_dir() / name
+        if meta is None:
+            raise TaskError(folder, f"demo task {name!r} is not prepared; run "
+                                    f"`python -m core tasks prepare --only {name}`")
+        spec = DEMO_TASKS[name]
+        index = {c: i for i, c in enumerate(spec["labels"])}
+        splits = {s: _read_jsonl_split(folder / f"{s}.jsonl", index) for s in SPLITS}
+        return Task(name=name, family=spec["family"], labels=list(spec["labels"]),
+                    descriptions=list(spec["descriptions"]), source=meta.get("source", ""),
+                    meta=meta, **splits)
+    spec = _user_specs().get(name)
+    if spec is None:
+        raise TaskError(None, f"unknown task {name!r} (known: {', '.join(list_tasks())})")
+    return _load_user(spec)
+
+
+def mixed_task(names: list[str], per_task: int = 200, seed: int = 0, name: str = "generic") -> Task:
+    """A multi-task pseudo task (the `generic` control prompt's training data): ``per_task``
+    training examples from each task (a quarter of that, at least 20, for validation and
+    test), labels = union of task labels named "<task>:<label>", descriptions kept."""
+    if not names:
+        raise TaskError(None, "mixed_task needs at least one task")
+    if per_task < 1:
+        raise TaskError(None, f"per_task must be >= 1, got {per_task}")
+    rng = random.Random(f"{seed}:mix:{','.join(names)}")
+    labels, descriptions = [], []
+    parts: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    for tname in names:
+        t = get_task(tname)
+        offset = len(labels)
+        labels += [f"{tname}:{x}" for x in t.labels]
+        descriptions += list(t.descriptions)
+        for s in SPLITS:
+            sp = t.split(s)
+            k = per_task if s == "train" else max(20, per_task // 4)
+            idx = rng.sample(range(len(sp)), min(k, len(sp)))
+            parts[s] += [(sp.texts[i], offset + sp.labels[i]) for i in idx]
+    for s in SPLITS:
+        rng.shuffle(parts[s])
+    mk = lambda s: Split([t for t, _ in parts[s]], [y for _, y in parts[s]])  # noqa: E731
+    return Task(name=name, family="generic", labels=labels, descriptions=descriptions,
+                train=mk("train"), validation=mk("validation"), test=mk("test"),
+                source="mix:" + ",".join(names),
+                meta={"tasks": list(names), "per_task": per_task, "seed": seed})
