@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("core.runs", "execute one stored run (used by launchers)"),
     "demo": ("core.demo", "the demo library: build | finalize | estimate"),
     "access": ("core.access", "what a shared server allows: mode, allowed roots, PATH checks"),
+    "collection": ("core.collection", "named prompt sets: list | index \"demo,my runs\""),
 }
 
 
