@@ -16,7 +16,8 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 from core.config import user_library_dir
 from core.library import MAX_UPLOAD_FILES, add_upload, upload_limits
 from core.prompts import PromptError
-from pages._shared import access, library_picker, load_library, viewer_reason
+from core import collection as C
+from pages._shared import access, collections_caption, library_picker, load_library, viewer_reason
 
 st.title("📚 Library")
 st.caption("Soft prompts as people publish them — PEFT prompt-tuning adapters, safetensors, torch.save files "
@@ -54,14 +55,15 @@ with upload_box:
                 done[f.file_id] = ("error", str(e))
         kind, message = done[f.file_id]
         (st.success if kind == "ok" else st.error)(message)
-    if added and "library_sources" in st.session_state and "user" not in st.session_state["library_sources"]:
-        st.session_state["library_sources"] = [*st.session_state["library_sources"], "user"]
+    if added and "library_sources" in st.session_state and C.LIBRARY not in st.session_state["library_sources"]:
+        st.session_state["library_sources"] = [*st.session_state["library_sources"], C.LIBRARY]
 
 with picker_box:
-    paths = library_picker()
+    chosen = library_picker()
 
-index = load_library(paths)
+index = load_library(chosen)
 table = index.table
+collections_caption(chosen, index, "library")
 
 if not index.prompts:
     st.info("No prompts in the chosen folders yet. Add some above, point the app at a folder "

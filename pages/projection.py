@@ -40,7 +40,9 @@ import plotly.express as px  # noqa: E402
 
 from core import projection as proj  # noqa: E402
 from core.config import demo_dir  # noqa: E402
-from pages._shared import group_selector, library_picker, library_refusal, load_library  # noqa: E402
+from core import collection as C  # noqa: E402
+from pages._shared import (collections_caption, group_selector, library_picker, library_refusal,  # noqa: E402
+                           load_library)
 
 METHOD_LABELS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 CATEGORICAL = ["task", "family", "method", "backbone", "source"]
@@ -208,17 +210,19 @@ def _fig_bytes(fig: go.Figure, fmt: str) -> bytes:
 # ---------------------------------------------------------------- page
 
 _seed_from_query()
-with st.expander("Prompt folders", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
-    paths = library_picker()
+with st.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
+    chosen = library_picker()
 # The demo keeps its PoT / PANDA runs' prompts beside its library: on the map they show
 # where transfer moved each prompt (arrows source -> target).
 demo_transfers = demo_dir() / "transfers"
-if demo_transfers.is_dir() and (demo_dir() / "prompts") in [Path(p) for p in paths]:
+names = [c.name for c in chosen]
+if demo_transfers.is_dir() and C.DEMO in names and C.TRANSFERS not in names:
     n_transfers = sum(1 for _ in demo_transfers.iterdir())
     if st.checkbox(f"With the demo's {n_transfers} transferred prompts (its PoT / PANDA / scratch runs)",
                    value=True, key="proj_with_transfers"):
-        paths = [*paths, demo_transfers]
-index = load_library(paths)
+        chosen = [*chosen, C.available()[C.TRANSFERS]]
+index = load_library(chosen)
+collections_caption(chosen, index, "projection")
 
 if not index.prompts:
     st.info("No prompts to map yet. Build the demo library (`make demo`), add prompts on the "

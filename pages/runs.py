@@ -73,9 +73,10 @@ def _task_names() -> list[str]:
 def _library() -> pd.DataFrame:
     """name, task, backbone, d, origin of every prompt the library pages show."""
     try:
-        from pages._shared import library_sources, load_library
+        from core import collection as C
+        from pages._shared import load_library, opened_folders
 
-        paths = [p for _, p in library_sources() if p.exists()]
+        paths = [c for c in C.available(opened_folders()).values() if c.exists()]  # every collection
         if not paths:
             return pd.DataFrame(columns=["name", "task", "backbone", "d", "origin"])
         return load_library(paths).table

@@ -207,14 +207,16 @@ st.caption("Which source prompts help which target tasks, and how far to trust e
 _seed_from_query()
 
 try:
-    from pages._shared import access, group_selector, library_picker, library_refusal, load_library
+    from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
+                               load_library)
 except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
 
-with st.expander("Prompt folders", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
-    paths = library_picker()
-index = load_library(tuple(str(p) for p in paths)) if paths else None
+with st.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
+    chosen = library_picker()
+index = load_library(chosen) if chosen else None
+collections_caption(chosen, index, "transferability")
 if index is None or not index.prompts:
     st.info(f"No prompts to compare yet. The demo library (`{demo_dir()}`) is not built (`make demo`), and no "
             "other folder is chosen: add prompts on the Library page, point `ATLAS_LIBRARY` at a folder, or "
