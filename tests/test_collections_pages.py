@@ -1,0 +1,95 @@
+"""Collections on the pages (issue 15, defect 1): a finished run's prompt in ATLAS_HOME/library/runs
+does not change the demo's similarity analyses unless ``my runs`` is chosen.
+
+    .venv/bin/python -m pytest -q tests/test_collections_pages.py
+
+Runs on the committed demo library (data/demo): its 11 source prompts, results.csv and matrices.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from core import collection as C
+from core.config import REPO_ROOT, demo_dir
+from core.prompts import SoftPrompt, write_prompt
+
+TRANSFER = str(REPO_ROOT / "pages" / "transferability.py")
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+PRED = "predicted (e_avg)"
+
+pytestmark = pytest.mark.skipif(not (demo_dir() / "results.csv").is_file(),
+                                reason=f"demo library not built ({demo_dir()}/results.csv missing)")
+
+
+@pytest.fixture
+def finished_run(atlas_home, tmp_path, monkeypatch):
+    """A throwaway 20-step scratch prompt for sent_tweet where core.runs puts a finished run's prompt."""
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ATLAS_LIBRARY", raising=False)
+    g = torch.Generator().manual_seed(7)
+    write_prompt(SoftPrompt(tensor=torch.randn(20, 384, generator=g), name="sent_tweet-scratch-20steps",
+                            task="sent_tweet", family="sentiment", backbone=MINILM, method="scratch"),
+                 C.runs_dir() / "run-0001" / "sent_tweet-scratch-20steps")
+    return C.runs_dir() / "run-0001"
+
+
+def transfer(**query) -> AppTest:
+    at = AppTest.from_file(TRANSFER, default_timeout=180)
+    for k, v in {"metric": "e_avg", "target": "sent_tweet", **query}.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def frame(at, column: str):
+    """The page's table that has ``column`` (AppTest exposes no dataframe keys)."""
+    assert not at.exception, [e.value for e in at.exception]
+    found = [d.value for d in at.dataframe if column in d.value.columns]
+    assert found, f"no table with {column!r}: {[list(d.value.columns) for d in at.dataframe]}"
+    return found[0]
+
+
+def ranking(at):
+    return frame(at, PRED).set_index("source")
+
+
+def test_a_finished_runs_prompt_does_not_change_the_default_numbers_until_my_runs_is_chosen(finished_run, tmp_path,
+                                                                                                 monkeypatch):
+    # the numbers with no run at all (the run folder moved away)
+    away = tmp_path / "away"
+    finished_run.rename(away)
+    clean = transfer()
+    before = ranking(clean)
+    n_valid = len(frame(clean, "mean_rho"))
+    away.rename(finished_run)
+
+    default = transfer()
+    rank = ranking(default)
+    assert default.multiselect(key="library_sources").value == ["demo", "my library"]
+    assert any("Prompts from `demo`, `my library` (11 prompts)" in c.value for c in default.caption)
+    assert rank.loc["sent_product", PRED] == pytest.approx(before.loc["sent_product", PRED], abs=1e-12)
+    assert rank.loc["generic", PRED] == pytest.approx(before.loc["generic", PRED], abs=1e-12)
+    assert "sent_tweet-scratch-20steps" not in rank.index
+    assert len(frame(default, "mean_rho")) == n_valid  # no metric lost
+
+    # choosing `my runs` (in the link) averages the run's prompt into the sent_tweet column
+    with_runs = transfer(col="demo,my library,my runs")
+    rank_r = ranking(with_runs)
+    assert with_runs.multiselect(key="library_sources").value == ["demo", "my library", "my runs"]
+    assert any("(12 prompts)" in c.value for c in with_runs.caption)
+    assert abs(rank_r.loc["sent_product", PRED] - before.loc["sent_product", PRED]) > 0.01
+
+    # and changing the choice on the page says what changed and writes it into the URL
+    default.multiselect(key="library_sources").select("my runs").run()
+    assert not default.exception
+    assert default.query_params["col"] in ("demo,my library,my runs", ["demo,my library,my runs"])
+    assert any("Prompt set changed: added `my runs` (+1 prompts)" in i.value for i in default.info)
+    assert ranking(default).loc["sent_product", PRED] == pytest.approx(rank_r.loc["sent_product", PRED], abs=1e-12)
+
+
+def test_an_unknown_collection_in_the_link_is_reported(finished_run):
+    at = transfer(col="demo,bogus")
+    assert not at.exception
+    assert at.multiselect(key="library_sources").value == ["demo"]
+    assert any("collection(s) that do not exist here: 'bogus'" in w.value for w in at.warning)
