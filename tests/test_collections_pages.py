@@ -93,3 +93,17 @@ def test_an_unknown_collection_in_the_link_is_reported(finished_run):
     assert not at.exception
     assert at.multiselect(key="library_sources").value == ["demo"]
     assert any("collection(s) that do not exist here: 'bogus'" in w.value for w in at.warning)
+
+
+def test_home_names_the_demo_collection_and_agrees_with_transferability_on_it(finished_run):
+    """Home's headline comes from `demo`; Transferability on `demo` gives the same metric validation,
+    and a finished run of the user's changes neither."""
+    home = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180).run()  # Home is the default page
+    assert not home.exception, [e.value for e in home.exception]
+    assert any("These numbers come from the **`demo` collection**: the demo's 11 source prompts" in m.value
+               for m in home.markdown)
+    best = next(m for m in home.metric if m.label.startswith("Best predictor: "))
+    metric = best.label.removeprefix("Best predictor: ")
+    vt = frame(transfer(col="demo"), "mean_rho").set_index("metric")
+    assert best.value == f"ρ = {vt.loc[metric, 'mean_rho']:.2f}"
+    assert vt["mean_rho"].idxmax() == metric  # the same best predictor
