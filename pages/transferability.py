@@ -243,6 +243,23 @@ results = results_for_group(results_all, set(names), backbone)
 measured_ok = not results.empty and (results.get("method", pd.Series(dtype=str)) != "scratch").any()
 
 
+def no_runs_message() -> str:
+    """Why there is no measured transfer for this group: no runs for it, or no runs at all."""
+    if not results_all.empty:
+        return (f"No runs measured for this group (`{group}`): the {len(results_all)} finished runs here measure "
+                "other backbone groups' prompts. Launch runs with these prompts as sources on the Runs page.")
+    if not (demo_dir() / "results.csv").is_file():
+        return (f"No finished runs yet: the demo's `{demo_dir() / 'results.csv'}` is not built (`make demo`), "
+                "and no run launched on the Runs page has finished.")
+    return "No finished runs yet: launch runs on the Runs page."
+
+
+if st.session_state.get("tr_metric") == "measured" and not measured_ok:
+    # a metric this group can show (e.g. after switching to a group no run has measured)
+    st.session_state["tr_metric"] = "e_avg"
+    st.info(f"{no_runs_message()} Showing `e_avg` instead.")
+
+
 def metric_label(m: str) -> str:
     spec = M.METRICS[m]
     tag = " · needs model" if spec.needs_backbone else ""
@@ -289,8 +306,7 @@ if measured_ok:
         st.warning(str(e))
 if metric == "measured":
     if meas is None or meas.mean.empty:
-        st.info("No finished runs for this backbone group yet, so there is no measured transfer to show. The demo's "
-                f"`{demo_dir() / 'results.csv'}` is not built (`make demo`), or launch runs on the Runs page.")
+        st.info(no_runs_message())
     else:
         mat = meas.mean
         noise_mask = meas.inside_noise()
@@ -628,7 +644,7 @@ if meas is not None and not meas.mean.empty:
             st.dataframe(M.validate(preds[pick], meas.mean, source_task=src_task, k=3), hide_index=True,
                          width="stretch", key="tr_val_detail")
 elif not measured_ok:
-    st.info("Measured transfer, predicted-vs-measured and the metric validation appear once there are finished "
-            f"runs: the demo's `{demo_dir() / 'results.csv'}` (`make demo`) or runs launched on the Runs page.")
+    st.info("Measured transfer, predicted-vs-measured and the metric validation appear once this group has "
+            f"finished runs. {no_runs_message()}")
 if st.session_state.get("_tr_store_error"):
     st.caption(f"Run store not read: {st.session_state['_tr_store_error']}")

@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import collection as C
 from core.config import REPO_ROOT, demo_dir
+from core.headline import load_results
 from core.prompts import SoftPrompt, write_prompt
 
 TRANSFER = str(REPO_ROOT / "pages" / "transferability.py")
@@ -107,3 +108,32 @@ def test_home_names_the_demo_collection_and_agrees_with_transferability_on_it(fi
     vt = frame(transfer(col="demo"), "mean_rho").set_index("metric")
     assert best.value == f"ρ = {vt.loc[metric, 'mean_rho']:.2f}"
     assert vt["mean_rho"].idxmax() == metric  # the same best predictor
+
+
+def test_another_prompt_folder_adds_to_the_collections(finished_run, real_prompts_dir):
+    """Defect 6: typing a folder adds it to the chosen collections; demo and my library stay."""
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "library.py"), default_timeout=180).run()
+    assert at.multiselect(key="library_sources").value == ["demo", "my library"]
+    assert [m.value for m in at.metric][0] == "11"
+    at.text_input(key="library_dir_input").input(str(real_prompts_dir)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="library_sources").value == ["demo", "my library", f"folder: {real_prompts_dir}"]
+    assert [m.value for m in at.metric][0] == "57"  # 11 demo + 46 thunlp
+    assert at.query_params["lib"] in (str(real_prompts_dir), [str(real_prompts_dir)])
+
+
+def test_a_group_without_runs_says_so_and_shows_a_metric_it_can(finished_run):
+    """Defect 7: an uploaded d=384 prompt of no known backbone is alone in unknown:d384; no run measured it."""
+    g = torch.Generator().manual_seed(3)
+    write_prompt(SoftPrompt(tensor=torch.randn(20, 384, generator=g), name="mine", task="mine"),
+                 C.builtin()[C.LIBRARY].roots[0] / "mine")
+    at = transfer(group="unknown:d384", metric="measured")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="tr_group").value == "unknown:d384"
+    assert at.selectbox(key="tr_metric").value == "e_avg"
+    infos = [i.value for i in at.info]
+    n_runs = len(load_results())  # the demo's finished runs (701 in the committed demo)
+    assert any(i.startswith(f"No runs measured for this group (`unknown:d384`): the {n_runs} finished runs")
+               for i in infos)
+    assert not any("make demo" in i or "not built" in i for i in infos)
+    assert at.get("plotly_chart"), "the e_avg heatmap of the group is drawn"
