@@ -203,7 +203,8 @@ def link_to_runs(label: str, **params):
 # ================================================================ page
 st.title("🔥 Transferability")
 st.caption("Which source prompts help which target tasks, and how far to trust each prediction. Rows = source "
-           "prompts, columns = targets; higher = predicted to transfer better. Definitions: DESIGN.md §3.")
+           "prompts, columns = targets; higher = predicted to transfer better. What each metric, the noise band and "
+           "the validation measures mean: [Definitions](/definitions).")
 _seed_from_query()
 
 try:

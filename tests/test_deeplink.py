@@ -15,7 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parent.parent
-APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs", "Definitions"]  # app.py's st.navigation
 UPGRADE = ("Streamlit changed the private API pages/_deeplink.py relies on; re-check the deep-link fix "
            "(tests/e2e/test_e2e_pages.py::test_deep_link_as_first_request) and update the hook")
 

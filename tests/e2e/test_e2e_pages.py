@@ -53,7 +53,7 @@ def empty_browser(tmp_path_factory):
         yield b
 
 
-APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs", "Definitions"]  # app.py's st.navigation
 
 
 def nav_labels(b) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 
 from e2e_harness import ARTIFACTS, Browser, HarnessError, StreamlitServer, browser_problem
 
-APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]
+APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs", "Definitions"]
 REFUSED = "not inside a folder this server shares"
 ALERT = "[data-testid='stAlert']"
 DEPLOY = "[data-testid='stAppDeployButton']"

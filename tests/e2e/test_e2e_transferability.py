@@ -18,7 +18,7 @@ from e2e_harness import check_page
 from mini_library import TASKS
 
 HEATMAP = ".st-key-tr_heatmap .js-plotly-plot"
-APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs"]  # app.py's st.navigation
+APP_NAV = ["Home", "Library", "Transferability", "Projection", "Runs", "Definitions"]  # app.py's st.navigation
 
 
 @pytest.fixture(scope="module")
