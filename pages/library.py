@@ -107,7 +107,9 @@ if index.prompts and len(view):
     st.subheader("One prompt in detail")
     names = list(view["name"])
     if st.session_state.get("library_detail") not in names:
-        st.session_state.pop("library_detail", None)
+        # set, never just drop: a dropped value leaves the browser's box on the old name while the
+        # detail below shows another prompt (a filter or another folder changed the list)
+        st.session_state["library_detail"] = names[0]
     name = st.selectbox("Prompt", names, key="library_detail")
     p = index.prompts[name]
     group = index.group_of(name)
