@@ -535,8 +535,10 @@ def live() -> None:
         st.session_state["runs_selected"] = st.session_state.pop("runs_select_next")
     if st.session_state.get("runs_selected") not in ids:
         st.session_state["runs_selected"] = ids[0]
+    # the label names the run, not its status: a browser keeps an open box's label while the status
+    # changes under it (a finished run still read 🏃); the heading below carries the live status
     rid = st.selectbox("Run", ids, key="runs_selected",
-                       format_func=lambda i: next(f"{STATUS_ICON.get(r['status'], '')} {i} · {r['method']} "
+                       format_func=lambda i: next(f"{i} · {r['method']} "
                                                   f"{r['target']}" + (f" ← {r['source']}" if r["source"] else "")
                                                   for r in runs if r["run_id"] == i))
     _run_view(next(r for r in runs if r["run_id"] == rid))
