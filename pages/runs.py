@@ -107,9 +107,14 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
     if st.session_state.get("runs_qp_applied") == sig:
         return
     st.session_state["runs_qp_applied"] = sig
+    st.session_state.pop("runs_target_refused", None)
     if qp["target"] in tasks:
         st.session_state["runs_target"] = qp["target"]
         st.session_state["runs_targets"] = [qp["target"]]
+    elif qp["target"]:  # never another task silently: warn and select nothing (core.trainable)
+        from core.trainable import why_not
+        st.session_state["runs_target_refused"] = (why_not(qp["target"]) or f"`{qp['target']}` is not a task here")
+        st.session_state.pop("runs_target", None)
     if qp["method"] in METHODS:
         st.session_state["runs_method"] = qp["method"]
     if qp["source"]:
@@ -221,7 +226,11 @@ else:
             with c1:
                 if st.session_state.get("runs_target") not in tasks:
                     st.session_state.pop("runs_target", None)
-                st.selectbox("Target task", tasks, key="runs_target")
+                refused = st.session_state.get("runs_target") is None and st.session_state.get("runs_target_refused")
+                if refused:
+                    st.warning(f"The link's target cannot be trained here: {refused}. Pick a target task.")
+                st.selectbox("Target task", tasks, key="runs_target", index=None if refused else 0,
+                             placeholder="pick a target task")
                 _errors("target")
                 method = st.selectbox("Method", METHODS, key="runs_method",
                                       help="scratch: no source; pot: start from the source prompt; "

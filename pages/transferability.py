@@ -30,6 +30,7 @@ import streamlit as st
 from core import blocks as B
 from core import metrics as M
 from core.config import demo_dir
+from core.trainable import why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
 from pages._transfer_figs import heatmap_figure, overview_figure
 
@@ -572,7 +573,11 @@ if target:
         rank = rank.sort_values(sort_col, ascending=False, na_position="last")
     viewer = access().viewer  # no launch links in viewer mode
     if not viewer:
-        rank["run"] = [runs_url(target=target, source=s, method="panda") for s in rank.index]
+        # a link only where the run can be launched here (core.trainable); else the row says what is missing
+        missing = {s: why_not_trainable(target, by_name[s].backbone if s in by_name else None) for s in rank.index}
+        rank["run"] = [None if missing[s] else runs_url(target=target, source=s, method="panda") for s in rank.index]
+        if any(missing.values()):
+            rank["cannot run"] = [missing[s] or "" for s in rank.index]
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
                  column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
                                 "measured gain": st.column_config.NumberColumn(format="%+.3f"),
@@ -580,8 +585,12 @@ if target:
     if viewer:
         st.caption(f"🔒 {access().reason('Launching runs')}")
     elif len(rank):
-        link_to_runs(f"Run PANDA on {target} from {rank.index[0]}", target=target, source=rank.index[0],
-                     method="panda")
+        runnable = [s_ for s_ in rank.index if not missing[s_]]
+        if runnable:
+            link_to_runs(f"Run PANDA on {target} from {runnable[0]}", target=target, source=runnable[0],
+                         method="panda")
+        else:
+            st.caption(f"No run can be launched for `{target}` here: {missing[rank.index[0]]}.")
 
 # ---- predicted vs measured, and how well each metric predicts -------------------------------------
 if meas is not None and not meas.mean.empty:

@@ -137,3 +137,10 @@ def test_a_group_without_runs_says_so_and_shows_a_metric_it_can(finished_run):
                for i in infos)
     assert not any("make demo" in i or "not built" in i for i in infos)
     assert at.get("plotly_chart"), "the e_avg heatmap of the group is drawn"
+
+
+def test_no_launch_link_for_a_target_that_cannot_be_trained(finished_run):
+    """Defect 2: `generic` is offered as a target task (a prompt's task) but is no dataset: no link, a reason."""
+    rank = frame(transfer(target="generic"), "cannot run").set_index("source")
+    assert rank["run"].isna().all()
+    assert rank["cannot run"].str.startswith("`generic` is not a registered task here").all()

@@ -204,3 +204,14 @@ def test_run_selector_names_the_run_and_the_heading_carries_its_status():
     assert any(h.value == "✅ r-done" for h in clean(at).subheader)
     at.selectbox(key="runs_selected").set_value("r-failed").run()
     assert any(h.value == "❌ r-failed" for h in clean(at).subheader)
+
+
+def test_a_link_with_a_target_the_form_cannot_take_warns_and_selects_nothing():
+    """Issue 15 defect 2: `generic` (a prompt's task, not a dataset) used to open the form on sent_movie."""
+    at = clean(page(target="generic", source="src_a", method="panda"))
+    assert at.selectbox(key="runs_target").value is None
+    assert any(w.value.startswith("The link's target cannot be trained here: `generic` is not a registered task")
+               for w in at.warning)
+    at.selectbox(key="runs_target").set_value(TARGET).run()
+    assert clean(at).selectbox(key="runs_target").value == TARGET
+    assert not any("cannot be trained" in w.value for w in at.warning)
