@@ -50,10 +50,16 @@ def _seed_from_query():
         st.session_state["tr_metric"] = qp.get("metric")
     if qp.get("group"):
         st.session_state["tr_group"] = qp.get("group")
+        st.session_state["_tr_group_q"] = qp.get("group")
     if qp.get("order") in ORDERS:
         st.session_state["tr_order"] = qp.get("order")
     if qp.get("target"):
-        st.session_state["_tr_target_q"] = qp.get("target").split(",")[0]
+        st.session_state["_tr_target_q"] = [t.strip() for t in qp.get("target").split(",") if t.strip()]
+    # a value the page cannot use is reported, never dropped silently
+    bad = [f"{k}={qp.get(k)!r}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
+           if qp.get(k) and qp.get(k) not in ok]
+    if bad:
+        st.session_state["_tr_bad_q"] = bad
     if qp.get("view") in B.VIEWS:
         st.session_state["tr_view"] = qp.get("view")
         if qp.get("block_src") and qp.get("block_tgt"):  # checked against the view's blocks when drawn
@@ -207,6 +213,8 @@ st.caption("Which source prompts help which target tasks, and how far to trust e
            "prompts, columns = targets; higher = predicted to transfer better. What each metric, the noise band and "
            "the validation measures mean: [Definitions](/definitions).")
 _seed_from_query()
+if st.session_state.get("_tr_bad_q"):
+    st.warning(f"Not understood in the link, left out: {', '.join(st.session_state.pop('_tr_bad_q'))}.")
 
 try:
     from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
@@ -231,6 +239,9 @@ with c_group:
     group = group_selector(index, key="tr_group")
 if group is None:
     st.stop()
+q_group = st.session_state.pop("_tr_group_q", None)
+if q_group and q_group not in groups:
+    st.warning(f"The link's group `{q_group}` is not in the chosen collections; showing `{group}`.")
 prompts = index.group_prompts(group)
 names = [p.name for p in prompts]
 by_name = {p.name: p for p in prompts}
@@ -546,11 +557,21 @@ if pred_full is None and M.metric_status("e_avg", prompts)[0]:
     pred_full = get_matrix("e_avg", group, lib_hash, prompts, True)
 pred_tasks = M.by_task(pred_full, prompts) if pred_full is not None else None
 targets = sorted(set(pred_tasks.columns if pred_tasks is not None else []) | set(meas.mean.columns if meas is not None else []))
-q_target = st.session_state.pop("_tr_target_q", None)
-if q_target:
-    q_target = by_name[q_target].task if q_target in by_name and by_name[q_target].task else q_target
-    if q_target in targets:
-        st.session_state["tr_target"] = q_target
+q_targets = st.session_state.pop("_tr_target_q", None) or []
+if isinstance(q_targets, str):
+    q_targets = [q_targets]
+if q_targets:
+    mapped = [by_name[t].task if t in by_name and by_name[t].task else t for t in q_targets]
+    usable = list(dict.fromkeys(t for t in mapped if t in targets))
+    unusable = [q for q, t in zip(q_targets, mapped) if t not in targets]
+    if usable:
+        st.session_state["tr_target"] = usable[0]
+    if unusable:
+        st.warning(f"The link's target(s) {', '.join(f'`{t}`' for t in unusable)} are not target tasks of "
+                   f"group `{group}` in the chosen collections; left out.")
+    if len(usable) > 1:
+        st.caption(f"The link named {len(usable)} target tasks ({', '.join(usable)}); showing `{usable[0]}` — "
+                   "pick another below.")
 if st.session_state.get("tr_target") not in targets:
     st.session_state.pop("tr_target", None)
 target = st.selectbox("Target task", targets, key="tr_target", index=None, placeholder="pick a target task")

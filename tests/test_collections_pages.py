@@ -144,3 +144,16 @@ def test_no_launch_link_for_a_target_that_cannot_be_trained(finished_run):
     rank = frame(transfer(target="generic"), "cannot run").set_index("source")
     assert rank["run"].isna().all()
     assert rank["cannot run"].str.startswith("`generic` is not a registered task here").all()
+
+
+def test_a_link_naming_a_prompt_opens_its_task_and_what_cannot_be_used_is_reported(finished_run):
+    """Defect 3: Projection used to put a transfer's prompt name where a task is expected; the page dropped it."""
+    at = transfer(target="panda-question_type-to-spam_sms-s0", col="demo,demo transfers")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="tr_target").value == "spam_sms"
+    at = transfer(target="nosuchtask,sent_movie", metric="bogus", group="nogroup")
+    assert at.selectbox(key="tr_target").value == "sent_movie"
+    warnings = [w.value for w in at.warning]
+    assert any("target(s) `nosuchtask` are not target tasks" in w for w in warnings), warnings
+    assert any("Not understood in the link, left out: metric='bogus'" in w for w in warnings), warnings
+    assert any("The link's group `nogroup` is not in the chosen collections" in w for w in warnings), warnings
