@@ -6,6 +6,10 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 ATLAS_HOST ?= 127.0.0.1
 ATLAS_PORT ?= 8501
+# No file watcher unless asked: watching follows workspace/, .cache/ and the venv and floods the
+# log with "Inotify queue overflowed". ATLAS_WATCH=1 make run reloads on source edits (development).
+ATLAS_WATCH ?= 0
+WATCHER := $(if $(filter 1,$(ATLAS_WATCH)),auto,none)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -39,7 +43,8 @@ browser:
 	fi
 
 run: setup
-	$(PY) -m streamlit run app.py --server.address $(ATLAS_HOST) --server.port $(ATLAS_PORT) --server.headless true
+	$(PY) -m streamlit run app.py --server.address $(ATLAS_HOST) --server.port $(ATLAS_PORT) --server.headless true \
+	  --server.fileWatcherType $(WATCHER) --server.runOnSave $(if $(filter 1,$(ATLAS_WATCH)),true,false)
 
 unit: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e

@@ -29,5 +29,6 @@ pages = [
     st.Page("pages/transferability.py", title="Transferability", icon="🔥"),
     st.Page("pages/projection.py", title="Projection", icon="🧭"),
     st.Page("pages/runs.py", title="Runs", icon="🚀"),
+    st.Page("pages/definitions.py", title="Definitions", icon="📖"),
 ]
 st.navigation(pages).run()

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rank": ("core.ranking", "rank source prompts for a target task from its data (--target T)"),
     "demo": ("core.demo", "the demo library: build | finalize | estimate"),
     "access": ("core.access", "what a shared server allows: mode, allowed roots, PATH checks"),
+    "collection": ("core.collection", "named prompt sets: list | index \"demo,my runs\""),
 }
 
 

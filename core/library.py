@@ -104,8 +104,11 @@ def _read_cached(path: Path, kind: str, expected_dim: int | None) -> list[SoftPr
     return [copy_prompt(p) for p in hit]
 
 
-def _walk(root: Path, notes: list[str] | None = None):
+def _walk(root: Path, notes: list[str] | None = None, exclude: frozenset[Path] = frozenset()):
     """(path, kind) for every candidate under root: kind 'peft' for adapter folders, else 'file'.
+
+    Sub-folders in ``exclude`` (absolute paths) are not entered: another collection owns them
+    (core.collection: ``my library`` is ATLAS_HOME/library without its ``runs/``).
 
     Bounded (core.access.Walk: file-count and depth caps, no links out of ``root``, never
     /proc /sys /dev); what it did not read is appended to ``notes``.
@@ -124,7 +127,7 @@ def _walk(root: Path, notes: list[str] | None = None):
     for here, dirnames, filenames in walk:
         keep = []
         for d in dirnames:
-            if _skip(d):
+            if _skip(d) or (exclude and (here / d).absolute() in exclude):
                 continue
             if (here / d / ADAPTER_CONFIG).is_file():
                 yield here / d, "peft"
@@ -251,21 +254,24 @@ def _add_found(index: LibraryIndex, root: Path, path: Path, kind: str, expected_
         index.prompts[name] = p
 
 
-def index_library(root: Path | str | list, *, expected_dim: int | None = None) -> LibraryIndex:
+def index_library(root: Path | str | list, *, expected_dim: int | None = None,
+                  exclude: tuple | list = ()) -> LibraryIndex:
     """Index one folder/file or a list of them (missing roots are skipped quietly).
 
     Names are unique: the path relative to its root (thunlp's
     ``<Task>Prompt<Backbone>/task_prompt`` is named by its folder, a seq2seq
     adapter gives ``name/encoder`` and ``name/decoder``); a name already taken
-    by an earlier root gets the root's folder name in front.
+    by an earlier root gets the root's folder name in front. Folders in ``exclude`` are
+    not entered (a root that is itself excluded is still read when it is asked for).
     """
     roots = [root] if isinstance(root, (str, Path)) else list(root)
+    skip = frozenset(Path(e).expanduser().absolute() for e in exclude)
     index = LibraryIndex(roots=[str(r) for r in roots])
     for r in roots:
         r = Path(r).expanduser()
         if not r.exists():
             continue
-        for found, kind in _walk(r, index.notes):
+        for found, kind in _walk(r, index.notes, skip):
             # a PEFT save folder holds the default adapter at its top and the others in sub-folders
             for path in ([a for a, _ in peft_adapters(found)] if kind == "peft" else [found]):
                 _add_found(index, r, path, kind, expected_dim)

@@ -179,10 +179,14 @@ def _write_cache(path: Path, data: dict) -> None:
 
 
 # --------------------------------------------------------------------------- sources
-def default_libraries() -> list[Path]:
-    """The folders the pages show: the user library, the demo prompts, ATLAS_LIBRARY."""
-    from core.runs import library_roots
-    return library_roots()
+def collections_index(text: str | None = None):
+    """The LibraryIndex of the collections named in ``text`` ("demo,my runs"; core.collection),
+    by default the similarity analyses' default (demo + my library), as every page uses."""
+    from core import collection as C
+    chosen, unknown = C.parse(text)
+    if unknown:
+        raise RankError(f"unknown collection(s) {', '.join(map(repr, unknown))} (known: {', '.join(C.BUILTIN)})")
+    return C.index(chosen)
 
 
 def _pick_group(index, group: str | None, backbone: str | None) -> str:
@@ -242,8 +246,9 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
                  bb=None) -> Ranking:
     """Rank every prompt of one backbone group as a source for ``target`` (a task name or Task).
 
-    libraries: prompt folders (default: ``default_libraries()``), or pass a LibraryIndex
-    as ``index``. group: the backbone group to rank (needed when the folders hold several).
+    libraries: prompt folders (default: the default collections, demo + my library:
+    :func:`collections_index`), or pass a LibraryIndex as ``index``.
+    group: the backbone group to rank (needed when the folders hold several).
     backbone: the model to load (a name or a local folder) when the prompts' recorded name
     is not loadable here (a folder's prompts record only its name); it also picks the group.
     progress(done, total, source_name) is called after each source.
@@ -269,8 +274,10 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     if n < 2:
         raise RankError(f"task {task.name!r}: the validation split has {len(task.validation)} examples; "
                         "ranking needs at least 2")
-    if index is None:
-        roots = [Path(r) for r in (libraries if libraries is not None else default_libraries())]
+    if index is None and libraries is None:
+        index = collections_index()
+    elif index is None:
+        roots = [Path(r) for r in libraries]
         missing = [str(r) for r in roots if not r.exists()]
         if missing:
             raise RankError(f"{missing[0]}: no such prompt folder")
@@ -447,7 +454,10 @@ def sweep_cli(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m core sweep --target", description=ranked_sweep.__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True)
     ap.add_argument("--top", type=int, default=3)
-    ap.add_argument("--library", nargs="+", action="extend", metavar="DIR")
+    ap.add_argument("--library", nargs="+", action="extend", metavar="DIR",
+                    help="source prompt folders instead of collections")
+    ap.add_argument("--col", default=None, metavar="NAMES",
+                    help="source collections, e.g. 'demo,my runs' (default: demo,my library)")
     ap.add_argument("--group")
     ap.add_argument("--backbone", help="the model to load (name or local folder) when the prompts' own is not here")
     ap.add_argument("--metric", choices=SIGNALS, default="zs")
@@ -476,7 +486,8 @@ def sweep_cli(argv: list[str]) -> int:
         except ValueError:
             params[k] = v
     try:
-        r = rank_sources(a.target, libraries=a.library, group=a.group, backbone=a.backbone, metric=a.metric)
+        idx = collections_index(a.col) if a.col is not None and a.library is None else None
+        r = rank_sources(a.target, libraries=a.library, index=idx, group=a.group, backbone=a.backbone, metric=a.metric)
         sw = ranked_sweep(r, a.top, methods=tuple(a.methods), spot=a.spot, beta=a.beta, params=params,
                           seeds=a.seeds, scratch_seeds=a.scratch_seeds, backend=a.backend, address=a.address,
                           device=a.device)
@@ -500,7 +511,9 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m core rank", description=__doc__.split("\n\n")[1].strip())
     ap.add_argument("--target", required=True, help="a registered task (python -m core tasks list)")
     ap.add_argument("--library", nargs="+", action="extend", metavar="DIR",
-                    help="source prompt folders (default: user library, demo prompts, ATLAS_LIBRARY)")
+                    help="source prompt folders instead of collections")
+    ap.add_argument("--col", default=None, metavar="NAMES",
+                    help="source collections, e.g. 'demo,my runs' (default: demo,my library, as the pages)")
     ap.add_argument("--group", help="backbone group when the folders hold several")
     ap.add_argument("--backbone", help="the model to load (name or local folder) when the prompts' own is not here")
     ap.add_argument("--metric", choices=SIGNALS, default="zs", help="rank by this signal (default zs)")
@@ -522,7 +535,8 @@ def cli(command: str, argv: list[str]) -> int:
             print(f"  [{done}/{total}] {name}", file=sys.stderr, flush=True)
 
     try:
-        r = rank_sources(args.target, libraries=args.library, group=args.group, backbone=args.backbone,
+        idx = collections_index(args.col) if args.col is not None and args.library is None else None
+        r = rank_sources(args.target, libraries=args.library, index=idx, group=args.group, backbone=args.backbone,
                          metric=args.metric,
                          settings=RankSettings(max_examples=args.max_examples), progress=progress,
                          use_cache=not args.no_cache)

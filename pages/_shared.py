@@ -6,10 +6,10 @@
 when unset, from the address streamlit binds (its ``server.address`` option). Every path typed
 or linked in the browser goes through ``access().check`` before anything is read.
 
-Sources: the demo library (``demo_dir()/prompts``), the user library
-(``ATLAS_HOME/library``), every ``ATLAS_LIBRARY`` folder, and a folder typed by
-the user (``st.session_state["library_dir"]``, seeded from the query param
-``lib`` so a link can point the app at a folder; refused unless the guard allows it). Indexing
+Prompts come from collections (core.collection: demo, demo transfers, my library, my runs,
+and every folder the user opened — typed in "Another prompt folder" or linked with
+``?lib=PATH``, refused unless the guard allows it). An opened folder joins the chosen
+collections, never replaces them. The choice is in the URL (``?col=demo,my runs``). Indexing
 is bounded (core.access.Walk) and cached per
 (paths, fingerprint of every file's path, size and mtime), so a change on disk
 is picked up on the next rerun and an unchanged library is never re-read.
@@ -23,12 +23,14 @@ from pathlib import Path
 import streamlit as st
 
 from core import access as _access
-from core.config import demo_dir, extra_library_dirs, user_library_dir
+from core import collection as C
 from core.library import LibraryIndex, index_library
 
-LIB_DIR_KEY = "library_dir"          # plain session state (survives page changes)
-SOURCES_KEY = "library_sources"      # multiselect of source labels
+LIB_DIR_KEY = "library_dir"          # the last typed folder (plain session state)
+OPENED_KEY = "_opened_folders"       # every folder opened this session (typed or ?lib=), raw text
+SOURCES_KEY = "library_sources"      # multiselect of collection names (core.collection)
 LIB_REFUSED_KEY = "_library_dir_refused"  # the guard's message for a refused typed/linked folder
+COL_PARAM = "col"                    # ?col=demo,my runs  (absent = core.collection.default)
 
 
 def access() -> _access.Access:
@@ -45,44 +47,48 @@ def viewer_reason(what: str) -> None:
     st.caption(f"🔒 {access().reason(what)}")
 
 
-def typed_library_dir() -> Path | None:
-    """The folder the user typed (session) or linked (query param ``lib``), once the guard allows it.
+def _opened_values() -> list[str]:
+    """Folders opened this session, as typed or linked (``?lib=PATH``, repeatable); seeded from the URL once."""
+    if OPENED_KEY not in st.session_state:
+        st.session_state[OPENED_KEY] = list(dict.fromkeys(
+            v.strip() for v in st.query_params.get_all("lib") if v and v.strip()))
+    return st.session_state[OPENED_KEY]
 
-    A refused path gives None; its message is in ``st.session_state[LIB_REFUSED_KEY]``.
-    """
-    if LIB_DIR_KEY not in st.session_state:
-        st.session_state[LIB_DIR_KEY] = st.query_params.get("lib", "") or ""
-    value = (st.session_state.get(LIB_DIR_KEY) or "").strip()
+
+def opened_folders() -> list[Path]:
+    """The opened folders the guard allows; a refusal's message is in ``st.session_state[LIB_REFUSED_KEY]``."""
+    out, refused = [], []
+    for value in _opened_values():
+        try:
+            out.append(access().check(value))
+        except _access.PathRefused as e:
+            refused.append(str(e))
     st.session_state.pop(LIB_REFUSED_KEY, None)
-    if not value:
-        return None
-    try:
-        return access().check(value)
-    except _access.PathRefused as e:
-        st.session_state[LIB_REFUSED_KEY] = str(e)
-        return None
+    if refused:
+        st.session_state[LIB_REFUSED_KEY] = refused[0]
+    return out
+
+
+def typed_library_dir() -> Path | None:
+    """The most recently opened folder the guard allows (None if none)."""
+    folders = opened_folders()
+    return folders[-1] if folders else None
 
 
 def library_refusal() -> str | None:
-    """The guard's message for the typed/linked folder, if it refused it."""
-    typed_library_dir()
+    """The guard's message for a typed/linked folder, if it refused one."""
+    opened_folders()
     return st.session_state.get(LIB_REFUSED_KEY)
 
 
-# Sources shown only when asked for: the demo's ~230 transferred prompts would swamp
-# the 11 source prompts in every matrix (they are there for the projection's arrows).
-OPT_IN = {"demo transfers"}
+# Collections shown only when asked for are core.collection's rule (demo transfers, my runs);
+# kept here for callers of the old name.
+OPT_IN = {C.TRANSFERS, C.RUNS}
 
 
 def library_sources() -> list[tuple[str, Path]]:
-    """(label, folder) for every place prompts can come from; labels are unique."""
-    out = [("demo", demo_dir() / "prompts"), ("demo transfers", demo_dir() / "transfers"),
-           ("user", user_library_dir())]
-    out += [(f"extra: {p}", p) for p in extra_library_dirs()]
-    typed = typed_library_dir()
-    if typed is not None:
-        out.append(("folder", typed))
-    return out
+    """(collection name, folder) for every folder of every collection; a collection may have several."""
+    return [(name, r) for name, c in C.available(opened_folders()).items() for r in c.roots]
 
 
 def fingerprint(paths: tuple[str, ...]) -> str:
@@ -106,59 +112,115 @@ def fingerprint(paths: tuple[str, ...]) -> str:
 
 
 @st.cache_resource(show_spinner="Reading prompts…", max_entries=16)
-def _load_library(paths: tuple[str, ...], stamp: str) -> LibraryIndex:
-    return index_library([Path(p) for p in paths])
+def _load_library(paths: tuple[str, ...], exclude: tuple[str, ...], stamp: str) -> LibraryIndex:
+    return index_library([Path(p) for p in paths], exclude=[Path(e) for e in exclude])
 
 
-def load_library(paths) -> LibraryIndex:
-    """The LibraryIndex of ``paths`` (shared object: do not mutate it); says where a walk stopped."""
-    paths = tuple(str(p) for p in paths)
-    index = _load_library(paths, fingerprint(paths))
+def load_library(items) -> LibraryIndex:
+    """The LibraryIndex of folders or core.collection.Collection objects (shared object: do not
+    mutate it); says where a walk stopped."""
+    items = list(items)
+    cols = [c for c in items if isinstance(c, C.Collection)]
+    paths = [str(p) for p in items if not isinstance(p, C.Collection)]
+    paths = tuple(dict.fromkeys(paths + [str(r) for c in cols for r in c.roots]))
+    exclude = tuple(dict.fromkeys(str(e) for c in cols for e in c.exclude))
+    index = _load_library(paths, exclude, fingerprint(paths))
     for note in index.notes:
         st.warning(note, icon="✂️")
     return index
 
 
+def _write_col_param(chosen: list[str]) -> None:
+    want = "" if chosen == C.default(opened_folders()) else C.to_param(chosen)
+    if want and st.query_params.get(COL_PARAM) != want:
+        st.query_params[COL_PARAM] = want
+    elif not want and COL_PARAM in st.query_params:
+        del st.query_params[COL_PARAM]
+
+
 def _on_dir_typed():
-    st.session_state[LIB_DIR_KEY] = st.session_state.get("library_dir_input", "")
-    if st.session_state[LIB_DIR_KEY].strip():  # keep the URL shareable
-        st.query_params["lib"] = st.session_state[LIB_DIR_KEY].strip()
-    elif "lib" in st.query_params:
-        del st.query_params["lib"]
-    # a newly typed (and allowed) folder is what the user wants to see
-    st.session_state[SOURCES_KEY] = (["folder"] if typed_library_dir() is not None
-                                     else [lbl for lbl, p in library_sources() if p.exists() and lbl not in OPT_IN])
+    value = (st.session_state.get("library_dir_input") or "").strip()
+    st.session_state[LIB_DIR_KEY] = value
+    if not value:
+        return
+    opened = _opened_values()
+    if value not in opened:
+        opened.append(value)
+    st.query_params["lib"] = opened  # keep the URL shareable: every opened folder
+    # the opened folder joins the chosen collections; it never replaces them
+    try:
+        name = C.folder(access().check(value)).name
+    except _access.PathRefused:
+        name = None
+    chosen = list(st.session_state.get(SOURCES_KEY, C.default(opened_folders())))
+    if name and name not in chosen:
+        chosen.append(name)
+    st.session_state[SOURCES_KEY] = chosen
+    _write_col_param(chosen)
 
 
-def library_picker(*, typed_input: bool = True) -> list[Path]:
-    """Source multiselect (+ a folder text input); returns the chosen existing folders.
+def _on_cols_changed():
+    _write_col_param(list(st.session_state.get(SOURCES_KEY, [])))
 
-    Default: the typed/linked folder alone if there is one, else every existing source.
+
+def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collection]:
+    """Collections multiselect (+ an "Another prompt folder" input); returns the chosen collections.
+
+    The choice lives in the URL (``?col=demo,my runs``; absent = core.collection.default: demo +
+    my library + every opened folder). An unknown name in the link is reported, not dropped silently.
     """
-    typed = typed_library_dir()
     if typed_input:
         if "library_dir_input" not in st.session_state:
             st.session_state["library_dir_input"] = st.session_state.get(LIB_DIR_KEY, "")
         shares = " under a folder this server shares" if access().restricted else ""
         st.text_input("Another prompt folder (path on the server)", key="library_dir_input",
                       on_change=_on_dir_typed, placeholder="/path/to/prompts",
-                      help=f"Any folder of prompt files or PEFT adapters{shares}; also settable with ?lib=PATH")
-        typed = typed_library_dir()
-    sources = library_sources()
-    labels = [label for label, _ in sources]
-    where = dict(sources)
+                      help=f"Any folder of prompt files or PEFT adapters{shares}; it joins the chosen "
+                           "collections. Also settable with ?lib=PATH")
+    opened = opened_folders()
+    cols = C.available(opened)
     if SOURCES_KEY not in st.session_state:
-        st.session_state[SOURCES_KEY] = (["folder"] if typed is not None
-                                         else [lbl for lbl, p in sources if p.exists() and lbl not in OPT_IN])
-    st.session_state[SOURCES_KEY] = [v for v in st.session_state[SOURCES_KEY] if v in labels]
-    chosen = st.multiselect("Prompt folders", labels, key=SOURCES_KEY,
-                            format_func=lambda lbl: f"{lbl.split(':')[0]} — {where[lbl]}")
+        chosen, unknown = C.parse(st.query_params.get(COL_PARAM), opened)
+        if unknown:
+            st.session_state["_col_unknown"] = unknown
+        st.session_state[SOURCES_KEY] = chosen
+    st.session_state[SOURCES_KEY] = [v for v in st.session_state[SOURCES_KEY] if v in cols]
+    options = [n for n, c in cols.items() if c.exists() or n in st.session_state[SOURCES_KEY] or n in C.BUILTIN]
+    chosen = st.multiselect("Collections", options, key=SOURCES_KEY, on_change=_on_cols_changed,
+                            format_func=lambda n: f"{n} — {cols[n].about}" if cols[n].about and n in C.BUILTIN else n,
+                            help="Similarity analyses use demo + my library unless you choose otherwise; "
+                                 "prompts made by runs here (my runs) join only when chosen. The choice is "
+                                 "kept in the page's link (?col=).")
+    unknown = st.session_state.pop("_col_unknown", None)
+    if unknown:
+        st.warning(f"The link names collection(s) that do not exist here: {', '.join(map(repr, unknown))} "
+                   f"(known: {', '.join(C.BUILTIN)}); they are left out.")
     refused = st.session_state.get(LIB_REFUSED_KEY)
     if refused:
         st.error(refused, icon="🔒")
-    elif typed is not None and not typed.exists():
-        st.warning(f"Folder not found: {st.session_state.get(LIB_DIR_KEY, '').strip()}")
-    return [where[lbl] for lbl in chosen if where[lbl].exists()]
+    for value, path in zip(_opened_values(), opened):
+        if not path.exists():
+            st.warning(f"Folder not found: {value}")
+    return [cols[n] for n in chosen if cols[n].exists()]
+
+
+def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, page: str) -> None:
+    """Say which collections the page uses, and what changed since the last choice on this page."""
+    names = [c.name for c in chosen]
+    n = len(index.prompts) if index is not None else 0
+    st.caption(f"Prompts from {C.describe(names)} ({n} prompt{'s' * (n != 1)}). Change the collections under "
+               "“Collections”.")
+    key = f"_cols_prev_{page}"
+    prev = st.session_state.get(key)
+    now = (tuple(names), frozenset(index.prompts) if index is not None else frozenset())
+    if prev is not None and prev[0] != now[0]:
+        added = [c for c in now[0] if c not in prev[0]]
+        removed = [c for c in prev[0] if c not in now[0]]
+        delta = len(now[1]) - len(prev[1])
+        parts = ([f"added {C.describe(added)}"] if added else []) + ([f"removed {C.describe(removed)}"] if removed else [])
+        st.info(f"Prompt set changed: {'; '.join(parts)} ({delta:+d} prompts). Prompt-space metrics are "
+                "recomputed for the new set; backbone metrics are shown where already computed for it.", icon="🔄")
+    st.session_state[key] = now
 
 
 def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Backbone group") -> str | None:

@@ -10,7 +10,8 @@ from pages._deeplink import ensure_whole_app  # noqa: E402
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.config import demo_dir
-from core.headline import headline
+from core import collection as C
+from core.headline import headline, load_prompt_tasks
 
 st.title("🗺️ Prompt Atlas")
 st.markdown(
@@ -57,6 +58,15 @@ st.caption(f"**What this demo is:** {label}. Every number below is computed now 
            f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
 
 h = cached_headline(str(folder), results_path.stat().st_mtime)
+n_demo = len(load_prompt_tasks(folder))
+st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "
+            f"its {h.n_runs} finished runs. Your uploads and your own runs never change them; the Transferability "
+            f"page on the `{C.DEMO}` collection shows the same validation.")
+try:
+    st.page_link("pages/transferability.py", label="Open the demo collection on the Transferability page",
+                 icon="🔥", query_params={"col": C.DEMO})
+except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead
+    st.markdown(f"[🔥 Open the demo collection on the Transferability page](/transferability?col={C.DEMO})")
 m1, m2, m3 = st.columns(3)
 m1.metric("Finished runs", h.n_runs, help="rows of results.csv")
 if h.best_metric:

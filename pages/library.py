@@ -16,7 +16,8 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 from core.config import user_library_dir
 from core.library import MAX_UPLOAD_FILES, add_upload, upload_limits
 from core.prompts import PromptError
-from pages._shared import access, library_picker, load_library, viewer_reason
+from core import collection as C
+from pages._shared import access, collections_caption, library_picker, load_library, viewer_reason
 
 st.title("📚 Library")
 st.caption("Soft prompts as people publish them — PEFT prompt-tuning adapters, safetensors, torch.save files "
@@ -54,14 +55,15 @@ with upload_box:
                 done[f.file_id] = ("error", str(e))
         kind, message = done[f.file_id]
         (st.success if kind == "ok" else st.error)(message)
-    if added and "library_sources" in st.session_state and "user" not in st.session_state["library_sources"]:
-        st.session_state["library_sources"] = [*st.session_state["library_sources"], "user"]
+    if added and "library_sources" in st.session_state and C.LIBRARY not in st.session_state["library_sources"]:
+        st.session_state["library_sources"] = [*st.session_state["library_sources"], C.LIBRARY]
 
 with picker_box:
-    paths = library_picker()
+    chosen = library_picker()
 
-index = load_library(paths)
+index = load_library(chosen)
 table = index.table
+collections_caption(chosen, index, "library")
 
 if not index.prompts:
     st.info("No prompts in the chosen folders yet. Add some above, point the app at a folder "
@@ -105,7 +107,9 @@ if index.prompts and len(view):
     st.subheader("One prompt in detail")
     names = list(view["name"])
     if st.session_state.get("library_detail") not in names:
-        st.session_state.pop("library_detail", None)
+        # set, never just drop: a dropped value leaves the browser's box on the old name while the
+        # detail below shows another prompt (a filter or another folder changed the list)
+        st.session_state["library_detail"] = names[0]
     name = st.selectbox("Prompt", names, key="library_detail")
     p = index.prompts[name]
     group = index.group_of(name)

@@ -40,7 +40,9 @@ import plotly.express as px  # noqa: E402
 
 from core import projection as proj  # noqa: E402
 from core.config import demo_dir  # noqa: E402
-from pages._shared import group_selector, library_picker, library_refusal, load_library  # noqa: E402
+from core import collection as C  # noqa: E402
+from pages._shared import (collections_caption, group_selector, library_picker, library_refusal,  # noqa: E402
+                           load_library)
 
 METHOD_LABELS = {"umap": "UMAP", "pca": "PCA", "tsne": "t-SNE"}
 CATEGORICAL = ["task", "family", "method", "backbone", "source"]
@@ -208,17 +210,19 @@ def _fig_bytes(fig: go.Figure, fmt: str) -> bytes:
 # ---------------------------------------------------------------- page
 
 _seed_from_query()
-with st.expander("Prompt folders", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
-    paths = library_picker()
+with st.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
+    collections = library_picker()
 # The demo keeps its PoT / PANDA runs' prompts beside its library: on the map they show
 # where transfer moved each prompt (arrows source -> target).
 demo_transfers = demo_dir() / "transfers"
-if demo_transfers.is_dir() and (demo_dir() / "prompts") in [Path(p) for p in paths]:
+names = [c.name for c in collections]
+if demo_transfers.is_dir() and C.DEMO in names and C.TRANSFERS not in names:
     n_transfers = sum(1 for _ in demo_transfers.iterdir())
     if st.checkbox(f"With the demo's {n_transfers} transferred prompts (its PoT / PANDA / scratch runs)",
                    value=True, key="proj_with_transfers"):
-        paths = [*paths, demo_transfers]
-index = load_library(paths)
+        collections = [*collections, C.available()[C.TRANSFERS]]
+index = load_library(collections)
+collections_caption(collections, index, "projection")
 
 if not index.prompts:
     st.info("No prompts to map yet. Build the demo library (`make demo`), add prompts on the "
@@ -353,15 +357,21 @@ if chosen:
     st.subheader(f"Selected: {len(sel)} point(s)")
     cols = [c for c in ["name", "task", "family", "method", "source", "score", "L", "token"] if c in sel]
     st.dataframe(sel[cols], hide_index=True, width="stretch")
-    targets = list(dict.fromkeys(sel[prompt_col].astype(str)))
+    # the Transferability page takes target *tasks*, not prompt names (a transfer's name is no task),
+    # and the same collections, so the prompts on this map are the ones it compares
+    sel_names = list(dict.fromkeys(sel[prompt_col].astype(str)))
+    targets = list(dict.fromkeys(t for t in (index.prompts[n].task if n in index.prompts else None
+                                             for n in sel_names) if t))
+    link_q = {"group": group, "target": ",".join(targets), "col": C.to_param([c.name for c in collections])}
+    link_q = {k: v for k, v in link_q.items() if v}
+    label = (f"Open {'task ' + targets[0] if len(targets) == 1 else f'these {len(targets)} tasks'} "
+             "on the Transferability page")
     try:
-        st.page_link("pages/transferability.py", label="Open these prompts on the Transferability page",
-                     icon="🔥", query_params={"group": group, "target": ",".join(targets)})
+        st.page_link("pages/transferability.py", label=label, icon="🔥", query_params=link_q)
     except Exception:  # noqa: BLE001 — the page runs outside app.py navigation (tests, single file)
         from urllib.parse import urlencode
 
-        st.markdown(f"[Open these prompts on the Transferability page]"
-                    f"(/transferability?{urlencode({'group': group, 'target': ','.join(targets)})})")
+        st.markdown(f"[{label}](/transferability?{urlencode(link_q)})")
 
 # ---- one prompt -> nearest neighbours in the original space
 st.subheader("Nearest neighbours (original space)")

@@ -74,9 +74,10 @@ def _task_names() -> list[str]:
 def _library() -> pd.DataFrame:
     """name, task, backbone, d, origin of every prompt the library pages show."""
     try:
-        from pages._shared import library_sources, load_library
+        from core import collection as C
+        from pages._shared import load_library, opened_folders
 
-        paths = [p for _, p in library_sources() if p.exists()]
+        paths = [c for c in C.available(opened_folders()).values() if c.exists()]  # every collection
         if not paths:
             return pd.DataFrame(columns=["name", "task", "backbone", "d", "origin"])
         return load_library(paths).table
@@ -107,9 +108,14 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
     if st.session_state.get("runs_qp_applied") == sig:
         return
     st.session_state["runs_qp_applied"] = sig
+    st.session_state.pop("runs_target_refused", None)
     if qp["target"] in tasks:
         st.session_state["runs_target"] = qp["target"]
         st.session_state["runs_targets"] = [qp["target"]]
+    elif qp["target"]:  # never another task silently: warn and select nothing (core.trainable)
+        from core.trainable import why_not
+        st.session_state["runs_target_refused"] = (why_not(qp["target"]) or f"`{qp['target']}` is not a task here")
+        st.session_state.pop("runs_target", None)
     if qp["method"] in METHODS:
         st.session_state["runs_method"] = qp["method"]
     if qp["source"]:
@@ -221,7 +227,11 @@ else:
             with c1:
                 if st.session_state.get("runs_target") not in tasks:
                     st.session_state.pop("runs_target", None)
-                st.selectbox("Target task", tasks, key="runs_target")
+                refused = st.session_state.get("runs_target") is None and st.session_state.get("runs_target_refused")
+                if refused:
+                    st.warning(f"The link's target cannot be trained here: {refused}. Pick a target task.")
+                st.selectbox("Target task", tasks, key="runs_target", index=None if refused else 0,
+                             placeholder="pick a target task")
                 _errors("target")
                 method = st.selectbox("Method", METHODS, key="runs_method",
                                       help="scratch: no source; pot: start from the source prompt; "
@@ -539,8 +549,10 @@ def live() -> None:
         st.session_state["runs_selected"] = st.session_state.pop("runs_select_next")
     if st.session_state.get("runs_selected") not in ids:
         st.session_state["runs_selected"] = ids[0]
+    # the label names the run, not its status: a browser keeps an open box's label while the status
+    # changes under it (a finished run still read 🏃); the heading below carries the live status
     rid = st.selectbox("Run", ids, key="runs_selected",
-                       format_func=lambda i: next(f"{STATUS_ICON.get(r['status'], '')} {i} · {r['method']} "
+                       format_func=lambda i: next(f"{i} · {r['method']} "
                                                   f"{r['target']}" + (f" ← {r['source']}" if r["source"] else "")
                                                   for r in runs if r["run_id"] == i))
     _run_view(next(r for r in runs if r["run_id"] == rid))

@@ -34,11 +34,6 @@ def _overview(names: tuple[str, ...]) -> pd.DataFrame:
     return overview(list(names))
 
 
-def _sources() -> list[tuple[str, Path]]:
-    from pages._shared import library_sources
-    return [(label, p) for label, p in library_sources() if label != "demo transfers" and p.is_dir()]
-
-
 acc = access()  # viewer mode: browse and rank, never add tasks or launch runs
 st.title("🗂️ Tasks")
 st.caption("Every task a prompt can be trained or evaluated on: the ten demo tasks and yours. "
@@ -151,29 +146,28 @@ st.caption("For every source prompt of one backbone: **zs** = its zero-shot accu
            "split through the verbalizer (label descriptions) minus the majority rate; **ncc** = how well it "
            "separates this task's classes (leave-one-out nearest-class-centroid accuracy of the prompted text "
            "embeddings, minus the majority rate). No target prompt is trained. Cached by content.")
-srcs = _sources()
-labels = [lab for lab, _ in srcs]
+from pages._shared import collections_caption, library_picker, load_library  # noqa: E402
+
 s1, s2, s3 = st.columns([3, 1, 1])
-chosen = s1.multiselect("Source prompt folders", labels, default=[x for x in labels if x in ("demo", "user")],
-                        key="tasks_rank_sources")
+with s1:  # the collections every page uses (core.collection; ?col= in the link): demo + my library by default
+    chosen = library_picker(page="tasks")
 metric = s2.radio("Rank by", list(R.SIGNALS), horizontal=True, key="tasks_rank_metric")
 k_max = 10
-roots = [p for lab, p in srcs if lab in chosen]
 group, index = None, None
-if roots:
-    from pages._shared import load_library
-    index = load_library(tuple(str(r) for r in roots))
+if chosen:
+    index = load_library(chosen)
     groups = index.groups()
     if len(groups) > 1:
         group = s3.selectbox("Backbone group", list(groups), key="tasks_rank_group")
     elif groups:
         group = next(iter(groups))
         s3.caption(f"backbone: `{group}`")
-if not roots or group is None:
-    st.info("No source prompts to rank in the chosen folders: add prompts on the Library page "
-            "or pick another folder.")
-rank_key = (target, tuple(sorted(chosen)), group)
-if st.button("📊 Rank sources", key="tasks_rank", disabled=not roots or group is None):
+collections_caption(chosen, index, "tasks")
+if not chosen or group is None:
+    st.info("No source prompts to rank in the chosen collections: add prompts on the Library page "
+            "or choose other collections.")
+rank_key = (target, tuple(sorted(c.name for c in chosen)), group)
+if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group is None):
     bar = st.progress(0.0, text="ranking…")
 
     def _tick(done, total, name):

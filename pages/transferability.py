@@ -30,6 +30,7 @@ import streamlit as st
 from core import blocks as B
 from core import metrics as M
 from core.config import demo_dir
+from core.trainable import why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
 from pages._transfer_figs import heatmap_figure, overview_figure
 
@@ -49,10 +50,16 @@ def _seed_from_query():
         st.session_state["tr_metric"] = qp.get("metric")
     if qp.get("group"):
         st.session_state["tr_group"] = qp.get("group")
+        st.session_state["_tr_group_q"] = qp.get("group")
     if qp.get("order") in ORDERS:
         st.session_state["tr_order"] = qp.get("order")
     if qp.get("target"):
-        st.session_state["_tr_target_q"] = qp.get("target").split(",")[0]
+        st.session_state["_tr_target_q"] = [t.strip() for t in qp.get("target").split(",") if t.strip()]
+    # a value the page cannot use is reported, never dropped silently
+    bad = [f"{k}={qp.get(k)!r}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
+           if qp.get(k) and qp.get(k) not in ok]
+    if bad:
+        st.session_state["_tr_bad_q"] = bad
     if qp.get("view") in B.VIEWS:
         st.session_state["tr_view"] = qp.get("view")
         if qp.get("block_src") and qp.get("block_tgt"):  # checked against the view's blocks when drawn
@@ -203,18 +210,23 @@ def link_to_runs(label: str, **params):
 # ================================================================ page
 st.title("🔥 Transferability")
 st.caption("Which source prompts help which target tasks, and how far to trust each prediction. Rows = source "
-           "prompts, columns = targets; higher = predicted to transfer better. Definitions: DESIGN.md §3.")
+           "prompts, columns = targets; higher = predicted to transfer better. What each metric, the noise band and "
+           "the validation measures mean: [Definitions](/definitions).")
 _seed_from_query()
+if st.session_state.get("_tr_bad_q"):
+    st.warning(f"Not understood in the link, left out: {', '.join(st.session_state.pop('_tr_bad_q'))}.")
 
 try:
-    from pages._shared import access, group_selector, library_picker, library_refusal, load_library
+    from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
+                               load_library)
 except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
 
-with st.expander("Prompt folders", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
-    paths = library_picker()
-index = load_library(tuple(str(p) for p in paths)) if paths else None
+with st.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
+    chosen = library_picker()
+index = load_library(chosen) if chosen else None
+collections_caption(chosen, index, "transferability")
 if index is None or not index.prompts:
     st.info(f"No prompts to compare yet. The demo library (`{demo_dir()}`) is not built (`make demo`), and no "
             "other folder is chosen: add prompts on the Library page, point `ATLAS_LIBRARY` at a folder, or "
@@ -227,6 +239,9 @@ with c_group:
     group = group_selector(index, key="tr_group")
 if group is None:
     st.stop()
+q_group = st.session_state.pop("_tr_group_q", None)
+if q_group and q_group not in groups:
+    st.warning(f"The link's group `{q_group}` is not in the chosen collections; showing `{group}`.")
 prompts = index.group_prompts(group)
 names = [p.name for p in prompts]
 by_name = {p.name: p for p in prompts}
@@ -239,6 +254,23 @@ if len(groups) > 1:
 results_all = load_results()
 results = results_for_group(results_all, set(names), backbone)
 measured_ok = not results.empty and (results.get("method", pd.Series(dtype=str)) != "scratch").any()
+
+
+def no_runs_message() -> str:
+    """Why there is no measured transfer for this group: no runs for it, or no runs at all."""
+    if not results_all.empty:
+        return (f"No runs measured for this group (`{group}`): the {len(results_all)} finished runs here measure "
+                "other backbone groups' prompts. Launch runs with these prompts as sources on the Runs page.")
+    if not (demo_dir() / "results.csv").is_file():
+        return (f"No finished runs yet: the demo's `{demo_dir() / 'results.csv'}` is not built (`make demo`), "
+                "and no run launched on the Runs page has finished.")
+    return "No finished runs yet: launch runs on the Runs page."
+
+
+if st.session_state.get("tr_metric") == "measured" and not measured_ok:
+    # a metric this group can show (e.g. after switching to a group no run has measured)
+    st.session_state["tr_metric"] = "e_avg"
+    st.info(f"{no_runs_message()} Showing `e_avg` instead.")
 
 
 def metric_label(m: str) -> str:
@@ -287,8 +319,7 @@ if measured_ok:
         st.warning(str(e))
 if metric == "measured":
     if meas is None or meas.mean.empty:
-        st.info("No finished runs for this backbone group yet, so there is no measured transfer to show. The demo's "
-                f"`{demo_dir() / 'results.csv'}` is not built (`make demo`), or launch runs on the Runs page.")
+        st.info(no_runs_message())
     else:
         mat = meas.mean
         noise_mask = meas.inside_noise()
@@ -526,11 +557,21 @@ if pred_full is None and M.metric_status("e_avg", prompts)[0]:
     pred_full = get_matrix("e_avg", group, lib_hash, prompts, True)
 pred_tasks = M.by_task(pred_full, prompts) if pred_full is not None else None
 targets = sorted(set(pred_tasks.columns if pred_tasks is not None else []) | set(meas.mean.columns if meas is not None else []))
-q_target = st.session_state.pop("_tr_target_q", None)
-if q_target:
-    q_target = by_name[q_target].task if q_target in by_name and by_name[q_target].task else q_target
-    if q_target in targets:
-        st.session_state["tr_target"] = q_target
+q_targets = st.session_state.pop("_tr_target_q", None) or []
+if isinstance(q_targets, str):
+    q_targets = [q_targets]
+if q_targets:
+    mapped = [by_name[t].task if t in by_name and by_name[t].task else t for t in q_targets]
+    usable = list(dict.fromkeys(t for t in mapped if t in targets))
+    unusable = [q for q, t in zip(q_targets, mapped) if t not in targets]
+    if usable:
+        st.session_state["tr_target"] = usable[0]
+    if unusable:
+        st.warning(f"The link's target(s) {', '.join(f'`{t}`' for t in unusable)} are not target tasks of "
+                   f"group `{group}` in the chosen collections; left out.")
+    if len(usable) > 1:
+        st.caption(f"The link named {len(usable)} target tasks ({', '.join(usable)}); showing `{usable[0]}` — "
+                   "pick another below.")
 if st.session_state.get("tr_target") not in targets:
     st.session_state.pop("tr_target", None)
 target = st.selectbox("Target task", targets, key="tr_target", index=None, placeholder="pick a target task")
@@ -553,7 +594,11 @@ if target:
         rank = rank.sort_values(sort_col, ascending=False, na_position="last")
     viewer = access().viewer  # no launch links in viewer mode
     if not viewer:
-        rank["run"] = [runs_url(target=target, source=s, method="panda") for s in rank.index]
+        # a link only where the run can be launched here (core.trainable); else the row says what is missing
+        missing = {s: why_not_trainable(target, by_name[s].backbone if s in by_name else None) for s in rank.index}
+        rank["run"] = [None if missing[s] else runs_url(target=target, source=s, method="panda") for s in rank.index]
+        if any(missing.values()):
+            rank["cannot run"] = [missing[s] or "" for s in rank.index]
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
                  column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
                                 "measured gain": st.column_config.NumberColumn(format="%+.3f"),
@@ -561,8 +606,12 @@ if target:
     if viewer:
         st.caption(f"🔒 {access().reason('Launching runs')}")
     elif len(rank):
-        link_to_runs(f"Run PANDA on {target} from {rank.index[0]}", target=target, source=rank.index[0],
-                     method="panda")
+        runnable = [s_ for s_ in rank.index if not missing[s_]]
+        if runnable:
+            link_to_runs(f"Run PANDA on {target} from {runnable[0]}", target=target, source=runnable[0],
+                         method="panda")
+        else:
+            st.caption(f"No run can be launched for `{target}` here: {missing[rank.index[0]]}.")
 
 # ---- predicted vs measured, and how well each metric predicts -------------------------------------
 if meas is not None and not meas.mean.empty:
@@ -626,7 +675,7 @@ if meas is not None and not meas.mean.empty:
             st.dataframe(M.validate(preds[pick], meas.mean, source_task=src_task, k=3), hide_index=True,
                          width="stretch", key="tr_val_detail")
 elif not measured_ok:
-    st.info("Measured transfer, predicted-vs-measured and the metric validation appear once there are finished "
-            f"runs: the demo's `{demo_dir() / 'results.csv'}` (`make demo`) or runs launched on the Runs page.")
+    st.info("Measured transfer, predicted-vs-measured and the metric validation appear once this group has "
+            f"finished runs. {no_runs_message()}")
 if st.session_state.get("_tr_store_error"):
     st.caption(f"Run store not read: {st.session_state['_tr_store_error']}")

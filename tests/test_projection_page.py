@@ -7,6 +7,7 @@ A page run happens in this process, so UMAP's warm-up thread compiles here once.
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlparse
 import time
 from pathlib import Path
 
@@ -181,6 +182,10 @@ def test_selection_gives_a_table_a_heatmap_link_and_neighbours(env, monkeypatch)
     assert set(selected["name"]) == {"sent_movie", second}
     link = texts(at.markdown)  # outside app.py's navigation the page link is a plain URL
     assert "/transferability?group=sentence-transformers%2Fall-MiniLM-L6-v2&target=" in link
+    # the link carries the selected prompts' *tasks* (what the Transferability page takes) and the collections
+    q = parse_qs(urlparse(link[link.index("(/transferability?") + 1:].split(")")[0]).query)
+    assert set(q["target"][0].split(",")) <= set(at.dataframe[0].value["task"]) and "sent_movie" in q["target"][0]
+    assert q["col"][0].split(",")[0] == "demo"
     # a click on one point focuses the neighbour table on it
     at.session_state["proj_chart"] = {"selection": {
         "points": [{"curve_number": 0, "point_index": 0, "customdata": ["sent_tweet"]}],

@@ -227,3 +227,17 @@ def test_rank_uses_the_groups_own_backbone_and_the_sweep_keeps_it(editorial, tmp
     write_prompt(SoftPrompt(np.ones((4, 16), np.float32), name="narrow", task="x", backbone=model), tmp_path / "n" / "x")
     with pytest.raises(RankError, match="d=16 but .* hidden size 32"):
         rank_sources(editorial, libraries=[tmp_path / "n"], backbone=model)
+
+
+def test_default_sources_are_the_default_collections_and_my_runs_join_only_when_named(atlas_home):
+    """rank (page and CLI) takes its sources from core.collection: demo + my library by default;
+    a prompt made by a run here (ATLAS_HOME/library/runs) is a source only with --col '...,my runs'."""
+    demo = demo_dir() / "prompts"
+    runs = atlas_home / "library" / "runs" / "r1"
+    shutil.copytree(demo / "sent_movie", runs)
+    default = ranking.collections_index()
+    assert set(default.prompts) == {p.name for p in demo.iterdir() if p.is_dir()}
+    with_runs = ranking.collections_index("demo,my runs")
+    assert len(with_runs.prompts) == len(default.prompts) + 1
+    with pytest.raises(RankError, match="unknown collection"):
+        ranking.collections_index("demo,nope")

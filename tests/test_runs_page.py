@@ -190,3 +190,29 @@ def test_cancel_a_queued_run_from_the_page():
     clean(at)
     assert store.get_run("r-q")["status"] == "cancelled" and store.get_run("r-q")["pid"] is None
     store.set_status("r-busy", "finished")
+
+
+def test_run_selector_names_the_run_and_the_heading_carries_its_status():
+    """Issue 15 defect 4: the selector never shows a status that the heading contradicts."""
+    store = RunStore()
+    fake_run(store, "r-done", "finished")
+    fake_run(store, "r-failed", "failed")
+    at = clean(page())
+    box = at.selectbox(key="runs_selected")
+    assert sorted(box.options) == [f"r-done · scratch {TARGET}", f"r-failed · scratch {TARGET}"]
+    assert not any(icon in o for o in box.options for icon in ("⏳", "🏃", "✅", "❌", "🛑"))
+    box.set_value("r-done").run()
+    assert any(h.value == "✅ r-done" for h in clean(at).subheader)
+    at.selectbox(key="runs_selected").set_value("r-failed").run()
+    assert any(h.value == "❌ r-failed" for h in clean(at).subheader)
+
+
+def test_a_link_with_a_target_the_form_cannot_take_warns_and_selects_nothing():
+    """Issue 15 defect 2: `generic` (a prompt's task, not a dataset) used to open the form on sent_movie."""
+    at = clean(page(target="generic", source="src_a", method="panda"))
+    assert at.selectbox(key="runs_target").value is None
+    assert any(w.value.startswith("The link's target cannot be trained here: `generic` is not a registered task")
+               for w in at.warning)
+    at.selectbox(key="runs_target").set_value(TARGET).run()
+    assert clean(at).selectbox(key="runs_target").value == TARGET
+    assert not any("cannot be trained" in w.value for w in at.warning)

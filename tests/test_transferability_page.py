@@ -153,6 +153,13 @@ def test_demo_heatmaps_for_every_prompt_metric_and_measured(tmp_path, monkeypatc
     assert not at.exception
     rank = next(df.value for df in at.dataframe if "run" in df.value.columns)
     assert rank.iloc[0]["source"] == "sent_a"  # same family ranks first
+    # sent_b is a prompt's task here, not a registered dataset: no launch link, the row says why
+    assert rank["run"].isna().all() and rank.iloc[0]["cannot run"].startswith("`sent_b` is not a registered task")
+    import core.trainable
+    monkeypatch.setattr(core.trainable, "why_not", lambda target, backbone=None: None)  # as if it were trainable
+    at.run()
+    rank = next(df.value for df in at.dataframe if "run" in df.value.columns)
+    assert "cannot run" not in rank.columns
     assert "target=sent_b" in rank.iloc[0]["run"] and "method=panda" in rank.iloc[0]["run"]
     assert at.query_params["target"] in ("sent_b", ["sent_b"])
 

@@ -1,0 +1,22 @@
+"""Definitions page: what every metric, method, the noise band and the validation measures mean.
+
+    streamlit run app.py   -> Definitions        (renders docs/DEFINITIONS.md, shipped with the product)
+
+Other pages link here (``/definitions``) instead of citing design notes users do not have.
+"""
+import streamlit as st
+
+from pages._deeplink import ensure_whole_app
+
+ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
+
+from core.config import REPO_ROOT  # noqa: E402
+
+DEFINITIONS = REPO_ROOT / "docs" / "DEFINITIONS.md"
+
+st.title("📖 Definitions")
+if not DEFINITIONS.is_file():
+    st.error(f"{DEFINITIONS}: missing — this copy of Prompt Atlas is incomplete.")
+    st.stop()
+text = DEFINITIONS.read_text(encoding="utf-8")
+st.markdown(text.split("\n", 1)[1] if text.startswith("# ") else text)  # the page title replaces the file's
