@@ -1168,8 +1168,8 @@ def validate_retrieval(predicted: pd.DataFrame, measured_mean: pd.DataFrame, *,
 
 
 def retrieval_table(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataFrame, *,
-                    source_task: dict[str, str] | None = None, k: int = 3) -> pd.DataFrame:
-    """One row per metric: mean ρ, top-k hit, mean NDCG@k, mean regret@k, targets (best NDCG first)."""
+                    source_task: dict[str, str] | None = None, k: int = 3, sort_by: str = "ndcg_k") -> pd.DataFrame:
+    """One row per metric: mean ρ, top-k hit, mean NDCG@k, mean regret@k, targets (best ``sort_by`` first)."""
     rows = []
     for name, pred in predicted.items():
         per = validate_retrieval(pred, measured_mean, source_task=source_task, k=k)
@@ -1177,7 +1177,10 @@ def retrieval_table(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataFr
                      "ndcg_k": float(per["ndcg_k"].mean()) if len(per) else float("nan"),
                      "regret_k": float(per["regret_k"].mean()) if len(per) else float("nan")})
     df = pd.DataFrame(rows, columns=["metric", "mean_rho", "top_k_hit", "regret", "ndcg_k", "regret_k", "n_targets"])
-    return df.sort_values("ndcg_k", ascending=False, na_position="last").reset_index(drop=True)
+    if sort_by not in df.columns:
+        raise MetricError(f"retrieval_table: sort_by must be one of {', '.join(df.columns[1:])}")
+    ascending = sort_by in ("regret", "regret_k")  # lower regret is better
+    return df.sort_values(sort_by, ascending=ascending, na_position="last").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- CLI

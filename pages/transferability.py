@@ -659,16 +659,19 @@ if meas is not None and not meas.mean.empty:
         if mm is not None:
             preds[m] = M.by_task(mm, prompts)
     src_task = {p.name: p.task for p in prompts if p.task}
-    vt = M.validation_table(preds, meas.mean, source_task=src_task, k=3)
+    vt = M.retrieval_table(preds, meas.mean, source_task=src_task, k=3, sort_by="mean_rho")
     st.dataframe(vt, hide_index=True, width="stretch", key="tr_validation",
                  column_config={"mean_rho": st.column_config.NumberColumn("mean Spearman ρ", format="%.2f"),
                                 "top_k_hit": st.column_config.NumberColumn("top-3 hit rate", format="%.2f"),
                                 "regret": st.column_config.NumberColumn("mean regret", format="%.3f"),
+                                "ndcg_k": st.column_config.NumberColumn("NDCG@3", format="%.2f"),
+                                "regret_k": st.column_config.NumberColumn("regret@3", format="%.3f"),
                                 "n_targets": "targets"})
     st.caption("Per target: Spearman ρ between the metric's column and the measured gains over sources (the "
                "target's own task left out); top-3 hit = the best measured source is in the metric's top 3; "
-               "regret = best measured gain − gain of the metric's top-1 source. Backbone metrics appear once "
-               "computed.")
+               "regret = best measured gain − gain of the metric's top-1 source; NDCG@3 and regret@3 (Lin et al. "
+               "2024): the metric's top 3 judged with relevance = measured gain clipped at 0, and best gain − "
+               "best gain among its top 3. Backbone metrics appear once computed.")
     if preds:
         with st.expander("Per-target detail"):
             pick = st.selectbox("Metric", list(preds), key="tr_val_metric")

@@ -123,6 +123,10 @@ def test_demo_heatmaps_for_every_prompt_metric_and_measured(tmp_path, monkeypatc
     vt = next(df.value for df in at.dataframe if "mean_rho" in df.value.columns)
     assert set(M_PROMPT) <= set(vt["metric"])
     assert vt.set_index("metric").loc["e_avg", "mean_rho"] > 0.5
+    # Lin et al. 2024's retrieval measures beside them (issue 16): NDCG@3 in [0, 1], regret@3 >= 0
+    assert list(vt["mean_rho"]) == sorted(vt["mean_rho"], reverse=True)
+    assert vt["ndcg_k"].between(0, 1).all() and (vt["regret_k"] >= 0).all()
+    assert vt["regret_k"].le(vt["regret"] + 1e-12).all()  # the best of a top 3 is never worse than the top 1
     for metric in M_PROMPT:
         at.selectbox(key="tr_metric").set_value(metric).run()
         assert not at.exception, (metric, at.exception)
