@@ -117,7 +117,7 @@ def test_another_prompt_folder_adds_to_the_collections(finished_run, real_prompt
     assert [m.value for m in at.metric][0] == "11"
     at.text_input(key="library_dir_input").input(str(real_prompts_dir)).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.multiselect(key="library_sources").value == ["demo", "my library", f"folder: {real_prompts_dir}"]
+    assert at.multiselect(key="library_sources").value == ["demo", "my library", f"folder: {real_prompts_dir.resolve()}"]
     assert [m.value for m in at.metric][0] == "57"  # 11 demo + 46 thunlp
     assert at.query_params["lib"] in (str(real_prompts_dir), [str(real_prompts_dir)])
 

@@ -21,7 +21,7 @@ def test_every_metric_and_measure_is_defined_in_the_shipped_file():
     assert {"scratch", "pot", "panda", "generic"} <= rows
     for heading in ("## Metrics", "## Methods", "## The noise band", "## Validation measures", "## Collections"):
         assert heading in text
-    for measure in ("Spearman ρ", "top-k hit", "regret"):
+    for measure in ("Spearman ρ", "top-k hit", "regret", "NDCG@k", "regret@k"):
         assert f"| {measure} |" in text
 
 

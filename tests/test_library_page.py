@@ -67,7 +67,7 @@ def test_query_param_points_at_real_prompts(real_prompts_dir):
     at = page(lib=real_prompts_dir)
     _check_real(at)
     # the linked folder joins the default collections (demo + my library), it does not replace them
-    assert at.multiselect(key="library_sources").value == ["demo", "my library", f"folder: {real_prompts_dir}"]
+    assert at.multiselect(key="library_sources").value == ["demo", "my library", f"folder: {real_prompts_dir.resolve()}"]
 
     # filters
     at.multiselect(key="library_groups").select("t5-small").run()

@@ -121,7 +121,7 @@ def test_another_folder_adds_to_the_collections(browser, home, real_prompts_dir)
     b.wait_until(lambda: len(b.multiselected(key="library_sources")) == 3, 60, "three collections chosen")
     chosen = b.multiselected(key="library_sources")
     assert chosen[0].startswith("demo") and chosen[1].startswith("my library"), chosen
-    assert chosen[2] == f"folder: {real_prompts_dir}", chosen
+    assert chosen[2] == f"folder: {real_prompts_dir.resolve()}", chosen
     b.wait_for("[data-testid='stMetricValue']", text="58", timeout=60)  # 11 demo + 1 upload + 46 thunlp
     b.screenshot("issue15_another_folder")
 
