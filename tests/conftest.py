@@ -32,3 +32,14 @@ def real_prompts_dir() -> Path:
     if not REAL_PROMPTS.is_dir():
         pytest.skip(f"real prompts not found at {REAL_PROMPTS} (shared/ missing beside the repo)")
     return REAL_PROMPTS
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest runs a page as ``__main__`` and leaves it in ``sys.modules``; a process pool started
+    later with "spawn" (core.demo's workers) would re-import that page in its children, which then
+    die (BrokenProcessPool). Put the real ``__main__`` back after every test."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
