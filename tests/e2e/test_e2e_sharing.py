@@ -54,10 +54,8 @@ def shared_server(request, tmp_path_factory, mini_demo, **env):
     return server
 
 
-@pytest.fixture(scope="module")
-def viewer(request, tmp_path_factory, mini_demo):
-    """A fresh 0.0.0.0 server (ATLAS_MODE unset) and a browser that has not opened anything yet."""
-    server = shared_server(request, tmp_path_factory, mini_demo)
+def _browse(server):
+    """A browser that has not opened anything yet on ``server``; both are closed afterwards."""
     try:
         b = Browser(server.url)
     except HarnessError as e:
@@ -67,20 +65,17 @@ def viewer(request, tmp_path_factory, mini_demo):
     yield b
     b.close()
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def viewer(request, tmp_path_factory, mini_demo):
+    """A fresh 0.0.0.0 server (ATLAS_MODE unset) and a browser that has not opened anything yet."""
+    yield from _browse(shared_server(request, tmp_path_factory, mini_demo))
 
 
 @pytest.fixture(scope="module")
 def full(request, tmp_path_factory, mini_demo):
-    server = shared_server(request, tmp_path_factory, mini_demo, ATLAS_MODE="full")
-    try:
-        b = Browser(server.url)
-    except HarnessError as e:
-        server.stop()
-        pytest.fail(str(e), pytrace=False)
-    b.server = server
-    yield b
-    b.close()
-    server.stop()
+    yield from _browse(shared_server(request, tmp_path_factory, mini_demo, ATLAS_MODE="full"))
 
 
 def nav_labels(b) -> list[str]:
