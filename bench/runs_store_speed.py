@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _writer(db: str, run_id: str, n: int, start_at: float) -> None:
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(db)
     while time.time() < start_at:  # all writers start together
@@ -31,7 +31,7 @@ def _writer(db: str, run_id: str, n: int, start_at: float) -> None:
 
 
 def _slow_writer(db: str, run_id: str, n: int, every_s: float) -> None:
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(db)
     for i in range(n):
@@ -40,7 +40,7 @@ def _slow_writer(db: str, run_id: str, n: int, every_s: float) -> None:
 
 
 def throughput(db: str, writers: int, events: int) -> tuple[float, int]:
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(db)
     ids = [f"bench-w{i}" for i in range(writers)]
@@ -64,7 +64,7 @@ def throughput(db: str, writers: int, events: int) -> tuple[float, int]:
 def visibility(db: str, poll_s: float, n: int = 20, every_s: float = 0.37) -> list[float]:
     """A writer process emits an event every ``every_s``; this process polls like the
     page does (read events after the last seq, every ``poll_s``) and records now - written_at."""
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(db)
     rid = f"bench-vis-{poll_s}"

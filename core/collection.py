@@ -55,7 +55,7 @@ class Collection:
 
 
 def runs_dir() -> Path:
-    """Where finished runs put their prompts (core.runs.run_output_dir): the ``my runs`` collection."""
+    """Where finished runs put their prompts (core.runs.worker.run_output_dir): the ``my runs`` collection."""
     return user_library_dir() / "runs"
 
 

@@ -18,7 +18,7 @@ at most the runs in flight):
 2. grid -- the transfer sweep in the low-resource target regime: every
    (source, target) pair with ``pot`` and ``panda`` and the ``scratch``
    baselines per target, over the profile's seeds. The grid is planned by
-   :func:`core.sweeps.plan` (scratch first, PANDA's PoT teachers before their
+   :func:`core.runs.sweeps.plan` (scratch first, PANDA's PoT teachers before their
    students) and executed here by a pool of persistent worker processes: each
    loads the backbone once, which on a GPU is the difference between minutes
    and an hour of process start-ups. On a GPU each worker takes a pack of
@@ -336,8 +336,8 @@ def lambda_weights(out: Path, beta: float) -> dict[tuple[str, str], float]:
 
 
 def grid_jobs(prof: Profile, out: Path, work: Path, tasks: list[str]) -> list[dict]:
-    from core.runs import build_train_config
-    from core.sweeps import SweepSpec, plan
+    from core.runs.spec import build_train_config
+    from core.runs.sweeps import SweepSpec, plan
     sources = sorted(p.name for p in (out / "prompts").iterdir() if (p / "atlas.json").is_file())
     params = dict(steps=prof.steps, train_size=prof.train_size, eval_every=prof.eval_every,
                   max_length=prof.max_length, val_size=prof.val_size, test_size=prof.test_size, lr=prof.lr,
@@ -419,7 +419,7 @@ def build(out: Path, prof: Profile, work: Path | None = None, deadline_s: float 
     jobs = [j for j in source_jobs(prof, out, tasks) if rows.get(j["run_id"], {}).get("status") != "finished"]
     for j in jobs:
         j.update(generic_tasks=tasks, generic_per_task=prof.generic_per_task)
-    from core.launchers import cpu_packing  # CPU: one run at a time unless ATLAS_PACK_CPU=1
+    from core.runs.capacity import cpu_packing  # CPU: one run at a time unless ATLAS_PACK_CPU=1
     pack = prof.pack if device.startswith("cuda") or cpu_packing() else 1
     _execute(jobs, results_path, rows, min(prof.workers, max(1, len(jobs))), device, deadline, pack)
     done = lambda rid: rows.get(rid, {}).get("status") == "finished"  # noqa: E731

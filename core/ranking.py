@@ -336,7 +336,7 @@ def source_backbone(refs: list[str]) -> str | None:
     loaded here -- before anything is queued, with the model the prompts need.
     """
     from core.backbone import BackboneError, resolve_model_path
-    from core.runs import SpecError, resolve_prompt_ref
+    from core.runs.spec import SpecError, resolve_prompt_ref
     names = set()
     for ref in refs:
         try:
@@ -368,7 +368,7 @@ def measured_for_target(target: str, sources: list[str], *, method: str = "pot",
     """
     from core.metrics import MetricError, measured
     if results is None:
-        from core.runstore import RunStore
+        from core.runs.store import RunStore
         results = RunStore().results_table(status=("finished",))
     if results is None or not len(results):
         return None
@@ -408,7 +408,7 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
     normalised scores (SPoT); sources with weight 0 are dropped from it.
     Regime defaults: ``demo_regime()`` (128 examples, 150 steps, 3 scratch seeds, 1 seed per transfer).
     """
-    from core.sweeps import SweepSpec
+    from core.runs.sweeps import SweepSpec
     reg = demo_regime()
     beta = reg["beta"] if beta is None else float(beta)
     if not 1 <= int(top) <= len(r.table):
@@ -446,10 +446,9 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
 
 def sweep_cli(argv: list[str]) -> int:
     """``python -m core sweep --target T --top K ...``: rank, then launch the top-k sweep."""
-    from core.runs import BACKENDS, SpecError
-    from core.runstore import RunStore, StoreError
-    from core.sweeps import launch_sweep
-    from core import launchers
+    from core.runs.queue import launch_sweep, wait
+    from core.runs.spec import BACKENDS, LaunchError, SpecError
+    from core.runs.store import RunStore, StoreError
 
     ap = argparse.ArgumentParser(prog="python -m core sweep --target", description=ranked_sweep.__doc__.split("\n\n")[0])
     ap.add_argument("--target", required=True)
@@ -496,13 +495,12 @@ def sweep_cli(argv: list[str]) -> int:
             return 0
         store = RunStore()
         sweep_id = launch_sweep(sw, store)
-    except (RankError, SpecError, StoreError, launchers.LaunchError) as e:
+    except (RankError, SpecError, StoreError, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(sweep_id, flush=True)
     if a.wait:
-        from core.runs import _wait
-        return _wait(store, [x["run_id"] for x in store.latest_sweep_runs(sweep_id).values()])
+        return wait(store, [x["run_id"] for x in store.latest_sweep_runs(sweep_id).values()])
     return 0
 
 

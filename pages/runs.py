@@ -23,11 +23,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import launchers, sweeps
 from core.config import atlas_home, user_library_dir
 from core.ranking import source_backbone
-from core.runs import DEFAULT_RAY_ADDRESS, METHODS, RunSpec, SpecError, pack_note
-from core.runstore import ACTIVE, TERMINAL, RunStore, default_db_path
+from core.runs import local, queue
+from core.runs.ray_jobs import ray_available
+from core.runs.spec import DEFAULT_RAY_ADDRESS, METHODS, LaunchError, RunSpec, SpecError
+from core.runs.store import ACTIVE, TERMINAL, RunStore, default_db_path
+from core.runs.sweeps import SweepSpec
+from core.runs.worker import pack_note
 from pages._deeplink import ensure_whole_app
 
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
@@ -56,12 +59,12 @@ def _store(db: str) -> RunStore:
 @st.cache_resource(show_spinner=False)
 def _reconciled(db: str) -> dict:
     """Once per server (and store): runs left 'running' by a dead process -> failed."""
-    return launchers.reconcile(_store(db))
+    return local.reconcile(_store(db))
 
 
 @st.cache_resource(show_spinner=False)
 def _ray_problem() -> str | None:
-    return launchers.ray_available()
+    return ray_available()
 
 
 @st.cache_data(show_spinner=False, ttl=60)
@@ -170,7 +173,7 @@ def _launch(make) -> None:
     except SpecError as e:
         st.session_state["runs_errors"] = e.problems
         return
-    except launchers.LaunchError as e:
+    except LaunchError as e:
         st.session_state["runs_errors"] = {"backend": str(e)}
         return
     st.session_state["runs_errors"] = {}
@@ -307,14 +310,7 @@ else:
             spec = RunSpec(method=m, target=st.session_state["runs_target"], sources=srcs, teacher=teacher,
                            backbone=source_backbone(srcs), params=params, seed=int(st.session_state["runs_seed"]), device=st.session_state["runs_device"],
                            backend=backend, address=_ray_address() if backend == "ray" else None)
-            if m == "panda" and params["teacher_mode"] == "pot":
-                # PANDA's teacher is the source after PoT on this target: a 1x1 sweep schedules both
-                sw = sweeps.SweepSpec(sources=srcs, targets=[spec.target], methods=["panda"], seeds=[spec.seed],
-                                      backbone=spec.backbone,
-                                      params={k: v for k, v in params.items() if k != "teacher_mode"},
-                                      device=spec.device, backend=backend, address=spec.address)
-                return "sweep", sweeps.launch_sweep(sw, store)
-            return "run", launchers.submit(spec, store)
+            return queue.launch(spec, store)  # PANDA with a PoT teacher: a 1x1 sweep (core.runs.sweeps)
 
         def make_sweep():
             try:
@@ -322,12 +318,12 @@ else:
             except ValueError:
                 raise SpecError({"sweep": "seeds: comma-separated integers, e.g. 0,1,2"}) from None
             srcs = _checked([origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])])
-            sw = sweeps.SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
+            sw = SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
                                   methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
                                   backbone=source_backbone(srcs),
                                   params=_params(), device=st.session_state["runs_device"], backend=backend,
                                   address=_ray_address() if backend == "ray" else None)
-            return "sweep", sweeps.launch_sweep(sw, store)
+            return "sweep", queue.launch_sweep(sw, store)
 
         if st.button("🚀 Launch", key="runs_launch", type="primary"):
             _launch(make_run if mode == "Single run" else make_sweep)
@@ -428,11 +424,11 @@ def _run_view(run: dict) -> None:
         viewer_reason("Cancel, retry and delete")
     a1, a2, a3, a4 = st.columns([1, 1, 1, 2])
     if not acc.viewer and run["status"] in ACTIVE and a1.button("🛑 Cancel", key="runs_cancel"):
-        launchers.cancel(rid, store)
+        queue.cancel(rid, store)
         st.rerun()
     if not acc.viewer and run["status"] in TERMINAL and a2.button("🔁 Retry", key="runs_retry"):
         try:
-            new = launchers.retry(rid, store)
+            new = queue.retry(rid, store)
             st.session_state["runs_select_next"] = new
             st.session_state["runs_flash"] = f"Retry queued as {new}."
             st.rerun()
@@ -454,7 +450,7 @@ def _run_view(run: dict) -> None:
                      hide_index=True, width="stretch", key=f"runs_events_{rid}")
         log = atlas_home() / "runs" / rid / "log.txt"
         if log.is_file():
-            st.code(launchers.run_log_tail(run, 40), language=None)
+            st.code(local.run_log_tail(run, 40), language=None)
 
 
 def _compare(runs: list[dict]) -> None:
@@ -501,9 +497,9 @@ def _sweeps_view() -> None:
         viewer_reason("Resuming sweeps")
     elif undone and st.button(f"▶️ Resume (relaunch {undone} failed/cancelled)", key="runs_sweep_resume"):
         try:
-            _, new = sweeps.resume_sweep(sid, store)
+            _, new = queue.resume_sweep(sid, store)
             st.session_state["runs_flash"] = f"Relaunched {len(new)} run(s) of {sid}."
-        except (SpecError, launchers.LaunchError) as e:
+        except (SpecError, LaunchError) as e:
             st.error(f"Cannot resume: {e}")
         st.rerun()
     # the measured matrix of this sweep, filling in as its runs finish
@@ -532,7 +528,7 @@ def _sweeps_view() -> None:
 
 
 def live() -> None:
-    launchers.pump(store)
+    queue.pump(store)
     runs = store.list_runs(limit=500)
     if not runs:
         st.info("No runs yet. Launch one above, or from a terminal: `python -m core run --spec spec.json`.")

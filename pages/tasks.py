@@ -4,7 +4,7 @@
 
 Reads: core.tasks (registry), core.task_upload (upload -> Task, the CLI's reader and
 rules), core.ranking (rank sources from the target's data alone; the top-k sweep with
-PANDA's λ from the ranking), core.sweeps (launch). Query param ``task`` selects a task.
+PANDA's λ from the ranking), core.runs.queue (launch). Query param ``task`` selects a task.
 """
 from __future__ import annotations
 
@@ -224,14 +224,13 @@ if rk is not None and index is not None:
                            n_scratch, ", ".join(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
                            ", ".join(f"{s} {lam[s]:.2f}" for s in rk.top(int(k)))))
             if st.button(f"🚀 Launch top-{int(k)} sweep", key="tasks_launch", type="primary"):
-                from core.runs import SpecError
-                from core.sweeps import launch_sweep
-                from core import launchers
+                from core.runs.queue import launch_sweep
+                from core.runs.spec import LaunchError, SpecError
                 try:
                     sw = R.ranked_sweep(rk, int(k), spot=spot, params={"steps": int(steps), "train_size": int(train_size)},
                                         scratch_seeds=list(range(int(n_scratch))))
                     sid = launch_sweep(sw)
-                except (R.RankError, SpecError, launchers.LaunchError) as e:
+                except (R.RankError, SpecError, LaunchError) as e:
                     st.error(f"Nothing was launched: {e}", icon="🛑")
                 else:
                     st.session_state["tasks_launched"] = sid

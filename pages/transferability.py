@@ -97,7 +97,7 @@ def _results(demo_results: str, runs_db: str | None, stamp: str) -> pd.DataFrame
         frames.append(df)
     if runs_db:
         try:
-            from core.runstore import RunStore
+            from core.runs.store import RunStore
             df = RunStore(runs_db).results_table(status=("finished",))
             if len(df):
                 df = df.copy()
@@ -112,10 +112,10 @@ def load_results() -> pd.DataFrame:
     demo_results = demo_dir() / "results.csv"
     db = None
     try:
-        from core.runstore import default_db_path
+        from core.runs.store import default_db_path
         p = Path(default_db_path())
         db = str(p) if p.is_file() else None
-    except Exception:  # noqa: BLE001 -- core.runstore missing or not importable: demo only
+    except Exception:  # noqa: BLE001 -- core.runs.store missing or not importable: demo only
         db = None
     paths = [demo_results] + ([Path(db), Path(db + "-wal")] if db else [])
     return _results(str(demo_results), db, _stamp(*paths))

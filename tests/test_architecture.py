@@ -10,6 +10,7 @@ table is read as edges too.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -18,20 +19,10 @@ CORE = Path(__file__).resolve().parents[1] / "core"
 
 # Known cycles, as the exact import edges that close them (a back-edge from a lower layer to a higher one).
 # The check drops these edges and then wants no cycle at all; an entry whose edge is gone or no longer
-# closes a cycle fails the test, so remove it when the cycle is fixed.
-#  - runs <-> launchers <-> sweeps: runs.py imports pump/submit/retry/reconcile from launchers and
-#    launch_sweep's module from sweeps (inside functions), while launchers and sweeps import RunSpec /
-#    validate_spec / record_final from runs. Issue 12's layout (runs/ store <- spec <- sweeps / worker <-
-#    launchers <- cli) untangles it; runs.py was being changed by another helper (issue 18) when this
-#    test was written.
-#  - the same runs.py dispatch imports core.ranking.sweep_cli (`python -m core sweep --ranked`), while
-#    ranking's ranked sweep imports runs / sweeps / launchers (and demo, which imports runs): the same
-#    cycle, grown by issue 16. It goes with the runs.py -> cli split.
-ALLOWED_BACK_EDGES = {
-    ("core.runs", "core.launchers"),
-    ("core.runs", "core.sweeps"),
-    ("core.runs", "core.ranking"),
-}
+# closes a cycle fails the test, so remove it when the cycle is fixed. None left: core/runs/ is
+# store <- spec <- sweeps / worker <- capacity <- local, ray_jobs <- queue <- cli, and `sweep --target`
+# reaches core.ranking from core.runs.cli only (ranking imports the queue, never the cli).
+ALLOWED_BACK_EDGES: set[tuple[str, str]] = set()
 
 # Modules that must not import torch at module level, directly or through what they import
 # (package __init__ files included, since importing a submodule runs them).
@@ -204,10 +195,31 @@ def test_cycle_finder_sees_function_level_imports_and_main_dispatch():
     """The checks above are only as good as the graph: imports inside functions and the string
     dispatch of core/__main__ must be edges."""
     edges = graph()
-    assert "core.launchers" in edges["core.runs"]  # runs imports launchers inside functions only
-    assert {"core.tasks", "core.metrics", "core.train"} <= edges["core.__main__"]
+    assert "core.ranking" in edges["core.runs.cli"]  # `sweep --target`: imported inside a function only
+    assert "core.runs.capacity" in edges["core.demo"]  # cpu_packing, imported inside a function only
+    assert {"core.tasks", "core.metrics", "core.train", "core.runs.cli"} <= edges["core.__main__"]
     assert "core.tasks.types" in edges["core.tasks.registry"]
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
+
+
+# What running SQL looks like: a statement, a cursor call, a raw transaction, the store's private helpers.
+SQL_SIGNS = re.compile(r"\.execute(many|script)?\(|\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b|"
+                       r"\._read\(|\._insert_event\(|\._tx\(|\.write\(\)\s+as\b|\bsqlite3\b")
+RUN_STORE = CORE / "runs" / "store.py"
+
+
+def sql_lines(path: Path) -> list[str]:
+    return [f"{path.relative_to(CORE.parent)}:{i}: {line.strip()}"
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if SQL_SIGNS.search(line)]
+
+
+def test_only_the_run_store_speaks_sql():
+    """core/runs/store.py owns every SQL statement of runs.db (claims, Ray submissions, the dispatcher's
+    meta row, event inserts); launchers and pages call its public methods."""
+    files = sorted(CORE.rglob("*.py")) + sorted((CORE.parent / "pages").glob("*.py")) + [CORE.parent / "app.py"]
+    bad = [hit for f in files if f != RUN_STORE for hit in sql_lines(f)]
+    assert not bad, "SQL outside core/runs/store.py:\n" + "\n".join(bad)
+    assert len(sql_lines(RUN_STORE)) > 20  # the pattern does see SQL where it is
 
 
 @pytest.mark.parametrize("mod", TORCH_FREE)

@@ -137,8 +137,9 @@ def _fake_ranking(scores: dict[str, float]):
 
 
 def test_ranked_sweep_plans_demo_regime_with_lambda_from_the_ranking():
-    from core.runstore import RunStore
-    from core.sweeps import launch_sweep, plan
+    from core.runs.store import RunStore
+    from core.runs.queue import launch_sweep
+    from core.runs.sweeps import plan
     r = _fake_ranking({"sent_movie": 0.30, "sent_product": 0.20, "spam_sms": -0.10, "topic_usenet": 0.0})
     sw = ranking.ranked_sweep(r, top=2)
     keys = [p.key for p in plan(sw)]
@@ -160,13 +161,13 @@ def test_ranked_sweep_plans_demo_regime_with_lambda_from_the_ranking():
     stored = {r["sweep_key"]: r["spec"] for r in store.list_runs(sweep_id=sid)}
     assert stored[f"panda|{product}|sent_tweet|0"]["params"]["metric_value"] == pytest.approx(0.75)
     from core.train import TrainConfig
-    from core.runs import RunSpec, build_train_config
+    from core.runs.spec import RunSpec, build_train_config
     cfg = build_train_config(RunSpec.from_dict(stored[f"panda|{product}|sent_tweet|0"]), movie)
     assert isinstance(cfg, TrainConfig) and cfg.effective_lambda() == pytest.approx(0.375)
 
 
 def test_ranked_sweep_spot_init_weights_and_refusals():
-    from core.sweeps import plan
+    from core.runs.sweeps import plan
     r = _fake_ranking({"sent_movie": 0.30, "sent_product": 0.20, "spam_sms": -0.10})
     sw = ranking.ranked_sweep(r, top=2, spot=True, methods=("pot",))
     spot = [p for p in plan(sw) if p.key.startswith("spot|")]
@@ -178,7 +179,7 @@ def test_ranked_sweep_spot_init_weights_and_refusals():
 
 def test_cli_sweep_from_target_dry_run(editorial, tmp_path, capsys):
     import json
-    from core.runs import cli as runs_cli
+    from core.runs.cli import cli as runs_cli
     lib = tmp_path / "lib"
     for n in ("sent_movie", "topic_usenet", "spam_sms"):
         shutil.copytree(DEMO_PROMPTS / n, lib / n)

@@ -27,12 +27,12 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # explicit: a stray ~/.ray token must not switch auth on
 
-from core import launchers  # noqa: E402
 from core.config import user_library_dir  # noqa: E402
-from core.runs import RunSpec  # noqa: E402
-from core.runstore import RunStore  # noqa: E402
+from core.runs import local, queue, ray_jobs  # noqa: E402
+from core.runs.spec import LaunchError, RunSpec  # noqa: E402
+from core.runs.store import RunStore  # noqa: E402
 
-REASON = launchers.ray_available()
+REASON = ray_jobs.ray_available()
 if REASON:
     print(f"SKIP tests/test_ray_backend.py: {REASON}", file=sys.stderr)
 pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
@@ -98,7 +98,7 @@ def ray_head():
         if r.returncode != 0:
             pytest.fail(f"ray start failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}", pytrace=False)
         address = f"http://127.0.0.1:{dash}"
-        client = launchers.ray_client(address)
+        client = ray_jobs.ray_client(address)
         t0 = time.monotonic()
         while True:  # the Jobs API answers a little after `ray start` returns
             try:
@@ -119,7 +119,7 @@ def store(atlas_home, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     s = RunStore()
     yield s
-    launchers.stop_dispatcher(s)
+    local.stop_dispatcher(s)
 
 
 def _wait(pred, timeout):
@@ -134,11 +134,11 @@ def _wait(pred, timeout):
 
 def test_ray_run_streams_events_into_store_and_cancel_stops_another(ray_head, store):
     spec = RunSpec(method="scratch", target=TARGET, params=TINY, device="cpu", backend="ray", address=ray_head)
-    a = launchers.submit(spec, store)
+    a = queue.submit(spec, store)
     long = RunSpec(method="scratch", target=TARGET, params={**TINY, "steps": 2000, "eval_every": 0}, seed=1,
                    device="cpu", backend="ray", address=ray_head)
-    b = launchers.submit(long, store)
-    assert store.get_run(a)["job_id"] == a and launchers.dispatcher_pid(store)
+    b = queue.submit(long, store)
+    assert store.get_run(a)["job_id"] == a and local.dispatcher_pid(store)
 
     run = _wait(lambda: (r := store.get_run(a))["status"] not in ("queued", "running") and r, 300)
     assert run["status"] == "finished", run["error"]
@@ -152,11 +152,11 @@ def test_ray_run_streams_events_into_store_and_cancel_stops_another(ray_head, st
     assert all(e["kind"] in ("status", "progress", "eval", "log") for e in store.events(a))
 
     _wait(lambda: store.events(b, kinds=["progress"]), 240)
-    assert launchers.cancel(b, store) == "running"
+    assert queue.cancel(b, store) == "running"
     run_b = _wait(lambda: (r := store.get_run(b))["status"] not in ("queued", "running") and r, 120)
     assert run_b["status"] == "cancelled", run_b["error"]
     assert max(e["step"] for e in store.events(b, kinds=["progress"])) < 2000
-    status = str(launchers.ray_client(ray_head).get_job_status(b))
+    status = str(ray_jobs.ray_client(ray_head).get_job_status(b))
     assert "STOPPED" in status or "SUCCEEDED" in status, status
 
 
@@ -164,8 +164,8 @@ def test_unreachable_cluster_is_refused_before_anything_is_queued(store):
     port = _free_port()  # nothing listens there
     spec = RunSpec(method="scratch", target=TARGET, params=TINY, device="cpu", backend="ray",
                    address=f"http://127.0.0.1:{port}")
-    with pytest.raises(launchers.LaunchError, match=f"cannot reach the Ray cluster at http://127.0.0.1:{port}"):
-        launchers.submit(spec, store)
+    with pytest.raises(LaunchError, match=f"cannot reach the Ray cluster at http://127.0.0.1:{port}"):
+        queue.submit(spec, store)
     assert store.list_runs() == []
 
 
@@ -184,11 +184,11 @@ def test_user_task_travels_with_the_job_to_a_worker_with_an_empty_task_cache(ray
     monkeypatch.setenv("ATLAS_CACHE", str(empty))  # a local head gets the launcher's cache: this one
     spec = RunSpec(method="scratch", target="ray_user_task", params={**TINY, "val_size": 6}, device="cpu",
                    backend="ray", address=ray_head)
-    a = launchers.submit(spec, store)
+    a = queue.submit(spec, store)
     run = _wait(lambda: (r := store.get_run(a))["status"] not in ("queued", "running") and r, 300)
     assert run["status"] == "finished", run["error"]
     assert 0 <= run["test_score"] <= 1
-    bundle = launchers.run_dir(a) / "bundle"
+    bundle = local.run_dir(a) / "bundle"
     assert (bundle / "tasks" / "ray_user_task.json").is_file()
     assert not (empty / "tasks").exists()  # nothing was prepared into the worker's cache
 
@@ -196,8 +196,8 @@ def test_user_task_travels_with_the_job_to_a_worker_with_an_empty_task_cache(ray
 def test_ray_pack_is_one_job_and_runs_keep_their_ids(ray_head, store, monkeypatch):
     """Packing forced on (CPU): two queued runs go to Ray as ONE job (submission id = the
     pack id), and each comes back under its own id with its own events and prompt."""
-    from core.runs import validate_spec
-    from core.runstore import new_run_id
+    from core.runs.spec import validate_spec
+    from core.runs.store import new_run_id
 
     monkeypatch.setenv("ATLAS_PACK_CPU", "1")
     ids = []
@@ -205,7 +205,7 @@ def test_ray_pack_is_one_job_and_runs_keep_their_ids(ray_head, store, monkeypatc
         spec = validate_spec(RunSpec(method="scratch", target=TARGET, params=TINY, seed=seed, device="cpu",
                                      backend="ray", address=ray_head))
         ids.append(store.add_run(new_run_id(), spec.to_dict()))
-    launchers.pump(store)
+    queue.pump(store)
     runs = [store.get_run(r) for r in ids]
     assert runs[0]["pack_id"] and runs[0]["job_id"] == runs[1]["job_id"] == runs[0]["pack_id"]
     finals = _wait(lambda: all((r := store.get_run(i))["status"] not in ("queued", "running") for i in ids)

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import launchers, sweeps
 from core.config import user_library_dir
-from core.runs import RunSpec, SpecError, validate_spec
-from core.runstore import RESULTS_COLUMNS, RunStore
+from core.runs import local, queue, sweeps
+from core.runs.spec import RunSpec, SpecError, validate_spec
+from core.runs.store import RESULTS_COLUMNS, RunStore, hostname
 
 REPO = Path(__file__).resolve().parent.parent
 # tiny but real: two small-test-split targets, 6 steps, eval at 3
@@ -72,18 +72,18 @@ def packed_store(atlas_home, monkeypatch):
 
 
 def _cleanup(s: RunStore) -> None:
-    launchers.stop_dispatcher(s)
+    local.stop_dispatcher(s)
     for run in s.list_runs(status=["running"]):  # never leave workers behind
-        if run["pid"] and run["pid"] != os.getpid() and launchers.pid_alive(run["pid"], run["pid_start"]):
+        if run["pid"] and run["pid"] != os.getpid() and local.pid_alive(run["pid"], run["pid_start"]):
             os.killpg(run["pid"], signal.SIGKILL)
-    launchers._reap()
+    local.reap()
 
 
 def wait_for(pred, timeout: float, store: RunStore | None = None, poll: float = 0.3):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if store is not None:
-            launchers.pump(store, dispatch=False)
+            queue.pump(store, dispatch=False)
         got = pred()
         if got:
             return got
@@ -108,7 +108,7 @@ def statuses(store: RunStore, run_id: str) -> list[str]:
 # --------------------------------------------------------------------------- #
 def test_local_run_queued_running_finished_and_prompt_joins_library(store):
     spec = RunSpec(method="scratch", target=TARGETS[0], params=TINY, seed=0, device="cpu")
-    run_id = launchers.submit(spec, store, dispatch=False)
+    run_id = queue.submit(spec, store, dispatch=False)
     run = wait_for(lambda: (r := store.get_run(run_id))["status"] in ("finished", "failed") and r, 150, store)
     assert run["status"] == "finished", run["error"]
     assert statuses(store, run_id) == ["queued", "running", "running", "finished"]  # claim, worker, final
@@ -136,7 +136,7 @@ def test_local_run_queued_running_finished_and_prompt_joins_library(store):
     assert json.loads(row["settings"])["params"]["steps"] == 6
 
     # a restarted server: a new RunStore in another process sees every run and event
-    code = ("import json,sys; sys.path.insert(0, %r); from core.runstore import RunStore; s = RunStore(sys.argv[1]); "
+    code = ("import json,sys; sys.path.insert(0, %r); from core.runs.store import RunStore; s = RunStore(sys.argv[1]); "
             "print(json.dumps([len(s.list_runs()), s.event_count(), s.get_run(sys.argv[2])['status']]))" % str(REPO))
     out = subprocess.run([sys.executable, "-c", code, str(store.path), run_id], capture_output=True, text=True,
                          timeout=60, check=True).stdout
@@ -152,7 +152,7 @@ def test_local_run_queued_running_finished_and_prompt_joins_library(store):
 
 def test_sigkill_worker_marks_failed_and_keeps_events(store):
     spec = RunSpec(method="scratch", target=TARGETS[0], params={**TINY, "steps": 200}, device="cpu")
-    run_id = launchers.submit(spec, store, dispatch=False)
+    run_id = queue.submit(spec, store, dispatch=False)
     wait_for(lambda: store.events(run_id, kinds=["progress"]), 120, store)
     run = store.get_run(run_id)
     n_before = store.event_count(run_id)
@@ -167,16 +167,16 @@ def test_sigkill_worker_marks_failed_and_keeps_events(store):
 
 def test_queue_cap_and_cancel_within_one_step(store):
     long = {**TINY, "steps": 60, "eval_every": 0}
-    a = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=long, device="cpu"), store,
+    a = queue.submit(RunSpec(method="scratch", target=TARGETS[0], params=long, device="cpu"), store,
                          dispatch=False)
-    b = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=long, seed=1, device="cpu"), store,
+    b = queue.submit(RunSpec(method="scratch", target=TARGETS[0], params=long, seed=1, device="cpu"), store,
                          dispatch=False)
     # CPU cap 1: the second waits in the queue
     assert store.get_run(a)["status"] == "running" and store.get_run(b)["status"] == "queued"
-    assert launchers.cancel(b, store) == "cancelled"  # a queued run is cancelled at once
+    assert queue.cancel(b, store) == "cancelled"  # a queued run is cancelled at once
     wait_for(lambda: store.events(a, kinds=["progress"]), 120, store)
     asked_at_step = store.get_run(a)["step"]
-    launchers.cancel(a, store)
+    queue.cancel(a, store)
     run = wait_for(lambda: (r := store.get_run(a))["status"] != "running" and r, 60, store)
     assert run["status"] == "cancelled"
     last_step = max(e["step"] for e in store.events(a, kinds=["progress"]))
@@ -185,14 +185,14 @@ def test_queue_cap_and_cancel_within_one_step(store):
     assert store.get_run(b)["status"] == "cancelled" and store.get_run(b)["pid"] is None  # never started
     assert not (user_library_dir() / "runs" / a).exists()  # a cancelled run adds nothing to the library
     # retry: a new run from the same spec
-    c = launchers.retry(a, store, dispatch=False)
+    c = queue.retry(a, store, dispatch=False)
     assert c != a and store.get_run(c)["retry_of"] == a and store.get_run(c)["spec"]["params"]["steps"] == 60
-    launchers.cancel(c, store)
+    queue.cancel(c, store)
 
 
 _WRITER = """
 import sys; sys.path.insert(0, {repo!r})
-from core.runstore import RunStore
+from core.runs.store import RunStore
 s = RunStore(sys.argv[1])
 for i in range(200):
     s.add_event(sys.argv[2], "progress", i, {{"i": i}})
@@ -226,7 +226,7 @@ def test_bad_specs_are_refused_before_anything_starts(store, tmp_path):
     ]
     for kw, field, text in cases:
         with pytest.raises(SpecError) as e:
-            launchers.submit(RunSpec(**kw), store, dispatch=False)
+            queue.submit(RunSpec(**kw), store, dispatch=False)
         assert field in e.value.problems and text in e.value.problems[field], (kw, e.value.problems)
     with pytest.raises(SpecError, match="unknown method 'sgd'"):
         RunSpec(method="sgd", target=TARGETS[0])
@@ -246,8 +246,8 @@ def test_sweep_2x2_fills_measured_matrix(store, tmp_path, monkeypatch):
     sw = sweeps.SweepSpec(sources=srcs, targets=list(TARGETS), methods=["pot"], seeds=[0], params=TINY, device="cpu")
     keys = [p.key for p in sweeps.plan(sw)]
     assert keys[:2] == [f"scratch|{t}|0" for t in TARGETS] and len(keys) == 6  # baselines first
-    sweep_id = sweeps.launch_sweep(sw, store)  # the detached dispatcher drives it
-    assert launchers.dispatcher_pid(store)
+    sweep_id = queue.launch_sweep(sw, store)  # the detached dispatcher drives it
+    assert local.dispatcher_pid(store)
     runs = wait_for(lambda: (rs := store.latest_sweep_runs(sweep_id)) and
                     all(r["status"] in ("finished", "failed", "cancelled") for r in rs.values()) and rs, 240)
     assert all(r["status"] == "finished" for r in runs.values()), {k: r["error"] for k, r in runs.items()}
@@ -257,7 +257,7 @@ def test_sweep_2x2_fills_measured_matrix(store, tmp_path, monkeypatch):
     assert sorted(m.index) == ["src_a", "src_b"] and sorted(m.columns) == sorted(TARGETS)
     assert m.notna().all().all() and m.shape == (2, 2)
     # resuming a finished sweep launches nothing
-    assert sweeps.resume_sweep(sweep_id, store, dispatch=False)[1] == []
+    assert queue.resume_sweep(sweep_id, store, dispatch=False)[1] == []
 
 
 def test_panda_sweep_waits_for_its_pot_teacher_and_resumes(store, tmp_path, monkeypatch):
@@ -265,19 +265,19 @@ def test_panda_sweep_waits_for_its_pot_teacher_and_resumes(store, tmp_path, monk
     src = str(make_prompt(tmp_path, "src_a"))
     # hold the only CPU slot with a stand-in 'running' run (this live test process), so nothing starts yet
     store.add_run("holder", {"method": "scratch", "target": target, "params": {}})
-    store.update_run("holder", status="running", pid=os.getpid(), pid_start=launchers.proc_start_time(os.getpid()),
-                     host=launchers.hostname(), device="cpu")
+    store.update_run("holder", status="running", pid=os.getpid(), pid_start=local.proc_start_time(os.getpid()),
+                     host=hostname(), device="cpu")
     sw = sweeps.SweepSpec(sources=[src], targets=[target], methods=["panda"], params=TINY, device="cpu")
-    sweep_id = sweeps.launch_sweep(sw, store, dispatch=False)
+    sweep_id = queue.launch_sweep(sw, store, dispatch=False)
     runs = store.latest_sweep_runs(sweep_id)
     assert [r["status"] for r in runs.values()] == ["queued"] * 3
     pot, panda = runs[f"pot|{src}|{target}|0"], runs[f"panda|{src}|{target}|0"]
     assert panda["depends_on"] == [pot["run_id"]] and panda["spec"]["teacher"] == f"run:{pot['run_id']}"
     # stop the sweep: the queued runs are cancelled at once
     for r in runs.values():
-        assert launchers.cancel(r["run_id"], store) == "cancelled"
+        assert queue.cancel(r["run_id"], store) == "cancelled"
     # resume: new runs, the panda student re-pointed at the new PoT teacher
-    _, new = sweeps.resume_sweep(sweep_id, store, dispatch=False)
+    _, new = queue.resume_sweep(sweep_id, store, dispatch=False)
     assert len(new) == 3
     runs = store.latest_sweep_runs(sweep_id)
     pot, panda = runs[f"pot|{src}|{target}|0"], runs[f"panda|{src}|{target}|0"]
@@ -304,8 +304,8 @@ def _hold_cpu_slot(store: RunStore) -> None:
     """A stand-in 'running' run (this live test process) holds the only CPU slot, so submitted
     runs wait in the queue and are claimed together when it is released."""
     store.add_run("holder", {"method": "scratch", "target": TARGETS[0], "params": {}})
-    store.update_run("holder", status="running", pid=os.getpid(), pid_start=launchers.proc_start_time(os.getpid()),
-                     host=launchers.hostname(), device="cpu")
+    store.update_run("holder", status="running", pid=os.getpid(), pid_start=local.proc_start_time(os.getpid()),
+                     host=hostname(), device="cpu")
 
 
 def test_pack_runs_keep_their_own_record(packed_store, tmp_path):
@@ -315,25 +315,25 @@ def test_pack_runs_keep_their_own_record(packed_store, tmp_path):
     store = packed_store
     src = make_prompt(tmp_path, "src_a")
     _hold_cpu_slot(store)
-    a = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=TINY, device="cpu"), store,
+    a = queue.submit(RunSpec(method="scratch", target=TARGETS[0], params=TINY, device="cpu"), store,
                          dispatch=False)
-    b = launchers.submit(RunSpec(method="scratch", target=TARGETS[1], params={**TINY, "steps": 400, "eval_every": 0},
+    b = queue.submit(RunSpec(method="scratch", target=TARGETS[1], params={**TINY, "steps": 400, "eval_every": 0},
                                  seed=1, device="cpu"), store, dispatch=False)
-    c = launchers.submit(RunSpec(method="pot", target=TARGETS[1], sources=[str(src)], params=TINY, device="cpu"),
+    c = queue.submit(RunSpec(method="pot", target=TARGETS[1], sources=[str(src)], params=TINY, device="cpu"),
                          store, dispatch=False)
-    d = launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params=TINY, seed=3, device="cpu"), store,
+    d = queue.submit(RunSpec(method="scratch", target=TARGETS[0], params=TINY, seed=3, device="cpu"), store,
                          dispatch=False)
     for f in src.iterdir():  # the source breaks after validation: its run fails in its own set-up
         if f.suffix == ".safetensors":
             f.write_bytes(b"not a safetensors file")
     store.set_status("holder", "finished")
-    launchers.pump(store, dispatch=False)
+    queue.pump(store, dispatch=False)
     runs = {r: store.get_run(r) for r in (a, b, c, d)}
     assert [runs[r]["status"] for r in (a, b, c, d)] == ["running", "running", "running", "queued"]
     assert runs[a]["pack_id"] and runs[a]["pack_id"] == runs[b]["pack_id"] == runs[c]["pack_id"]
     assert runs[a]["pid"] == runs[b]["pid"] == runs[c]["pid"]
     wait_for(lambda: store.events(b, kinds=["progress"]), 150)
-    launchers.cancel(b, store)
+    queue.cancel(b, store)
     final = wait_for(lambda: all((store.get_run(r))["status"] in ("finished", "failed", "cancelled")
                                  for r in (a, b, c)) and {r: store.get_run(r) for r in (a, b, c)}, 150, store)
     assert (final[a]["status"], final[b]["status"], final[c]["status"]) == ("finished", "cancelled", "failed")
@@ -343,7 +343,7 @@ def test_pack_runs_keep_their_own_record(packed_store, tmp_path):
     assert store.events(a, kinds=["progress"])[-1]["step"] == 6 and final[a]["step"] == 6
     assert Path(final[a]["prompt_path"]).parent == user_library_dir() / "runs"
     assert "packed with 3 runs" in store.events(a, kinds=["log"])[0]["metrics"]["message"]
-    from core.runs import pack_note
+    from core.runs.worker import pack_note
     assert pack_note(store, final[a]).startswith("packed with 3 runs")
     # b: stopped at the next step, nothing in the library
     last = max(e["step"] for e in store.events(b, kinds=["progress"]))
@@ -356,20 +356,20 @@ def test_pack_runs_keep_their_own_record(packed_store, tmp_path):
     # queued run, the failed one is validated again and refused while its source is broken
     wait_for(lambda: store.get_run(d)["status"] == "finished", 150, store)
     assert store.get_run(d)["pack_id"] is None
-    new = launchers.retry(b, store, dispatch=False)
+    new = queue.retry(b, store, dispatch=False)
     assert store.get_run(new)["retry_of"] == b and store.get_run(new)["status"] in ("queued", "running")
-    launchers.cancel(new, store)
+    queue.cancel(new, store)
     with pytest.raises(SpecError, match="src_a"):
-        launchers.retry(c, store, dispatch=False)
+        queue.retry(c, store, dispatch=False)
 
 
 def test_killed_pack_fails_every_run_with_log_tails(packed_store):
     store = packed_store
     _hold_cpu_slot(store)
-    ids = [launchers.submit(RunSpec(method="scratch", target=TARGETS[0], params={**TINY, "steps": 400}, seed=i,
+    ids = [queue.submit(RunSpec(method="scratch", target=TARGETS[0], params={**TINY, "steps": 400}, seed=i,
                                     device="cpu"), store, dispatch=False) for i in range(2)]
     store.set_status("holder", "finished")
-    launchers.pump(store, dispatch=False)
+    queue.pump(store, dispatch=False)
     wait_for(lambda: all(store.events(r, kinds=["progress"]) for r in ids), 150)
     pid = store.get_run(ids[0])["pid"]
     assert store.get_run(ids[1])["pid"] == pid

@@ -16,8 +16,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import launchers
-from core.runstore import RunStore
+from core.runs import local, queue
+from core.runs.store import RunStore, hostname
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "runs.py")
 TARGET = "spam_sms"
@@ -37,9 +37,9 @@ def env(tmp_path, monkeypatch, atlas_home):
     monkeypatch.setenv("ATLAS_LIBRARY", str(lib))
     yield
     s = RunStore()
-    launchers.stop_dispatcher(s)
+    local.stop_dispatcher(s)
     for run in s.list_runs(status=["running"]):
-        if run["pid"] and run["pid"] != os.getpid() and launchers.pid_alive(run["pid"], run["pid_start"]):
+        if run["pid"] and run["pid"] != os.getpid() and local.pid_alive(run["pid"], run["pid_start"]):
             os.killpg(run["pid"], signal.SIGKILL)
 
 
@@ -60,7 +60,7 @@ def fake_run(store: RunStore, run_id: str, status: str, *, pid: int | None = Non
     valid tiny scratch run, so a retry of it is accepted."""
     store.add_run(run_id, {"method": "scratch", "target": TARGET, "sources": [], "seed": 0, "device": "cpu",
                            "params": {"steps": steps, "train_size": 16, "max_length": 16}, "backend": "local"})
-    store.update_run(run_id, status="running", started=time.time() - 60, pid=pid, host=launchers.hostname(),
+    store.update_run(run_id, status="running", started=time.time() - 60, pid=pid, host=hostname(),
                      device="cpu")
     for s in range(1, steps + 1):
         store.add_event(run_id, "progress", s, {"loss": 1 / s, "ce": 1 / s, "kd": 0.1 / s, "examples_per_s": 50.0,
@@ -165,7 +165,7 @@ def test_live_view_cancel_retry_delete_and_reconcile():
     clean(at)
     new = at.selectbox(key="runs_selected").value
     assert new != "r-done" and store.get_run(new)["retry_of"] == "r-done"
-    launchers.cancel(new, store)  # queued or running: stop it (nothing to train for a fake spec)
+    queue.cancel(new, store)  # queued or running: stop it (nothing to train for a fake spec)
 
     # delete asks first: the button is disabled until the box is ticked
     at.selectbox(key="runs_selected").set_value("r-failed").run()
@@ -180,7 +180,7 @@ def test_cancel_a_queued_run_from_the_page():
     store = RunStore()
     # a 'running' run holding the CPU slot (its pid: this live test process), and one queued behind it
     fake_run(store, "r-busy", "running", pid=os.getpid())
-    store.update_run("r-busy", pid_start=launchers.proc_start_time(os.getpid()))
+    store.update_run("r-busy", pid_start=local.proc_start_time(os.getpid()))
     store.add_run("r-q", {"method": "scratch", "target": TARGET, "sources": [], "seed": 0, "device": "cpu",
                           "params": {"steps": 5}, "backend": "local"})
     at = clean(page())

@@ -18,7 +18,7 @@ from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
 from core.access import REFUSED
-from core.runstore import RunStore
+from core.runs.store import RunStore
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import launchers
 from core.config import demo_dir
-from core.runstore import RunStore
+from core.runs import queue
+from core.runs.store import RunStore
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "tasks.py")
 
@@ -24,7 +24,7 @@ def env(tmp_path, monkeypatch, atlas_home):
     for n in ("sent_movie", "topic_usenet", "spam_sms"):
         shutil.copytree(demo_dir() / "prompts" / n, demo / "prompts" / n)
     monkeypatch.setenv("ATLAS_DEMO", str(demo))
-    monkeypatch.setattr(launchers, "pump", lambda store=None, dispatch=True: {})  # queue only
+    monkeypatch.setattr(queue, "pump", lambda store=None, dispatch=True: {})  # queue only
 
 
 def _csv(n=100) -> bytes:

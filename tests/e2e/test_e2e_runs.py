@@ -87,7 +87,7 @@ def test_small_real_run_streams_to_finished(browser):
     assert 0.0 < float(test_acc) <= 1.0, test_acc
     saved = list((b.server.home / "library").rglob("adapter_config.json"))
     assert saved, "no prompt written to the user library"
-    from core.runstore import RunStore  # what the form sent is what the worker ran
+    from core.runs.store import RunStore  # what the form sent is what the worker ran
 
     runs = RunStore(b.server.home / "runs.db").list_runs()
     assert len(runs) == 1 and runs[0]["status"] == "finished", runs

@@ -27,7 +27,7 @@ def seed_home(home: Path) -> None:
     """One finished run in the server's store, so the Runs page has retry/delete controls to show."""
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(home / "runs.db")
     store.add_run("r-shared", {"method": "scratch", "target": "spam_sms", "sources": [], "seed": 0,

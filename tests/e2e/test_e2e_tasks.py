@@ -71,7 +71,7 @@ def test_upload_rank_launch_and_measured_column(browser, tmp_path):
     b.assert_no_exception()
     b.screenshot("tasks_launched")
 
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
     store = RunStore(b.server.home / "runs.db")
     runs = store.list_runs()
     assert sorted(r["spec"]["method"] for r in runs) == ["panda", "panda", "pot", "pot", "scratch"], runs

@@ -2,6 +2,11 @@
 
     python -m core runs list          # reads ATLAS_HOME/runs.db
 
+The bottom of core/runs/ (store <- spec <- sweeps / worker <- local, ray_jobs <- queue <- cli):
+every SQL statement of the package is here. The launchers decide *which* runs to start
+(caps, packs); the store claims them in one transaction (``claim_local``, ``claim_job``) and
+keeps the dispatcher's record (``swap_meta``).
+
 Why SQLite in WAL mode: many processes (the Streamlit server, the CLI, each
 worker, the dispatcher) read and write the same file at once; WAL lets readers
 run while one writer commits, every write here is one short ``BEGIN IMMEDIATE``
@@ -18,7 +23,7 @@ Tables
     meta    small key/value facts (the dispatcher's pid)
 
 Statuses: queued -> running -> finished | failed | cancelled. Runs trained together in one
-process (packed training, core.launchers) share a ``pack_id``; each keeps its own row and events.
+process (packed training, core.runs.local) share a ``pack_id``; each keeps its own row and events.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from core.config import atlas_home
 
@@ -161,6 +166,15 @@ class RunStore:
         else:
             con.execute("COMMIT")
 
+    @contextmanager
+    def _tx(self, con: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
+        """The caller's open transaction, or a new one."""
+        if con is not None:
+            yield con
+        else:
+            with self.write() as c:
+                yield c
+
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, tuple(args)).fetchall()
 
@@ -184,19 +198,20 @@ class RunStore:
             depends_on=json.dumps(list(depends_on or [])), retry_of=retry_of,
             total_steps=(spec.get("params") or {}).get("steps"),
         )
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-
-        def _do(c: sqlite3.Connection) -> None:
-            c.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(row.values()))
+        with self._tx(con) as c:
+            c.execute(f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                      tuple(row.values()))
             self._insert_event(c, run_id, "status", 0, {"status": status}, now)
-
-        if con is not None:
-            _do(con)
-        else:
-            with self.write() as c:
-                _do(c)
         return run_id
+
+    def add_runs(self, runs: list[dict], *, sweep: dict | None = None) -> None:
+        """Queue several runs, and the row of the sweep they belong to, in one transaction: all
+        or none. ``runs``: add_run's keyword arguments; ``sweep``: add_sweep's."""
+        with self.write() as c:
+            if sweep is not None:
+                self.add_sweep(**sweep, con=c)
+            for r in runs:
+                self.add_run(**r, con=c)
 
     def get_run(self, run_id: str) -> dict | None:
         rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
@@ -234,12 +249,8 @@ class RunStore:
             if k in fields and not isinstance(fields[k], str):
                 fields[k] = json.dumps(fields[k])
         sets = ", ".join(f"{k} = ?" for k in fields)
-        sql = f"UPDATE runs SET {sets} WHERE run_id = ?"
-        if con is not None:
-            con.execute(sql, (*fields.values(), run_id))
-        else:
-            with self.write() as c:
-                c.execute(sql, (*fields.values(), run_id))
+        with self._tx(con) as c:
+            c.execute(f"UPDATE runs SET {sets} WHERE run_id = ?", (*fields.values(), run_id))
 
     def set_status(self, run_id: str, status: str, *, only_if: Iterable[str] | None = None,
                    event: dict | None = None, **fields: Any) -> bool:
@@ -304,6 +315,71 @@ class RunStore:
                 raise StoreError(f"run {run_id} is {cur['status']}: cancel it before deleting")
             c.execute("DELETE FROM events WHERE run_id = ?", (run_id,))
             c.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+    # -- the queue's claims: the launchers choose, the store records ---------
+    def has_queued(self, backend: str) -> bool:
+        return bool(self._read("SELECT 1 FROM runs WHERE status = 'queued' AND backend = ? LIMIT 1", (backend,)))
+
+    def deps_finished(self, depends_on: Iterable[str]) -> bool:
+        """Whether every run in ``depends_on`` finished (a PANDA student waits for its PoT teacher)."""
+        return _deps_finished(self._conn(), list(depends_on))
+
+    def claim_local(self, host: str, choose: Callable[[list[dict], dict[str, int]], list[dict]]) -> list[dict]:
+        """Move startable local runs to 'running' in one BEGIN IMMEDIATE transaction, so two pumps
+        never start a run twice.
+
+        ``choose(ready, used)`` decides: ``ready`` are the queued local runs whose dependencies
+        all finished, oldest first ({"run_id", "device", "spec"}); ``used`` is the number of worker
+        processes running per device on ``host``. It returns claims {"run_ids", "device"}, one per
+        process. Each claim is recorded (status, device, host, start time, a new ``pack_id`` when it
+        holds several runs, one status event per run) and returned with its ``pack_id``.
+        """
+        if not self.has_queued("local"):
+            return []  # the common case on every page poll: no write lock taken
+        with self.write() as c:
+            rows = c.execute("SELECT run_id, device, spec, depends_on FROM runs WHERE status = 'queued' "
+                             "AND backend = 'local' ORDER BY created, run_id").fetchall()
+            ready = [{"run_id": r["run_id"], "device": r["device"], "spec": json.loads(r["spec"])}
+                     for r in rows if _deps_finished(c, json.loads(r["depends_on"]))]
+            if not ready:
+                return []
+            used: dict[str, int] = {}
+            for r in c.execute("SELECT device, COUNT(DISTINCT COALESCE(pack_id, run_id)) AS n FROM runs "
+                               "WHERE status = 'running' AND backend = 'local' AND host = ? GROUP BY device",
+                               (host,)):
+                used[r["device"] or "cpu"] = used.get(r["device"] or "cpu", 0) + int(r["n"])
+            claims = choose(ready, used)
+            now = time.time()
+            for claim in claims:
+                n = len(claim["run_ids"])
+                claim["pack_id"] = new_run_id("p") if n > 1 else None
+                for rid in claim["run_ids"]:
+                    self.update_run(rid, con=c, status="running", device=claim["device"], started=now, host=host,
+                                    pack_id=claim["pack_id"])
+                    ev = {"status": "running", "device": claim["device"]}
+                    if n > 1:
+                        ev.update(pack_id=claim["pack_id"], pack_size=n)
+                    self._insert_event(c, rid, "status", 0, ev, now)
+        return claims
+
+    def claim_job(self, run_ids: list[str], job_id: str, pack_id: str | None) -> list[str]:
+        """Queued runs -> 'running' as one Ray job (submission id ``job_id``; ``pack_id`` when it
+        trains several), in one transaction: claimed before the submission, so two pumps never
+        submit twice. Returns the ids it claimed (those still queued)."""
+        claimed = []
+        with self.write() as c:
+            now = time.time()
+            for rid in run_ids:
+                cur = c.execute("SELECT status, address FROM runs WHERE run_id = ?", (rid,)).fetchone()
+                if cur is None or cur["status"] != "queued":
+                    continue
+                self.update_run(rid, con=c, status="running", started=now, job_id=job_id, pack_id=pack_id)
+                ev = {"status": "running", "backend": "ray", "address": cur["address"]}
+                if pack_id:
+                    ev.update(pack_id=pack_id, pack_size=len(run_ids))
+                self._insert_event(c, rid, "status", 0, ev, now)
+                claimed.append(rid)
+        return claimed
 
     # -- events ------------------------------------------------------------
     @staticmethod
@@ -376,13 +452,9 @@ class RunStore:
     # -- sweeps ------------------------------------------------------------
     def add_sweep(self, sweep_id: str, spec: dict, *, name: str | None = None, backend: str = "local",
                   con: sqlite3.Connection | None = None) -> None:
-        args = (sweep_id, time.time(), name, json.dumps(spec, sort_keys=True), backend)
-        sql = "INSERT OR IGNORE INTO sweeps (sweep_id, created, name, spec, backend) VALUES (?, ?, ?, ?, ?)"
-        if con is not None:
-            con.execute(sql, args)
-        else:
-            with self.write() as c:
-                c.execute(sql, args)
+        with self._tx(con) as c:
+            c.execute("INSERT OR IGNORE INTO sweeps (sweep_id, created, name, spec, backend) VALUES (?, ?, ?, ?, ?)",
+                      (sweep_id, time.time(), name, json.dumps(spec, sort_keys=True), backend))
 
     def get_sweep(self, sweep_id: str) -> dict | None:
         rows = self._read("SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,))
@@ -411,18 +483,25 @@ class RunStore:
         rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
+    def swap_meta(self, key: str, decide: Callable[[str | None], str | None]) -> str | None:
+        """Read ``key`` and store ``decide(current)`` (None deletes it) in one transaction; returns
+        the value stored after. The dispatcher's check-then-record is one of these, so two callers
+        never both start one."""
+        with self.write() as c:
+            row = c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            current = row[0] if row else None
+            new = decide(current)
+            if new != current:
+                self.set_meta(key, new, con=c)
+        return new
+
     def set_meta(self, key: str, value: str | None, con: sqlite3.Connection | None = None) -> None:
-        def _do(c):
+        with self._tx(con) as c:
             if value is None:
                 c.execute("DELETE FROM meta WHERE key = ?", (key,))
             else:
                 c.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
-        if con is not None:
-            _do(con)
-        else:
-            with self.write() as c:
-                _do(c)
 
     # -- tables ------------------------------------------------------------
     def results_table(self, *, status: Iterable[str] | None = None):
@@ -444,6 +523,14 @@ class RunStore:
                 "settings": json.dumps(settings, sort_keys=True, default=_json_default),
             })
         return pd.DataFrame(rows, columns=RESULTS_COLUMNS)
+
+
+def _deps_finished(c: sqlite3.Connection, deps: list[str]) -> bool:
+    for d in deps:
+        row = c.execute("SELECT status FROM runs WHERE run_id = ?", (d,)).fetchone()
+        if row is None or row["status"] != "finished":
+            return False
+    return True
 
 
 def _row(r: sqlite3.Row) -> dict:

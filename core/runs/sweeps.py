@@ -1,4 +1,4 @@
-"""Sweeps: a source x target x method x seed grid launched (and resumed) as one unit.
+"""Sweeps: a source x target x method x seed grid planned as one unit (pure planning: no store, no processes).
 
     python -m core sweep --spec grid.json [--backend ray --address ...] [--wait]
     python -m core sweep --resume SWEEP_ID
@@ -15,8 +15,11 @@ What it plans (``plan``), in this order, so the queue runs them in that order:
 3. ``panda`` for every (source, target, seed): its teacher is the prompt of the pot run
    of the same (source, target, seed) (what PANDA's released code does), stored as a
    dependency, so it starts only after that run finished.
-Resume: runs that finished (or are still queued/running) are kept; failed, cancelled or
-lost ones are launched again as new runs, and their dependents re-pointed.
+Resume (``plan_resume``): runs that finished (or are still queued/running) are kept; failed,
+cancelled or lost ones are launched again as new runs, and their dependents re-pointed.
+``panda_pot_sweep``: a single PANDA run whose teacher is "PoT on the target first" is this
+planner's 1x1 sweep (the Runs page and ``python -m core run`` both use it).
+core.runs.queue launches what is planned here (``launch_sweep``, ``resume_sweep``).
 """
 from __future__ import annotations
 
@@ -25,8 +28,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.runs import METHODS, RunSpec, SpecError, validate_spec
-from core.runstore import RunStore, new_run_id
+from core.runs.spec import METHODS, RunSpec, SpecError, validate_spec
 
 
 @dataclass
@@ -50,11 +52,16 @@ class SweepSpec:
     ranking: dict | None = None  # what the sweep was planned from (target, metric, scores, lambdas, beta)
 
     def __post_init__(self):
-        problems = {}
         for k in ("sources", "targets", "methods", "seeds"):
             v = getattr(self, k)
             if isinstance(v, (str, int)):
                 setattr(self, k, [v])
+        problems = {**self._grid_problems(), **self._extra_problems()}
+        if problems:
+            raise SpecError(problems)
+
+    def _grid_problems(self) -> dict[str, str]:
+        problems = {}
         if not self.targets:
             problems["targets"] = "at least one target task"
         bad = [m for m in self.methods if m not in METHODS]
@@ -66,6 +73,11 @@ class SweepSpec:
             problems["panda_teacher"] = "pot or source"
         if not all(isinstance(s, int) for s in self.seeds) or not self.seeds:
             problems["seeds"] = "a list of integers"
+        return problems
+
+    def _extra_problems(self) -> dict[str, str]:
+        """The fields a sweep planned from a ranking adds."""
+        problems = {}
         if self.scratch_seeds is not None and (not self.scratch_seeds or
                                                not all(isinstance(s, int) for s in self.scratch_seeds)):
             problems["scratch_seeds"] = "a non-empty list of integers (or null: the same as seeds)"
@@ -77,8 +89,7 @@ class SweepSpec:
             src, w = sp.get("sources"), sp.get("weights")
             if not src or not isinstance(src, list) or not isinstance(w, list) or len(w) != len(src):
                 problems["spot"] = "an object with 'sources' and as many 'weights'"
-        if problems:
-            raise SpecError(problems)
+        return problems
 
     @classmethod
     def from_dict(cls, d: dict, origin: str | None = None) -> "SweepSpec":
@@ -116,39 +127,50 @@ class Planned:
 
 
 def plan(sw: SweepSpec) -> list[Planned]:
-    def spec(method, target, seed, sources=(), teacher=None) -> RunSpec:
-        params = {**sw.params, **(sw.method_params.get(method) or {})}
-        if len(sources) == 1:
-            params.update((sw.source_params.get(sources[0]) or {}).get(method) or {})
-        return RunSpec(method=method, target=target, sources=list(sources), teacher=teacher, backbone=sw.backbone,
-                       params=params, seed=seed, device=sw.device, backend=sw.backend, address=sw.address)
-
-    out: list[Planned] = []
-    for t in sw.targets:
-        for seed in (sw.scratch_seeds or sw.seeds):
-            out.append(Planned(f"scratch|{t}|{seed}", spec("scratch", t, seed), []))
-    need_pot = "pot" in sw.methods or ("panda" in sw.methods and sw.panda_teacher == "pot")
-    if need_pot:
-        for s in sw.sources:
-            for t in sw.targets:
-                for seed in sw.seeds:
-                    out.append(Planned(f"pot|{s}|{t}|{seed}", spec("pot", t, seed, [s]), []))
+    """Every run of the grid, in queue order: scratch baselines, PoT (and PANDA's PoT teachers),
+    SPoT, then PANDA students (each depending on its teacher's key)."""
+    out = [Planned(f"scratch|{t}|{seed}", _cell(sw, "scratch", t, seed), [])
+           for t in sw.targets for seed in (sw.scratch_seeds or sw.seeds)]
+    if "pot" in sw.methods or ("panda" in sw.methods and sw.panda_teacher == "pot"):
+        out += [Planned(f"pot|{s}|{t}|{seed}", _cell(sw, "pot", t, seed, [s]), [])
+                for s in sw.sources for t in sw.targets for seed in sw.seeds]
     if sw.spot:
         for t in sw.targets:
             for seed in sw.seeds:
-                sp = spec("pot", t, seed, sw.spot["sources"])
+                sp = _cell(sw, "pot", t, seed, sw.spot["sources"])
                 sp.params = {**sp.params, "source_weights": [float(w) for w in sw.spot["weights"]]}
                 out.append(Planned(f"spot|{t}|{seed}", sp, []))
     if "panda" in sw.methods:
-        for s in sw.sources:
-            for t in sw.targets:
-                for seed in sw.seeds:
-                    if sw.panda_teacher == "pot":
-                        pot = f"pot|{s}|{t}|{seed}"
-                        out.append(Planned(f"panda|{s}|{t}|{seed}", spec("panda", t, seed, [s], f"key:{pot}"), [pot]))
-                    else:
-                        out.append(Planned(f"panda|{s}|{t}|{seed}", spec("panda", t, seed, [s], s), []))
+        out += [_panda(sw, s, t, seed) for s in sw.sources for t in sw.targets for seed in sw.seeds]
     return out
+
+
+def _cell(sw: SweepSpec, method: str, target: str, seed: int, sources=(), teacher: str | None = None) -> RunSpec:
+    params = {**sw.params, **(sw.method_params.get(method) or {})}
+    if len(sources) == 1:
+        params.update((sw.source_params.get(sources[0]) or {}).get(method) or {})
+    return RunSpec(method=method, target=target, sources=list(sources), teacher=teacher, backbone=sw.backbone,
+                   params=params, seed=seed, device=sw.device, backend=sw.backend, address=sw.address)
+
+
+def _panda(sw: SweepSpec, source: str, target: str, seed: int) -> Planned:
+    key = f"panda|{source}|{target}|{seed}"
+    if sw.panda_teacher == "pot":  # the PoT run of the same (source, target, seed): PANDA's released code
+        pot = f"pot|{source}|{target}|{seed}"
+        return Planned(key, _cell(sw, "panda", target, seed, [source], f"key:{pot}"), [pot])
+    return Planned(key, _cell(sw, "panda", target, seed, [source], source), [])
+
+
+def panda_pot_sweep(spec: RunSpec) -> SweepSpec | None:
+    """The rule for one PANDA run whose teacher is "PoT on the target first" (``teacher_mode``
+    "pot", TrainConfig's default) and that names no teacher prompt: that teacher does not exist
+    yet, so the run becomes a 1x1 sweep (the scratch baseline, the PoT teacher, then the PANDA
+    student once its teacher finished). None for every other spec: it is launched as it is."""
+    if spec.method != "panda" or spec.teacher or spec.params.get("teacher_mode", "pot") != "pot":
+        return None
+    return SweepSpec(sources=list(spec.sources), targets=[spec.target], methods=["panda"], seeds=[spec.seed],
+                     backbone=spec.backbone, params={k: v for k, v in spec.params.items() if k != "teacher_mode"},
+                     device=spec.device, backend=spec.backend, address=spec.address, name=spec.name)
 
 
 def _materialise(p: Planned, ids: dict[str, str], pending: set[str], sweep_id: str) -> RunSpec:
@@ -158,8 +180,10 @@ def _materialise(p: Planned, ids: dict[str, str], pending: set[str], sweep_id: s
     return validate_spec(spec, pending_runs=pending)
 
 
-def _validate_all(planned: list[Planned], ids: dict[str, str], sweep_id: str, todo: set[str]) -> dict[str, RunSpec]:
-    """Validate every run to launch; one error listing the first few bad cells."""
+def validate_planned(planned: list[Planned], ids: dict[str, str], sweep_id: str,
+                     todo: set[str]) -> dict[str, RunSpec]:
+    """Validate every run to launch (keys in ``todo``, run ids from ``ids``); one error listing
+    the first few bad cells."""
     out, errors = {}, []
     pending = set(ids.values())
     for p in planned:
@@ -175,69 +199,31 @@ def _validate_all(planned: list[Planned], ids: dict[str, str], sweep_id: str, to
     return out
 
 
-def launch_sweep(sw: SweepSpec, store: RunStore | None = None, *, dispatch: bool = True) -> str:
-    """Validate every run of the grid, then queue them all in one transaction and pump."""
-    from core.launchers import pump, ray_client, resolve_device_for_queue
-
-    store = store or RunStore()
-    if sw.backend == "ray":
-        ray_client(sw.address)
-    sweep_id = new_run_id("s")
-    planned = plan(sw)
-    ids = {p.key: f"{sweep_id}-{i:03d}" for i, p in enumerate(planned)}
-    specs = _validate_all(planned, ids, sweep_id, set(ids))
-    with store.write() as c:
-        store.add_sweep(sweep_id, sw.to_dict(), name=sw.name, backend=sw.backend, con=c)
-        for p in planned:
-            spec = specs[p.key]
-            if spec.backend == "local":
-                spec.device = resolve_device_for_queue(spec.device)
-            store.add_run(ids[p.key], spec.to_dict(), sweep_id=sweep_id, sweep_key=p.key,
-                          depends_on=[ids[d] for d in p.deps], con=c)
-    pump(store, dispatch=dispatch)
-    return sweep_id
+@dataclass
+class Resume:
+    ids: dict[str, str]       # grid key -> run id (kept, or the new attempt's)
+    todo: set[str]            # keys launched again
+    replaced: list[str]       # queued run ids to cancel (they wait on a dependency that is redone)
 
 
-def resume_sweep(sweep_id: str, store: RunStore | None = None, *, dispatch: bool = True) -> tuple[str, list[str]]:
-    """Relaunch what did not finish; returns (sweep_id, new run ids)."""
-    from core.launchers import pump, reconcile, resolve_device_for_queue
-
-    store = store or RunStore()
-    row = store.get_sweep(sweep_id)
-    if row is None:
-        raise SpecError({"sweep": f"no sweep {sweep_id!r} in {store.path}"})
-    reconcile(store)  # runs whose process died count as failed now
-    sw = SweepSpec.from_dict(row["spec"])
-    planned = plan(sw)
-    latest = store.latest_sweep_runs(sweep_id)
-    ids: dict[str, str] = {}
-    todo: set[str] = set()
+def plan_resume(sweep_id: str, planned: list[Planned], runs: list[dict]) -> Resume:
+    """What resuming a sweep launches again, from its stored ``runs`` (every attempt): a cell whose
+    latest run finished, or is queued/running with no redone dependency, is kept; every other
+    cell gets a new run id ``<sweep_id>-<index>-<attempt>``."""
+    latest: dict[str, dict] = {}
+    for run in sorted(runs, key=lambda r: (r["created"], r["run_id"])):
+        latest[run["sweep_key"] or run["run_id"]] = run
+    r = Resume({}, set(), [])
     for i, p in enumerate(planned):
         run = latest.get(p.key)
-        dep_redone = any(d in todo for d in p.deps)
+        dep_redone = any(d in r.todo for d in p.deps)
         if run is not None and (run["status"] == "finished" or
                                 (run["status"] in ("queued", "running") and not dep_redone)):
-            ids[p.key] = run["run_id"]
+            r.ids[p.key] = run["run_id"]
             continue
-        if run is not None and run["status"] == "queued":  # waiting on a dependency that is redone
-            store.set_status(run["run_id"], "cancelled", only_if=("queued",), event={"reason": "replaced on resume"})
-        attempt = 1 + sum(1 for r in store.list_runs(sweep_id=sweep_id) if r["sweep_key"] == p.key)
-        ids[p.key] = f"{sweep_id}-{i:03d}-{attempt}"
-        todo.add(p.key)
-    if not todo:
-        pump(store, dispatch=dispatch)
-        return sweep_id, []
-    specs = _validate_all(planned, ids, sweep_id, todo)
-    with store.write() as c:
-        for p in planned:
-            if p.key not in todo:
-                continue
-            spec = specs[p.key]
-            if spec.backend == "local":
-                spec.device = resolve_device_for_queue(spec.device)
-            old = latest.get(p.key)
-            store.add_run(ids[p.key], spec.to_dict(), sweep_id=sweep_id, sweep_key=p.key,
-                          depends_on=[ids[d] for d in p.deps], retry_of=old["run_id"] if old else None, con=c)
-    pump(store, dispatch=dispatch)
-    return sweep_id, [ids[k] for k in ids if k in todo]
-
+        if run is not None and run["status"] == "queued":
+            r.replaced.append(run["run_id"])
+        attempt = 1 + sum(1 for x in runs if x["sweep_key"] == p.key)
+        r.ids[p.key] = f"{sweep_id}-{i:03d}-{attempt}"
+        r.todo.add(p.key)
+    return r
