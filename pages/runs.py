@@ -319,10 +319,10 @@ else:
                 raise SpecError({"sweep": "seeds: comma-separated integers, e.g. 0,1,2"}) from None
             srcs = _checked([origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])])
             sw = SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
-                                  methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
-                                  backbone=source_backbone(srcs),
-                                  params=_params(), device=st.session_state["runs_device"], backend=backend,
-                                  address=_ray_address() if backend == "ray" else None)
+                           methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
+                           backbone=source_backbone(srcs),
+                           params=_params(), device=st.session_state["runs_device"], backend=backend,
+                           address=_ray_address() if backend == "ray" else None)
             return "sweep", queue.launch_sweep(sw, store)
 
         if st.button("🚀 Launch", key="runs_launch", type="primary"):

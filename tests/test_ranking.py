@@ -136,10 +136,12 @@ def _fake_ranking(scores: dict[str, float]):
                    n_examples=150)
 
 
-def test_ranked_sweep_plans_demo_regime_with_lambda_from_the_ranking():
+def test_ranked_sweep_plans_demo_regime_with_lambda_from_the_ranking(monkeypatch):
+    from core.runs import queue
     from core.runs.store import RunStore
-    from core.runs.queue import launch_sweep
     from core.runs.sweeps import plan
+    # queue only: a pump would start the scratch runs' worker (150 steps on CPU), left behind by the test
+    monkeypatch.setattr(queue, "pump", lambda store=None, dispatch=True: {})
     r = _fake_ranking({"sent_movie": 0.30, "sent_product": 0.20, "spam_sms": -0.10, "topic_usenet": 0.0})
     sw = ranking.ranked_sweep(r, top=2)
     keys = [p.key for p in plan(sw)]
@@ -157,7 +159,7 @@ def test_ranked_sweep_plans_demo_regime_with_lambda_from_the_ranking():
     assert sw.ranking["lambdas"]["sent_product"] == pytest.approx(0.375)
     # queued runs keep lambda with their spec
     store = RunStore()
-    sid = launch_sweep(sw, store, dispatch=False)
+    sid = queue.launch_sweep(sw, store, dispatch=False)
     stored = {r["sweep_key"]: r["spec"] for r in store.list_runs(sweep_id=sid)}
     assert stored[f"panda|{product}|sent_tweet|0"]["params"]["metric_value"] == pytest.approx(0.75)
     from core.train import TrainConfig

@@ -11,7 +11,7 @@ A spec file is the JSON of ``core.runs.spec.RunSpec``; a sweep file the JSON of
 first" (``teacher_mode`` "pot", the default, and no ``teacher``) launches the 1x1 sweep that
 trains that teacher first, as the Runs page does, and prints the sweep id.
 
-The top of core/runs/ (store <- spec <- sweeps / worker <- local, ray_jobs <- queue <- cli);
+The top of core/runs/ (store <- spec <- sweeps, worker <- capacity <- local, ray_jobs <- queue <- cli);
 ``sweep --target`` is handed to core.ranking's ranked sweep from here, so nothing below imports
 the ranking.
 """

@@ -17,7 +17,7 @@ claim is one store transaction) does:
 ``launch`` is what the Runs page and ``python -m core run`` call: one run, or the 1x1 sweep a
 PANDA run with a PoT teacher becomes (core.runs.sweeps.panda_pot_sweep).
 
-Layer: store <- spec <- sweeps / worker <- capacity <- local, ray_jobs <- queue <- cli.
+Layer: store <- spec <- sweeps, worker <- capacity <- local, ray_jobs <- queue <- cli.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ A spec file is the JSON of ``RunSpec`` (``method``, ``target``, ``sources``, ``p
 teacher prompts that exist, read, and have the backbone's width; TrainConfig's own checks of
 the hyper-parameters) and raises one SpecError naming every bad field; nothing is queued then.
 
-Layer: core.runs.store <- spec <- sweeps / worker <- local, ray_jobs <- queue <- cli.
+Layer: core.runs.store <- spec <- sweeps, worker <- capacity <- local, ray_jobs <- queue <- cli.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
     python -m core runs list          # reads ATLAS_HOME/runs.db
 
-The bottom of core/runs/ (store <- spec <- sweeps / worker <- local, ray_jobs <- queue <- cli):
+The bottom of core/runs/ (store <- spec <- sweeps, worker <- capacity <- local, ray_jobs <- queue <- cli):
 every SQL statement of the package is here. The launchers decide *which* runs to start
 (caps, packs); the store claims them in one transaction (``claim_local``, ``claim_job``) and
 keeps the dispatcher's record (``swap_meta``).
