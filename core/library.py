@@ -2,6 +2,7 @@
 
     python -m core library index DIR... [--csv]
     python -m core library add FILE_OR_FOLDER... [--dest DIR]
+    python -m core library tag|rename|delete NAME ...   (your own prompts: core.userlib)
 
 :func:`index_library` walks folders recursively, within bounds (core.access.Walk: a
 file-count and a depth cap, no links out of the folder, never /proc /sys /dev; what it
@@ -365,16 +366,16 @@ def folder_zip(folder: Path | str, max_bytes: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None) -> list[SoftPrompt]:
+def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None, meta=None) -> list[SoftPrompt]:
     """`library add` of one file or adapter folder: the same validation as a browser upload."""
     path = Path(path)
     if path.is_dir():
-        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim)
+        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim, meta=meta)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise PromptError(path, f"cannot read ({e.strerror or e})") from None
-    return add_upload(path.name, data, dest, expected_dim=expected_dim)
+    return add_upload(path.name, data, dest, expected_dim=expected_dim, meta=meta)
 
 
 def upload_limits(max_file_bytes: int | None = None) -> str:
@@ -388,9 +389,12 @@ def upload_limits(max_file_bytes: int | None = None) -> str:
 
 
 def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
-               max_bytes: int | None = None) -> list[SoftPrompt]:
+               max_bytes: int | None = None, meta=None) -> list[SoftPrompt]:
     """Validate an uploaded prompt file or adapter .zip, then move it into ``dest`` atomically.
 
+    ``meta`` (core.userlib.PromptMeta): task / family / backbone the user set for every prompt of
+    this upload, written to its atlas.json in the staging folder before the move (a plain file is
+    then stored as an adapter folder, see core.userlib).
     Raises PromptError naming ``filename``; ``dest`` is then unchanged.
     Returns the prompts as read from their new place.
     """
@@ -436,6 +440,15 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
             raise PromptError(base, (f"{rel}: " if rel != base else "") + e.problem + more)
         if not staged.prompts:
             raise PromptError(base, "no soft prompt found inside")
+        if meta is not None and not meta.is_empty():
+            from core.userlib import EditError, describe_entry
+            try:
+                entries = [describe_entry(e, [p for p in staged.prompts.values()
+                                              if Path(p.origin) == e or Path(p.origin).is_relative_to(e)], meta)
+                           for e in entries]
+            except EditError as e:
+                msg = str(e)
+                raise PromptError(base, msg[len(base) + 2:] if msg.startswith(f"{base}: ") else msg) from None
         taken = [p.name for p in entries if (dest / p.name).exists()]
         if taken:
             raise PromptError(base, f"{', '.join(taken)} already in the library {dest}; rename it or remove the old one")
@@ -483,7 +496,13 @@ def cli(command: str, argv: list[str]) -> int:
                                      "validated")
     add.add_argument("files", nargs="+", metavar="FILE")
     add.add_argument("--dest", default=None, help="library folder (default: ATLAS_HOME/library)")
+    for f in ("task", "family", "backbone"):
+        add.add_argument(f"--{f}", default=None, help=f"set the {f} of every prompt added (atlas.json)")
+    from core import userlib
+    userlib.add_cli(sub)  # tag / rename / delete a prompt of my library or my runs
     args = parser.parse_args(argv)
+    if args.action in ("tag", "rename", "delete"):
+        return userlib.run_cli(args)
 
     if args.action == "index":
         missing = [d for d in args.dirs if not Path(d).exists()]
@@ -502,10 +521,15 @@ def cli(command: str, argv: list[str]) -> int:
         return 1 if (index.problems or missing) else 0
 
     dest = Path(args.dest) if args.dest else user_library_dir()
+    try:
+        meta = userlib.PromptMeta(args.task, args.family, args.backbone)
+    except userlib.EditError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     failed = 0
     for f in args.files:
         try:
-            for p in add_path(f, dest):
+            for p in add_path(f, dest, meta=meta):
                 print(f"added {p.name}\t{p.fmt}\tL={p.L}\td={p.d}\t-> {dest}")
         except PromptError as e:
             print(f"error: {e}", file=sys.stderr)
