@@ -319,3 +319,35 @@ def run_cli(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+# --------------------------------------------------------------------------- what a page offers
+def suggestions(index=None) -> tuple[list[str], list[str]]:
+    """(tasks, families) to offer: the registered tasks and their families, plus those the
+    prompts of ``index`` (a core.library.LibraryIndex) already carry. Any other text is accepted too."""
+    from core.prompts import THUNLP_FAMILIES
+
+    try:
+        from core.tasks import list_tasks, task_family
+        tasks = list(list_tasks())
+        families = {task_family(t) for t in tasks}
+    except Exception:  # a broken user task spec must not take the Library page down
+        tasks, families = [], set()
+    families |= set(THUNLP_FAMILIES.values())
+    if index is not None and index.prompts:
+        t = index.table
+        tasks += [x for x in t["task"].dropna().unique() if x not in tasks]
+        families |= set(t["family"].dropna().unique())
+    return sorted(dict.fromkeys(tasks)), sorted(f for f in families if f)
+
+
+def with_family(meta: PromptMeta) -> PromptMeta:
+    """A task given without a family takes the registered task's family (core.tasks), if any."""
+    if meta.task is None or meta.family is not None:
+        return meta
+    try:
+        from core.tasks import task_family
+        fam = task_family(meta.task)
+    except Exception:
+        fam = None
+    return PromptMeta(meta.task, fam, meta.backbone) if fam else meta
