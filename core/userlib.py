@@ -168,6 +168,11 @@ def _as_adapter(prompt: SoftPrompt, file: Path, changes: dict, dest: Path) -> Pa
     for k, v in changes.items():
         setattr(q, k, v)
     q.name = dest.name
+    # the reading notes were about the plain file; "no model named" is no longer true once described
+    kept = [n for n in str(q.settings.pop("note", "") or "").split("; ")
+            if n and not n.startswith("no model named for this file")]
+    if kept:
+        q.settings["note"] = "; ".join(kept)
     q.settings["converted_from"] = f"{file.name} ({prompt.fmt}): same values, stored as a PEFT adapter " \
                                    f"so that atlas.json can describe it"
     try:

@@ -145,8 +145,9 @@ def _do(action, p, *args) -> None:
 def edit_panel(p) -> None:
     """Describe / rename / delete one prompt — only prompts of my library and my runs, never in viewer mode."""
     flash = st.session_state.pop("library_edit_msg", None)
-    if flash:
-        (st.success if flash[0] == "ok" else st.error)(flash[1])
+    with st.container():  # always drawn: the flash must not shift the expander below (it would close)
+        if flash:
+            (st.success if flash[0] == "ok" else st.error)(flash[1])
     if access().viewer:
         viewer_reason("Describing, renaming and deleting prompts")
         return
@@ -163,7 +164,8 @@ def edit_panel(p) -> None:
     for opts, v in ((task_opts, p.task), (family_opts, p.family), (bb_opts, p.backbone)):
         if v and v not in opts:
             opts.append(v)
-    with st.expander("✏️ Describe, rename or delete this prompt", expanded=False):
+    # keyed + tracked: it stays open across the reruns its own buttons cause
+    with st.expander("✏️ Describe, rename or delete this prompt", key="library_edit_open", on_change="rerun"):
         with st.form("library_edit_form", border=False):
             e1, e2, e3 = st.columns(3)
             task = e1.selectbox("Task", task_opts, key="library_edit_task", accept_new_options=True)

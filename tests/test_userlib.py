@@ -47,6 +47,7 @@ def test_upload_with_metadata_stores_it_beside_the_prompt():
     q = index.prompts["mine"]
     assert (q.task, q.family, q.backbone) == ("sent_tweet", "sentiment", MINILM) and p.task == "sent_tweet"
     assert np.array_equal(q.values, values)
+    assert "no model named" not in q.settings.get("note", "")  # the plain file's note no longer holds
     assert index.group_of("mine") == MINILM  # the index groups it with MiniLM, not unknown:d384
     row = index.table.set_index("name").loc["mine"]
     assert (row["task"], row["backbone"], row["group"]) == ("sent_tweet", MINILM, MINILM)
