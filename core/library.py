@@ -366,16 +366,17 @@ def folder_zip(folder: Path | str, max_bytes: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None, meta=None) -> list[SoftPrompt]:
+def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None,
+             prepare=None) -> list[SoftPrompt]:
     """`library add` of one file or adapter folder: the same validation as a browser upload."""
     path = Path(path)
     if path.is_dir():
-        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim, meta=meta)
+        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim, prepare=prepare)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise PromptError(path, f"cannot read ({e.strerror or e})") from None
-    return add_upload(path.name, data, dest, expected_dim=expected_dim, meta=meta)
+    return add_upload(path.name, data, dest, expected_dim=expected_dim, prepare=prepare)
 
 
 def upload_limits(max_file_bytes: int | None = None) -> str:
@@ -389,12 +390,12 @@ def upload_limits(max_file_bytes: int | None = None) -> str:
 
 
 def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
-               max_bytes: int | None = None, meta=None) -> list[SoftPrompt]:
+               max_bytes: int | None = None, prepare=None) -> list[SoftPrompt]:
     """Validate an uploaded prompt file or adapter .zip, then move it into ``dest`` atomically.
 
-    ``meta`` (core.userlib.PromptMeta): task / family / backbone the user set for every prompt of
-    this upload, written to its atlas.json in the staging folder before the move (a plain file is
-    then stored as an adapter folder, see core.userlib).
+    ``prepare(entry, prompts) -> entry``: called on each staged top-level file/folder (with its
+    prompts) after validation and before the move, e.g. core.userlib.upload writing the task /
+    family / backbone the user set; a ValueError it raises refuses the upload (``dest`` unchanged).
     Raises PromptError naming ``filename``; ``dest`` is then unchanged.
     Returns the prompts as read from their new place.
     """
@@ -440,13 +441,12 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
             raise PromptError(base, (f"{rel}: " if rel != base else "") + e.problem + more)
         if not staged.prompts:
             raise PromptError(base, "no soft prompt found inside")
-        if meta is not None and not meta.is_empty():
-            from core.userlib import EditError, describe_entry
+        if prepare is not None:
             try:
-                entries = [describe_entry(e, [p for p in staged.prompts.values()
-                                              if Path(p.origin) == e or Path(p.origin).is_relative_to(e)], meta)
+                entries = [prepare(e, [p for p in staged.prompts.values()
+                                       if Path(p.origin) == e or Path(p.origin).is_relative_to(e)])
                            for e in entries]
-            except EditError as e:
+            except ValueError as e:  # PromptError included
                 msg = str(e)
                 raise PromptError(base, msg[len(base) + 2:] if msg.startswith(f"{base}: ") else msg) from None
         taken = [p.name for p in entries if (dest / p.name).exists()]
@@ -481,7 +481,9 @@ def format_grouped(index: LibraryIndex) -> str:
     return "\n".join(lines)
 
 
-def cli(command: str, argv: list[str]) -> int:
+def cli(command: str, argv: list[str], make_prepare=None) -> int:
+    """``index`` and ``add``; ``python -m core library`` enters through core.userlib.cli, which adds
+    tag / rename / delete and passes ``make_prepare(task, family, backbone)`` for ``add --task ...``."""
     import argparse
 
     from core.config import user_library_dir
@@ -496,13 +498,11 @@ def cli(command: str, argv: list[str]) -> int:
                                      "validated")
     add.add_argument("files", nargs="+", metavar="FILE")
     add.add_argument("--dest", default=None, help="library folder (default: ATLAS_HOME/library)")
-    for f in ("task", "family", "backbone"):
-        add.add_argument(f"--{f}", default=None, help=f"set the {f} of every prompt added (atlas.json)")
-    from core import userlib
-    userlib.add_cli(sub)  # tag / rename / delete a prompt of my library or my runs
+    add.add_argument("--task", default=None, help="task of every prompt added (atlas.json; core.userlib)")
+    add.add_argument("--family", default=None, help="family of every prompt added")
+    add.add_argument("--backbone", default=None, help="backbone of every prompt added, or 'unknown'")
+    parser.epilog = "tag | rename | delete NAME: your own prompts (my library, my runs), see core.userlib"
     args = parser.parse_args(argv)
-    if args.action in ("tag", "rename", "delete"):
-        return userlib.run_cli(args)
 
     if args.action == "index":
         missing = [d for d in args.dirs if not Path(d).exists()]
@@ -521,15 +521,21 @@ def cli(command: str, argv: list[str]) -> int:
         return 1 if (index.problems or missing) else 0
 
     dest = Path(args.dest) if args.dest else user_library_dir()
-    try:
-        meta = userlib.PromptMeta(args.task, args.family, args.backbone)
-    except userlib.EditError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    prepare = None
+    if args.task or args.family or args.backbone:
+        if make_prepare is None:
+            print("error: --task/--family/--backbone need core.userlib (run it as `python -m core library add`)",
+                  file=sys.stderr)
+            return 2
+        try:  # core.userlib writes them; it passes itself in (it imports this module, not the other way)
+            prepare = make_prepare(args.task, args.family, args.backbone)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     failed = 0
     for f in args.files:
         try:
-            for p in add_path(f, dest, meta=meta):
+            for p in add_path(f, dest, prepare=prepare):
                 print(f"added {p.name}\t{p.fmt}\tL={p.L}\td={p.d}\t-> {dest}")
         except PromptError as e:
             print(f"error: {e}", file=sys.stderr)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from core.config import user_library_dir
 from core.fsutil import atomic_write_json
+from core.library import add_upload, copy_prompt, index_library
 from core.prompts import ADAPTER_CONFIG, KNOWN_DIMS, METADATA, PromptError, SoftPrompt
 
 FIELDS = ("task", "family", "backbone")
@@ -161,8 +162,7 @@ def _write_meta(folder: Path, changes: dict) -> None:
 
 def _as_adapter(prompt: SoftPrompt, file: Path, changes: dict, dest: Path) -> Path:
     """Write a plain-file prompt as a PEFT folder ``dest`` holding its metadata (same values)."""
-    from core.library import copy_prompt
-    from core.prompts import write_prompt
+    from core.prompts import write_prompt  # lazy: it imports peft
 
     q = copy_prompt(prompt)
     for k, v in changes.items():
@@ -220,8 +220,6 @@ def describe_entry(entry: Path, prompts: list[SoftPrompt], meta: PromptMeta) -> 
 
 
 def _entry_prompts(entry: Path) -> list[SoftPrompt]:
-    from core.library import index_library
-
     index = index_library(entry)
     if index.problems:
         raise EditError(f"{entry.name}: {index.problems[0].problem}")
@@ -281,6 +279,19 @@ def delete(prompt: SoftPrompt) -> Path:
     return entry
 
 
+# --------------------------------------------------------------------------- uploads
+def preparer(meta: PromptMeta):
+    """The ``prepare`` hook of core.library.add_upload that writes ``meta`` into each staged entry."""
+    if meta.is_empty():
+        return None
+    return lambda entry, prompts: describe_entry(entry, prompts, meta)
+
+
+def upload(filename: str, data: bytes, dest, meta: PromptMeta | None = None, **kw) -> list[SoftPrompt]:
+    """core.library.add_upload with the user's task / family / backbone written before the move."""
+    return add_upload(filename, data, dest, prepare=preparer(meta) if meta else None, **kw)
+
+
 # --------------------------------------------------------------------------- CLI (python -m core library ...)
 def find(name: str) -> SoftPrompt:
     """A prompt of ``my library`` or ``my runs`` by its index name."""
@@ -292,23 +303,27 @@ def find(name: str) -> SoftPrompt:
     raise EditError(f"{name!r}: no prompt of that name in my library or my runs ({user_library_dir()})")
 
 
-def add_cli(sub) -> None:
-    """The tag / rename / delete sub-commands of ``python -m core library``."""
+def cli(command: str, argv: list[str]) -> int:
+    """``python -m core library``: tag / rename / delete here, index / add in core.library."""
+    import argparse
+    import sys
+
+    if not argv or argv[0] not in ("tag", "rename", "delete"):
+        from core import library
+        return library.cli(command, argv, make_prepare=lambda t, f, b: preparer(with_family(PromptMeta(t, f, b))))
+    ap = argparse.ArgumentParser(prog=f"python -m core {command}", description="Your own prompts (my library, "
+                                 "my runs): describe, rename, delete.")
+    sub = ap.add_subparsers(dest="action", required=True)
     tag = sub.add_parser("tag", help="set task, family and backbone of a prompt of my library / my runs")
     tag.add_argument("name")
     for f in FIELDS:
-        tag.add_argument(f"--{f}", default=None,
-                         help=f"backbone name, or '{UNKNOWN}'" if f == "backbone" else None)
+        tag.add_argument(f"--{f}", default=None, help=f"backbone name, or '{UNKNOWN}'" if f == "backbone" else None)
     ren = sub.add_parser("rename", help="rename a prompt of my library / my runs")
     ren.add_argument("name")
     ren.add_argument("new_name")
     rm = sub.add_parser("delete", help="delete a prompt of my library / my runs (runs that used it keep their record)")
     rm.add_argument("name")
-
-
-def run_cli(args) -> int:
-    import sys
-
+    args = ap.parse_args(argv)
     try:
         p = find(args.name)
         if args.action == "tag":

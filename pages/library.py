@@ -16,7 +16,7 @@ from pages._deeplink import ensure_whole_app  # noqa: E402
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.config import user_library_dir
-from core.library import MAX_UPLOAD_FILES, add_upload, upload_limits
+from core.library import MAX_UPLOAD_FILES, upload_limits
 from core.prompts import KNOWN_DIMS, PromptError
 from core import collection as C
 from core import userlib
@@ -69,7 +69,7 @@ with upload_box:
     for f in files or []:
         if f.file_id not in done:  # the uploader keeps its files across reruns: add each once
             try:
-                prompts = add_upload(f.name, f.getvalue(), user_library_dir(), meta=upload_meta)
+                prompts = userlib.upload(f.name, f.getvalue(), user_library_dir(), upload_meta)
                 said = ", ".join(f"{k} {v or userlib.UNKNOWN}" for k, v in upload_meta.changes().items())
                 done[f.file_id] = ("ok", f"{f.name}: added {', '.join(p.name for p in prompts)} "
                                          f"to your library ({user_library_dir()})" + (f" as {said}" if said else ""))

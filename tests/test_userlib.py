@@ -19,7 +19,7 @@ from core.config import user_library_dir
 from core.library import add_upload, index_library
 from core.prompts import DEFAULT_BACKBONE as MINILM
 from core.prompts import PromptError, SoftPrompt, write_prompt
-from core.userlib import EditError, PromptMeta, backbones_for, delete, describe, rename, why_not_editable
+from core.userlib import EditError, PromptMeta, backbones_for, delete, describe, rename, upload, why_not_editable
 
 
 def _pt(shape) -> tuple[bytes, np.ndarray]:
@@ -37,7 +37,7 @@ def test_upload_with_metadata_stores_it_beside_the_prompt():
     lib = user_library_dir()
     data, values = _pt((20, 384))
     meta = PromptMeta(task="sent_tweet", family="sentiment", backbone=MINILM)
-    [p] = add_upload("mine.pt", data, lib, meta=meta)
+    [p] = upload("mine.pt", data, lib, meta)
     # a plain file has no folder for atlas.json: it is stored as an adapter folder, same values
     assert sorted(x.name for x in lib.iterdir()) == ["mine"]
     saved = json.loads((lib / "mine" / "atlas.json").read_text())
@@ -60,11 +60,11 @@ def test_upload_without_metadata_and_unknown_width():
     assert index_library(lib).group_of("wide.pt") == "unknown:d500" and p.backbone is None
     before = tree_digest(lib)
     with pytest.raises(PromptError) as e:  # naming a known backbone of another width is refused
-        add_upload("wide2.pt", data, lib, meta=PromptMeta(backbone=MINILM))
+        upload("wide2.pt", data, lib, PromptMeta(backbone=MINILM))
     assert str(e.value) == (f"wide2.pt: backbone {MINILM} has width 384, the prompt's is 500; "
                             "choose a backbone of width 500 or 'unknown'")
     assert tree_digest(lib) == before
-    [q] = add_upload("wide3.pt", data, lib, meta=PromptMeta(task="my_task", backbone="unknown"))
+    [q] = upload("wide3.pt", data, lib, PromptMeta(task="my_task", backbone="unknown"))
     index = index_library(lib)
     assert index.group_of("wide3") == "unknown:d500" and q.task == "my_task" and q.backbone is None
     assert backbones_for(500) == ["unknown"] and backbones_for(384) == [MINILM, "unknown"]
@@ -77,7 +77,7 @@ def test_upload_adapter_zip_with_metadata_merges_atlas_json(tmp_path):
     with zipfile.ZipFile(buf, "w") as z:
         for f in src.iterdir():
             z.write(f, f"zipped/{f.name}")
-    [p] = add_upload("zipped.zip", buf.getvalue(), user_library_dir(), meta=PromptMeta(task="sent_movie"))
+    [p] = upload("zipped.zip", buf.getvalue(), user_library_dir(), PromptMeta(task="sent_movie"))
     assert (p.task, p.method, p.score) == ("sent_movie", "pot", 0.5)  # the rest of atlas.json kept
 
 
@@ -164,7 +164,7 @@ def test_runs_keep_the_source_name_after_rename_and_delete():
     assert store.get_run("r-1")["spec"]["source_names"] == ["src"]
 
 
-def test_cli_tag_rename_delete(capsys):
+def test_cli_tag_rename_delete(capsys, tmp_path):
     lib = user_library_dir()
     write_prompt(SoftPrompt(torch.randn(4, 384), name="c"), lib / "c")
     assert cli_main(["library", "tag", "c", "--task", "sent_tweet", "--backbone", MINILM]) == 0
@@ -175,3 +175,11 @@ def test_cli_tag_rename_delete(capsys):
     assert cli_main(["library", "delete", "nope"]) == 1
     assert "'nope': no prompt of that name in my library or my runs" in capsys.readouterr().err
     assert cli_main(["library", "delete", "d"]) == 0 and _mine() == {}
+    # `library add` takes the same metadata (written before the file lands)
+    src = tmp_path / "incoming.pt"
+    torch.save(torch.randn(3, 384), src)
+    assert cli_main(["library", "add", str(src), "--task", "spam_sms", "--backbone", "roberta-base"]) == 1
+    assert "incoming.pt: backbone roberta-base has width 768, the prompt's is 384" in capsys.readouterr().err
+    assert _mine() == {}
+    assert cli_main(["library", "add", str(src), "--task", "spam_sms"]) == 0
+    assert (_mine()["incoming"].task, _mine()["incoming"].family) == ("spam_sms", "spam")
