@@ -257,6 +257,7 @@ def rename(prompt: SoftPrompt, new_name: str) -> Path:
     if dest.exists() or dest.is_symlink():
         raise EditError(f"{prompt.name}: {new} is already taken in {entry.parent}")
     os.rename(entry, dest)
+    _runs_moved(entry, dest)
     meta_file = dest / METADATA
     if (dest / ADAPTER_CONFIG).is_file() and meta_file.is_file():
         try:
@@ -265,6 +266,28 @@ def rename(prompt: SoftPrompt, new_name: str) -> Path:
             os.rename(dest, entry)
             raise
     return dest
+
+
+def _runs_moved(old: Path, new: Path) -> int:
+    """Finished runs whose saved prompt was ``old`` now point at ``new`` (a renamed ``my runs`` prompt);
+    their scores and source names are untouched. Returns how many runs were updated."""
+    from core.config import atlas_home
+
+    db = atlas_home() / "runs.db"  # the run store's file (core.runs.RunStore's default): none, nothing to do
+    if not db.is_file():
+        return 0
+    from core.runs import RunStore
+
+    store, n = RunStore(db), 0
+    try:
+        for r in store.list_runs(status=("finished",)):
+            p = r.get("prompt_path")
+            if p and Path(p).absolute().parent.resolve() / Path(p).name == old:
+                store.update_run(r["run_id"], prompt_path=str(new))
+                n += 1
+    finally:
+        store.close()
+    return n
 
 
 def delete(prompt: SoftPrompt) -> Path:

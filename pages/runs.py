@@ -457,6 +457,9 @@ def _run_view(run: dict) -> None:
 
     if run["status"] == "failed":
         st.error(f"Failed: {run.get('error') or 'no message'}")
+    elif run["status"] == "finished" and run.get("prompt_path") and not Path(run["prompt_path"]).exists():
+        st.info(f"Its prompt was deleted from your library (`{run['prompt_path']}`); the run's record and scores "
+                "stay in the results.")
     elif run["status"] == "finished" and run.get("prompt_path"):
         st.success(f"Prompt saved in your library: `{run['prompt_path']}`. Its test score is part of the "
                    "results table that the Transferability page's **measured** matrix is computed from.")

@@ -101,3 +101,21 @@ def test_transferability_links_carry_the_measured_regime(tmp_path, monkeypatch):
     q = {k: v[0] for k, v in parse_qs(urlparse(link).query).items()}
     assert q == {"target": "spam_sms", "source": "sent_tweet", "method": "panda", "steps": "150",
                  "train_size": "128", "lr": "0.03", "eval_every": "25"}
+
+
+def test_a_run_whose_prompt_was_deleted_keeps_its_record(atlas_home):
+    """Issue 15 defect 5: deleting a run's prompt from the library leaves the run, its source name and score."""
+    from core.runs import RunStore
+    from core.userlib import delete, find
+
+    out = atlas_home / "library" / "runs" / "r-gone"
+    write_prompt(SoftPrompt(torch.randn(20, 384), name="r-gone", task=TARGET, method="pot"), out)
+    store = RunStore()
+    store.add_run("r-gone", {"method": "pot", "target": TARGET, "source_names": ["src_a"]})
+    store.update_run("r-gone", status="finished", prompt_path=str(out), test_score=0.75)
+    delete(find("r-gone"))
+    at = clean(page())
+    assert any(i.value.startswith("Its prompt was deleted from your library") for i in at.info)
+    assert any(h.value == "✅ r-gone" for h in at.subheader)
+    row = store.results_table().set_index("run_id").loc["r-gone"]
+    assert (row["source"], row["test_score"], row["status"]) == ("src_a", 0.75, "finished")

@@ -111,9 +111,14 @@ def test_describe_rename_delete_in_my_library_and_my_runs():
         rename(_mine()["spam prompt"], "runs")
     with pytest.raises(EditError, match="a name is at most"):
         rename(_mine()["spam prompt"], "../escape")
-    # a run's prompt (my runs) too
+    # a run's prompt (my runs) too; the run that made it follows it
+    from core.runs import RunStore
+    store = RunStore()
+    store.add_run("r-abc", {"method": "scratch", "target": "sent_tweet"})
+    store.update_run("r-abc", status="finished", prompt_path=str(C.runs_dir() / "r-abc"), test_score=0.5)
     rename(_mine()["r-abc"], "tweet-scratch")
     assert _mine()["tweet-scratch"].task == "sent_tweet" and (C.runs_dir() / "tweet-scratch").is_dir()
+    assert store.get_run("r-abc")["prompt_path"] == str(C.runs_dir().resolve() / "tweet-scratch")
 
     # a plain file keeps its suffix on rename
     add_upload("other.pt", data, lib)
