@@ -245,10 +245,37 @@ def check_name(name: str) -> str:
     return n
 
 
-def rename(prompt: SoftPrompt, new_name: str) -> Path:
-    """Rename the prompt's entry (a plain file keeps its suffix when the new name has none)."""
+def unit_of(prompt: SoftPrompt, *, for_rename: bool = False) -> Path:
+    """What a rename or delete of ``prompt`` acts on, never a folder that also holds other prompts
+    (a seq2seq adapter's encoder and decoder count as one prompt here).
+
+    delete: its whole entry when that holds only this prompt (no empty folder left), else its own
+    file or adapter folder. rename: the path its name comes from — its file or adapter folder, or
+    the folder a thunlp ``<Task>Prompt<Backbone>/task_prompt`` file is named by."""
     entry = entry_of(prompt)
+    origin = Path(prompt.origin).resolve()
+    others = [Path(q.origin).resolve() for q in _entry_prompts(entry) if Path(q.origin).resolve() != origin]
+    if for_rename:
+        part = prompt.settings.get("part")
+        name = prompt.name[: -len(part) - 1] if part and prompt.name.endswith("/" + part) else prompt.name
+        target = origin if name.split("/")[-1].rstrip("'") == origin.name or origin == entry else origin.parent
+    else:
+        target = entry if not others else origin
+    inside = [o for o in others if o.is_relative_to(target)]
+    if inside:
+        raise EditError(f"{prompt.name}: {target.name} also holds {len(inside)} other prompt(s) "
+                        f"({', '.join(sorted(o.name for o in inside)[:3])}); change those first")
+    return target
+
+
+def rename(prompt: SoftPrompt, new_name: str) -> Path:
+    """Rename the prompt's file or folder (a plain file keeps its suffix when the new name has none)."""
     new = check_name(new_name)
+    if prompt.fmt != "peft" and prompt.settings.get("thunlp_backbone"):
+        raise EditError(f"{prompt.name}: its task and backbone come from its folder name (thunlp's "
+                        "<Task>Prompt<Backbone> layout), which a rename would lose; save its description first "
+                        "(it is then kept in atlas.json), then rename it")
+    entry = unit_of(prompt, for_rename=True)
     if entry.is_file() and entry.suffix and not Path(new).suffix:
         new += entry.suffix
     dest = entry.parent / new
@@ -291,8 +318,9 @@ def _runs_moved(old: Path, new: Path) -> int:
 
 
 def delete(prompt: SoftPrompt) -> Path:
-    """Remove the prompt's entry; returns the path it had. Runs that used it keep their record."""
-    entry = entry_of(prompt)
+    """Remove the prompt's file or folder (see unit_of); returns the path it had. Runs that used it keep
+    their record."""
+    entry = unit_of(prompt)
     trash = _hidden(entry, "deleted")
     os.rename(entry, trash)  # gone for every reader at once; then removed
     if trash.is_dir() and not trash.is_symlink():

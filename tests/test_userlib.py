@@ -188,3 +188,33 @@ def test_cli_tag_rename_delete(capsys, tmp_path):
     assert _mine() == {}
     assert cli_main(["library", "add", str(src), "--task", "spam_sms"]) == 0
     assert (_mine()["incoming"].task, _mine()["incoming"].family) == ("spam_sms", "spam")
+
+
+def test_a_folder_of_several_prompts_is_changed_one_prompt_at_a_time():
+    """Deleting or renaming one file of an uploaded folder never touches its neighbours."""
+    lib = user_library_dir()
+    (lib / "batch").mkdir(parents=True)
+    torch.save(torch.randn(4, 384), lib / "batch" / "a.pt")
+    torch.save(torch.randn(4, 384), lib / "batch" / "b.pt")
+    delete(_mine()["batch/a.pt"])
+    assert sorted(_mine()) == ["batch/b.pt"]
+    rename(_mine()["batch/b.pt"], "c")
+    assert sorted(_mine()) == ["batch/c.pt"]
+    with pytest.raises(EditError, match="holds 2 prompts, some plain files"):
+        torch.save(torch.randn(4, 384), lib / "batch" / "d.pt")
+        describe(_mine()["batch/d.pt"], PromptMeta(task="x"))
+    assert sorted(_mine()) == ["batch/c.pt", "batch/d.pt"]
+
+
+def test_a_thunlp_named_prompt_keeps_its_metadata_through_a_rename():
+    lib = user_library_dir()
+    (lib / "SST2PromptRoberta").mkdir(parents=True)
+    torch.save(torch.randn(10, 768), lib / "SST2PromptRoberta" / "task_prompt")
+    p = _mine()["SST2PromptRoberta"]
+    assert (p.task, p.backbone) == ("SST2", "roberta-base")
+    with pytest.raises(EditError, match="save its description first"):
+        rename(p, "sst2-mine")
+    describe(p, PromptMeta(family="sentiment"))  # now an adapter folder whose atlas.json holds task + backbone
+    rename(_mine()["SST2PromptRoberta"], "sst2-mine")
+    q = _mine()["sst2-mine"]
+    assert (q.task, q.backbone, q.family) == ("SST2", "roberta-base", "sentiment")
