@@ -200,7 +200,7 @@ def describe_entry(entry: Path, prompts: list[SoftPrompt], meta: PromptMeta) -> 
         return entry
     [p] = files
     file = Path(p.origin)
-    stem = entry.name.split(".")[0] if entry.is_file() else entry.name
+    stem = Path(entry.name).stem if entry.is_file() else entry.name
     dest = entry.parent / stem
     if dest.exists() and dest != entry:
         raise EditError(f"{entry.name}: describing it stores it as the adapter folder {stem}/, "
@@ -226,14 +226,37 @@ def _entry_prompts(entry: Path) -> list[SoftPrompt]:
     return list(index.prompts.values())
 
 
+def _contents(entry: Path) -> list[Path]:
+    """Resolved paths of every prompt and every unreadable file under ``entry``."""
+    index = index_library(entry)
+    return [Path(q.origin).resolve() for q in index.prompts.values()] + [Path(e.path).resolve()
+                                                                        for e in index.problems]
+
+
 def describe(prompt: SoftPrompt, meta: PromptMeta) -> Path:
-    """Set task / family / backbone of a prompt in ``my library`` or ``my runs`` (atlas.json)."""
-    entry = entry_of(prompt)
+    """Set task / family / backbone of one prompt of ``my library`` or ``my runs`` (its atlas.json);
+    returns the path that now holds it (a plain file becomes an adapter folder, see describe_entry)."""
+    entry_of(prompt)  # ours to change?
     meta.check_width(prompt.d, prompt.name)
-    return describe_entry(entry, _entry_prompts(entry), meta)
+    origin = Path(prompt.origin).resolve()
+    if prompt.fmt == "peft":  # its own adapter folder only, never a neighbour's
+        if meta.changes():
+            _write_meta(origin, meta.changes())
+        return origin
+    unit = unit_of(prompt)  # the entry when the file is alone in it (thunlp layout), else the file
+    return describe_entry(unit, _entry_prompts(unit), meta)
 
 
 # --------------------------------------------------------------------------- rename / delete
+def name_after(prompt: SoftPrompt, path: Path) -> str:
+    """The library name ``prompt`` has once its file/folder is ``path`` (after describe or rename):
+    its last path component replaced, a seq2seq part kept (``x/encoder`` -> ``y/encoder``)."""
+    part = prompt.settings.get("part")
+    base = prompt.name[: -len(part) - 1] if part and prompt.name.endswith("/" + part) else prompt.name
+    head = base.rsplit("/", 1)[0] + "/" if "/" in base else ""
+    return head + Path(path).name + (f"/{part}" if part else "")
+
+
 def check_name(name: str) -> str:
     """A new prompt name: one plain path component (letters, digits, ``. _ + - `` and spaces)."""
     n = (name or "").strip()
@@ -254,7 +277,7 @@ def unit_of(prompt: SoftPrompt, *, for_rename: bool = False) -> Path:
     the folder a thunlp ``<Task>Prompt<Backbone>/task_prompt`` file is named by."""
     entry = entry_of(prompt)
     origin = Path(prompt.origin).resolve()
-    others = [Path(q.origin).resolve() for q in _entry_prompts(entry) if Path(q.origin).resolve() != origin]
+    others = [o for o in _contents(entry) if o != origin]
     if for_rename:
         part = prompt.settings.get("part")
         name = prompt.name[: -len(part) - 1] if part and prompt.name.endswith("/" + part) else prompt.name

@@ -137,9 +137,10 @@ def _do(action, p, *args) -> None:
         st.session_state["library_edit_done"] = ("ok", f"{p.name}: deleted ({path}). Runs that used it keep "
                                                        "their record.")
         return
-    verb = "renamed to" if action is userlib.rename else "described; now"
-    st.session_state["library_edit_done"] = ("ok", f"{p.name}: {verb} {path.name}")
-    st.session_state["library_detail_next"] = path.name  # keep the detail on this prompt under its new name
+    new = userlib.name_after(p, path)
+    said = f"renamed to {new}" if action is userlib.rename else "described" + (f"; now {new}" if new != p.name else "")
+    st.session_state["library_edit_done"] = ("ok", f"{p.name}: {said}")
+    st.session_state["library_detail_next"] = new  # keep the detail on this prompt under its new name
 
 
 def edit_panel(p) -> None:

@@ -200,10 +200,16 @@ def test_a_folder_of_several_prompts_is_changed_one_prompt_at_a_time():
     assert sorted(_mine()) == ["batch/b.pt"]
     rename(_mine()["batch/b.pt"], "c")
     assert sorted(_mine()) == ["batch/c.pt"]
-    with pytest.raises(EditError, match="holds 2 prompts, some plain files"):
-        torch.save(torch.randn(4, 384), lib / "batch" / "d.pt")
-        describe(_mine()["batch/d.pt"], PromptMeta(task="x"))
-    assert sorted(_mine()) == ["batch/c.pt", "batch/d.pt"]
+    torch.save(torch.randn(4, 384), lib / "batch" / "d.pt")
+    (lib / "batch" / "broken.pt").write_bytes(b"not a prompt")
+    describe(_mine()["batch/d.pt"], PromptMeta(task="x"))  # only d.pt becomes an adapter folder
+    assert sorted(_mine()) == ["batch/c.pt", "batch/d"] and _mine()["batch/d"].task == "x"
+    assert _mine()["batch/c.pt"].task is None
+    from core.userlib import name_after
+    assert name_after(_mine()["batch/c.pt"], lib / "batch" / "e.pt") == "batch/e.pt"
+    delete(_mine()["batch/c.pt"])  # the folder still holds d/ and a broken file: only c.pt goes
+    delete(_mine()["batch/d"])
+    assert sorted(p.name for p in (lib / "batch").iterdir()) == ["broken.pt"]
 
 
 def test_a_thunlp_named_prompt_keeps_its_metadata_through_a_rename():
