@@ -2,6 +2,7 @@
 
     python -m core library index DIR... [--csv]
     python -m core library add FILE_OR_FOLDER... [--dest DIR]
+    python -m core library tag|rename|delete NAME ...   (your own prompts: core.userlib)
 
 :func:`index_library` walks folders recursively, within bounds (core.access.Walk: a
 file-count and a depth cap, no links out of the folder, never /proc /sys /dev; what it
@@ -365,16 +366,17 @@ def folder_zip(folder: Path | str, max_bytes: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None) -> list[SoftPrompt]:
+def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = None,
+             prepare=None) -> list[SoftPrompt]:
     """`library add` of one file or adapter folder: the same validation as a browser upload."""
     path = Path(path)
     if path.is_dir():
-        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim)
+        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim, prepare=prepare)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise PromptError(path, f"cannot read ({e.strerror or e})") from None
-    return add_upload(path.name, data, dest, expected_dim=expected_dim)
+    return add_upload(path.name, data, dest, expected_dim=expected_dim, prepare=prepare)
 
 
 def upload_limits(max_file_bytes: int | None = None) -> str:
@@ -388,9 +390,12 @@ def upload_limits(max_file_bytes: int | None = None) -> str:
 
 
 def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: int | None = None,
-               max_bytes: int | None = None) -> list[SoftPrompt]:
+               max_bytes: int | None = None, prepare=None) -> list[SoftPrompt]:
     """Validate an uploaded prompt file or adapter .zip, then move it into ``dest`` atomically.
 
+    ``prepare(entry, prompts) -> entry``: called on each staged top-level file/folder (with its
+    prompts) after validation and before the move, e.g. core.userlib.upload writing the task /
+    family / backbone the user set; a ValueError it raises refuses the upload (``dest`` unchanged).
     Raises PromptError naming ``filename``; ``dest`` is then unchanged.
     Returns the prompts as read from their new place.
     """
@@ -436,6 +441,14 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
             raise PromptError(base, (f"{rel}: " if rel != base else "") + e.problem + more)
         if not staged.prompts:
             raise PromptError(base, "no soft prompt found inside")
+        if prepare is not None:
+            try:
+                entries = [prepare(e, [p for p in staged.prompts.values()
+                                       if Path(p.origin) == e or Path(p.origin).is_relative_to(e)])
+                           for e in entries]
+            except ValueError as e:  # PromptError included
+                msg = str(e)
+                raise PromptError(base, msg[len(base) + 2:] if msg.startswith(f"{base}: ") else msg) from None
         taken = [p.name for p in entries if (dest / p.name).exists()]
         if taken:
             raise PromptError(base, f"{', '.join(taken)} already in the library {dest}; rename it or remove the old one")
@@ -468,7 +481,9 @@ def format_grouped(index: LibraryIndex) -> str:
     return "\n".join(lines)
 
 
-def cli(command: str, argv: list[str]) -> int:
+def cli(command: str, argv: list[str], make_prepare=None) -> int:
+    """``index`` and ``add``; ``python -m core library`` enters through core.userlib.cli, which adds
+    tag / rename / delete and passes ``make_prepare(task, family, backbone)`` for ``add --task ...``."""
     import argparse
 
     from core.config import user_library_dir
@@ -483,6 +498,10 @@ def cli(command: str, argv: list[str]) -> int:
                                      "validated")
     add.add_argument("files", nargs="+", metavar="FILE")
     add.add_argument("--dest", default=None, help="library folder (default: ATLAS_HOME/library)")
+    add.add_argument("--task", default=None, help="task of every prompt added (atlas.json; core.userlib)")
+    add.add_argument("--family", default=None, help="family of every prompt added")
+    add.add_argument("--backbone", default=None, help="backbone of every prompt added, or 'unknown'")
+    parser.epilog = "tag | rename | delete NAME: your own prompts (my library, my runs), see core.userlib"
     args = parser.parse_args(argv)
 
     if args.action == "index":
@@ -502,10 +521,21 @@ def cli(command: str, argv: list[str]) -> int:
         return 1 if (index.problems or missing) else 0
 
     dest = Path(args.dest) if args.dest else user_library_dir()
+    prepare = None
+    if args.task or args.family or args.backbone:
+        if make_prepare is None:
+            print("error: --task/--family/--backbone need core.userlib (run it as `python -m core library add`)",
+                  file=sys.stderr)
+            return 2
+        try:  # core.userlib writes them; it passes itself in (it imports this module, not the other way)
+            prepare = make_prepare(args.task, args.family, args.backbone)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     failed = 0
     for f in args.files:
         try:
-            for p in add_path(f, dest):
+            for p in add_path(f, dest, prepare=prepare):
                 print(f"added {p.name}\t{p.fmt}\tL={p.L}\td={p.d}\t-> {dest}")
         except PromptError as e:
             print(f"error: {e}", file=sys.stderr)

@@ -4,6 +4,8 @@
 
 Uploads state their limits (core.library.upload_limits) and are hidden in viewer mode; a
 folder from the browser passes the path guard (core/access.py) before anything is read.
+Task, family and backbone can be set on upload and later in the detail view, where prompts of
+`my library` and `my runs` can also be renamed and deleted (rules: core/userlib.py).
 """
 import pandas as pd
 import plotly.express as px
@@ -14,9 +16,10 @@ from pages._deeplink import ensure_whole_app  # noqa: E402
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.config import user_library_dir
-from core.library import MAX_UPLOAD_FILES, add_upload, upload_limits
-from core.prompts import PromptError
+from core.library import MAX_UPLOAD_FILES, upload_limits
+from core.prompts import KNOWN_DIMS, PromptError
 from core import collection as C
+from core import userlib
 from pages._shared import access, collections_caption, library_picker, load_library, viewer_reason
 
 st.title("📚 Library")
@@ -36,9 +39,28 @@ with upload_box:
     else:
         max_mb = int(st.get_option("server.maxUploadSize"))
         st.caption(upload_limits(max_mb * 2**20))
+        st.caption("Say what you add (optional; applies to every prompt of the next upload, kept in its "
+                   "`atlas.json`, changeable later in the detail view). A plain file you describe is stored "
+                   "as a PEFT adapter folder with the same values.")
+        task_opts, family_opts = userlib.suggestions()
+        m1, m2, m3 = st.columns(3)
+        up = dict(
+            task=m1.selectbox("Task", task_opts, index=None, key="upload_task", accept_new_options=True,
+                              placeholder="as read from the file"),
+            family=m2.selectbox("Family", family_opts, index=None, key="upload_family", accept_new_options=True,
+                                placeholder="the task's family"),
+            backbone=m3.selectbox("Backbone", [*KNOWN_DIMS, userlib.UNKNOWN], index=None, key="upload_backbone",
+                                  accept_new_options=True, placeholder="as read from the file",
+                                  help="a backbone of another width than the prompt's is refused; "
+                                       "'unknown' keeps it in its own unknown:d<d> group"))
+        try:
+            upload_meta = userlib.with_family(userlib.PromptMeta(**up))
+        except userlib.EditError as e:
+            st.error(str(e))
+            upload_meta = None
         files = st.file_uploader(
             "Prompt files (.safetensors, .pt/.bin or no extension, .npy) or a .zip holding a PEFT adapter folder",
-            accept_multiple_files=True, key="library_upload", max_upload_size=max_mb)
+            accept_multiple_files=True, key="library_upload", max_upload_size=max_mb, disabled=upload_meta is None)
     if len(files or []) > MAX_UPLOAD_FILES:
         st.error(f"{len(files) - MAX_UPLOAD_FILES} file(s) not added: at most {MAX_UPLOAD_FILES} files per upload.")
         files = files[:MAX_UPLOAD_FILES]
@@ -47,9 +69,10 @@ with upload_box:
     for f in files or []:
         if f.file_id not in done:  # the uploader keeps its files across reruns: add each once
             try:
-                prompts = add_upload(f.name, f.getvalue(), user_library_dir())
+                prompts = userlib.upload(f.name, f.getvalue(), user_library_dir(), upload_meta)
+                said = ", ".join(f"{k} {v or userlib.UNKNOWN}" for k, v in upload_meta.changes().items())
                 done[f.file_id] = ("ok", f"{f.name}: added {', '.join(p.name for p in prompts)} "
-                                         f"to your library ({user_library_dir()})")
+                                         f"to your library ({user_library_dir()})" + (f" as {said}" if said else ""))
                 added = True
             except PromptError as e:
                 done[f.file_id] = ("error", str(e))
@@ -103,9 +126,85 @@ if index.problems:
                                    for e in index.problems]),
                      key="library_problems", hide_index=True, width="stretch")
 
+def _do(action, p, *args) -> None:
+    """Run one core.userlib change; its outcome is shown after the rerun that re-reads the library."""
+    try:
+        path = action(p, *args)
+    except (userlib.EditError, PromptError, OSError) as e:
+        st.session_state["library_edit_done"] = ("error", str(e))
+        return
+    if action is userlib.delete:
+        st.session_state["library_edit_done"] = ("ok", f"{p.name}: deleted ({path}). Runs that used it keep "
+                                                       "their record.")
+        return
+    new = userlib.name_after(p, path)
+    said = f"renamed to {new}" if action is userlib.rename else "described" + (f"; now {new}" if new != p.name else "")
+    st.session_state["library_edit_done"] = ("ok", f"{p.name}: {said}")
+    st.session_state["library_detail_next"] = new  # keep the detail on this prompt under its new name
+
+
+def edit_panel(p) -> None:
+    """Describe / rename / delete one prompt — only prompts of my library and my runs, never in viewer mode."""
+    flash = st.session_state.pop("library_edit_msg", None)
+    with st.container():  # always drawn: the flash must not shift the expander below (it would close)
+        if flash:
+            (st.success if flash[0] == "ok" else st.error)(flash[1])
+    if access().viewer:
+        viewer_reason("Describing, renaming and deleting prompts")
+        return
+    reason = userlib.why_not_editable(p)
+    if reason:
+        st.caption(f"🔒 Describing, renaming and deleting: off — {reason}.")
+        return
+    if st.session_state.get("library_edit_for") != p.name:  # fields show this prompt's values, not the last one's
+        st.session_state.update(library_edit_for=p.name, library_edit_task=p.task, library_edit_family=p.family,
+                                library_edit_backbone=p.backbone or userlib.UNKNOWN, library_rename=p.name,
+                                library_delete_ok=False)
+    task_opts, family_opts = userlib.suggestions(index)
+    bb_opts = userlib.backbones_for(p.d)
+    for opts, v in ((task_opts, p.task), (family_opts, p.family), (bb_opts, p.backbone)):
+        if v and v not in opts:
+            opts.append(v)
+    # keyed + tracked: it stays open across the reruns its own buttons cause
+    with st.expander("✏️ Describe, rename or delete this prompt", key="library_edit_open", on_change="rerun"):
+        with st.form("library_edit_form", border=False):
+            e1, e2, e3 = st.columns(3)
+            task = e1.selectbox("Task", task_opts, key="library_edit_task", accept_new_options=True)
+            family = e2.selectbox("Family", family_opts, key="library_edit_family", accept_new_options=True)
+            backbone = e3.selectbox("Backbone", bb_opts, key="library_edit_backbone", accept_new_options=True,
+                                    help=f"backbones of width {p.d}; 'unknown' keeps it in unknown:d{p.d}")
+            if st.form_submit_button("Save description"):
+                try:
+                    meta = userlib.PromptMeta(task, family, backbone)
+                except userlib.EditError as e:
+                    st.session_state["library_edit_done"] = ("error", str(e))
+                else:
+                    _do(userlib.describe, p, meta)
+        r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
+        new = r1.text_input("New name", key="library_rename")
+        if r2.button("Rename", key="library_rename_button", disabled=not new or new.strip() == p.name):
+            _do(userlib.rename, p, new)
+        d1, d2 = st.columns([3, 1], vertical_alignment="bottom")
+        sure = d1.checkbox(f"Delete `{p.name}` from disk (runs that used it keep their record)",
+                           key="library_delete_ok")
+        if d2.button("Delete", key="library_delete_button", type="primary", disabled=not sure):
+            _do(userlib.delete, p)
+    done = st.session_state.pop("library_edit_done", None)
+    if done:
+        kind, text = done
+        if kind == "ok":
+            st.session_state["library_edit_msg"] = ("ok", text)
+            st.session_state.pop("library_edit_for", None)
+            st.rerun()
+        st.error(text)
+
+
 if index.prompts and len(view):
     st.subheader("One prompt in detail")
     names = list(view["name"])
+    nxt = st.session_state.pop("library_detail_next", None)
+    if nxt in names:
+        st.session_state["library_detail"] = nxt
     if st.session_state.get("library_detail") not in names:
         # set, never just drop: a dropped value leaves the browser's box on the old name while the
         # detail below shows another prompt (a filter or another folder changed the list)
@@ -119,6 +218,7 @@ if index.prompts and len(view):
     if p.settings.get("note"):
         st.caption(p.settings["note"])
     st.caption(f"from `{p.origin}`")
+    edit_panel(p)
     left, right = st.columns(2)
     with left:
         norms = p.tensor.norm(dim=1).numpy()

@@ -6,7 +6,10 @@ Everything shown is read from the run store (ATLAS_HOME/runs.db), so a reload or
 server restart loses nothing. On load the page reconciles the store once per server
 (runs whose process died are marked failed) and pumps the queue; the live part is a
 fragment that re-reads the store every second while runs are active. Query params
-``target``, ``source``, ``method`` (set by the Transferability page) pre-fill the form.
+``target``, ``source``, ``method`` (set by the Transferability page) pre-fill the form; a link
+from a measured cell adds that cell's regime (``steps``, ``train_size``, ``lr``, ``eval_every``,
+``params``: core.estimate.Regime). Before launch the form shows an estimated duration
+(core.estimate: recent finished runs of that backbone on that device).
 
 Viewer mode (core/access.py) hides the form and the cancel / retry / delete / resume
 controls, each with a one-line reason; source paths of a spec made here pass the path
@@ -24,6 +27,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.config import atlas_home, user_library_dir
+from core.estimate import Regime, estimate_for
 from core.ranking import source_backbone
 from core.runs import local, queue
 from core.runs.ray_jobs import ray_available
@@ -106,12 +110,27 @@ st.caption("Train a soft prompt from scratch, by vanilla prompt transfer (PoT) o
 # --------------------------------------------------------------------------- #
 def _prefill(tasks: list[str], names: list[str]) -> None:
     """Query params -> form state, once per distinct link (a new link overrides old edits)."""
-    qp = {k: st.query_params.get(k) for k in ("target", "source", "method")}
+    qp = {k: st.query_params.get(k) for k in ("target", "source", "method", *REGIME_PARAMS)}
     sig = json.dumps(qp, sort_keys=True)
     if st.session_state.get("runs_qp_applied") == sig:
         return
     st.session_state["runs_qp_applied"] = sig
     st.session_state.pop("runs_target_refused", None)
+    # the regime of the measured cell the link came from: its steps and train size, not the defaults
+    regime, problems = Regime.from_query({k: qp[k] for k in REGIME_PARAMS})
+    st.session_state["runs_link_problems"] = problems
+    st.session_state.pop("runs_regime_note", None)
+    if regime is not None:
+        st.session_state["runs_steps"] = regime.steps
+        st.session_state["runs_train_size"] = regime.train_size or 0
+        if regime.lr is not None:
+            st.session_state["runs_lr"] = regime.lr
+        if regime.eval_every is not None:
+            st.session_state["runs_eval_every"] = regime.eval_every
+        st.session_state["runs_extra"] = json.dumps(regime.extra, sort_keys=True) if regime.extra else ""
+        st.session_state["runs_regime_note"] = (f"Prefilled in the regime the measured cell was trained in: "
+                                                f"{regime.describe()}" + (f", {', '.join(f'{k} {v}' for k, v in regime.extra.items())}"
+                                                                          if regime.extra else "") + ".")
     if qp["target"] in tasks:
         st.session_state["runs_target"] = qp["target"]
         st.session_state["runs_targets"] = [qp["target"]]
@@ -129,6 +148,7 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
             st.session_state["runs_missing_source"] = qp["source"]
 
 
+REGIME_PARAMS = ("steps", "train_size", "lr", "eval_every", "params")
 _shown_errors: set[str] = set()
 
 
@@ -200,6 +220,18 @@ def _label(name: str) -> str:
     return f"{name}  ·  {r.get('task') or '?'}  ·  d={r.get('d')}"
 
 
+def _estimate_text(mode: str) -> str:
+    """The form's estimated duration (core.estimate) for the backbone of the chosen sources."""
+    key = "runs_sources" if mode == "Single run" else "runs_sweep_sources"
+    chosen = [] if (mode == "Single run" and st.session_state.get("runs_method") == "scratch") \
+        else st.session_state.get(key) or []
+    backbones = set(lib[lib["name"].isin(chosen)]["backbone"].dropna()) if len(lib) and chosen else set()
+    if len(backbones) > 1:
+        return "Estimated duration: unknown — the sources are of several backbones."
+    steps = int(st.session_state.get("runs_steps") or 300)
+    return estimate_for(store, steps, next(iter(backbones), None), st.session_state.get("runs_device", "auto")).text()
+
+
 def _checked(paths: list[str]) -> list[str]:
     """Source paths of a spec made on this page pass the server's path guard (core.access)."""
     for p in paths:
@@ -221,6 +253,11 @@ if acc.viewer:
     viewer_reason("Launching runs")
 else:
     with st.expander("New run", expanded=bool(st.query_params.get("target")) or not store.list_runs(limit=1)):
+        if st.session_state.get("runs_regime_note"):
+            st.info(st.session_state["runs_regime_note"], icon="📏")
+        if st.session_state.get("runs_link_problems"):
+            st.warning("The link's run settings were not all usable, the form keeps its own for: "
+                       + "; ".join(st.session_state["runs_link_problems"]) + ".")
         if st.session_state.get("runs_missing_source"):
             st.warning(f"Source prompt `{st.session_state['runs_missing_source']}` from the link is not in the "
                        "library folders; pick one below.")
@@ -282,6 +319,8 @@ else:
                       placeholder='{"max_length": 64, "batch_size": 32, "head": "linear"}')
         _errors("params")
         _errors("device")
+        st.caption(_estimate_text(mode), help="median seconds per step of the last finished runs of this backbone "
+                                              "on this device (wall time: loading and evaluation included)")
         b1, b2 = st.columns([1, 2])
         backend = b1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend")
         if backend == "ray":
@@ -414,6 +453,9 @@ def _run_view(run: dict) -> None:
 
     if run["status"] == "failed":
         st.error(f"Failed: {run.get('error') or 'no message'}")
+    elif run["status"] == "finished" and run.get("prompt_path") and not Path(run["prompt_path"]).exists():
+        st.info(f"Its prompt was deleted from your library (`{run['prompt_path']}`); the run's record and scores "
+                "stay in the results.")
     elif run["status"] == "finished" and run.get("prompt_path"):
         st.success(f"Prompt saved in your library: `{run['prompt_path']}`. Its test score is part of the "
                    "results table that the Transferability page's **measured** matrix is computed from.")

@@ -30,6 +30,7 @@ import streamlit as st
 from core import blocks as B
 from core import metrics as M
 from core.config import demo_dir
+from core.estimate import measured_regime
 from core.trainable import why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
 from pages._transfer_figs import heatmap_figure, overview_figure
@@ -596,7 +597,12 @@ if target:
     if not viewer:
         # a link only where the run can be launched here (core.trainable); else the row says what is missing
         missing = {s: why_not_trainable(target, by_name[s].backbone if s in by_name else None) for s in rank.index}
-        rank["run"] = [None if missing[s] else runs_url(target=target, source=s, method="panda") for s in rank.index]
+        # a measured cell's link carries the regime it was measured in (core.estimate), not the form's defaults
+        regime = {s: measured_regime(results, s, target, meas.method if meas is not None else None)
+                  for s in rank.index if not missing[s]}
+        rank["run"] = [None if missing[s] else runs_url(target=target, source=s, method="panda",
+                                                        **(regime[s].to_query() if regime[s] else {}))
+                       for s in rank.index]
         if any(missing.values()):
             rank["cannot run"] = [missing[s] or "" for s in rank.index]
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
@@ -609,7 +615,7 @@ if target:
         runnable = [s_ for s_ in rank.index if not missing[s_]]
         if runnable:
             link_to_runs(f"Run PANDA on {target} from {runnable[0]}", target=target, source=runnable[0],
-                         method="panda")
+                         method="panda", **(regime[runnable[0]].to_query() if regime[runnable[0]] else {}))
         else:
             st.caption(f"No run can be launched for `{target}` here: {missing[rank.index[0]]}.")
 

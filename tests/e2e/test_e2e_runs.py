@@ -33,6 +33,17 @@ def test_form_prefilled_from_link(browser):
     browser.screenshot("runs_prefilled")
 
 
+def test_form_prefilled_with_a_measured_cells_regime(browser):
+    """Issue 15 defect 2: a link from a measured cell carries its steps and train size (not 300 on all data)."""
+    check_page(browser, "runs", FORM_TARGET, target="sent_movie", source="sent_tweet", method="panda",
+               steps="150", train_size="128")
+    values = {k: browser.widget(key=k).find_element("css selector", "input").get_attribute("value")
+              for k in ("runs_steps", "runs_train_size")}
+    assert values == {"runs_steps": "150", "runs_train_size": "128"}, values
+    assert "Prefilled in the regime the measured cell was trained in: 150 steps on 128 training examples" \
+        in browser.page_text()
+
+
 def progress_text(b) -> str:
     els = b.find("[data-testid='stProgress']")
     return els[0].text if els else ""
@@ -54,6 +65,8 @@ def test_small_real_run_streams_to_finished(browser):
     b.set_number(64, key="runs_train_size")
     # small evaluation splits: the run stays real, its two evaluations stay short
     b.set_text('{"val_size": 64, "test_size": 64, "max_length": 64}', key="runs_extra")
+    # before the first run of this backbone here, the form says the duration is unknown (core.estimate)
+    assert "Estimated duration: unknown — no finished run of all-MiniLM-L6-v2" in b.page_text()
     b.driver.execute_script("window.__e2e_no_reload = 'same page';")  # gone if the page reloads
 
     b.click(b.button("Launch", key="runs_launch"))
@@ -95,4 +108,14 @@ def test_small_real_run_streams_to_finished(browser):
     assert spec["method"] == "scratch" and spec["target"] == "sent_tweet", spec
     assert spec["params"]["steps"] == STEPS and spec["params"]["train_size"] == 64, spec
     assert spec["params"].get("val_size") == 64, spec
+    # issue 15 defect 4: once finished, the run selector never shows the running icon and the heading
+    # says finished
+    rid = runs[0]["run_id"]
+    shown = b.selected(key="runs_selected")
+    assert shown.startswith(rid) and not any(i in shown for i in ("🏃", "⏳")), shown
+    assert f"✅ {rid}" in b.page_text() and f"🏃 {rid}" not in b.page_text()
+    # and the form's estimate now comes from this run (a fresh page run reads the store)
+    check_page(b, "runs", FORM_TARGET, target="sent_tweet", method="scratch")
+    b.wait_until(lambda: "Estimated duration: ≈" in b.page_text(), 30, "an estimate from the finished run")
+    assert "median of the last 1 finished run(s) of all-MiniLM-L6-v2" in b.page_text()
     print(f"run progress seen (s, status, step): {seen}")

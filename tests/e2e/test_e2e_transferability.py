@@ -95,6 +95,11 @@ def test_target_ranks_sources_and_opens_runs(browser):
     assert browser.selected(key="runs_method") == "panda"
     chosen = browser.multiselected(key="runs_sources")
     assert len(chosen) == 1 and chosen[0].startswith("sent_tweet"), chosen
+    # issue 15 defect 2: the cell was measured in 30 steps on 64 examples (mini_library), and so is the run
+    assert q.get("steps") == ["30"] and q.get("train_size") == ["64"] and q.get("lr") == ["0.03"], q
+    steps, size = (browser.widget(key=k).find_element("css selector", "input").get_attribute("value")
+                   for k in ("runs_steps", "runs_train_size"))
+    assert (steps, size) == ("30", "64"), (steps, size)
     browser.screenshot("runs_prefilled_from_transferability")
 
 

@@ -1,0 +1,231 @@
+"""What a run about to be launched will be: the regime of a measured cell, and how long it will take.
+
+    python -m core runs list            # the finished runs these estimates read (ATLAS_HOME/runs.db)
+
+Two rules the Runs form and the Transferability links share:
+
+* :func:`measured_regime` — a run prefilled from a measured cell (source -> target) trains in the
+  regime that cell was measured in: the steps and train size of its runs, with the learning rate,
+  eval interval and the other budget settings they stored. Several regimes in one cell: the one
+  with the most runs (then the most recent). A cell measured in 150 steps on 128 examples is not
+  re-run as 300 steps on all data, which would not be comparable.
+* :func:`estimate_duration` — seconds per step of the recent finished runs of the same backbone on
+  the same device (median over the last ``recent``), times the steps asked for. Before the first
+  such run the estimate is unknown, never a guess. Wall time includes loading and evaluation, so
+  it is the time a user waits, not the pure step rate.
+
+Reads the run store only through its public methods (``list_runs``) and results tables
+(``RESULTS_COLUMNS``); no torch, no Streamlit.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from statistics import median
+
+from core.prompts import DEFAULT_BACKBONE
+
+# settings of a run (core.train.TrainConfig fields) that make its budget: carried with steps / train_size
+REGIME_EXTRA = ("prompt_length", "batch_size", "max_length", "head", "init", "pool", "val_size", "test_size")
+RECENT = 10
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How the runs of a measured cell were trained. ``train_size`` None = all training data."""
+
+    steps: int
+    train_size: int | None = None
+    lr: float | None = None
+    eval_every: int | None = None
+    extra: dict = field(default_factory=dict)   # REGIME_EXTRA settings the runs stored
+    n_runs: int = 0
+
+    def to_query(self) -> dict[str, str]:
+        """The Runs page's query parameters (``steps``, ``train_size``, ``lr``, ``eval_every``, ``params``)."""
+        q = {"steps": str(self.steps), "train_size": str(self.train_size or 0)}
+        if self.lr is not None:
+            q["lr"] = repr(float(self.lr))
+        if self.eval_every is not None:
+            q["eval_every"] = str(self.eval_every)
+        if self.extra:
+            q["params"] = json.dumps(self.extra, sort_keys=True)
+        return q
+
+    @classmethod
+    def from_query(cls, q: dict) -> tuple["Regime | None", list[str]]:
+        """(regime, problems) from a link's query parameters (inverse of to_query). A value that is
+        not usable is named in ``problems`` and left out (the form keeps its own value), never guessed."""
+        problems: list[str] = []
+        if not q.get("steps"):
+            return None, [f"{k}={q[k]!r} without steps" for k in ("train_size", "lr", "eval_every", "params")
+                          if q.get(k)]
+
+        def whole(k, lo):
+            v = _int(q.get(k))
+            if q.get(k) not in (None, "") and (v is None or v < lo):
+                problems.append(f"{k}={q[k]!r} is not a whole number ≥ {lo}")
+                return None
+            return v
+
+        steps = whole("steps", 1)
+        if steps is None:
+            return None, problems
+        train_size, eval_every = whole("train_size", 0), whole("eval_every", 0)
+        lr = None
+        if q.get("lr"):
+            try:
+                lr = float(q["lr"])
+                if not (0 < lr < 100):
+                    raise ValueError
+            except ValueError:
+                problems.append(f"lr={q['lr']!r} is not a learning rate")
+                lr = None
+        extra = {}
+        if q.get("params"):
+            try:
+                extra = json.loads(q["params"])
+                if not isinstance(extra, dict):
+                    raise ValueError
+            except ValueError:
+                problems.append("params is not a JSON object")
+                extra = {}
+            unknown = [k for k in extra if k not in REGIME_EXTRA]
+            if unknown:
+                problems.append(f"params {', '.join(unknown)} are not budget settings ({', '.join(REGIME_EXTRA)})")
+                extra = {k: v for k, v in extra.items() if k in REGIME_EXTRA}
+        return cls(steps, train_size or None, lr, eval_every, extra), problems
+
+    def describe(self) -> str:
+        data = f"{self.train_size} training examples" if self.train_size else "all training data"
+        return f"{self.steps} steps on {data}"
+
+
+def _int(v) -> int | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) or f < 0 or f != int(f) else int(f)
+
+
+def measured_regime(results, source: str, target: str, method: str | None = None) -> Regime | None:
+    """The regime of the finished runs of ``source`` -> ``target`` (RESULTS_COLUMNS rows), or None.
+
+    ``method``: only runs of that method (the measured matrix's method); None: any transfer method.
+    """
+    if results is None or len(results) == 0:
+        return None
+    df = results[(results["source"].astype(str) == source) & (results["target"].astype(str) == target)]
+    if "status" in df:
+        df = df[df["status"].astype(str) == "finished"]
+    df = df[df["method"].astype(str) != "scratch"]
+    if method is not None:
+        df = df[df["method"].astype(str) == method]
+    rows = [r for r in df.to_dict("records") if _int(r.get("steps"))]
+    if not rows:
+        return None
+    keyed: dict[tuple, list[dict]] = {}
+    for i, r in enumerate(rows):  # later rows are more recent (results tables are oldest first)
+        ts = _int(r.get("train_size"))
+        keyed.setdefault((_int(r["steps"]), ts or None), []).append({**r, "_order": i})
+    (steps, train_size), group = max(keyed.items(), key=lambda kv: (len(kv[1]), kv[1][-1]["_order"]))
+    settings = group[-1].get("settings")
+    try:
+        settings = json.loads(settings) if isinstance(settings, str) and settings else dict(settings or {})
+    except (json.JSONDecodeError, TypeError, ValueError):
+        settings = {}
+    params = settings.get("params") if isinstance(settings.get("params"), dict) else settings
+    lr = params.get("lr")
+    return Regime(steps=steps, train_size=train_size,
+                  lr=float(lr) if isinstance(lr, (int, float)) else None,
+                  eval_every=_int(params.get("eval_every")),
+                  extra={k: params[k] for k in REGIME_EXTRA if params.get(k) is not None},
+                  n_runs=len(group))
+
+
+# --------------------------------------------------------------------------- duration
+def _device_kind(device: str | None) -> str:
+    """'cuda:1' -> 'cuda'; 'auto' is resolved by the caller (resolve_device)."""
+    return str(device or "?").split(":")[0].lower()
+
+
+def resolve_device(device: str | None) -> str:
+    """What "auto" would run on here: cuda when torch sees a GPU, else cpu (torch only if imported)."""
+    kind = _device_kind(device)
+    if kind != "auto":
+        return kind
+    import sys
+    torch = sys.modules.get("torch")
+    if torch is None:
+        try:
+            import torch  # noqa: F811 -- the page has usually imported it already
+        except ImportError:
+            return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """``seconds`` None when no finished run of this backbone on this device is known yet."""
+
+    seconds: float | None
+    s_per_step: float | None
+    n_runs: int
+    backbone: str
+    device: str
+
+    def text(self) -> str:
+        bb = self.backbone.split("/")[-1]
+        if self.seconds is None:
+            return (f"Estimated duration: unknown — no finished run of {bb} on {self.device} yet "
+                    "(the first run sets the pace).")
+        return (f"Estimated duration: {fmt_duration(self.seconds)} per run ({self.s_per_step:.3g} s/step, median "
+                f"of the last {self.n_runs} finished run(s) of {bb} on {self.device})")
+
+
+def fmt_duration(s: float) -> str:
+    if s < 90:
+        return f"≈ {s:.0f} s"
+    if s < 5400:
+        return f"≈ {s / 60:.1f} min"
+    return f"≈ {s / 3600:.1f} h"
+
+
+def _run_backbone(run: dict) -> str:
+    return (run.get("spec") or {}).get("backbone") or DEFAULT_BACKBONE
+
+
+def _run_steps(run: dict) -> int | None:
+    spec = run.get("spec") or {}
+    return _int(run.get("step")) or _int((spec.get("params") or {}).get("steps")) or _int(run.get("total_steps"))
+
+
+def estimate_duration(runs: list[dict], steps: int, backbone: str | None, device: str,
+                      recent: int = RECENT) -> Estimate:
+    """Estimated wall time of a run of ``steps`` steps on ``backbone`` / ``device`` (already resolved, see
+    resolve_device) from ``runs`` (RunStore.list_runs rows, newest first): the median seconds per step of
+    the last ``recent`` finished ones of that backbone on that device."""
+    backbone = backbone or DEFAULT_BACKBONE
+    device = _device_kind(device)
+    rates = []
+    for r in runs:
+        if r.get("status") != "finished" or _run_backbone(r) != backbone or _device_kind(r.get("device")) != device:
+            continue
+        n, wall = _run_steps(r), r.get("wall_time_s")
+        if not n or not isinstance(wall, (int, float)) or not wall > 0:
+            continue
+        rates.append(float(wall) / n)
+        if len(rates) >= recent:
+            break
+    if not rates:
+        return Estimate(None, None, 0, backbone, device)
+    s = median(rates)
+    return Estimate(s * int(steps), s, len(rates), backbone, device)
+
+
+def estimate_for(store, steps: int, backbone: str | None, device: str | None) -> Estimate:
+    """estimate_duration over a run store's finished runs (its public ``list_runs``)."""
+    return estimate_duration(store.list_runs(status=("finished",), limit=200), steps, backbone,
+                             resolve_device(device))

@@ -1,0 +1,95 @@
+"""core.estimate: the regime of a measured cell, and a run's estimated duration from recent runs.
+
+    .venv/bin/python -m pytest tests/test_estimate.py -q
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from core.estimate import Regime, estimate_duration, estimate_for, measured_regime
+from core.prompts import DEFAULT_BACKBONE as MINILM
+
+from core.runs.store import RESULTS_COLUMNS  # noqa: E402  (the one column list)
+
+
+def _res(rows) -> pd.DataFrame:
+    full = [{**{c: None for c in RESULTS_COLUMNS}, "status": "finished", "seed": 0, **r} for r in rows]
+    return pd.DataFrame(full, columns=RESULTS_COLUMNS)
+
+
+DEMO_SETTINGS = json.dumps({"batch_size": 16, "eval_every": 25, "lr": 0.03, "max_length": 128, "prompt_length": 20,
+                            "lambda_mode": "metric", "teacher_mode": "pot", "head": "verbalizer"})
+
+
+def test_measured_regime_is_the_cells_own():
+    res = _res([
+        {"method": "scratch", "source": "", "target": "sent_tweet", "steps": 150, "train_size": 128},
+        {"method": "panda", "source": "sent_product", "target": "sent_tweet", "steps": 150, "train_size": 128,
+         "settings": DEMO_SETTINGS},
+        {"method": "panda", "source": "sent_product", "target": "sent_tweet", "steps": 150, "train_size": 128,
+         "seed": 1, "settings": DEMO_SETTINGS},
+        # one later run in another regime (store settings: spec with params): outvoted two to one
+        {"method": "panda", "source": "sent_product", "target": "sent_tweet", "steps": 20, "train_size": None,
+         "settings": json.dumps({"params": {"steps": 20, "lr": 0.1}})},
+        {"method": "pot", "source": "sent_product", "target": "sent_tweet", "steps": 20, "train_size": None},
+        {"method": "panda", "source": "sent_product", "target": "sent_tweet", "steps": 999, "status": "failed"},
+    ])
+    r = measured_regime(res, "sent_product", "sent_tweet", method="panda")
+    assert (r.steps, r.train_size, r.lr, r.eval_every, r.n_runs) == (150, 128, 0.03, 25, 2)
+    assert r.extra == {"batch_size": 16, "max_length": 128, "prompt_length": 20, "head": "verbalizer"}
+    assert r.describe() == "150 steps on 128 training examples"
+    # the pot runs of the cell were 20 steps on all data
+    p = measured_regime(res, "sent_product", "sent_tweet", method="pot")
+    assert (p.steps, p.train_size, p.lr) == (20, None, None) and p.describe() == "20 steps on all training data"
+    assert measured_regime(res, "generic", "sent_tweet") is None
+    assert measured_regime(_res([]), "a", "b") is None
+
+
+def test_regime_round_trips_through_a_link_and_bad_values_are_named():
+    r = Regime(150, 128, 0.03, 25, {"batch_size": 16}, n_runs=2)
+    back, problems = Regime.from_query(r.to_query())
+    assert problems == [] and back == Regime(150, 128, 0.03, 25, {"batch_size": 16})
+    back, problems = Regime.from_query({"steps": "40", "train_size": "-3", "lr": "fast", "params": '{"kd_lambda": 1}'})
+    assert back == Regime(40) and problems == ["train_size='-3' is not a whole number ≥ 0",
+                                               "lr='fast' is not a learning rate",
+                                               "params kd_lambda are not budget settings (prompt_length, batch_size, "
+                                               "max_length, head, init, pool, val_size, test_size)"]
+    assert Regime.from_query({"steps": "0"}) == (None, ["steps='0' is not a whole number ≥ 1"])
+    assert Regime.from_query({"train_size": "10"}) == (None, ["train_size='10' without steps"])
+    assert Regime.from_query({}) == (None, [])
+
+
+def _run(wall, steps, device="cpu", backbone=None, status="finished"):
+    return {"status": status, "device": device, "wall_time_s": wall, "step": steps,
+            "spec": {"backbone": backbone, "params": {"steps": steps}}}
+
+
+def test_estimate_from_recent_runs_of_that_backbone_on_that_device():
+    runs = [_run(10.0, 100), _run(30.0, 100), _run(20.0, 100, device="cuda:0"),  # newest first
+            _run(5.0, 50, backbone="roberta-base"), _run(1.0, 100, status="failed"), _run(None, 100),
+            _run(40.0, 100)]
+    e = estimate_duration(runs, 300, None, "cpu")
+    # cpu MiniLM finished runs: 0.1, 0.3, 0.4 s/step -> median 0.3 -> 90 s for 300 steps
+    assert (e.seconds, e.s_per_step, e.n_runs, e.backbone) == (pytest.approx(90.0), pytest.approx(0.3), 3, MINILM)
+    assert e.text() == ("Estimated duration: ≈ 1.5 min per run (0.3 s/step, median of the last 3 finished run(s) "
+                        "of all-MiniLM-L6-v2 on cpu)")
+    assert estimate_duration(runs, 300, None, "cpu", recent=2).seconds == pytest.approx(60.0)
+    assert estimate_duration(runs, 10, None, "cuda").seconds == pytest.approx(2.0)
+    assert estimate_duration(runs, 10, "roberta-base", "cpu").s_per_step == pytest.approx(0.1)
+    u = estimate_duration(runs, 300, "t5-base", "cpu")
+    assert u.seconds is None and u.text() == ("Estimated duration: unknown — no finished run of t5-base on cpu yet "
+                                              "(the first run sets the pace).")
+
+
+def test_estimate_reads_the_run_store():
+    from core.runs.store import RunStore
+
+    store = RunStore()
+    assert estimate_for(store, 100, None, "cpu").seconds is None  # before the first run
+    store.add_run("r-a", {"method": "scratch", "target": "sent_tweet", "params": {"steps": 40}, "device": "cpu"})
+    store.update_run("r-a", status="finished", step=40, wall_time_s=8.0, device="cpu")
+    e = estimate_for(store, 100, None, "cpu")
+    assert e.seconds == pytest.approx(20.0) and e.n_runs == 1
