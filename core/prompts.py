@@ -239,6 +239,11 @@ def sniff(path: Path | str) -> str:
         raise PromptError(path, "no such file or folder") from None
     except OSError as e:
         raise PromptError(path, f"cannot read: {e.strerror or e}") from None
+    return _sniff_head(path, head, size)
+
+
+def _sniff_head(path: Path, head: bytes, size: int) -> str:
+    """sniff() of a file whose first 16 bytes and size are already known."""
     if size == 0:
         raise PromptError(path, "empty file (0 bytes)")
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
@@ -465,8 +470,8 @@ def validate_array(t, path, expected_dim: int | None = None) -> np.ndarray:
     if not _is_float(t):
         raise PromptError(path, f"expected float values, got dtype {str(t.dtype).removeprefix('torch.')}")
     a = t.detach().to("cpu").float().numpy() if _is_torch_tensor(t) else t.astype(np.float32, copy=False)
-    n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
-    if n_nan or n_inf:
+    if not np.isfinite(a).all():  # one pass for the common case; count only to say what is wrong
+        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
         raise PromptError(path, f"contains {n_nan} NaN and {n_inf} Inf values")
     if expected_dim is not None and a.shape[1] != expected_dim:
         raise PromptError(path, f"token_dim {a.shape[1]} does not match the backbone's {expected_dim} "
@@ -516,14 +521,18 @@ def _load_torch(path: Path):
         raise PromptError(path, f"truncated or corrupt torch file ({_first_line(e)})") from None
 
 
-def _load_safetensors(path: Path) -> dict:
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
+def _load_safetensors(path: Path, data: bytes | None = None) -> dict:
+    """The tensors of a safetensors file (``data``: its bytes, when already read)."""
+    if data is None:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+    else:
+        size, (n,) = len(data), struct.unpack("<Q", data[:8])
     if 8 + n > size:
         raise PromptError(path, f"truncated safetensors file (header says {n} bytes, file has {size})")
     try:
-        return safetensors.numpy.load_file(str(path))
+        return safetensors.numpy.load_file(str(path)) if data is None else safetensors.numpy.load(data)
     except Exception as e:  # SafetensorError: data shorter than the header says, bad JSON
         if "bf16" in str(e).lower() or "bfloat16" in str(e).lower():  # numpy has no bfloat16
             try:
@@ -717,9 +726,13 @@ def _read_peft(folder: Path, expected_dim, max_bytes, notes: list[str] | None = 
     if weights is None:
         raise PromptError(folder, "adapter weights missing (no adapter_model.safetensors or adapter_model.bin)")
     _check_size(weights, max_bytes)
-    fmt = sniff(weights)
+    try:  # read once (a prompt is kilobytes to a few MB, under the size cap): sniff and load from the bytes
+        data = weights.read_bytes()
+    except OSError as e:
+        raise PromptError(weights, f"cannot read: {e.strerror or e}") from None
+    fmt = _sniff_head(weights, data[:16], len(data))
     if fmt == "safetensors":
-        state = _load_safetensors(weights)
+        state = _load_safetensors(weights, data)
     elif fmt == "torch":
         state = _load_torch(weights)
     else:
@@ -776,9 +789,10 @@ def peft_adapters(folder: Path | str) -> list[tuple[Path, str]]:
     adapter at the top and every other adapter in a sub-folder named after it."""
     folder = Path(folder)
     out = [(folder, "")] if (folder / ADAPTER_CONFIG).is_file() else []
-    try:
-        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
-                      and not p.name.startswith(".") and (p / ADAPTER_CONFIG).is_file())
+    try:  # scandir: the entry's type comes with the listing (no stat per file of a 1,000-prompt library)
+        with os.scandir(folder) as it:
+            subs = sorted(folder / e.name for e in it if e.is_dir(follow_symlinks=False)
+                          and not e.name.startswith(".") and os.path.isfile(os.path.join(e.path, ADAPTER_CONFIG)))
     except OSError:
         subs = []
     return out + [(p, p.name) for p in subs]
