@@ -70,7 +70,8 @@ def test_cli_index_real_prompts(real_prompts_dir):
 
 def test_nearest_by_e_avg_stays_in_group(real_prompts_dir):
     index = index_library(real_prompts_dir)
-    near = index.nearest("SST2PromptRoberta", k=5)
+    from core.metrics import e_avg
+    near = index.nearest("SST2PromptRoberta", k=5, metric=e_avg)
     assert len(near) == 5 and list(near.columns) == ["name", "task", "e_avg"]
     assert set(near["name"]) <= set(index.groups()["roberta-base"]) - {"SST2PromptRoberta"}
     assert near["e_avg"].is_monotonic_decreasing

@@ -18,7 +18,6 @@ REDUCES = ("mean", "flat")
 METRICS = ("cosine", "euclidean")
 MIN_POINTS = 4  # UMAP / t-SNE need a neighbourhood; below this we fall back to PCA
 META_COLUMNS = ("name", "task", "family", "backbone", "method", "source", "score", "L")
-_CACHE_VERSION = 1
 
 
 class ProjectionError(ValueError):

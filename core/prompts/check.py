@@ -35,7 +35,6 @@ VOCAB_ROWS = 1000
 # dict keys that name the prompt tensor, in order of preference (also matched as a dotted suffix)
 PROMPT_KEYS = ("prompt_embeddings", "prompt_embedding", "soft_prompt", "prompt", "prefix_embeddings",
                "embeddings", "embedding", "weight")
-# PEFT adapter types whose saved prompt_embeddings is the [L, d] input prompt PEFT prepends
 
 
 def _flatten(obj, prefix="") -> dict:

@@ -26,6 +26,7 @@ from core.prompts.types import PromptError, _torch
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 METADATA = "atlas.json"
+# PEFT adapter types whose saved prompt_embeddings is the [L, d] input prompt PEFT prepends
 PROMPT_PEFT_TYPES = {"PROMPT_TUNING": None, "P_TUNING": "p_tuning"}
 
 
