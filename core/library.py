@@ -206,8 +206,22 @@ class LibraryIndex:
         return self._table
 
     def content_hash(self) -> str:
-        """Changes when any prompt's name, metadata-relevant group or values change (cache key)."""
-        return lines_hash(f"{n}\0{p.backbone}\0{p.content_hash()}\n" for n, p in sorted(self.prompts.items()))
+        """Changes when any prompt's name, backbone or values change (cache key of the pages' matrices).
+
+        Remembered, like ``table``: a page asks on every rerun and hashing 3,000 prompts costs
+        ~0.1-0.3 s. The memo is dropped when a prompt is added, removed, renamed, re-pointed to
+        another backbone or given new values (``p.tensor = ...``); values edited in place are not
+        seen — an index is a read model of the files (pages share one: never edit it in place).
+        """
+        # the memo holds the prompts and their arrays themselves (compared by identity), so an id
+        # cannot be reused by a new array while the memo lives
+        now = [(n, p, p.values, p.backbone) for n, p in self.prompts.items()]
+        memo = getattr(self, "_hash_memo", None)
+        if memo is None or len(memo[0]) != len(now) or any(
+                a[0] != b[0] or a[1] is not b[1] or a[2] is not b[2] or a[3] != b[3] for a, b in zip(memo[0], now)):
+            memo = self._hash_memo = (now, lines_hash(f"{n}\0{p.backbone}\0{p.content_hash()}\n"
+                                                      for n, p in sorted(self.prompts.items())))
+        return memo[1]
 
     def nearest(self, name: str, k: int = 10, *, metric) -> pd.DataFrame:
         """The k prompts of the same group most similar to ``name`` (columns name, task, <metric>).
