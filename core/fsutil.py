@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -92,15 +92,25 @@ def json_hash(obj: Any, n: int = 16) -> str:
 
 
 def array_hash(values: np.ndarray, dtype_tag: str = "torch.float32", n: int = 16) -> str:
-    """First ``n`` hex digits of sha256 over (dtype tag, shape, C-order bytes) of an array.
+    """First ``n`` hex digits of sha256 over (tag, shape, C-order bytes) of an array.
 
-    The tag is "torch.float32" for prompts (the name kept from when prompts were tensors,
-    so stored hashes stay valid); a tensor passes str(t.dtype).
+    The tag is what else the key covers, hashed first: "torch.float32" for prompts (the name
+    kept from when prompts were tensors, so stored hashes stay valid), str(t.dtype) for a
+    tensor, the point names joined by "\\x1f" for a projection's points (core.projection).
     """
     h = hashlib.sha256()
     h.update(dtype_tag.encode())
     h.update(str(tuple(values.shape)).encode())
     h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()[:n]
+
+
+def lines_hash(lines: Iterable[str], n: int = 16) -> str:
+    """First ``n`` hex digits of sha256 over the utf-8 bytes of ``lines``, in order (each line
+    carries its own separator): a key over many records without joining them in memory."""
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8"))
     return h.hexdigest()[:n]
 
 

@@ -29,7 +29,6 @@ library is left byte-for-byte unchanged.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -43,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from core.access import Walk, is_system_path
+from core.fsutil import lines_hash
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, peft_adapters, read_prompts)
 
@@ -153,14 +153,6 @@ def copy_prompt(p: SoftPrompt) -> SoftPrompt:
     return SoftPrompt(tensor=p.values, **{**kw, "sources": list(p.sources), "settings": dict(p.settings)})
 
 
-def e_avg(a, b) -> float:
-    """cos(mean_i a[i], mean_j b[j]) — SPoT's 'average tokens' similarity (torch or numpy [L, d])."""
-    import torch  # lazy: indexing a library needs no torch
-
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    return float(torch.nn.functional.cosine_similarity(a.mean(0), b.mean(0), dim=0))
-
-
 @dataclass
 class LibraryIndex:
     """Prompts of one or more folders, keyed by a unique name, plus the problems met."""
@@ -215,19 +207,35 @@ class LibraryIndex:
         return self._table
 
     def content_hash(self) -> str:
-        """Changes when any prompt's name, metadata-relevant group or values change (cache key)."""
-        h = hashlib.sha256()
-        for n, p in sorted(self.prompts.items()):
-            h.update(f"{n}\0{p.backbone}\0{p.content_hash()}\n".encode())
-        return h.hexdigest()[:16]
+        """Changes when any prompt's name, backbone or values change (cache key of the pages' matrices).
 
-    def nearest(self, name: str, k: int = 10) -> pd.DataFrame:
-        """The k prompts of the same group closest to ``name`` by e_avg (columns name, task, e_avg)."""
-        p = self.prompts[name]
-        rows = [{"name": q.name, "task": q.task, "e_avg": e_avg(p.tensor, q.tensor)}
-                for q in self.group_prompts(self.group_of(name)) if q.name != name]
-        df = pd.DataFrame(rows, columns=["name", "task", "e_avg"])
-        return df.sort_values("e_avg", ascending=False).head(k).reset_index(drop=True)
+        Remembered, like ``table``: a page asks on every rerun and hashing 3,000 prompts costs
+        ~0.1-0.3 s. The memo is dropped when a prompt is added, removed, renamed, re-pointed to
+        another backbone or given new values (``p.tensor = ...``); values edited in place are not
+        seen — an index is a read model of the files (pages share one: never edit it in place).
+        """
+        # the memo holds the prompts and their arrays themselves (compared by identity), so an id
+        # cannot be reused by a new array while the memo lives
+        now = [(n, p, p.values, p.backbone) for n, p in self.prompts.items()]
+        memo = getattr(self, "_hash_memo", None)
+        if memo is None or len(memo[0]) != len(now) or any(
+                a[0] != b[0] or a[1] is not b[1] or a[2] is not b[2] or a[3] != b[3] for a, b in zip(memo[0], now)):
+            memo = self._hash_memo = (now, lines_hash(f"{n}\0{p.backbone}\0{p.content_hash()}\n"
+                                                      for n, p in sorted(self.prompts.items())))
+        return memo[1]
+
+    def nearest(self, name: str, k: int = 10, *, metric) -> pd.DataFrame:
+        """The k prompts of the same group most similar to ``name`` (columns name, task, <metric>).
+
+        metric: a core.metrics matrix function, prompts -> [N, N] (e.g. core.metrics.e_avg); the
+        caller passes it because core.metrics sits above this module (it indexes libraries).
+        """
+        others = [q for q in self.group_prompts(self.group_of(name)) if q.name != name]
+        col = getattr(metric, "__name__", "similarity")
+        sims = np.asarray(metric([self.prompts[name], *others]))[0, 1:] if others else []
+        df = pd.DataFrame({"name": [q.name for q in others], "task": [q.task for q in others],
+                           col: np.asarray(sims, dtype=float)}, columns=["name", "task", col])
+        return df.sort_values(col, ascending=False, kind="stable").head(k).reset_index(drop=True)
 
 
 def _add_found(index: LibraryIndex, root: Path, path: Path, kind: str, expected_dim: int | None) -> None:

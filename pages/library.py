@@ -226,7 +226,8 @@ if index.prompts and len(view):
                      title="Per-token norm")
         st.plotly_chart(fig, key="library_norms", width="stretch")
     with right:
-        nearest = index.nearest(name, k=10)
+        from core.metrics import e_avg  # the one e_avg (lazy: torch only when a prompt is shown)
+        nearest = index.nearest(name, k=10, metric=e_avg)
         st.markdown(f"**Nearest prompts by e_avg** (cosine of mean tokens) in `{group}`")
         if nearest.empty:
             st.info("No other prompt in this backbone group.")

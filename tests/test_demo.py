@@ -57,13 +57,14 @@ def test_tiny_build_with_packing(tmp_path, monkeypatch):
     out, work = tmp_path / "demo", tmp_path / "work"
     prof = dataclasses.replace(demo.PROFILES["tiny"], pack=4)
     submitted = []  # (function, run ids) of every job handed to the worker pool
-    orig_submit = demo.ProcessPoolExecutor.submit
+    from concurrent.futures import ProcessPoolExecutor  # the pool core.demo's workers run in
+    orig_submit = ProcessPoolExecutor.submit
 
     def submit(self, fn, *args):
         submitted.append((fn.__name__, [j["run_id"] for j in (args[0] if isinstance(args[0], list) else [args[0]])]))
         return orig_submit(self, fn, *args)
 
-    monkeypatch.setattr(demo.ProcessPoolExecutor, "submit", submit)
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", submit)
     assert demo.build(out, prof, work, finalize_after=False, tasks=["sent_tweet"]) == 0
     got = rows(out)
     assert sorted(r["method"] for r in got.values()) == ["panda", "panda", "pot", "pot", "scratch", "scratch",

@@ -58,6 +58,16 @@ def test_hashes_are_pinned():
     assert spec._task_hash("sent_movie", {"x": 1}) == "f2af2c89d58edafa"
     assert ranking._cache_path("bb", ranking.RankSettings(), "abc").name == "8a5989ad9f1054778fc6.json"
     assert fsutil.json_hash([1, "a"], 8) == hashlib.sha256(b'[1, "a"]').hexdigest()[:8]
+    # the demo's recorded predictions are keyed by split_fingerprint, the pages' matrix memo by the
+    # library's content_hash: both now fsutil.lines_hash, values from the code before it
+    from core.demo import split_fingerprint
+    from core.library import LibraryIndex
+    assert split_fingerprint(["a film", "é un"], [0, 1]) == "e24db3be78eb0d7c"
+    ix = LibraryIndex(prompts={"b": prompts.SoftPrompt(tensor=v, name="b", backbone="m"),
+                               "a": prompts.SoftPrompt(tensor=v * 2, name="a")})
+    assert ix.content_hash() == "f62d6743f37c0877"
+    assert fsutil.lines_hash(["a\n", "b\n"]) == hashlib.sha256(b"a\nb\n").hexdigest()[:16]
+    assert projection.features_hash(v, ["a", "b", "c"]) == fsutil.array_hash(v, "a\x1fb\x1fc")
 
 
 def test_file_sha256(tmp_path):

@@ -70,7 +70,8 @@ def test_cli_index_real_prompts(real_prompts_dir):
 
 def test_nearest_by_e_avg_stays_in_group(real_prompts_dir):
     index = index_library(real_prompts_dir)
-    near = index.nearest("SST2PromptRoberta", k=5)
+    from core.metrics import e_avg
+    near = index.nearest("SST2PromptRoberta", k=5, metric=e_avg)
     assert len(near) == 5 and list(near.columns) == ["name", "task", "e_avg"]
     assert set(near["name"]) <= set(index.groups()["roberta-base"]) - {"SST2PromptRoberta"}
     assert near["e_avg"].is_monotonic_decreasing
@@ -263,3 +264,28 @@ def test_soft_prompt_values_and_tensor_are_one_float32_copy():
     assert q.content_hash() == p.content_hash()
     with pytest.raises(Exception, match="2-D"):
         SoftPrompt(tensor=np.zeros(5), name="bad")
+
+
+def test_index_content_hash_is_remembered_and_follows_every_change(tmp_path):
+    """The pages ask for the index's content hash on every rerun: it is remembered, and a new
+    tensor, a rename, a new backbone or another prompt gives a new hash (as recomputing would)."""
+    import numpy as np
+
+    from core.library import LibraryIndex
+    v = np.arange(12, dtype=np.float32).reshape(3, 4)
+    ix = LibraryIndex(prompts={"a": SoftPrompt(tensor=v, name="a"), "b": SoftPrompt(tensor=v + 1, name="b")})
+
+    def fresh() -> str:  # what an index of the same prompts computes from scratch
+        return LibraryIndex(prompts=dict(ix.prompts)).content_hash()
+
+    h0 = ix.content_hash()
+    assert ix.content_hash() == h0 == fresh()
+    ix.prompts["a"].tensor = v * 2  # new values
+    assert ix.content_hash() not in (h0,) and ix.content_hash() == fresh()
+    h1 = ix.content_hash()
+    ix.prompts["a"].backbone = MINILM
+    assert ix.content_hash() != h1 and ix.content_hash() == fresh()
+    ix.prompts["c"] = ix.prompts.pop("b")  # renamed
+    assert ix.content_hash() == fresh()
+    ix.prompts["d"] = SoftPrompt(tensor=v, name="d")
+    assert ix.content_hash() == fresh() and len({h0, h1, ix.content_hash()}) == 3

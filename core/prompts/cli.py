@@ -1,0 +1,34 @@
+"""`python -m core prompts inspect PATH... [--dim D]`: one line per prompt (path, format, L, d, backbone, task)."""
+from __future__ import annotations
+
+import sys
+
+from core.prompts.files import read_prompts
+from core.prompts.types import PromptError, SoftPrompt
+
+
+def _fmt_row(p: SoftPrompt) -> str:
+    return f"{p.origin}\t{p.fmt}\tL={p.L}\td={p.d}\tbackbone={p.backbone or '?'}\ttask={p.task or '?'}"
+
+
+def cli(command: str, argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m core {command}",
+                                     description="Read and validate soft-prompt files.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    ins = sub.add_parser("inspect", help="one line per prompt: path, format, L, d, backbone, task")
+    ins.add_argument("paths", nargs="+", metavar="PATH")
+    ins.add_argument("--dim", type=int, default=None, help="expected token_dim (the backbone's)")
+    args = parser.parse_args(argv)
+    failed = 0
+    for path in args.paths:
+        try:
+            for p in read_prompts(path, expected_dim=args.dim):
+                print(_fmt_row(p) + (f"\t{p.name}" if p.settings.get("part") else ""))
+        except PromptError as e:
+            failed += 1
+            print(f"error: {e}", file=sys.stderr)
+    if failed:
+        print(f"{failed} of {len(args.paths)} path(s) failed", file=sys.stderr)
+    return 1 if failed else 0
