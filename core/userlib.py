@@ -419,7 +419,7 @@ def cli(command: str, argv: list[str]) -> int:
 def suggestions(index=None) -> tuple[list[str], list[str]]:
     """(tasks, families) to offer: the registered tasks and their families, plus those the
     prompts of ``index`` (a core.library.LibraryIndex) already carry. Any other text is accepted too."""
-    from core.prompts import THUNLP_FAMILIES
+    from core.prompts.meta import THUNLP_FAMILIES
 
     try:
         from core.tasks import list_tasks, task_family
