@@ -24,6 +24,7 @@ import streamlit as st
 
 from core import access as _access
 from core import collection as C
+from core import fmt
 from core.library import LibraryIndex, index_library
 
 LIB_DIR_KEY = "library_dir"          # the last typed folder (plain session state)
@@ -218,7 +219,7 @@ def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, 
         removed = [c for c in prev[0] if c not in now[0]]
         delta = len(now[1]) - len(prev[1])
         parts = ([f"added {C.describe(added)}"] if added else []) + ([f"removed {C.describe(removed)}"] if removed else [])
-        st.info(f"Prompt set changed: {'; '.join(parts)} ({delta:+d} prompts). Prompt-space metrics are "
+        st.info(f"Prompt set changed: {'; '.join(parts)} ({delta:+d} prompt{'s' * (abs(delta) != 1)}). Prompt-space metrics are "
                 "recomputed for the new set; backbone metrics are shown where already computed for it.", icon="🔄")
     st.session_state[key] = now
 
@@ -231,6 +232,92 @@ def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Bac
     options = sorted(groups, key=lambda g: (-len(groups[g]), g))
     if st.session_state.get(key) not in options:
         st.session_state.pop(key, None)
-    return st.selectbox(label, options, key=key, format_func=lambda g: f"{g} ({len(groups[g])} prompts)",
+    return st.selectbox(label, options, key=key, format_func=lambda g: f"{g} ({fmt.count(len(groups[g]), 'prompt')})",
                         help="Prompts of different backbones live in different embedding spaces "
                              "and are never compared.")
+
+
+# ---- how numbers read (rules in core.fmt; these are their Streamlit column configs) -------------------
+def gain_column(label: str = "gain", help: str | None = None):
+    """A gain column, already scaled with core.fmt.gain_pct: '+17.8%' (one unit for gains everywhere)."""
+    return st.column_config.NumberColumn(label, format=fmt.GAIN_PRINTF,
+                                         help=help or "relative gain over scratch, in % of the scratch score")
+
+
+def validation_view(vt):
+    """The metric-validation table (core.metrics.retrieval_table) as every page shows it: rates and regrets
+    in percent, two decimals without '-0.00'. Returns (frame, column_config) for st.dataframe."""
+    out = vt.copy()
+    for c in ("top_k_hit", "regret", "regret_k"):
+        if c in out:
+            out[c] = fmt.gain_pct(out[c])
+    out = fmt.no_negative_zero(out, 2)
+    config = {"metric": st.column_config.TextColumn("metric"),
+              "mean_rho": st.column_config.NumberColumn("mean Spearman ρ", format="%.2f",
+                                                        help="mean over targets of Spearman ρ between the metric "
+                                                             "and the measured gains"),
+              "top_k_hit": st.column_config.NumberColumn("top-3 hit rate", format="%.0f%%",
+                                                         help="share of targets whose best measured source is in "
+                                                              "the metric's top 3"),
+              "regret": st.column_config.NumberColumn("mean regret", format=fmt.REGRET_PRINTF,
+                                                      help="best measured gain − gain of the metric's top-1 source"),
+              "ndcg_k": st.column_config.NumberColumn("NDCG@3", format="%.2f"),
+              "regret_k": st.column_config.NumberColumn("regret@3", format=fmt.REGRET_PRINTF),
+              "n_targets": st.column_config.NumberColumn("targets", format="%d")}
+    return out, {k: v for k, v in config.items() if k in out.columns}
+
+
+def waiting_figure(fig, message: str):
+    """A chart with nothing to draw yet: no empty −1…4 axes, one centred line saying what it waits for."""
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 14, "color": "#777"})
+    return fig
+
+
+def event_table(events: list[dict]):
+    """A run's events (core.runstore rows: seq, kind, step, metrics) as a table: one column per metric,
+    floats at 4 significant figures (a loss reads 0.6931, not 0.6931471805599453)."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for e in events:
+        row = {"seq": e["seq"], "kind": e["kind"], "step": e["step"]}
+        for k, v in (e.get("metrics") or {}).items():
+            row[k] = v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)[:80]
+        rows.append(row)
+    return fmt.significant(pd.DataFrame(rows), 4)
+
+
+LIBRARY_COLUMNS = ["name", "task", "family", "method", "score", "L", "d", "norm", "backbone", "group", "origin"]
+
+
+def library_view(table):
+    """The Library's prompt table as shown: what tells prompts apart first (name, task, family, method,
+    score, shape), the backbone by its short name (its full id in the group filter and the detail), the
+    group only where some prompt's group is not its backbone (unknown widths: ``unknown:d<d>``).
+    Returns (frame, column_config) for st.dataframe."""
+    cols = [c for c in LIBRARY_COLUMNS if c in table.columns]
+    view = table[cols].copy()
+    if "group" in view and "backbone" in view and (view["group"] == view["backbone"].fillna("")).all():
+        view = view.drop(columns=["group"])
+    if "backbone" in view:
+        view["backbone"] = [b.rsplit("/", 1)[-1] if isinstance(b, str) else b for b in view["backbone"]]
+    cc = st.column_config
+    config = {"name": cc.TextColumn("name", width="medium", pinned=True),
+              "task": cc.TextColumn("task", width="small"),
+              "family": cc.TextColumn("family", width="small"),
+              "method": cc.TextColumn("method", width="small"),
+              "score": cc.NumberColumn("score", format="%.3f", width="small",
+                                       help="the prompt's own test score, where its folder records one"),
+              "L": cc.NumberColumn("L", format="%d", width=40, help="virtual tokens"),
+              "d": cc.NumberColumn("d", format="%d", width=50, help="embedding width"),
+              "norm": cc.NumberColumn("norm", format="%.2f", width="small", help="mean L2 norm of the prompt's tokens"),
+              "backbone": cc.TextColumn("backbone", width="medium", help="the model the prompt was trained for "
+                                                                         "(short name; full id in the detail below)"),
+              "group": cc.TextColumn("group", width="medium", help="prompts are compared within a group only"),
+              "origin": cc.TextColumn("origin", width="medium")}
+    return view, {k: v for k, v in config.items() if k in view.columns}

@@ -33,7 +33,7 @@ from pages._deeplink import ensure_whole_app
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.access import PathRefused  # noqa: E402
-from pages._shared import access, viewer_reason  # noqa: E402
+from pages._shared import access, event_table, viewer_reason, waiting_figure  # noqa: E402
 
 ACTIVE_POLL_S = 1.0   # event -> screen within ~1 s (+ render); measured in bench/runs_store_speed.py
 IDLE_POLL_S = 5.0     # still notices runs launched from the CLI
@@ -370,25 +370,33 @@ def _fmt_s(x) -> str:
     return f"{x:.0f}s" if x < 120 else f"{x / 60:.1f} min"
 
 
-def _loss_chart(ev: pd.DataFrame, title: str) -> go.Figure:
+LOSS_CURVES = (("ce", "CE"), ("kd", "KD (MSE to teacher)"))
+
+
+def _loss_chart(ev: pd.DataFrame) -> go.Figure:
+    """The training losses of one run; the title names the curves drawn (a scratch or PoT run has no KD)."""
     fig = go.Figure()
     prog = ev[ev["kind"] == "progress"] if len(ev) else ev
-    for col, name in (("ce", "CE"), ("kd", "KD (MSE to teacher)")):
+    drawn = []
+    for col, name in LOSS_CURVES:
         if col in prog and prog[col].notna().any() and (col != "kd" or prog[col].abs().sum() > 0):
             fig.add_trace(go.Scatter(x=prog["step"], y=prog[col], mode="lines", name=name))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=320,
-                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
-    return fig
+            drawn.append(name.split(" ")[0])
+    fig.update_layout(title="Loss: " + " and ".join(drawn) if drawn else "Loss", xaxis_title="step",
+                      yaxis_title="loss", height=320, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h"))
+    return fig if drawn else waiting_figure(fig, "waiting for the first step")
 
 
 def _eval_chart(ev: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     evals = ev[ev["kind"] == "eval"] if len(ev) else ev
-    if "val_acc" in evals:
+    drawn = "val_acc" in evals and evals["val_acc"].notna().any()
+    if drawn:
         fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_acc"], mode="lines+markers", name="val accuracy"))
     fig.update_layout(title="Validation accuracy", xaxis_title="step", yaxis_title="accuracy", height=320,
                       margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    return fig if drawn else waiting_figure(fig, "waiting for the first evaluation")
 
 
 def _run_view(run: dict) -> None:
@@ -413,7 +421,7 @@ def _run_view(run: dict) -> None:
 
     ev = store.events_frame([rid])
     c1, c2 = st.columns(2)
-    c1.plotly_chart(_loss_chart(ev, "Loss: CE and KD"), key=f"runs_loss_{rid}", width="stretch")
+    c1.plotly_chart(_loss_chart(ev), key=f"runs_loss_{rid}", width="stretch")
     c2.plotly_chart(_eval_chart(ev), key=f"runs_eval_{rid}", width="stretch")
 
     if run["status"] == "failed":
@@ -449,9 +457,7 @@ def _run_view(run: dict) -> None:
     with st.expander("Spec, events and log"):
         st.json(spec, expanded=False)
         tail = store.events(rid)[-15:]
-        st.dataframe(pd.DataFrame([{"seq": e["seq"], "kind": e["kind"], "step": e["step"],
-                                    "metrics": json.dumps(e["metrics"], default=str)[:200]} for e in tail]),
-                     hide_index=True, width="stretch", key=f"runs_events_{rid}")
+        st.dataframe(event_table(tail), hide_index=True, width="stretch", key=f"runs_events_{rid}")
         log = atlas_home() / "runs" / rid / "log.txt"
         if log.is_file():
             st.code(launchers.run_log_tail(run, 40), language=None)
@@ -476,6 +482,8 @@ def _compare(runs: list[dict]) -> None:
         fig.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers" if metric == "val_acc" else "lines",
                                  name=f"{rid} · {r['method']} {r['target']}" + (f" ← {r['source']}" if r["source"] else "")))
     fig.update_layout(xaxis_title="step", yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=30, b=10))
+    if not any(len(t.x) for t in fig.data):
+        fig = waiting_figure(fig, f"no {metric} logged yet by these runs")
     st.plotly_chart(fig, key="runs_compare_chart", width="stretch")
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core import fmt
 from core import ranking as R
 from core.task_upload import build_task, overview, read_upload, summary
 from core.tasks import DEMO_TASKS, SPLITS, TaskError, get_task, list_tasks, save_task
@@ -21,7 +22,7 @@ from pages._deeplink import ensure_whole_app
 
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
-from pages._shared import access, viewer_reason  # noqa: E402
+from pages._shared import access, gain_column, viewer_reason  # noqa: E402
 
 try:  # the page runs alone under AppTest; app.py sets the config otherwise
     st.set_page_config(page_title="Tasks · Prompt Atlas", page_icon="🗂️", layout="wide")
@@ -193,10 +194,15 @@ if rk is not None and index is not None:
     meas = R.measured_for_target(target, list(rk.table["source"]))
     if meas is not None:
         shown = shown.merge(meas, on="source", how="left")
+    for c in ("measured", "noise"):  # relative gains: in % like every page (core.fmt)
+        if c in shown:
+            shown[c] = fmt.gain_pct(shown[c])
     st.dataframe(shown, hide_index=True, width="stretch", key="tasks_rank_table",
-                 column_config={c: st.column_config.NumberColumn(format="%+.3f")
-                                for c in ("zs", "ncc", "measured", "noise")})
-    st.caption(f"{len(rk.table)} sources of `{rk.group}`, {rk.n_examples} validation examples, majority rate "
+                 column_config={"zs": st.column_config.NumberColumn(format="%+.3f"),
+                                "ncc": st.column_config.NumberColumn(format="%+.3f"),
+                                "measured": gain_column("measured"),
+                                "noise": st.column_config.NumberColumn(format=fmt.REGRET_PRINTF)})
+    st.caption(f"{fmt.count(len(rk.table), 'source')} of `{rk.group}`, {rk.n_examples} validation examples, majority rate "
                f"{rk.majority:.3f}; {rk.computed} computed, {rk.cached} from the cache ({rk.seconds:.1f} s)."
                + (" **measured** = relative test gain over scratch of finished PoT runs on this task, "
                   "**noise** = the scratch seeds' spread (a gain inside ±noise is not distinguishable from seed "
