@@ -187,9 +187,11 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
         st.session_state[SOURCES_KEY] = chosen
     st.session_state[SOURCES_KEY] = [v for v in st.session_state[SOURCES_KEY] if v in cols]
     options = [n for n, c in cols.items() if c.exists() or n in st.session_state[SOURCES_KEY] or n in C.BUILTIN]
+    # chips show the collection's name only (a chip cut to "my library — your uploads a…" reads worse);
+    # what each one holds is in the help
+    about = "; ".join(f"**{n}**: {c.about}" for n, c in cols.items() if c.about and n in C.BUILTIN)
     chosen = st.multiselect("Collections", options, key=SOURCES_KEY, on_change=_on_cols_changed,
-                            format_func=lambda n: f"{n} — {cols[n].about}" if cols[n].about and n in C.BUILTIN else n,
-                            help="Similarity analyses use demo + my library unless you choose otherwise; "
+                            help=f"{about}. Similarity analyses use demo + my library unless you choose otherwise; "
                                  "prompts made by runs here (my runs) join only when chosen. The choice is "
                                  "kept in the page's link (?col=).")
     unknown = st.session_state.pop("_col_unknown", None)
@@ -252,18 +254,20 @@ def validation_view(vt):
         if c in out:
             out[c] = fmt.gain_pct(out[c])
     out = fmt.no_negative_zero(out, 2)
-    config = {"metric": st.column_config.TextColumn("metric"),
-              "mean_rho": st.column_config.NumberColumn("mean Spearman ρ", format="%.2f",
-                                                        help="mean over targets of Spearman ρ between the metric "
-                                                             "and the measured gains"),
-              "top_k_hit": st.column_config.NumberColumn("top-3 hit rate", format="%.0f%%",
-                                                         help="share of targets whose best measured source is in "
-                                                              "the metric's top 3"),
-              "regret": st.column_config.NumberColumn("mean regret", format=fmt.REGRET_PRINTF,
-                                                      help="best measured gain − gain of the metric's top-1 source"),
-              "ndcg_k": st.column_config.NumberColumn("NDCG@3", format="%.2f"),
-              "regret_k": st.column_config.NumberColumn("regret@3", format=fmt.REGRET_PRINTF),
-              "n_targets": st.column_config.NumberColumn("targets", format="%d")}
+    # short headers with fixed widths: the table fits half a 1280-px page (Home) without scrolling
+    cc = st.column_config
+    config = {"metric": cc.TextColumn("metric", width=90),
+              "mean_rho": cc.NumberColumn("Spearman ρ", format="%.2f", width=85,
+                                          help="mean over targets of Spearman ρ between the metric and the "
+                                               "measured gains over sources"),
+              "top_k_hit": cc.NumberColumn("top-3 hit", format="%.0f%%", width=75,
+                                           help="share of targets whose best measured source is in the metric's top 3"),
+              "regret": cc.NumberColumn("regret", format=fmt.REGRET_PRINTF, width=65,
+                                        help="mean over targets of: best measured gain − gain of the metric's "
+                                             "top-1 source (in % of the scratch score)"),
+              "ndcg_k": cc.NumberColumn("NDCG@3", format="%.2f", width=70),
+              "regret_k": cc.NumberColumn("regret@3", format=fmt.REGRET_PRINTF, width=75),
+              "n_targets": cc.NumberColumn("targets", format="%d", width=60)}
     return out, {k: v for k, v in config.items() if k in out.columns}
 
 
@@ -292,7 +296,8 @@ def event_table(events: list[dict]):
     return fmt.significant(pd.DataFrame(rows), 4)
 
 
-LIBRARY_COLUMNS = ["name", "task", "family", "method", "score", "L", "d", "norm", "backbone", "group", "origin"]
+# the file a prompt came from is in the detail view ("from ..."): a path column would push the rest off-screen
+LIBRARY_COLUMNS = ["name", "task", "family", "method", "score", "L", "d", "norm", "backbone", "group"]
 
 
 def library_view(table):
@@ -307,17 +312,17 @@ def library_view(table):
     if "backbone" in view:
         view["backbone"] = [b.rsplit("/", 1)[-1] if isinstance(b, str) else b for b in view["backbone"]]
     cc = st.column_config
-    config = {"name": cc.TextColumn("name", width="medium", pinned=True),
-              "task": cc.TextColumn("task", width="small"),
-              "family": cc.TextColumn("family", width="small"),
-              "method": cc.TextColumn("method", width="small"),
-              "score": cc.NumberColumn("score", format="%.3f", width="small",
+    # pixel widths that fit a 1280-px window with every column in view (the tour checks it)
+    config = {"name": cc.TextColumn("name", width=140),
+              "task": cc.TextColumn("task", width=120),
+              "family": cc.TextColumn("family", width=80),
+              "method": cc.TextColumn("method", width=65),
+              "score": cc.NumberColumn("score", format="%.3f", width=60,
                                        help="the prompt's own test score, where its folder records one"),
               "L": cc.NumberColumn("L", format="%d", width=40, help="virtual tokens"),
               "d": cc.NumberColumn("d", format="%d", width=50, help="embedding width"),
-              "norm": cc.NumberColumn("norm", format="%.2f", width="small", help="mean L2 norm of the prompt's tokens"),
-              "backbone": cc.TextColumn("backbone", width="medium", help="the model the prompt was trained for "
+              "norm": cc.NumberColumn("norm", format="%.2f", width=55, help="mean L2 norm of the prompt's tokens"),
+              "backbone": cc.TextColumn("backbone", width=120, help="the model the prompt was trained for "
                                                                          "(short name; full id in the detail below)"),
-              "group": cc.TextColumn("group", width="medium", help="prompts are compared within a group only"),
-              "origin": cc.TextColumn("origin", width="medium")}
+              "group": cc.TextColumn("group", width=120, help="prompts are compared within a group only")}
     return view, {k: v for k, v in config.items() if k in view.columns}

@@ -102,7 +102,8 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             # centred and at most ~0.4 of a cell high): visible on any colour and in greyscale
             fig.add_trace(go.Scatter(
                 x=cc + NOISE_DX, y=rr - NOISE_DY, mode="markers", name="○ inside noise band", hoverinfo="skip",
-                showlegend=True,
+                showlegend=False,  # the caption under every such figure says what ○ means: a legend
+                                   # sits where plotly's toolbar is (over it, in a half-width figure)
                 marker={"symbol": "circle", "size": max(4.0, cell_px * NOISE_SIZE), "color": "white",
                         "line": {"color": "black", "width": 1}}), **pos)
     if clickable:
@@ -148,10 +149,8 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         fig.update_yaxes(visible=False, row=1, col=1)
         fig.update_xaxes(matches=heat_x, visible=False, row=1, col=1)
         fig.update_yaxes(matches=heat_y, visible=False, row=2, col=2)
-    # the legend (only the noise-band marker has one) sits top-left: plotly's toolbar is top-right
-    fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 36, "b": 10}, plot_bgcolor="white",
-                      clickmode="event+select", dragmode=False if clickable else "zoom",
-                      legend={"orientation": "h", "y": 1.0, "x": 0.0, "xanchor": "left", "yanchor": "bottom"})
+    fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
+                      clickmode="event+select", dragmode=False if clickable else "zoom", showlegend=False)
     return fig
 
 

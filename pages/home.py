@@ -90,7 +90,7 @@ with left:
         df["source"] = [fmt.best_source(s, g) for s, g in zip(df["source"], df["gain"])]
         df["gain"] = fmt.gain_pct(df["gain"])
         st.dataframe(df, hide_index=True, width="stretch", key="home_best_source",
-                     column_config={"gain": gain_column("gain of the best source")})
+                     column_config={"gain": gain_column("gain")})
         if (df["source"] == fmt.NO_SOURCE_HELPS).any():
             st.caption(f"“{fmt.NO_SOURCE_HELPS}”: even the best source does worse than training from scratch.")
 with right:

@@ -324,7 +324,7 @@ names = table["name"].tolist()
 prompt_col = "prompt" if point_mode == "token" else "name"
 
 # ---- display options
-o1, o2, o3, o4 = st.columns([2, 2, 3, 1.4])
+o1, o2, o3, o4 = st.columns([2, 2, 2.4, 2])  # o4: two toggles whose labels must fit
 colour_options = [c for c in CATEGORICAL if c in table and table[c].nunique() > 0] + ["score", NONE]
 colour = o1.selectbox("Colour by", colour_options, key="proj_colour")
 symbol_options = [NONE] + [c for c in CATEGORICAL if c in table]
@@ -407,6 +407,8 @@ if st.session_state.get("proj_focus") not in names:
     st.session_state.pop("proj_focus", None)
 focus = st.selectbox("Point", names, key="proj_focus",
                      help="click a point on the map, or pick one here")
+if "_proj_last_click" not in st.session_state and "_proj_last_hit" not in st.session_state and focus == names[0]:
+    st.caption("Showing the first prompt in the list; click a point on the map (or find or pick one) to see another.")
 i = names.index(focus)
 nn = proj.nearest_neighbours(result.features, i, k=k_nn, coords=result.coords)
 nn_table = table.iloc[nn["index"]][[c for c in ["name", "task", "family", "method"] if c in table]].copy()

@@ -338,7 +338,9 @@ else:
 
 
 if st.session_state.get("runs_flash"):
-    st.success(st.session_state.pop("runs_flash"))
+    # popped at the end of the script, not here: a launch makes a run active, and the live part's
+    # switch to the fast refresh reruns the page once more, which ate the "Queued run …" line
+    st.success(st.session_state["runs_flash"])
 
 
 # --------------------------------------------------------------------------- #
@@ -447,8 +449,8 @@ def _run_view(run: dict) -> None:
         except SpecError as e:
             st.error(f"Cannot retry: {e}")
     if not acc.viewer and run["status"] in TERMINAL:
-        sure = a4.checkbox("Yes, delete this run's record (its prompt stays in the library)",
-                           key=f"runs_delete_confirm_{rid}")
+        sure = a4.checkbox("Yes, delete this run's record", key=f"runs_delete_confirm_{rid}",
+                           help="its prompt stays in the library")
         if a3.button("🗑️ Delete", key="runs_delete", disabled=not sure):
             store.delete_run(rid)
             st.session_state["runs_select_next"] = None
@@ -547,10 +549,19 @@ def live() -> None:
         return
     active = sum(r["status"] in ACTIVE for r in runs)
     st.markdown(f"#### Runs · {active} active · {len(runs)} in the store")
-    st.dataframe(_runs_frame(runs), hide_index=True, width="stretch", key="runs_table",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
-                                "best val": st.column_config.NumberColumn(format="%.3f"),
-                                "test": st.column_config.NumberColumn(format="%.3f")})
+    cc = st.column_config  # widths: every column fits a 1280-px window
+    frame = _runs_frame(runs)
+    if not frame["sweep"].astype(bool).any():  # no run belongs to a sweep: no empty column
+        frame = frame.drop(columns=["sweep"])
+    st.dataframe(frame, hide_index=True, width="stretch", key="runs_table",
+                 column_config={"run": cc.TextColumn(width=100), "status": cc.TextColumn(width=90),
+                                "method": cc.TextColumn(width=60), "target": cc.TextColumn(width=90),
+                                "source": cc.TextColumn(width=90), "seed": cc.NumberColumn(width=40),
+                                "progress": cc.ProgressColumn("progress", min_value=0, max_value=1, width=70),
+                                "step": cc.TextColumn(width=55),
+                                "best val": cc.NumberColumn(format="%.3f", width=60),
+                                "test": cc.NumberColumn(format="%.3f", width=50),
+                                "device": cc.TextColumn(width=70), "sweep": cc.TextColumn(width=70)})
     _sweeps_view()
     ids = [r["run_id"] for r in runs]
     if "runs_select_next" in st.session_state:  # set by a button below, applied before the widget exists
@@ -577,3 +588,4 @@ def live() -> None:
 _active_now = bool(store.list_runs(status=list(ACTIVE), limit=1))
 st.session_state.setdefault("runs_was_active", _active_now)
 st.fragment(run_every=ACTIVE_POLL_S if _active_now else IDLE_POLL_S)(live)()
+st.session_state.pop("runs_flash", None)  # shown by a run that got this far: once is enough

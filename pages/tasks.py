@@ -42,7 +42,14 @@ st.caption("Every task a prompt can be trained or evaluated on: the ten demo tas
 
 names = list_tasks()
 table = _overview(tuple(names))
-st.dataframe(table, hide_index=True, width="stretch", key="tasks_table")
+_num = st.column_config.NumberColumn
+st.dataframe(table, hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
+             column_config={"task": st.column_config.TextColumn(width=115), "kind": st.column_config.TextColumn(width=55),
+                            "family": st.column_config.TextColumn(width=80),
+                            "classes": st.column_config.TextColumn(width=170),
+                            "train": _num(width=55), "validation": _num(width=72), "test": _num(width=50),
+                            "mean words": _num(format="%.1f", width=85),
+                            "problem": st.column_config.TextColumn(width=90)})
 
 # --------------------------------------------------------------------------- #
 # MUTATING BLOCK 1/2 -- "Add a task" (hidden in viewer mode)
@@ -129,15 +136,20 @@ if st.session_state.get("tasks_selected") not in ready:
         (n for n in reversed(ready) if n not in DEMO_TASKS), ready[0])
 target = st.selectbox("Task", ready, key="tasks_selected")
 task = get_task(target)
-left, right = st.columns([2, 3])
+left, right = st.columns(2)
 with left:
     st.markdown(f"**{target}** · {'demo' if target in DEMO_TASKS else 'user'} task · family "
                 f"`{task.family or '-'}` · majority rate (validation) {task.majority_rate('validation'):.3f}")
-    st.dataframe(summary(task), hide_index=True, width="stretch")
+    st.dataframe(summary(task), hide_index=True, width="stretch",
+                 column_config={"label": st.column_config.TextColumn(width=75),
+                                "description": st.column_config.TextColumn(width=105),
+                                "train": _num(width=50), "validation": _num(width=72), "test": _num(width=45)})
 with right:
     ex = pd.DataFrame({"label": [task.labels[y] for y in task.train.labels[:6]],
                        "text": [t if len(t) <= 200 else t[:197] + "…" for t in task.train.texts[:6]]})
-    st.dataframe(ex, hide_index=True, width="stretch")
+    st.dataframe(ex, hide_index=True, width="stretch",  # the text cut in its cell, not the table
+                 column_config={"label": st.column_config.TextColumn(width=75),
+                                "text": st.column_config.TextColumn(width=290)})
 
 # --------------------------------------------------------------------------- #
 # rank sources for this task from its data alone

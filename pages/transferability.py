@@ -290,7 +290,7 @@ with c_order:
         st.session_state["tr_order"] = "cluster"
     order = st.selectbox("Order", list(ORDERS), key="tr_order", format_func=ORDERS.get)
 spec = M.METRICS[metric]
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([1.6, 1, 1, 1])  # the first holds the longest label: never cut to "Per-target normalisat…"
 normalise = c1.toggle("Per-target normalisation", key="tr_norm",
                       help="z-score each column over its sources: which source is best for *this* target")
 method = None

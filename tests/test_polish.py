@@ -104,7 +104,7 @@ def test_home_tables_read_as_words_and_percent(atlas_home):
     metric_table = next(d for d in at.dataframe if "mean_rho" in d.value.columns)
     cols = _columns(metric_table)
     labels = {k: v.get("label") for k, v in cols.items() if k != "_index"}
-    assert labels["mean_rho"] == "mean Spearman ρ" and labels["top_k_hit"] == "top-3 hit rate"
+    assert labels["mean_rho"] == "Spearman ρ" and labels["top_k_hit"] == "top-3 hit"
     assert not any("_" in (lab or "") for lab in labels.values()), labels
     rho = metric_table.value["mean_rho"]
     assert not any(v < 0 and f"{v:.2f}" == "-0.00" for v in rho), list(rho)   # no "-0.00"
@@ -133,8 +133,8 @@ def test_heatmap_gains_in_percent_legend_clear_of_the_toolbar_and_dots_clear_of_
     assert heat.texttemplate == "%{z:+.0%}" and heat.colorbar.tickformat == "+.0%"
     cells = next(t for t in fig.data if t.name == "cells")
     assert cells.text[0] == fmt.gain(mat.iat[0, 0]) and float(cells.customdata[0][2]) == pytest.approx(-0.1)
-    # legend top-left: plotly's toolbar is top-right
-    assert fig.layout.legend.x == 0 and fig.layout.legend.xanchor == "left"
+    # no legend (it sat over plotly's toolbar): the page's caption under the figure explains ○
+    assert fig.layout.showlegend is False and not any(t.showlegend for t in fig.data)
     dots = next(t for t in fig.data if t.name == "○ inside noise band")
     rr = np.nonzero(noise.to_numpy())[0]
     assert np.allclose(np.asarray(dots.y), rr - NOISE_DY)
@@ -170,6 +170,7 @@ def test_transferability_on_measured_reads_gains_in_percent_and_one_full_stop(at
     heat = next(t for t in spec["data"] if t["type"] == "heatmap")
     assert heat["texttemplate"] == "%{z:+.0%}"
     captions = [c.value for c in at.caption]
+    assert any("○ = inside the noise band" in c for c in captions)   # what the legend said, under the figure
     assert any("Su et al." in c for c in captions) and not any("et al.." in c for c in captions)
     rank = next(d for d in at.dataframe if "measured gain" in d.value.columns)
     assert json.loads(rank.proto.columns)["measured gain"]["type_config"]["format"] == fmt.GAIN_PRINTF
@@ -267,7 +268,7 @@ def test_library_table_shows_what_tells_prompts_apart_and_the_detail_says_which_
     assert cols[:8] == ["name", "task", "family", "method", "score", "L", "d", "norm"], cols
     assert "group" not in cols and set(table.value["backbone"]) == {"all-MiniLM-L6-v2"}
     config = json.loads(table.proto.columns)
-    assert config["name"]["pinned"] is True and config["L"]["width"] == 40
+    assert config["L"]["width"] == 40 and sum(c.get("width", 0) for c in config.values()) <= 740
     # the detail opens on the table's first row, and says so
     assert at.selectbox(key="library_detail").value == table.value["name"].iloc[0]
     assert any("Showing the table's first row" in c.value for c in at.caption)
@@ -298,3 +299,27 @@ def test_projection_default_map_has_faint_or_no_arrows_and_fanned_out_points(atl
               if t.get("name") == "transfer (source → target)"]
     alpha = float(arrows[0]["line"]["color"].rsplit(",", 1)[1].rstrip(")"))
     assert alpha <= 0.3                                         # faint when asked for
+
+
+def test_launch_says_queued_and_the_new_run_waits_for_its_first_step(runs_env, monkeypatch):
+    """After Launch: a "Queued run …" confirmation, the new run selected, its charts waiting (no empty axes).
+    Nothing trains: submit only records the run, and the dispatcher is not pumped."""
+    from core import launchers
+
+    def submit(spec, store):
+        store.add_run("r-new", {"method": spec.method, "target": spec.target, "sources": [], "seed": spec.seed,
+                                "device": "cpu", "params": spec.params, "backend": "local"})
+        return "r-new"
+
+    monkeypatch.setattr(launchers, "submit", submit)
+    monkeypatch.setattr(launchers, "pump", lambda store: None)
+    at = _runs_page()
+    at.selectbox(key="runs_target").set_value("spam_sms")
+    at.selectbox(key="runs_method").set_value("scratch")
+    at.button(key="runs_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [s.value for s in at.success if s.value.startswith("Queued")] == ["Queued run r-new."]
+    assert at.selectbox(key="runs_selected").value == "r-new"
+    assert any(h.value == "⏳ r-new" for h in at.subheader)
+    ch = _charts(at, "r-new")
+    assert ch["loss"]["layout"]["annotations"][0]["text"] == "waiting for the first step"
