@@ -101,7 +101,7 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             # white dot with a black rim in the cell's top-right corner, above the value label (which is
             # centred and at most ~0.4 of a cell high): visible on any colour and in greyscale
             fig.add_trace(go.Scatter(
-                x=cc + NOISE_DX, y=rr - NOISE_DY, mode="markers", name="○ inside noise band", hoverinfo="skip",
+                x=cc + NOISE_DX, y=rr - NOISE_DY, mode="markers", name="inside noise band", hoverinfo="skip",
                 showlegend=False,  # the caption under every such figure says what ○ means: a legend
                                    # sits where plotly's toolbar is (over it, in a half-width figure)
                 marker={"symbol": "circle", "size": max(4.0, cell_px * NOISE_SIZE), "color": "white",

@@ -135,7 +135,7 @@ def test_heatmap_gains_in_percent_legend_clear_of_the_toolbar_and_dots_clear_of_
     assert cells.text[0] == fmt.gain(mat.iat[0, 0]) and float(cells.customdata[0][2]) == pytest.approx(-0.1)
     # no legend (it sat over plotly's toolbar): the page's caption under the figure explains ○
     assert fig.layout.showlegend is False and not any(t.showlegend for t in fig.data)
-    dots = next(t for t in fig.data if t.name == "○ inside noise band")
+    dots = next(t for t in fig.data if t.name == "inside noise band")
     rr = np.nonzero(noise.to_numpy())[0]
     assert np.allclose(np.asarray(dots.y), rr - NOISE_DY)
     # the dot (a disc of NOISE_SIZE cells) ends above the value label: centred, font ≤ 0.42 cell high
