@@ -7,7 +7,8 @@
     fmt.best_source("generic", -0.005)  # 'no source helps'
 
 Gains are **percent** everywhere: a relative gain over scratch, (score − scratch) / scratch, of
-0.178 reads "+17.8%" (the heatmap cell "+18%", a table column "+17.8%", a regret "0.9%"). Stored
+0.178 reads "+17.8%" (a heatmap cell "+18%", a table column "+17.8%", a regret "0.9%"); a value
+that rounds to zero reads "0%", never "-0%". Stored
 values stay fractions (results, matrices, CSV exports); only what a person reads is in percent.
 Similarity metrics (e_avg, zs, ...) are not gains and keep their own scale ("0.54").
 """
@@ -23,7 +24,6 @@ GAIN_PRINTF = "%+.1f%%"
 REGRET_PRINTF = "%.1f%%"      # regrets are gain differences, never negative: no sign
 # plotly (d3-format) for a value that is a fraction: d3's "%" multiplies by 100
 GAIN_D3 = "+.1%"
-GAIN_D3_CELL = "+.0%"         # a heatmap cell label: two or three characters wide
 NO_SOURCE_HELPS = "no source helps"
 
 

@@ -86,9 +86,11 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         colorscale=DIVERGING if diverging else SEQUENTIAL,
         zmid=0.0 if diverging else None, zmin=-zmax if diverging else zrange.get("zmin"),
         zmax=zmax if diverging else zrange.get("zmax"),
-        texttemplate=(("%{z:" + fmt.GAIN_D3_CELL + "}") if gain else "%{z:.2f}") if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
+        # gain labels are written here (core.fmt.gain): plotly's d3 "+.0%" prints -0.004 as "-0%"
+        text=[[fmt.gain(v, 0) for v in row] for row in z] if gain and annotate else None,
+        texttemplate=("%{text}" if gain else "%{z:.2f}") if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
         colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
-                  "y": 0.44 if dendro else 0.5, "x": 1.01, **({"tickformat": fmt.GAIN_D3_CELL} if gain else {})},
+                  "y": 0.44 if dendro else 0.5, "x": 1.01, **({"tickformat": ".0%"} if gain else {})},
         hovertemplate=None if clickable else ("%{z:" + (fmt.GAIN_D3 if gain else ".3f") + "}<extra></extra>"))
     fig.add_trace(heat, **pos)
     row_px = float(np.clip(700 / max(n_r, 1), 12, 26))

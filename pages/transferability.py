@@ -39,6 +39,7 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 
 ORDERS = {"cluster": "clustered (dendrograms)", "family": "task family", "fixed": "library order"}
 ANNOTATE_MAX = 40       # cell labels by default up to this many rows/columns
+SIDE_LABELS_MAX = 6     # the half-width predicted-vs-measured pair: labels up to this many columns
 
 
 # ---------------------------------------------------------------- state from the URL
@@ -631,14 +632,17 @@ if meas is not None and not meas.mean.empty:
             side_p = B.block_means(side_p, rg, B.singletons(cols_)).mean
             side_m = B.block_means(side_m, rg, B.singletons(cols_)).mean
             side_noise, by = None, ", rows = mean over each source task's prompts"
+        # half-width figures: a cell label fits only up to SIDE_LABELS_MAX columns (else they overlap)
+        side_labels = len(side_p) <= ANNOTATE_MAX and side_p.shape[1] <= SIDE_LABELS_MAX
+        by += "" if side_labels else "; hover a cell for its value"
         with left:
             st.caption(f"{side_metric} (by target task{by})")
-            st.plotly_chart(heatmap_figure(side_p, annotate=len(side_p) <= ANNOTATE_MAX,
+            st.plotly_chart(heatmap_figure(side_p, annotate=side_labels,
                                            zlabel=side_metric, clickable=False, height=420),
                             key="tr_side_pred", width="stretch")
         with right:
             st.caption(f"measured ({meas.method}){by}" + (", ○ = inside noise band" if side_noise is not None else ""))
-            st.plotly_chart(heatmap_figure(side_m, annotate=len(side_m) <= ANNOTATE_MAX,
+            st.plotly_chart(heatmap_figure(side_m, annotate=side_labels,
                                            diverging=True, noise=side_noise, zlabel="gain", gain=True,
                                            clickable=False, height=420),
                             key="tr_side_meas", width="stretch")

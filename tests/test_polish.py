@@ -130,7 +130,9 @@ def test_heatmap_gains_in_percent_legend_clear_of_the_toolbar_and_dots_clear_of_
     noise = mat.abs() < 0.02
     fig = heatmap_figure(mat, annotate=True, diverging=True, noise=noise, zlabel="relative gain", gain=True)
     heat = next(t for t in fig.data if t.type == "heatmap")
-    assert heat.texttemplate == "%{z:+.0%}" and heat.colorbar.tickformat == "+.0%"
+    assert heat.texttemplate == "%{text}" and heat.colorbar.tickformat == ".0%"
+    labels = [v for row in heat.text for v in row]
+    assert labels[0] == "-10%" and "0%" in labels and "-0%" not in labels and "+0%" not in labels
     cells = next(t for t in fig.data if t.name == "cells")
     assert cells.text[0] == fmt.gain(mat.iat[0, 0]) and float(cells.customdata[0][2]) == pytest.approx(-0.1)
     # no legend (it sat over plotly's toolbar): the page's caption under the figure explains ○
@@ -168,7 +170,8 @@ def test_transferability_on_measured_reads_gains_in_percent_and_one_full_stop(at
     assert not at.exception, [e.value for e in at.exception]
     spec = json.loads(next(c for c in at.get("plotly_chart") if "tr_heatmap" in c.proto.id).proto.spec)
     heat = next(t for t in spec["data"] if t["type"] == "heatmap")
-    assert heat["texttemplate"] == "%{z:+.0%}"
+    assert heat["texttemplate"] == "%{text}"
+    assert not any(v in ("-0%", "+0%") for row in heat["text"] for v in row)   # no negative zero in a cell
     captions = [c.value for c in at.caption]
     assert any("○ = inside the noise band" in c for c in captions)   # what the legend said, under the figure
     assert any("Su et al." in c for c in captions) and not any("et al.." in c for c in captions)
