@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import launchers, sweeps
+from core import fmt, launchers, sweeps
 from core.config import atlas_home, user_library_dir
 from core.ranking import source_backbone
 from core.runs import DEFAULT_RAY_ADDRESS, METHODS, RunSpec, SpecError, pack_note
@@ -534,8 +534,9 @@ def _sweeps_view() -> None:
         st.caption("Waiting for the scratch baselines of these targets.")
         return
     fig = go.Figure(go.Heatmap(z=mat.values, x=list(mat.columns), y=list(mat.index), colorscale="RdBu",
-                               zmid=0, text=mat.round(3).values, texttemplate="%{text}",
-                               colorbar=dict(title="gain")))
+                               zmid=0, text=[[fmt.gain(v, 1) for v in row] for row in mat.to_numpy(dtype=float)],
+                               texttemplate="%{text}", hoverinfo="text",
+                               colorbar=dict(title="gain", tickformat=".0%")))  # gains in % (core.fmt)
     fig.update_layout(title=f"measured (relative gain over scratch) · {sid}", xaxis_title="target",
                       yaxis_title="source", height=200 + 40 * len(mat), margin=dict(l=10, r=10, t=40, b=10))
     st.plotly_chart(fig, key="runs_sweep_measured", width="stretch")

@@ -540,12 +540,14 @@ if src and tgt:
                          "note": "" if mm is not None else "not computed / not available"})
     if meas is not None and tgt_task in meas.mean.columns and src in meas.mean.index:
         vals.append({"metric": f"measured ({meas.method})", "target prompt": tgt_task,
-                     "value": meas.mean.at[src, tgt_task],
-                     "note": f"gain {fmt.gain(meas.mean.at[src, tgt_task])} ± {fmt.gain(meas.std.at[src, tgt_task], sign=False)} "
+                     "gain": float(fmt.gain_pct([meas.mean.at[src, tgt_task]]).iloc[0]),  # in %, like every page
+                     "note": f"± {fmt.gain(meas.std.at[src, tgt_task], sign=False)} "
                              f"over {fmt.count(int(meas.n.at[src, tgt_task]), 'seed')}; noise band "
                              f"±{fmt.gain(meas.noise.get(tgt_task, np.nan), sign=False)}"})
+    # a metric's value and a measured gain are different units: two columns (the gain in %)
     st.dataframe(pd.DataFrame(vals), hide_index=True, width="stretch", key="tr_pair_vals",
-                 column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f"),
+                                "gain": gain_column("measured gain")})
     if meas is not None:
         runs = meas.runs[(meas.runs["source"] == src) & (meas.runs["target"] == tgt_task)]
         st.caption(f"Runs behind the measured value ({len(runs)}; gain = (score − scratch) / scratch, same target, "

@@ -179,6 +179,17 @@ def test_transferability_on_measured_reads_gains_in_percent_and_one_full_stop(at
     assert json.loads(rank.proto.columns)["measured gain"]["type_config"]["format"] == fmt.GAIN_PRINTF
     vt = next(d for d in at.dataframe if "mean_rho" in d.value.columns)
     assert json.loads(vt.proto.columns)["regret"]["type_config"]["format"] == fmt.REGRET_PRINTF
+    # pair details: a metric's value and the measured gain are two columns, the gain in %
+    at.selectbox(key="tr_pair_src").set_value("generic").run()
+    at.selectbox(key="tr_pair_tgt").set_value("sent_tweet").run()
+    pair = next(d for d in at.dataframe if "target prompt" in d.value.columns)
+    row = pair.value[pair.value["metric"].str.startswith("measured")].iloc[0]
+    from core import metrics as M
+    from core.headline import load_results
+
+    want = M.measured(load_results(demo_dir()), method="pot").mean.at["generic", "sent_tweet"]
+    assert row["gain"] == pytest.approx(want * 100, abs=0.051)
+    assert json.loads(pair.proto.columns)["gain"]["type_config"]["format"] == fmt.GAIN_PRINTF
     assert "sentence-transformers/all-MiniLM-L6-v2 (11 prompts)" in at.selectbox(key="tr_group").options
     assert "unknown:d384 (1 prompt)" in at.selectbox(key="tr_group").options   # not "(1 prompts)"
 
