@@ -24,6 +24,7 @@ import streamlit as st
 
 from core import access as _access
 from core import collection as C
+from core import fmt
 from core.library import LibraryIndex, index_library
 
 LIB_DIR_KEY = "library_dir"          # the last typed folder (plain session state)
@@ -186,9 +187,11 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
         st.session_state[SOURCES_KEY] = chosen
     st.session_state[SOURCES_KEY] = [v for v in st.session_state[SOURCES_KEY] if v in cols]
     options = [n for n, c in cols.items() if c.exists() or n in st.session_state[SOURCES_KEY] or n in C.BUILTIN]
+    # chips show the collection's name only (a chip cut to "my library — your uploads a…" reads worse);
+    # what each one holds is in the help
+    about = "; ".join(f"**{n}**: {c.about}" for n, c in cols.items() if c.about and n in C.BUILTIN)
     chosen = st.multiselect("Collections", options, key=SOURCES_KEY, on_change=_on_cols_changed,
-                            format_func=lambda n: f"{n} — {cols[n].about}" if cols[n].about and n in C.BUILTIN else n,
-                            help="Similarity analyses use demo + my library unless you choose otherwise; "
+                            help=f"{about}. Similarity analyses use demo + my library unless you choose otherwise; "
                                  "prompts made by runs here (my runs) join only when chosen. The choice is "
                                  "kept in the page's link (?col=).")
     unknown = st.session_state.pop("_col_unknown", None)
@@ -218,7 +221,7 @@ def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, 
         removed = [c for c in prev[0] if c not in now[0]]
         delta = len(now[1]) - len(prev[1])
         parts = ([f"added {C.describe(added)}"] if added else []) + ([f"removed {C.describe(removed)}"] if removed else [])
-        st.info(f"Prompt set changed: {'; '.join(parts)} ({delta:+d} prompts). Prompt-space metrics are "
+        st.info(f"Prompt set changed: {'; '.join(parts)} ({delta:+d} prompt{'s' * (abs(delta) != 1)}). Prompt-space metrics are "
                 "recomputed for the new set; backbone metrics are shown where already computed for it.", icon="🔄")
     st.session_state[key] = now
 
@@ -231,6 +234,95 @@ def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Bac
     options = sorted(groups, key=lambda g: (-len(groups[g]), g))
     if st.session_state.get(key) not in options:
         st.session_state.pop(key, None)
-    return st.selectbox(label, options, key=key, format_func=lambda g: f"{g} ({len(groups[g])} prompts)",
+    return st.selectbox(label, options, key=key, format_func=lambda g: f"{g} ({fmt.count(len(groups[g]), 'prompt')})",
                         help="Prompts of different backbones live in different embedding spaces "
                              "and are never compared.")
+
+
+# ---- how numbers read (rules in core.fmt; these are their Streamlit column configs) -------------------
+def gain_column(label: str = "gain", help: str | None = None):
+    """A gain column, already scaled with core.fmt.gain_pct: '+17.8%' (one unit for gains everywhere)."""
+    return st.column_config.NumberColumn(label, format=fmt.GAIN_PRINTF,
+                                         help=help or "relative gain over scratch, in % of the scratch score")
+
+
+def validation_view(vt):
+    """The metric-validation table (core.metrics.retrieval_table) as every page shows it: rates and regrets
+    in percent, two decimals without '-0.00'. Returns (frame, column_config) for st.dataframe."""
+    out = vt.copy()
+    for c in ("top_k_hit", "regret", "regret_k"):
+        if c in out:
+            out[c] = fmt.gain_pct(out[c])
+    out = fmt.no_negative_zero(out, 2)
+    # short headers with fixed widths: the table fits half a 1280-px page (Home) without scrolling
+    cc = st.column_config
+    config = {"metric": cc.TextColumn("metric", width=90),
+              "mean_rho": cc.NumberColumn("Spearman ρ", format="%.2f", width=85,
+                                          help="mean over targets of Spearman ρ between the metric and the "
+                                               "measured gains over sources"),
+              "top_k_hit": cc.NumberColumn("top-3 hit", format="%.0f%%", width=75,
+                                           help="share of targets whose best measured source is in the metric's top 3"),
+              "regret": cc.NumberColumn("regret", format=fmt.REGRET_PRINTF, width=65,
+                                        help="mean over targets of: best measured gain − gain of the metric's "
+                                             "top-1 source (in % of the scratch score)"),
+              "ndcg_k": cc.NumberColumn("NDCG@3", format="%.2f", width=70),
+              "regret_k": cc.NumberColumn("regret@3", format=fmt.REGRET_PRINTF, width=75),
+              "n_targets": cc.NumberColumn("targets", format="%d", width=60)}
+    return out, {k: v for k, v in config.items() if k in out.columns}
+
+
+def waiting_figure(fig, message: str):
+    """A chart with nothing to draw yet: no empty −1…4 axes, one centred line saying what it waits for."""
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 14, "color": "#777"})
+    return fig
+
+
+def event_table(events: list[dict]):
+    """A run's events (core.runstore rows: seq, kind, step, metrics) as a table: one column per metric,
+    floats at 4 significant figures (a loss reads 0.6931, not 0.6931471805599453)."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for e in events:
+        row = {"seq": e["seq"], "kind": e["kind"], "step": e["step"]}
+        for k, v in (e.get("metrics") or {}).items():
+            row[k] = v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)[:80]
+        rows.append(row)
+    return fmt.significant(pd.DataFrame(rows), 4)
+
+
+# the file a prompt came from is in the detail view ("from ..."): a path column would push the rest off-screen
+LIBRARY_COLUMNS = ["name", "task", "family", "method", "score", "L", "d", "norm", "backbone", "group"]
+
+
+def library_view(table):
+    """The Library's prompt table as shown: what tells prompts apart first (name, task, family, method,
+    score, shape), the backbone by its short name (its full id in the group filter and the detail), the
+    group only where some prompt's group is not its backbone (unknown widths: ``unknown:d<d>``).
+    Returns (frame, column_config) for st.dataframe."""
+    cols = [c for c in LIBRARY_COLUMNS if c in table.columns]
+    view = table[cols].copy()
+    if "group" in view and "backbone" in view and (view["group"] == view["backbone"].fillna("")).all():
+        view = view.drop(columns=["group"])
+    if "backbone" in view:
+        view["backbone"] = [b.rsplit("/", 1)[-1] if isinstance(b, str) else b for b in view["backbone"]]
+    cc = st.column_config
+    # pixel widths that fit a 1280-px window with every column in view (the tour checks it)
+    config = {"name": cc.TextColumn("name", width=140),
+              "task": cc.TextColumn("task", width=120),
+              "family": cc.TextColumn("family", width=80),
+              "method": cc.TextColumn("method", width=65),
+              "score": cc.NumberColumn("score", format="%.3f", width=60,
+                                       help="the prompt's own test score, where its folder records one"),
+              "L": cc.NumberColumn("L", format="%d", width=40, help="virtual tokens"),
+              "d": cc.NumberColumn("d", format="%d", width=50, help="embedding width"),
+              "norm": cc.NumberColumn("norm", format="%.2f", width=55, help="mean L2 norm of the prompt's tokens"),
+              "backbone": cc.TextColumn("backbone", width=120, help="the model the prompt was trained for "
+                                                                         "(short name; full id in the detail below)"),
+              "group": cc.TextColumn("group", width=120, help="prompts are compared within a group only")}
+    return view, {k: v for k, v in config.items() if k in view.columns}

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core import blocks as B
+from core import fmt
 from core import metrics as M
 
 # Diverging, centred on "no gain", and readable without colour: lightness falls monotonically
@@ -23,6 +24,9 @@ DIVERGING = [[0.0, "#fdeadb"], [0.15, "#f9c7a4"], [0.3, "#eea37e"], [0.5, "#9e9e
              [0.7, "#6b93bd"], [0.85, "#2c5a94"], [1.0, "#0b2a52"]]
 SEQUENTIAL = "Viridis"  # perceptually uniform, monotone lightness: fine in greyscale too
 GL_CELLS = 2500         # click layer as WebGL markers above this many cells
+# the noise-band dot: offset from the cell centre and diameter, in cells (rows are cell_px high);
+# it spans rows -0.47..-0.25 of the cell, clear of the centred value label
+NOISE_DX, NOISE_DY, NOISE_SIZE = 0.34, 0.36, 0.22
 
 def _short(labels: list[str]) -> list[str]:
     """Drop a suffix every label shares (thunlp: 'PromptRoberta') so ticks stay readable."""
@@ -42,13 +46,15 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
                    diverging: bool = False, noise: pd.DataFrame | None = None, zlabel: str = "",
                    height: int | None = None, clickable: bool = True,
                    row_info: list[str] | None = None, col_info: list[str] | None = None,
-                   what: tuple[str, str] = ("source", "target")) -> go.Figure:
+                   what: tuple[str, str] = ("source", "target"), gain: bool = False) -> go.Figure:
     """Heatmap (row 0 at the top) with optional dendrograms, cell labels, noise-band markers and a
     transparent square-marker layer at the cell centres that carries the click selection.
 
     row_info / col_info: a note per row / column shown in the hover (blocks: "52 prompts");
     the click layer's customdata is then [row, column, value, row note, column note].
     what: how the hover names a row and a column ("source block", "target block").
+    gain: the values are relative gains (fractions): cells, hover and colour bar read in percent
+    (core.fmt: one unit for gains everywhere).
     """
     rows, cols = [str(x) for x in mat.index], [str(x) for x in mat.columns]
     z = mat.to_numpy(dtype=float)
@@ -80,10 +86,12 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         colorscale=DIVERGING if diverging else SEQUENTIAL,
         zmid=0.0 if diverging else None, zmin=-zmax if diverging else zrange.get("zmin"),
         zmax=zmax if diverging else zrange.get("zmax"),
-        texttemplate="%{z:.2f}" if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
+        # gain labels are written here (core.fmt.gain): plotly's d3 "+.0%" prints -0.004 as "-0%"
+        text=[[fmt.gain(v, 0) for v in row] for row in z] if gain and annotate else None,
+        texttemplate=("%{text}" if gain else "%{z:.2f}") if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
         colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
-                  "y": 0.44 if dendro else 0.5, "x": 1.01},
-        hovertemplate=None if clickable else "%{z:.3f}<extra></extra>")
+                  "y": 0.44 if dendro else 0.5, "x": 1.01, **({"tickformat": ".0%"} if gain else {})},
+        hovertemplate=None if clickable else ("%{z:" + (fmt.GAIN_D3 if gain else ".3f") + "}<extra></extra>"))
     fig.add_trace(heat, **pos)
     row_px = float(np.clip(700 / max(n_r, 1), 12, 26))
     h = height or int(np.clip(170 + row_px * n_r * (1.14 if dendro else 1.0), 380, 1700))
@@ -92,15 +100,18 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         nm = noise.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(dtype=bool)
         rr, cc = np.nonzero(nm)
         if len(rr):
-            # white dot with a black rim in the cell's top-right corner (clear of the value label):
-            # visible on any colour and in greyscale
+            # white dot with a black rim in the cell's top-right corner, above the value label (which is
+            # centred and at most ~0.4 of a cell high): visible on any colour and in greyscale
             fig.add_trace(go.Scatter(
-                x=cc + 0.34, y=rr - 0.28, mode="markers", name="inside noise band", hoverinfo="skip", showlegend=True,
-                marker={"symbol": "circle", "size": max(4.0, cell_px * 0.3), "color": "white",
+                x=cc + NOISE_DX, y=rr - NOISE_DY, mode="markers", name="inside noise band", hoverinfo="skip",
+                showlegend=False,  # the caption under every such figure says what ○ means: a legend
+                                   # sits where plotly's toolbar is (over it, in a half-width figure)
+                marker={"symbol": "circle", "size": max(4.0, cell_px * NOISE_SIZE), "color": "white",
                         "line": {"color": "black", "width": 1}}), **pos)
     if clickable:
         rr, cc = np.meshgrid(ys, xs, indexing="ij")
-        vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]
+        vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]  # for a click: the value
+        shown = [("" if not np.isfinite(v) else fmt.gain(v)) for v in z.reshape(-1)] if gain else vals  # the hover
         custom = [[rows[i], cols[j], vals[i * n_c + j]] for i in range(n_r) for j in range(n_c)]
         if row_info is not None and col_info is not None:
             custom = [c + [row_info[k // n_c], col_info[k % n_c]] for k, c in enumerate(custom)]
@@ -112,9 +123,9 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         fig.add_trace(trace(
             x=cc.reshape(-1), y=rr.reshape(-1), mode="markers", name="cells", showlegend=False,
             marker={"symbol": "square", "size": cell_px, "color": "rgba(0,0,0,0)"},
-            customdata=custom, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+            customdata=custom, text=shown, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
             hovertemplate=f"{what[0]} %{{customdata[0]}}{notes[0]}<br>{what[1]} %{{customdata[1]}}{notes[1]}<br>"
-                          + (zlabel or "value") + " %{customdata[2]}<extra></extra>"), **pos)
+                          + (zlabel or "value") + " %{text}<extra></extra>"), **pos)
     tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
     fig.update_xaxes(tickvals=xs, ticktext=_short(cols), tickangle=-60, tickfont=tick, showgrid=False,
                      zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", automargin=True, **pos)
@@ -141,8 +152,7 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         fig.update_xaxes(matches=heat_x, visible=False, row=1, col=1)
         fig.update_yaxes(matches=heat_y, visible=False, row=2, col=2)
     fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
-                      clickmode="event+select", dragmode=False if clickable else "zoom",
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+                      clickmode="event+select", dragmode=False if clickable else "zoom", showlegend=False)
     return fig
 
 

@@ -11,7 +11,9 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 
 from core.config import demo_dir
 from core import collection as C
+from core import fmt
 from core.headline import headline, load_prompt_tasks
+from pages._shared import gain_column, validation_view
 
 st.title("🗺️ Prompt Atlas")
 st.markdown(
@@ -70,27 +72,31 @@ except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a pl
 m1, m2, m3 = st.columns(3)
 m1.metric("Finished runs", h.n_runs, help="rows of results.csv")
 if h.best_metric:
-    m2.metric(f"Best predictor: {h.best_metric['metric']}",
-              f"ρ = {h.best_metric['mean_rho']:.2f}",
-              f"top-3 hit {h.best_metric['top_k_hit']:.0%}", delta_color="off",
+    # the top-3 hit rate is a second number about the same metric, not a change: a caption, no delta arrow
+    m2.metric(f"Best predictor: {h.best_metric['metric']}", f"ρ = {fmt.num(h.best_metric['mean_rho'])}",
               help="mean Spearman ρ over targets between the metric and measured PoT gain; "
                    "top-3 hit = share of targets whose best measured source is in the metric's top 3")
+    m2.caption(f"top-3 hit rate {h.best_metric['top_k_hit']:.0%} of targets")
 if h.panda_vs_pot is not None:
-    m3.metric("PANDA − PoT (mean relative gain)", f"{h.panda_vs_pot:+.1%}",
-              help="mean over (source, target, seed) of PANDA's gain over scratch minus PoT's")
+    m3.metric("PANDA − PoT (mean relative gain)", fmt.gain(h.panda_vs_pot),
+              help="mean over (source, target, seed) of PANDA's gain over scratch minus PoT's, "
+                   "in % of the scratch score")
 
 left, right = st.columns(2)
 with left:
     st.subheader("Best source per target (PoT)")
     if h.best_source:
         df = pd.DataFrame(h.best_source)
-        df["gain"] = df["gain"].map(lambda g: f"{g:+.1%}")
-        st.dataframe(df, hide_index=True, width="stretch", key="home_best_source")
+        df["source"] = [fmt.best_source(s, g) for s, g in zip(df["source"], df["gain"])]
+        df["gain"] = fmt.gain_pct(df["gain"])
+        st.dataframe(df, hide_index=True, width="stretch", key="home_best_source",
+                     column_config={"gain": gain_column("gain")})
+        if (df["source"] == fmt.NO_SOURCE_HELPS).any():
+            st.caption(f"“{fmt.NO_SOURCE_HELPS}”: even the best source does worse than training from scratch.")
 with right:
     st.subheader("Which metric predicts measured transfer?")
     if h.metric_scores:
-        df = pd.DataFrame(h.metric_scores).sort_values("mean_rho", ascending=False)
-        st.dataframe(df.style.format({"mean_rho": "{:.2f}", "top_k_hit": "{:.0%}", "regret": "{:.1%}"}),
-                     hide_index=True, width="stretch", key="home_metric_scores")
+        df, config = validation_view(pd.DataFrame(h.metric_scores).sort_values("mean_rho", ascending=False))
+        st.dataframe(df, hide_index=True, width="stretch", key="home_metric_scores", column_config=config)
     else:
         st.info("No metric matrices in the demo library yet.")

@@ -20,7 +20,8 @@ from core.library import MAX_UPLOAD_FILES, upload_limits
 from core.prompts import KNOWN_DIMS, PromptError
 from core import collection as C
 from core import userlib
-from pages._shared import access, collections_caption, library_picker, load_library, viewer_reason
+from core import fmt
+from pages._shared import access, collections_caption, library_picker, library_view, load_library, viewer_reason
 
 st.title("📚 Library")
 st.caption("Soft prompts as people publish them — PEFT prompt-tuning adapters, safetensors, torch.save files "
@@ -112,13 +113,18 @@ else:
         view = view[view["group"].isin(chosen_groups)]
     if chosen_tasks:
         view = view[view["task"].isin(chosen_tasks)]
-    st.dataframe(
-        view[["name", "task", "family", "backbone", "group", "L", "d", "norm", "method", "score", "origin"]],
-        key="library_table", hide_index=True, width="stretch",
-        column_config={"norm": st.column_config.NumberColumn("norm", format="%.3f",
-                                                             help="mean L2 norm of the prompt's tokens"),
-                       "score": st.column_config.NumberColumn("score", format="%.3f")})
-    st.caption(f"{len(view)} of {len(table)} prompts shown.")
+    shown, shown_config = library_view(view)  # columns and widths: pages/_shared.py
+    picked = st.dataframe(shown, key="library_table", hide_index=True, width="stretch", column_config=shown_config,
+                          on_select="rerun", selection_mode="single-row")
+    st.caption(f"{len(view)} of {fmt.count(len(table), 'prompt')} shown · click a row to see it in detail below.")
+    # a new click on a row leads the detail box; a selection left over from before a filter changed the
+    # rows is not a click (its position now names another prompt)
+    rows = list(getattr(getattr(picked, "selection", None), "rows", None) or [])
+    pick = (tuple(view["name"]), rows[0] if rows else None)
+    prev = st.session_state.get("_library_row_pick")
+    if pick[1] is not None and pick[1] < len(view) and prev is not None and prev[0] == pick[0] and prev != pick:
+        st.session_state["library_detail"] = view["name"].iloc[pick[1]]
+    st.session_state["_library_row_pick"] = pick
 
 if index.problems:
     with st.expander(f"⚠️ {len(index.problems)} file(s) could not be read", expanded=False):
@@ -207,9 +213,13 @@ if index.prompts and len(view):
         st.session_state["library_detail"] = nxt
     if st.session_state.get("library_detail") not in names:
         # set, never just drop: a dropped value leaves the browser's box on the old name while the
-        # detail below shows another prompt (a filter or another folder changed the list)
+        # detail below shows another prompt (a filter or another folder changed the list).
+        # The detail opens on the table's first row (as filtered), and says so.
         st.session_state["library_detail"] = names[0]
-    name = st.selectbox("Prompt", names, key="library_detail")
+    name = st.selectbox("Prompt", names, key="library_detail",
+                        help="the table's first row until you click a row above or pick one here")
+    if name == names[0] and pick[1] is None:
+        st.caption("Showing the table's first row; click a row above (or pick a prompt here) to see another.")
     p = index.prompts[name]
     group = index.group_of(name)
     st.markdown(f"**{name}** — task `{p.task or '?'}`, backbone `{p.backbone or 'unknown'}`, group `{group}`, "

@@ -39,6 +39,8 @@ import pandas as pd  # noqa: E402
 import plotly.express as px  # noqa: E402
 
 from core import projection as proj  # noqa: E402
+from core import fmt  # noqa: E402
+from core.mapview import arrows_by_default, spread_stacked  # noqa: E402
 from core.config import demo_dir  # noqa: E402
 from core import collection as C  # noqa: E402
 from pages._shared import (collections_caption, group_selector, library_picker, library_refusal,  # noqa: E402
@@ -128,10 +130,11 @@ def _arrows(fig: go.Figure, table: pd.DataFrame, pairs: list[tuple[str, str]], d
         sizes += [0, 11, 0, 0]
     style = dict(name="transfer (source → target)", hoverinfo="skip", showlegend=True)
     if dims == 2:
+        # faint: the points are what a person reads and clicks; the arrows say where they came from
         fig.add_trace(go.Scatter(x=cols[0], y=cols[1], mode="lines+markers", **style,
-                                 line=dict(color="rgba(60,60,60,0.45)", width=1.2),
+                                 line=dict(color="rgba(60,60,60,0.22)", width=1),
                                  marker=dict(symbol="arrow", angleref="previous", size=sizes,
-                                             color="rgba(60,60,60,0.75)")))
+                                             color="rgba(60,60,60,0.45)")))
     else:  # scatter3d has no arrow markers: lines, with a dot marking the target end
         fig.add_trace(go.Scatter3d(x=cols[0], y=cols[1], z=cols[2], mode="lines+markers", **style,
                                    line=dict(color="rgba(60,60,60,0.5)", width=3),
@@ -141,7 +144,11 @@ def _arrows(fig: go.Figure, table: pd.DataFrame, pairs: list[tuple[str, str]], d
 
 def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits: list[int],
                  pairs: list[tuple[str, str]], title: str) -> tuple[go.Figure, int]:
-    """Scatter of table (x, y[, z] + metadata); hits = rows to highlight. Returns (fig, n arrows)."""
+    """Scatter of table (x, y[, z] + metadata); hits = rows to highlight. Returns (fig, n arrows).
+
+    A click or box selection is highlighted by plotly itself in the browser (selected points larger
+    and opaque, the rest faded): drawing it into the figure would change the figure, and Streamlit
+    then treats the chart as a new widget and forgets the selection."""
     hover = [c for c in ["task", "family", "method", "backbone", "source", "score", "L", "token"]
              if c in table and c != "name"]
     kw = dict(color=None if colour == NONE else colour, symbol=None if symbol == NONE else symbol,
@@ -152,7 +159,10 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
         fig.update_traces(marker=dict(size=5))
     else:
         fig = px.scatter(table, x="x", y="y", **kw)
-        fig.update_traces(marker=dict(size=10, line=dict(width=0.5, color="white")))
+        # a little smaller and see-through, white-rimmed: points that still touch stay distinguishable
+        fig.update_traces(marker=dict(size=9, opacity=0.85, line=dict(width=0.8, color="white")),
+                          selected=dict(marker=dict(size=16, opacity=1.0)),
+                          unselected=dict(marker=dict(opacity=0.25)))
         fig.update_yaxes(scaleanchor="x", scaleratio=1)  # distances mean the same on both axes
     n_arrows = _arrows(fig, table, pairs, dims)
     if hits:
@@ -196,7 +206,7 @@ def selected_names(event, fig: go.Figure) -> list[str]:
             c, i = p.get("curve_number"), p.get("point_index", p.get("point_number"))
             try:
                 name = fig.data[c].customdata[i][0]
-            except (TypeError, IndexError, KeyError):
+            except (TypeError, IndexError, KeyError, AttributeError):
                 name = None
         if name is not None and str(name) not in names:
             names.append(str(name))
@@ -314,7 +324,7 @@ names = table["name"].tolist()
 prompt_col = "prompt" if point_mode == "token" else "name"
 
 # ---- display options
-o1, o2, o3, o4 = st.columns([2, 2, 3, 1.4])
+o1, o2, o3, o4 = st.columns([2, 2, 2.4, 2])  # o4: two toggles whose labels must fit
 colour_options = [c for c in CATEGORICAL if c in table and table[c].nunique() > 0] + ["score", NONE]
 colour = o1.selectbox("Colour by", colour_options, key="proj_colour")
 symbol_options = [NONE] + [c for c in CATEGORICAL if c in table]
@@ -324,9 +334,14 @@ symbol = o2.selectbox("Symbol by", symbol_options, key="proj_symbol",
                       help="plotly has a limited set of symbols; many categories repeat them")
 find = o3.text_input("Find a prompt", key="proj_find", placeholder="name or part of it")
 pairs = proj.transfer_pairs(prompts) if point_mode == "prompt" else []
-show_arrows = o4.toggle("Arrows", value=True, key="proj_arrows", disabled=not pairs,
-                        help="source → target for prompts made by transfer (pot / panda) "
-                             "from a source in this group" if pairs else "no transferred prompts in this group")
+show_arrows = o4.toggle("Arrows", value=arrows_by_default(len(pairs)), key="proj_arrows", disabled=not pairs,
+                        help="source → target for prompts made by transfer (pot / panda) from a source in this "
+                             "group; off at first when there are more than a few dozen (they hide the points)"
+                             if pairs else "no transferred prompts in this group")
+spread = dims == 2 and o4.toggle("Spread stacks", value=True, key="proj_spread",
+                                 help="points that sit on one another (a source and its transfers) are fanned out "
+                                      "around their centre so each can be seen and clicked; the CSV export keeps "
+                                      "the projection's own coordinates")
 if colour == "score" and table["score"].isna().all():
     colour = NONE
 
@@ -337,15 +352,22 @@ if needle and not hits:
 
 _write_query(method, group, dims, find)
 
-title = (f"{METHOD_LABELS[result.method]} of {len(prompts)} prompts"
+title = (f"{METHOD_LABELS[result.method]} of {fmt.count(len(prompts), 'prompt')}"
          f"{f' ({len(table)} tokens)' if point_mode == 'token' else ''} — {group}")
-fig, n_arrows = build_figure(table, dims, colour, symbol, hits, pairs if show_arrows else [], title)
+shown = table
+if spread:
+    shown = table.copy()
+    shown[["x", "y"]] = spread_stacked(table[["x", "y"]].to_numpy(), order=list(table["name"]))
+fig, n_arrows = build_figure(shown, dims, colour, symbol, hits, pairs if show_arrows else [], title)
 event = chart_slot.plotly_chart(fig, key="proj_chart", on_select="rerun",
                                selection_mode=("points", "box", "lasso"), width="stretch")
 st.session_state["_proj_painted"] = True
 src_note = {"precomputed": "precomputed", "memory": "cached", "disk": "cached"}.get(result.source, "computed")
-st.caption(f"{len(table)} points · {src_note} in {result.seconds:.2f} s · "
-           f"{n_arrows} transfer arrow(s) · "
+st.caption(f"{fmt.count(len(table), 'point')} · {src_note} in {result.seconds:.2f} s · "
+           + (f"{fmt.count(n_arrows, 'transfer arrow')} · " if n_arrows else
+              f"{fmt.count(len(pairs), 'transfer arrow')} hidden (toggle Arrows) · " if pairs else "")
+           + ("stacked points fanned out · " if spread and not np.array_equal(shown[["x", "y"]].to_numpy(),
+                                                                             table[["x", "y"]].to_numpy()) else "")
            + ("box/lasso or click points to select them" if dims == 2 else
               "click a point to select it (plotly has no box/lasso in 3-D)")
            + (" · search hits circled in red" if hits else ""))
@@ -354,7 +376,7 @@ st.caption(f"{len(table)} points · {src_note} in {result.seconds:.2f} s · "
 chosen = selected_names(event, fig)
 if chosen:
     sel = table[table["name"].isin(chosen)]
-    st.subheader(f"Selected: {len(sel)} point(s)")
+    st.subheader(f"Selected: {fmt.count(len(sel), 'point')} (enlarged on the map, the rest faded)")
     cols = [c for c in ["name", "task", "family", "method", "source", "score", "L", "token"] if c in sel]
     st.dataframe(sel[cols], hide_index=True, width="stretch")
     # the Transferability page takes target *tasks*, not prompt names (a transfer's name is no task),
@@ -385,6 +407,8 @@ if st.session_state.get("proj_focus") not in names:
     st.session_state.pop("proj_focus", None)
 focus = st.selectbox("Point", names, key="proj_focus",
                      help="click a point on the map, or pick one here")
+if "_proj_last_click" not in st.session_state and "_proj_last_hit" not in st.session_state and focus == names[0]:
+    st.caption("Showing the first prompt in the list; click a point on the map (or find or pick one) to see another.")
 i = names.index(focus)
 nn = proj.nearest_neighbours(result.features, i, k=k_nn, coords=result.coords)
 nn_table = table.iloc[nn["index"]][[c for c in ["name", "task", "family", "method"] if c in table]].copy()

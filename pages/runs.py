@@ -26,6 +26,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core import fmt
 from core.config import atlas_home, user_library_dir
 from core.estimate import Regime, estimate_for
 from core.ranking import source_backbone
@@ -40,7 +41,7 @@ from pages._deeplink import ensure_whole_app
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.access import PathRefused  # noqa: E402
-from pages._shared import access, viewer_reason  # noqa: E402
+from pages._shared import access, event_table, viewer_reason, waiting_figure  # noqa: E402
 
 ACTIVE_POLL_S = 1.0   # event -> screen within ~1 s (+ render); measured in bench/runs_store_speed.py
 IDLE_POLL_S = 5.0     # still notices runs launched from the CLI
@@ -373,7 +374,9 @@ else:
 
 
 if st.session_state.get("runs_flash"):
-    st.success(st.session_state.pop("runs_flash"))
+    # popped at the end of the script, not here: a launch makes a run active, and the live part's
+    # switch to the fast refresh reruns the page once more, which ate the "Queued run …" line
+    st.success(st.session_state["runs_flash"])
 
 
 # --------------------------------------------------------------------------- #
@@ -405,25 +408,33 @@ def _fmt_s(x) -> str:
     return f"{x:.0f}s" if x < 120 else f"{x / 60:.1f} min"
 
 
-def _loss_chart(ev: pd.DataFrame, title: str) -> go.Figure:
+LOSS_CURVES = (("ce", "CE"), ("kd", "KD (MSE to teacher)"))
+
+
+def _loss_chart(ev: pd.DataFrame) -> go.Figure:
+    """The training losses of one run; the title names the curves drawn (a scratch or PoT run has no KD)."""
     fig = go.Figure()
     prog = ev[ev["kind"] == "progress"] if len(ev) else ev
-    for col, name in (("ce", "CE"), ("kd", "KD (MSE to teacher)")):
+    drawn = []
+    for col, name in LOSS_CURVES:
         if col in prog and prog[col].notna().any() and (col != "kd" or prog[col].abs().sum() > 0):
             fig.add_trace(go.Scatter(x=prog["step"], y=prog[col], mode="lines", name=name))
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=320,
-                      margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h"))
-    return fig
+            drawn.append(name.split(" ")[0])
+    fig.update_layout(title="Loss: " + " and ".join(drawn) if drawn else "Loss", xaxis_title="step",
+                      yaxis_title="loss", height=320, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h"))
+    return fig if drawn else waiting_figure(fig, "waiting for the first step")
 
 
 def _eval_chart(ev: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     evals = ev[ev["kind"] == "eval"] if len(ev) else ev
-    if "val_acc" in evals:
+    drawn = "val_acc" in evals and evals["val_acc"].notna().any()
+    if drawn:
         fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_acc"], mode="lines+markers", name="val accuracy"))
     fig.update_layout(title="Validation accuracy", xaxis_title="step", yaxis_title="accuracy", height=320,
                       margin=dict(l=10, r=10, t=40, b=10))
-    return fig
+    return fig if drawn else waiting_figure(fig, "waiting for the first evaluation")
 
 
 def _run_view(run: dict) -> None:
@@ -448,7 +459,7 @@ def _run_view(run: dict) -> None:
 
     ev = store.events_frame([rid])
     c1, c2 = st.columns(2)
-    c1.plotly_chart(_loss_chart(ev, "Loss: CE and KD"), key=f"runs_loss_{rid}", width="stretch")
+    c1.plotly_chart(_loss_chart(ev), key=f"runs_loss_{rid}", width="stretch")
     c2.plotly_chart(_eval_chart(ev), key=f"runs_eval_{rid}", width="stretch")
 
     if run["status"] == "failed":
@@ -477,8 +488,8 @@ def _run_view(run: dict) -> None:
         except SpecError as e:
             st.error(f"Cannot retry: {e}")
     if not acc.viewer and run["status"] in TERMINAL:
-        sure = a4.checkbox("Yes, delete this run's record (its prompt stays in the library)",
-                           key=f"runs_delete_confirm_{rid}")
+        sure = a4.checkbox("Yes, delete this run's record", key=f"runs_delete_confirm_{rid}",
+                           help="its prompt stays in the library")
         if a3.button("🗑️ Delete", key="runs_delete", disabled=not sure):
             store.delete_run(rid)
             st.session_state["runs_select_next"] = None
@@ -487,9 +498,7 @@ def _run_view(run: dict) -> None:
     with st.expander("Spec, events and log"):
         st.json(spec, expanded=False)
         tail = store.events(rid)[-15:]
-        st.dataframe(pd.DataFrame([{"seq": e["seq"], "kind": e["kind"], "step": e["step"],
-                                    "metrics": json.dumps(e["metrics"], default=str)[:200]} for e in tail]),
-                     hide_index=True, width="stretch", key=f"runs_events_{rid}")
+        st.dataframe(event_table(tail), hide_index=True, width="stretch", key=f"runs_events_{rid}")
         log = atlas_home() / "runs" / rid / "log.txt"
         if log.is_file():
             st.code(local.run_log_tail(run, 40), language=None)
@@ -514,6 +523,8 @@ def _compare(runs: list[dict]) -> None:
         fig.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers" if metric == "val_acc" else "lines",
                                  name=f"{rid} · {r['method']} {r['target']}" + (f" ← {r['source']}" if r["source"] else "")))
     fig.update_layout(xaxis_title="step", yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=30, b=10))
+    if not any(len(t.x) for t in fig.data):
+        fig = waiting_figure(fig, f"no {metric} logged yet by these runs")
     st.plotly_chart(fig, key="runs_compare_chart", width="stretch")
 
 
@@ -562,8 +573,9 @@ def _sweeps_view() -> None:
         st.caption("Waiting for the scratch baselines of these targets.")
         return
     fig = go.Figure(go.Heatmap(z=mat.values, x=list(mat.columns), y=list(mat.index), colorscale="RdBu",
-                               zmid=0, text=mat.round(3).values, texttemplate="%{text}",
-                               colorbar=dict(title="gain")))
+                               zmid=0, text=[[fmt.gain(v, 1) for v in row] for row in mat.to_numpy(dtype=float)],
+                               texttemplate="%{text}", hoverinfo="text",
+                               colorbar=dict(title="gain", tickformat=".0%")))  # gains in % (core.fmt)
     fig.update_layout(title=f"measured (relative gain over scratch) · {sid}", xaxis_title="target",
                       yaxis_title="source", height=200 + 40 * len(mat), margin=dict(l=10, r=10, t=40, b=10))
     st.plotly_chart(fig, key="runs_sweep_measured", width="stretch")
@@ -577,10 +589,19 @@ def live() -> None:
         return
     active = sum(r["status"] in ACTIVE for r in runs)
     st.markdown(f"#### Runs · {active} active · {len(runs)} in the store")
-    st.dataframe(_runs_frame(runs), hide_index=True, width="stretch", key="runs_table",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
-                                "best val": st.column_config.NumberColumn(format="%.3f"),
-                                "test": st.column_config.NumberColumn(format="%.3f")})
+    cc = st.column_config  # widths: every column fits a 1280-px window
+    frame = _runs_frame(runs)
+    if not frame["sweep"].astype(bool).any():  # no run belongs to a sweep: no empty column
+        frame = frame.drop(columns=["sweep"])
+    st.dataframe(frame, hide_index=True, width="stretch", key="runs_table",
+                 column_config={"run": cc.TextColumn(width=100), "status": cc.TextColumn(width=90),
+                                "method": cc.TextColumn(width=60), "target": cc.TextColumn(width=90),
+                                "source": cc.TextColumn(width=90), "seed": cc.NumberColumn(width=40),
+                                "progress": cc.ProgressColumn("progress", min_value=0, max_value=1, width=70),
+                                "step": cc.TextColumn(width=55),
+                                "best val": cc.NumberColumn(format="%.3f", width=60),
+                                "test": cc.NumberColumn(format="%.3f", width=50),
+                                "device": cc.TextColumn(width=70), "sweep": cc.TextColumn(width=70)})
     _sweeps_view()
     ids = [r["run_id"] for r in runs]
     if "runs_select_next" in st.session_state:  # set by a button below, applied before the widget exists
@@ -607,3 +628,4 @@ def live() -> None:
 _active_now = bool(store.list_runs(status=list(ACTIVE), limit=1))
 st.session_state.setdefault("runs_was_active", _active_now)
 st.fragment(run_every=ACTIVE_POLL_S if _active_now else IDLE_POLL_S)(live)()
+st.session_state.pop("runs_flash", None)  # shown by a run that got this far: once is enough

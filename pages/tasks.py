@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core import fmt
 from core import ranking as R
 from core.task_upload import build_task, overview, read_upload, summary
 from core.tasks import DEMO_TASKS, SPLITS, TaskError, get_task, list_tasks, save_task
@@ -21,7 +22,7 @@ from pages._deeplink import ensure_whole_app
 
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
-from pages._shared import access, viewer_reason  # noqa: E402
+from pages._shared import access, gain_column, viewer_reason  # noqa: E402
 
 try:  # the page runs alone under AppTest; app.py sets the config otherwise
     st.set_page_config(page_title="Tasks · Prompt Atlas", page_icon="🗂️", layout="wide")
@@ -41,7 +42,14 @@ st.caption("Every task a prompt can be trained or evaluated on: the ten demo tas
 
 names = list_tasks()
 table = _overview(tuple(names))
-st.dataframe(table, hide_index=True, width="stretch", key="tasks_table")
+_num = st.column_config.NumberColumn
+st.dataframe(table, hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
+             column_config={"task": st.column_config.TextColumn(width=115), "kind": st.column_config.TextColumn(width=55),
+                            "family": st.column_config.TextColumn(width=80),
+                            "classes": st.column_config.TextColumn(width=170),
+                            "train": _num(width=55), "validation": _num(width=72), "test": _num(width=50),
+                            "mean words": _num(format="%.1f", width=85),
+                            "problem": st.column_config.TextColumn(width=90)})
 
 # --------------------------------------------------------------------------- #
 # MUTATING BLOCK 1/2 -- "Add a task" (hidden in viewer mode)
@@ -128,15 +136,20 @@ if st.session_state.get("tasks_selected") not in ready:
         (n for n in reversed(ready) if n not in DEMO_TASKS), ready[0])
 target = st.selectbox("Task", ready, key="tasks_selected")
 task = get_task(target)
-left, right = st.columns([2, 3])
+left, right = st.columns(2)
 with left:
     st.markdown(f"**{target}** · {'demo' if target in DEMO_TASKS else 'user'} task · family "
                 f"`{task.family or '-'}` · majority rate (validation) {task.majority_rate('validation'):.3f}")
-    st.dataframe(summary(task), hide_index=True, width="stretch")
+    st.dataframe(summary(task), hide_index=True, width="stretch",
+                 column_config={"label": st.column_config.TextColumn(width=75),
+                                "description": st.column_config.TextColumn(width=105),
+                                "train": _num(width=50), "validation": _num(width=72), "test": _num(width=45)})
 with right:
     ex = pd.DataFrame({"label": [task.labels[y] for y in task.train.labels[:6]],
                        "text": [t if len(t) <= 200 else t[:197] + "…" for t in task.train.texts[:6]]})
-    st.dataframe(ex, hide_index=True, width="stretch")
+    st.dataframe(ex, hide_index=True, width="stretch",  # the text cut in its cell, not the table
+                 column_config={"label": st.column_config.TextColumn(width=75),
+                                "text": st.column_config.TextColumn(width=290)})
 
 # --------------------------------------------------------------------------- #
 # rank sources for this task from its data alone
@@ -193,10 +206,15 @@ if rk is not None and index is not None:
     meas = R.measured_for_target(target, list(rk.table["source"]))
     if meas is not None:
         shown = shown.merge(meas, on="source", how="left")
+    for c in ("measured", "noise"):  # relative gains: in % like every page (core.fmt)
+        if c in shown:
+            shown[c] = fmt.gain_pct(shown[c])
     st.dataframe(shown, hide_index=True, width="stretch", key="tasks_rank_table",
-                 column_config={c: st.column_config.NumberColumn(format="%+.3f")
-                                for c in ("zs", "ncc", "measured", "noise")})
-    st.caption(f"{len(rk.table)} sources of `{rk.group}`, {rk.n_examples} validation examples, majority rate "
+                 column_config={"zs": st.column_config.NumberColumn(format="%+.3f"),
+                                "ncc": st.column_config.NumberColumn(format="%+.3f"),
+                                "measured": gain_column("measured"),
+                                "noise": st.column_config.NumberColumn(format=fmt.REGRET_PRINTF)})
+    st.caption(f"{fmt.count(len(rk.table), 'source')} of `{rk.group}`, {rk.n_examples} validation examples, majority rate "
                f"{rk.majority:.3f}; {rk.computed} computed, {rk.cached} from the cache ({rk.seconds:.1f} s)."
                + (" **measured** = relative test gain over scratch of finished PoT runs on this task, "
                   "**noise** = the scratch seeds' spread (a gain inside ±noise is not distinguishable from seed "

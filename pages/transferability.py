@@ -28,6 +28,7 @@ import pandas as pd
 import streamlit as st
 
 from core import blocks as B
+from core import fmt
 from core import metrics as M
 from core.config import demo_dir
 from core.estimate import measured_regime
@@ -39,6 +40,7 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 
 ORDERS = {"cluster": "clustered (dendrograms)", "family": "task family", "fixed": "library order"}
 ANNOTATE_MAX = 40       # cell labels by default up to this many rows/columns
+SIDE_LABELS_MAX = 6     # the half-width predicted-vs-measured pair: labels up to this many columns
 
 
 # ---------------------------------------------------------------- state from the URL
@@ -219,7 +221,7 @@ if st.session_state.get("_tr_bad_q"):
 
 try:
     from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
-                               load_library)
+                               load_library, gain_column, validation_view)
 except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
@@ -290,7 +292,7 @@ with c_order:
         st.session_state["tr_order"] = "cluster"
     order = st.selectbox("Order", list(ORDERS), key="tr_order", format_func=ORDERS.get)
 spec = M.METRICS[metric]
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4 = st.columns([1.6, 1, 1, 1])  # the first holds the longest label: never cut to "Per-target normalisat…"
 normalise = c1.toggle("Per-target normalisation", key="tr_norm",
                       help="z-score each column over its sources: which source is best for *this* target")
 method = None
@@ -301,7 +303,7 @@ if metric == "measured":
         if st.session_state.get("tr_method") not in transfer_methods:
             st.session_state["tr_method"] = "pot" if "pot" in transfer_methods else transfer_methods[0]
         method = c2.selectbox("Transfer method", transfer_methods, key="tr_method")
-st.caption(f"**{spec.label}** = {spec.description}. Source: {spec.source}."
+st.caption(fmt.sentence(f"**{spec.label}** = {spec.description}.", f"Source: {spec.source}")
            + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")
            + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else ""))
 
@@ -359,6 +361,7 @@ if mat is not None and not mat.empty:
     shown = per_target_z(mat) if normalise else mat
     zlabel = ("z (per target)" if normalise else "relative gain" if metric == "measured" else metric)
     diverging = metric == "measured" or normalise
+    is_gain = metric == "measured" and not normalise  # relative gains read in % (core.fmt)
     key_base = f"{metric}|{group}|{lib_hash}|{method}|{normalise}|{meas is not None and len(meas.runs)}"
 
     def arrange(sub: pd.DataFrame, key: str) -> tuple[pd.DataFrame, M.Clustering | None]:
@@ -390,10 +393,10 @@ if mat is not None and not mat.empty:
     if not B.needs_blocks(shown.shape):
         shown, clustering = arrange(shown, key_base)
         fig = heatmap_figure(shown, clustering=clustering, annotate=annotate_toggle(shown.shape),
-                             diverging=diverging, noise=noise_mask, zlabel=zlabel)
+                             diverging=diverging, noise=noise_mask, zlabel=zlabel, gain=is_gain)
         build_s = time.perf_counter() - t0
         event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points", width="stretch")
-        st.caption(f"{shown.shape[0]} sources × {shown.shape[1]} targets · ready in {build_s:.2f} s · click a cell "
+        st.caption(f"{fmt.count(shown.shape[0], 'source')} × {fmt.count(shown.shape[1], 'target')} · ready in {build_s:.2f} s · click a cell "
                    "for the pair's details"
                    + (" · ○ = inside the noise band: |gain| ≤ the seed-to-seed spread of scratch on that target"
                       if noise_mask is not None and noise_mask.values.any() else ""))
@@ -426,14 +429,14 @@ if mat is not None and not mat.empty:
             sub, (n_r, n_c) = B.drill(shown, rg, cg, *drill)
             sub, clustering = arrange(sub, f"{key_base}|{view}|{drill}")
             fig = heatmap_figure(sub, clustering=clustering, annotate=annotate_toggle(sub.shape),
-                                 diverging=diverging, noise=noise_mask, zlabel=zlabel)
+                                 diverging=diverging, noise=noise_mask, zlabel=zlabel, gain=is_gain)
             build_s = time.perf_counter() - t0
             st.markdown(f"**Block {drill[0]} × {drill[1]}** ({B.VIEWS[view]}) of {shown.shape[0]} sources × "
                         f"{shown.shape[1]} targets")
             event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points",
                                     width="stretch")
             cut = n_r > sub.shape[0] or n_c > sub.shape[1]
-            st.caption(f"{sub.shape[0]} sources × {sub.shape[1]} targets · ready in {build_s:.2f} s · click a cell "
+            st.caption(f"{fmt.count(sub.shape[0], 'source')} × {fmt.count(sub.shape[1], 'target')} · ready in {build_s:.2f} s · click a cell "
                        "for the pair's details"
                        + (f" · this block holds {n_r} × {n_c} prompts: the first {B.FULL_DETAIL_MAX} of each axis "
                           "(block order) are shown" if cut else "")
@@ -445,7 +448,7 @@ if mat is not None and not mat.empty:
                        for v in cg.values()]
             fig = heatmap_figure(bmean, clustering=block_cl, annotate=annotate_toggle(bmean.shape, "tr_annot_blocks"),
                                  diverging=diverging, zlabel=f"mean {zlabel}", row_info=sizes_r, col_info=sizes_c,
-                                 what=("source block", "target block"))
+                                 what=("source block", "target block"), gain=is_gain)
             build_s = time.perf_counter() - t0
             bevent = st.plotly_chart(fig, key="tr_blocks", on_select="rerun", selection_mode="points",
                                      width="stretch")
@@ -538,11 +541,14 @@ if src and tgt:
                          "note": "" if mm is not None else "not computed / not available"})
     if meas is not None and tgt_task in meas.mean.columns and src in meas.mean.index:
         vals.append({"metric": f"measured ({meas.method})", "target prompt": tgt_task,
-                     "value": meas.mean.at[src, tgt_task],
-                     "note": f"± {meas.std.at[src, tgt_task]:.3f} over {int(meas.n.at[src, tgt_task])} seed(s); "
-                             f"noise band ±{meas.noise.get(tgt_task, np.nan):.3f}"})
+                     "gain": float(fmt.gain_pct([meas.mean.at[src, tgt_task]]).iloc[0]),  # in %, like every page
+                     "note": f"± {fmt.gain(meas.std.at[src, tgt_task], sign=False)} "
+                             f"over {fmt.count(int(meas.n.at[src, tgt_task]), 'seed')}; noise band "
+                             f"±{fmt.gain(meas.noise.get(tgt_task, np.nan), sign=False)}"})
+    # a metric's value and a measured gain are different units: two columns (the gain in %)
     st.dataframe(pd.DataFrame(vals), hide_index=True, width="stretch", key="tr_pair_vals",
-                 column_config={"value": st.column_config.NumberColumn(format="%.3f")})
+                 column_config={"value": st.column_config.NumberColumn(format="%.3f"),
+                                "gain": gain_column("measured gain")})
     if meas is not None:
         runs = meas.runs[(meas.runs["source"] == src) & (meas.runs["target"] == tgt_task)]
         st.caption(f"Runs behind the measured value ({len(runs)}; gain = (score − scratch) / scratch, same target, "
@@ -585,8 +591,8 @@ if target:
     if pred_tasks is not None and target in pred_tasks.columns:
         rank[f"predicted ({predicted_metric})"] = pred_tasks[target]
     if meas is not None and target in meas.mean.columns:
-        rank["measured gain"] = meas.mean[target].reindex(rank.index)
-        rank["± std"] = meas.std[target].reindex(rank.index)
+        rank["measured gain"] = fmt.gain_pct(meas.mean[target].reindex(rank.index))  # in % (core.fmt)
+        rank["± std"] = fmt.gain_pct(meas.std[target].reindex(rank.index))
         rank["inside noise"] = meas.inside_noise()[target].reindex(rank.index)
     rank = rank[rank["task"] != target]
     sort_col = f"predicted ({predicted_metric})" if f"predicted ({predicted_metric})" in rank else "measured gain" \
@@ -607,8 +613,8 @@ if target:
             rank["cannot run"] = [missing[s] or "" for s in rank.index]
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
                  column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
-                                "measured gain": st.column_config.NumberColumn(format="%+.3f"),
-                                "± std": st.column_config.NumberColumn(format="%.3f")})
+                                "measured gain": gain_column("measured gain"),
+                                "± std": st.column_config.NumberColumn(format=fmt.REGRET_PRINTF)})
     if viewer:
         st.caption(f"🔒 {access().reason('Launching runs')}")
     elif len(rank):
@@ -634,15 +640,18 @@ if meas is not None and not meas.mean.empty:
             side_p = B.block_means(side_p, rg, B.singletons(cols_)).mean
             side_m = B.block_means(side_m, rg, B.singletons(cols_)).mean
             side_noise, by = None, ", rows = mean over each source task's prompts"
+        # half-width figures: a cell label fits only up to SIDE_LABELS_MAX columns (else they overlap)
+        side_labels = len(side_p) <= ANNOTATE_MAX and side_p.shape[1] <= SIDE_LABELS_MAX
+        by += "" if side_labels else "; hover a cell for its value"
         with left:
             st.caption(f"{side_metric} (by target task{by})")
-            st.plotly_chart(heatmap_figure(side_p, annotate=len(side_p) <= ANNOTATE_MAX,
+            st.plotly_chart(heatmap_figure(side_p, annotate=side_labels,
                                            zlabel=side_metric, clickable=False, height=420),
                             key="tr_side_pred", width="stretch")
         with right:
             st.caption(f"measured ({meas.method}){by}" + (", ○ = inside noise band" if side_noise is not None else ""))
-            st.plotly_chart(heatmap_figure(side_m, annotate=len(side_m) <= ANNOTATE_MAX,
-                                           diverging=True, noise=side_noise, zlabel="gain",
+            st.plotly_chart(heatmap_figure(side_m, annotate=side_labels,
+                                           diverging=True, noise=side_noise, zlabel="gain", gain=True,
                                            clickable=False, height=420),
                             key="tr_side_meas", width="stretch")
     st.subheader("How well does each metric predict measured transfer?")
@@ -666,13 +675,8 @@ if meas is not None and not meas.mean.empty:
             preds[m] = M.by_task(mm, prompts)
     src_task = {p.name: p.task for p in prompts if p.task}
     vt = M.retrieval_table(preds, meas.mean, source_task=src_task, k=3, sort_by="mean_rho")
-    st.dataframe(vt, hide_index=True, width="stretch", key="tr_validation",
-                 column_config={"mean_rho": st.column_config.NumberColumn("mean Spearman ρ", format="%.2f"),
-                                "top_k_hit": st.column_config.NumberColumn("top-3 hit rate", format="%.2f"),
-                                "regret": st.column_config.NumberColumn("mean regret", format="%.3f"),
-                                "ndcg_k": st.column_config.NumberColumn("NDCG@3", format="%.2f"),
-                                "regret_k": st.column_config.NumberColumn("regret@3", format="%.3f"),
-                                "n_targets": "targets"})
+    vt_view, vt_config = validation_view(vt)  # rates and regrets in %, as on Home
+    st.dataframe(vt_view, hide_index=True, width="stretch", key="tr_validation", column_config=vt_config)
     st.caption("Per target: Spearman ρ between the metric's column and the measured gains over sources (the "
                "target's own task left out); top-3 hit = the best measured source is in the metric's top 3; "
                "regret = best measured gain − gain of the metric's top-1 source; NDCG@3 and regret@3 (Lin et al. "

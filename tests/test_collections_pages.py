@@ -85,7 +85,7 @@ def test_a_finished_runs_prompt_does_not_change_the_default_numbers_until_my_run
     default.multiselect(key="library_sources").select("my runs").run()
     assert not default.exception
     assert default.query_params["col"] in ("demo,my library,my runs", ["demo,my library,my runs"])
-    assert any("Prompt set changed: added `my runs` (+1 prompts)" in i.value for i in default.info)
+    assert any("Prompt set changed: added `my runs` (+1 prompt)" in i.value for i in default.info)
     assert ranking(default).loc["sent_product", PRED] == pytest.approx(rank_r.loc["sent_product", PRED], abs=1e-12)
 
 

@@ -100,7 +100,7 @@ def test_demo_library_uses_the_precomputed_umap_map(env, monkeypatch):
     print(f"demo page run (precomputed UMAP): {elapsed:.2f} s")
     captions = texts(at.caption)
     assert "8 points · precomputed" in captions, captions
-    assert "2 transfer arrow(s)" in captions
+    assert "2 transfer arrows" in captions
     arrows = [t for t in json.loads(chart_spec(at))["data"] if t.get("name") == "transfer (source → target)"]
     assert len(arrows) == 1 and arrows[0]["marker"]["symbol"] == "arrow" and len(arrows[0]["x"]) == 2 * 4
     assert "warming up" not in texts(at.info)
@@ -179,7 +179,7 @@ def test_selection_gives_a_table_a_heatmap_link_and_neighbours(env, monkeypatch)
                    {"curve_number": 1, "point_index": 0}], "box": [], "lasso": [], "point_indices": [0]}}
     at.run()
     no_exception(at)
-    assert "Selected: 2 point(s)" in texts(at.subheader)
+    assert "Selected: 2 points (enlarged on the map, the rest faded)" in texts(at.subheader)
     selected = at.dataframe[0].value
     assert set(selected["name"]) == {"sent_movie", second}
     link = texts(at.markdown)  # outside app.py's navigation the page link is a plain URL
@@ -221,8 +221,8 @@ def test_demo_transfers_folder_joins_the_map_with_arrows(env, monkeypatch):
     at = run_page(method="pca")
     no_exception(at)
     assert at.checkbox(key="proj_with_transfers").value is True
-    assert "8 points" in texts(at.caption) and "2 transfer arrow(s)" in texts(at.caption)
+    assert "8 points" in texts(at.caption) and "2 transfer arrows" in texts(at.caption)
     assert at.selectbox(key="proj_symbol").value == "method"  # scratch vs pot at a glance
     at.checkbox(key="proj_with_transfers").uncheck().run()
     no_exception(at)
-    assert "6 points" in texts(at.caption) and "0 transfer arrow(s)" in texts(at.caption)
+    assert "6 points" in texts(at.caption) and "transfer arrow" not in texts(at.caption)

@@ -41,6 +41,20 @@ def app_nav() -> list[str]:
     titles = re.findall(r'st\.Page\([^)]*title="([^"]+)"', (REPO / "app.py").read_text(encoding="utf-8"))
     assert len(titles) >= 5, f"app.py's st.Page titles not found ({titles}): update app_nav()"
     return titles
+
+
+def app_nav_pages() -> list[tuple[str, str]]:
+    """(url path, title) of every page in app.py's ``st.navigation``, in order.
+
+    The url path is what Streamlit derives from the file name ("pages/library.py" -> "library");
+    the page marked ``default=True`` is served at "" (the app's root)."""
+    out = []
+    for args in re.findall(r"st\.Page\(([^)]*)\)", (REPO / "app.py").read_text(encoding="utf-8")):
+        file = re.search(r'"([^"]+\.py)"', args).group(1)
+        title = re.search(r'title="([^"]+)"', args).group(1)
+        out.append(("" if "default=True" in args else Path(file).stem, title))
+    assert [t for _, t in out] == app_nav(), out
+    return out
 CHROMIUM = Path(os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("ATLAS_CHROMEDRIVER", "/usr/bin/chromedriver"))
 

@@ -139,27 +139,4 @@ def test_definitions_page_is_linked_from_transferability(browser, home):
     b.screenshot("issue15_definitions")
 
 
-TOUR = ["", "library", "transferability", "projection", "runs", "definitions"]
-
-
-@pytest.mark.parametrize("size", [(1280, 800), (1400, 1000)], ids=["1280x800", "1400x1000"])
-def test_screenshot_tour(browser, home, size):
-    """Every page at a laptop and a desktop size, as a visitor first sees it (tests/e2e/artifacts/tour_*)."""
-    import struct
-
-    from e2e_harness import ARTIFACTS
-
-    b = browser
-    b.driver.set_window_size(*size)
-    try:
-        for path in TOUR:
-            b.open(path)
-            b.wait_for("[data-testid='stHeading']", timeout=90)
-            b.wait_idle(start_wait=1.0)
-            b.assert_no_exception()
-            shot = ARTIFACTS / f"tour_{size[0]}x{size[1]}_{path or 'home'}.png"
-            b.driver.save_screenshot(str(shot))
-            width, height = struct.unpack(">II", shot.read_bytes()[16:24])  # PNG IHDR
-            assert width == size[0], (shot, width, height)
-    finally:
-        b.driver.set_window_size(1400, 1000)
+# The screenshot tour of every page (app.py's navigation) at 1280×800 and 1400×1000: test_e2e_tour.py.
