@@ -281,7 +281,7 @@ def waiting_figure(fig, message: str):
 
 
 def event_table(events: list[dict]):
-    """A run's events (core.runstore rows: seq, kind, step, metrics) as a table: one column per metric,
+    """A run's events (core.runs.store rows: seq, kind, step, metrics) as a table: one column per metric,
     floats at 4 significant figures (a loss reads 0.6931, not 0.6931471805599453)."""
     import json
 

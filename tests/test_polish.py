@@ -201,10 +201,10 @@ def runs_env(tmp_path, monkeypatch, atlas_home):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("ATLAS_LIBRARY", raising=False)
     yield
-    from core import launchers
-    from core.runstore import RunStore
+    from core.runs import local
+    from core.runs.store import RunStore
 
-    launchers.stop_dispatcher(RunStore())
+    local.stop_dispatcher(RunStore())
 
 
 def _runs_page():
@@ -214,13 +214,13 @@ def _runs_page():
 
 
 def _add(store, rid: str, method: str, status: str, events: list[tuple[str, int, dict]]):
-    from core import launchers
+    from core.runs.store import hostname
 
     spec = {"method": method, "target": "spam_sms", "sources": [] if method == "scratch" else ["x"], "seed": 0,
             "device": "cpu", "params": {"steps": 4, "train_size": 16}, "backend": "local"}
     store.add_run(rid, spec)
     if status != "queued":
-        store.update_run(rid, status="running", started=time.time() - 5, host=launchers.hostname(), device="cpu")
+        store.update_run(rid, status="running", started=time.time() - 5, host=hostname(), device="cpu")
     for kind, step, metrics in events:
         store.add_event(rid, kind, step, metrics)
     if status == "finished":
@@ -233,7 +233,7 @@ def _charts(at, rid):
 
 
 def test_a_scratch_runs_chart_names_its_curves_and_events_are_rounded(runs_env):
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore()
     _add(store, "r-scratch", "scratch", "finished",
@@ -252,7 +252,7 @@ def test_a_scratch_runs_chart_names_its_curves_and_events_are_rounded(runs_env):
 
 
 def test_a_panda_runs_chart_names_ce_and_kd_and_an_idle_run_waits_without_axes(runs_env):
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore()
     _add(store, "r-panda", "panda", "finished",
@@ -318,15 +318,15 @@ def test_projection_default_map_has_faint_or_no_arrows_and_fanned_out_points(atl
 def test_launch_says_queued_and_the_new_run_waits_for_its_first_step(runs_env, monkeypatch):
     """After Launch: a "Queued run …" confirmation, the new run selected, its charts waiting (no empty axes).
     Nothing trains: submit only records the run, and the dispatcher is not pumped."""
-    from core import launchers
+    from core.runs import queue
 
-    def submit(spec, store):
+    def submit(spec, store, **kw):
         store.add_run("r-new", {"method": spec.method, "target": spec.target, "sources": [], "seed": spec.seed,
                                 "device": "cpu", "params": spec.params, "backend": "local"})
         return "r-new"
 
-    monkeypatch.setattr(launchers, "submit", submit)
-    monkeypatch.setattr(launchers, "pump", lambda store: None)
+    monkeypatch.setattr(queue, "submit", submit)
+    monkeypatch.setattr(queue, "pump", lambda store, **kw: None)
     at = _runs_page()
     at.selectbox(key="runs_target").set_value("spam_sms")
     at.selectbox(key="runs_method").set_value("scratch")

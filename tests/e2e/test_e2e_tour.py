@@ -75,7 +75,7 @@ def finished_run(atlas_server):
     (its curves, metrics and event table) as after a first launch. Written directly: nothing trains."""
     import time
 
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(atlas_server.home / "runs.db")
     rid = "tour-scratch"
