@@ -23,7 +23,7 @@ at most the runs in flight):
    loads the backbone once, which on a GPU is the difference between minutes
    and an hour of process start-ups. On a GPU each worker takes a pack of
    ready runs and trains them in one forward per step (``--pack``, packed
-   training: core.train.train_packed); on the CPU one run at a time.
+   training: core.training.train_packed); on the CPU one run at a time.
 3. verify -- every committed prompt re-evaluated on its task's full test split
    on the CPU: its recorded (GPU) score must come back within one point, and its
    per-example predictions are stored (``test_predictions.npz``, keyed to a hash
@@ -81,7 +81,7 @@ class Profile:
     seeds: list[int]           # seeds of every grid cell (pot, panda)
     scratch_seeds: list[int]   # seeds of the scratch baselines (their spread = the noise band)
     workers: int               # concurrent worker processes
-    pack: int = 1              # runs per worker trained in one forward (core.train.train_packed); GPU only
+    pack: int = 1              # runs per worker trained in one forward (core.training.train_packed); GPU only
     train_size: int = 128      # target training examples in the grid
     eval_every: int = 25
     max_length: int = 128
@@ -186,10 +186,10 @@ def _save_job(job: dict, row: dict, res) -> None:
     out = Path(job["out"])
     if out.exists():
         shutil.rmtree(out)
-    from core.train import save_result
+    from core.training import save_result
     save_result(res, out)
     row.update(val_score=round(res.val_score, 6), test_score=round(res.test_score, 6),
-               wall_time_s=round(res.wall_time, 2), status="finished", prompt_path=job["rel_out"],
+               wall_time_s=round(res.wall_time_s, 2), status="finished", prompt_path=job["rel_out"],
                steps=res.steps)
 
 
@@ -199,7 +199,7 @@ def _job_task(job: dict):
 
 def _run_job(job: dict) -> dict:
     """Train one run in a worker; returns its results row (or a failed row)."""
-    from core.train import TrainConfig, train
+    from core.training import TrainConfig, train
     t0 = time.time()
     cfg = TrainConfig(**job["cfg"])
     row = _job_row(job, cfg)
@@ -211,9 +211,9 @@ def _run_job(job: dict) -> dict:
 
 
 def _run_pack(jobs: list[dict]) -> list[dict]:
-    """Train several jobs in a worker as one pack (core.train.train_packed: one forward of the
+    """Train several jobs in a worker as one pack (core.training.train_packed: one forward of the
     backbone per step for all of them); one results row each, a failed run fails alone."""
-    from core.train import TrainConfig, train_packed
+    from core.training import TrainConfig, train_packed
     t0 = time.time()
     rows, cfgs, tasks, live = [], [], [], []
     for job in jobs:
@@ -242,7 +242,7 @@ def _execute(jobs: list[dict], results_path: Path, rows: dict[str, dict], worker
              deadline: float | None, pack: int = 1) -> None:
     """Run jobs (in order, respecting ``deps``) on a pool; each finished row is saved at once.
     ``pack`` > 1: a worker takes up to that many ready jobs of one prompt length and trains
-    them in one forward per step (core.train.train_packed)."""
+    them in one forward per step (core.training.train_packed)."""
     if not jobs:
         return
     threads = max(1, (os.cpu_count() or 2) // workers) if device == "cpu" else 1
@@ -305,7 +305,7 @@ def _cfg_dict(cfg) -> dict:
 
 
 def source_jobs(prof: Profile, out: Path, tasks: list[str]) -> list[dict]:
-    from core.train import TrainConfig
+    from core.training import TrainConfig
     jobs = []
     for t in tasks + [GENERIC]:
         cfg = TrainConfig(method="scratch", task=t, steps=prof.source_steps, train_size=None, seed=0,
@@ -535,7 +535,7 @@ def predict_many(bb, task, prompts: dict[str, torch.Tensor], idx: list[int] | No
     per row, [B, L, d]), length-sorted, so 241 prompts cost one pass of batched forwards.
     Returns name -> int8 [n] predicted class per example, in ``idx`` order.
     """
-    from core.train import Head, label_embeddings
+    from core.training.heads import Head, label_embeddings
     te = task.test
     idx = list(range(len(te.texts))) if idx is None else list(idx)
     ids = bb.token_ids([te.texts[i] for i in idx], 128)

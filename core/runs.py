@@ -226,12 +226,6 @@ def backbone_info(backbone: str | None) -> dict:
             "layers": int(layers), "heads": int(heads)}
 
 
-def train_config_fields() -> set[str]:
-    from core.train import TrainConfig
-
-    return {f.name for f in dataclasses.fields(TrainConfig)}
-
-
 def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set[str] | None = None) -> RunSpec:
     """Check everything a run needs before any process starts; return a copy with
     sources resolved to absolute paths and ``source_names`` filled in.
@@ -319,7 +313,7 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
 
 def build_train_config(spec: RunSpec, teacher_path: str | None):
     """RunSpec -> core.train.TrainConfig (its __post_init__ validates the values)."""
-    from core.train import TrainConfig
+    from core.training import TrainConfig
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(spec.params) - known)
@@ -489,7 +483,7 @@ class Worker:
         self.begin()
         try:
             cfg = build_train_config(self.spec, self.teacher_path())
-            from core.train import train
+            from core.training import train
 
             final = self.outcome(train(cfg, callback=self.callback, should_stop=self.should_stop))
         except BaseException as e:  # noqa: BLE001 - a worker reports every failure
@@ -498,7 +492,7 @@ class Worker:
         return final["status"]
 
     def save(self, result) -> dict:
-        from core.train import save_result
+        from core.training import save_result
 
         prompt = getattr(result, "prompt", None)
         if prompt is not None and hasattr(prompt, "name"):
@@ -512,7 +506,7 @@ class Worker:
         info = {"val_score": _num(getattr(result, "val_score", None)),
                 "test_score": _num(getattr(result, "test_score", None)),
                 "best_step": getattr(result, "best_step", None), "steps": getattr(result, "steps", None),
-                "wall_time_s": _num(getattr(result, "wall_time", None)),
+                "wall_time_s": _num(getattr(result, "wall_time_s", None)),
                 "device": str(getattr(result, "device", None) or self.device),
                 "prompt_path": str(path)}
         return info
@@ -534,7 +528,7 @@ def run_pack(workers: list[Worker]) -> list[str]:
     Each run keeps its own events, log, cancel flag, result and final status; a run whose
     set-up fails (a teacher run that did not finish) ends alone before the pack starts.
     Returns each run's final status."""
-    from core.train import pack_key, train_packed
+    from core.training import pack_key, train_packed
 
     def on_sigterm(signum, frame):
         for w in workers:
