@@ -5,7 +5,7 @@
 
 Every variant runs in a fresh child process of this script (so its peak memory is its own),
 one after the other, on the same synthetic task: fixed-length batches (--batch-size x
---seq-len text tokens + --prompt-length prompt tokens), MiniLM, ``core.train`` itself
+--seq-len text tokens + --prompt-length prompt tokens), MiniLM, ``core.training`` itself
 (``train`` for a single run, ``train_packed`` for a pack of K runs with different seeds and
 learning rates). A prompt-step is one optimiser step of one prompt, so a pack of K does K
 per step. Printed: prompt-steps/s, its ratio to the single run measured in the same bench
@@ -40,7 +40,7 @@ def child(args) -> None:
     import torch
 
     from core.backbone import load_backbone
-    from core.train import TrainConfig, train, train_packed
+    from core.training import TrainConfig, train, train_packed
     from train_speed import synthetic_task
 
     if args.threads:

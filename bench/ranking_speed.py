@@ -5,7 +5,7 @@
 Target: NYT editorial sentences (tests/real_text.py; text no demo task uses), registered in
 a temporary ATLAS_HOME; rankings are cached in a temporary ATLAS_CACHE so "cold" is cold.
 Prints, in one process: cold rank_sources (backbone load included), cached rank_sources, and
-the baseline: the same zs numbers from a per-pair loop of core.train.evaluate calls (backbone
+the baseline: the same zs numbers from a per-pair loop of core.training.evaluate calls (backbone
 already loaded, so the baseline is not charged for it), and whether the numbers agree.
 Budget (issue 16): cold <= 60 s, cached <= 2 s on the 2-core CPU box.
 """
@@ -37,7 +37,7 @@ def main() -> int:
     torch.set_num_threads(os.cpu_count() or 1)
     from core.config import demo_dir
     from core.ranking import rank_sources
-    from core.train import evaluate
+    from core.training import evaluate
     from core.backbone import load_backbone
 
     lib = [demo_dir() / "prompts"]

@@ -3,7 +3,7 @@
     python bench/scratch_accuracy.py --model MODEL_FOLDER --out OUTDIR [--workers 8] [--quick]
 
 Produced the lr / init-text sweep and the per-task scratch accuracy table recorded in
-core/train.py (run on an H200 with an fp16 copy of MiniLM carried by bench/pack_device.py).
+core/training/ (run on an H200 with an fp16 copy of MiniLM carried by bench/pack_device.py).
 """
 import argparse, json, os, sys, time, itertools
 from concurrent.futures import ProcessPoolExecutor
@@ -21,7 +21,7 @@ def _init(model, dtype):
 
 def _init_scores(job):
     from core.tasks import get_task
-    from core.train import evaluate, text_init
+    from core.training import evaluate, text_init
     task = get_task(job["task"])
     if job["quick"]:
         task = _small(task, 16)
@@ -32,7 +32,7 @@ def _init_scores(job):
 
 def _run(job):
     from core.tasks import get_task
-    from core.train import TrainConfig, train
+    from core.training import TrainConfig, train
     task = get_task(job["task"])
     cfg = TrainConfig(method="scratch", backbone=_BB.name, **job["cfg"])
     t = time.time()
@@ -48,7 +48,7 @@ def _small(task, n):
 
 def _baseline(name, quick=False):
     from core.tasks import get_task
-    from core.train import zero_shot_scores
+    from core.training import zero_shot_scores
     task = get_task(name)
     if quick:
         task = _small(task, 24)

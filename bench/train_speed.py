@@ -15,7 +15,7 @@ batch padded to --seq-len, so all variants see identical shapes):
       (max_length 128, as PEFT's examples pad), random batches padded to their
       longest text, and length-bucketed dynamic padding.
 
-Our variants run through core.train.train() itself (progress events every
+Our variants run through core.training.train() itself (progress events every
 --warmup steps give the timestamps; time before the first timed step -- model
 set-up, teacher cache -- is excluded). On CUDA the backbone is stored in bf16;
 --compile adds a torch.compile'd variant. Prints steps/s, examples/s and ratios
@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.backbone import Backbone, load_backbone, resolve_device, resolve_model_path  # noqa: E402
 from core.tasks import Split, Task  # noqa: E402
-from core.train import TrainConfig, _predict_logits, train, Head, label_embeddings  # noqa: E402
+from core.training import Head, TrainConfig, label_embeddings, predict_logits, train  # noqa: E402
 
 
 def sync(device) -> None:
@@ -110,7 +110,7 @@ def time_peft(model, batches, args, device, autocast: bool) -> float:
 
 
 def time_ours(cfg: TrainConfig, bb: Backbone, task: Task, warmup: int, steps: int) -> float:
-    """steps/s of core.train.train between the progress events at step `warmup` and the last step."""
+    """steps/s of core.training.train between the progress events at step `warmup` and the last step."""
     stamps: dict[int, float] = {}
 
     def cb(ev):
@@ -262,7 +262,7 @@ def main(argv=None) -> int:
     ids = bb.token_ids(task.train.texts, args.seq_len)
     sync(device)
     t = CLOCK()
-    _predict_logits(bb, head, ids, teacher.to(device), "text")
+    predict_logits(bb, head, ids, teacher.to(device), "text")
     sync(device)
     cache_s = CLOCK() - t
 

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prompts": ("core.prompts", "read and validate soft-prompt files (inspect PATH...)"),
     "library": ("core.userlib", "a folder of prompts: index DIR | add FILE... | tag | rename | delete NAME"),
     "tasks": ("core.tasks", "task registry: list | show T | prepare | add NAME PATH"),
-    "train": ("core.train", "train one prompt: scratch | pot | panda"),
+    "train": ("core.training.cli", "train one prompt: scratch | pot | panda"),
     "matrix": ("core.metrics", "a source x target metric matrix as CSV"),
     "project": ("core.projection", "2-D/3-D projection of a prompt library as CSV"),
     "runs": ("core.runs.cli", "run store: list | show ID | cancel ID"),

@@ -26,7 +26,7 @@ from statistics import median
 
 from core.prompts import DEFAULT_BACKBONE
 
-# settings of a run (core.train.TrainConfig fields) that make its budget: carried with steps / train_size
+# settings of a run (core.training.TrainConfig fields) that make its budget: carried with steps / train_size
 REGIME_EXTRA = ("prompt_length", "batch_size", "max_length", "head", "init", "pool", "val_size", "test_size")
 RECENT = 10
 

@@ -596,9 +596,9 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     items = _items(prompts)
     bb = _load_backbone_for(items, "zs", backbone)
     try:
-        from core.train import evaluate
+        from core.training.evaluation import evaluate
     except ImportError as e:
-        raise MetricError(f"zs needs core.train.evaluate ({e})") from None
+        raise MetricError(f"zs needs core.training.evaluate ({e})") from None
     store: dict[str, float] = {}
     path = _zs_cache_path()
     if use_cache and path.is_file():

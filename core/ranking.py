@@ -8,7 +8,7 @@ prompt in front. Two signals come out of that one pass:
 
 zs   verbalizer accuracy of the source prompt on the target minus the split's majority
      rate: exactly ``core.metrics.zs``'s number for (source, target) -- the same head
-     (label descriptions, tau 0.05), pooling and truncation as ``core.train.evaluate``.
+     (label descriptions, tau 0.05), pooling and truncation as ``core.training.evaluate``.
 ncc  leave-one-out nearest-class-centroid accuracy (cosine) of the target's classes on
      those same pooled features, minus the majority rate. It asks whether the source
      prompt makes the target's classes *separable*, whatever the label descriptions say
@@ -55,10 +55,10 @@ class RankError(ValueError):
 class RankSettings:
     """What the numbers depend on (part of the cache key)."""
     max_examples: int = 200     # validation rows scored (core.metrics.zs uses the first 200)
-    tau: float = 0.05           # verbalizer temperature (core.train.evaluate's default)
+    tau: float = 0.05           # verbalizer temperature (core.training.evaluate's default)
     max_length: int = 128       # text tokens per example
     pool: str = "text"
-    batch_size: int = 128      # as core.train.evaluate, so the numbers match it exactly
+    batch_size: int = 128      # as core.training.evaluate, so the numbers match it exactly
 
     def __post_init__(self):
         problems = []
@@ -257,7 +257,7 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     import torch
     from core.library import index_library
     from core.tasks import TaskError, get_task
-    from core.train import Head, label_embeddings
+    from core.training.heads import Head, label_embeddings
 
     t0 = time.perf_counter()
     if metric not in SIGNALS:

@@ -135,8 +135,8 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
     if qp["target"] in tasks:
         st.session_state["runs_target"] = qp["target"]
         st.session_state["runs_targets"] = [qp["target"]]
-    elif qp["target"]:  # never another task silently: warn and select nothing (core.trainable)
-        from core.trainable import why_not
+    elif qp["target"]:  # never another task silently: warn and select nothing (core.training.trainable)
+        from core.training.trainable import why_not
         st.session_state["runs_target_refused"] = (why_not(qp["target"]) or f"`{qp['target']}` is not a task here")
         st.session_state.pop("runs_target", None)
     if qp["method"] in METHODS:
@@ -316,7 +316,7 @@ else:
         d3.number_input("Train size (0 = all)", 0, 1_000_000, 0, key="runs_train_size")
         d4.number_input("Eval every (steps)", 0, 100_000, 50, key="runs_eval_every")
         d5.selectbox("Device", ["auto", "cpu", "cuda"], key="runs_device")
-        st.text_input("Other hyper-parameters (JSON, any core.train.TrainConfig field)", "", key="runs_extra",
+        st.text_input("Other hyper-parameters (JSON, any core.training.TrainConfig field)", "", key="runs_extra",
                       placeholder='{"max_length": 64, "batch_size": 32, "head": "linear"}')
         _errors("params")
         _errors("device")
@@ -396,7 +396,7 @@ def _runs_frame(runs: list[dict]) -> pd.DataFrame:
         rows.append({"run": r["run_id"], "status": f"{STATUS_ICON.get(r['status'], '')} {r['status']}",
                      "method": r["method"], "target": r["target"], "source": r["source"] or "",
                      "seed": r["seed"], "progress": _progress(r), "step": f"{r['step']}/{r.get('total_steps') or '?'}",
-                     "best val": m.get("best_val_acc"), "test": r.get("test_score"),
+                     "best val": m.get("best_val_score"), "test": r.get("test_score"),
                      "device": f"{r['backend']}:{r['device'] or '?'}", "sweep": r.get("sweep_id") or ""})
     return pd.DataFrame(rows)
 
@@ -429,9 +429,9 @@ def _loss_chart(ev: pd.DataFrame) -> go.Figure:
 def _eval_chart(ev: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     evals = ev[ev["kind"] == "eval"] if len(ev) else ev
-    drawn = "val_acc" in evals and evals["val_acc"].notna().any()
+    drawn = "val_score" in evals and evals["val_score"].notna().any()
     if drawn:
-        fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_acc"], mode="lines+markers", name="val accuracy"))
+        fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_score"], mode="lines+markers", name="val accuracy"))
     fig.update_layout(title="Validation accuracy", xaxis_title="step", yaxis_title="accuracy", height=320,
                       margin=dict(l=10, r=10, t=40, b=10))
     return fig if drawn else waiting_figure(fig, "waiting for the first evaluation")
@@ -452,7 +452,7 @@ def _run_view(run: dict) -> None:
     k[2].metric("device", run.get("device") or spec.get("device") or "?")
     mem = m.get("gpu_mem_mb") or m.get("rss_mb")
     k[3].metric("GPU memory" if m.get("gpu_mem_mb") else "memory (RSS)", f"{mem:.0f} MB" if mem else "–")
-    k[4].metric("best val acc", f"{m['best_val_acc']:.3f}" if m.get("best_val_acc") is not None else "–")
+    k[4].metric("best val acc", f"{m['best_val_score']:.3f}" if m.get("best_val_score") is not None else "–")
     k[5].metric("test acc", f"{run['test_score']:.3f}" if run.get("test_score") is not None else "–")
     if note := pack_note(store, run):
         st.caption(note)
@@ -508,7 +508,7 @@ def _compare(runs: list[dict]) -> None:
     ids = [r["run_id"] for r in runs]
     _keep_valid("runs_compare", ids)
     chosen = st.multiselect("Compare runs", ids, key="runs_compare", max_selections=12)
-    metric = st.selectbox("Curve", ["ce", "loss", "kd", "val_acc", "examples_per_s"], key="runs_compare_metric")
+    metric = st.selectbox("Curve", ["ce", "loss", "kd", "val_score", "examples_per_s"], key="runs_compare_metric")
     if not chosen:
         return
     ev = store.events_frame(chosen)
@@ -520,7 +520,7 @@ def _compare(runs: list[dict]) -> None:
             continue
         part = part[part[metric].notna()]
         r = by_id[rid]
-        fig.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers" if metric == "val_acc" else "lines",
+        fig.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers" if metric == "val_score" else "lines",
                                  name=f"{rid} · {r['method']} {r['target']}" + (f" ← {r['source']}" if r["source"] else "")))
     fig.update_layout(xaxis_title="step", yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=30, b=10))
     if not any(len(t.x) for t in fig.data):

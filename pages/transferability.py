@@ -32,7 +32,7 @@ from core import fmt
 from core import metrics as M
 from core.config import demo_dir
 from core.estimate import measured_regime
-from core.trainable import why_not as why_not_trainable
+from core.training.trainable import why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
 from pages._transfer_figs import heatmap_figure, overview_figure
 
@@ -601,7 +601,7 @@ if target:
         rank = rank.sort_values(sort_col, ascending=False, na_position="last")
     viewer = access().viewer  # no launch links in viewer mode
     if not viewer:
-        # a link only where the run can be launched here (core.trainable); else the row says what is missing
+        # a link only where the run can be launched here (core.training.trainable); else the row says what is missing
         missing = {s: why_not_trainable(target, by_name[s].backbone if s in by_name else None) for s in rank.index}
         # a measured cell's link carries the regime it was measured in (core.estimate), not the form's defaults
         regime = {s: measured_regime(results, s, target, meas.method if meas is not None else None)

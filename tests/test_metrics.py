@@ -349,7 +349,7 @@ def test_panda_sim_target_faithful_and_zs(minilm, mini_prompts, monkeypatch, tmp
     ref_col = [F.cosine_similarity(h[i], h[1], dim=1).mean().item() for i in range(3)]
     np.testing.assert_allclose(got[:, 1], ref_col, atol=1e-5)
     np.testing.assert_allclose(np.diag(got), 1.0, atol=1e-5)
-    from core.train import evaluate
+    from core.training import evaluate
     c = {}
     z = M.zs(ps, minilm, counter=c)
     assert c["evaluations"] == 3 * 2  # per (source, target task), not per target prompt

@@ -1,4 +1,4 @@
-"""Packed training (core.train.train_packed): K runs in one forward give what they give alone.
+"""Packed training (core.training.train_packed): K runs in one forward give what they give alone.
 
     .venv/bin/python -m pytest -q tests/test_packed.py
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from core.backbone import load_backbone
-from core.train import TrainConfig, TrainError, train, train_packed
+from core.training import TrainConfig, TrainError, train, train_packed
 
 TARGETS = ("sent_tweet", "sent_movie", "sent_product")
 # fixed padding (every row max_length long): the packed forward sees the shapes the single runs see
@@ -53,8 +53,8 @@ def _three(bb):
 
 def _key(events):
     """What must agree: every event's kind, step, state and eval accuracies (losses: below)."""
-    return [(e["kind"], e["step"], e["metrics"].get("state"), e["metrics"].get("val_acc"),
-             e["metrics"].get("best_val_acc")) for e in events]
+    return [(e["kind"], e["step"], e["metrics"].get("state"), e["metrics"].get("val_score"),
+             e["metrics"].get("best_val_score")) for e in events]
 
 
 def _losses(events):

@@ -246,7 +246,7 @@ def test_a_scratch_runs_chart_names_its_curves_and_events_are_rounded(runs_env):
     assert [t["name"] for t in ch["loss"]["data"]] == ["CE"]
     events = next(d.value for d in at.dataframe if "seq" in d.value.columns)
     assert events["ce"].dropna().tolist() == [0.3333, 0.25, 0.2]
-    assert events["val_acc"].dropna().tolist() == [0.6667]
+    assert events["val_score"].dropna().tolist() == [0.6667]
     assert events["examples_per_s"].dropna().tolist() == [51.12] * 3
     assert "metrics" not in events.columns   # no JSON blob of raw floats
 

@@ -56,7 +56,7 @@ def test_panda_lambdas_is_the_demo_rule():
 def test_rank_matches_evaluate_and_is_cached_by_content(editorial, tmp_path):
     from core.prompts import read_prompt
     from core.tasks import get_task
-    from core.train import evaluate
+    from core.training import evaluate
 
     lib = tmp_path / "lib"
     for n in ("sent_movie", "spam_sms"):
@@ -162,7 +162,7 @@ def test_ranked_sweep_plans_demo_regime_with_lambda_from_the_ranking(monkeypatch
     sid = queue.launch_sweep(sw, store, dispatch=False)
     stored = {r["sweep_key"]: r["spec"] for r in store.list_runs(sweep_id=sid)}
     assert stored[f"panda|{product}|sent_tweet|0"]["params"]["metric_value"] == pytest.approx(0.75)
-    from core.train import TrainConfig
+    from core.training import TrainConfig
     from core.runs.spec import RunSpec, build_train_config
     cfg = build_train_config(RunSpec.from_dict(stored[f"panda|{product}|sent_tweet|0"]), movie)
     assert isinstance(cfg, TrainConfig) and cfg.effective_lambda() == pytest.approx(0.375)

@@ -134,6 +134,7 @@ def test_local_run_queued_running_finished_and_prompt_joins_library(store):
     assert (row["run_id"], row["method"], row["target"], row["status"], row["source"]) == \
            (run_id, "scratch", TARGETS[0], "finished", "")
     assert json.loads(row["settings"])["params"]["steps"] == 6
+    assert row["wall_time_s"] > 0  # the worker reads TrainResult.wall_time_s
 
     # a restarted server: a new RunStore in another process sees every run and event
     code = ("import json,sys; sys.path.insert(0, %r); from core.runs.store import RunStore; s = RunStore(sys.argv[1]); "

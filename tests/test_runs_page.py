@@ -154,6 +154,10 @@ def test_live_view_cancel_retry_delete_and_reconcile():
     clean(at)
     assert {m.label: m.value for m in at.metric}["examples/s"] == "50.0"
     assert len(at.get("plotly_chart")) >= 2
+    # fake_run writes eval events under the old names (val_acc, best_val_acc): they still read
+    assert {m.label: m.value for m in at.metric}["best val acc"] == "0.700"
+    curve = json.loads(at.get("plotly_chart")[1].proto.spec)["data"]
+    assert [t["name"] for t in curve] == ["val accuracy"]  # the validation curve is drawn
     # compare two runs on one chart
     at.multiselect(key="runs_compare").set_value(["r-done", "r-failed"]).run()
     charts = clean(at).get("plotly_chart")

@@ -1,4 +1,4 @@
-"""core.train on a real demo task with small budgets (CPU): scratch, pot, panda, saving.
+"""core.training on a real demo task with small budgets (CPU): scratch, pot, panda, saving.
 
     .venv/bin/python -m pytest -q tests/test_train.py
 
@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from core.backbone import load_backbone
-from core.train import TrainConfig, TrainError, cli, evaluate, save_result, subsample, batch_order, train
+from core.training import TrainConfig, TrainError, evaluate, save_result, subsample, batch_order, train
+from core.training.cli import cli
 
 TASK = "sent_tweet"
 # Small but real data: 64 training, 32 validation, 120 test examples (seeded, stratified subsamples).
@@ -84,7 +85,7 @@ def test_scratch_beats_majority_and_emits_events(scratch, task):
     m = prog[-1]["metrics"]
     assert set(m) >= {"loss", "ce", "kd", "lr", "examples_per_s", "eta_s"} and m["kd"] == 0.0
     assert prog[1]["metrics"]["lr"] > prog[-1]["metrics"]["lr"]  # decays after warm-up
-    assert evals[-1]["metrics"]["best_val_acc"] == pytest.approx(res.val_score)
+    assert evals[-1]["metrics"]["best_val_score"] == pytest.approx(res.val_score)
     assert events[-1]["kind"] == "status" and events[-1]["metrics"]["state"] == "finished"
     # the reported test score is the best checkpoint's on the (subsampled) test split
     idx = subsample(list(task.test.labels), 120, 0)
@@ -190,7 +191,7 @@ def test_cli_trains_and_saves(tmp_path, capsys, task):
                        "--val-size", "16", "--test-size", "16", "--eval-every", "0", "--device", "cpu", "--out", str(out), "--json"])
     assert rc == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["steps"] == 3 and 0.0 <= line["test_acc"] <= 1.0 and line["saved"] == str(out)
+    assert line["steps"] == 3 and 0.0 <= line["test_score"] <= 1.0 and line["saved"] == str(out)
     assert (out / "adapter_config.json").is_file() and (out / "atlas.json").is_file()
     rc = cli("train", ["--task", TASK, "--method", "pot", "--steps", "1"])
     assert rc == 2 and "needs at least one source" in capsys.readouterr().err
@@ -200,16 +201,16 @@ def test_progress_events_read_one_step_late_carry_the_same_numbers(scratch, bb, 
     """On CUDA progress events are emitted one step late (their losses are read after the next
     step is queued, so the GPU never drains); forced on here, the events, their order around
     evals, and the result are what the immediate path gives."""
-    import core.train as T
+    import core.training.loop as T
     res0, ev0 = scratch
-    monkeypatch.setattr(T, "_defer_progress", lambda bb: True)
+    monkeypatch.setattr(T, "defer_progress", lambda bb: True)
     events = []
     res = train(TrainConfig(method="scratch", eval_at_start=False, **BASE), backbone=bb, task=task,
                 callback=events.append)
     assert res.test_score == res0.test_score and torch.equal(res.prompt.tensor, res0.prompt.tensor)
 
     def key(evs):
-        return [(e["kind"], e["step"], round(e["metrics"].get("loss", 0.0), 6), e["metrics"].get("val_acc"))
+        return [(e["kind"], e["step"], round(e["metrics"].get("loss", 0.0), 6), e["metrics"].get("val_score"))
                 for e in evs]
     assert key(events) == key(ev0)
     # and a cancelled run still emits the progress of its last logged step

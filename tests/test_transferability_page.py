@@ -159,8 +159,8 @@ def test_demo_heatmaps_for_every_prompt_metric_and_measured(tmp_path, monkeypatc
     assert rank.iloc[0]["source"] == "sent_a"  # same family ranks first
     # sent_b is a prompt's task here, not a registered dataset: no launch link, the row says why
     assert rank["run"].isna().all() and rank.iloc[0]["cannot run"].startswith("`sent_b` is not a registered task")
-    import core.trainable
-    monkeypatch.setattr(core.trainable, "why_not", lambda target, backbone=None: None)  # as if it were trainable
+    import core.training.trainable
+    monkeypatch.setattr(core.training.trainable, "why_not", lambda target, backbone=None: None)  # as if it were trainable
     at.run()
     rank = next(df.value for df in at.dataframe if "run" in df.value.columns)
     assert "cannot run" not in rank.columns

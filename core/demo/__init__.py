@@ -23,7 +23,7 @@ at most the runs in flight):
    loads the backbone once, which on a GPU is the difference between minutes
    and an hour of process start-ups. On a GPU each worker takes a pack of
    ready runs and trains them in one forward per step (``--pack``, packed
-   training: core.train.train_packed); on the CPU one run at a time.
+   training: core.training.train_packed); on the CPU one run at a time.
 3. verify -- every committed prompt re-evaluated on its task's full test split
    on the CPU: its recorded (GPU) score must come back within one point, and its
    per-example predictions are stored (``test_predictions.npz``, keyed to a hash

@@ -20,7 +20,7 @@ def _cfg_dict(cfg) -> dict:
 
 
 def source_jobs(prof: Profile, out: Path, tasks: list[str]) -> list[dict]:
-    from core.train import TrainConfig
+    from core.training import TrainConfig
     jobs = []
     for t in tasks + [GENERIC]:
         cfg = TrainConfig(method="scratch", task=t, steps=prof.source_steps, train_size=None, seed=0,

@@ -25,7 +25,7 @@ class Profile:
     seeds: list[int]           # seeds of every grid cell (pot, panda)
     scratch_seeds: list[int]   # seeds of the scratch baselines (their spread = the noise band)
     workers: int               # concurrent worker processes
-    pack: int = 1              # runs per worker trained in one forward (core.train.train_packed); GPU only
+    pack: int = 1              # runs per worker trained in one forward (core.training.train_packed); GPU only
     train_size: int = 128      # target training examples in the grid
     eval_every: int = 25
     max_length: int = 128

@@ -41,7 +41,7 @@ def predict_many(bb, task, prompts: dict[str, torch.Tensor], idx: list[int] | No
     per row, [B, L, d]), length-sorted, so 241 prompts cost one pass of batched forwards.
     Returns name -> int8 [n] predicted class per example, in ``idx`` order.
     """
-    from core.train import Head, label_embeddings
+    from core.training.heads import Head, label_embeddings
     te = task.test
     idx = list(range(len(te.texts))) if idx is None else list(idx)
     ids = bb.token_ids([te.texts[i] for i in idx], 128)

@@ -3,7 +3,7 @@
     python -m core demo build --workers 4 [--pack 16]
 
 On a GPU a worker takes a pack of ready runs and trains them in one forward per step
-(core.train.train_packed); on the CPU one run at a time. Every finished row is written to
+(core.training.train_packed); on the CPU one run at a time. Every finished row is written to
 results.csv at once (a killed build loses at most the runs in flight).
 """
 from __future__ import annotations
@@ -61,10 +61,10 @@ def _save_job(job: dict, row: dict, res) -> None:
     out = Path(job["out"])
     if out.exists():
         shutil.rmtree(out)
-    from core.train import save_result
+    from core.training import save_result
     save_result(res, out)
     row.update(val_score=round(res.val_score, 6), test_score=round(res.test_score, 6),
-               wall_time_s=round(res.wall_time, 2), status="finished", prompt_path=job["rel_out"],
+               wall_time_s=round(res.wall_time_s, 2), status="finished", prompt_path=job["rel_out"],
                steps=res.steps)
 
 
@@ -74,7 +74,7 @@ def _job_task(job: dict):
 
 def _run_job(job: dict) -> dict:
     """Train one run in a worker; returns its results row (or a failed row)."""
-    from core.train import TrainConfig, train
+    from core.training import TrainConfig, train
     t0 = time.time()
     cfg = TrainConfig(**job["cfg"])
     row = _job_row(job, cfg)
@@ -86,9 +86,9 @@ def _run_job(job: dict) -> dict:
 
 
 def _run_pack(jobs: list[dict]) -> list[dict]:
-    """Train several jobs in a worker as one pack (core.train.train_packed: one forward of the
+    """Train several jobs in a worker as one pack (core.training.train_packed: one forward of the
     backbone per step for all of them); one results row each, a failed run fails alone."""
-    from core.train import TrainConfig, train_packed
+    from core.training import TrainConfig, train_packed
     t0 = time.time()
     rows, cfgs, tasks, live = [], [], [], []
     for job in jobs:
@@ -117,7 +117,7 @@ def _execute(jobs: list[dict], results_path: Path, rows: dict[str, dict], worker
              deadline: float | None, pack: int = 1) -> None:
     """Run jobs (in order, respecting ``deps``) on a pool; each finished row is saved at once.
     ``pack`` > 1: a worker takes up to that many ready jobs of one prompt length and trains
-    them in one forward per step (core.train.train_packed)."""
+    them in one forward per step (core.training.train_packed)."""
     if not jobs:
         return
     threads = max(1, (os.cpu_count() or 2) // workers) if device == "cpu" else 1

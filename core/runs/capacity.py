@@ -6,7 +6,7 @@ Per-device caps count worker processes: CPU 1 by default; GPU from the model's s
 MiniLM run uses a sliver of a GPU and is launch-bound, so 12 concurrent processes gave 6.6x
 the throughput of one on an H200 (DESIGN.md §5). Packed training: on a GPU one process takes
 up to :func:`pack_cap` ready runs of one :func:`pack_group` (backbone, device, prompt length)
-and trains them in one forward per step (``core.train.train_packed``).
+and trains them in one forward per step (``core.training.train_packed``).
 
 Pure functions of the environment and the model's config.json (no store, no processes).
 """
@@ -46,7 +46,7 @@ def gpu_slots(backbone: str | None, mem_bytes: int | None = None) -> int:
 
 
 PACK_MAX = 64  # runs per packed worker process (ATLAS_PACK overrides)
-PROMPT_LENGTH_DEFAULT = 20  # core.train.TrainConfig.prompt_length (not imported: that pulls in torch)
+PROMPT_LENGTH_DEFAULT = 20  # core.training.TrainConfig.prompt_length (not imported: that pulls in torch)
 
 
 def cpu_packing() -> bool:
@@ -87,7 +87,7 @@ def pack_cap(device: str, spec: dict, mem_bytes: int | None = None) -> int:
 
 
 def pack_group(spec: dict) -> tuple:
-    """Queued runs pack together when these agree (core.train.pack_key): backbone, device,
+    """Queued runs pack together when these agree (core.training.pack_key): backbone, device,
     prompt length. Backend and address too: a pack is one process or one Ray job."""
     params = spec.get("params") or {}
     return (spec.get("backend", "local"), spec.get("address"), spec.get("device"), spec.get("backbone"),

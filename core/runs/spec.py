@@ -59,7 +59,7 @@ class RunSpec:
     teacher   panda's teacher prompt: a path, a library name, or "run:<run_id>"
               (the prompt a finished run produced: PANDA's PoT teacher in a sweep)
     backbone  model name or folder (None = core.backbone.DEFAULT_BACKBONE)
-    params    the other core.train.TrainConfig fields: steps, lr, train_size, lambda_mode, ...
+    params    the other core.training.TrainConfig fields: steps, lr, train_size, lambda_mode, ...
     seed, device ("auto" | "cpu" | "cuda" | "cuda:N"), backend ("local" | "ray"),
     address   Ray dashboard address (backend ray)
     source_names  filled in by validate_spec (the names the results table shows)
@@ -304,8 +304,8 @@ def _check_params(out: RunSpec, problems: dict[str, str]) -> None:
 
 
 def build_train_config(spec: RunSpec, teacher_path: str | None):
-    """RunSpec -> core.train.TrainConfig (its __post_init__ validates the values)."""
-    from core.train import TrainConfig
+    """RunSpec -> core.training.TrainConfig (its __post_init__ validates the values)."""
+    from core.training import TrainConfig
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(spec.params) - known)

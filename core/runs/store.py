@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from core.config import atlas_home
+from core.training.events import upgrade_metrics
 
 TERMINAL = ("finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -430,7 +431,7 @@ class RunStore:
             sql += f" AND kind IN ({','.join('?' for _ in kinds)})"
             args += kinds
         sql += " ORDER BY seq"
-        return [dict(r, metrics=json.loads(r["metrics"])) for r in self._read(sql, args)]
+        return [dict(r, metrics=upgrade_metrics(json.loads(r["metrics"]))) for r in self._read(sql, args)]
 
     def event_count(self, run_id: str | None = None) -> int:
         if run_id is None:
@@ -538,6 +539,8 @@ def _row(r: sqlite3.Row) -> dict:
     for k in _JSON_COLS:
         if isinstance(d.get(k), str):
             d[k] = json.loads(d[k])
+    if isinstance(d.get("last_metrics"), dict):  # runs recorded before the event names were unified
+        d["last_metrics"] = upgrade_metrics(d["last_metrics"])
     return d
 
 

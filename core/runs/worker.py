@@ -3,7 +3,7 @@
     python -m core worker RUN_ID [RUN_ID ...]   (started by a launcher, not by hand; several = one pack)
     python -m core worker RUN_ID --spec spec.json   (a Ray job: no store, events on stdout)
 
-The worker runs ``core.train.train`` (a pack: ``core.train.train_packed``) and writes every
+The worker runs ``core.training.train`` (a pack: ``core.training.train_packed``) and writes every
 event both to the store (when it can reach it) and as one JSON line on stdout:
 ``{"run_id", "seq", "ts", "kind", "step", "metrics"}``. Ray jobs run it with ``--spec FILE``
 and no store: the dispatcher (core.runs.ray_jobs) collects their JSON lines from the job's log,
@@ -181,7 +181,7 @@ class Worker:
         self.begin()
         try:
             cfg = build_train_config(self.spec, self.teacher_path())
-            from core.train import train
+            from core.training import train
 
             final = self.outcome(train(cfg, callback=self.callback, should_stop=self.should_stop))
         except BaseException as e:  # noqa: BLE001 - a worker reports every failure
@@ -190,7 +190,7 @@ class Worker:
         return final["status"]
 
     def save(self, result) -> dict:
-        from core.train import save_result
+        from core.training import save_result
 
         prompt = getattr(result, "prompt", None)
         if prompt is not None and hasattr(prompt, "name"):
@@ -204,7 +204,7 @@ class Worker:
         info = {"val_score": _num(getattr(result, "val_score", None)),
                 "test_score": _num(getattr(result, "test_score", None)),
                 "best_step": getattr(result, "best_step", None), "steps": getattr(result, "steps", None),
-                "wall_time_s": _num(getattr(result, "wall_time", None)),
+                "wall_time_s": _num(getattr(result, "wall_time_s", None)),
                 "device": str(getattr(result, "device", None) or self.device),
                 "prompt_path": str(path)}
         return info
@@ -222,11 +222,11 @@ class Worker:
 
 
 def run_pack(workers: list[Worker]) -> list[str]:
-    """Train several runs in one process and one forward per step (core.train.train_packed).
+    """Train several runs in one process and one forward per step (core.training.train_packed).
     Each run keeps its own events, log, cancel flag, result and final status; a run whose
     set-up fails (a teacher run that did not finish) ends alone before the pack starts.
     Returns each run's final status."""
-    from core.train import pack_key
+    from core.training import pack_key
 
     def on_sigterm(signum, frame):
         for w in workers:
@@ -258,7 +258,7 @@ def run_pack(workers: list[Worker]) -> list[str]:
 
 def _train_group(ws: list[Worker], cfgs: list) -> None:
     """One packed forward for runs of one pack key; each run ends on its own."""
-    from core.train import train_packed
+    from core.training import train_packed
 
     try:
         outs = train_packed(cfgs, callbacks=[w.callback for w in ws], should_stops=[w.should_stop for w in ws])

@@ -1,6 +1,6 @@
 """Can a run of this target, from a source of this backbone, be launched here? One rule for every link.
 
-    python -c "from core.trainable import why_not; print(why_not('generic', 'sentence-transformers/all-MiniLM-L6-v2'))"
+    python -c "from core.training.trainable import why_not; print(why_not('generic', 'sentence-transformers/all-MiniLM-L6-v2'))"
 
 A page offers "Run PANDA on T from S" only where ``why_not(T, backbone of S)`` is None;
 otherwise it says what is missing. The Runs form uses the same rule for a target that

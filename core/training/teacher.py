@@ -1,0 +1,46 @@
+"""PANDA's teacher: the frozen backbone with the teacher prompt, its logits cached once.
+
+    python -m core train --task sent_product --method panda --source SRC --teacher POT_PROMPT
+
+``teacher_mode="pot"``: a prompt already PoT-trained on this target, passed as ``teacher``, as
+PANDA's code does; ``"source"``: ``--teacher`` if given, else the raw source prompt. The teacher
+is frozen and in eval mode, so its logits are computed once per training example and cached
+(PANDA costs about what PoT costs); ``teacher_every_step=True`` recomputes them each step, as
+PANDA's code does (for the speed benchmark).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from core.backbone import Backbone
+from core.training.config import HeadKind, TrainConfig
+from core.training.evaluation import predict_logits
+from core.training.heads import Head, teacher_linear_head
+from core.training.init import load_prompt_tensor
+
+
+class Teacher:
+    """The teacher's logits z_t [B, C] for a batch of training examples."""
+
+    def __init__(self, cfg: TrainConfig, bb: Backbone, head: Head, source: torch.Tensor | None,
+                 tr_ids: list[list[int]], emit: Callable[[dict], None]):
+        self.bb, self.pool = bb, cfg.pool
+        tp = load_prompt_tensor(cfg.teacher, bb.dim)[0] if cfg.teacher is not None else source
+        self.prompt = tp.to(bb.device)  # [L, d]
+        self.head = teacher_linear_head(cfg, head, bb) if cfg.head == HeadKind.linear else head
+        self.cache = None  # [N_train, C] on the device
+        if not cfg.teacher_every_step:
+            emit({"kind": "status", "step": 0, "metrics": {"state": "caching_teacher", "n": len(tr_ids)}})
+            self.cache = predict_logits(bb, self.head, tr_ids, self.prompt, cfg.pool).to(bb.device)
+
+    def logits(self, ids: list[list[int]], idx: torch.Tensor, pad_to: int | None) -> torch.Tensor:
+        """ids: the batch's token ids (unpadded); idx: their training-set indices [B] (CPU long)."""
+        bb = self.bb
+        if self.cache is not None:
+            return self.cache.index_select(0, bb.to_device(idx))
+        b = bb.pad(ids, pad_to)
+        with torch.no_grad():
+            z = bb.encode(b["input_ids"], b["attention_mask"], self.prompt, pool=self.pool)
+            return self.head(z).float()
