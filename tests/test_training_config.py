@@ -150,7 +150,7 @@ def test_upgrade_metrics_renames_the_old_event_names():
 def test_a_runs_db_written_with_the_old_event_names_still_reads(tmp_path):
     """Rows as a worker before the rename left them (raw SQL, as on disk): the store reads them with
     today's names, so the Runs page's curves and 'best val' column show old and new runs alike."""
-    from core.runstore import RunStore
+    from core.runs.store import RunStore
     db = tmp_path / "runs.db"
     store = RunStore(db)
     store.add_run("r-old", {"method": "scratch", "target": "t", "sources": [], "seed": 0, "params": {"steps": 4}})
