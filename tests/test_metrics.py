@@ -337,7 +337,7 @@ def test_panda_sim_target_faithful_and_zs(minilm, mini_prompts, monkeypatch, tmp
     splits = {n: T.Split(texts=[f"{n} text {i}" for i in range(6)], labels=[0, 1, 0, 1, 0, 0]) for n in ("ta", "tb")}
     fake = {n: T.Task(name=n, family=None, labels=["no", "yes"], descriptions=["a no", "a yes"],
                       train=splits[n], validation=splits[n], test=splits[n], source="test") for n in splits}
-    monkeypatch.setattr(M, "_get_task", lambda name: fake[name])
+    monkeypatch.setattr("core.metrics.activations._get_task", lambda name: fake[name])  # where probe_set and zs look it up
     monkeypatch.setenv("ATLAS_CACHE", str(tmp_path))
     ps = [sp(p.name, p.tensor, backbone=p.backbone, task=t) for p, t in zip(mini_prompts, ["ta", "tb", "ta"])]
     got = M.panda_sim(ps, minilm, target_faithful=True, k=2)
