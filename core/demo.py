@@ -48,10 +48,8 @@ value is a TrainConfig option).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import platform
@@ -65,10 +63,9 @@ import numpy as np
 import torch
 
 from core.config import REPO_ROOT, cache_dir, demo_dir
-
-RESULTS_COLUMNS = ["run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
-                   "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings"]
-GENERIC = "generic"
+from core.results import GENERIC  # the results contract and its writer live in core.results
+from core.results import read_rows as read_results  # results.csv: append-by-rewrite, atomic (one writer)
+from core.results import write_rows as write_results
 SWEEP_ID = "demo-grid"
 
 
@@ -118,27 +115,6 @@ PROFILES = {
     "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12,
                    pack=16),
 }
-
-
-# --------------------------------------------------------------------------- #
-# results.csv: append-by-rewrite, atomic
-# --------------------------------------------------------------------------- #
-def read_results(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def write_results(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RESULTS_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    for r in sorted(rows, key=lambda r: r["run_id"]):
-        w.writerow(r)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- #

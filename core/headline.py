@@ -2,6 +2,9 @@
 
     python -c "import dataclasses, json; from core.headline import headline; print(json.dumps(dataclasses.asdict(headline()), indent=2))"
 
+Torch-free (a fresh interpreter's Home page must not pay torch's import): results through
+core.results, validation through core.metrics.validation / measured.
+
 Everything here is derived from `results.csv` (one row per finished run) and
 `matrices/<metric>.csv` (metric values, rows = source prompt names, columns =
 target task names) in the demo folder; nothing is stored pre-digested, so the
@@ -16,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import metrics as M
+from core import metrics as M  # torch-free: the torch metrics load on first use, and none is used here
+from core import results as R
 from core.config import demo_dir
+
 
 def load_results(folder: Path | None = None) -> pd.DataFrame:
     """Finished runs of a library folder; empty frame when there are none."""
-    path = Path(folder or demo_dir()) / "results.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    return M.finished_runs(pd.read_csv(path, keep_default_na=False, na_values=[""]))
+    table = R.read_table(Path(folder or demo_dir()) / "results.csv")
+    return R.finished_runs(table) if len(table.columns) else table
 
 
 def load_matrices(folder: Path | None = None) -> dict[str, pd.DataFrame]:
@@ -124,7 +127,7 @@ def report(folder: Path | None = None) -> str:
             for t in m.mean.columns:
                 if s == t or not np.isfinite(m.mean.at[s, t]):
                     continue
-                kind = "generic" if s.startswith("generic") else \
+                kind = "generic" if R.is_generic(s) else \
                     ("within" if task_family(s) == task_family(t) else "cross")
                 rows.append((kind, m.mean.at[s, t], abs(m.mean.at[s, t]) <= m.noise.get(t, 0)))
         d = pd.DataFrame(rows, columns=["kind", "gain", "in_noise"])
