@@ -152,9 +152,7 @@ def on_probe(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: i
     for it in items:
         acts = bb.ffn_activations(it.tensor, enc["input_ids"], enc["attention_mask"], position=position,
                                   mask_slot0=True)  # [B, layers, d_ff]
-        if counter is not None:
-            counter["forwards"] = counter.get("forwards", 0) + 1
-            counter["prompt_forwards"] = counter.get("prompt_forwards", 0) + 1
+        _count(counter)
         vecs.append((acts > 0).reshape(-1))
     return _binary_cosine(torch.stack(vecs))
 
@@ -164,6 +162,25 @@ def _pooled(bb, prompt: torch.Tensor, enc: dict, pool: str = "text") -> torch.Te
     """h(x; P) for all probe texts: [B, d] float32, unit rows."""
     h = bb.encode(enc["input_ids"], enc["attention_mask"], prompt, pool=pool).float().cpu()
     return torch.nn.functional.normalize(h, dim=1)
+
+
+def _count(counter: dict | None, key: str = "forwards") -> None:
+    if counter is not None:
+        counter[key] = counter.get(key, 0) + 1
+        if key == "forwards":
+            counter["prompt_forwards"] = counter.get("prompt_forwards", 0) + 1
+
+
+def _pooled_outputs(bb, items: list[_Item], texts: Sequence[str], *, max_length: int, pool: str,
+                    counter: dict | None) -> tuple[torch.Tensor, int]:
+    """One batched forward per prompt over ``texts``: flattened unit pooled outputs [N, B*d] float64, and B."""
+    enc = bb.tokenize(list(texts), max_length=max_length)
+    H = []
+    for it in items:
+        H.append(_pooled(bb, it.tensor, enc, pool))
+        _count(counter)
+    H = torch.stack(H).double()                       # [N, B, d]
+    return H.reshape(H.shape[0], -1), H.shape[1]
 
 
 def panda_sim(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: int = 8, seed: int = 0,
@@ -180,20 +197,8 @@ def panda_sim(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: 
     items = _items(prompts)
     bb = _load_backbone_for(items, "panda_sim", backbone)
 
-    def count():
-        if counter is not None:
-            counter["forwards"] = counter.get("forwards", 0) + 1
-            counter["prompt_forwards"] = counter.get("prompt_forwards", 0) + 1
-
     def outputs(texts) -> tuple[torch.Tensor, int]:
-        """One batched forward per prompt over ``texts``: flattened pooled outputs [N, B*d], B."""
-        enc = bb.tokenize(texts, max_length=max_length)
-        H = []
-        for it in items:
-            H.append(_pooled(bb, it.tensor, enc, pool))
-            count()
-        H = torch.stack(H).double()                       # [N, B, d]
-        return H.reshape(H.shape[0], -1), H.shape[1]
+        return _pooled_outputs(bb, items, texts, max_length=max_length, pool=pool, counter=counter)
 
     if not target_faithful:
         texts = list(probe_texts) if probe_texts else probe_set(_task_names(items, tasks), k=k, seed=seed)[0]
@@ -202,13 +207,17 @@ def panda_sim(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: 
     if len(items) > max_faithful:
         raise MetricError(f"panda_sim target-faithful mode costs one forward per (prompt, target task): "
                           f"{len(items)} prompts is more than max_faithful={max_faithful}; use the shared probe")
+    return _panda_faithful(items, outputs, k * max(1, len(_task_names(items, tasks))), seed)
+
+
+def _panda_faithful(items: list[_Item], outputs, n_probe: int, seed: int) -> np.ndarray:
+    """Target-faithful panda_sim: each target task's columns from ``n_probe`` of its own inputs."""
     n = len(items)
     out = np.full((n, n), np.nan)
     by_task: dict[str, list[int]] = {}
     for j, it in enumerate(items):
         if it.task:
             by_task.setdefault(it.task, []).append(j)
-    n_probe = k * max(1, len(_task_names(items, tasks)))
     for task_name, cols in by_task.items():
         try:
             texts, _, _ = probe_set([task_name], k=n_probe, seed=seed, strict=True)
@@ -222,6 +231,28 @@ def panda_sim(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: 
 def _zs_cache_path() -> Path:
     from core.config import cache_dir
     return cache_dir() / "metrics" / "zs_pairs.json"
+
+
+def _zs_store(path: Path, use_cache: bool) -> dict[str, float]:
+    """The zs evaluations cached on disk (key -> accuracy); {} when absent, unreadable or not used."""
+    if not (use_cache and path.is_file()):
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _target_tasks(items: list[_Item]) -> dict[str, Any]:
+    """task name -> Task for every task the prompts name; None where its data is not here."""
+    tasks: dict[str, Any] = {}
+    for it in items:
+        if it.task and it.task not in tasks:
+            try:
+                tasks[it.task] = _get_task(it.task)
+            except (ValueError, OSError):
+                tasks[it.task] = None  # no data here: the task's columns stay blank
+    return tasks
 
 
 def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbalizer",
@@ -238,24 +269,11 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
         from core.train import evaluate
     except ImportError as e:
         raise MetricError(f"zs needs core.train.evaluate ({e})") from None
-    store: dict[str, float] = {}
     path = _zs_cache_path()
-    if use_cache and path.is_file():
-        try:
-            store = json.loads(path.read_text())
-        except (OSError, ValueError):
-            store = {}
-    n = len(items)
-    out = np.full((n, n), np.nan)
-    tasks: dict[str, Any] = {}
-    for it in items:
-        if it.task and it.task not in tasks:
-            try:
-                tasks[it.task] = _get_task(it.task)
-            except (ValueError, OSError):
-                tasks[it.task] = None  # no data here: the task's columns stay blank
-    dirty = False
-    for t_name, task in tasks.items():
+    store = _zs_store(path, use_cache)
+    n_before = len(store)
+    out = np.full((len(items), len(items)), np.nan)
+    for t_name, task in _target_tasks(items).items():
         if task is None:
             continue
         cols = [j for j, it in enumerate(items) if it.task == t_name]
@@ -267,15 +285,12 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
             if key not in store:
                 store[key] = float(evaluate(src.tensor, task, split="validation", backbone=bb, head=head,
                                             limit=max_examples or None))
-                dirty = True
-                if counter is not None:
-                    counter["evaluations"] = counter.get("evaluations", 0) + 1
+                _count(counter, "evaluations")
             out[i, cols] = store[key] - majority
-    if dirty and use_cache:
+    if len(store) > n_before and use_cache:
         atomic_write_text(path, json.dumps(store))
     return out
 
 
 BACKBONE_FUNCS: dict[str, Callable[..., np.ndarray]] = {
     "on": on, "on_probe": on_probe, "panda_sim": panda_sim, "zs": zs}
-

@@ -18,7 +18,7 @@ from core.metrics.validation import by_task
 from core.results import ResultsError, read_table
 
 
-def cli(command: str, argv: list[str]) -> int:
+def _parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m core {command}",
                                      description="A source x target metric matrix of a prompt library as CSV "
                                                  "(rows and columns = prompt names; measured: columns = tasks).")
@@ -36,12 +36,21 @@ def cli(command: str, argv: list[str]) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cache_dir()/metrics")
     parser.add_argument("--list", action="store_true", help="list the metrics and exit")
+    return parser
+
+
+def _print_list() -> None:
+    for m in METRICS.values():
+        flags = ", ".join(f for f, on_ in [("needs backbone", m.needs_backbone), ("our reading", m.our_reading),
+                                             ("asymmetric", not m.symmetric)] if on_)
+        print(f"{m.name:<10} {m.label}{f'  [{flags}]' if flags else ''}\n{'':<11}{m.description}")
+
+
+def cli(command: str, argv: list[str]) -> int:
+    parser = _parser(command)
     args = parser.parse_args(argv)
     if args.list:
-        for m in METRICS.values():
-            flags = ", ".join(f for f, on_ in [("needs backbone", m.needs_backbone), ("our reading", m.our_reading),
-                                                 ("asymmetric", not m.symmetric)] if on_)
-            print(f"{m.name:<10} {m.label}{f'  [{flags}]' if flags else ''}\n{'':<11}{m.description}")
+        _print_list()
         return 0
     if not args.metric:
         parser.error("--metric is required (or --list)")
