@@ -373,3 +373,23 @@ def test_precomputed_matrix_only_while_its_key_matches(tmp_path):
     m.to_csv(tmp_path / "e_tok.csv")                                        # a file without a recorded key
     assert M.load_precomputed("e_tok", prompts, tmp_path) is None
     assert M.load_precomputed("e_tok", prompts, tmp_path, trust_names=True) is not None
+
+
+def test_committed_demo_matrices_match_by_key():
+    """Moving the metrics code must not change a matrix key: every precomputed demo matrix is still
+    found by its recorded key (strict, no trust_names), so nothing is recomputed."""
+    import json
+    from pathlib import Path
+
+    from core.config import REPO_ROOT
+    from core.library import index_library
+    folder = REPO_ROOT / "data" / "demo" / "matrices"
+    if not (folder / "index.json").is_file():
+        pytest.skip("data/demo/matrices not built yet (make demo)")
+    index = json.loads((folder / "index.json").read_text())
+    lib = index_library(Path(REPO_ROOT / "data" / "demo" / "prompts"))
+    prompts = lib.group_prompts(next(iter(lib.groups())))
+    assert set(index) >= {"e_avg", "e_tok", "on", "panda_sim", "zs"}
+    for metric, entry in index.items():
+        df = M.load_precomputed(metric, prompts, folder, **(entry.get("params") or {}))
+        assert df is not None and df.shape == (entry["n"], entry["n"]), metric
