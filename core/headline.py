@@ -26,8 +26,7 @@ from core.config import demo_dir
 
 def load_results(folder: Path | None = None) -> pd.DataFrame:
     """Finished runs of a library folder; empty frame when there are none."""
-    table = R.read_table(Path(folder or demo_dir()) / "results.csv")
-    return R.finished_runs(table) if len(table.columns) else table
+    return R.read_finished(Path(folder or demo_dir()) / "results.csv")
 
 
 def load_matrices(folder: Path | None = None) -> dict[str, pd.DataFrame]:

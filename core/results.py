@@ -73,6 +73,18 @@ def read_table(path: Path | str) -> pd.DataFrame:
         raise ResultsError(f"{path}: not a readable results CSV ({type(e).__name__})") from None
 
 
+def read_finished(path: Path | str) -> pd.DataFrame:
+    """The finished runs of a results CSV (:func:`finished_runs`); an empty frame when the file does not
+    exist; ResultsError naming the file when it cannot be read or lacks a needed column."""
+    table = read_table(path)
+    if not len(table.columns):
+        return table
+    try:
+        return finished_runs(table)
+    except ResultsError as e:
+        raise ResultsError(f"{path}: {e}") from None
+
+
 @dataclass
 class Results:
     """Runs from every source, with an ``origin`` column (demo | user).

@@ -12,6 +12,7 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 from core.config import demo_dir
 from core import collection as C
 from core.headline import headline, load_prompt_tasks
+from core.results import ResultsError
 
 st.title("🗺️ Prompt Atlas")
 st.markdown(
@@ -57,7 +58,11 @@ label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text t
 st.caption(f"**What this demo is:** {label}. Every number below is computed now from "
            f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
 
-h = cached_headline(str(folder), results_path.stat().st_mtime)
+try:
+    h = cached_headline(str(folder), results_path.stat().st_mtime)
+except ResultsError as e:  # one message naming the file, never a traceback
+    st.error(str(e))
+    st.stop()
 n_demo = len(load_prompt_tasks(folder))
 st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "
             f"its {h.n_runs} finished runs. Your uploads and your own runs never change them; the Transferability "

@@ -222,7 +222,7 @@ if len(groups) > 1:
 
 results_all = load_results()
 results = R.for_group(results_all, set(names), backbone)
-measured_ok = not results.empty and (results.get("method", pd.Series(dtype=str)) != "scratch").any()
+measured_ok = bool(R.transfer_methods(results))  # some run other than scratch
 
 
 def no_runs_message() -> str:

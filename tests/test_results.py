@@ -228,3 +228,28 @@ def test_report_counts_the_generic_control(tmp_path):
     R.write_rows(tmp_path / "results.csv", rows)
     text = report(tmp_path)
     assert "generic +" in text and "(n=2); cells inside" in text  # generic -> both targets counted as generic
+
+
+def test_bad_results_file_one_message_in_cli_and_home(tmp_path, monkeypatch, capsys):
+    """A results CSV without test_score, and one that is not text: the CLI and the Home page each say
+    which file and what is wrong, once, without quoting the file."""
+    from streamlit.testing.v1 import AppTest
+
+    from core.config import REPO_ROOT
+    from core.metrics.cli import cli
+    no_score = tmp_path / "no_score" / "results.csv"
+    no_score.parent.mkdir()
+    no_score.write_text("run_id,method,target\nr1,pot,t\n")
+    with pytest.raises(R.ResultsError, match=r"no_score/results.csv: results table lacks column\(s\) \['test_score'\]"):
+        R.read_finished(no_score)
+    assert cli("matrix", ["--metric", "measured", "--results", str(no_score)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and f"{no_score}: results table lacks column(s) ['test_score']" in err
+    binary = tmp_path / "demo" / "results.csv"
+    binary.parent.mkdir()
+    binary.write_bytes(b"run_id,method\n\xff\xfe\x00secret\n")
+    monkeypatch.setenv("ATLAS_DEMO", str(binary.parent))
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=60).run()  # app.py -> Home
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and str(binary) in errors[0] and "secret" not in errors[0], errors

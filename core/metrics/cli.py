@@ -15,7 +15,7 @@ from core.metrics.cache import compute_matrix, write_matrix_csv
 from core.metrics.measured import measured
 from core.metrics.registry import METRICS, MetricError
 from core.metrics.validation import by_task
-from core.results import ResultsError, read_table
+from core.results import ResultsError, read_finished
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def _cli_matrix(args) -> pd.DataFrame:
                                                          if args.library else None)
         if path is None or not path.is_file():
             raise MetricError(f"{path}: no results CSV (pass --results FILE)")
-        return measured(read_table(path), method=args.method).mean
+        return measured(read_finished(path), method=args.method).mean
     prompts = _group_prompts(args)
     df = compute_matrix(args.metric, prompts, cache=not args.no_cache)
     return by_task(df, prompts, rows=args.by_task == "both") if args.by_task else df
