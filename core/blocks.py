@@ -289,7 +289,7 @@ def block_view(matrix: pd.DataFrame, view: str, *, order: str, row_task: Groups,
     are one block each. Order cluster: the block means are clustered in turn (a dendrogram
     over the blocks).
     """
-    from core.clustering import cluster  # torch-free
+    from core.metrics.clustering import cluster  # torch-free
 
     if view not in VIEWS:
         raise ValueError(f"unknown block view {view!r}; known: {', '.join(VIEWS)}")

@@ -2,6 +2,9 @@
 
     python -c "import dataclasses, json; from core.headline import headline; print(json.dumps(dataclasses.asdict(headline()), indent=2))"
 
+Torch-free (a fresh interpreter's Home page must not pay torch's import): results through
+core.results, validation through core.metrics.validation / measured.
+
 Everything here is derived from `results.csv` (one row per finished run) and
 `matrices/<metric>.csv` (metric values, rows = source prompt names, columns =
 target task names) in the demo folder; nothing is stored pre-digested, so the
@@ -16,15 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import metrics as M
+from core import metrics as M  # torch-free: the torch metrics load on first use, and none is used here
+from core import results as R
 from core.config import demo_dir
+
 
 def load_results(folder: Path | None = None) -> pd.DataFrame:
     """Finished runs of a library folder; empty frame when there are none."""
-    path = Path(folder or demo_dir()) / "results.csv"
-    if not path.is_file():
-        return pd.DataFrame()
-    return M.finished_runs(pd.read_csv(path, keep_default_na=False, na_values=[""]))
+    return R.read_finished(Path(folder or demo_dir()) / "results.csv")
 
 
 def load_matrices(folder: Path | None = None) -> dict[str, pd.DataFrame]:
@@ -97,45 +99,60 @@ def report(folder: Path | None = None) -> str:
 
         python -m core demo report
     """
-    from core.tasks import task_family
     folder = Path(folder or demo_dir())
     results = load_results(folder)
     if results.empty:
         return f"{folder}: no results.csv"
-    out = []
+    out = _scratch_lines(results)
+    for meth in ("pot", "panda"):
+        if (results["method"] == meth).any():
+            out += _measured_lines(meth, M.measured(results, method=meth))
+    return "\n".join(out + _headline_lines(headline(folder)))
+
+
+def _scratch_lines(results: pd.DataFrame) -> list[str]:
     sc = results[results["method"] == "scratch"].groupby("target")["test_score"].agg(["mean", "std", "count"])
     src = results[results["method"] == "source"].set_index("target")["test_score"]
-    out.append("scratch on the low-resource target (mean ± std over seeds); source = full-data prompt")
+    out = ["scratch on the low-resource target (mean ± std over seeds); source = full-data prompt"]
     for t in sc.index:
         out.append(f"  {t:17s} {sc.at[t, 'mean']:.3f} ± {sc.at[t, 'std']:.3f} (n={sc.at[t, 'count']})"
                    f"   source {src.get(t, float('nan')):.3f}")
-    measured = {}
-    for meth in ("pot", "panda"):
-        if not (results["method"] == meth).any():
-            continue
-        m = M.measured(results, method=meth)
-        measured[meth] = m
-        out.append(f"\nmeasured {meth}: relative gain over scratch, % (rows: sources, columns: targets)")
-        out.append((m.mean * 100).round(1).to_string())
-        out.append("noise band (scratch seed spread, %): "
-                   + ", ".join(f"{t} ±{v * 100:.1f}" for t, v in m.noise.items()))
-        rows = []
-        for s in m.mean.index:
-            for t in m.mean.columns:
-                if s == t or not np.isfinite(m.mean.at[s, t]):
-                    continue
-                kind = "generic" if s.startswith("generic") else \
-                    ("within" if task_family(s) == task_family(t) else "cross")
-                rows.append((kind, m.mean.at[s, t], abs(m.mean.at[s, t]) <= m.noise.get(t, 0)))
-        d = pd.DataFrame(rows, columns=["kind", "gain", "in_noise"])
-        by = d.groupby("kind")["gain"].agg(["mean", "count"])
-        out.append(f"{meth}: mean gain within family {by['mean'].get('within', float('nan')) * 100:+.2f}% "
-                   f"(n={by['count'].get('within', 0)}), cross family {by['mean'].get('cross', float('nan')) * 100:+.2f}% "
-                   f"(n={by['count'].get('cross', 0)}), generic {by['mean'].get('generic', float('nan')) * 100:+.2f}% "
-                   f"(n={by['count'].get('generic', 0)}); cells inside the noise band: {d['in_noise'].mean():.0%}")
-        out.append("  " + "; ".join(_compare(d, a, b) for a, b in (("within", "cross"), ("within", "generic"),
-                                                                    ("generic", "cross"))))
-    h = headline(folder)
+    return out
+
+
+def _cell_kinds(m: M.Measured) -> pd.DataFrame:
+    """One row per measured (source, target) cell, source != target: kind (generic | within | cross
+    family), gain, and whether it is inside the target's noise band."""
+    from core.tasks import task_family
+    rows = []
+    for s in m.mean.index:
+        for t in m.mean.columns:
+            if s == t or not np.isfinite(m.mean.at[s, t]):
+                continue
+            kind = "generic" if R.is_generic(s) else ("within" if task_family(s) == task_family(t) else "cross")
+            rows.append((kind, m.mean.at[s, t], abs(m.mean.at[s, t]) <= m.noise.get(t, 0)))
+    return pd.DataFrame(rows, columns=["kind", "gain", "in_noise"])
+
+
+def _measured_lines(meth: str, m: M.Measured) -> list[str]:
+    out = [f"\nmeasured {meth}: relative gain over scratch, % (rows: sources, columns: targets)",
+           (m.mean * 100).round(1).to_string(),
+           "noise band (scratch seed spread, %): " + ", ".join(f"{t} ±{v * 100:.1f}" for t, v in m.noise.items())]
+    d = _cell_kinds(m)
+    by = d.groupby("kind")["gain"].agg(["mean", "count"])
+
+    def part(kind: str, label: str) -> str:
+        return f"{label} {by['mean'].get(kind, float('nan')) * 100:+.2f}% (n={by['count'].get(kind, 0)})"
+
+    out.append(f"{meth}: mean gain {part('within', 'within family')}, {part('cross', 'cross family')}, "
+               f"{part('generic', 'generic')}; cells inside the noise band: {d['in_noise'].mean():.0%}")
+    out.append("  " + "; ".join(_compare(d, a, b) for a, b in (("within", "cross"), ("within", "generic"),
+                                                                ("generic", "cross"))))
+    return out
+
+
+def _headline_lines(h: Headline) -> list[str]:
+    out = []
     if h.panda_vs_pot is not None:
         out.append(f"\nPANDA - PoT, mean relative gain over matching runs: {h.panda_vs_pot * 100:+.2f}%")
     if h.metric_scores:
@@ -143,4 +160,4 @@ def report(folder: Path | None = None) -> str:
         for r in sorted(h.metric_scores, key=lambda r: -r["mean_rho"]):
             out.append(f"  {r['metric']:10s} rho {r['mean_rho']:+.3f}  top-3 {r['top_k_hit']:.0%}  "
                        f"regret {r['regret'] * 100:.2f}%  ({r['n_targets']} targets)")
-    return "\n".join(out)
+    return out

@@ -13,6 +13,7 @@ from core.config import demo_dir
 from core import collection as C
 from core import fmt
 from core.headline import headline, load_prompt_tasks
+from core.results import ResultsError
 from pages._shared import gain_column, validation_view
 
 st.title("🗺️ Prompt Atlas")
@@ -59,7 +60,11 @@ label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text t
 st.caption(f"**What this demo is:** {label}. Every number below is computed now from "
            f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
 
-h = cached_headline(str(folder), results_path.stat().st_mtime)
+try:
+    h = cached_headline(str(folder), results_path.stat().st_mtime)
+except ResultsError as e:  # one message naming the file, never a traceback
+    st.error(str(e))
+    st.stop()
 n_demo = len(load_prompt_tasks(folder))
 st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "
             f"its {h.n_runs} finished runs. Your uploads and your own runs never change them; the Transferability "

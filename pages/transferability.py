@@ -18,18 +18,18 @@ Nothing on the page sends one text per cell for all pairs of a large library.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core import blocks as B
 from core import fmt
 from core import metrics as M
+from core import results as R
+from core.metrics import tables as TB
 from core.config import demo_dir
 from core.estimate import measured_regime
 from core.training.trainable import why_not as why_not_trainable
@@ -91,24 +91,13 @@ def _stamp(*paths: Path) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _results(demo_results: str, runs_db: str | None, stamp: str) -> pd.DataFrame:
-    """Demo results.csv + the user's finished runs (RESULTS COLUMNS), with an ``origin`` column."""
-    frames = []
-    if Path(demo_results).is_file():
-        df = pd.read_csv(demo_results, keep_default_na=False, na_values=[""])
-        df["origin"] = "demo"
-        frames.append(df)
+def _results(demo_results: str, runs_db: str | None, stamp: str) -> R.Results:
+    """Demo results.csv + the user's finished runs (core.results.gather), shared by sessions."""
+    store = None
     if runs_db:
-        try:
-            from core.runs.store import RunStore
-            df = RunStore(runs_db).results_table(status=("finished",))
-            if len(df):
-                df = df.copy()
-                df["origin"] = "user"
-                frames.append(df)
-        except Exception as e:  # noqa: BLE001 -- a broken store must not take the page down
-            st.session_state["_tr_store_error"] = f"{type(e).__name__}: {e}"
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        from core.runs.store import RunStore
+        store = RunStore(runs_db)
+    return R.gather(demo_results, store)
 
 
 def load_results() -> pd.DataFrame:
@@ -121,28 +110,14 @@ def load_results() -> pd.DataFrame:
     except Exception:  # noqa: BLE001 -- core.runs.store missing or not importable: demo only
         db = None
     paths = [demo_results] + ([Path(db), Path(db + "-wal")] if db else [])
-    return _results(str(demo_results), db, _stamp(*paths))
-
-
-def results_for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:
-    """Runs of this backbone group: sources among its prompts (scratch: no source) and, where a
-    run records its backbone in settings, that backbone."""
-    if results.empty or "method" not in results.columns:
-        return results
-    src = results.get("source", pd.Series("", index=results.index)).fillna("").astype(str)
-    src_name = src.map(lambda s: s if s in names else Path(s).name if Path(s).name in names else s)
-    keep = (results["method"] == "scratch") | src_name.isin(names)
-    if backbone and "settings" in results.columns:
-        def bb_of(s):
-            try:
-                return (json.loads(s) or {}).get("backbone") if isinstance(s, str) and s else None
-            except ValueError:
-                return None
-        bbs = results["settings"].map(bb_of)
-        keep &= bbs.isna() | (bbs == backbone)
-    out = results[keep].copy()
-    out["source"] = src_name[keep]
-    return out
+    try:
+        res = _results(str(demo_results), db, _stamp(*paths))
+    except R.ResultsError as e:
+        st.error(str(e))
+        return pd.DataFrame()
+    if res.store_error:
+        st.session_state["_tr_store_error"] = res.store_error
+    return res.table
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -188,12 +163,6 @@ def _block_view(key: str, view: str, order: str, _shown: pd.DataFrame, _row_task
                 _info: dict[str, tuple]) -> B.BlockView:
     """core.blocks.block_view, shared by sessions; ``key`` names the matrix, view and order."""
     return B.block_view(_shown, view, order=order, row_task=_row_task, col_task=_col_task, info=_info)
-
-
-def per_target_z(mat: pd.DataFrame) -> pd.DataFrame:
-    """Each column (target) standardised over its sources: which source is best *for this target*."""
-    sd = mat.std(axis=0, ddof=0).replace(0, np.nan)
-    return ((mat - mat.mean(axis=0)) / sd).fillna(0.0).where(mat.notna())
 
 
 family_order = B.family_order
@@ -255,19 +224,12 @@ if len(groups) > 1:
                "group gets its own matrix.")
 
 results_all = load_results()
-results = results_for_group(results_all, set(names), backbone)
-measured_ok = not results.empty and (results.get("method", pd.Series(dtype=str)) != "scratch").any()
+results = R.for_group(results_all, set(names), backbone)
+measured_ok = bool(R.transfer_methods(results))  # some run other than scratch
 
 
 def no_runs_message() -> str:
-    """Why there is no measured transfer for this group: no runs for it, or no runs at all."""
-    if not results_all.empty:
-        return (f"No runs measured for this group (`{group}`): the {len(results_all)} finished runs here measure "
-                "other backbone groups' prompts. Launch runs with these prompts as sources on the Runs page.")
-    if not (demo_dir() / "results.csv").is_file():
-        return (f"No finished runs yet: the demo's `{demo_dir() / 'results.csv'}` is not built (`make demo`), "
-                "and no run launched on the Runs page has finished.")
-    return "No finished runs yet: launch runs on the Runs page."
+    return R.no_runs_reason(results_all, group, demo_dir() / "results.csv")
 
 
 if st.session_state.get("tr_metric") == "measured" and not measured_ok:
@@ -297,8 +259,7 @@ normalise = c1.toggle("Per-target normalisation", key="tr_norm",
                       help="z-score each column over its sources: which source is best for *this* target")
 method = None
 if metric == "measured":
-    transfer_methods = sorted(m for m in results.get("method", pd.Series(dtype=str)).dropna().unique()
-                              if m != "scratch") if measured_ok else []
+    transfer_methods = R.transfer_methods(results) if measured_ok else []
     if transfer_methods:
         if st.session_state.get("tr_method") not in transfer_methods:
             st.session_state["tr_method"] = "pot" if "pot" in transfer_methods else transfer_methods[0]
@@ -316,7 +277,7 @@ status_msg = ""
 t0 = time.perf_counter()
 if measured_ok:
     try:
-        generic = [n for n, p in by_name.items() if p.method == "generic"] or None
+        generic = R.generic_sources(results["source"].unique(), lambda s: by_name[s].task if s in by_name else None)
         meas = M.measured(results, method=method if metric == "measured" else None, generic=generic)
     except M.MetricError as e:
         st.warning(str(e))
@@ -358,7 +319,7 @@ else:
 view = ""      # "" = every cell; else a block view (core.blocks.VIEWS), above B.FULL_DETAIL_MAX prompts
 drill = None   # (row block, column block) shown cell by cell
 if mat is not None and not mat.empty:
-    shown = per_target_z(mat) if normalise else mat
+    shown = TB.per_target_z(mat) if normalise else mat
     zlabel = ("z (per target)" if normalise else "relative gain" if metric == "measured" else metric)
     diverging = metric == "measured" or normalise
     is_gain = metric == "measured" and not normalise  # relative gains read in % (core.fmt)
@@ -502,6 +463,16 @@ if mat is not None and not mat.empty:
                            key="tr_dl_svg")
 
 # ---- pair details ------------------------------------------------------------------------------
+def at_hand(m: str) -> pd.DataFrame | None:
+    """A matrix this session already has (computed or found)."""
+    return st.session_state.get("_tr_mats", {}).get((m, group, lib_hash))
+
+
+def stored(m: str) -> pd.DataFrame | None:
+    """A precomputed or disk-cached matrix; never computed here."""
+    return get_matrix(m, group, lib_hash, prompts, False)
+
+
 st.subheader("Pair details")
 src_opts = names
 tgt_opts = list(mat.columns) if mat is not None and metric == "measured" else names
@@ -521,36 +492,14 @@ if src and tgt:
     shown_names = [src] + [p.name for p in tgt_prompts]
     st.dataframe(table.loc[[n for n in dict.fromkeys(shown_names) if n in table.index], meta_cols],
                  width="stretch", key="tr_pair_meta")
-    vals = []
-    memo = st.session_state.get("_tr_mats", {})
-    for m in M.METRICS:
-        if m == "measured":
-            continue
-        # a matrix already at hand, else only these pairs (prompt metrics: never N x N for one value),
-        # else a stored matrix (model metrics are never computed here)
-        mm = memo.get((m, group, lib_hash))
-        try:
-            if mm is None and M.metric_status(m, prompts)[0]:
-                mm = (M.compute_pairs(m, [by_name[src]], tgt_prompts[:3]) if m in M.PROMPT_METRICS
-                      else get_matrix(m, group, lib_hash, prompts, False))
-        except M.MetricError:
-            mm = None
-        for tp in tgt_prompts[:3]:
-            v = mm.at[src, tp.name] if mm is not None and src in mm.index and tp.name in mm.columns else np.nan
-            vals.append({"metric": m, "target prompt": tp.name, "value": v,
-                         "note": "" if mm is not None else "not computed / not available"})
-    if meas is not None and tgt_task in meas.mean.columns and src in meas.mean.index:
-        vals.append({"metric": f"measured ({meas.method})", "target prompt": tgt_task,
-                     "gain": float(fmt.gain_pct([meas.mean.at[src, tgt_task]]).iloc[0]),  # in %, like every page
-                     "note": f"± {fmt.gain(meas.std.at[src, tgt_task], sign=False)} "
-                             f"over {fmt.count(int(meas.n.at[src, tgt_task]), 'seed')}; noise band "
-                             f"±{fmt.gain(meas.noise.get(tgt_task, np.nan), sign=False)}"})
+    vals = TB.pair_values(by_name[src], tgt_prompts, prompts, at_hand=at_hand, stored=stored, meas=meas,
+                          target_task=tgt_task)
     # a metric's value and a measured gain are different units: two columns (the gain in %)
-    st.dataframe(pd.DataFrame(vals), hide_index=True, width="stretch", key="tr_pair_vals",
+    st.dataframe(vals, hide_index=True, width="stretch", key="tr_pair_vals",
                  column_config={"value": st.column_config.NumberColumn(format="%.3f"),
                                 "gain": gain_column("measured gain")})
     if meas is not None:
-        runs = meas.runs[(meas.runs["source"] == src) & (meas.runs["target"] == tgt_task)]
+        runs = meas.runs_for(src, tgt_task)
         st.caption(f"Runs behind the measured value ({len(runs)}; gain = (score − scratch) / scratch, same target, "
                    "budget and seed):")
         st.dataframe(runs, hide_index=True, width="stretch", key="tr_pair_runs")
@@ -585,20 +534,10 @@ target = st.selectbox("Target task", targets, key="tr_target", index=None, place
 _write_query(metric=metric, group=group, order=order, target=target or "", view=view,
              block_src=drill[0] if drill else "", block_tgt=drill[1] if drill else "")
 if target:
-    src_task = {p.name: p.task for p in prompts}
-    rank = pd.DataFrame(index=pd.Index(names, name="source"))
-    rank["task"] = [src_task[n] for n in names]
-    if pred_tasks is not None and target in pred_tasks.columns:
-        rank[f"predicted ({predicted_metric})"] = pred_tasks[target]
-    if meas is not None and target in meas.mean.columns:
-        rank["measured gain"] = fmt.gain_pct(meas.mean[target].reindex(rank.index))  # in % (core.fmt)
-        rank["± std"] = fmt.gain_pct(meas.std[target].reindex(rank.index))
-        rank["inside noise"] = meas.inside_noise()[target].reindex(rank.index)
-    rank = rank[rank["task"] != target]
-    sort_col = f"predicted ({predicted_metric})" if f"predicted ({predicted_metric})" in rank else "measured gain" \
-        if "measured gain" in rank else None
-    if sort_col:
-        rank = rank.sort_values(sort_col, ascending=False, na_position="last")
+    rank = TB.rank_sources(target, prompts, predicted=pred_tasks, predicted_metric=predicted_metric, meas=meas)
+    for c in ("measured gain", "± std"):  # gains read in % on every page (core.fmt); sorted as fractions above
+        if c in rank:
+            rank[c] = fmt.gain_pct(rank[c])
     viewer = access().viewer  # no launch links in viewer mode
     if not viewer:
         # a link only where the run can be launched here (core.training.trainable); else the row says what is missing
@@ -631,15 +570,9 @@ if meas is not None and not meas.mean.empty:
     side_metric = predicted_metric
     pred_side = pred_tasks
     left, right = st.columns(2)
-    rows_ = [r for r in meas.mean.index if pred_side is not None and r in pred_side.index]
-    cols_ = [c for c in meas.mean.columns if pred_side is not None and c in pred_side.columns]
-    if rows_ and cols_:
-        side_p, side_m, side_noise, by = pred_side.loc[rows_, cols_], meas.mean.loc[rows_, cols_], meas.inside_noise(), ""
-        if B.needs_blocks(side_p.shape):  # more sources than cells worth drawing: rows = source tasks
-            rg = B.task_groups(rows_, {p.name: p.task for p in prompts})
-            side_p = B.block_means(side_p, rg, B.singletons(cols_)).mean
-            side_m = B.block_means(side_m, rg, B.singletons(cols_)).mean
-            side_noise, by = None, ", rows = mean over each source task's prompts"
+    side = TB.side_by_side(pred_side, meas, prompts)
+    if side is not None:
+        side_p, side_m, side_noise, by = side
         # half-width figures: a cell label fits only up to SIDE_LABELS_MAX columns (else they overlap)
         side_labels = len(side_p) <= ANNOTATE_MAX and side_p.shape[1] <= SIDE_LABELS_MAX
         by += "" if side_labels else "; hover a cell for its value"
@@ -655,26 +588,8 @@ if meas is not None and not meas.mean.empty:
                                            clickable=False, height=420),
                             key="tr_side_meas", width="stretch")
     st.subheader("How well does each metric predict measured transfer?")
-    preds = {}
-    memo = st.session_state.get("_tr_mats", {})
-    measured_sources = [by_name[s] for s in meas.mean.index if s in by_name]
-    for m in M.METRICS:
-        if m == "measured" or not M.metric_status(m, prompts)[0]:
-            continue
-        # only the rows that have measured runs are scored: a prompt metric not at hand is computed
-        # for those sources x every target prompt, not for all N x N pairs
-        mm = memo.get((m, group, lib_hash))
-        try:
-            if mm is None and m in M.PROMPT_METRICS:
-                mm = M.compute_pairs(m, measured_sources, prompts) if measured_sources else None
-            elif mm is None:
-                mm = get_matrix(m, group, lib_hash, prompts, False)
-        except M.MetricError:
-            mm = None
-        if mm is not None:
-            preds[m] = M.by_task(mm, prompts)
-    src_task = {p.name: p.task for p in prompts if p.task}
-    vt = M.retrieval_table(preds, meas.mean, source_task=src_task, k=3, sort_by="mean_rho")
+    preds = TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored)
+    vt = TB.validation(preds, meas, prompts, k=3)
     vt_view, vt_config = validation_view(vt)  # rates and regrets in %, as on Home
     st.dataframe(vt_view, hide_index=True, width="stretch", key="tr_validation", column_config=vt_config)
     st.caption("Per target: Spearman ρ between the metric's column and the measured gains over sources (the "
@@ -685,7 +600,7 @@ if meas is not None and not meas.mean.empty:
     if preds:
         with st.expander("Per-target detail"):
             pick = st.selectbox("Metric", list(preds), key="tr_val_metric")
-            st.dataframe(M.validate(preds[pick], meas.mean, source_task=src_task, k=3), hide_index=True,
+            st.dataframe(TB.validation_detail(preds[pick], meas, prompts, k=3), hide_index=True,
                          width="stretch", key="tr_val_detail")
 elif not measured_ok:
     st.info("Measured transfer, predicted-vs-measured and the metric validation appear once this group has "

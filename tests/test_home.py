@@ -126,3 +126,29 @@ def test_home_page_renders_with_and_without_demo(tmp_path, monkeypatch):
     assert not at.exception
     labels = [m.label for m in at.metric]
     assert "Finished runs" in labels and any(l.startswith("Best predictor: e_avg") for l in labels)
+
+
+def test_home_first_paint_never_imports_torch(tmp_path):
+    """Issue 12: the Home page computes a Spearman over a CSV; importing torch for it cost ~1 s of a cold
+    first paint. A fresh interpreter runs the whole app (app.py -> Home, on the committed demo or a small
+    one) and must show the headline without torch in sys.modules; the headline it shows is checked so the
+    test cannot pass on an empty page."""
+    import subprocess
+    import sys
+
+    folder = REPO_ROOT / "data" / "demo"
+    if not (folder / "results.csv").is_file():
+        folder = tmp_path / "demo"
+        make_demo(folder)
+    code = ("import sys; from streamlit.testing.v1 import AppTest; "
+            "at = AppTest.from_file('app.py', default_timeout=90).run(); "
+            "assert not at.exception, at.exception; "
+            "labels = [m.label for m in at.metric]; "
+            "assert 'Finished runs' in labels and any(l.startswith('Best predictor: ') for l in labels), labels; "
+            "assert 'core.headline' in sys.modules, 'Home did not compute its headline'; "
+            "assert 'torch' not in sys.modules, 'torch imported by the Home page'; "
+            "print('ok', labels)")
+    env = {**__import__("os").environ, "ATLAS_DEMO": str(folder), "ATLAS_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
+                       env=env)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.stdout[-1000:], r.stderr[-2000:])

@@ -337,7 +337,7 @@ def test_panda_sim_target_faithful_and_zs(minilm, mini_prompts, monkeypatch, tmp
     splits = {n: T.Split(texts=[f"{n} text {i}" for i in range(6)], labels=[0, 1, 0, 1, 0, 0]) for n in ("ta", "tb")}
     fake = {n: T.Task(name=n, family=None, labels=["no", "yes"], descriptions=["a no", "a yes"],
                       train=splits[n], validation=splits[n], test=splits[n], source="test") for n in splits}
-    monkeypatch.setattr(M, "_get_task", lambda name: fake[name])
+    monkeypatch.setattr("core.metrics.activations._get_task", lambda name: fake[name])  # where probe_set and zs look it up
     monkeypatch.setenv("ATLAS_CACHE", str(tmp_path))
     ps = [sp(p.name, p.tensor, backbone=p.backbone, task=t) for p, t in zip(mini_prompts, ["ta", "tb", "ta"])]
     got = M.panda_sim(ps, minilm, target_faithful=True, k=2)
@@ -373,3 +373,23 @@ def test_precomputed_matrix_only_while_its_key_matches(tmp_path):
     m.to_csv(tmp_path / "e_tok.csv")                                        # a file without a recorded key
     assert M.load_precomputed("e_tok", prompts, tmp_path) is None
     assert M.load_precomputed("e_tok", prompts, tmp_path, trust_names=True) is not None
+
+
+def test_committed_demo_matrices_match_by_key():
+    """Moving the metrics code must not change a matrix key: every precomputed demo matrix is still
+    found by its recorded key (strict, no trust_names), so nothing is recomputed."""
+    import json
+    from pathlib import Path
+
+    from core.config import REPO_ROOT
+    from core.library import index_library
+    folder = REPO_ROOT / "data" / "demo" / "matrices"
+    if not (folder / "index.json").is_file():
+        pytest.skip("data/demo/matrices not built yet (make demo)")
+    index = json.loads((folder / "index.json").read_text())
+    lib = index_library(Path(REPO_ROOT / "data" / "demo" / "prompts"))
+    prompts = lib.group_prompts(next(iter(lib.groups())))
+    assert set(index) >= {"e_avg", "e_tok", "on", "panda_sim", "zs"}
+    for metric, entry in index.items():
+        df = M.load_precomputed(metric, prompts, folder, **(entry.get("params") or {}))
+        assert df is not None and df.shape == (entry["n"], entry["n"]), metric

@@ -1,4 +1,4 @@
-"""Retrieval measures (NDCG@k, regret@k) and token-wise max similarity (core/metrics.py).
+"""Retrieval measures (NDCG@k, regret@k) and token-wise max similarity (core/metrics/validation.py, core/metrics/prompt_space.py).
 
     .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_metrics_retrieval.py
 """

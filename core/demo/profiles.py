@@ -4,15 +4,12 @@
 """
 from __future__ import annotations
 
-import csv
-import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RESULTS_COLUMNS = ["run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
-                   "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings"]
-GENERIC = "generic"
+from core.results import GENERIC, RESULTS_COLUMNS  # noqa: F401  (the results contract lives in core.results)
+from core.results import read_rows as read_results  # noqa: F401  results.csv: append-by-rewrite, atomic (one writer)
+from core.results import write_rows as write_results  # noqa: F401
 SWEEP_ID = "demo-grid"
 
 
@@ -62,24 +59,3 @@ PROFILES = {
     "gpu": Profile("gpu", source_steps=600, steps=150, seeds=[0, 1, 2], scratch_seeds=[0, 1, 2], workers=12,
                    pack=16),
 }
-
-
-# --------------------------------------------------------------------------- #
-# results.csv: append-by-rewrite, atomic
-# --------------------------------------------------------------------------- #
-def read_results(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def write_results(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=RESULTS_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    for r in sorted(rows, key=lambda r: r["run_id"]):
-        w.writerow(r)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)

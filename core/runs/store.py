@@ -38,16 +38,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from core.config import atlas_home
+from core.results import RESULTS_COLUMNS  # the contract is defined once, in core.results
 from core.training.events import upgrade_metrics
 
 TERMINAL = ("finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 EVENT_KINDS = ("status", "progress", "eval", "log")
 
-RESULTS_COLUMNS = [
-    "run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
-    "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings",
-]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

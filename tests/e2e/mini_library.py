@@ -13,7 +13,6 @@ They exercise the UI, not the science: the lead's data/demo/ holds the real numb
 """
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -26,8 +25,6 @@ TASKS = {  # name -> family (names of the demo tasks, DESIGN.md §6)
     "question_type": "question",
 }
 BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
-RESULTS_COLUMNS = ["run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
-                   "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings"]
 
 
 def build(out: Path | str, L: int = 8, d: int = 384) -> Path:
@@ -36,6 +33,7 @@ def build(out: Path | str, L: int = 8, d: int = 384) -> Path:
     import torch
 
     from core.prompts import SoftPrompt, write_prompt
+    from core.results import write_rows
 
     out = Path(out)
     (out / "prompts").mkdir(parents=True, exist_ok=True)
@@ -72,10 +70,7 @@ def build(out: Path | str, L: int = 8, d: int = 384) -> Path:
     (out / "manifest.json").write_text(json.dumps(
         {"label": "e2e test fixture: 5 synthetic prompts and synthetic scores (not the real demo)",
          "command": "tests/e2e/mini_library.py"}, indent=2) + "\n")
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    write_rows(out / "results.csv", rows)  # the one results writer (core.results)
     return out
 
 

@@ -1,9 +1,9 @@
 """Hierarchical clustering of a matrix's rows and columns (scipy), its linkages cached on disk by content.
 
-    python -c "import pandas as pd; from core.clustering import cluster; print(cluster(pd.DataFrame([[1, 0], [0, 1]])).rows)"
+    python -c "import pandas as pd; from core.metrics.clustering import cluster; print(cluster(pd.DataFrame([[1, 0], [0, 1]])).rows)"
 
 Torch-free (numpy, pandas, scipy): the Transferability page's blocks and heatmaps order by it
-without importing torch. core.metrics re-exports Clustering and cluster (M.cluster).
+without importing torch. core.metrics exports Clustering and cluster (M.cluster).
 """
 from __future__ import annotations
 

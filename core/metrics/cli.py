@@ -1,0 +1,109 @@
+"""`python -m core matrix`: a source x target metric matrix of a prompt library as CSV.
+
+    python -m core matrix --library DIR --metric e_avg [--group BACKBONE] --out FILE.csv
+    python -m core matrix --list
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from core.metrics.cache import compute_matrix, write_matrix_csv
+from core.metrics.measured import measured
+from core.metrics.registry import METRICS, MetricError
+from core.metrics.validation import by_task
+from core.results import ResultsError, read_finished
+
+
+def _parser(command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m core {command}",
+                                     description="A source x target metric matrix of a prompt library as CSV "
+                                                 "(rows and columns = prompt names; measured: columns = tasks).")
+    parser.add_argument("--library", action="append", default=[], metavar="DIR",
+                        help="prompt folder (repeatable)")
+    parser.add_argument("--metric", choices=list(METRICS), help="which metric")
+    parser.add_argument("--group", default=None, help="backbone group (needed when the library has several)")
+    parser.add_argument("--results", default=None, help="results CSV for measured (default: LIBRARY/../results.csv)")
+    parser.add_argument("--method", default=None, help="measured: transfer method (pot, panda)")
+    parser.add_argument("--by-task", nargs="?", const="targets", choices=["targets", "both"], default=None,
+                        help="targets (the default when given alone): columns = target tasks (mean over a task's "
+                             "prompts, scratch prompts preferred); both: rows = source tasks too (a prompt is never "
+                             "averaged against itself)")
+    parser.add_argument("--out", default=None, help="output CSV (default: stdout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cache_dir()/metrics")
+    parser.add_argument("--list", action="store_true", help="list the metrics and exit")
+    return parser
+
+
+def _print_list() -> None:
+    for m in METRICS.values():
+        flags = ", ".join(f for f, on_ in [("needs backbone", m.needs_backbone), ("our reading", m.our_reading),
+                                             ("asymmetric", not m.symmetric)] if on_)
+        print(f"{m.name:<10} {m.label}{f'  [{flags}]' if flags else ''}\n{'':<11}{m.description}")
+
+
+def cli(command: str, argv: list[str]) -> int:
+    parser = _parser(command)
+    args = parser.parse_args(argv)
+    if args.list:
+        _print_list()
+        return 0
+    if not args.metric:
+        parser.error("--metric is required (or --list)")
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        print(f"error: {args.out}: already exists (pass --overwrite to replace it)", file=sys.stderr)
+        return 2
+    try:
+        df = _cli_matrix(args)
+    except (MetricError, ResultsError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.out:
+        write_matrix_csv(df, args.out)
+        print(f"wrote {args.out}: {df.shape[0]} sources x {df.shape[1]} targets", file=sys.stderr)
+    else:
+        sys.stdout.write(df.to_csv(float_format="%.6g"))
+    return 0
+
+
+def _cli_matrix(args) -> pd.DataFrame:
+    if args.metric == "measured":
+        path = Path(args.results) if args.results else (Path(args.library[0]).parent / "results.csv"
+                                                         if args.library else None)
+        if path is None or not path.is_file():
+            raise MetricError(f"{path}: no results CSV (pass --results FILE)")
+        return measured(read_finished(path), method=args.method).mean
+    prompts = _group_prompts(args)
+    df = compute_matrix(args.metric, prompts, cache=not args.no_cache)
+    return by_task(df, prompts, rows=args.by_task == "both") if args.by_task else df
+
+
+def _group_prompts(args) -> list:
+    """The prompts of the one backbone group --library/--group name (an error says which groups exist)."""
+    if not args.library:
+        raise MetricError("--library DIR is required")
+    for d in args.library:
+        if not Path(d).exists():
+            raise MetricError(f"{d}: no such folder")
+    from core.library import index_library
+
+    index = index_library([Path(d) for d in args.library] if len(args.library) > 1 else Path(args.library[0]))
+    for p in index.problems:
+        print(f"warning: skipped {p}", file=sys.stderr)
+    groups = index.groups()
+    if not groups:
+        raise MetricError(f"{', '.join(args.library)}: no prompts found")
+    if args.group is None:
+        if len(groups) > 1:
+            raise MetricError("the library holds several backbone groups, which are never compared: "
+                              + ", ".join(f"{g} ({len(n)})" for g, n in groups.items()) + "; pick one with --group")
+        group = next(iter(groups))
+    else:
+        group = args.group
+        if group not in groups:
+            raise MetricError(f"no backbone group {group!r}; groups: {', '.join(groups)}")
+    return index.group_prompts(group)

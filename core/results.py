@@ -1,0 +1,205 @@
+"""The results table: one row per training run, its one reader and its one writer.
+
+    python -c "from core.results import gather; from core.config import demo_dir; print(gather(demo_dir() / 'results.csv').table.tail())"
+
+Two places hold runs: the demo's ``results.csv`` (written by ``core.demo``) and the run store
+(``runs.db``, whose ``results_table`` returns the same columns). Both follow RESULTS_COLUMNS,
+defined here once. Everything that reads runs comes through :func:`read_table` /
+:func:`gather` and :func:`finished_runs`; the demo build writes through :func:`write_rows`.
+
+Also here, because every reader needs them the same way:
+- which runs belong to a backbone group (:func:`for_group`: a run's backbone is read from its
+  ``settings`` JSON by :func:`run_backbone`),
+- the ``generic`` control source, recognised one way (:func:`is_generic`).
+
+Torch-free (stdlib, numpy, pandas): the Home page and the measured matrix read it.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from core.fsutil import atomic_write_text
+
+RESULTS_COLUMNS = ["run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
+                   "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings"]
+GENERIC = "generic"        # the control source: one prompt trained on a mix of all tasks (tasks.mixed_task)
+BASELINE = "scratch"       # the method every gain is measured against
+FINISHED = ("finished", "done", "")  # statuses that count as finished (no status column: all rows do)
+
+
+class ResultsError(ValueError):
+    """A results table that cannot be used; the message names the file (or table) and the problem."""
+
+
+# --------------------------------------------------------------------------- read / write
+def read_rows(path: Path | str) -> list[dict]:
+    """The rows of a results CSV as written (every value a string): what an append-by-rewrite
+    writer reads back. [] when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path: Path | str, rows: Iterable[dict]) -> Path:
+    """Write rows (dicts; extra keys ignored) as a results CSV, sorted by run_id, atomically
+    (temp file then rename: a killed writer leaves the old file whole)."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RESULTS_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    for r in sorted(rows, key=lambda r: r["run_id"]):
+        w.writerow(r)
+    return atomic_write_text(path, buf.getvalue())
+
+
+def read_table(path: Path | str) -> pd.DataFrame:
+    """A results CSV as a DataFrame (empty cells are NaN, no other string is); an empty frame
+    when the file does not exist, ResultsError naming the file when it cannot be parsed."""
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ResultsError(f"{path}: not a readable results CSV ({type(e).__name__})") from None
+
+
+def read_finished(path: Path | str) -> pd.DataFrame:
+    """The finished runs of a results CSV (:func:`finished_runs`); an empty frame when the file does not
+    exist; ResultsError naming the file when it cannot be read or lacks a needed column."""
+    table = read_table(path)
+    if not len(table.columns):
+        return table
+    try:
+        return finished_runs(table)
+    except ResultsError as e:
+        raise ResultsError(f"{path}: {e}") from None
+
+
+@dataclass
+class Results:
+    """Runs from every source, with an ``origin`` column (demo | user).
+
+    store_error: why the run store could not be read ('' when it was, or when there is none);
+    the demo's runs are still in ``table`` then.
+    """
+
+    table: pd.DataFrame
+    store_error: str = ""
+
+
+def gather(demo_csv: Path | str | None, store=None) -> Results:
+    """The demo's results CSV plus the run store's finished runs (``store``: anything with
+    ``results_table(status=...)``, e.g. core.runs.store.RunStore; None: demo only)."""
+    frames, error = [], ""
+    if demo_csv is not None:
+        df = read_table(demo_csv)
+        if len(df.columns):
+            frames.append(df.assign(origin="demo"))
+    if store is not None:
+        try:
+            df = store.results_table(status=("finished",))
+            if len(df):
+                frames.append(df.assign(origin="user"))
+        except Exception as e:  # noqa: BLE001 -- a broken store must not hide the demo's runs
+            error = f"{type(e).__name__}: {e}"
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return Results(table, error)
+
+
+def finished_runs(results: pd.DataFrame | None) -> pd.DataFrame:
+    """Rows with a test score whose status (if any) is finished; source '' for scratch."""
+    if results is None or len(results) == 0:
+        return pd.DataFrame(columns=["run_id", "method", "source", "target", "seed", "test_score"])
+    need = {"method", "target", "test_score"}
+    missing = need - set(results.columns)
+    if missing:
+        raise ResultsError(f"results table lacks column(s) {sorted(missing)} (RESULTS COLUMNS of the contract)")
+    df = results.copy()
+    if "status" in df.columns:
+        df = df[df["status"].fillna("finished").astype(str).isin(FINISHED)]
+    df["test_score"] = pd.to_numeric(df["test_score"], errors="coerce")
+    df = df[np.isfinite(df["test_score"])]
+    if "source" not in df.columns:
+        df["source"] = ""
+    df["source"] = df["source"].fillna("").astype(str)
+    if "seed" not in df.columns:
+        df["seed"] = 0
+    if "run_id" not in df.columns:
+        df["run_id"] = [f"row{i}" for i in range(len(df))]
+    return df.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- rules every reader shares
+def is_generic(source: str, task: str | None = None) -> bool:
+    """The ``generic`` control source: a prompt trained on the mixed ``generic`` task. Its task says
+    so when known; a results table only names the source, so there its name does (``generic*``)."""
+    if task:
+        return str(task).lower() == GENERIC
+    return str(source).lower().startswith(GENERIC)
+
+
+def generic_sources(sources: Iterable[str], task_of: Callable[[str], str | None] | None = None) -> list[str]:
+    """The sources among ``sources`` that are the generic control (sorted, unique)."""
+    task_of = task_of or (lambda s: None)
+    return sorted({str(s) for s in sources if is_generic(s, task_of(s))})
+
+
+def run_backbone(settings) -> str | None:
+    """The backbone a run's ``settings`` JSON names, or None (no settings, not JSON, not named)."""
+    if not isinstance(settings, str) or not settings:
+        return None
+    try:
+        value = json.loads(settings)
+    except ValueError:
+        return None
+    return value.get("backbone") if isinstance(value, dict) else None
+
+
+def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:
+    """Runs of one backbone group: scratch runs and runs whose source is one of ``names`` (a source
+    given as a path counts by its file name), and, where a run's settings name a backbone,
+    only that backbone. The ``source`` column of the result holds the prompt names."""
+    if results.empty or "method" not in results.columns:
+        return results
+    src = results.get("source", pd.Series("", index=results.index)).fillna("").astype(str)
+    src_name = src.map(lambda s: s if s in names else Path(s).name if Path(s).name in names else s)
+    keep = (results["method"] == BASELINE) | src_name.isin(names)
+    if backbone and "settings" in results.columns:
+        bbs = results["settings"].map(run_backbone)
+        keep &= bbs.isna() | (bbs == backbone)
+    out = results[keep].copy()
+    out["source"] = src_name[keep]
+    return out
+
+
+def transfer_methods(results: pd.DataFrame) -> list[str]:
+    """The transfer methods with runs in ``results`` (every method but scratch), sorted."""
+    if results.empty or "method" not in results.columns:
+        return []
+    return sorted(str(m) for m in results["method"].dropna().unique() if m != BASELINE)
+
+
+def default_method(methods: list[str]) -> str | None:
+    """The method shown first: pot when present, else panda, else the first."""
+    return next((m for m in ("pot", "panda") if m in methods), methods[0] if methods else None)
+
+
+def no_runs_reason(all_results: pd.DataFrame, group: str, demo_csv: Path) -> str:
+    """Why a backbone group has no measured transfer: no runs for it, or no runs at all."""
+    if not all_results.empty:
+        return (f"No runs measured for this group (`{group}`): the {len(all_results)} finished runs here measure "
+                "other backbone groups' prompts. Launch runs with these prompts as sources on the Runs page.")
+    if not Path(demo_csv).is_file():
+        return (f"No finished runs yet: the demo's `{demo_csv}` is not built (`make demo`), "
+                "and no run launched on the Runs page has finished.")
+    return "No finished runs yet: launch runs on the Runs page."
