@@ -175,7 +175,8 @@ def test_pair_values_use_a_matrix_at_hand_else_pairs_else_stored(group):
     assert vals[vals["metric"] == "on"]["note"].eq("not computed / not available").all()
     last = vals.iloc[-1]
     assert last["metric"] == "measured (pot)" and last["target prompt"] == "b"
-    assert last["value"] == pytest.approx(meas.mean.at["a1", "b"]) and "over 2 seed(s)" in last["note"]
+    assert np.isnan(last["value"]) and last["gain"] == pytest.approx(round(100 * meas.mean.at["a1", "b"], 1))  # gains in % (core.fmt)
+    assert "over 2 seeds" in last["note"]
 
 
 def test_rank_sources_leaves_out_the_target_task_and_sorts(group):
