@@ -33,6 +33,7 @@ cycles), yields regular files only (a FIFO would block a read forever), and neve
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import sys
@@ -317,6 +318,27 @@ class Walk:
 
 
 # --------------------------------------------------------------------------- CLI
+
+def tree_stamp(paths) -> str:
+    """Cheap change detector for folders a page reads: sha256 hex of (path, size, mtime) of every file
+    under ``paths`` (str or Path; a file counts as itself). The same bounded walk as the library index
+    (Walk): a huge folder costs at most its cap. The pages key their cached index by it."""
+    h = hashlib.sha256()
+    for root in paths:
+        h.update(f"#{root}\n".encode())
+        if os.path.isfile(root):
+            s = os.stat(root)
+            h.update(f"{s.st_size}\0{s.st_mtime_ns}".encode())
+            continue
+        for dirpath, _dirnames, filenames in Walk(root):
+            for f in filenames:
+                try:
+                    s = os.stat(os.path.join(dirpath, f))
+                except OSError:
+                    continue
+                h.update(f"{dirpath}/{f}\0{s.st_size}\0{s.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
 
 def cli(command: str, argv: list[str]) -> int:
     import argparse

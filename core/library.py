@@ -43,6 +43,7 @@ import pandas as pd
 
 from core.access import Walk, is_system_path
 from core.fsutil import lines_hash
+from core.prompts.meta import group_key
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, peft_adapters, read_prompts)
 
@@ -139,12 +140,6 @@ def _walk(root: Path, notes: list[str] | None = None, exclude: frozenset[Path] =
             if not _skip(f):
                 yield here / f, "file"
     notes.extend(walk.notes)
-
-
-def group_key(backbone: str | None, d: int, multi_dim: bool = False) -> str:
-    if not backbone:
-        return f"unknown:d{d}"
-    return f"{backbone}:{d}" if multi_dim else backbone
 
 
 def copy_prompt(p: SoftPrompt) -> SoftPrompt:

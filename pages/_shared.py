@@ -11,13 +11,11 @@ and every folder the user opened — typed in "Another prompt folder" or linked 
 ``?lib=PATH``, refused unless the guard allows it). An opened folder joins the chosen
 collections, never replaces them. The choice is in the URL (``?col=demo,my runs``). Indexing
 is bounded (core.access.Walk) and cached per
-(paths, fingerprint of every file's path, size and mtime), so a change on disk
+(paths, core.access.tree_stamp of every file's path, size and mtime), so a change on disk
 is picked up on the next rerun and an unchanged library is never re-read.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import streamlit as st
@@ -92,26 +90,6 @@ def library_sources() -> list[tuple[str, Path]]:
     return [(name, r) for name, c in C.available(opened_folders()).items() for r in c.roots]
 
 
-def fingerprint(paths: tuple[str, ...]) -> str:
-    """Cheap change detector: hash of (path, size, mtime) of every file under ``paths``.
-    The same bounded walk as the index (core.access.Walk): a huge folder costs at most its cap."""
-    h = hashlib.sha256()
-    for root in paths:
-        h.update(f"#{root}\n".encode())
-        if os.path.isfile(root):
-            s = os.stat(root)
-            h.update(f"{s.st_size}\0{s.st_mtime_ns}".encode())
-            continue
-        for dirpath, _dirnames, filenames in _access.Walk(root):
-            for f in filenames:
-                try:
-                    s = os.stat(os.path.join(dirpath, f))
-                except OSError:
-                    continue
-                h.update(f"{dirpath}/{f}\0{s.st_size}\0{s.st_mtime_ns}\n".encode())
-    return h.hexdigest()
-
-
 @st.cache_resource(show_spinner="Reading prompts…", max_entries=16)
 def _load_library(paths: tuple[str, ...], exclude: tuple[str, ...], stamp: str) -> LibraryIndex:
     return index_library([Path(p) for p in paths], exclude=[Path(e) for e in exclude])
@@ -125,7 +103,7 @@ def load_library(items) -> LibraryIndex:
     paths = [str(p) for p in items if not isinstance(p, C.Collection)]
     paths = tuple(dict.fromkeys(paths + [str(r) for c in cols for r in c.roots]))
     exclude = tuple(dict.fromkeys(str(e) for c in cols for e in c.exclude))
-    index = _load_library(paths, exclude, fingerprint(paths))
+    index = _load_library(paths, exclude, _access.tree_stamp(paths))
     for note in index.notes:
         st.warning(note, icon="✂️")
     return index

@@ -262,3 +262,26 @@ def test_cli_reports_mode_and_refusals(monkeypatch, tree, capsys):
     assert rc == 1
     assert "mode: viewer (bound to 0.0.0.0" in out
     assert f"refused: /etc: {REFUSED}" in out and f"allowed: {tree['shared'] / 'lib'}" in out
+
+
+def test_tree_stamp_changes_with_any_file_and_only_then(tmp_path):
+    """The pages' change detector (core.access.tree_stamp): same tree, same stamp; a new, resized
+    or re-written file, or a different root list, gives another."""
+    import os
+    from core.access import tree_stamp
+
+    (tmp_path / "a").mkdir()
+    f = tmp_path / "a" / "p.npy"
+    f.write_bytes(b"x" * 10)
+    one = tree_stamp([str(tmp_path)])
+    assert tree_stamp([str(tmp_path)]) == one and len(one) == 64
+    f.write_bytes(b"x" * 11)
+    two = tree_stamp([str(tmp_path)])
+    assert two != one
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert tree_stamp([str(tmp_path)]) != two
+    three = tree_stamp([str(tmp_path)])
+    (tmp_path / "a" / "q.npy").write_bytes(b"")
+    assert tree_stamp([str(tmp_path)]) != three
+    assert tree_stamp([str(f)]) != tree_stamp([str(tmp_path)])  # a file root counts as itself

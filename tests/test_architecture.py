@@ -29,7 +29,7 @@ ALLOWED_BACK_EDGES: set[tuple[str, str]] = set()
 TORCH_FREE = ["core.metrics", "core.metrics.validation", "core.metrics.measured", "core.metrics.clustering",
               "core.metrics.cache", "core.results", "core.headline", "core.blocks", "core.fsutil", "core.tasks",
               "core.tasks.registry"]
-TORCH_FREE += ["core.training.events", "core.training.trainable"]  # read by the run store and the pages
+TORCH_FREE += ["core.training.events", "core.training.trainable", "core.training.config", "core.runs.spec"]  # read by the run store and the pages
 TORCH_FREE += ["core.fmt", "core.mapview", "core.estimate", "core.runs.store"]  # what the pages format and read
 
 

@@ -1,6 +1,6 @@
 """What a metric needs from one prompt, and the backbone groups prompts fall into.
 
-    python -c "from core.metrics.items import group_key; print(group_key(None, 768))"
+    python -c "from core.metrics import group_key; print(group_key(None, 768))"
 
 Metrics accept SoftPrompt-like objects, a dict name -> tensor, or tensors; :func:`_items` turns
 any of them into named [L, d] float32 CPU tensors (unique names: they label rows and columns).
@@ -16,6 +16,7 @@ import numpy as np
 
 from core.fsutil import array_hash
 from core.metrics.registry import MetricError, MixedBackboneError
+from core.prompts.meta import group_key  # noqa: F401  (one definition; re-exported as core.metrics.group_key)
 
 
 @dataclass
@@ -82,14 +83,6 @@ def _items(prompts) -> list[_Item]:
     if not out:
         raise MetricError("no prompts given")
     return out
-
-
-def group_key(backbone: str | None, d: int, *, with_dim: bool = False) -> str:
-    """Group name, as core.library names it: the backbone, ``backbone:d`` when one backbone
-    name shows several d, ``unknown:d<d>`` when a prompt does not say its backbone."""
-    if not backbone:
-        return f"unknown:d{d}"
-    return f"{backbone}:{d}" if with_dim else backbone
 
 
 def split_groups(prompts) -> dict[str, list]:

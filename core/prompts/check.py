@@ -18,7 +18,7 @@ import numpy as np
 
 from core.prompts.types import PromptError, _is_torch_tensor
 
-DEFAULT_BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"  # same value as core.backbone
+from core.config import DEFAULT_BACKBONE  # noqa: E402  (one definition, torch-free)
 MAX_BYTES = 256 * 1024 * 1024  # default size cap; ATLAS_MAX_PROMPT_BYTES overrides it
 # token dims of backbones we know by name: a prompt whose metadata names one of them must match
 KNOWN_DIMS = {DEFAULT_BACKBONE: 384, "roberta-base": 768, "roberta-large": 1024, "bert-base-uncased": 768,

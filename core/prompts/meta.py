@@ -17,6 +17,15 @@ from pathlib import Path
 from core.prompts.check import DEFAULT_BACKBONE, KNOWN_DIMS, _first_line
 from core.prompts.types import PromptError
 
+
+def group_key(backbone: str | None, d: int, with_dim: bool = False) -> str:
+    """The group (one embedding space) a prompt belongs to: its backbone, ``backbone:d`` when one
+    backbone name shows several d (``with_dim``), ``unknown:d<d>`` when the prompt does not say its backbone.
+    One definition for the library index and the metrics."""
+    if not backbone:
+        return f"unknown:d{d}"
+    return f"{backbone}:{d}" if with_dim else backbone
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # thunlp/Prompt-Transferability task_prompt_emb/<Task>Prompt<Backbone>/task_prompt (1.0 and 2.0 releases)

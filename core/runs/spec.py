@@ -21,8 +21,7 @@ from typing import Any
 
 from core.config import demo_dir, extra_library_dirs, user_library_dir
 from core.runs.store import RunStore
-
-METHODS = ("scratch", "pot", "panda")
+from core.training.config import METHODS  # noqa: F401  (one definition: TrainConfig's Method choices)
 BACKENDS = ("local", "ray")
 # TrainConfig fields a RunSpec sets itself; everything else goes through ``params``.
 SPEC_FIELDS = ("method", "task", "backbone", "sources", "teacher", "seed", "device")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from typing import Any, get_args, get_type_hints
 
-from core.backbone import DEFAULT_BACKBONE
+from core.config import DEFAULT_BACKBONE
 
 # PEFT TEXT-init text: a comma repeated L times starts at about the no-prompt accuracy
 # (mean +1.2 points over the 10 demo tasks; a sentence-like text lost up to 5 points).
