@@ -126,15 +126,6 @@ def _computed(metric: str, group: str, lib_hash: str, _prompts) -> pd.DataFrame:
     return M.compute_matrix(metric, _prompts)
 
 
-def _all_demo(prompts) -> bool:
-    """Every prompt comes from the committed demo folder, which is built together with its matrices."""
-    root = (demo_dir() / "prompts").resolve()
-    try:
-        return all(p.origin and Path(p.origin).resolve().is_relative_to(root) for p in prompts)
-    except (OSError, ValueError):
-        return False
-
-
 def get_matrix(metric: str, group: str, lib_hash: str, prompts, allow_compute: bool) -> pd.DataFrame | None:
     """precomputed demo matrix (key must match) -> disk cache -> computed (only if allowed).
 
@@ -145,7 +136,7 @@ def get_matrix(metric: str, group: str, lib_hash: str, prompts, allow_compute: b
     key = (metric, group, lib_hash)
     if key in memo:
         return memo[key]
-    df = M.cached_matrix(metric, prompts, precomputed=demo_dir() / "matrices", trust_names=_all_demo(prompts))
+    df = M.cached_matrix(metric, prompts, precomputed=demo_dir() / "matrices", trust_names=M.all_from(prompts, demo_dir() / "prompts"))
     if df is None and allow_compute:
         df = _computed(metric, group, lib_hash, prompts)
     if df is not None:

@@ -254,3 +254,21 @@ def test_bad_results_file_one_message_in_cli_and_home(tmp_path, monkeypatch, cap
     assert not at.exception
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and str(binary) in errors[0] and "secret" not in errors[0], errors
+
+
+def test_all_from_trusts_names_only_for_prompts_read_from_that_folder(tmp_path):
+    """A precomputed matrix may be matched by names only when every prompt came from the folder it
+    was built with (core.metrics.all_from); one prompt from elsewhere, or with no origin, is enough to say no."""
+    from types import SimpleNamespace as NS
+    from core.metrics import all_from
+
+    demo = tmp_path / "demo" / "prompts"
+    (demo / "a").mkdir(parents=True)
+    other = tmp_path / "mine"
+    other.mkdir()
+    inside = [NS(origin=str(demo / "a")), NS(origin=str(demo / "a" / ".." / "a"))]
+    assert all_from(inside, demo)
+    assert not all_from(inside + [NS(origin=str(other))], demo)
+    assert not all_from(inside + [NS(origin=None)], demo)
+    (tmp_path / "link").symlink_to(demo)
+    assert all_from([NS(origin=str(tmp_path / "link" / "a"))], demo)   # resolved, symlinks followed

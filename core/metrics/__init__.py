@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import importlib
 
-from core.metrics.cache import (CACHE_VERSION, PRECOMPUTED_INDEX, cached_matrix, compute_matrices,  # noqa: F401
+from core.metrics.cache import (CACHE_VERSION, PRECOMPUTED_INDEX, all_from, cached_matrix, compute_matrices,  # noqa: F401
                                 compute_matrix, load_precomputed, matrix_key, metric_status, read_matrix_csv,
                                 save_precomputed, write_matrix_csv)
 from core.metrics.cli import cli  # noqa: F401  (binds the function over the submodule's name)
@@ -53,7 +53,7 @@ __all__ = [
     "e_avg", "e_tok", "tok_max", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs",
     "Measured", "measured", "by_task", "validate", "validation_table",
     "ndcg_at_k", "regret_at_k", "validate_retrieval", "retrieval_table", "cluster", "Clustering",
-    "group_key", "split_groups", "check_one_group", "cached_matrix", "save_precomputed", "load_precomputed",
+    "group_key", "all_from", "split_groups", "check_one_group", "cached_matrix", "save_precomputed", "load_precomputed",
     "cli",
 ]
 

@@ -169,6 +169,17 @@ def save_precomputed(metric: str, df: pd.DataFrame, prompts, folder: Path | str,
     return path
 
 
+def all_from(prompts, folder: Path | str) -> bool:
+    """True when every prompt was read from under ``folder`` (resolved, symlinks followed): the committed
+    demo's prompts, built together with its matrices, so a precomputed matrix may be matched by names
+    (``trust_names``) when it records no key. Prompts without an origin never count."""
+    root = Path(folder).resolve()
+    try:
+        return all(getattr(p, "origin", None) and Path(p.origin).resolve().is_relative_to(root) for p in prompts)
+    except (OSError, ValueError):
+        return False
+
+
 def load_precomputed(metric: str, prompts, folder: Path | str, *, backbone=None, trust_names: bool = False,
                      **params) -> pd.DataFrame | None:
     """``folder/<metric>.csv`` when ``folder/index.json`` records the key of exactly these prompts.
