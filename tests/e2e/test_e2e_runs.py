@@ -45,8 +45,16 @@ def test_form_prefilled_with_a_measured_cells_regime(browser):
 
 
 def progress_text(b) -> str:
-    els = b.find("[data-testid='stProgress']")
-    return els[0].text if els else ""
+    """The live view's progress text, "" while there is none. The fragment redraws every second, so
+    the element found can be replaced before its text is read: that read is simply retried by the
+    caller's polling (a stale element is not a failure of the page)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        els = b.find("[data-testid='stProgress']")
+        return els[0].text if els else ""
+    except StaleElementReferenceException:
+        return ""
 
 
 def test_small_real_run_streams_to_finished(browser):
