@@ -13,6 +13,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from apptest import no_exception, open_page
+
 from badinput import tree_digest
 from core.prompts import DEFAULT_BACKBONE as MINILM
 from core.prompts import SoftPrompt, write_prompt
@@ -27,14 +29,10 @@ def no_demo(tmp_path, monkeypatch):
 
 
 def page(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = str(v)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
-def ok(at):
-    assert not at.exception, [e.value for e in at.exception]
+ok = no_exception
 
 
 def _pt(shape) -> bytes:

@@ -14,6 +14,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from apptest import open_page
+
 from badinput import make_corpus, tree_digest
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "library.py")
@@ -27,10 +29,7 @@ def no_demo(tmp_path, monkeypatch):
 
 
 def page(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = str(v)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
 def table(at):

@@ -16,6 +16,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from apptest import no_exception, open_page
+
 from core.runs import local, queue
 from core.runs.store import RunStore, hostname
 
@@ -44,15 +46,10 @@ def env(tmp_path, monkeypatch, atlas_home):
 
 
 def page(**query) -> AppTest:
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = str(v)
-    return at.run()
+    return open_page(PAGE, **query)
 
 
-def clean(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+clean = no_exception
 
 
 def fake_run(store: RunStore, run_id: str, status: str, *, pid: int | None = None, steps: int = 4) -> None:

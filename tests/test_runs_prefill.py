@@ -14,6 +14,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from apptest import no_exception, open_page
+
 from core.prompts import DEFAULT_BACKBONE as MINILM
 from core.prompts import SoftPrompt, write_prompt
 
@@ -31,15 +33,10 @@ def env(tmp_path, monkeypatch):
 
 
 def page(path=RUNS, **query) -> AppTest:
-    at = AppTest.from_file(path, default_timeout=120)
-    for k, v in query.items():
-        at.query_params[k] = str(v)
-    return at.run()
+    return open_page(path, **query)
 
 
-def clean(at):
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+clean = no_exception
 
 
 def test_a_measured_cells_link_prefills_its_regime():
