@@ -42,8 +42,10 @@ browser:
 	  || { echo "apt install of chromium failed"; exit 1; }; \
 	fi
 
+# serve.py = app.py + a start-up warm-up (imports, library index): the first visitor does not
+# pay for a cold process. `streamlit run app.py` serves the same pages, cold.
 run: setup
-	$(PY) -m streamlit run app.py --server.address $(ATLAS_HOST) --server.port $(ATLAS_PORT) --server.headless true \
+	$(PY) -m streamlit run serve.py --server.address $(ATLAS_HOST) --server.port $(ATLAS_PORT) --server.headless true \
 	  --server.fileWatcherType $(WATCHER) --server.runOnSave $(if $(filter 1,$(ATLAS_WATCH)),true,false)
 
 unit: setup

@@ -95,18 +95,35 @@ def _load_library(paths: tuple[str, ...], exclude: tuple[str, ...], stamp: str) 
     return index_library([Path(p) for p in paths], exclude=[Path(e) for e in exclude])
 
 
-def load_library(items) -> LibraryIndex:
-    """The LibraryIndex of folders or core.collection.Collection objects (shared object: do not
-    mutate it); says where a walk stopped."""
+def _library_key(items) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(folders, excluded folders) of folders or core.collection.Collection objects: the cache key."""
     items = list(items)
     cols = [c for c in items if isinstance(c, C.Collection)]
     paths = [str(p) for p in items if not isinstance(p, C.Collection)]
     paths = tuple(dict.fromkeys(paths + [str(r) for c in cols for r in c.roots]))
     exclude = tuple(dict.fromkeys(str(e) for c in cols for e in c.exclude))
+    return paths, exclude
+
+
+def load_library(items) -> LibraryIndex:
+    """The LibraryIndex of folders or core.collection.Collection objects (shared object: do not
+    mutate it); says where a walk stopped."""
+    paths, exclude = _library_key(items)
     index = _load_library(paths, exclude, _access.tree_stamp(paths))
     for note in index.notes:
         st.warning(note, icon="✂️")
     return index
+
+
+def warm_default_library() -> int:
+    """Index the collections a first visit shows (core.collection.default, nothing opened) into the
+    cache the pages read; callable outside a session (pages/_warm.py). Returns the prompt count."""
+    cols = C.available([])
+    chosen = [cols[n] for n in C.default([]) if n in cols and cols[n].exists()]
+    if not chosen:
+        return 0
+    paths, exclude = _library_key(chosen)
+    return len(_load_library(paths, exclude, _access.tree_stamp(paths)).prompts)
 
 
 def _write_col_param(chosen: list[str]) -> None:

@@ -22,7 +22,9 @@ def _run_recipe(*extra: str) -> str:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_run_does_not_watch_by_default_and_watches_when_asked():
+    """make run serves serve.py (app.py + the start-up warm-up), without a watcher unless asked."""
     plain = _run_recipe()
+    assert "streamlit run serve.py" in plain
     assert "--server.fileWatcherType none" in plain and "--server.runOnSave false" in plain
     watched = _run_recipe("ATLAS_WATCH=1")
     assert "--server.fileWatcherType auto" in watched and "--server.runOnSave true" in watched

@@ -91,15 +91,17 @@ def free_port() -> int:
 class StreamlitServer:
     """`streamlit run APP` on <address>:<free port> with an isolated environment; a context manager.
 
+    app: serve.py by default, the entry `make run` serves (app.py behind the start-up warm-up).
+
     env: variables added to a copy of os.environ (ATLAS_HOME should always be set by the caller;
          ATLAS_MODE / ATLAS_ALLOWED_ROOTS / ATLAS_LIBRARY of the caller never leak in).
-    cwd: the folder holding app.py + pages/ (default: the repo).
+    cwd: the folder holding serve.py, app.py + pages/ (default: the repo).
     address: what `--server.address` gets; "0.0.0.0" makes a shared server (viewer mode unless
              ATLAS_MODE says otherwise). The tests always probe it through 127.0.0.1.
     """
 
     def __init__(self, env: dict[str, str] | None = None, cwd: Path | str = REPO,
-                 app: str = "app.py", python: str | None = None, log_path: Path | None = None,
+                 app: str = "serve.py", python: str | None = None, log_path: Path | None = None,
                  address: str = "127.0.0.1"):
         self.cwd = Path(cwd)
         self.app = app
@@ -545,9 +547,10 @@ class Browser:
 
 
 def copy_app(dest: Path) -> Path:
-    """Copy app.py, pages/, core/ and .streamlit/ into `dest` (a throw-away app to break on purpose)."""
+    """Copy serve.py, app.py, pages/, core/ and .streamlit/ into `dest` (a throw-away app to break on purpose)."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(REPO / "app.py", dest / "app.py")
+    for entry in ("serve.py", "app.py"):
+        shutil.copy2(REPO / entry, dest / entry)
     for folder in ("pages", "core", ".streamlit"):
         if (REPO / folder).is_dir():
             shutil.copytree(REPO / folder, dest / folder,

@@ -1,0 +1,34 @@
+"""Prompt Atlas server: app.py, warmed before its first visitor.
+
+    streamlit run serve.py --server.port 8501        (what `make run` does)
+
+``streamlit run app.py`` serves the same pages; this entry adds only a start-up hook (Streamlit's
+``st.App`` lifespan) that runs pages/_warm.py, so the first visit to a freshly started server does
+not pay for the imports and the library read (bench/page_scale.py).
+
+The server starts listening (and prints its URL) once the warm-up is done, or after
+ATLAS_WARM_WAIT seconds (default 20; 0 = listen at once), whichever comes first; the warm-up then
+finishes in the background, and a page opened meanwhile shares its work instead of repeating it.
+"""
+import asyncio
+import os
+from contextlib import asynccontextmanager
+
+import streamlit as st
+
+
+@asynccontextmanager
+async def lifespan(_app):
+    from pages._warm import start
+
+    thread = start()
+    try:
+        wait = max(0.0, float(os.environ.get("ATLAS_WARM_WAIT", "20")))
+    except ValueError:
+        wait = 20.0
+    if wait:
+        await asyncio.to_thread(thread.join, wait)
+    yield {"warm_thread": thread}
+
+
+app = st.App("app.py", lifespan=lifespan)
