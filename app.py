@@ -1,6 +1,6 @@
 """Prompt Atlas — explore how well soft prompts transfer between tasks.
 
-    streamlit run app.py          (or: make run)
+    streamlit run app.py          (cold; `make run` serves it warmed: streamlit run serve.py)
 
 Only navigation, page config and the mode badge live here: each page in pages/ is
 self-sufficient (AppTest reruns a page without this file).
