@@ -15,6 +15,7 @@ import os
 from contextlib import asynccontextmanager
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 
 @asynccontextmanager
@@ -22,9 +23,11 @@ async def lifespan(_app):
     from pages._warm import start
 
     thread = start()
+    text = os.environ.get("ATLAS_WARM_WAIT", "20")
     try:
-        wait = max(0.0, float(os.environ.get("ATLAS_WARM_WAIT", "20")))
-    except ValueError:
+        wait = max(0.0, float(text))
+    except ValueError:  # a typo must not stop the server, but it is said, not guessed silently
+        get_logger("atlas.warm").warning("ATLAS_WARM_WAIT=%r is not a number of seconds: waiting 20 s", text)
         wait = 20.0
     if wait:
         await asyncio.to_thread(thread.join, wait)

@@ -13,7 +13,7 @@ folder, compute the matrix, cluster, build and serialise every figure) and the b
 plotly chart it sends, plus everything else it sends (element protos), with ratios against
 N = 100. At 1,000 also: the view switched to clusters, and a drill-down into one block.
 
-First paint (N = 100, 1,000 and 3,000): a freshly started `streamlit run serve.py` (what `make
+First paint (N = 100, 300, 1,000 and 3,000): a freshly started `streamlit run serve.py` (what `make
 run` serves: app.py warmed at start-up, pages/_warm.py; empty disk cache) and, for comparison at
 1,000, `streamlit run app.py` with no warm-up; headless Chromium with a new profile opens
 /transferability once the server answers, and we time until the main heatmap is drawn (its image in the plot) and until the script finished; then a second
@@ -187,7 +187,7 @@ def first_paint(n: int, app: str = "serve.py") -> list[dict] | None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000, 3000])
-    ap.add_argument("--paint-sizes", type=int, nargs="+", default=[100, 1000, 3000])
+    ap.add_argument("--paint-sizes", type=int, nargs="+", default=[100, 300, 1000, 3000])
     ap.add_argument("--no-first-paint", action="store_true")
     ap.add_argument("--cold-app-sizes", type=int, nargs="*", default=[1000],
                     help="also time these N served by app.py alone (no warm-up), for comparison")

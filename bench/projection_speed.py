@@ -12,7 +12,7 @@ t-SNE at 10,000 points is skipped (scikit-learn's Barnes-Hut takes minutes on 2 
 ~8 s at 2,000 and roughly N log N beyond) and cold runs at 10,000 are skipped (cold =
 the 2,000 cold overhead + the warm time; the process start-up does not depend on N).
 
-First paint: a freshly started `streamlit run app.py` (empty disk cache), headless
+First paint: a freshly started `streamlit run serve.py` (`make run`; empty disk cache), headless
 Chromium opens /projection and we time until the scatter's points are drawn. Library:
 a copy of data/demo when built (its precomputed maps, or maps precomputed here when it has
 none yet), else a synthetic demo of 120 prompts (L=20, d=384); then again with no

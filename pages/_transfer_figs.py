@@ -23,10 +23,24 @@ from core import metrics as M
 DIVERGING = [[0.0, "#fdeadb"], [0.15, "#f9c7a4"], [0.3, "#eea37e"], [0.5, "#9e9e9e"],
              [0.7, "#6b93bd"], [0.85, "#2c5a94"], [1.0, "#0b2a52"]]
 SEQUENTIAL = "Viridis"  # perceptually uniform, monotone lightness: fine in greyscale too
-GL_CELLS = 2500         # click layer as WebGL markers above this many cells
+GL_CELLS = 20000        # click layer as WebGL markers above this many cells (see heatmap_figure)
 # the noise-band dot: offset from the cell centre and diameter, in cells (rows are cell_px high);
 # it spans rows -0.47..-0.25 of the cell, clear of the centred value label
 NOISE_DX, NOISE_DY, NOISE_SIZE = 0.34, 0.36, 0.22
+
+# A tick label (9-11 px font) needs ~10 px along its axis; closer, plotly still lays out every one
+# (text measured, margins grown to fit, all of it in the browser) and they overlap into a smear:
+# 300 labels per axis took 3.7 s of a 300-prompt heatmap's 3.9 s (headless Chromium). Labels are
+# thinned to every k-th row / column; the hover still names every cell.
+LABEL_PX = 10.0
+PLOT_PX = 1000.0  # the heatmap's width on the wide page (the figure is drawn width="stretch")
+MANY_TICKS = 40   # labels per axis above which margins are computed here, not by plotly's automargin
+
+
+def tick_stride(n: int, px_per_cell: float) -> int:
+    """Label every k-th of n cells, k the smallest that keeps labels LABEL_PX apart (1 = all)."""
+    return max(1, int(np.ceil(LABEL_PX / max(px_per_cell, 1e-9)))) if n > 1 else 1
+
 
 def _short(labels: list[str]) -> list[str]:
     """Drop a suffix every label shares (thunlp: 'PromptRoberta') so ticks stay readable."""
@@ -118,7 +132,8 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             notes = (" (%{customdata[3]})", " (%{customdata[4]})")
         else:
             notes = ("", "")
-        # thousands of SVG markers take the browser seconds to draw: WebGL beyond GL_CELLS cells
+        # SVG markers cost ~0.08 ms each to draw, WebGL ~2 s to start in a browser without a GPU
+        # (headless Chromium, measured on 10,000 and 90,000 cells): SVG up to GL_CELLS cells
         trace = go.Scattergl if n_r * n_c > GL_CELLS else go.Scatter
         fig.add_trace(trace(
             x=cc.reshape(-1), y=rr.reshape(-1), mode="markers", name="cells", showlegend=False,
@@ -127,10 +142,22 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             hovertemplate=f"{what[0]} %{{customdata[0]}}{notes[0]}<br>{what[1]} %{{customdata[1]}}{notes[1]}<br>"
                           + (zlabel or "value") + " %{text}<extra></extra>"), **pos)
     tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
-    fig.update_xaxes(tickvals=xs, ticktext=_short(cols), tickangle=-60, tickfont=tick, showgrid=False,
-                     zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", automargin=True, **pos)
-    fig.update_yaxes(tickvals=ys, ticktext=_short(rows), tickfont=tick, showgrid=False, zeroline=False,
-                     range=[n_r - 0.5, -0.5], automargin=True, **pos)
+    kx = tick_stride(n_c, PLOT_PX * (0.88 if dendro else 1.0) / max(n_c, 1))
+    ky = tick_stride(n_r, cell_px)
+    xt, yt = _short(cols)[::kx], _short(rows)[::ky]
+    # automargin measures every label in the browser and relays the figure out until the margins
+    # fit (~1 s at 100 labels per axis); with many labels the margins are set here from the longest
+    # label instead (tick font ~0.6 em per character; x labels are turned 60 degrees)
+    auto = max(len(xt), len(yt)) <= MANY_TICKS
+    fig.update_xaxes(tickvals=xs[::kx], ticktext=xt, tickangle=-60, tickfont=tick, showgrid=False,
+                     zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", automargin=auto, **pos)
+    fig.update_yaxes(tickvals=ys[::ky], ticktext=yt, tickfont=tick, showgrid=False, zeroline=False,
+                     range=[n_r - 0.5, -0.5], automargin=auto, **pos)
+    margin = {"l": 10, "r": 10, "t": 30, "b": 10}
+    if not auto:
+        em = 0.6 * tick["size"]
+        margin["l"] = int(16 + em * max(map(len, yt), default=0))
+        margin["b"] = int(16 + em * max(map(len, xt), default=0) * 0.87)
     if dendro:
         def lines(pairs, swap):
             X, Y = [], []
@@ -151,7 +178,7 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         fig.update_yaxes(visible=False, row=1, col=1)
         fig.update_xaxes(matches=heat_x, visible=False, row=1, col=1)
         fig.update_yaxes(matches=heat_y, visible=False, row=2, col=2)
-    fig.update_layout(height=h, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
+    fig.update_layout(height=h, margin=margin, plot_bgcolor="white",
                       clickmode="event+select", dragmode=False if clickable else "zoom", showlegend=False)
     return fig
 

@@ -33,3 +33,11 @@ def test_app_alone_is_not_warmed(tmp_path):
     with StreamlitServer(env=_env(tmp_path, lib), app="app.py") as srv:
         log = srv.log_tail(20000)
     assert "You can now view" in log and "Prompt Atlas warmed" not in log
+
+
+def test_a_bad_warm_wait_is_said_and_the_default_used(tmp_path):
+    lib = build(5, tmp_path / "lib")
+    with StreamlitServer(env={**_env(tmp_path, lib), "ATLAS_WARM_WAIT": "twenty"}) as srv:
+        log = srv.log_tail(20000)
+    assert "ATLAS_WARM_WAIT='twenty' is not a number of seconds: waiting 20 s" in log
+    assert "Prompt Atlas warmed" in log  # the default wait still held the first visitor for the warm-up
