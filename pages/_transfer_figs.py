@@ -105,7 +105,10 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         texttemplate=("%{text}" if gain else "%{z:.2f}") if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
         colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
                   "y": 0.44 if dendro else 0.5, "x": 1.01, **({"tickformat": ".0%"} if gain else {})},
-        hovertemplate=None if clickable else ("%{z:" + (fmt.GAIN_D3 if gain else ".3f") + "}<extra></extra>"))
+        # a gain's hover is written by core.fmt.gain too (d3's "+.1%" reads -0.0004 as "-0.0%")
+        customdata=[[fmt.gain(v) if np.isfinite(v) else "" for v in row] for row in z] if gain and not clickable
+        else None,
+        hovertemplate=None if clickable else (("%{customdata}" if gain else "%{z:.3f}") + "<extra></extra>"))
     fig.add_trace(heat, **pos)
     row_px = float(np.clip(700 / max(n_r, 1), 12, 26))
     h = height or int(np.clip(170 + row_px * n_r * (1.14 if dendro else 1.0), 380, 1700))

@@ -73,3 +73,11 @@ def test_click_layer_is_svg_up_to_gl_cells_then_webgl():
     i, j = 5, 17
     assert list(layer.customdata[i * large.shape[1] + j][:3]) == [large.index[i], large.columns[j],
                                                                   f"{large.iat[i, j]:.3f}"]
+
+
+def test_hover_of_a_gain_heatmap_without_click_layer_never_reads_minus_zero():
+    """The half-width measured heatmap (no click layer) hovers in core.fmt's words: -0.0004 is 0.0%."""
+    mat = pd.DataFrame([[-0.0004, 0.153], [np.nan, -0.2]], index=["a", "b"], columns=["t1", "t2"])
+    heat = next(t for t in heatmap_figure(mat, gain=True, diverging=True, clickable=False).data if t.type == "heatmap")
+    assert "%{customdata}" in heat.hovertemplate and "%{z" not in heat.hovertemplate
+    assert [list(r) for r in heat.customdata] == [["0.0%", "+15.3%"], ["", "-20.0%"]]
