@@ -91,6 +91,8 @@ def warm(*, freeze: bool = True) -> dict[str, float]:
                 importlib.import_module(name)
             except ModuleNotFoundError:  # an attribute (`from m import f`) or an optional extra: nothing to warm
                 pass
+            except Exception as e:  # noqa: BLE001 -- a broken module: its page will say so; warm the others
+                _LOG.warning("warm-up: importing %s failed: %s", name, e)
 
     step("imports", imports)
     step("plotly", _plotly_figure)
