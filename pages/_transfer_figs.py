@@ -33,7 +33,8 @@ NOISE_DX, NOISE_DY, NOISE_SIZE = 0.34, 0.36, 0.22
 # 300 labels per axis took 3.7 s of a 300-prompt heatmap's 3.9 s (headless Chromium). Labels are
 # thinned to every k-th row / column; the hover still names every cell.
 LABEL_PX = 10.0
-PLOT_PX = 1000.0  # the heatmap's width on the wide page (the figure is drawn width="stretch")
+PLOT_PX = 640.0   # the heatmap's own width on the wide page in a 1400 px window with the sidebar open
+                  # (measured in Chromium: 654 px); wider windows only space the labels more
 MANY_TICKS = 40   # labels per axis above which margins are computed here, not by plotly's automargin
 
 
@@ -151,7 +152,7 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             hovertemplate=f"{what[0]} %{{customdata[0]}}{notes[0]}<br>{what[1]} %{{customdata[1]}}{notes[1]}<br>"
                           + (zlabel or "value") + " %{text}<extra></extra>"), **pos)
     tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
-    kx = tick_stride(n_c, PLOT_PX * (0.88 if dendro else 1.0) / max(n_c, 1))
+    kx = tick_stride(n_c, PLOT_PX / max(n_c, 1))
     ky = tick_stride(n_r, cell_px)
     xt, yt = _short(cols)[::kx], _short(rows)[::ky]
     # automargin measures every label in the browser and relays the figure out until the margins

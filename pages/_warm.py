@@ -119,8 +119,9 @@ def warm(*, freeze: bool = True) -> dict[str, float]:
     # every later collection (measured: 0.11 s -> 10 us); reference counting still frees them.
     if freeze:
         gc.freeze()
-    _LOG.info("Prompt Atlas warmed: %s", ", ".join(f"{k} {v}" + ("" if k == "prompts" else " s")
-                                                   for k, v in took.items()))
+    said = [f"{k} {v:.2f} s" + (f" ({took['prompts']} prompts)" if k == "library" else "")
+            for k, v in took.items() if k != "prompts"]
+    _LOG.info("Prompt Atlas warmed: %s", ", ".join(said))
     return took
 
 

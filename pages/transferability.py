@@ -61,12 +61,15 @@ def _seed_from_query():
     # a value the page cannot use is reported, never dropped silently
     bad = [f"{k}={qp.get(k)!r}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
            if qp.get(k) and qp.get(k) not in ok]
+    if bool(qp.get("block_src")) != bool(qp.get("block_tgt")):  # a block is a source block x a target block
+        bad.append("block_src and block_tgt (a block needs both)")
     if bad:
         st.session_state["_tr_bad_q"] = bad
     if qp.get("view") in B.VIEWS:
         st.session_state["tr_view"] = qp.get("view")
-        if qp.get("block_src") and qp.get("block_tgt"):  # checked against the view's blocks when drawn
-            st.session_state["_tr_drill"] = (qp.get("view"), qp.get("block_src"), qp.get("block_tgt"))
+    if qp.get("block_src") and qp.get("block_tgt") and (not qp.get("view") or qp.get("view") in B.VIEWS):
+        # checked against the view's blocks when drawn; no view in the link = the view the page opens with
+        st.session_state["_tr_drill"] = (qp.get("view"), qp.get("block_src"), qp.get("block_tgt"))
     st.session_state["_tr_seeded"] = True
 
 
@@ -368,6 +371,8 @@ if mat is not None and not mat.empty:
                              family_info(list(row_task) + list(col_task)))
         rg, cg, bmean, block_cl, ov = bv.rows, bv.cols, bv.mean, bv.clustering, bv.overview
         want = st.session_state.get("_tr_drill")
+        if want and want[0] is None:  # a link naming a block but no view: the view shown now
+            st.session_state["_tr_drill"] = want = (view, want[1], want[2])
         if want and want[0] != view:  # the view was changed: its blocks are other blocks
             st.session_state["_tr_drill"] = want = None
         if want and (want[1] not in rg or want[2] not in cg):  # a stale or mistyped link

@@ -29,7 +29,8 @@ def _axes(fig):
 
 def test_tick_stride():
     assert tick_stride(11, 80.0) == 1
-    assert tick_stride(300, 0.88 * PLOT_PX / 300) == 4     # 2.9 px a column -> every 4th labelled
+    assert tick_stride(300, 2.2) == 5                      # 2.2 px a column (300 in 654 px) -> every 5th
+    assert tick_stride(300, PLOT_PX / 300) * PLOT_PX / 300 >= LABEL_PX
     assert tick_stride(300, 4.5) == 3
     assert tick_stride(1, 0.1) == 1
 
@@ -52,7 +53,8 @@ def test_large_matrix_thins_labels_that_would_overlap_and_each_names_its_own_row
         step = vals[1] - vals[0]
         assert all(b - a == step for a, b in zip(vals, vals[1:])) and vals[0] == 0
         assert text == [names[v] for v in vals]  # thinning never shifts a label off its row/column
-    # rows: labels at least LABEL_PX apart on the drawn cell height
+    # columns: labels at least LABEL_PX apart on the heatmap's width; rows: on the drawn cell height
+    assert (xa.tickvals[1] - xa.tickvals[0]) * PLOT_PX / 300 >= LABEL_PX
     h, n = fig.layout.height, 300
     cell_px = (h - 170) / n  # no dendrograms here: the heatmap takes the whole height
     assert (ya.tickvals[1] - ya.tickvals[0]) * cell_px >= LABEL_PX - 1e-9

@@ -332,6 +332,22 @@ def test_a_stale_block_in_the_url_falls_back_to_all_blocks(tmp_path, monkeypatch
     assert any("tr_blocks" in ch.proto.id for ch in at.get("plotly_chart"))
 
 
+def test_a_block_link_without_a_view_opens_that_block_in_the_default_view(tmp_path, monkeypatch):
+    """`?block_src=&block_tgt=` alone (the view left out) opens the block in the view the page opens
+    with (by task) and the URL gains the view; half a block in a link is reported, not ignored."""
+    lib = big_library(tmp_path, 320)
+    at = app(tmp_path, monkeypatch, library=lib,
+             query={"metric": "e_avg", "block_src": "task03", "block_tgt": "task07"}).run()
+    assert not at.exception, at.exception
+    cells = next(t for t in chart_specs(at)[0]["data"] if t.get("name") == "cells")
+    assert {d[0][:3] for d in cells["customdata"]} == {"c03"} and {d[1][:3] for d in cells["customdata"]} == {"c07"}
+    assert at.query_params["view"] in ("task", ["task"]) and [b for b in at.button if b.key == "tr_back"]
+    at = app(tmp_path, monkeypatch, library=lib, query={"metric": "e_avg", "block_src": "task03"}).run()
+    assert not at.exception
+    assert any("block_src and block_tgt (a block needs both)" in w.value for w in at.warning)
+    assert any("tr_blocks" in ch.proto.id for ch in at.get("plotly_chart"))
+
+
 def test_measured_with_more_than_300_sources_is_shown_by_source_task(tmp_path, monkeypatch):
     """measured = sources x target tasks: above 300 sources the rows become source-task blocks (the
     columns stay tasks), predicted-vs-measured too; a block drills down to its sources."""

@@ -23,7 +23,7 @@ def test_serve_warms_before_it_answers(tmp_path):
     lib = build(25, tmp_path / "lib")
     with StreamlitServer(env=_env(tmp_path, lib)) as srv:  # serve.py: the harness default, as `make run`
         log = srv.log_tail(20000)
-    m = re.search(r"Prompt Atlas warmed: imports ([\d.]+) s.*library ([\d.]+) s, prompts (\d+)", log)
+    m = re.search(r"Prompt Atlas warmed: imports ([\d.]+) s.*library ([\d.]+) s \((\d+) prompts\)", log)
     assert m, log[-2000:]
     assert int(m.group(3)) == 25  # the library the first visit shows, indexed once at start-up
 
