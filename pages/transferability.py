@@ -486,8 +486,10 @@ if src and tgt:
     meta_cols = [c for c in ["task", "family", "method", "backbone", "L", "d", "norm", "score", "sources", "origin"]
                  if c in table.columns]
     shown_names = [src] + [p.name for p in tgt_prompts]
-    st.dataframe(table.loc[[n for n in dict.fromkeys(shown_names) if n in table.index], meta_cols],
-                 width="stretch", key="tr_pair_meta")
+    meta = table.loc[[n for n in dict.fromkeys(shown_names) if n in table.index], meta_cols]
+    text_cols = [c for c in meta.columns if not pd.api.types.is_numeric_dtype(meta[c])]
+    meta[text_cols] = meta[text_cols].where(meta[text_cols].notna(), "")  # an unknown field is blank, not "None"
+    st.dataframe(meta, width="stretch", key="tr_pair_meta")
     vals = TB.pair_values(by_name[src], tgt_prompts, prompts, at_hand=at_hand, stored=stored, meas=meas,
                           target_task=tgt_task)
     # a metric's value and a measured gain are different units: two columns (the gain in %)
