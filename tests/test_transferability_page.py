@@ -387,3 +387,21 @@ def test_measured_with_more_than_300_sources_is_shown_by_source_task(tmp_path, m
     assert not at.exception, at.exception
     cells = next(t for t in chart_specs(at)[0]["data"] if t.get("name") == "cells")
     assert {c[1] for c in cells["customdata"]} == {"task00"} and len(cells["customdata"]) == 16
+
+
+def test_pair_details_show_an_unknown_field_blank_not_none(tmp_path, monkeypatch):
+    """A bare .npy prompt has no task, family or method: its pair-details row leaves them blank."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    g = np.random.default_rng(0)
+    for i in range(3):
+        np.save(lib / f"bare{i}.npy", g.normal(size=(20, 384)).astype(np.float32))
+    at = app(tmp_path, monkeypatch, library=lib, query={"metric": "e_avg"}).run()
+    assert not at.exception, at.exception
+    at.selectbox(key="tr_pair_src").set_value("bare0.npy").run()
+    at.selectbox(key="tr_pair_tgt").set_value("bare1.npy").run()
+    assert not at.exception, at.exception
+    meta = next(df.value for df in at.dataframe if "origin" in df.value.columns or "backbone" in df.value.columns)
+    text = meta.select_dtypes(exclude="number")
+    assert len(meta) == 2 and not text.isna().any().any(), meta
+    assert not (text.astype(str) == "None").any().any()
