@@ -6,9 +6,10 @@
 ``st.App`` lifespan) that runs pages/_warm.py, so the first visit to a freshly started server does
 not pay for the imports and the library read (bench/page_scale.py).
 
-The server starts listening (and prints its URL) once the warm-up is done, or after
-ATLAS_WARM_WAIT seconds (default 20; 0 = listen at once), whichever comes first; the warm-up then
-finishes in the background, and a page opened meanwhile shares its work instead of repeating it.
+The server prints its URL at once but answers only once the warm-up is done (~2-3 s), or after
+ATLAS_WARM_WAIT seconds (default 20; 0 = answer at once), whichever comes first: a request that
+arrives meanwhile is held, not refused. Past that wait the warm-up finishes in the background, and
+a page opened meanwhile shares its work instead of repeating it.
 """
 import asyncio
 import os
