@@ -217,3 +217,26 @@ def test_a_link_with_a_target_the_form_cannot_take_warns_and_selects_nothing():
     at.selectbox(key="runs_target").set_value(TARGET).run()
     assert clean(at).selectbox(key="runs_target").value == TARGET
     assert not any("cannot be trained" in w.value for w in at.warning)
+
+
+def test_sweep_measured_heatmap_reads_gains_in_percent():
+    """A sweep's measured matrix on the Runs page labels its cells in core.fmt's words: +10.0% for a
+    10% gain over scratch, 0.0% (never -0.0%) for a gain that rounds to nothing."""
+    import json
+
+    store = RunStore()
+    store.add_sweep("sw-pct", {"targets": [TARGET], "methods": ["pot"]})
+    params = {"steps": 4, "train_size": 16, "max_length": 16}
+    for run_id, method, sources, score in (("s0", "scratch", [], 0.5), ("p-a", "pot", ["src_a"], 0.55),
+                                           ("p-w", "pot", ["wide"], 0.4998)):
+        store.add_run(run_id, {"method": method, "target": TARGET, "sources": sources, "source_names": sources,
+                               "seed": 0, "device": "cpu", "params": params, "backend": "local"}, sweep_id="sw-pct")
+        store.set_status(run_id, "finished", test_score=score)
+    at = page().run()
+    clean(at)
+    chart = next(c for c in at.get("plotly_chart") if "runs_sweep_measured" in c.proto.id)
+    heat = json.loads(chart.proto.spec)["data"][0]
+    cells = {(y, x): t for y, row in zip(heat["y"], heat["text"]) for x, t in zip(heat["x"], row)}
+    assert cells[("src_a", TARGET)] == "+10.0%"
+    assert cells[("wide", TARGET)] == "0.0%"          # -0.04 %: no "-0.0%"
+    assert heat["colorbar"]["tickformat"] == ".0%"
