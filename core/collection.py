@@ -112,14 +112,25 @@ def to_param(chosen: list[str]) -> str:
     return ",".join(chosen)
 
 
+def existing(names: list[str], opened: list[Path] | tuple = ()) -> list[Collection]:
+    """The named collections whose folders exist, in the order named (unknown names are skipped):
+    what a page or the CLI indexes for a choice."""
+    cols = available(opened)
+    return [cols[n] for n in names if n in cols and cols[n].exists()]
+
+
+def folders(cols: list[Collection]) -> tuple[list[Path], list[Path]]:
+    """(root folders, excluded folders) of collections, each once, in order."""
+    return (list(dict.fromkeys(r for c in cols for r in c.roots)),
+            list(dict.fromkeys(e for c in cols for e in c.exclude)))
+
+
 def index(chosen: list[Collection] | list[str], opened: list[Path] | tuple = ()):
     """One core.library.LibraryIndex of the chosen collections (missing folders are skipped)."""
     from core.library import index_library
     names = available(opened)
-    cols = [names[c] if isinstance(c, str) else c for c in chosen]
-    roots = [r for c in cols for r in c.roots]
-    exclude = [e for c in cols for e in c.exclude]
-    return index_library(list(dict.fromkeys(roots)), exclude=exclude)
+    roots, exclude = folders([names[c] if isinstance(c, str) else c for c in chosen])
+    return index_library(roots, exclude=exclude)
 
 
 def describe(chosen: list[str]) -> str:

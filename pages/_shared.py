@@ -98,11 +98,9 @@ def _load_library(paths: tuple[str, ...], exclude: tuple[str, ...], stamp: str) 
 def _library_key(items) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(folders, excluded folders) of folders or core.collection.Collection objects: the cache key."""
     items = list(items)
-    cols = [c for c in items if isinstance(c, C.Collection)]
+    roots, exclude = C.folders([c for c in items if isinstance(c, C.Collection)])
     paths = [str(p) for p in items if not isinstance(p, C.Collection)]
-    paths = tuple(dict.fromkeys(paths + [str(r) for c in cols for r in c.roots]))
-    exclude = tuple(dict.fromkeys(str(e) for c in cols for e in c.exclude))
-    return paths, exclude
+    return tuple(dict.fromkeys(paths + [str(r) for r in roots])), tuple(str(e) for e in exclude)
 
 
 def load_library(items) -> LibraryIndex:
@@ -118,8 +116,7 @@ def load_library(items) -> LibraryIndex:
 def warm_default_library() -> int:
     """Index the collections a first visit shows (core.collection.default, nothing opened) into the
     cache the pages read; callable outside a session (pages/_warm.py). Returns the prompt count."""
-    cols = C.available([])
-    chosen = [cols[n] for n in C.default([]) if n in cols and cols[n].exists()]
+    chosen = C.existing(C.default())
     if not chosen:
         return 0
     paths, exclude = _library_key(chosen)
@@ -199,7 +196,7 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
     for value, path in zip(_opened_values(), opened):
         if not path.exists():
             st.warning(f"Folder not found: {value}")
-    return [cols[n] for n in chosen if cols[n].exists()]
+    return C.existing(chosen, opened)
 
 
 def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, page: str) -> None:
