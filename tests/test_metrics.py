@@ -1,7 +1,6 @@
 """core.metrics against plain per-pair loops, hand-made tables, scipy, and the real thunlp prompts."""
 from __future__ import annotations
 
-import itertools
 import math
 import zlib
 from types import SimpleNamespace

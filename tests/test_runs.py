@@ -21,7 +21,7 @@ import torch
 
 from core.config import user_library_dir
 from core.runs import local, queue, sweeps
-from core.runs.spec import RunSpec, SpecError, validate_spec
+from core.runs.spec import RunSpec, SpecError
 from core.runs.store import RESULTS_COLUMNS, RunStore, hostname
 
 REPO = Path(__file__).resolve().parent.parent

@@ -54,8 +54,10 @@ from __future__ import annotations
 from core.demo.build import build, estimate_s, finalize, finalize_metrics, write_manifest
 from core.demo.cli import cli
 from core.demo.plan import grid_jobs, lambda_weights, source_jobs
-from core.demo.profiles import (GENERIC, PROFILES, RESULTS_COLUMNS, SWEEP_ID, Profile, read_results,
-                                write_results)
+from core.demo.profiles import PROFILES, SWEEP_ID, Profile
+from core.results import GENERIC, RESULTS_COLUMNS
+from core.results import read_rows as read_results
+from core.results import write_rows as write_results
 from core.demo.verify import PREDICTIONS, committed_runs, predict_many, split_fingerprint, verify
 from core.demo.workers import demo_task
 

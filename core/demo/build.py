@@ -16,7 +16,9 @@ import torch
 
 from core.config import REPO_ROOT, cache_dir
 from core.demo.plan import grid_jobs, source_jobs
-from core.demo.profiles import GENERIC, Profile, read_results
+from core.demo.profiles import Profile
+from core.results import GENERIC
+from core.results import read_rows as read_results
 from core.demo.workers import _demo_tasks, _execute
 from core.fsutil import atomic_write_json
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from core.demo.profiles import GENERIC, SWEEP_ID, Profile
+from core.demo.profiles import SWEEP_ID, Profile
+from core.results import GENERIC
 
 def _cfg_dict(cfg) -> dict:
     d = dataclasses.asdict(cfg)

@@ -1,15 +1,11 @@
-"""The demo's training budgets (Profile, PROFILES) and its results.csv.
+"""The demo's training budgets (Profile, PROFILES) and the id of its sweep (its results.csv: core.results).
 
     python -m core demo estimate [--profile cpu|gpu|tiny]
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from core.results import GENERIC, RESULTS_COLUMNS  # noqa: F401  (the results contract lives in core.results)
-from core.results import read_rows as read_results  # noqa: F401  results.csv: append-by-rewrite, atomic (one writer)
-from core.results import write_rows as write_results  # noqa: F401
 SWEEP_ID = "demo-grid"
 
 

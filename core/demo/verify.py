@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.demo.profiles import read_results
+from core.results import read_rows as read_results
 from core.demo.workers import _demo_tasks, demo_task
 from core.fsutil import atomic_open, lines_hash
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from core.demo.profiles import GENERIC, write_results
+from core.results import GENERIC
+from core.results import write_rows as write_results
 
 _BB = None
 _TASKS: dict = {}
