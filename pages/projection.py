@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import plotly.graph_objects as go
 import streamlit as st
