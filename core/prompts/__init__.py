@@ -23,8 +23,10 @@ the first bytes, never from the name:
 The tensor is chosen by meaning (:func:`_pick_tensor`): vocabulary tables ``[V, d]``,
 attention / layer-norm weights, per-layer key/value prefixes (P-tuning v2, prefix tuning)
 and training checkpoints are refused with a message that says what they look like; a
-leading batch dimension of 1 is dropped. PEFT ``P_TUNING`` adapters are read (their saved
-``prompt_embeddings`` is the prompt PEFT prepends); ``adapter_model.*`` given alone is read
+leading batch dimension of 1 is dropped. PEFT ``P_TUNING`` and ``CPT`` adapters are read (their saved
+``prompt_embeddings`` is the prompt PEFT prepends); ``MULTITASK_PROMPT_TUNING`` gives one prompt per
+task (``name/task<t>``: the shared prompt times that task's low-rank factors, as PEFT's
+``get_prompt(task_ids=...)``) and the shared prompt (``name/shared``); ``adapter_model.*`` given alone is read
 with the ``adapter_config.json`` beside it; a save folder with several adapters gives each.
 ``base_model_name_or_path`` names the model through :func:`model_name` (paths included).
 

@@ -17,22 +17,59 @@ from pathlib import Path
 import safetensors.numpy
 
 from core.prompts.check import DEFAULT_BACKBONE, KNOWN_DIMS, _check_size, _first_line, validate_array
-from core.prompts.formats import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PROMPT_PEFT_TYPES, _load_safetensors,
+from core.prompts.formats import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PROMPT_PEFT_NAMES, PROMPT_PEFT_TYPES,
+                                  _load_safetensors,
                                   _load_torch, _sniff_head, load_tensor, sniff)
 from core.prompts.meta import _apply_metadata, _read_json, model_name, portable_model_name, thunlp_metadata
 from core.prompts.types import PromptError, SoftPrompt
 
 
+def mpt_task_prompts(shared, cols, rows, path) -> list:
+    """MULTITASK_PROMPT_TUNING's prompt of every task, as peft 0.21 computes it
+    (``MultitaskPromptEmbedding.forward``): ``shared * (cols[t] @ rows[t])``, element-wise.
+
+    shared: [L, d] the saved ``prompt_embeddings``; cols: ``prefix_task_cols`` [T, L, r];
+    rows: ``prefix_task_rows`` [T, r, d]. Returns T float32 arrays [L, d] (float32 all through,
+    as PEFT's float32 parameters: for r = 1 the numbers are PEFT's to the bit).
+    """
+    import numpy as np
+
+    cols = validate_tensor_nd(cols, path, "prefix_task_cols", 3)
+    rows = validate_tensor_nd(rows, path, "prefix_task_rows", 3)
+    L, d = shared.shape
+    T, r = cols.shape[0], cols.shape[2]
+    if cols.shape[1] != L or rows.shape != (T, r, d):
+        raise PromptError(path, f"MULTITASK_PROMPT_TUNING weights disagree: prompt_embeddings {tuple(shared.shape)}, "
+                                f"prefix_task_cols {tuple(cols.shape)}, prefix_task_rows {tuple(rows.shape)} "
+                                f"(expected [T, {L}, r] and [T, r, {d}])")
+    return [np.ascontiguousarray(shared * np.matmul(cols[t], rows[t]), dtype=np.float32) for t in range(T)]
+
+
+def validate_tensor_nd(t, path, key: str, ndim: int):
+    """A finite float tensor of ``ndim`` dimensions as float32 numpy (MPT's task factors)."""
+    import numpy as np
+
+    a = t.detach().to("cpu").float().numpy() if hasattr(t, "detach") else np.asarray(t)
+    if a.ndim != ndim or not np.issubdtype(a.dtype, np.floating):
+        raise PromptError(path, f"{key} should be a {ndim}-D float tensor, got shape {tuple(a.shape)} {a.dtype}")
+    if not np.isfinite(a).all():
+        raise PromptError(path, f"{key} contains NaN or Inf values")
+    return a.astype(np.float32, copy=False)
+
+
 def _read_peft(folder: Path, expected_dim, max_bytes, notes: list[str] | None = None) -> list[SoftPrompt]:
-    """The prompt(s) of one PEFT adapter folder: PROMPT_TUNING or P_TUNING (whose saved
-    ``prompt_embeddings`` is the prompt encoder's output, the [L, d] input prompt PEFT prepends)."""
+    """The prompt(s) of one PEFT adapter folder: PROMPT_TUNING, P_TUNING (whose saved
+    ``prompt_embeddings`` is the prompt encoder's output, the [L, d] input prompt PEFT prepends),
+    CPT (its saved ``prompt_embeddings`` is the token embeddings plus the projected delta, what PEFT
+    prepends) and MULTITASK_PROMPT_TUNING (one prompt per task, ``<name>/task<t>``, plus the shared
+    prompt ``<name>/shared``: see :func:`mpt_task_prompts`)."""
     cfg = _read_json(folder / ADAPTER_CONFIG, folder)
     peft_type = cfg.get("peft_type")
     if peft_type == "PREFIX_TUNING":
         raise PromptError(folder, "peft_type is 'PREFIX_TUNING': per-layer key/value prefixes, not an input "
-                                  "prompt (only PROMPT_TUNING and P_TUNING adapters hold a soft prompt)")
+                                  f"prompt (only {PROMPT_PEFT_NAMES} adapters hold a soft prompt)")
     if peft_type not in PROMPT_PEFT_TYPES:
-        raise PromptError(folder, f"peft_type is {peft_type!r}; only PROMPT_TUNING and P_TUNING adapters "
+        raise PromptError(folder, f"peft_type is {peft_type!r}; only {PROMPT_PEFT_NAMES} adapters "
                                   "hold a soft prompt")
     weights = next((folder / w for w in ADAPTER_WEIGHTS if (folder / w).is_file()), None)
     if weights is None:
@@ -74,11 +111,21 @@ def _read_peft(folder: Path, expected_dim, max_bytes, notes: list[str] | None = 
     info = _apply_metadata(_read_json(meta_file, folder), base) if meta_file.is_file() else base
     settings = {**info.pop("settings", {}), "peft_task_type": task_type, "peft_type": peft_type}
     notes = list(notes or [])
-    parts = [("", t)]
+    whole = [("", t)]
+    if peft_type == "MULTITASK_PROMPT_TUNING":
+        missing = [k for k in ("prefix_task_cols", "prefix_task_rows") if k not in state]
+        if missing:
+            raise PromptError(folder, f"MULTITASK_PROMPT_TUNING weights lack {', '.join(missing)}")
+        tasks = mpt_task_prompts(t, state["prefix_task_cols"], state["prefix_task_rows"], folder)
+        notes.append(f"multitask prompt tuning: the shared prompt and {len(tasks)} task prompts "
+                     "(shared x that task's low-rank factors, as PEFT's get_prompt(task_ids=...))")
+        whole = [("/shared", t)] + [(f"/task{i}", x) for i, x in enumerate(tasks)]
+    parts = whole
     if n_sub == 2:
         notes.append(f"seq2seq adapter ({task_type}): {n_virtual * 2} rows split into an encoder and a decoder "
                      f"prompt of {n_virtual} tokens each")
-        parts = [("/encoder", t[:n_virtual]), ("/decoder", t[n_virtual:])]
+        parts = [(f"{w}/{half}", x[sl]) for w, x in whole
+                 for half, sl in (("encoder", slice(None, n_virtual)), ("decoder", slice(n_virtual, None)))]
     elif n_sub != 1:
         raise PromptError(folder, f"num_transformer_submodules {n_sub} is not 1 or 2")
     if cfg.get("base_model_name_or_path") and not info.get("backbone"):
@@ -91,6 +138,8 @@ def _read_peft(folder: Path, expected_dim, max_bytes, notes: list[str] | None = 
         s = dict(settings)
         if suffix:
             s["part"] = suffix[1:]
+        if suffix.startswith("/task"):  # which of PEFT's task_ids this prompt is
+            s["mpt_task_id"] = int(suffix[5:].split("/")[0])
         out.append(SoftPrompt(tensor=part, name=name + suffix, settings=s, origin=str(folder),
                               fmt="peft", **info))
     return out

@@ -26,8 +26,10 @@ from core.prompts.types import PromptError, _torch
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 METADATA = "atlas.json"
-# PEFT adapter types whose saved prompt_embeddings is the [L, d] input prompt PEFT prepends
-PROMPT_PEFT_TYPES = {"PROMPT_TUNING": None, "P_TUNING": "p_tuning"}
+# PEFT adapter types whose saved prompt_embeddings is the [L, d] input prompt PEFT prepends (MPT: the shared
+# prompt, which PEFT multiplies by each task's low-rank factors; core.prompts.files gives one prompt per task)
+PROMPT_PEFT_TYPES = {"PROMPT_TUNING": None, "P_TUNING": "p_tuning", "MULTITASK_PROMPT_TUNING": "mpt", "CPT": "cpt"}
+PROMPT_PEFT_NAMES = "PROMPT_TUNING, P_TUNING, MULTITASK_PROMPT_TUNING and CPT"
 
 
 def sniff(path: Path | str) -> str:
