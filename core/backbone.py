@@ -84,6 +84,7 @@ def resolve_model_path(name_or_path: str | None) -> str:
     if p.exists():
         if not p.is_dir():
             raise BackboneError(f"{p}: a model must be a folder (with config.json), not a file")
+        p = _cache_repo_snapshot(p)
         if not (p / "config.json").is_file():
             raise BackboneError(f"{p}: folder has no config.json, so it is not a Hugging Face model folder")
         return str(p.resolve())
@@ -99,6 +100,20 @@ def resolve_model_path(name_or_path: str | None) -> str:
     if not (Path(folder) / "config.json").is_file():
         raise BackboneError(f"model {name!r}: cached snapshot {folder} has no config.json")
     return folder
+
+
+def _cache_repo_snapshot(p: Path) -> Path:
+    """A ``models--org--name`` folder of the Hugging Face cache -> the snapshot it serves (refs/main, or
+    its only snapshot); any other folder as given. Prompts trained on it are named ``org/name``
+    (core.prompts.portable_model_name), never by the snapshot's commit hash."""
+    from core.prompts.meta import HF_CACHE_REPO, hf_cache_snapshot
+    if not HF_CACHE_REPO.match(p.name) or (p / "config.json").is_file():
+        return p
+    snap = hf_cache_snapshot(p)
+    if snap is None:
+        raise BackboneError(f"{p}: a Hugging Face cache folder with no single snapshot to load (refs/main names "
+                            "none here); pass its snapshots/<commit> folder")
+    return snap
 
 
 def resolve_device(device: str | None = "auto") -> torch.device:

@@ -43,7 +43,7 @@ import pandas as pd
 
 from core.access import Walk, is_system_path
 from core.fsutil import lines_hash
-from core.prompts.meta import group_key
+from core.prompts.meta import HF_CACHE_INTERNALS, HF_CACHE_REPO, group_key, hf_cache_repo, hf_cache_snapshot
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, peft_adapters, read_prompts)
 
@@ -128,7 +128,7 @@ def _walk(root: Path, notes: list[str] | None = None, exclude: frozenset[Path] =
     walk = Walk(root)
     for here, dirnames, filenames in walk:
         keep = []
-        for d in dirnames:
+        for d in _cache_dirs(here, dirnames):
             if _skip(d) or (exclude and (here / d).absolute() in exclude):
                 continue
             if (here / d / ADAPTER_CONFIG).is_file():
@@ -140,6 +140,30 @@ def _walk(root: Path, notes: list[str] | None = None, exclude: frozenset[Path] =
             if not _skip(f):
                 yield here / f, "file"
     notes.extend(walk.notes)
+
+
+def _cache_dirs(here: Path, dirnames: list[str]) -> list[str]:
+    """The sub-folders of ``here`` to walk, Hugging Face cache layouts read once per adapter: in a
+    ``models--org--name`` folder, ``blobs/`` (the same files again under their hashes) and ``refs/``
+    (commit pointers) are not prompts; of its ``snapshots/``, the one refs/main serves (all when none is
+    served). Any other folder: all of them."""
+    if HF_CACHE_REPO.match(here.name):
+        return [d for d in dirnames if d not in HF_CACHE_INTERNALS]
+    if here.name == "snapshots" and HF_CACHE_REPO.match(here.parent.name):
+        served = hf_cache_snapshot(here.parent)
+        if served is not None and served.name in dirnames:
+            return [served.name]
+    return dirnames
+
+
+def cache_adapter_name(path: Path) -> str | None:
+    """``org/name`` for an adapter folder that is a snapshot of the Hugging Face cache
+    (``models--org--name/snapshots/<commit>``), else None: its name, never the commit hash."""
+    if path.parent.name == "snapshots":
+        found = hf_cache_repo(path)
+        if found and found[0] == path.parent.parent:
+            return found[1]
+    return None
 
 
 def copy_prompt(p: SoftPrompt) -> SoftPrompt:
@@ -241,11 +265,15 @@ def _add_found(index: LibraryIndex, root: Path, path: Path, kind: str, expected_
         index.problems.append(e)
         return
     if path == root:
-        rel = path.name
+        rel = cache_adapter_name(path) or path.name
     elif root.is_dir() and (root / ADAPTER_CONFIG).is_file():  # a sub-adapter of the root's save folder
-        rel = f"{root.name}/{path.relative_to(root).as_posix()}"
+        rel = f"{cache_adapter_name(root) or root.name}/{path.relative_to(root).as_posix()}"
     else:
         rel = path.relative_to(root).as_posix()
+        cached = cache_adapter_name(path)
+        if cached:  # <cache>/models--org--name/snapshots/<commit> -> <cache>/org/name
+            above = path.parent.parent.parent.relative_to(root).as_posix() if path.parent.parent != root else "."
+            rel = cached if above == "." else f"{above}/{cached}"
     if kind == "file" and prompts[0].settings.get("thunlp_backbone"):
         rel = rel.rsplit("/", 1)[0] if "/" in rel else prompts[0].name
     for p in prompts:
@@ -345,12 +373,23 @@ def _drop_junk(folder: Path) -> None:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
-def folder_zip(folder: Path | str, max_bytes: int | None = None) -> bytes:
-    """An adapter folder as the zip a browser upload of it would be (its name at the top; links,
-    hidden files and OS junk left out), so `library add FOLDER` takes add_upload's one code path."""
+def folder_zip(folder: Path | str, max_bytes: int | None = None, top: str | None = None) -> bytes:
+    """An adapter folder as the zip a browser upload of it would be (``top``, default its name, at the
+    top; links, hidden files and OS junk left out), so `library add FOLDER` takes add_upload's one code
+    path. A snapshot of the Hugging Face cache holds links into its ``blobs/``: those are its files
+    and are followed (only into that cache folder's blobs)."""
     import io
 
     folder = Path(folder)
+    cached = hf_cache_repo(folder) if cache_adapter_name(folder) else None
+    blobs = (cached[0] / "blobs").resolve() if cached else None
+
+    def is_link_out(p: Path) -> bool:
+        if not p.is_symlink():
+            return False
+        return blobs is None or not p.resolve().is_relative_to(blobs)
+
+    top = top or folder.name
     cap = max_prompt_bytes(max_bytes)
     buf, total = io.BytesIO(), 0
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
@@ -360,12 +399,12 @@ def folder_zip(folder: Path | str, max_bytes: int | None = None) -> bytes:
                                  and not (here / d).is_symlink())
             for f in sorted(filenames):
                 p = here / f
-                if f.startswith(".") or _is_junk(f) or p.is_symlink() or not p.is_file():
+                if f.startswith(".") or _is_junk(f) or is_link_out(p) or not p.is_file():
                     continue
                 total += p.stat().st_size
                 if total > cap:
                     raise PromptError(folder, f"folder holds more than {human_bytes(cap)}, over the size cap")
-                z.write(p, (Path(folder.name) / p.relative_to(folder)).as_posix())
+                z.write(p, (Path(top) / p.relative_to(folder)).as_posix())
     return buf.getvalue()
 
 
@@ -373,8 +412,14 @@ def add_path(path: Path | str, dest: Path | str, *, expected_dim: int | None = N
              prepare=None) -> list[SoftPrompt]:
     """`library add` of one file or adapter folder: the same validation as a browser upload."""
     path = Path(path)
+    if path.is_dir() and HF_CACHE_REPO.match(path.name) and not (path / ADAPTER_CONFIG).is_file():
+        path = hf_cache_snapshot(path) or path  # models--org--name: the snapshot it serves
     if path.is_dir():
-        return add_upload(f"{path.name}.zip", folder_zip(path), dest, expected_dim=expected_dim, prepare=prepare)
+        # a snapshot of the Hugging Face cache is added under its repo's name, never its commit hash
+        cached = cache_adapter_name(path)
+        top = cached.rsplit("/", 1)[-1] if cached else path.name
+        return add_upload(f"{top}.zip", folder_zip(path, top=top), dest, expected_dim=expected_dim,
+                          prepare=prepare)
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -15,7 +15,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-REAL_PROMPTS = (REPO.parent / "shared" / "real-prompts" / "thunlp-prompt-transferability" / "task_prompt_emb")
+# shared/ beside the repository (main), or beside the worktrees' folder (a worktree in <repo>/../wt/<name>)
+REAL_PROMPTS = next((p for p in (base / "shared" / "real-prompts" / "thunlp-prompt-transferability" / "task_prompt_emb"
+                                 for base in (REPO.parent, REPO.parent.parent)) if p.is_dir()),
+                    REPO.parent / "shared" / "real-prompts" / "thunlp-prompt-transferability" / "task_prompt_emb")
 
 
 @pytest.fixture(autouse=True)

@@ -102,3 +102,98 @@ def test_cpt_prompt_equals_pefts_get_prompt(tmp_path):
     np.testing.assert_array_equal(p.values, loaded.get_prompt(batch_size=1)[0].detach().numpy())
     # the token embeddings alone (no delta) would be a different prompt: the test can fail
     assert not np.allclose(p.values, model.prompt_encoder["default"].embedding.weight.detach().numpy())
+
+
+# --------------------------------------------------------------------------- Hugging Face cache layouts
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _as_hf_cache(src: Path, cache: Path, repo_id: str, commit: str = COMMIT) -> Path:
+    """Lay ``src``'s files out as huggingface_hub's cache does: blobs named by their sha256, a snapshot
+    folder of relative links into blobs/, refs/main naming the commit. Returns the snapshot folder."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snap = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    for f in sorted(src.rglob("*")):
+        if f.is_file():
+            data = f.read_bytes()
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.write_bytes(data)
+            link = snap / f.relative_to(src)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(blob, link.parent), link)
+    return snap
+
+
+def _peft_adapter(folder: Path, base: str = "bigscience/bloom-560m") -> Path:
+    from core.prompts import SoftPrompt, write_prompt
+    rng = np.random.default_rng(1)
+    return write_prompt(SoftPrompt(tensor=rng.normal(size=(8, 64)).astype(np.float32), name="x",
+                                   backbone=base), folder)
+
+
+def test_cache_paths_name_the_hub_model_not_the_commit():
+    from core.prompts import model_name, portable_model_name
+    snap = f"/root/.cache/huggingface/hub/models--google--flan-t5-base/snapshots/{COMMIT}"
+    assert portable_model_name(snap) == "google/flan-t5-base"
+    assert portable_model_name("/root/.cache/huggingface/hub/models--google--flan-t5-base") == "google/flan-t5-base"
+    assert model_name(snap) == "google/flan-t5-base"
+    assert portable_model_name("/some/where/my-model") == "my-model"  # other folders as before
+
+
+def test_a_cache_snapshot_backbone_names_its_prompts_org_name(tmp_path):
+    """A backbone given as a snapshot folder (or its models--org--name folder) loads, and a prompt
+    written for it records ``org/name``: it joins the same group as the model's other prompts."""
+    import shutil
+    from core.backbone import load_backbone, resolve_model_path
+    from core.library import index_library
+    from core.prompts import SoftPrompt, write_prompt
+    model = tmp_path / "model"
+    cfg = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=64, vocab_size=30522, max_position_embeddings=64)
+    transformers.AutoModel.from_config(cfg).save_pretrained(model)
+    src = Path(resolve_model_path(None))
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(src / f, model / f)
+    snap = _as_hf_cache(model, tmp_path / "hub", "acme/tiny-bert")
+    for given in (snap, snap.parent.parent):  # the snapshot, and the models--acme--tiny-bert folder
+        bb = load_backbone(str(given), "cpu")
+        assert bb.dim == 32 and Path(bb.path).resolve() == snap.resolve()
+    lib = tmp_path / "lib"
+    write_prompt(SoftPrompt(tensor=np.ones((4, 32), np.float32), name="a", backbone=bb.name), lib / "a")
+    write_prompt(SoftPrompt(tensor=np.zeros((4, 32), np.float32), name="b", backbone="acme/tiny-bert"), lib / "b")
+    index = index_library(lib)
+    assert index.prompts["a"].backbone == "acme/tiny-bert"
+    assert list(index.groups()) == ["acme/tiny-bert"], index.groups()
+    assert COMMIT not in (lib / "a" / "adapter_config.json").read_text()
+
+
+def test_a_cache_folder_is_indexed_once_per_adapter(tmp_path):
+    from core.library import index_library
+    snap = _as_hf_cache(_peft_adapter(tmp_path / "src" / "adapter"), tmp_path / "hub",
+                        "someone/bloom-560m_PROMPT_TUNING_CAUSAL_LM")
+    # an older commit of the same adapter, no longer served by refs/main: not a second prompt
+    old = snap.parent / ("f" * 40)
+    old.mkdir()
+    for f in snap.iterdir():
+        os.symlink(os.readlink(f), old / f.name)
+    for root in (tmp_path / "hub", snap.parent.parent, snap):
+        index = index_library(root)
+        assert not index.problems, [str(e) for e in index.problems]  # blobs, refs: not problems
+        assert list(index.prompts) == ["someone/bloom-560m_PROMPT_TUNING_CAUSAL_LM"], (root, list(index.prompts))
+        assert index.prompts["someone/bloom-560m_PROMPT_TUNING_CAUSAL_LM"].backbone == "bigscience/bloom-560m"
+
+
+def test_library_add_takes_a_snapshot_folder(tmp_path, capsys):
+    from core.library import cli
+    snap = _as_hf_cache(_peft_adapter(tmp_path / "src" / "adapter"), tmp_path / "hub", "someone/my-prompt")
+    dest = tmp_path / "lib"
+    assert cli("library", ["add", str(snap), "--dest", str(dest)]) == 0, capsys.readouterr().err
+    assert (dest / "my-prompt" / "adapter_model.safetensors").is_file()
+    assert not (dest / "my-prompt" / "adapter_model.safetensors").is_symlink()  # the bytes, not a link
+    assert cli("library", ["add", str(snap.parent.parent), "--dest", str(tmp_path / "lib2")]) == 0
+    assert (tmp_path / "lib2" / "my-prompt" / "adapter_config.json").is_file()

