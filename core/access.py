@@ -164,12 +164,30 @@ class Access:
         if "\0" in text:
             raise PathRefused(text.replace("\0", "\\0"), "not a valid path")
         try:
-            p = _resolve(Path(text).expanduser())
+            p = _resolve(self._root_named(Path(text).expanduser()))
         except (OSError, RuntimeError, ValueError):  # e.g. a symlink loop
             raise PathRefused(text, REFUSED if self.restricted else "cannot be resolved") from None
         if self.restricted and _under(p, self.roots) is None:
             raise PathRefused(text)
         return p
+
+    def _root_named(self, p: Path) -> Path:
+        """A relative path whose first part names an allowed root (``real-prompts/thunlp``, as
+        :meth:`link_value` writes it) and that is not a path under the working directory -> under that root."""
+        if p.is_absolute() or not p.parts or Path(os.path.abspath(p)).exists():
+            return p
+        for r in self.roots:
+            if r.name == p.parts[0]:
+                return r.parent / p
+        return p
+
+    def link_value(self, path, typed: str | None = None) -> str:
+        """How a folder is written into a page's URL (``?lib=``) so a copied link reopens it: while paths
+        are restricted to shared roots, the name relative to its root (:meth:`display`; never a server
+        path); otherwise as the user typed it (``typed``), else the path."""
+        if self.restricted:
+            return self.display(path)
+        return typed if typed else str(path)
 
     def display(self, path) -> str:
         """How a page names a file: relative to the allowed root it lies under, else as given."""

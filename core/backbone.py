@@ -39,7 +39,7 @@ _DEFAULT_ALIASES = {DEFAULT_BACKBONE.lower(), "all-minilm-l6-v2", "minilm", "def
 
 __all__ = [
     "DEFAULT_BACKBONE", "BackboneError", "Backbone", "resolve_model_path",
-    "resolve_device", "load_backbone",
+    "resolve_device", "load_backbone", "unavailable_reason",
 ]
 
 
@@ -114,6 +114,25 @@ def _cache_repo_snapshot(p: Path) -> Path:
         raise BackboneError(f"{p}: a Hugging Face cache folder with no single snapshot to load (refs/main names "
                             "none here); pass its snapshots/<commit> folder")
     return snap
+
+
+def unavailable_reason(name_or_path: str | None) -> str | None:
+    """None when the model ``name_or_path`` loads here (core.backbone.resolve_model_path, offline);
+    else one line saying which model to put where, for a page that would offer a launch.
+    ``None`` as a name is a prompt that does not say its model (never the default MiniLM)."""
+    if name_or_path is None or not str(name_or_path).strip():
+        return "these prompts do not say which model they were trained for, so no run can use them here"
+    try:
+        resolve_model_path(name_or_path)
+        return None
+    except (BackboneError, OSError, ValueError):
+        pass
+    name = str(name_or_path).strip()
+    if Path(name).expanduser().is_absolute():
+        return f"the model folder `{name}` is not on this machine"
+    return (f"`{name}` is not on this machine: put it in the Hugging Face cache (on a connected machine "
+            f"`huggingface-cli download {name}`, then copy its `models--{name.replace('/', '--')}` folder into "
+            "this machine's `~/.cache/huggingface/hub`)")
 
 
 def resolve_device(device: str | None = "auto") -> torch.device:

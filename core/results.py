@@ -194,11 +194,15 @@ def default_method(methods: list[str]) -> str | None:
     return next((m for m in ("pot", "panda") if m in methods), methods[0] if methods else None)
 
 
-def no_runs_reason(all_results: pd.DataFrame, group: str, demo_csv: Path) -> str:
-    """Why a backbone group has no measured transfer: no runs for it, or no runs at all."""
+def no_runs_reason(all_results: pd.DataFrame, group: str, demo_csv: Path, cannot_launch: str | None = None) -> str:
+    """Why a backbone group has no measured transfer: no runs for it, or no runs at all.
+    ``cannot_launch``: why no run can use this group's prompts here (core.backbone.unavailable_reason);
+    then no launch is offered, the line says what to do instead."""
     if not all_results.empty:
+        then = (f"No run can be launched from them here: {cannot_launch}." if cannot_launch else
+                "Launch runs with these prompts as sources on the Runs page.")
         return (f"No runs measured for this group (`{group}`): the {len(all_results)} finished runs here measure "
-                "other backbone groups' prompts. Launch runs with these prompts as sources on the Runs page.")
+                f"other backbone groups' prompts. {then}")
     if not Path(demo_csv).is_file():
         return (f"No finished runs yet: the demo's `{demo_csv}` is not built (`make demo`), "
                 "and no run launched on the Runs page has finished.")

@@ -23,6 +23,7 @@ import streamlit as st
 from core import access as _access
 from core import collection as C
 from core import fmt
+from core import labels as L
 from core.library import LibraryIndex, index_library
 
 LIB_DIR_KEY = "library_dir"          # the last typed folder (plain session state)
@@ -123,8 +124,33 @@ def warm_default_library() -> int:
     return len(_load_library(paths, exclude, _access.tree_stamp(paths)).prompts)
 
 
+def _col_for_url(name: str) -> str:
+    """An opened folder's collection (``folder:<server path>``) as a link names it (core.access.Access.link_value:
+    relative to its shared root in viewer mode); the built-in collections as they are."""
+    if name.startswith(C.FOLDER):
+        return C.FOLDER + access().link_value(name[len(C.FOLDER):])
+    return name
+
+
+def _col_from_url(text: str | None) -> str | None:
+    """The inverse of _col_for_url over a whole ``?col=`` text (a folder the guard refuses stays as linked:
+    reported as unknown, never read)."""
+    if not text:
+        return text
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if part.startswith(C.FOLDER):
+            try:
+                part = C.FOLDER + str(access().check(part[len(C.FOLDER):]))
+            except _access.PathRefused:
+                pass
+        out.append(part)
+    return ",".join(out)
+
+
 def _write_col_param(chosen: list[str]) -> None:
-    want = "" if chosen == C.default(opened_folders()) else C.to_param(chosen)
+    want = "" if chosen == C.default(opened_folders()) else C.to_param([_col_for_url(n) for n in chosen])
     if want and st.query_params.get(COL_PARAM) != want:
         st.query_params[COL_PARAM] = want
     elif not want and COL_PARAM in st.query_params:
@@ -173,7 +199,7 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
     opened = opened_folders()
     cols = C.available(opened)
     if SOURCES_KEY not in st.session_state:
-        chosen, unknown = C.parse(st.query_params.get(COL_PARAM), opened)
+        chosen, unknown = C.parse(_col_from_url(st.query_params.get(COL_PARAM)), opened)
         if unknown:
             st.session_state["_col_unknown"] = unknown
         st.session_state[SOURCES_KEY] = chosen
@@ -196,7 +222,25 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
     for value, path in zip(_opened_values(), opened):
         if not path.exists():
             st.warning(f"Folder not found: {value}")
+    _keep_in_url(chosen)
     return C.existing(chosen, opened)
+
+
+def _keep_in_url(chosen: list[str]) -> None:
+    """Every page's URL carries the opened folders (``?lib=``, as core.access.Access.link_value writes
+    them: relative to a shared root in viewer mode) and the chosen collections (``?col=``): Streamlit
+    clears the query string on sidebar navigation, and a copied link must reopen the same view."""
+    acc = access()
+    typed = {}
+    for value in _opened_values():
+        try:
+            typed.setdefault(acc.check(value), value)
+        except _access.PathRefused:
+            continue
+    want = [acc.link_value(p, v) for p, v in typed.items()]
+    if want and st.query_params.get_all("lib") != want:
+        st.query_params["lib"] = want
+    _write_col_param(list(chosen))
 
 
 def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, page: str) -> None:
@@ -303,9 +347,13 @@ def library_view(table):
         view = view.drop(columns=["group"])
     if "backbone" in view:
         view["backbone"] = [b.rsplit("/", 1)[-1] if isinstance(b, str) else b for b in view["backbone"]]
+    if "name" in view:  # without the path all rows share (core.labels); the full name is in the detail
+        short = L.short_names(view["name"], suffix=False)
+        view["name"] = [short[str(n)] for n in view["name"]]
     cc = st.column_config
     # pixel widths that fit a 1280-px window with every column in view (the tour checks it)
-    config = {"name": cc.TextColumn("name", width=140),
+    config = {"name": cc.TextColumn("name", width=140, help="without the folders every prompt shown shares; "
+                                                                "the full name is in the detail below"),
               "task": cc.TextColumn("task", width=120),
               "family": cc.TextColumn("family", width=80),
               "method": cc.TextColumn("method", width=65),

@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 
 from core import blocks as B
 from core import fmt
+from core import labels as L
 from core import metrics as M
 
 # Diverging, centred on "no gain", and readable without colour: lightness falls monotonically
@@ -36,6 +37,20 @@ LABEL_PX = 10.0
 PLOT_PX = 640.0   # the heatmap's own width on the wide page in a 1400 px window with the sidebar open
                   # (measured in Chromium: 654 px); wider windows only space the labels more
 MANY_TICKS = 40   # labels per axis above which margins are computed here, not by plotly's automargin
+# Cell values are written only where they fit the narrowest window we design for (1280 px, sidebar open):
+# the heatmap's own width there, labels shortened (core.labels); tick font ~0.6 em per character.
+# Denser, the values would run into each other ("0.350.351.000.64"): they are left to the hover.
+VALUE_PLOT_PX = 520.0
+VALUE_PAD_PX = 4.0
+
+
+def values_fit(n_cols: int, n_rows: int, texts, font_px: float, *, dendro: bool = False,
+               row_px: float = 28.0, plot_px: float = VALUE_PLOT_PX) -> bool:
+    """True when the longest of ``texts`` fits a cell of an n_rows x n_cols heatmap drawn
+    ``plot_px`` wide (0.88 of it beside dendrograms) and ``row_px`` high, with VALUE_PAD_PX to spare."""
+    chars = max((len(t) for t in texts), default=0)
+    cell_w = plot_px * (0.88 if dendro else 1.0) / max(n_cols, 1)
+    return chars * 0.6 * font_px + VALUE_PAD_PX <= cell_w and font_px + 2 <= row_px
 
 
 def tick_stride(n: int, px_per_cell: float) -> int:
@@ -44,17 +59,12 @@ def tick_stride(n: int, px_per_cell: float) -> int:
 
 
 def _short(labels: list[str]) -> list[str]:
-    """Drop a suffix every label shares (thunlp: 'PromptRoberta') so ticks stay readable."""
+    """Tick labels without the folders every label shares and a common ending (thunlp:
+    'thunlp-prompt-transferability/task_prompt_emb/' and 'PromptRoberta'): core.labels' one rule.
+    The hover names each cell in full."""
     labels = [str(x) for x in labels]
-    if len(labels) < 2:
-        return labels
-    suffix = labels[0]
-    for lab in labels[1:]:
-        while suffix and not lab.endswith(suffix):
-            suffix = suffix[1:]
-    if len(suffix) >= 4 and all(len(lab) > len(suffix) for lab in labels):
-        return [lab[:-len(suffix)] for lab in labels]
-    return labels
+    short = L.short_names(labels)
+    return [short[x] for x in labels]
 
 
 def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None, annotate: bool = False,
@@ -95,6 +105,14 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         off = z[~np.eye(n_r, dtype=bool) & np.isfinite(z)]
         if off.size and off.max() > off.min():
             zrange = {"zmin": float(off.min()), "zmax": float(off.max())}
+    font_px = 9 if max(n_r, n_c) > 20 else 11
+    if annotate:  # values only where they fit; the hover keeps every one
+        sample = [fmt.gain(v, 0) if gain else f"{v:.2f}" for v in z.reshape(-1)[:4000] if np.isfinite(v)]
+        row_guess = float(np.clip(700 / max(n_r, 1), 12, 26)) if height is None else (height - 170) / max(n_r, 1)
+        annotate = values_fit(n_c, n_r, sample, font_px, dendro=dendro, row_px=row_guess)
+        values_hidden = not annotate
+    else:
+        values_hidden = False
     heat = go.Heatmap(
         z=z, x=xs, y=ys, hoverinfo="skip" if clickable else None, xgap=0.5 if max(n_r, n_c) <= 60 else 0,
         ygap=0.5 if max(n_r, n_c) <= 60 else 0,
@@ -103,7 +121,7 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         zmax=zmax if diverging else zrange.get("zmax"),
         # gain labels are written here (core.fmt.gain): plotly's d3 "+.0%" prints -0.004 as "-0%"
         text=[[fmt.gain(v, 0) for v in row] for row in z] if gain and annotate else None,
-        texttemplate=("%{text}" if gain else "%{z:.2f}") if annotate else None, textfont={"size": 9 if max(n_r, n_c) > 20 else 11},
+        texttemplate=("%{text}" if gain else "%{z:.2f}") if annotate else None, textfont={"size": font_px},
         colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
                   "y": 0.44 if dendro else 0.5, "x": 1.01, **({"tickformat": ".0%"} if gain else {})},
         # a gain's hover is written by core.fmt.gain too (d3's "+.1%" reads -0.0004 as "-0.0%")
@@ -189,7 +207,9 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         fig.update_xaxes(matches=heat_x, visible=False, row=1, col=1)
         fig.update_yaxes(matches=heat_y, visible=False, row=2, col=2)
     fig.update_layout(height=h, margin=margin, plot_bgcolor="white",
-                      clickmode="event+select", dragmode=False if clickable else "zoom", showlegend=False)
+                      clickmode="event+select", dragmode=False if clickable else "zoom", showlegend=False,
+                      # asked-for cell values left to the hover (too dense to read): the page says so
+                      meta={"values_hidden": values_hidden})
     return fig
 
 

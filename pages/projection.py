@@ -39,6 +39,7 @@ import plotly.express as px  # noqa: E402
 
 from core import projection as proj  # noqa: E402
 from core import fmt  # noqa: E402
+from core import labels as L  # noqa: E402
 from core.mapview import arrows_by_default, spread_stacked  # noqa: E402
 from core.config import demo_dir  # noqa: E402
 from core import collection as C  # noqa: E402
@@ -142,7 +143,8 @@ def _arrows(fig: go.Figure, table: pd.DataFrame, pairs: list[tuple[str, str]], d
 
 
 def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits: list[int],
-                 pairs: list[tuple[str, str]], title: str) -> tuple[go.Figure, int]:
+                 pairs: list[tuple[str, str]], title: str,
+                 colour_map: dict | None = None) -> tuple[go.Figure, int]:
     """Scatter of table (x, y[, z] + metadata); hits = rows to highlight. Returns (fig, n arrows).
 
     A click or box selection is highlighted by plotly itself in the browser (selected points larger
@@ -152,7 +154,9 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
              if c in table and c != "name"]
     kw = dict(color=None if colour == NONE else colour, symbol=None if symbol == NONE else symbol,
               hover_name="name", hover_data={c: True for c in hover}, custom_data=["name"],
-              title=title, height=640)
+              title=title, height=640,
+              # core.labels: a task / family keeps its colour on every page and view (not plotly's cycle of 10)
+              **({"color_discrete_map": colour_map} if colour_map and colour in CATEGORICAL else {}))
     if dims == 3:
         fig = px.scatter_3d(table, x="x", y="y", z="z", **kw)
         fig.update_traces(marker=dict(size=5))
@@ -357,7 +361,11 @@ shown = table
 if spread:
     shown = table.copy()
     shown[["x", "y"]] = spread_stacked(table[["x", "y"]].to_numpy(), order=list(table["name"]))
-fig, n_arrows = build_figure(shown, dims, colour, symbol, hits, pairs if show_arrows else [], title)
+colour_map = None
+if colour in CATEGORICAL:  # colours over the whole chosen library, so a value keeps its colour across groups
+    every = list(index.table[colour]) if colour in index.table else list(table[colour])
+    colour_map = L.colours(every + ["—"])
+fig, n_arrows = build_figure(shown, dims, colour, symbol, hits, pairs if show_arrows else [], title, colour_map)
 event = chart_slot.plotly_chart(fig, key="proj_chart", on_select="rerun",
                                selection_mode=("points", "box", "lasso"), width="stretch")
 st.session_state["_proj_painted"] = True

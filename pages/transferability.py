@@ -32,7 +32,7 @@ from core import results as R
 from core.metrics import tables as TB
 from core.config import demo_dir
 from core.estimate import measured_regime
-from core.training.trainable import why_not as why_not_trainable
+from core.training.trainable import backbone_missing, why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
 from pages._transfer_figs import heatmap_figure, overview_figure
 
@@ -217,13 +217,15 @@ if len(groups) > 1:
                "its own model's embedding space, so prompts of different backbones are never compared: each "
                "group gets its own matrix.")
 
+# launches are offered only where this group's backbone loads here; else one line says which model to fetch
+launch_blocked = backbone_missing(backbone) if not access().viewer else None
 results_all = load_results()
 results = R.for_group(results_all, set(names), backbone)
 measured_ok = bool(R.transfer_methods(results))  # some run other than scratch
 
 
 def no_runs_message() -> str:
-    return R.no_runs_reason(results_all, group, demo_dir() / "results.csv")
+    return R.no_runs_reason(results_all, group, demo_dir() / "results.csv", cannot_launch=launch_blocked)
 
 
 if st.session_state.get("tr_metric") == "measured" and not measured_ok:
@@ -353,6 +355,8 @@ if mat is not None and not mat.empty:
         event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points", width="stretch")
         st.caption(f"{fmt.count(shown.shape[0], 'source')} × {fmt.count(shown.shape[1], 'target')} · ready in {build_s:.2f} s · click a cell "
                    "for the pair's details"
+                   + (" · values too dense to print at this size: hover a cell for its value"
+                      if (fig.layout.meta or {}).get("values_hidden") else "")
                    + (" · ○ = inside the noise band: |gain| ≤ the seed-to-seed spread of scratch on that target"
                       if noise_mask is not None and noise_mask.values.any() else ""))
     else:
@@ -537,7 +541,7 @@ if target:
         if c in rank:
             rank[c] = fmt.gain_pct(rank[c])
     viewer = access().viewer  # no launch links in viewer mode
-    if not viewer:
+    if not viewer and not launch_blocked:
         # a link only where the run can be launched here (core.training.trainable); else the row says what is missing
         missing = {s: why_not_trainable(target, by_name[s].backbone if s in by_name else None) for s in rank.index}
         # a measured cell's link carries the regime it was measured in (core.estimate), not the form's defaults
@@ -548,12 +552,16 @@ if target:
                        for s in rank.index]
         if any(missing.values()):
             rank["cannot run"] = [missing[s] or "" for s in rank.index]
+        if all(missing.values()):  # nothing to launch: no launch column of blanks ("None"), the reasons stay
+            rank = rank.drop(columns=["run"])
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
                  column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
                                 "measured gain": gain_column("measured gain"),
                                 "± std": st.column_config.NumberColumn(format=fmt.REGRET_PRINTF)})
     if viewer:
         st.caption(f"🔒 {access().reason('Launching runs')}")
+    elif launch_blocked:
+        st.caption(f"No run can be launched from these prompts here: {launch_blocked}.")
     elif len(rank):
         runnable = [s_ for s_ in rank.index if not missing[s_]]
         if runnable:

@@ -20,9 +20,15 @@ def why_not(target: str, backbone: str | None = None) -> str | None:
     if target in T.DEMO_TASKS and T.demo_status(target) == "missing":
         return f"task `{target}` has no prepared data here (`python -m core tasks prepare`)"
     if backbone is not None:
-        from core.backbone import resolve_model_path
-        try:
-            resolve_model_path(backbone)
-        except (ValueError, OSError):
-            return f"the source's backbone `{backbone}` is not available on this machine"
+        from core.backbone import unavailable_reason
+        why = unavailable_reason(backbone)
+        if why:
+            return f"the source's backbone {why}"
     return None
+
+
+def backbone_missing(backbone: str | None) -> str | None:
+    """None when prompts of ``backbone`` can seed a run here; else the one line a page shows instead
+    of any launch offer (which model to put in the Hugging Face cache: core.backbone.unavailable_reason)."""
+    from core.backbone import unavailable_reason
+    return unavailable_reason(backbone)
