@@ -285,6 +285,10 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     g = _pick_group(index, group, backbone)
     prompts = index.group_prompts(g)
     skipped = {p.name: "a prompt of the target task itself" for p in prompts if p.task == task.name}
+    # a PEFT seq2seq adapter's decoder half is prepended to the decoder's inputs, not the encoder's:
+    # the forward pass here reads the encoder, so it is no source (its encoder half is)
+    skipped.update({p.name: "the decoder half of a seq2seq adapter (only its encoder half is a source)"
+                    for p in prompts if str(p.settings.get("part", "")).endswith("decoder")})
     prompts = [p for p in prompts if p.name not in skipped]
     if not prompts:
         raise RankError(f"group {g!r} has no source prompts other than the target's own")

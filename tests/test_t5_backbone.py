@@ -133,3 +133,24 @@ def test_zs_matrix_on_a_t5(tmp_path, t5_v11):
                for t in ("sent_movie", "spam_sms")]
     z = compute_matrix("zs", prompts, backbone=bb, cache=False, max_examples=12, use_cache=False)
     assert z.shape == (2, 2) and np.isfinite(z.values).all() and (np.abs(z.values) <= 1).all()
+
+
+def test_seq2seq_adapter_decoder_half_is_no_source(tmp_path, t5_v11):
+    """A PEFT SEQ_2_SEQ_LM adapter gives name/encoder and name/decoder; the ranking reads the encoder, so only
+    the encoder half is ranked (the decoder half is listed as skipped, with the reason)."""
+    import json
+    from safetensors.numpy import save_file
+    from core.library import index_library
+    from core.ranking import RankSettings, rank_sources
+    a = tmp_path / "lib" / "t5_prompt_adapter"
+    a.mkdir(parents=True)
+    save_file({"prompt_embeddings": np.random.default_rng(0).normal(size=(8, 64)).astype(np.float32)},
+              str(a / "adapter_model.safetensors"))
+    (a / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": 4,
+        "num_transformer_submodules": 2, "token_dim": 64, "base_model_name_or_path": "tiny-t5"}))
+    bb = load_backbone(str(t5_v11), "cpu")
+    r = rank_sources("spam_sms", index=index_library(tmp_path / "lib"), bb=bb, use_cache=False,
+                     settings=RankSettings(max_examples=8, max_length=16))
+    assert list(r.table["source"]) == ["t5_prompt_adapter/encoder"]
+    assert "decoder half" in r.skipped["t5_prompt_adapter/decoder"]
