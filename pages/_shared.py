@@ -31,6 +31,7 @@ OPENED_KEY = "_opened_folders"       # every folder opened this session (typed o
 SOURCES_KEY = "library_sources"      # multiselect of collection names (core.collection)
 LIB_REFUSED_KEY = "_library_dir_refused"  # the guard's message for a refused typed/linked folder
 COL_PARAM = "col"                    # ?col=demo,my runs  (absent = core.collection.default)
+CHOSEN_KEY = "_chosen_collections"   # the last choice, as plain state (kept on pages without the picker)
 
 
 def access() -> _access.Access:
@@ -226,6 +227,14 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
     return C.existing(chosen, opened)
 
 
+def keep_library_in_url() -> None:
+    """On a page without the collections picker (Home, Runs, Definitions): the folders opened and the
+    collections chosen on another page stay in this page's URL too (nothing chosen yet: URL unchanged)."""
+    # the picker's own key is widget state, which Streamlit drops on a page that does not draw it
+    if CHOSEN_KEY in st.session_state:
+        _keep_in_url(list(st.session_state[CHOSEN_KEY]))
+
+
 def _keep_in_url(chosen: list[str]) -> None:
     """Every page's URL carries the opened folders (``?lib=``, as core.access.Access.link_value writes
     them: relative to a shared root in viewer mode) and the chosen collections (``?col=``): Streamlit
@@ -237,6 +246,7 @@ def _keep_in_url(chosen: list[str]) -> None:
             typed.setdefault(acc.check(value), value)
         except _access.PathRefused:
             continue
+    st.session_state[CHOSEN_KEY] = list(chosen)
     want = [acc.link_value(p, v) for p, v in typed.items()]
     if want and st.query_params.get_all("lib") != want:
         st.query_params["lib"] = want

@@ -11,6 +11,9 @@ from pages._deeplink import ensure_whole_app
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.config import REPO_ROOT  # noqa: E402
+from pages._shared import keep_library_in_url  # noqa: E402
+
+keep_library_in_url()  # a link copied here reopens the folders and collections opened elsewhere
 
 DEFINITIONS = REPO_ROOT / "docs" / "DEFINITIONS.md"
 

@@ -14,7 +14,9 @@ from core import collection as C
 from core import fmt
 from core.headline import headline, load_prompt_tasks
 from core.results import ResultsError
-from pages._shared import gain_column, validation_view
+from pages._shared import gain_column, keep_library_in_url, validation_view
+
+keep_library_in_url()  # a link copied here reopens the folders and collections opened elsewhere
 
 st.title("🗺️ Prompt Atlas")
 st.markdown(

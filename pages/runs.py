@@ -41,7 +41,9 @@ from pages._deeplink import ensure_whole_app
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.access import PathRefused  # noqa: E402
-from pages._shared import access, event_table, viewer_reason, waiting_figure  # noqa: E402
+from pages._shared import access, event_table, keep_library_in_url, viewer_reason, waiting_figure  # noqa: E402
+
+keep_library_in_url()  # a link copied here reopens the folders and collections opened elsewhere
 
 ACTIVE_POLL_S = 1.0   # event -> screen within ~1 s (+ render); measured in bench/runs_store_speed.py
 IDLE_POLL_S = 5.0     # still notices runs launched from the CLI

@@ -96,3 +96,11 @@ def test_a_copied_link_reopens_the_same_folder_and_group(browser, released):
         assert fresh.selected(key="proj_group").startswith(group), fresh.selected(key="proj_group")
     finally:
         fresh.close()
+    # pages without the collections picker keep them in their link too
+    for page in ("Definitions", "Runs"):
+        link = next(a for a in b.find("[data-testid='stSidebarNav'] a") if page in a.text)
+        b.click(link)
+        b.wait_until(lambda: urlparse(b.driver.current_url).path.rstrip("/").endswith(page.lower()), 30, page)
+        b.wait_idle()
+        b.wait_until(lambda: parse_qs(urlparse(b.driver.current_url).query).get("lib") == [str(released)], 20,
+                     f"?lib= in the {page} URL")
