@@ -83,8 +83,9 @@ def test_heatmap_values_hidden_above_a_density_and_kept_in_the_hover():
 
 def test_unavailable_backbone_says_which_model_to_put_in_the_cache():
     from core.backbone import unavailable_reason
-    why = unavailable_reason("roberta-base")
-    assert why and "roberta-base" in why and "Hugging Face cache" in why and "models--roberta-base" in why
+    why = unavailable_reason("acme/no-such-model-26")
+    assert why and "acme/no-such-model-26" in why and "Hugging Face cache" in why
+    assert "models--acme--no-such-model-26" in why
     assert unavailable_reason(None) and "do not say which model" in unavailable_reason(None)
     assert unavailable_reason("sentence-transformers/all-MiniLM-L6-v2") is None  # the bundled MiniLM loads
 
@@ -107,6 +108,10 @@ def _qp(at, key) -> list[str]:
 
 
 def test_transferability_thunlp_reads_short_labels_and_offers_no_launch(tmp_path, monkeypatch, released):
+    from core.backbone import unavailable_reason
+    if unavailable_reason("roberta-base") is None:
+        pytest.skip("roberta-base is in this machine's Hugging Face cache: launches from thunlp's prompts are "
+                    "possible here, so the 'no launch' line cannot be checked")
     at = _page(tmp_path, monkeypatch, "transferability.py", {"ATLAS_MODE": "full"},
                {"lib": str(released), "group": "roberta-base", "metric": "e_avg", "target": "IMDB"})
     assert not at.exception, [e.value for e in at.exception]
