@@ -156,3 +156,18 @@ def test_library_table_names_drop_the_shared_folders(tmp_path, monkeypatch, rele
     assert len(names) == 46 and "IMDBPromptRoberta" in set(names)
     assert not any(str(n).startswith("thunlp-prompt-transferability") for n in names)
     assert _qp(at, "lib") == [str(released)]
+
+
+def test_root_relative_link_values_resolve_under_their_root_and_never_escape(tmp_path, monkeypatch):
+    from core.access import PathRefused, resolve
+    shared = tmp_path / "shared"
+    (shared / "lib" / "inner").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "shared" / "lib")  # a working directory where 'shared/...' does not exist
+    acc = resolve("0.0.0.0", env={"ATLAS_MODE": "viewer", "ATLAS_ALLOWED_ROOTS": str(shared),
+                                  "ATLAS_HOME": str(tmp_path / "home")})
+    assert acc.link_value(shared / "lib" / "inner", typed=str(shared / "lib" / "inner")) == "shared/lib/inner"
+    assert acc.check("shared/lib/inner") == (shared / "lib" / "inner").resolve()
+    with pytest.raises(PathRefused):
+        acc.check("shared/../../etc")
+    full = resolve("127.0.0.1", env={"ATLAS_MODE": "full", "ATLAS_HOME": str(tmp_path / "home")})
+    assert full.link_value(shared / "lib", typed="~/x") == "~/x"  # full mode: as the user typed it
