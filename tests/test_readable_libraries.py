@@ -171,3 +171,13 @@ def test_root_relative_link_values_resolve_under_their_root_and_never_escape(tmp
         acc.check("shared/../../etc")
     full = resolve("127.0.0.1", env={"ATLAS_MODE": "full", "ATLAS_HOME": str(tmp_path / "home")})
     assert full.link_value(shared / "lib", typed="~/x") == "~/x"  # full mode: as the user typed it
+
+
+def test_no_runs_info_offers_a_launch_only_where_one_can_run(tmp_path):
+    from core.results import no_runs_reason
+    some = pd.DataFrame({"method": ["scratch"], "target": ["t"]})
+    can = no_runs_reason(some, "roberta-base", tmp_path / "results.csv")
+    assert "Launch runs with these prompts as sources" in can
+    cannot = no_runs_reason(some, "roberta-base", tmp_path / "results.csv",
+                            cannot_launch="`roberta-base` is not on this machine: put it in the Hugging Face cache")
+    assert "Launch runs" not in cannot and "put it in the Hugging Face cache" in cannot
