@@ -370,6 +370,11 @@ st.caption(f"{fmt.count(len(table), 'point')} · {src_note} in {result.seconds:.
            + ("box/lasso or click points to select them" if dims == 2 else
               "click a point to select it (plotly has no box/lasso in 3-D)")
            + (" · search hits circled in red" if hits else ""))
+if caution := proj.trust_caution(_trust(result.key, k_nn, result.features, result.coords), result.method):
+    w1, w2 = st.columns([5, 1], vertical_alignment="center")
+    w1.warning(caution, icon="⚠️")
+    if result.method != "pca":  # one click: the same group as PCA (the callback runs before the widgets)
+        w2.button("Show PCA", key="proj_to_pca", on_click=lambda: st.session_state.update(proj_method="pca"))
 
 # ---- selection -> table + link to the heatmap
 chosen = selected_names(event, fig)
