@@ -219,13 +219,15 @@ def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, 
 
 
 def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Backbone group") -> str | None:
-    """A selectbox over the index's backbone groups (largest first); None if the library is empty."""
+    """A selectbox over the index's backbone groups (largest first), opening on core.defaults.default_group
+    (the bundled MiniLM's group when present, else the largest); None if the library is empty."""
     groups = index.groups()
     if not groups:
         return None
     options = sorted(groups, key=lambda g: (-len(groups[g]), g))
-    if st.session_state.get(key) not in options:
-        st.session_state.pop(key, None)
+    if st.session_state.get(key) not in options:  # every page opens on the same group (core.defaults)
+        from core.defaults import default_group
+        st.session_state[key] = default_group(groups)
     return st.selectbox(label, options, key=key, format_func=lambda g: f"{g} ({fmt.count(len(groups[g]), 'prompt')})",
                         help="Prompts of different backbones live in different embedding spaces "
                              "and are never compared.")

@@ -180,7 +180,9 @@ if chosen:
     index = load_library(chosen)
     groups = index.groups()
     if len(groups) > 1:
-        group = s3.selectbox("Backbone group", list(groups), key="tasks_rank_group")
+        from core.defaults import default_group  # the group every page opens on
+        group = s3.selectbox("Backbone group", list(groups), key="tasks_rank_group",
+                             index=list(groups).index(default_group(groups)))
     elif groups:
         group = next(iter(groups))
         s3.caption(f"backbone: `{group}`")

@@ -31,6 +31,7 @@ from core import metrics as M
 from core import results as R
 from core.metrics import tables as TB
 from core.config import demo_dir
+from core.defaults import default_metric
 from core.estimate import measured_regime
 from core.training.trainable import why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
@@ -226,10 +227,32 @@ def no_runs_message() -> str:
     return R.no_runs_reason(results_all, group, demo_dir() / "results.csv")
 
 
+@st.cache_data(show_spinner=False)
+def _validated_scores(folder: str, stamp: float) -> list[dict]:
+    """Each metric's mean Spearman ρ against the demo's measured runs (core.headline, torch-free)."""
+    from core.headline import headline
+    try:
+        return headline(folder).metric_scores
+    except Exception:  # noqa: BLE001 -- a broken demo: no metric is validated, the rule says so
+        return []
+
+
+def _can_show(m: str) -> bool:
+    """Shown for this group without computing a backbone metric on the first paint."""
+    if m not in M.METRICS or m == "measured" or not M.metric_status(m, prompts)[0]:
+        return False
+    return not M.METRICS[m].needs_backbone or get_matrix(m, group, index.content_hash(), prompts, False) is not None
+
+
+_results_csv = demo_dir() / "results.csv"
+# core.defaults.default_metric: measured where this group has runs, else the best-validated metric shown here
+default_m, default_why = default_metric(
+    measured_ok, _can_show,
+    _validated_scores(str(demo_dir()), _results_csv.stat().st_mtime) if _results_csv.is_file() else [])
 if st.session_state.get("tr_metric") == "measured" and not measured_ok:
     # a metric this group can show (e.g. after switching to a group no run has measured)
-    st.session_state["tr_metric"] = "e_avg"
-    st.info(f"{no_runs_message()} Showing `e_avg` instead.")
+    st.session_state["tr_metric"] = default_m
+    st.info(f"{no_runs_message()} Showing `{default_m}` instead.")
 
 
 def metric_label(m: str) -> str:
@@ -241,7 +264,7 @@ def metric_label(m: str) -> str:
 with c_metric:
     options = list(M.METRICS)
     if st.session_state.get("tr_metric") not in options:
-        st.session_state["tr_metric"] = "measured" if measured_ok else "e_avg"
+        st.session_state["tr_metric"] = default_m
     metric = st.selectbox("Metric", options, key="tr_metric", format_func=metric_label)
 with c_order:
     if st.session_state.get("tr_order") not in ORDERS:
@@ -504,11 +527,14 @@ if src and tgt:
 
 # ---- pick a target -> ranked sources ---------------------------------------------------------------
 st.subheader("Best sources for a target")
+if not measured_ok and default_why:
+    st.caption(default_why)  # which metric orders the sources, and how well it is validated (core.defaults)
 use_shown = metric != "measured" and mat is not None
-predicted_metric = metric if use_shown else "e_avg"
+# measured shown: its sources sit beside e_avg, as before; no measured runs: the group's default metric
+predicted_metric = metric if use_shown else ("e_avg" if measured_ok else default_m)
 pred_full = mat if use_shown else None
-if pred_full is None and M.metric_status("e_avg", prompts)[0]:
-    pred_full = get_matrix("e_avg", group, lib_hash, prompts, True)
+if pred_full is None and M.metric_status(predicted_metric, prompts)[0]:
+    pred_full = get_matrix(predicted_metric, group, lib_hash, prompts, not M.METRICS[predicted_metric].needs_backbone)
 pred_tasks = M.by_task(pred_full, prompts) if pred_full is not None else None
 targets = sorted(set(pred_tasks.columns if pred_tasks is not None else []) | set(meas.mean.columns if meas is not None else []))
 q_targets = st.session_state.pop("_tr_target_q", None) or []

@@ -405,3 +405,31 @@ def test_pair_details_show_an_unknown_field_blank_not_none(tmp_path, monkeypatch
     text = meta.select_dtypes(exclude="number")
     assert len(meta) == 2 and not text.isna().any().any(), meta
     assert not (text.astype(str) == "None").any().any()
+
+
+def test_default_group_and_metric_follow_one_rule(tmp_path, monkeypatch, real_prompts_dir):
+    """Issue 28: opening a folder of other backbones moved the page off MiniLM; a group with no measured runs
+    opened on e_avg whatever was validated. Now: the bundled backbone's group (core.defaults.default_group),
+    and for a group without runs the best-validated metric that can be shown here, its ρ said beside the ranking."""
+    from core import metrics as M
+    from core.config import demo_dir
+    from core.defaults import default_metric
+    from core.headline import headline
+
+    at = app(tmp_path, monkeypatch, demo=demo_dir(), library=real_prompts_dir).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_group").value == MINILM  # though roberta-base and t5-small hold more prompts
+    assert at.selectbox(key="tr_metric").value == "measured"
+    at.selectbox(key="tr_group").set_value("roberta-base").run()
+    assert not at.exception, at.exception
+    # zs validates best on the demo but needs roberta-base: the best prompt-space metric instead
+    want, why = default_metric(False, lambda m: not M.METRICS[m].needs_backbone, headline(demo_dir()).metric_scores)
+    assert want != "e_avg" and at.selectbox(key="tr_metric").value == want
+    assert why in [c.value for c in at.caption] and "mean Spearman ρ 0." in why
+    # no validation at all (a demo without metric matrices): said, not implied
+    demo = tmp_path / "demo"
+    make_demo(demo)
+    at = app(tmp_path, monkeypatch, demo=demo, library=real_prompts_dir, query={"group": "t5-small"}).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_metric").value == "e_avg"
+    assert any("no metric is validated for this group" in c.value for c in at.caption)
