@@ -287,7 +287,11 @@ def event_table(events: list[dict]):
         for k, v in (e.get("metrics") or {}).items():
             row[k] = v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)[:80]
         rows.append(row)
-    return fmt.significant(pd.DataFrame(rows), 4)
+    frame = fmt.significant(pd.DataFrame(rows), 4)
+    # a progress event has no val_score, an eval event no loss: blank, not "None" (core.fmt.no_none)
+    return fmt.no_none(frame, as_text=tuple(c for c in frame.columns if c != "seq"
+                                            and pd.api.types.is_float_dtype(frame[c]) and frame[c].isna().any()),
+                       digits=None)
 
 
 # the file a prompt came from is in the detail view ("from ..."): a path column would push the rest off-screen
@@ -305,14 +309,18 @@ def library_view(table):
         view = view.drop(columns=["group"])
     if "backbone" in view:
         view["backbone"] = [b.rsplit("/", 1)[-1] if isinstance(b, str) else b for b in view["backbone"]]
+    # no "None" cell: an unknown task or family reads "—", a prompt with no recorded score a blank score
+    score_as_text = "score" in view and view["score"].isna().any()
+    view = fmt.no_none(view, as_text=("score",) if score_as_text else ())
     cc = st.column_config
     # pixel widths that fit a 1280-px window with every column in view (the tour checks it)
     config = {"name": cc.TextColumn("name", width=140),
               "task": cc.TextColumn("task", width=120),
               "family": cc.TextColumn("family", width=80),
               "method": cc.TextColumn("method", width=65),
-              "score": cc.NumberColumn("score", format="%.3f", width=60,
-                                       help="the prompt's own test score, where its folder records one"),
+              "score": (cc.TextColumn if score_as_text else cc.NumberColumn)(
+                  "score", width=60, help="the prompt's own test score, where its folder records one",
+                  **({} if score_as_text else {"format": "%.3f"})),
               "L": cc.NumberColumn("L", format="%d", width=40, help="virtual tokens"),
               "d": cc.NumberColumn("d", format="%d", width=50, help="embedding width"),
               "norm": cc.NumberColumn("norm", format="%.2f", width=55, help="mean L2 norm of the prompt's tokens"),

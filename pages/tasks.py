@@ -43,7 +43,7 @@ st.caption("Every task a prompt can be trained or evaluated on: the ten demo tas
 names = list_tasks()
 table = _overview(tuple(names))  # your tasks first (core.task_upload.overview), then the demo's
 _num = st.column_config.NumberColumn
-st.dataframe(table, hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
+st.dataframe(fmt.no_none(table), hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
              column_config={"task": st.column_config.TextColumn(width=115), "kind": st.column_config.TextColumn(width=55),
                             "family": st.column_config.TextColumn(width=80),
                             "classes": st.column_config.TextColumn(width=170),
