@@ -101,6 +101,11 @@ def no_none(table: pd.DataFrame, *, as_text: tuple[str, ...] = (), digits: int |
     return out
 
 
+def with_gaps(table: pd.DataFrame) -> tuple[str, ...]:
+    """The numeric columns of ``table`` that miss a value somewhere (for ``no_none(as_text=...)``)."""
+    return tuple(c for c in table.columns if pd.api.types.is_float_dtype(table[c]) and table[c].isna().any())
+
+
 def count(n: int, word: str, plural: str | None = None) -> str:
     """'1 prompt', '2 prompts', '0 prompts' (``plural`` for irregular words: 'runs', 'matrices')."""
     return f"{n} {word if n == 1 else (plural or word + 's')}"

@@ -75,7 +75,7 @@ try:
 except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead
     st.markdown(f"[🔥 Open the demo collection on the Transferability page](/transferability?col={C.DEMO})")
 m1, m2, m3 = st.columns(3)
-m1.metric("Finished runs", h.n_runs, help="rows of results.csv")
+m1.metric("Finished runs", h.n_runs, help="training runs of the demo that finished: scratch baselines and PoT / PANDA transfers, every seed")
 if h.best_metric:
     # the top-3 hit rate is a second number about the same metric, not a change: a caption, no delta arrow
     m2.metric(f"Best predictor: {h.best_metric['metric']}", f"ρ = {fmt.num(h.best_metric['mean_rho'])}",

@@ -512,18 +512,31 @@ if src and tgt:
     meta = table.loc[[n for n in dict.fromkeys(shown_names) if n in table.index], meta_cols]
     text_cols = [c for c in meta.columns if not pd.api.types.is_numeric_dtype(meta[c])]
     meta[text_cols] = meta[text_cols].where(meta[text_cols].notna(), "")  # an unknown field is blank, not "None"
+    meta = fmt.no_none(meta, as_text=fmt.with_gaps(meta))  # an unknown number too (a score not recorded)
     st.dataframe(meta, width="stretch", key="tr_pair_meta")
     vals = TB.pair_values(by_name[src], tgt_prompts, prompts, at_hand=at_hand, stored=stored, meas=meas,
                           target_task=tgt_task)
-    # a metric's value and a measured gain are different units: two columns (the gain in %)
+    # a metric's value and a measured gain are different units: two columns (the gain in %, as core.fmt
+    # writes it), blank where a row has none (never "None"); the notes ("± 11.2% over 3 seeds; noise band
+    # ±4.1%") below the table, where they wrap instead of being cut in a cell
+    notes = [(m, n) for m, n in zip(vals["metric"], vals["note"]) if n]
+    vals = vals.drop(columns=["note"]).assign(
+        value=[fmt.num(v, 3) if pd.notna(v) else "" for v in vals["value"]],
+        gain=[fmt.gain(g / 100) if pd.notna(g) else "" for g in vals["gain"]])
     st.dataframe(vals, hide_index=True, width="stretch", key="tr_pair_vals",
-                 column_config={"value": st.column_config.NumberColumn(format="%.3f"),
-                                "gain": gain_column("measured gain")})
+                 column_config={"gain": st.column_config.TextColumn(
+                     "measured gain", help="relative gain over scratch, in % of the scratch score")})
+    said: dict[str, list[str]] = {}
+    for m, n in notes:  # one line per note, the metrics that share it together
+        said.setdefault(n, []).append(m)
+    for n, ms in said.items():
+        st.caption(f"{', '.join(f'`{m}`' for m in dict.fromkeys(ms))}: {n}")
     if meas is not None:
         runs = meas.runs_for(src, tgt_task)
         st.caption(f"Runs behind the measured value ({len(runs)}; gain = (score − scratch) / scratch, same target, "
                    "budget and seed):")
-        st.dataframe(runs, hide_index=True, width="stretch", key="tr_pair_runs")
+        st.dataframe(fmt.no_none(runs, as_text=fmt.with_gaps(runs), digits=None), hide_index=True, width="stretch",
+                     key="tr_pair_runs")
 
 # ---- pick a target -> ranked sources ---------------------------------------------------------------
 st.subheader("Best sources for a target")
