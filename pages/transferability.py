@@ -467,7 +467,7 @@ if mat is not None and not mat.empty:
                        file_name=f"{metric}.html", mime="text/html", key="tr_dl_html",
                        help="interactive; loads plotly.js from its CDN when opened (the figure on screen)")
     with e3:
-        if st.button("Prepare PNG/SVG", key="tr_img", help="static images via kaleido (starts a headless browser)"):
+        if st.button("Prepare PNG/SVG", key="tr_img", help="PNG and SVG images of the heatmap (a few seconds)"):
             try:
                 st.session_state["_tr_png"] = fig.to_image(format="png", scale=2)
                 st.session_state["_tr_svg"] = fig.to_image(format="svg")
