@@ -25,19 +25,23 @@ st.markdown(
     "metrics predict that, and lets you launch the runs that check it."
 )
 
-c1, c2, c3 = st.columns(3)
-with c1:
-    st.subheader("1 · Look")
-    st.write("Source × target heatmaps of every similarity metric and of measured transfer.")
-    st.page_link("pages/transferability.py", label="Transferability heatmap", icon="🔥")
-with c2:
-    st.subheader("2 · Pick")
-    st.write("See the task space the prompts live in and choose a source for your target.")
-    st.page_link("pages/projection.py", label="Prompt projection", icon="🧭")
-with c3:
-    st.subheader("3 · Launch")
-    st.write("Run PANDA (or PoT / scratch) for a target and watch it train live.")
-    st.page_link("pages/runs.py", label="Runs", icon="🚀")
+
+def steps() -> None:
+    """The three steps, each with its page: after the headline numbers (at 1280×800 those are on the
+    first screen, issue 28), or alone when there is no demo."""
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.subheader("1 · Look")
+        st.write("Source × target heatmaps of every similarity metric and of measured transfer.")
+        st.page_link("pages/transferability.py", label="Transferability heatmap", icon="🔥")
+    with c2:
+        st.subheader("2 · Pick")
+        st.write("See the task space the prompts live in and choose a source for your target.")
+        st.page_link("pages/projection.py", label="Prompt projection", icon="🧭")
+    with c3:
+        st.subheader("3 · Launch")
+        st.write("Run PANDA (or PoT / scratch) for a target and watch it train live.")
+        st.page_link("pages/runs.py", label="Runs", icon="🚀")
 
 
 @st.cache_data(show_spinner=False)
@@ -47,8 +51,8 @@ def cached_headline(folder: str, stamp: float):
 
 folder = demo_dir()
 results_path = folder / "results.csv"
-st.divider()
 if not results_path.is_file():
+    steps()
     st.info(f"No demo library at `{folder}` yet: build it with `make demo` "
             "(or point ATLAS_DEMO at one). The other pages work on any prompt folder meanwhile.")
     st.stop()
@@ -86,6 +90,10 @@ if h.panda_vs_pot is not None:
     m3.metric("PANDA − PoT (mean relative gain)", fmt.gain(h.panda_vs_pot),
               help="mean over (source, target, seed) of PANDA's gain over scratch minus PoT's, "
                    "in % of the scratch score")
+
+st.divider()
+steps()
+st.divider()
 
 left, right = st.columns(2)
 with left:
