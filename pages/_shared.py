@@ -218,7 +218,8 @@ def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, 
     st.session_state[key] = now
 
 
-def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Backbone group") -> str | None:
+def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Backbone group",
+                   short: bool = False) -> str | None:
     """A selectbox over the index's backbone groups (largest first), opening on core.defaults.default_group
     (the bundled MiniLM's group when present, else the largest); None if the library is empty."""
     groups = index.groups()
@@ -228,9 +229,12 @@ def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Bac
     if st.session_state.get(key) not in options:  # every page opens on the same group (core.defaults)
         from core.defaults import default_group
         st.session_state[key] = default_group(groups)
-    return st.selectbox(label, options, key=key, format_func=lambda g: f"{g} ({fmt.count(len(groups[g]), 'prompt')})",
-                        help="Prompts of different backbones live in different embedding spaces "
-                             "and are never compared.")
+    # short: the model's own name without its organisation (a sidebar box cut the full id), the id in the help
+    return st.selectbox(label, options, key=key,
+                        format_func=lambda g: f"{g.rsplit('/', 1)[-1] if short else g} "
+                                              f"({fmt.count(len(groups[g]), 'prompt')})",
+                        help="Prompts of different backbones live in different embedding spaces and are never "
+                             "compared." + (f" Now: `{st.session_state.get(key)}`." if short else ""))
 
 
 # ---- how numbers read (rules in core.fmt; these are their Streamlit column configs) -------------------

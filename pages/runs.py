@@ -399,7 +399,7 @@ def _runs_frame(runs: list[dict]) -> pd.DataFrame:
                      "method": r["method"], "target": r["target"], "source": r["source"] or "",
                      "seed": r["seed"], "progress": _progress(r), "step": f"{r['step']}/{r.get('total_steps') or '?'}",
                      "best val": fmt.num(m.get("best_val_score"), 3), "test": fmt.num(r.get("test_score"), 3),
-                     "device": f"{r['backend']}:{r['device'] or '?'}", "sweep": r.get("sweep_id") or ""})
+                     "sweep": r.get("sweep_id") or ""})  # device and backend: in the detail's tiles
     return pd.DataFrame(rows)
 
 
@@ -595,12 +595,12 @@ def live() -> None:
         return
     active = sum(r["status"] in ACTIVE for r in runs)
     st.markdown(f"#### Runs · {active} active · {len(runs)} in the store")
-    cc = st.column_config  # widths: every column fits a 1280-px window
+    cc = st.column_config  # widths: every column fits a 1280-px window (without a sweep column: 755 px)
     frame = _runs_frame(runs)
     if not frame["sweep"].astype(bool).any():  # no run belongs to a sweep: no empty column
         frame = frame.drop(columns=["sweep"])
     st.dataframe(frame, hide_index=True, width="stretch", key="runs_table",
-                 column_config={"run": cc.TextColumn(width=160, help="a sweep's runs by their place in it (#004); "
+                 column_config={"run": cc.TextColumn(width=150, help="a sweep's runs by their place in it (#004); "
                                                                  "other runs by their id"), "status": cc.TextColumn(width=90),
                                 "method": cc.TextColumn(width=60), "target": cc.TextColumn(width=90),
                                 "source": cc.TextColumn(width=90), "seed": cc.NumberColumn(width=40),
@@ -608,7 +608,7 @@ def live() -> None:
                                 "step": cc.TextColumn(width=55),
                                 "best val": cc.TextColumn(width=60),  # "–" before an evaluation, never "None"
                                 "test": cc.TextColumn(width=50),
-                                "device": cc.TextColumn(width=70), "sweep": cc.TextColumn(width=160)})
+                                "sweep": cc.TextColumn(width=120)})
     _sweeps_view()
     ids = [r["run_id"] for r in runs]
     if "runs_select_next" in st.session_state:  # set by a button below, applied before the widget exists

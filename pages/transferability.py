@@ -190,10 +190,12 @@ except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
 
-with st.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
+# the controls live in the sidebar, the heatmap on the first screen (1280×800: it starts in its upper half)
+with st.sidebar.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
     chosen = library_picker()
 index = load_library(chosen) if chosen else None
-collections_caption(chosen, index, "transferability")
+with st.sidebar:
+    collections_caption(chosen, index, "transferability")
 if index is None or not index.prompts:
     st.info(f"No prompts to compare yet. The demo library (`{demo_dir()}`) is not built (`make demo`), and no "
             "other folder is chosen: add prompts on the Library page, point `ATLAS_LIBRARY` at a folder, or "
@@ -201,9 +203,9 @@ if index is None or not index.prompts:
     st.stop()
 
 groups = index.groups()
-c_group, c_metric, c_order = st.columns([2, 2, 2])
+c_group, c_metric, c_order = (st.sidebar.container() for _ in range(3))
 with c_group:
-    group = group_selector(index, key="tr_group")
+    group = group_selector(index, key="tr_group", short=True)  # in the sidebar: the model's short name
 if group is None:
     st.stop()
 q_group = st.session_state.pop("_tr_group_q", None)
@@ -214,7 +216,7 @@ names = [p.name for p in prompts]
 by_name = {p.name: p for p in prompts}
 backbone = prompts[0].backbone
 if len(groups) > 1:
-    st.caption(f"This library holds {len(groups)} backbone groups ({', '.join(groups)}). A prompt's vectors live in "
+    c_group.caption(f"This library holds {len(groups)} backbone groups ({', '.join(groups)}). A prompt's vectors live in "
                "its own model's embedding space, so prompts of different backbones are never compared: each "
                "group gets its own matrix.")
 
@@ -271,7 +273,7 @@ with c_order:
         st.session_state["tr_order"] = "cluster"
     order = st.selectbox("Order", list(ORDERS), key="tr_order", format_func=ORDERS.get)
 spec = M.METRICS[metric]
-c1, c2, c3, c4 = st.columns([1.6, 1, 1, 1])  # the first holds the longest label: never cut to "Per-target normalisat…"
+c1, c2, c3, c4 = (st.sidebar.container() for _ in range(4))  # one per line: no label is cut
 normalise = c1.toggle("Per-target normalisation", key="tr_norm",
                       help="z-score each column over its sources: which source is best for *this* target")
 method = None
@@ -281,9 +283,10 @@ if metric == "measured":
         if st.session_state.get("tr_method") not in transfer_methods:
             st.session_state["tr_method"] = "pot" if "pot" in transfer_methods else transfer_methods[0]
         method = c2.selectbox("Transfer method", transfer_methods, key="tr_method")
-st.caption(fmt.sentence(f"**{spec.label}** = {spec.description}.", f"Source: {spec.source}")
-           + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")
-           + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else ""))
+with st.expander(f"What `{metric}` is: {spec.label}"):  # the formula, folded: the heatmap comes first
+    st.caption(fmt.sentence(f"**{spec.label}** = {spec.description}.", f"Source: {spec.source}")
+               + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")
+               + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else ""))
 
 # ---- the matrix --------------------------------------------------------------------------------
 lib_hash = index.content_hash()
