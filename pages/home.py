@@ -61,23 +61,12 @@ manifest = {}
 if (folder / "manifest.json").is_file():
     manifest = json.loads((folder / "manifest.json").read_text())
 label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text tasks")
-st.caption(f"**What this demo is:** {label}. Every number below is computed now from "
-           f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
-
 try:
     h = cached_headline(str(folder), results_path.stat().st_mtime)
 except ResultsError as e:  # one message naming the file, never a traceback
     st.error(str(e))
     st.stop()
-n_demo = len(load_prompt_tasks(folder))
-st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "
-            f"its {h.n_runs} finished runs. Your uploads and your own runs never change them; the Transferability "
-            f"page on the `{C.DEMO}` collection shows the same validation.")
-try:
-    st.page_link("pages/transferability.py", label="Open the demo collection on the Transferability page",
-                 icon="🔥", query_params={"col": C.DEMO})
-except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead
-    st.markdown(f"[🔥 Open the demo collection on the Transferability page](/transferability?col={C.DEMO})")
+# the headline numbers first: at 1280×800 they are on the first screen (issue 28); where they come from below
 m1, m2, m3 = st.columns(3)
 m1.metric("Finished runs", h.n_runs, help="training runs of the demo that finished: scratch baselines and PoT / PANDA transfers, every seed")
 if h.best_metric:
@@ -90,7 +79,18 @@ if h.panda_vs_pot is not None:
     m3.metric("PANDA − PoT (mean relative gain)", fmt.gain(h.panda_vs_pot),
               help="mean over (source, target, seed) of PANDA's gain over scratch minus PoT's, "
                    "in % of the scratch score")
+st.caption(f"**What this demo is:** {label}. Every number on this page is computed now from "
+           f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
 
+n_demo = len(load_prompt_tasks(folder))
+st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "
+            f"its {h.n_runs} finished runs. Your uploads and your own runs never change them; the Transferability "
+            f"page on the `{C.DEMO}` collection shows the same validation.")
+try:
+    st.page_link("pages/transferability.py", label="Open the demo collection on the Transferability page",
+                 icon="🔥", query_params={"col": C.DEMO})
+except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead
+    st.markdown(f"[🔥 Open the demo collection on the Transferability page](/transferability?col={C.DEMO})")
 st.divider()
 steps()
 st.divider()
