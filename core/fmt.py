@@ -83,6 +83,29 @@ def significant(values: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return out
 
 
+MISSING_TEXT = "—"
+
+
+def no_none(table: pd.DataFrame, *, as_text: tuple[str, ...] = (), digits: int | None = 3) -> pd.DataFrame:
+    """A table as a person reads it: a grid draws a missing cell as "None". Text columns read "—" where
+    missing; the numeric columns named in ``as_text`` become text (``digits`` decimals, or as written when
+    None; '-0' never) with a blank where missing — only those, since a numeric column sorts as numbers and
+    keeps its format."""
+    out = table.copy()
+    for c in out.columns:
+        if c in as_text:
+            out[c] = [("" if not _finite(v) else num(v, digits) if digits is not None else f"{float(v) + 0.0:g}")
+                      for v in out[c]]
+        elif not pd.api.types.is_numeric_dtype(out[c]) and not pd.api.types.is_bool_dtype(out[c]):
+            out[c] = out[c].map(lambda v: MISSING_TEXT if v is None or (isinstance(v, float) and v != v) else v)
+    return out
+
+
+def with_gaps(table: pd.DataFrame) -> tuple[str, ...]:
+    """The numeric columns of ``table`` that miss a value somewhere (for ``no_none(as_text=...)``)."""
+    return tuple(c for c in table.columns if pd.api.types.is_float_dtype(table[c]) and table[c].isna().any())
+
+
 def count(n: int, word: str, plural: str | None = None) -> str:
     """'1 prompt', '2 prompts', '0 prompts' (``plural`` for irregular words: 'runs', 'matrices')."""
     return f"{n} {word if n == 1 else (plural or word + 's')}"

@@ -256,6 +256,29 @@ class LibraryIndex:
                            col: np.asarray(sims, dtype=float)}, columns=["name", "task", col])
         return df.sort_values(col, ascending=False, kind="stable").head(k).reset_index(drop=True)
 
+    def closeness(self, name: str, *, metric) -> str | None:
+        """One sentence saying whether anything in ``name``'s group is close to it, judged against the
+        spread of that group's similarities: the pairs of the *other* prompts of the group (their
+        median and range). Nothing is close when its nearest neighbour is below the median pair —
+        a ranked list of cosines from 0.04 down to -0.09 is then no ranking of neighbours.
+        None when there are fewer than 3 other prompts (too few pairs to have a spread)."""
+        others = [q for q in self.group_prompts(self.group_of(name)) if q.name != name]
+        if len(others) < 3:
+            return None
+        m = np.asarray(metric([self.prompts[name], *others]), dtype=float)
+        sims = m[0, 1:]
+        pairs = m[1:, 1:][np.triu_indices(len(others), k=1)]
+        pairs = pairs[np.isfinite(pairs)]
+        if not len(pairs) or not np.isfinite(sims).any():
+            return None
+        best, med = float(np.nanmax(sims)), float(np.median(pairs))
+        spread = f"the group's other pairs range {pairs.min():.2f} to {pairs.max():.2f}, median {med:.2f}"
+        if best < med:
+            return f"Nothing here is close: the nearest ({best:.2f}) is below the median of the group's pairs ({spread})."
+        n_close = int((sims >= med).sum())
+        return (f"{n_close} of {len(others)} at or above the median of the group's pairs ({spread}); "
+                "the rest are no closer than a typical pair.")
+
 
 def _add_found(index: LibraryIndex, root: Path, path: Path, kind: str, expected_dim: int | None) -> None:
     """Read one found file or adapter folder into ``index`` (a problem is recorded, not raised)."""

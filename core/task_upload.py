@@ -33,7 +33,8 @@ def summary(task) -> pd.DataFrame:
 
 
 def overview(names: list[str]) -> pd.DataFrame:
-    """One row per registered task: kind, family, classes, counts per split, mean words."""
+    """One row per registered task: kind, family, classes, counts per split, mean words; the user's
+    tasks first, then the demo's (each in ``names``' order)."""
     from core.tasks.demo.spec import DEMO_TASKS
     from core.tasks.registry import get_task
     rows = []
@@ -49,4 +50,6 @@ def overview(names: list[str]) -> pd.DataFrame:
         rows.append({"task": n, "kind": "demo" if n in DEMO_TASKS else "user", "family": t.family,
                      "classes": ", ".join(t.labels), **{s: len(t.split(s)) for s in SPLITS},
                      "mean words": mw, "problem": ""})
-    return pd.DataFrame(rows, columns=["task", "kind", "family", "classes", *SPLITS, "mean words", "problem"])
+    df = pd.DataFrame(rows, columns=["task", "kind", "family", "classes", *SPLITS, "mean words", "problem"])
+    # your own tasks first: ten demo rows above them hid them below a table's fold
+    return df.sort_values("kind", key=lambda k: k != "user", kind="stable").reset_index(drop=True)

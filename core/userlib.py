@@ -160,14 +160,16 @@ def _write_meta(folder: Path, changes: dict) -> None:
     atomic_write_json(meta_file, meta, indent=2, default=str)
 
 
-def _as_adapter(prompt: SoftPrompt, file: Path, changes: dict, dest: Path) -> Path:
-    """Write a plain-file prompt as a PEFT folder ``dest`` holding its metadata (same values)."""
+def _as_adapter(prompt: SoftPrompt, file: Path, changes: dict, dest: Path, name: str) -> Path:
+    """Write a plain-file prompt as a PEFT folder ``dest`` holding its metadata (same values).
+    ``name``: the name it will have once moved in place — ``dest`` is a hidden temp folder
+    (``.atlas-new-…``), which must never reach atlas.json."""
     from core.prompts import write_prompt  # lazy: it imports peft
 
     q = copy_prompt(prompt)
     for k, v in changes.items():
         setattr(q, k, v)
-    q.name = dest.name
+    q.name = name
     # the reading notes were about the plain file; "no model named" is no longer true once described
     kept = [n for n in str(q.settings.pop("note", "") or "").split("; ")
             if n and not n.startswith("no model named for this file")]
@@ -206,7 +208,7 @@ def describe_entry(entry: Path, prompts: list[SoftPrompt], meta: PromptMeta) -> 
         raise EditError(f"{entry.name}: describing it stores it as the adapter folder {stem}/, "
                         "and that name is taken; rename one of them first")
     tmp = _hidden(dest, "new")
-    _as_adapter(p, file, changes, tmp)
+    _as_adapter(p, file, changes, tmp, name=dest.name)
     trash = _hidden(entry, "old")
     os.rename(entry, trash)
     try:
@@ -237,6 +239,8 @@ def describe(prompt: SoftPrompt, meta: PromptMeta) -> Path:
     """Set task / family / backbone of one prompt of ``my library`` or ``my runs`` (its atlas.json);
     returns the path that now holds it (a plain file becomes an adapter folder, see describe_entry)."""
     entry_of(prompt)  # ours to change?
+    if meta.family is None and not prompt.family:  # a task without a family: the registered task's family
+        meta = with_family(meta)
     meta.check_width(prompt.d, prompt.name)
     origin = Path(prompt.origin).resolve()
     if prompt.fmt == "peft":  # its own adapter folder only, never a neighbour's
@@ -445,3 +449,48 @@ def with_family(meta: PromptMeta) -> PromptMeta:
     except Exception:
         fam = None
     return PromptMeta(meta.task, fam, meta.backbone) if fam else meta
+
+
+# --------------------------------------------------------------------------- a lone prompt
+def backbones_here(d: int) -> list[tuple[str, str]]:
+    """(name, where) of the backbones this machine can load that have token width ``d``: the bundled
+    MiniLM, then the Hugging Face cache's models whose ``config.json`` says ``hidden_size`` / ``d_model``
+    = d (read as JSON: no model is loaded, nothing is downloaded)."""
+    from core.config import DEFAULT_BACKBONE
+
+    out = [(DEFAULT_BACKBONE, "bundled")] if KNOWN_DIMS.get(DEFAULT_BACKBONE) == d else []
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+        configs = sorted(Path(HF_HUB_CACHE).glob("models--*/snapshots/*/config.json"))
+    except Exception:  # noqa: BLE001 -- no cache, no hub package: nothing cached
+        configs = []
+    for cfg in configs:
+        name = cfg.parents[2].name[len("models--"):].replace("--", "/")
+        try:
+            c = json.loads(cfg.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        width = c.get("hidden_size") or c.get("d_model") or c.get("n_embd") if isinstance(c, dict) else None
+        if width == d and name not in {n for n, _ in out}:
+            out.append((name, "cached"))
+    return out
+
+
+def lone_hint(prompt: SoftPrompt, group: str) -> str:
+    """What to tell about a prompt that is alone in its backbone group: which backbones here have its
+    width, and how to describe it so that it joins their group and can be compared (Markdown, one line)."""
+    here = backbones_here(prompt.d)
+    lead = f"No other prompt in `{group}` to compare it with."
+    if prompt.backbone:
+        return f"{lead} Prompts of other backbones are never compared; add prompts of `{prompt.backbone}` to see its neighbours."
+    if not here:
+        return (f"{lead} No backbone on this machine has width {prompt.d}; it is compared only with other "
+                f"width-{prompt.d} prompts whose backbone is unknown.")
+    names = ", ".join(f"`{n}` ({w})" for n, w in here)
+    reason = why_not_editable(prompt)
+    how = (f"upload it to your library, then describe it" if reason else
+           "describe it (✏️ *Describe, rename or delete this prompt* below → Backbone)")
+    return (f"{lead} Width {prompt.d} is the width of {names}: if it was trained for one of them, {how} and it "
+            f"joins that model's group; from a terminal: `python -m core library tag {prompt.name} --backbone "
+            f"{here[0][0]}`.")
+

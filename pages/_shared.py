@@ -272,17 +272,23 @@ def collections_caption(chosen: list[C.Collection], index: LibraryIndex | None, 
     st.session_state[key] = now
 
 
-def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Backbone group") -> str | None:
-    """A selectbox over the index's backbone groups (largest first); None if the library is empty."""
+def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Backbone group",
+                   short: bool = False) -> str | None:
+    """A selectbox over the index's backbone groups (largest first), opening on core.defaults.default_group
+    (the bundled MiniLM's group when present, else the largest); None if the library is empty."""
     groups = index.groups()
     if not groups:
         return None
     options = sorted(groups, key=lambda g: (-len(groups[g]), g))
-    if st.session_state.get(key) not in options:
-        st.session_state.pop(key, None)
-    return st.selectbox(label, options, key=key, format_func=lambda g: f"{g} ({fmt.count(len(groups[g]), 'prompt')})",
-                        help="Prompts of different backbones live in different embedding spaces "
-                             "and are never compared.")
+    if st.session_state.get(key) not in options:  # every page opens on the same group (core.defaults)
+        from core.defaults import default_group
+        st.session_state[key] = default_group(groups)
+    # short: the model's own name without its organisation (a sidebar box cut the full id), the id in the help
+    return st.selectbox(label, options, key=key,
+                        format_func=lambda g: f"{g.rsplit('/', 1)[-1] if short else g} "
+                                              f"({fmt.count(len(groups[g]), 'prompt')})",
+                        help="Prompts of different backbones live in different embedding spaces and are never "
+                             "compared." + (f" Now: `{st.session_state.get(key)}`." if short else ""))
 
 
 # ---- how numbers read (rules in core.fmt; these are their Streamlit column configs) -------------------
@@ -339,7 +345,11 @@ def event_table(events: list[dict]):
         for k, v in (e.get("metrics") or {}).items():
             row[k] = v if isinstance(v, (int, float, str, bool)) or v is None else json.dumps(v, default=str)[:80]
         rows.append(row)
-    return fmt.significant(pd.DataFrame(rows), 4)
+    frame = fmt.significant(pd.DataFrame(rows), 4)
+    # a progress event has no val_score, an eval event no loss: blank, not "None" (core.fmt.no_none)
+    return fmt.no_none(frame, as_text=tuple(c for c in frame.columns if c != "seq"
+                                            and pd.api.types.is_float_dtype(frame[c]) and frame[c].isna().any()),
+                       digits=None)
 
 
 # the file a prompt came from is in the detail view ("from ..."): a path column would push the rest off-screen
@@ -360,6 +370,9 @@ def library_view(table):
     if "name" in view:  # without the path all rows share (core.labels); the full name is in the detail
         short = L.short_names(view["name"], suffix=False)
         view["name"] = [short[str(n)] for n in view["name"]]
+    # no "None" cell: an unknown task or family reads "—", a prompt with no recorded score a blank score
+    score_as_text = "score" in view and view["score"].isna().any()
+    view = fmt.no_none(view, as_text=("score",) if score_as_text else ())
     cc = st.column_config
     # pixel widths that fit a 1280-px window with every column in view (the tour checks it)
     config = {"name": cc.TextColumn("name", width=140, help="without the folders every prompt shown shares; "
@@ -367,8 +380,9 @@ def library_view(table):
               "task": cc.TextColumn("task", width=120),
               "family": cc.TextColumn("family", width=80),
               "method": cc.TextColumn("method", width=65),
-              "score": cc.NumberColumn("score", format="%.3f", width=60,
-                                       help="the prompt's own test score, where its folder records one"),
+              "score": (cc.TextColumn if score_as_text else cc.NumberColumn)(
+                  "score", width=60, help="the prompt's own test score, where its folder records one",
+                  **({} if score_as_text else {"format": "%.3f"})),
               "L": cc.NumberColumn("L", format="%d", width=40, help="virtual tokens"),
               "d": cc.NumberColumn("d", format="%d", width=50, help="embedding width"),
               "norm": cc.NumberColumn("norm", format="%.2f", width=55, help="mean L2 norm of the prompt's tokens"),

@@ -181,10 +181,12 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
                      zeroline=False, range=[-0.5, n_c - 0.5], side="bottom", automargin=auto, **pos)
     fig.update_yaxes(tickvals=ys[::ky], ticktext=yt, tickfont=tick, showgrid=False, zeroline=False,
                      range=[n_r - 0.5, -0.5], automargin=auto, **pos)
-    margin = {"l": 10, "r": 10, "t": 30, "b": 10}
+    em = 0.6 * tick["size"]
+    # the first x label, turned 60 degrees, reaches left of the plot by half its length: plotly's automargin
+    # grows the left margin for the y labels only, so a short y label let it be clipped ("rty_parliament")
+    margin = {"l": int(10 + em * len(xt[0]) * 0.5) if len(xt) else 10, "r": 10, "t": 30, "b": 10}
     if not auto:
-        em = 0.6 * tick["size"]
-        margin["l"] = int(16 + em * max(map(len, yt), default=0))
+        margin["l"] = max(margin["l"], int(16 + em * max(map(len, yt), default=0)))
         margin["b"] = int(16 + em * max(map(len, xt), default=0) * 0.87)
     if dendro:
         def lines(pairs, swap):

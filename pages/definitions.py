@@ -22,4 +22,11 @@ if not DEFINITIONS.is_file():
     st.error(f"{DEFINITIONS}: missing — this copy of Prompt Atlas is incomplete.")
     st.stop()
 text = DEFINITIONS.read_text(encoding="utf-8")
+# The user guides beside this file (README's "Where to go next"), each named by its own title; the
+# lead's folded-in notes-*.md are working notes, not guides.
+guides = [(p.name, p.read_text(encoding="utf-8").split("\n", 1)[0].lstrip("# ").strip())
+          for p in sorted(DEFINITIONS.parent.glob("*.md")) if p != DEFINITIONS and not p.name.startswith("notes-")]
+if guides:
+    st.caption("How to use each page and command: the guides in this copy's `docs/` folder — "
+               + " · ".join(f"**{title}** (`docs/{name}`)" for name, title in guides) + ".")
 st.markdown(text.split("\n", 1)[1] if text.startswith("# ") else text)  # the page title replaces the file's

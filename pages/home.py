@@ -27,19 +27,23 @@ st.markdown(
     "metrics predict that, and lets you launch the runs that check it."
 )
 
-c1, c2, c3 = st.columns(3)
-with c1:
-    st.subheader("1 · Look")
-    st.write("Source × target heatmaps of every similarity metric and of measured transfer.")
-    st.page_link("pages/transferability.py", label="Transferability heatmap", icon="🔥")
-with c2:
-    st.subheader("2 · Pick")
-    st.write("See the task space the prompts live in and choose a source for your target.")
-    st.page_link("pages/projection.py", label="Prompt projection", icon="🧭")
-with c3:
-    st.subheader("3 · Launch")
-    st.write("Run PANDA (or PoT / scratch) for a target and watch it train live.")
-    st.page_link("pages/runs.py", label="Runs", icon="🚀")
+
+def steps() -> None:
+    """The three steps, each with its page: after the headline numbers (at 1280×800 those are on the
+    first screen, issue 28), or alone when there is no demo."""
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.subheader("1 · Look")
+        st.write("Source × target heatmaps of every similarity metric and of measured transfer.")
+        st.page_link("pages/transferability.py", label="Transferability heatmap", icon="🔥")
+    with c2:
+        st.subheader("2 · Pick")
+        st.write("See the task space the prompts live in and choose a source for your target.")
+        st.page_link("pages/projection.py", label="Prompt projection", icon="🧭")
+    with c3:
+        st.subheader("3 · Launch")
+        st.write("Run PANDA (or PoT / scratch) for a target and watch it train live.")
+        st.page_link("pages/runs.py", label="Runs", icon="🚀")
 
 
 @st.cache_data(show_spinner=False)
@@ -49,8 +53,8 @@ def cached_headline(folder: str, stamp: float):
 
 folder = demo_dir()
 results_path = folder / "results.csv"
-st.divider()
 if not results_path.is_file():
+    steps()
     st.info(f"No demo library at `{folder}` yet: build it with `make demo` "
             "(or point ATLAS_DEMO at one). The other pages work on any prompt folder meanwhile.")
     st.stop()
@@ -59,25 +63,14 @@ manifest = {}
 if (folder / "manifest.json").is_file():
     manifest = json.loads((folder / "manifest.json").read_text())
 label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text tasks")
-st.caption(f"**What this demo is:** {label}. Every number below is computed now from "
-           f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
-
 try:
     h = cached_headline(str(folder), results_path.stat().st_mtime)
 except ResultsError as e:  # one message naming the file, never a traceback
     st.error(str(e))
     st.stop()
-n_demo = len(load_prompt_tasks(folder))
-st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "
-            f"its {h.n_runs} finished runs. Your uploads and your own runs never change them; the Transferability "
-            f"page on the `{C.DEMO}` collection shows the same validation.")
-try:
-    st.page_link("pages/transferability.py", label="Open the demo collection on the Transferability page",
-                 icon="🔥", query_params={"col": C.DEMO})
-except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead
-    st.markdown(f"[🔥 Open the demo collection on the Transferability page](/transferability?col={C.DEMO})")
+# the headline numbers first: at 1280×800 they are on the first screen (issue 28); where they come from below
 m1, m2, m3 = st.columns(3)
-m1.metric("Finished runs", h.n_runs, help="rows of results.csv")
+m1.metric("Finished runs", h.n_runs, help="training runs of the demo that finished: scratch baselines and PoT / PANDA transfers, every seed")
 if h.best_metric:
     # the top-3 hit rate is a second number about the same metric, not a change: a caption, no delta arrow
     m2.metric(f"Best predictor: {h.best_metric['metric']}", f"ρ = {fmt.num(h.best_metric['mean_rho'])}",
@@ -88,6 +81,21 @@ if h.panda_vs_pot is not None:
     m3.metric("PANDA − PoT (mean relative gain)", fmt.gain(h.panda_vs_pot),
               help="mean over (source, target, seed) of PANDA's gain over scratch minus PoT's, "
                    "in % of the scratch score")
+st.caption(f"**What this demo is:** {label}. Every number on this page is computed now from "
+           f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
+
+n_demo = len(load_prompt_tasks(folder))
+st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "
+            f"its {h.n_runs} finished runs. Your uploads and your own runs never change them; the Transferability "
+            f"page on the `{C.DEMO}` collection shows the same validation.")
+try:
+    st.page_link("pages/transferability.py", label="Open the demo collection on the Transferability page",
+                 icon="🔥", query_params={"col": C.DEMO})
+except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead
+    st.markdown(f"[🔥 Open the demo collection on the Transferability page](/transferability?col={C.DEMO})")
+st.divider()
+steps()
+st.divider()
 
 left, right = st.columns(2)
 with left:

@@ -239,10 +239,13 @@ if index.prompts and len(view):
         from core.metrics import e_avg  # the one e_avg (lazy: torch only when a prompt is shown)
         nearest = index.nearest(name, k=10, metric=e_avg)
         st.markdown(f"**Nearest prompts by e_avg** (cosine of mean tokens) in `{group}`")
-        if nearest.empty:
-            st.info("No other prompt in this backbone group.")
+        if nearest.empty:  # alone: which backbones here have its width, and how to describe it (core.userlib)
+            st.info(userlib.lone_hint(p, group))
         else:
-            st.dataframe(nearest, key="library_nearest", hide_index=True, width="stretch",
+            note = index.closeness(name, metric=e_avg)  # against the spread of this group's similarities
+            if note:
+                (st.warning if note.startswith("Nothing") else st.caption)(note)
+            st.dataframe(nearest.fillna({"task": "—"}), key="library_nearest", hide_index=True, width="stretch",
                          column_config={"e_avg": st.column_config.NumberColumn(format="%.3f")})
     fig = px.imshow(p.tensor.numpy(), aspect="auto", color_continuous_scale="RdBu_r", color_continuous_midpoint=0,
                     labels={"x": "dimension", "y": "virtual token", "color": "value"}, title="Prompt matrix")

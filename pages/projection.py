@@ -334,7 +334,7 @@ symbol_options = [NONE] + [c for c in CATEGORICAL if c in table]
 if "proj_symbol" not in st.session_state and "method" in table and table["method"].nunique() > 1:
     st.session_state["proj_symbol"] = "method"  # scratch vs transferred prompts at a glance
 symbol = o2.selectbox("Symbol by", symbol_options, key="proj_symbol",
-                      help="plotly has a limited set of symbols; many categories repeat them")
+                      help="there are only a few marker shapes: with many categories, shapes repeat")
 find = o3.text_input("Find a prompt", key="proj_find", placeholder="name or part of it")
 pairs = proj.transfer_pairs(prompts) if point_mode == "prompt" else []
 show_arrows = o4.toggle("Arrows", value=arrows_by_default(len(pairs)), key="proj_arrows", disabled=not pairs,
@@ -378,6 +378,11 @@ st.caption(f"{fmt.count(len(table), 'point')} · {src_note} in {result.seconds:.
            + ("box/lasso or click points to select them" if dims == 2 else
               "click a point to select it (plotly has no box/lasso in 3-D)")
            + (" · search hits circled in red" if hits else ""))
+if caution := proj.trust_caution(_trust(result.key, k_nn, result.features, result.coords), result.method):
+    w1, w2 = st.columns([5, 1], vertical_alignment="center")
+    w1.warning(caution, icon="⚠️")
+    if result.method != "pca":  # one click: the same group as PCA (the callback runs before the widgets)
+        w2.button("Show PCA", key="proj_to_pca", on_click=lambda: st.session_state.update(proj_method="pca"))
 
 # ---- selection -> table + link to the heatmap
 chosen = selected_names(event, fig)
@@ -432,8 +437,9 @@ m1, m2 = st.columns(2)
 m1.metric(f"of its {len(nn)} nearest kept nearby on the map", f"{kept}/{len(nn)}")
 m2.metric(f"trustworthiness of the map (k={min(k_nn, max(1, (len(table) - 1) // 2))})",
           "n/a" if trust is None else f"{trust:.3f}",
-          help="scikit-learn trustworthiness: 1.0 = every point's map neighbours are true "
-               "neighbours in the original space; ~0.5 = no better than random")
+          help="1.0 = every point's neighbours on the map are its neighbours among the prompts themselves; "
+               f"~0.5 = no better than random; below {proj.TRUST_MIN:.2f} the page warns (scikit-learn's "
+               "trustworthiness)")
 
 # ---- exports
 st.subheader("Export")
@@ -445,7 +451,7 @@ e2.download_button("Figure (HTML)", lambda: fig.to_html(include_plotlyjs=True, f
                    f"{stem}.html", "text/html", key="proj_dl_html", on_click="ignore",
                    help="interactive, self-contained (works offline)")
 if e3.button("Render PNG + SVG", key="proj_render",
-             help="static images via kaleido (needs Chrome/Chromium on the server; a few seconds)"):
+             help="PNG and SVG images of the map (a few seconds; needs Chromium on the server)"):
     try:
         st.session_state["proj_images"] = (result.key, dims, _fig_bytes(fig, "png"), _fig_bytes(fig, "svg"))
     except Exception as e:  # noqa: BLE001 — kaleido raises many kinds when Chrome is missing

@@ -31,6 +31,7 @@ from core.config import atlas_home, user_library_dir
 from core.estimate import Regime, estimate_for
 from core.ranking import source_backbone
 from core.runs import local, queue
+from core.runs.display import detail_run, run_label, short_id
 from core.runs.ray_jobs import ray_available
 from core.runs.spec import DEFAULT_RAY_ADDRESS, METHODS, LaunchError, RunSpec, SpecError
 from core.runs.store import ACTIVE, TERMINAL, RunStore, default_db_path
@@ -203,8 +204,9 @@ def _launch(make) -> None:
     if kind == "run":
         st.session_state["runs_selected"] = new_id
         st.session_state["runs_flash"] = f"Queued run {new_id}."
-    else:
+    else:  # the detail follows core.runs.display.detail_run (the running run), not the last queued one
         st.session_state["runs_sweep_selected"] = new_id
+        st.session_state.pop("runs_selected", None)
         st.session_state["runs_flash"] = f"Queued sweep {new_id}."
 
 
@@ -395,11 +397,11 @@ def _runs_frame(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for r in runs:
         m = r.get("last_metrics") or {}
-        rows.append({"run": r["run_id"], "status": f"{STATUS_ICON.get(r['status'], '')} {r['status']}",
+        rows.append({"run": short_id(r), "status": f"{STATUS_ICON.get(r['status'], '')} {r['status']}",
                      "method": r["method"], "target": r["target"], "source": r["source"] or "",
                      "seed": r["seed"], "progress": _progress(r), "step": f"{r['step']}/{r.get('total_steps') or '?'}",
-                     "best val": m.get("best_val_score"), "test": r.get("test_score"),
-                     "device": f"{r['backend']}:{r['device'] or '?'}", "sweep": r.get("sweep_id") or ""})
+                     "best val": fmt.num(m.get("best_val_score"), 3), "test": fmt.num(r.get("test_score"), 3),
+                     "sweep": r.get("sweep_id") or ""})  # device and backend: in the detail's tiles
     return pd.DataFrame(rows)
 
 
@@ -434,8 +436,9 @@ def _eval_chart(ev: pd.DataFrame) -> go.Figure:
     drawn = "val_score" in evals and evals["val_score"].notna().any()
     if drawn:
         fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_score"], mode="lines+markers", name="val accuracy"))
+        fig.data[0].cliponaxis = False  # a marker at 1.0 is drawn whole on the fixed axis
     fig.update_layout(title="Validation accuracy", xaxis_title="step", yaxis_title="accuracy", height=320,
-                      margin=dict(l=10, r=10, t=40, b=10))
+                      yaxis_range=[0, 1], margin=dict(l=10, r=10, t=40, b=10))  # accuracy: always [0, 1]
     return fig if drawn else waiting_figure(fig, "waiting for the first evaluation")
 
 
@@ -448,7 +451,7 @@ def _run_view(run: dict) -> None:
                + f" · seed {run['seed']} · {run['backend']}" + (f" ({run['address']})" if run.get("address") else "")
                + (f" · sweep {run['sweep_id']}" if run.get("sweep_id") else ""))
     st.progress(_progress(run), text=f"{run['status']} · step {run['step']}/{run.get('total_steps') or '?'}")
-    k = st.columns(6)
+    k = [*st.columns(3), *st.columns(3)]  # two rows of three: six tiles in one row cut "3.6 min" at 1280 px
     k[0].metric("examples/s", f"{m['examples_per_s']:.1f}" if m.get("examples_per_s") else "–")
     k[1].metric("ETA", _fmt_s(m.get("eta_s")) if run["status"] == "running" else "–")
     k[2].metric("device", run.get("device") or spec.get("device") or "?")
@@ -509,13 +512,14 @@ def _run_view(run: dict) -> None:
 def _compare(runs: list[dict]) -> None:
     ids = [r["run_id"] for r in runs]
     _keep_valid("runs_compare", ids)
-    chosen = st.multiselect("Compare runs", ids, key="runs_compare", max_selections=12)
+    by_id = {r["run_id"]: r for r in runs}
+    chosen = st.multiselect("Compare runs", ids, key="runs_compare", max_selections=12,
+                            format_func=lambda i: run_label(by_id[i]))
     metric = st.selectbox("Curve", ["ce", "loss", "kd", "val_score", "examples_per_s"], key="runs_compare_metric")
     if not chosen:
         return
     ev = store.events_frame(chosen)
     fig = go.Figure()
-    by_id = {r["run_id"]: r for r in runs}
     for rid in chosen:
         part = ev[(ev["run_id"] == rid)] if len(ev) else ev
         if metric not in part:
@@ -523,8 +527,10 @@ def _compare(runs: list[dict]) -> None:
         part = part[part[metric].notna()]
         r = by_id[rid]
         fig.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers" if metric == "val_score" else "lines",
-                                 name=f"{rid} · {r['method']} {r['target']}" + (f" ← {r['source']}" if r["source"] else "")))
+                                 name=f"{r.get('sweep_id') or ''} {run_label(r)}".strip()))
     fig.update_layout(xaxis_title="step", yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=30, b=10))
+    if metric == "val_score":  # an accuracy: the axis is [0, 1] whatever the runs reached
+        fig.update_yaxes(range=[0, 1])
     if not any(len(t.x) for t in fig.data):
         fig = waiting_figure(fig, f"no {metric} logged yet by these runs")
     st.plotly_chart(fig, key="runs_compare_chart", width="stretch")
@@ -591,30 +597,30 @@ def live() -> None:
         return
     active = sum(r["status"] in ACTIVE for r in runs)
     st.markdown(f"#### Runs · {active} active · {len(runs)} in the store")
-    cc = st.column_config  # widths: every column fits a 1280-px window
+    cc = st.column_config  # widths: every column fits a 1280-px window (without a sweep column: 755 px)
     frame = _runs_frame(runs)
     if not frame["sweep"].astype(bool).any():  # no run belongs to a sweep: no empty column
         frame = frame.drop(columns=["sweep"])
     st.dataframe(frame, hide_index=True, width="stretch", key="runs_table",
-                 column_config={"run": cc.TextColumn(width=100), "status": cc.TextColumn(width=90),
+                 column_config={"run": cc.TextColumn(width=150, help="a sweep's runs by their place in it (#004); "
+                                                                 "other runs by their id"), "status": cc.TextColumn(width=90),
                                 "method": cc.TextColumn(width=60), "target": cc.TextColumn(width=90),
                                 "source": cc.TextColumn(width=90), "seed": cc.NumberColumn(width=40),
                                 "progress": cc.ProgressColumn("progress", min_value=0, max_value=1, width=70),
                                 "step": cc.TextColumn(width=55),
-                                "best val": cc.NumberColumn(format="%.3f", width=60),
-                                "test": cc.NumberColumn(format="%.3f", width=50),
-                                "device": cc.TextColumn(width=70), "sweep": cc.TextColumn(width=70)})
+                                "best val": cc.TextColumn(width=60),  # "–" before an evaluation, never "None"
+                                "test": cc.TextColumn(width=50),
+                                "sweep": cc.TextColumn(width=120)})
     _sweeps_view()
     ids = [r["run_id"] for r in runs]
     if "runs_select_next" in st.session_state:  # set by a button below, applied before the widget exists
         st.session_state["runs_selected"] = st.session_state.pop("runs_select_next")
-    if st.session_state.get("runs_selected") not in ids:
-        st.session_state["runs_selected"] = ids[0]
+    if st.session_state.get("runs_selected") not in ids:  # nothing chosen: the running run, else the last finished
+        st.session_state["runs_selected"] = detail_run(runs)
     # the label names the run, not its status: a browser keeps an open box's label while the status
     # changes under it (a finished run still read 🏃); the heading below carries the live status
     rid = st.selectbox("Run", ids, key="runs_selected",
-                       format_func=lambda i: next(f"{i} · {r['method']} "
-                                                  f"{r['target']}" + (f" ← {r['source']}" if r["source"] else "")
+                       format_func=lambda i: next(run_label(r) + (f" · {r['sweep_id']}" if r.get("sweep_id") else "")
                                                   for r in runs if r["run_id"] == i))
     _run_view(next(r for r in runs if r["run_id"] == rid))
     st.markdown("#### Compare runs")

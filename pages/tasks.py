@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import fmt
+from core import fmt, notice
 from core import ranking as R
 from core.task_upload import build_task, overview, read_upload, summary
 from core.tasks import DEMO_TASKS, SPLITS, TaskError, get_task, list_tasks, save_task
@@ -41,9 +41,9 @@ st.caption("Every task a prompt can be trained or evaluated on: the ten demo tas
            "Add your own target, rank the prompts you have as sources for it, and launch the transfer runs.")
 
 names = list_tasks()
-table = _overview(tuple(names))
+table = _overview(tuple(names))  # your tasks first (core.task_upload.overview), then the demo's
 _num = st.column_config.NumberColumn
-st.dataframe(table, hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
+st.dataframe(fmt.no_none(table), hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
              column_config={"task": st.column_config.TextColumn(width=115), "kind": st.column_config.TextColumn(width=55),
                             "family": st.column_config.TextColumn(width=80),
                             "classes": st.column_config.TextColumn(width=170),
@@ -58,7 +58,10 @@ if acc.viewer:
     viewer_reason("Adding tasks")
 else:
     with st.expander("➕ Add a task from a file", expanded=False):
-        up_file = st.file_uploader("Data file", type=["csv", "tsv", "jsonl", "parquet", "zip"], key="tasks_upload",
+        # a saved task resets the form: a new uploader (a file uploader cannot be emptied in place)
+        gen = st.session_state.get("tasks_upload_gen", 0)
+        up_file = st.file_uploader("Data file", type=["csv", "tsv", "jsonl", "parquet", "zip"],
+                                   key="tasks_upload" if not gen else f"tasks_upload_{gen}",
                                    help=".csv / .tsv / .jsonl / .parquet, or a .zip of train/validation/test files. "
                                         "Without splits, a seeded stratified 70/10/20 split is made.")
         if up_file is not None:
@@ -106,6 +109,7 @@ else:
                     edited = st.data_editor(base, hide_index=True, width="stretch", key="tasks_desc",
                                             disabled=["label", *SPLITS])
                     if st.button("💾 Save task", key="tasks_save", type="primary"):
+                        notice.begin(st.session_state, "tasks")
                         try:
                             task = build_task(up, st.session_state["tasks_new_name"], st.session_state["tasks_text_col"],
                                               st.session_state["tasks_label_col"],
@@ -118,6 +122,11 @@ else:
                             _overview.clear()
                             st.session_state["tasks_selected"] = task.name
                             st.session_state["tasks_flash"] = f"Saved task {task.name}."
+                            # the form starts empty again: no file, no fields (a second Save was a duplicate)
+                            st.session_state["tasks_upload_gen"] = gen + 1
+                            for k in ("tasks_upload_sig", "tasks_up", "tasks_up_error", "tasks_new_name",
+                                      "tasks_text_col", "tasks_label_col", "tasks_family", "tasks_desc"):
+                                st.session_state.pop(k, None)
                             st.rerun()
 
 if st.session_state.get("tasks_flash"):
@@ -171,7 +180,9 @@ if chosen:
     index = load_library(chosen)
     groups = index.groups()
     if len(groups) > 1:
-        group = s3.selectbox("Backbone group", list(groups), key="tasks_rank_group")
+        from core.defaults import default_group  # the group every page opens on
+        group = s3.selectbox("Backbone group", list(groups), key="tasks_rank_group",
+                             index=list(groups).index(default_group(groups)))
     elif groups:
         group = next(iter(groups))
         s3.caption(f"backbone: `{group}`")
@@ -181,6 +192,8 @@ if not chosen or group is None:
             "or choose other collections.")
 rank_key = (target, tuple(sorted(c.name for c in chosen)), group)
 if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group is None):
+    notice.begin(st.session_state, "tasks")  # a new action: the last launch's "Queued sweep …" goes
+    st.session_state["tasks_rank_n"] = st.session_state.get("tasks_rank_n", 0) + 1  # which ranking is shown
     bar = st.progress(0.0, text="ranking…")
 
     def _tick(done, total, name):
@@ -241,7 +254,9 @@ if rk is not None and index is not None:
                        "(min-max over all %d ranked sources, β = %.1f): %s." % (
                            n_scratch, ", ".join(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
                            ", ".join(f"{s} {lam[s]:.2f}" for s in rk.top(int(k)))))
+            shown_ranking = (rank_key, st.session_state.get("tasks_rank_n", 0))  # what a launch message is about
             if st.button(f"🚀 Launch top-{int(k)} sweep", key="tasks_launch", type="primary"):
+                notice.begin(st.session_state, "tasks")
                 from core.runs.queue import launch_sweep
                 from core.runs.spec import LaunchError, SpecError
                 try:
@@ -250,10 +265,10 @@ if rk is not None and index is not None:
                     sid = launch_sweep(sw)
                 except (R.RankError, SpecError, LaunchError) as e:
                     st.error(f"Nothing was launched: {e}", icon="🛑")
-                else:
-                    st.session_state["tasks_launched"] = sid
-            if st.session_state.get("tasks_launched"):
-                st.success(f"Queued sweep {st.session_state['tasks_launched']}.")
+                else:  # belongs to this ranking: gone on the next action or once another ranking shows
+                    notice.post(st.session_state, "tasks", f"Queued sweep {sid}.", owner=shown_ranking)
+            if said := notice.current(st.session_state, "tasks", owner=shown_ranking):
+                st.success(said[1])
                 try:
                     st.page_link("pages/runs.py", label="Watch it on the Runs page", icon="🚀")
                 except Exception:  # noqa: BLE001 -- page run alone (AppTest, single file): a plain link instead

@@ -31,6 +31,7 @@ from core import metrics as M
 from core import results as R
 from core.metrics import tables as TB
 from core.config import demo_dir
+from core.defaults import default_metric
 from core.estimate import measured_regime
 from core.training.trainable import backbone_missing, why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
@@ -189,10 +190,12 @@ except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
 
-with st.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
+# the controls live in the sidebar, the heatmap on the first screen (1280×800: it starts in its upper half)
+with st.sidebar.expander("Collections", expanded=bool(library_refusal())):  # a refused ?lib= must be seen
     chosen = library_picker()
 index = load_library(chosen) if chosen else None
-collections_caption(chosen, index, "transferability")
+with st.sidebar:
+    collections_caption(chosen, index, "transferability")
 if index is None or not index.prompts:
     st.info(f"No prompts to compare yet. The demo library (`{demo_dir()}`) is not built (`make demo`), and no "
             "other folder is chosen: add prompts on the Library page, point `ATLAS_LIBRARY` at a folder, or "
@@ -200,9 +203,9 @@ if index is None or not index.prompts:
     st.stop()
 
 groups = index.groups()
-c_group, c_metric, c_order = st.columns([2, 2, 2])
+c_group, c_metric, c_order = (st.sidebar.container() for _ in range(3))
 with c_group:
-    group = group_selector(index, key="tr_group")
+    group = group_selector(index, key="tr_group", short=True)  # in the sidebar: the model's short name
 if group is None:
     st.stop()
 q_group = st.session_state.pop("_tr_group_q", None)
@@ -213,7 +216,7 @@ names = [p.name for p in prompts]
 by_name = {p.name: p for p in prompts}
 backbone = prompts[0].backbone
 if len(groups) > 1:
-    st.caption(f"This library holds {len(groups)} backbone groups ({', '.join(groups)}). A prompt's vectors live in "
+    c_group.caption(f"This library holds {len(groups)} backbone groups ({', '.join(groups)}). A prompt's vectors live in "
                "its own model's embedding space, so prompts of different backbones are never compared: each "
                "group gets its own matrix.")
 
@@ -228,10 +231,32 @@ def no_runs_message() -> str:
     return R.no_runs_reason(results_all, group, demo_dir() / "results.csv", cannot_launch=launch_blocked)
 
 
+@st.cache_data(show_spinner=False)
+def _validated_scores(folder: str, stamp: float) -> list[dict]:
+    """Each metric's mean Spearman ρ against the demo's measured runs (core.headline, torch-free)."""
+    from core.headline import headline
+    try:
+        return headline(folder).metric_scores
+    except Exception:  # noqa: BLE001 -- a broken demo: no metric is validated, the rule says so
+        return []
+
+
+def _can_show(m: str) -> bool:
+    """Shown for this group without computing a backbone metric on the first paint."""
+    if m not in M.METRICS or m == "measured" or not M.metric_status(m, prompts)[0]:
+        return False
+    return not M.METRICS[m].needs_backbone or get_matrix(m, group, index.content_hash(), prompts, False) is not None
+
+
+_results_csv = demo_dir() / "results.csv"
+# core.defaults.default_metric: measured where this group has runs, else the best-validated metric shown here
+default_m, default_why = default_metric(
+    measured_ok, _can_show,
+    _validated_scores(str(demo_dir()), _results_csv.stat().st_mtime) if _results_csv.is_file() else [])
 if st.session_state.get("tr_metric") == "measured" and not measured_ok:
     # a metric this group can show (e.g. after switching to a group no run has measured)
-    st.session_state["tr_metric"] = "e_avg"
-    st.info(f"{no_runs_message()} Showing `e_avg` instead.")
+    st.session_state["tr_metric"] = default_m
+    st.info(f"{no_runs_message()} Showing `{default_m}` instead.")
 
 
 def metric_label(m: str) -> str:
@@ -243,14 +268,14 @@ def metric_label(m: str) -> str:
 with c_metric:
     options = list(M.METRICS)
     if st.session_state.get("tr_metric") not in options:
-        st.session_state["tr_metric"] = "measured" if measured_ok else "e_avg"
+        st.session_state["tr_metric"] = default_m
     metric = st.selectbox("Metric", options, key="tr_metric", format_func=metric_label)
 with c_order:
     if st.session_state.get("tr_order") not in ORDERS:
         st.session_state["tr_order"] = "cluster"
     order = st.selectbox("Order", list(ORDERS), key="tr_order", format_func=ORDERS.get)
 spec = M.METRICS[metric]
-c1, c2, c3, c4 = st.columns([1.6, 1, 1, 1])  # the first holds the longest label: never cut to "Per-target normalisat…"
+c1, c2, c3, c4 = (st.sidebar.container() for _ in range(4))  # one per line: no label is cut
 normalise = c1.toggle("Per-target normalisation", key="tr_norm",
                       help="z-score each column over its sources: which source is best for *this* target")
 method = None
@@ -260,9 +285,10 @@ if metric == "measured":
         if st.session_state.get("tr_method") not in transfer_methods:
             st.session_state["tr_method"] = "pot" if "pot" in transfer_methods else transfer_methods[0]
         method = c2.selectbox("Transfer method", transfer_methods, key="tr_method")
-st.caption(fmt.sentence(f"**{spec.label}** = {spec.description}.", f"Source: {spec.source}")
-           + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")
-           + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else ""))
+with st.expander(f"What `{metric}` is: {spec.label}"):  # the formula, folded: the heatmap comes first
+    st.caption(fmt.sentence(f"**{spec.label}** = {spec.description}.", f"Source: {spec.source}")
+               + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")
+               + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else ""))
 
 # ---- the matrix --------------------------------------------------------------------------------
 lib_hash = index.content_hash()
@@ -448,7 +474,7 @@ if mat is not None and not mat.empty:
                        file_name=f"{metric}.html", mime="text/html", key="tr_dl_html",
                        help="interactive; loads plotly.js from its CDN when opened (the figure on screen)")
     with e3:
-        if st.button("Prepare PNG/SVG", key="tr_img", help="static images via kaleido (starts a headless browser)"):
+        if st.button("Prepare PNG/SVG", key="tr_img", help="PNG and SVG images of the heatmap (a few seconds)"):
             try:
                 st.session_state["_tr_png"] = fig.to_image(format="png", scale=2)
                 st.session_state["_tr_svg"] = fig.to_image(format="svg")
@@ -493,26 +519,42 @@ if src and tgt:
     meta = table.loc[[n for n in dict.fromkeys(shown_names) if n in table.index], meta_cols]
     text_cols = [c for c in meta.columns if not pd.api.types.is_numeric_dtype(meta[c])]
     meta[text_cols] = meta[text_cols].where(meta[text_cols].notna(), "")  # an unknown field is blank, not "None"
+    meta = fmt.no_none(meta, as_text=fmt.with_gaps(meta))  # an unknown number too (a score not recorded)
     st.dataframe(meta, width="stretch", key="tr_pair_meta")
     vals = TB.pair_values(by_name[src], tgt_prompts, prompts, at_hand=at_hand, stored=stored, meas=meas,
                           target_task=tgt_task)
-    # a metric's value and a measured gain are different units: two columns (the gain in %)
+    # a metric's value and a measured gain are different units: two columns (the gain in %, as core.fmt
+    # writes it), blank where a row has none (never "None"); the notes ("± 11.2% over 3 seeds; noise band
+    # ±4.1%") below the table, where they wrap instead of being cut in a cell
+    notes = [(m, n) for m, n in zip(vals["metric"], vals["note"]) if n]
+    vals = vals.drop(columns=["note"]).assign(
+        value=[fmt.num(v, 3) if pd.notna(v) else "" for v in vals["value"]],
+        gain=[fmt.gain(g / 100) if pd.notna(g) else "" for g in vals["gain"]])
     st.dataframe(vals, hide_index=True, width="stretch", key="tr_pair_vals",
-                 column_config={"value": st.column_config.NumberColumn(format="%.3f"),
-                                "gain": gain_column("measured gain")})
+                 column_config={"gain": st.column_config.TextColumn(
+                     "measured gain", help="relative gain over scratch, in % of the scratch score")})
+    said: dict[str, list[str]] = {}
+    for m, n in notes:  # one line per note, the metrics that share it together
+        said.setdefault(n, []).append(m)
+    for n, ms in said.items():
+        st.caption(f"{', '.join(f'`{m}`' for m in dict.fromkeys(ms))}: {n}")
     if meas is not None:
         runs = meas.runs_for(src, tgt_task)
         st.caption(f"Runs behind the measured value ({len(runs)}; gain = (score − scratch) / scratch, same target, "
                    "budget and seed):")
-        st.dataframe(runs, hide_index=True, width="stretch", key="tr_pair_runs")
+        st.dataframe(fmt.no_none(runs, as_text=fmt.with_gaps(runs), digits=None), hide_index=True, width="stretch",
+                     key="tr_pair_runs")
 
 # ---- pick a target -> ranked sources ---------------------------------------------------------------
 st.subheader("Best sources for a target")
+if not measured_ok and default_why:
+    st.caption(default_why)  # which metric orders the sources, and how well it is validated (core.defaults)
 use_shown = metric != "measured" and mat is not None
-predicted_metric = metric if use_shown else "e_avg"
+# measured shown: its sources sit beside e_avg, as before; no measured runs: the group's default metric
+predicted_metric = metric if use_shown else ("e_avg" if measured_ok else default_m)
 pred_full = mat if use_shown else None
-if pred_full is None and M.metric_status("e_avg", prompts)[0]:
-    pred_full = get_matrix("e_avg", group, lib_hash, prompts, True)
+if pred_full is None and M.metric_status(predicted_metric, prompts)[0]:
+    pred_full = get_matrix(predicted_metric, group, lib_hash, prompts, not M.METRICS[predicted_metric].needs_backbone)
 pred_tasks = M.by_task(pred_full, prompts) if pred_full is not None else None
 targets = sorted(set(pred_tasks.columns if pred_tasks is not None else []) | set(meas.mean.columns if meas is not None else []))
 q_targets = st.session_state.pop("_tr_target_q", None) or []

@@ -135,3 +135,22 @@ def test_viewer_mode_and_opened_folders_are_read_only(tmp_path, atlas_home, monk
     assert at.selectbox(key="library_detail").value == "mine"
     assert any(c.value.startswith("🔒 Describing, renaming and deleting prompts: off") for c in at.caption)
     assert len([b for b in at.button if b.key in ("library_delete_button", "library_rename_button")]) == 0
+
+
+def test_a_lone_prompt_hints_at_its_width_and_inherits_the_family_from_the_detail_view(atlas_home):
+    """Issue 28: a plain [20, 384] file said only "No other prompt in this backbone group"; described
+    with a task and no family, it got no family; its atlas.json must name it by its final name."""
+    lib = atlas_home / "library"
+    lib.mkdir()
+    torch.save(torch.randn(20, 384), lib / "my_review_prompt.pt")
+    at = page()
+    ok(at)
+    hint = " ".join(i.value for i in at.info)
+    assert "No other prompt in `unknown:d384`" in hint and f"`{MINILM}` (bundled)" in hint, hint
+    at.selectbox(key="library_edit_task").set_value("spam_sms")
+    at.selectbox(key="library_edit_backbone").set_value(MINILM)
+    next(b for b in at.button if b.label == "Save description").click().run()
+    ok(at)
+    row = _row(at, "my_review_prompt")
+    assert (row["task"], row["family"]) == ("spam_sms", "spam")
+    assert json.loads((lib / "my_review_prompt" / "atlas.json").read_text())["name"] == "my_review_prompt"

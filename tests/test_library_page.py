@@ -148,3 +148,22 @@ def test_upload_real_world_kinds_through_the_page(tmp_path, atlas_home):
     t = table(at)
     assert sorted(t["name"]) == ["imdb_prompt", "sst2_prompt"]
     assert "nan" not in {str(v) for v in t["family"]}
+
+
+def test_no_none_cell_for_a_prompt_with_no_task_family_or_score(tmp_path, monkeypatch):
+    """Issue 28: the Library table read "None" for what a plain file does not say (task, family, score)."""
+    import numpy as np
+
+    from core import fmt
+
+    lib = tmp_path / "plain"
+    lib.mkdir()
+    np.save(lib / "bare.npy", np.random.default_rng(0).standard_normal((20, 384)).astype("float32"))
+    monkeypatch.setenv("ATLAS_LIBRARY", str(lib))
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception, [e.value for e in at.exception]
+    t = at.dataframe[0].value.set_index("name")
+    row = t.loc["bare.npy"]
+    assert (row["task"], row["family"]) == (fmt.MISSING_TEXT, fmt.MISSING_TEXT)
+    assert not t.isna().any().any(), t[t.isna().any(axis=1)]
+    assert "None" not in t.astype(str).to_numpy().ravel().tolist()

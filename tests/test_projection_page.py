@@ -226,3 +226,27 @@ def test_demo_transfers_folder_joins_the_map_with_arrows(env, monkeypatch):
     at.checkbox(key="proj_with_transfers").uncheck().run()
     no_exception(at)
     assert "6 points" in texts(at.caption) and "transfer arrow" not in texts(at.caption)
+
+
+def test_a_map_below_the_trust_threshold_says_so_and_switches_to_pca_in_one_click(env, monkeypatch):
+    """Issue 28: a small-sample map misled quietly (trustworthiness shown, no caution, no way out)."""
+    lib = env / "demo" / "prompts"
+    rng = np.random.default_rng(3)
+    for i in range(15):  # no structure at all: no map of it can be trusted
+        write_prompt(SoftPrompt(tensor=torch.tensor(rng.normal(0, 1, (8, 384)), dtype=torch.float32), name=f"p{i:02d}",
+                                task="sent_movie", backbone=BACKBONE, method="scratch"), lib / f"p{i:02d}")
+    monkeypatch.setenv("ATLAS_DEMO", str(env / "demo"))
+    at = run_page(method="tsne")
+    no_exception(at)
+    caution = [w.value for w in at.warning if "keeps neighbourhoods poorly" in w.value]
+    assert len(caution) == 1 and f"below {proj.TRUST_MIN:.2f}" in caution[0] and "PCA" in caution[0], caution
+    at.button(key="proj_to_pca").click().run()
+    no_exception(at)
+    assert at.query_params["method"] == "pca" and json.loads(chart_spec(at))["layout"]["title"]["text"].startswith("PCA")
+    assert not any(b.key == "proj_to_pca" for b in at.button)  # already PCA: no switch offered
+
+
+def test_trust_caution_rule():
+    assert proj.trust_caution(None, "umap") is None and proj.trust_caution(proj.TRUST_MIN, "umap") is None
+    assert "look at PCA" in proj.trust_caution(0.74, "umap")
+    assert proj.trust_caution(0.72, "pca").startswith("Even this linear map")

@@ -200,7 +200,7 @@ def test_run_selector_names_the_run_and_the_heading_carries_its_status():
     fake_run(store, "r-failed", "failed")
     at = clean(page())
     box = at.selectbox(key="runs_selected")
-    assert sorted(box.options) == [f"r-done · scratch {TARGET}", f"r-failed · scratch {TARGET}"]
+    assert sorted(box.options) == [f"r-done · scratch · {TARGET} · seed 0", f"r-failed · scratch · {TARGET} · seed 0"]
     assert not any(icon in o for o in box.options for icon in ("⏳", "🏃", "✅", "❌", "🛑"))
     box.set_value("r-done").run()
     assert any(h.value == "✅ r-done" for h in clean(at).subheader)
@@ -240,3 +240,21 @@ def test_sweep_measured_heatmap_reads_gains_in_percent():
     assert cells[("src_a", TARGET)] == "+10.0%"
     assert cells[("wide", TARGET)] == "0.0%"          # -0.04 %: no "-0.0%"
     assert heat["colorbar"]["tickformat"] == ".0%"
+
+
+def test_the_detail_opens_on_the_last_finished_run_not_the_newest_row_and_accuracy_axes_are_0_to_1():
+    """Issue 28: the detail opened on the newest row (a failed or waiting run); with nothing running it opens
+    on the most recent finished run (core.runs.display.detail_run); the validation axis is [0, 1]; no tile
+    row holds more than three metrics (six in one row cut "3.6 min" at 1280 px); no "None" cell."""
+    store = RunStore()
+    fake_run(store, "r-1-done", "finished")
+    time.sleep(0.01)
+    fake_run(store, "r-2-failed", "failed")
+    at = clean(page())
+    assert at.selectbox(key="runs_selected").value == "r-1-done"
+    assert any(h.value == "✅ r-1-done" for h in at.subheader)
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert spec["layout"]["yaxis"]["range"] == [0, 1]
+    table = at.dataframe[0].value
+    assert table.set_index("run").loc["r-2-failed", "test"] == "–"  # not None
+    assert "None" not in table.astype(str).to_numpy().ravel().tolist()

@@ -65,6 +65,9 @@ def test_upload_save_rank_and_launch_top_k(tmp_path):
     table = frame(at, "mean words").set_index("task")
     assert table.loc["reviews", "kind"] == "user" and table.loc["reviews", "train"] == 70
     assert at.selectbox(key="tasks_selected").value == "reviews"
+    assert frame(at, "mean words")["task"].iloc[0] == "reviews"  # your tasks first, above the demo's ten
+    # the form is reset after a save: no file, no fields (a second Save was an easy duplicate)
+    assert all(t.key != "tasks_new_name" for t in at.text_input) and all(b.key != "tasks_save" for b in at.button)
     # rank the three demo prompts for it, from its data alone
     at.button(key="tasks_rank").click().run()
     clean(at)
@@ -85,6 +88,13 @@ def test_upload_save_rank_and_launch_top_k(tmp_path):
     pandas_ = [r["spec"]["params"] for r in runs if r["spec"]["method"] == "panda"]
     assert sorted(p["metric_value"] for p in pandas_)[-1] == pytest.approx(1.0)  # the best source
     assert any("Queued sweep" in s.value for s in at.success)
+    # issue 28: the message belongs to that launch; ranking again clears it
+    at.button(key="tasks_rank").click().run()
+    assert not any("Queued sweep" in s.value for s in clean(at).success)
+    at.button(key="tasks_launch").click().run()
+    assert any("Queued sweep" in s.value for s in clean(at).success)
+    at.selectbox(key="tasks_selected").set_value("sent_movie").run()  # another target: not its launch
+    assert not any("Queued sweep" in s.value for s in clean(at).success)
 
 
 def test_bad_upload_is_one_clear_message():

@@ -83,3 +83,13 @@ def test_hover_of_a_gain_heatmap_without_click_layer_never_reads_minus_zero():
     heat = next(t for t in heatmap_figure(mat, gain=True, diverging=True, clickable=False).data if t.type == "heatmap")
     assert "%{customdata}" in heat.hovertemplate and "%{z" not in heat.hovertemplate
     assert [list(r) for r in heat.customdata] == [["0.0%", "+15.3%"], ["", "-20.0%"]]
+
+
+def test_the_first_turned_x_label_is_never_clipped_at_the_left():
+    """Issue 28: Predicted vs measured read "rty_parliament": the first x label, turned 60°, reached left of the
+    plot, and automargin grew the left margin for the (short) y labels only."""
+    m = pd.DataFrame(np.zeros((2, 3)), index=["a", "b"], columns=["party_parliament", "sent_tweet", "spam_sms"])
+    fig = heatmap_figure(m, annotate=True, clickable=False, height=420)
+    size = fig.layout.xaxis.tickfont.size or 11
+    # half the label's length at ~0.6 em per character: what the turned label needs left of the plot
+    assert fig.layout.margin.l >= 0.5 * 0.6 * size * len("party_parliament")

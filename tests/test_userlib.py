@@ -225,3 +225,66 @@ def test_a_thunlp_named_prompt_keeps_its_metadata_through_a_rename():
     rename(_mine()["SST2PromptRoberta"], "sst2-mine")
     q = _mine()["sst2-mine"]
     assert (q.task, q.backbone, q.family) == ("SST2", "roberta-base", "sentiment")
+
+
+# --------------------------------------------------------------------------- issue 28: a lone prompt
+def test_describing_a_plain_file_inherits_the_task_family_and_stores_its_final_name(tmp_path):
+    """Issue 28: a [20, 384] .npy described as spam_sms (no family given) got no family, and its atlas.json
+    held the temp folder's name `.atlas-new-af5023bc-my_review_prompt`."""
+    lib = user_library_dir()
+    lib.mkdir(parents=True, exist_ok=True)
+    np.save(tmp_path / "my_review_prompt.npy", np.random.default_rng(0).standard_normal((20, 384)).astype("float32"))
+    add_upload("my_review_prompt.npy", (tmp_path / "my_review_prompt.npy").read_bytes(), lib)
+    describe(_mine()["my_review_prompt.npy"], PromptMeta(task="spam_sms", backbone=MINILM))
+    saved = json.loads((lib / "my_review_prompt" / "atlas.json").read_text())
+    assert saved["name"] == "my_review_prompt" and not saved["name"].startswith(".atlas")
+    assert (saved["task"], saved["family"]) == ("spam_sms", "spam")  # the registered task's family
+    q = _mine()["my_review_prompt"]
+    assert (q.task, q.family, q.backbone) == ("spam_sms", "spam", MINILM)
+    # the same on upload (a staged folder: its temp name never reaches atlas.json either)
+    [p] = upload("second.pt", _pt((20, 384))[0], lib, PromptMeta(task="sent_tweet", backbone=MINILM))
+    saved = json.loads((lib / "second" / "atlas.json").read_text())
+    assert saved["name"] == "second" and p.name == "second"
+    assert not any(".atlas-" in json.dumps(json.loads(f.read_text())) for f in lib.rglob("atlas.json"))
+
+
+def test_the_cli_tag_inherits_the_family_too(capsys):
+    lib = user_library_dir()
+    add_upload("tagme.pt", _pt((20, 384))[0], lib)
+    assert cli_main(["library", "tag", "tagme.pt", "--task", "sent_movie"]) == 0
+    assert (_mine()["tagme"].task, _mine()["tagme"].family) == ("sent_movie", "sentiment")
+
+
+def test_a_lone_prompt_says_which_backbones_here_have_its_width_and_how_to_describe_it():
+    from core.userlib import backbones_here, lone_hint
+
+    lib = user_library_dir()
+    add_upload("alone.pt", _pt((20, 384))[0], lib)
+    add_upload("odd.pt", _pt((20, 500))[0], lib)
+    index = index_library(lib)
+    assert (MINILM, "bundled") in backbones_here(384)
+    hint = lone_hint(index.prompts["alone.pt"], index.group_of("alone.pt"))
+    assert "No other prompt in `unknown:d384`" in hint and f"`{MINILM}` (bundled)" in hint
+    assert "Describe, rename or delete this prompt" in hint and f"--backbone {MINILM}" in hint
+    odd = lone_hint(index.prompts["odd.pt"], index.group_of("odd.pt"))
+    assert "No backbone on this machine has width 500" in odd and "bundled" not in odd
+
+
+def test_nearest_prompts_say_when_nothing_is_close():
+    """Against the spread of the group's own pairs: four prompts near one direction, one random."""
+    from core.metrics import e_avg
+
+    lib = user_library_dir()
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal(384)
+    lib.mkdir(parents=True, exist_ok=True)
+    for i in range(4):
+        np.save(lib / f"near{i}.npy", (base + 0.3 * rng.standard_normal((20, 384))).astype("float32"))
+    np.save(lib / "random.npy", rng.standard_normal((20, 384)).astype("float32"))
+    index = index_library(lib)
+    note = index.closeness("random.npy", metric=e_avg)
+    assert note.startswith("Nothing here is close: the nearest (") and "median" in note
+    close = index.closeness("near0.npy", metric=e_avg)
+    assert close.startswith("3 of 4 at or above the median")
+    index_two = index_library([lib / "near0.npy", lib / "near1.npy"])
+    assert index_two.closeness("near0.npy", metric=e_avg) is None  # one pair: no spread to judge by

@@ -27,11 +27,11 @@ from core.projection.config import (META_COLUMNS, METHODS, METRICS, MIN_POINTS, 
                                     ProjectionConfig, ProjectionError, effective_params)
 from core.projection.features import prompt_features, transfer_pairs
 from core.projection.maps import (fallback_config, lookup, nearest_neighbours, precompute_projections, project,
-                                  project_features, trustworthiness)
+                                  project_features, TRUST_MIN, trust_caution, trustworthiness)
 from core.projection.methods import compute_threads, pca_scores, umap_is_warm, umap_status, warm_umap
 
 __all__ = ["META_COLUMNS", "METHODS", "METRICS", "MIN_POINTS", "POINT_MODES", "REDUCES", "Projection",
            "ProjectionConfig", "ProjectionError", "clear_memory_cache", "cli", "compute_threads", "effective_params",
            "fallback_config", "features_hash", "load_precomputed", "lookup", "nearest_neighbours", "pca_scores",
            "precompute_projections", "project", "project_features", "projection_key", "prompt_features",
-           "transfer_pairs", "trustworthiness", "umap_is_warm", "umap_status", "warm_umap"]
+           "transfer_pairs", "TRUST_MIN", "trust_caution", "trustworthiness", "umap_is_warm", "umap_status", "warm_umap"]

@@ -6,7 +6,9 @@ For each page in ``app_nav_pages()`` (read from app.py, so a new page joins the 
 and each window size, the test opens the page, waits until the script run is over and every
 spinner and plotly chart has finished drawing, asserts that no exception box is shown and that
 the page's heading is its own, that no text is cut with an ellipsis and no table
-is wider than its box (columns off-screen), and saves ``tests/e2e/artifacts/tour_<W>x<H>_<page>.png``
+is wider than its box (columns off-screen), that no table cell reads "None" and no metric tile is cut,
+and — at 1280×800 — that Home's headline numbers are inside the first screen and Transferability's
+heatmap starts in its upper half (issue 28); it saves ``tests/e2e/artifacts/tour_<W>x<H>_<page>.png``
 (the viewport, as a visitor first sees it) and ``..._full.png`` (the whole page); look at them
 after a change to the pages.
 """
@@ -62,6 +64,44 @@ def overflowing_tables(b) -> list[str]:
       return out;""")
 
 
+def none_cells(b) -> list[str]:
+    """Cells of every st.dataframe that read "None" (a grid draws a missing value so): header|row."""
+    out = []
+    for t in b.tables():
+        for row in t[1:]:
+            out += [f"{'|'.join(t[0])}: {'|'.join(row)}" for c in row if c == "None"][:1]
+    return out
+
+
+def cut_metric_tiles(b) -> list[str]:
+    """Metric tiles whose label or value does not fit its box ("3.6 …")."""
+    return b.driver.execute_script("""
+      const out = [];
+      for (const m of document.querySelectorAll("[data-testid='stMetric']")) {
+        for (const e of m.querySelectorAll('*')) {
+          if (e.offsetParent && e.children.length === 0 && e.scrollWidth > e.clientWidth + 1 && e.textContent.trim())
+            out.push(e.textContent.trim().slice(0, 60));
+        }
+      }
+      return [...new Set(out)];""")
+
+
+def first_screen(b, title: str) -> list[str]:
+    """What must be on the first screen at 1280×800 (issue 28); [] when it is. The viewport's own height is
+    used (a window of 800 px may give a smaller viewport)."""
+    vh = b.driver.execute_script("return window.innerHeight")
+    if title == "Home":  # every headline number inside the first screen
+        rects = b.driver.execute_script("""return [...document.querySelectorAll("[data-testid='stMetric']")]
+            .map(m => { const r = m.getBoundingClientRect(); return [m.textContent.trim().slice(0, 40), r.top, r.bottom]; });""")
+        return [f"Home metric {t!r} at {top:.0f}–{bottom:.0f} px, viewport {vh} px" for t, top, bottom in rects
+                if bottom > vh] + ([] if rects else ["Home shows no headline metric"])
+    if title == "Transferability":  # the heatmap starts in the upper half
+        top = b.driver.execute_script("""const p = document.querySelector("[data-testid='stMain'] .js-plotly-plot");
+            return p ? p.getBoundingClientRect().top : null;""")
+        return [] if top is not None and top < vh / 2 else [f"heatmap top at {top} px, viewport {vh} px"]
+    return []
+
+
 def finished_drawing(b) -> bool:
     """No spinner or skeleton left, and every plotly chart on the page has drawn its SVG."""
     return b.driver.execute_script("""
@@ -108,6 +148,11 @@ def test_screenshot_tour(browser, finished_run, size):
             b.assert_no_exception()
             assert not truncated_texts(b), (title, size, truncated_texts(b))  # nothing cut to "…"
             assert not overflowing_tables(b), (title, size, overflowing_tables(b))  # no column off-screen
+            assert not none_cells(b), (title, size, none_cells(b))  # a missing value is blank or "—"
+            assert not cut_metric_tiles(b), (title, size, cut_metric_tiles(b))  # no tile cut to "3.6 …"
+            if size == (1280, 800):
+                b.driver.execute_script("window.scrollTo(0, 0)")
+                assert not first_screen(b, title), first_screen(b, title)
             h1 = [e.text for e in b.find("[data-testid='stHeading'] h1")]
             assert h1 and heading in h1[0], (title, h1)  # the page's own heading comes first
             shot = ARTIFACTS / f"tour_{size[0]}x{size[1]}_{path or 'home'}.png"
