@@ -23,6 +23,7 @@ import streamlit as st
 from core import access as _access
 from core import collection as C
 from core import fmt
+from core import safetext as S
 from core.library import LibraryIndex, index_library
 
 LIB_DIR_KEY = "library_dir"          # the last typed folder (plain session state)
@@ -37,7 +38,7 @@ def access() -> _access.Access:
     try:
         return _access.resolve(st.get_option("server.address"))
     except _access.AccessError as e:
-        st.error(str(e))
+        st.error(S.md(e))
         st.stop()
 
 
@@ -109,7 +110,7 @@ def load_library(items) -> LibraryIndex:
     paths, exclude = _library_key(items)
     index = _load_library(paths, exclude, _access.tree_stamp(paths))
     for note in index.notes:
-        st.warning(note, icon="✂️")
+        st.warning(S.md(note), icon="✂️")
     return index
 
 
@@ -188,14 +189,14 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
                                  "kept in the page's link (?col=).")
     unknown = st.session_state.pop("_col_unknown", None)
     if unknown:
-        st.warning(f"The link names collection(s) that do not exist here: {', '.join(map(repr, unknown))} "
+        st.warning(f"The link names collection(s) that do not exist here: {S.md_list(unknown, code=True)} "
                    f"(known: {', '.join(C.BUILTIN)}); they are left out.")
     refused = st.session_state.get(LIB_REFUSED_KEY)
     if refused:
-        st.error(refused, icon="🔒")
+        st.error(S.md(refused), icon="🔒")
     for value, path in zip(_opened_values(), opened):
         if not path.exists():
-            st.warning(f"Folder not found: {value}")
+            st.warning(f"Folder not found: {S.md_code(value)}")
     return C.existing(chosen, opened)
 
 

@@ -12,6 +12,7 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 from core.config import demo_dir
 from core import collection as C
 from core import fmt
+from core import safetext as S
 from core.headline import headline, load_prompt_tasks
 from core.results import ResultsError
 from pages._shared import gain_column, validation_view
@@ -55,15 +56,22 @@ if not results_path.is_file():
 
 manifest = {}
 if (folder / "manifest.json").is_file():
-    manifest = json.loads((folder / "manifest.json").read_text())
+    try:  # a bad manifest costs its label only, never the page (and never a traceback)
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        manifest = {}
+        st.warning(f"`{folder.name}/manifest.json` could not be read ({S.md(type(e).__name__)}): the demo's label "
+                   "is not shown. Rebuild the demo (`make demo`) or fix that file.", icon="⚠️")
 label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text tasks")
-st.caption(f"**What this demo is:** {label}. Every number below is computed now from "
+st.caption(f"**What this demo is:** {S.md(label)}. Every number below is computed now from "
            f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
 
 try:
     h = cached_headline(str(folder), results_path.stat().st_mtime)
 except ResultsError as e:  # one message naming the file, never a traceback
-    st.error(str(e))
+    st.error(S.md(e))
     st.stop()
 n_demo = len(load_prompt_tasks(folder))
 st.markdown(f"These numbers come from the **`{C.DEMO}` collection**: the demo's {n_demo} source prompts and "

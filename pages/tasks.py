@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core import fmt
+from core import safetext as S
 from core import ranking as R
 from core.task_upload import build_task, overview, read_upload, summary
 from core.tasks import DEMO_TASKS, SPLITS, TaskError, get_task, list_tasks, save_task
@@ -77,7 +78,7 @@ else:
                     st.session_state["tasks_up_error"] = str(e)
             up = st.session_state.get("tasks_up")
             if up is None:
-                st.error(st.session_state.get("tasks_up_error", "unreadable file"), icon="🛑")
+                st.error(S.md(st.session_state.get("tasks_up_error", "unreadable file")), icon="🛑")
             else:
                 g_text, g_label = up.guess_columns()
                 c1, c2, c3, c4 = st.columns(4)
@@ -89,7 +90,7 @@ else:
                              index=up.columns.index(g_label) if g_label in up.columns else min(1, len(up.columns) - 1),
                              key="tasks_label_col")
                 c4.text_input("Family (optional)", "", key="tasks_family", help="e.g. sentiment, topic")
-                st.caption("Splits: " + (f"from the file(s) ({', '.join(up.split_files) or 'split column'})"
+                st.caption("Splits: " + (f"from the file(s) ({S.md_list(up.split_files) or 'split column'})"
                                          if up.has_splits else "none in the file: a seeded, stratified 70/10/20 split"))
                 st.markdown("**Preview** (first rows)")
                 st.dataframe(up.preview.head(8), hide_index=True, width="stretch")
@@ -99,7 +100,7 @@ else:
                                        family=st.session_state.get("tasks_family") or None)
                 except TaskError as e:
                     draft = None
-                    st.error(str(e), icon="🛑")
+                    st.error(S.md(e), icon="🛑")
                 if draft is not None:
                     st.markdown("**Label descriptions** (the verbalizer embeds these; edit them) and class counts")
                     base = summary(draft)
@@ -113,7 +114,7 @@ else:
                                               descriptions=dict(zip(edited["label"], edited["description"])))
                             save_task(task, origin=f"upload:{up.filename}")
                         except TaskError as e:
-                            st.error(str(e), icon="🛑")
+                            st.error(S.md(e), icon="🛑")
                         else:
                             _overview.clear()
                             st.session_state["tasks_selected"] = task.name
@@ -121,7 +122,7 @@ else:
                             st.rerun()
 
 if st.session_state.get("tasks_flash"):
-    st.success(st.session_state.pop("tasks_flash"))
+    st.success(S.md(st.session_state.pop("tasks_flash")))
 
 # --------------------------------------------------------------------------- #
 # one task: labels, counts, examples
@@ -138,8 +139,8 @@ target = st.selectbox("Task", ready, key="tasks_selected")
 task = get_task(target)
 left, right = st.columns(2)
 with left:
-    st.markdown(f"**{target}** · {'demo' if target in DEMO_TASKS else 'user'} task · family "
-                f"`{task.family or '-'}` · majority rate (validation) {task.majority_rate('validation'):.3f}")
+    st.markdown(f"**{S.md(target)}** · {'demo' if target in DEMO_TASKS else 'user'} task · family "
+                f"{S.md_code(task.family or '-')} · majority rate (validation) {task.majority_rate('validation'):.3f}")
     st.dataframe(summary(task), hide_index=True, width="stretch",
                  column_config={"label": st.column_config.TextColumn(width=75),
                                 "description": st.column_config.TextColumn(width=105),
@@ -154,7 +155,7 @@ with right:
 # --------------------------------------------------------------------------- #
 # rank sources for this task from its data alone
 # --------------------------------------------------------------------------- #
-st.subheader(f"Which prompts should {target} start from?")
+st.subheader(f"Which prompts should {S.md(target)} start from?")
 st.caption("For every source prompt of one backbone: **zs** = its zero-shot accuracy on this task's validation "
            "split through the verbalizer (label descriptions) minus the majority rate; **ncc** = how well it "
            "separates this task's classes (leave-one-out nearest-class-centroid accuracy of the prompted text "
@@ -174,7 +175,7 @@ if chosen:
         group = s3.selectbox("Backbone group", list(groups), key="tasks_rank_group")
     elif groups:
         group = next(iter(groups))
-        s3.caption(f"backbone: `{group}`")
+        s3.caption(f"backbone: {S.md_code(group)}")
 collections_caption(chosen, index, "tasks")
 if not chosen or group is None:
     st.info("No source prompts to rank in the chosen collections: add prompts on the Library page "
@@ -184,7 +185,7 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
     bar = st.progress(0.0, text="ranking…")
 
     def _tick(done, total, name):
-        bar.progress(done / max(1, total), text=f"{done}/{total} {name}")
+        bar.progress(done / max(1, total), text=f"{done}/{total} {S.md(name)}")
 
     try:
         st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
@@ -195,7 +196,7 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
         st.session_state["tasks_rank_error"] = str(e)
     bar.empty()
 if st.session_state.get("tasks_rank_error"):
-    st.error(st.session_state["tasks_rank_error"], icon="🛑")
+    st.error(S.md(st.session_state["tasks_rank_error"]), icon="🛑")
 held = st.session_state.get("tasks_ranking")
 rk = held[1] if held and held[0] == rank_key else None
 if rk is not None and index is not None:
@@ -214,7 +215,7 @@ if rk is not None and index is not None:
                                 "ncc": st.column_config.NumberColumn(format="%+.3f"),
                                 "measured": gain_column("measured"),
                                 "noise": st.column_config.NumberColumn(format=fmt.REGRET_PRINTF)})
-    st.caption(f"{fmt.count(len(rk.table), 'source')} of `{rk.group}`, {rk.n_examples} validation examples, majority rate "
+    st.caption(f"{fmt.count(len(rk.table), 'source')} of {S.md_code(rk.group)}, {rk.n_examples} validation examples, majority rate "
                f"{rk.majority:.3f}; {rk.computed} computed, {rk.cached} from the cache ({rk.seconds:.1f} s)."
                + (" **measured** = relative test gain over scratch of finished PoT runs on this task, "
                   "**noise** = the scratch seeds' spread (a gain inside ±noise is not distinguishable from seed "
@@ -239,8 +240,8 @@ if rk is not None and index is not None:
             lam = R.panda_lambdas(rk.scores(), reg["beta"])
             st.caption("Runs: scratch × %d seeds, PoT and PANDA from each of %s. PANDA's λ = β · normalised %s "
                        "(min-max over all %d ranked sources, β = %.1f): %s." % (
-                           n_scratch, ", ".join(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
-                           ", ".join(f"{s} {lam[s]:.2f}" for s in rk.top(int(k)))))
+                           n_scratch, S.md_list(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
+                           ", ".join(f"{S.md(s)} {lam[s]:.2f}" for s in rk.top(int(k)))))
             if st.button(f"🚀 Launch top-{int(k)} sweep", key="tasks_launch", type="primary"):
                 from core.runs.queue import launch_sweep
                 from core.runs.spec import LaunchError, SpecError
@@ -249,7 +250,7 @@ if rk is not None and index is not None:
                                         scratch_seeds=list(range(int(n_scratch))))
                     sid = launch_sweep(sw)
                 except (R.RankError, SpecError, LaunchError) as e:
-                    st.error(f"Nothing was launched: {e}", icon="🛑")
+                    st.error(f"Nothing was launched: {S.md(e)}", icon="🛑")
                 else:
                     st.session_state["tasks_launched"] = sid
             if st.session_state.get("tasks_launched"):
