@@ -43,6 +43,7 @@ import pandas as pd
 
 from core.access import Walk, is_system_path
 from core.fsutil import lines_hash
+from core.safetext import control_problem, visible
 from core.prompts.meta import group_key
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, peft_adapters, read_prompts)
@@ -311,6 +312,10 @@ def _safe_extract(data: bytes, into: Path, max_bytes: int) -> None:
         for info in infos:
             name = info.filename
             parts = PurePosixPath(name.replace("\\", "/")).parts
+            # a newline or a bidi override in a name misleads every page; zipfile cuts a name at NUL
+            # (orig_filename keeps it), which would add the prompt under another name
+            if bad := control_problem(info.orig_filename):
+                raise ValueError(f"zip member {info.orig_filename!r} {bad}")
             if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
                 raise ValueError(f"zip member {name!r} has an absolute path")
             if ".." in parts:
@@ -407,6 +412,8 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
     base = Path(str(filename).replace("\\", "/")).name
     if not base or base.startswith(".") or base in (".", ".."):
         raise PromptError(filename or "<upload>", "not a usable file name")
+    if bad := control_problem(base):
+        raise PromptError(visible(base), f"file name {bad}")
     if len(data) > max_bytes:
         raise PromptError(base, f"upload is {human_bytes(len(data))}, over the size cap of {human_bytes(max_bytes)}")
     dest.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 from core.config import user_library_dir
 from core.fsutil import atomic_write_json
 from core.library import add_upload, copy_prompt, index_library
+from core.safetext import control_problem, visible
 from core.prompts import ADAPTER_CONFIG, KNOWN_DIMS, METADATA, PromptError, SoftPrompt
 
 FIELDS = ("task", "family", "backbone")
@@ -66,6 +67,8 @@ class PromptMeta:
                 continue
             if not isinstance(v, str):
                 raise EditError(f"{f} must be text, got {type(v).__name__}")
+            if bad := control_problem(v):
+                raise EditError(f"{f} {bad}")
             v = v.strip()
             if not v:
                 raise EditError(f"{f} is empty (leave it out to keep the current value)")
@@ -259,6 +262,8 @@ def name_after(prompt: SoftPrompt, path: Path) -> str:
 
 def check_name(name: str) -> str:
     """A new prompt name: one plain path component (letters, digits, ``. _ + - `` and spaces)."""
+    if bad := control_problem(name or ""):
+        raise EditError(f"{visible(name)!r}: the new name {bad}")
     n = (name or "").strip()
     if not n:
         raise EditError("the new name is empty")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.config import atlas_home
 from core.fsutil import atomic_write_text
+from core.safetext import control_problem, visible
 from core.tasks.demo.prepare import _read_meta
 from core.tasks.demo.spec import DEMO_TASKS, tasks_dir
 from core.tasks.types import SPLITS, Split, Task, TaskError
@@ -64,6 +65,13 @@ def task_data_hash(task: Task) -> str:
     return h.hexdigest()[:16]
 
 
+def _check_text(name: str, family: str | None) -> None:
+    """A task name or family holding a control/format/separator character is refused naming it."""
+    for what, v in (("task name", name), ("family", family)):
+        if v and (bad := control_problem(v)):
+            raise TaskError(visible(name), f"{what} {bad}")
+
+
 def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: dict | None = None,
               folder: Path | None = None) -> Path:
     """Register ``task`` by copying its splits under ATLAS_HOME/tasks (never a link to the user's file).
@@ -74,6 +82,7 @@ def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: d
     or the new one, never half of one. Returns the registration file.
     """
     name = task.name
+    _check_text(name, task.family)
     if not _NAME_RE.match(name or ""):
         raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
     if name in DEMO_TASKS:
@@ -157,6 +166,7 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
 
     The label order found then is recorded with it, so list descriptions stay on the classes
     they were written for however the file is read later."""
+    _check_text(name, family)
     if not _NAME_RE.match(name or ""):
         raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
     if name in DEMO_TASKS:
