@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import html as _html
 import re
-import string
 import unicodedata
 
 CONTROL_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
@@ -50,7 +49,10 @@ ZWSP = "\u200b"
 _CONTROL_NAMES = {0x00: "NULL", 0x07: "BELL", 0x08: "BACKSPACE", 0x09: "CHARACTER TABULATION",
                   0x0A: "LINE FEED", 0x0B: "LINE TABULATION", 0x0C: "FORM FEED", 0x0D: "CARRIAGE RETURN",
                   0x1B: "ESCAPE", 0x7F: "DELETE", 0x85: "NEXT LINE"}
-_MD_ESCAPE = {c: "\\" + c for c in string.punctuation}
+# markdown punctuation escaped wherever it is: links/images ([ ] and so ![), HTML and autolinks (<),
+# entities (&), maths ($), code spans (`), emphasis (* ~), tables (|), escapes (\\)
+_ALWAYS = set("\\`*[]<>&$~|")
+_AT_START = set("#-+>=!")   # block markers: only where a line starts (newlines are shown as ⟨U+000A⟩)
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -72,11 +74,11 @@ def control_problem(name: str) -> str | None:
     """One line naming the first control/format/separator character in ``name``, or None if it has none.
 
         >>> control_problem("\\u202ecod.exe")
-        'contains U+202E RIGHT-TO-LEFT OVERRIDE (a control or invisible character); names must be plain text'
+        'contains U+202E RIGHT-TO-LEFT OVERRIDE, a control or invisible character'
     """
     for c in str(name):
         if is_control(c):
-            return f"contains {char_name(c)} (a control or invisible character); names must be plain text"
+            return f"contains {char_name(c)}, a control or invisible character"
     return None
 
 
@@ -90,12 +92,31 @@ def visible(text) -> str:
 
 # ------------------------------------------------------------------ markdown
 def md(text) -> str:
-    """``text`` as literal Streamlit markdown: no link, image, autolink, HTML, maths, shortcode or code span."""
+    """``text`` as literal Streamlit markdown: no link, image, autolink, HTML, maths, shortcode or code span.
+
+    Only what could start markup is escaped, so a plain name reads (and compares) as itself:
+    ``sent_tweet`` stays ``sent_tweet`` (an underscore between two letters opens no emphasis),
+    ``steps: 150`` keeps its colon.
+    """
     s = visible(text)
-    s = "".join(_MD_ESCAPE.get(c, c) for c in s)
-    # what escapes cannot stop (see the module docstring): autolink literals and shortcodes
-    s = s.replace(":", ":" + ZWSP).replace("@", "@" + ZWSP)
-    return re.sub(r"(?i)(w)(ww\\\.)", lambda m: m.group(1) + ZWSP + m.group(2), s)
+    out = []
+    for i, c in enumerate(s):
+        prev, nxt = s[i - 1] if i else "", s[i + 1] if i + 1 < len(s) else ""
+        if c in _ALWAYS or (c == "_" and not (prev.isalnum() and nxt.isalnum())):
+            out.append("\\" + c)
+        elif c in _AT_START and i == 0:
+            out.append("\\" + c)
+        elif c == ":" and (nxt.isalpha() or nxt == "/"):  # :red[, :material/, :emoji:, https://
+            out.append(":" + ZWSP)
+        elif c == "@" and prev and nxt and (prev.isalnum() or prev in "._+-") and nxt.isalnum():  # a@b.c
+            out.append("@" + ZWSP)
+        elif c == "." and s[max(0, i - 3):i].lower() == "www":  # www.x autolink
+            out.append(ZWSP + ".")
+        else:
+            out.append(c)
+    s = "".join(out)
+    m = re.match(r"^(\d+)([.)])", s)  # "1. x" would start a list
+    return f"{m.group(1)}\\{m.group(2)}{s[m.end():]}" if m else s
 
 
 def md_code(text) -> str:

@@ -15,6 +15,8 @@ bytes go to a fresh temp folder.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from core.tasks.types import SPLITS, TaskError
@@ -41,7 +43,9 @@ def overview(names: list[str]) -> pd.DataFrame:
         try:
             t = get_task(n)
         except TaskError as e:
-            rows.append({"task": n, "kind": "demo" if n in DEMO_TASKS else "user", "problem": e.problem})
+            # the file by its folder and name (no server path: viewers see this table), then the problem
+            where = f"{Path(e.path).parent.name}/{Path(e.path).name}: " if e.path else ""
+            rows.append({"task": n, "kind": "demo" if n in DEMO_TASKS else "user", "problem": where + e.problem})
             continue
         mw = t.meta.get("mean_words")
         if mw is None:

@@ -27,6 +27,7 @@ in its own ``unknown:d<d>`` group; a new name is one plain path component not al
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -40,6 +41,7 @@ from core.library import add_upload, copy_prompt, index_library
 from core.safetext import control_problem, visible
 from core.prompts import ADAPTER_CONFIG, KNOWN_DIMS, METADATA, PromptError, SoftPrompt
 
+log = logging.getLogger(__name__)
 FIELDS = ("task", "family", "backbone")
 UNKNOWN = "unknown"          # the backbone value that means "no model we can name": unknown:d<d>
 MAX_TEXT = 100
@@ -68,7 +70,7 @@ class PromptMeta:
             if not isinstance(v, str):
                 raise EditError(f"{f} must be text, got {type(v).__name__}")
             if bad := control_problem(v):
-                raise EditError(f"{f} {bad}")
+                raise EditError(f"{f} must be one line of at most {MAX_TEXT} characters of plain text; it {bad}")
             v = v.strip()
             if not v:
                 raise EditError(f"{f} is empty (leave it out to keep the current value)")
@@ -333,7 +335,13 @@ def _runs_moved(old: Path, new: Path) -> int:
         return 0
     from core.runs.store import RunStore
 
-    store, n = RunStore(db), 0
+    import sqlite3
+
+    try:
+        store, n = RunStore(db), 0
+    except (sqlite3.DatabaseError, OSError) as e:  # a corrupt store: the prompt is renamed, its runs keep the old path
+        log.warning("runs.db not read (%s): runs of %s keep its old path", e, old.name)
+        return 0
     try:
         for r in store.list_runs(status=("finished",)):
             p = r.get("prompt_path")

@@ -97,8 +97,15 @@ def _library() -> pd.DataFrame:
 
 acc = access()  # viewer mode: browse only, no launch/cancel/retry/delete
 db = str(default_db_path())
-store = _store(db)
-_reconciled(db)  # once per server; the live fragment below pumps the queue on every refresh
+try:
+    store = _store(db)
+    _reconciled(db)  # once per server; the live fragment below pumps the queue on every refresh
+except Exception as e:  # noqa: BLE001 -- a corrupt runs.db: one message naming it, no traceback
+    st.title("🚀 Runs")
+    st.error(f"`ATLAS_HOME/runs.db` is not a readable run store ({S.md(type(e).__name__)}: {S.md(str(e)[:120])}). "
+             "Move that file aside and reload (a new, empty store is made), or restore it from a backup; "
+             "the other pages still work meanwhile.", icon="🛑")
+    st.stop()
 
 st.title("🚀 Runs")
 st.caption("Train a soft prompt from scratch, by vanilla prompt transfer (PoT) or by PANDA distillation, "

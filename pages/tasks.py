@@ -204,7 +204,12 @@ if rk is not None and index is not None:
         rk = R.rank_sources(target, index=index, group=group, metric=metric)
         st.session_state["tasks_ranking"] = (rank_key, rk)
     shown = rk.table.drop(columns=["path", "L"])
-    meas = R.measured_for_target(target, list(rk.table["source"]))
+    try:
+        meas = R.measured_for_target(target, list(rk.table["source"]))
+    except Exception as e:  # noqa: BLE001 -- a corrupt runs.db costs the measured column, not the ranking
+        meas = None
+        st.warning(f"Measured gains not shown: `ATLAS_HOME/runs.db` could not be read ({S.md(type(e).__name__)}); "
+                   "move it aside or restore it from a backup.")
     if meas is not None:
         shown = shown.merge(meas, on="source", how="left")
     for c in ("measured", "noise"):  # relative gains: in % like every page (core.fmt)

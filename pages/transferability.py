@@ -100,8 +100,17 @@ def _results(demo_results: str, runs_db: str | None, stamp: str) -> R.Results:
     store = None
     if runs_db:
         from core.runs.store import RunStore
-        store = RunStore(runs_db)
+        try:
+            store = RunStore(runs_db)
+        except Exception as e:  # noqa: BLE001 -- a corrupt runs.db costs the user's runs, not the page
+            return R.Results(R.gather(demo_results, None).table, store_problem(e))
     return R.gather(demo_results, store)
+
+
+def store_problem(e: Exception) -> str:
+    """One line for an unreadable run store: the file (relative to ATLAS_HOME, no server path) and what to do."""
+    return (f"ATLAS_HOME/runs.db is not a readable run store ({type(e).__name__}: {str(e)[:120]}); only the demo's "
+            "runs are shown. Move that file aside (the next run starts a new store) or restore it from a backup.")
 
 
 def load_results() -> pd.DataFrame:

@@ -49,7 +49,7 @@ def test_md_mixed_payload_and_autolink_forms():
 
 
 def test_controls_shown_as_code_points():
-    assert S.md("\u202ecod.exe").startswith("⟨U\\+202E⟩")  # + escaped: markdown shows ⟨U+202E⟩
+    assert S.md("\u202ecod.exe").startswith("⟨U+202E⟩")
     assert S.plotly("a\nb") == "a⟨U+000A⟩b"
     assert "\u202e" not in S.html("\u202ex")
 

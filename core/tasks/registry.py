@@ -48,7 +48,7 @@ def _user_specs() -> dict[str, dict]:
                 if not isinstance(spec, dict):
                     raise ValueError("not a JSON object")
             except (OSError, ValueError) as e:
-                spec = {"error": f"{p}: unreadable task file ({e})"}
+                spec = {"error": f"{p.name}: unreadable task registration ({type(e).__name__}); fix or remove it"}
             spec["_file"] = str(p)
             specs[p.stem] = spec
     return specs
@@ -236,18 +236,23 @@ def task_family(name: str) -> str | None:
 
 def _read_jsonl_split(path: Path, index: dict[str, int]) -> Split:
     texts, labels = [], []
+    # what to do about a broken file: a demo task is prepared again, a user task added again
+    demo = path.parent.parent == tasks_dir()
+    fix = (f"run `python -m core tasks prepare --force --only {path.parent.name}`" if demo else
+           "add the task again (Tasks page or `python -m core tasks add`)")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise TaskError(path, f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:  # a corrupt file is one task's problem, never the page's traceback
+        raise TaskError(path, f"corrupt {'prepared ' if demo else ''}task file (not UTF-8 text); {fix}") from None
     for i, line in enumerate(lines, start=1):
         try:
             rec = json.loads(line)
             texts.append(rec["text"])
             labels.append(index[rec["label"]])
         except (ValueError, KeyError, TypeError):
-            raise TaskError(path, f"line {i}: corrupt prepared task file; run "
-                                  f"`python -m core tasks prepare --force --only {path.parent.name}`") from None
+            raise TaskError(path, f"line {i}: corrupt {'prepared ' if demo else ''}task file; {fix}") from None
     return Split(texts, labels)
 
 
