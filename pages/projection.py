@@ -155,8 +155,8 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
     table = table.copy()
     table["_raw_name"] = raw["name"]
     for c in [c for c in table.columns if c not in ("x", "y", "z", "_raw_name")]:
-        if table[c].dtype == object:
-            table[c] = [v if not isinstance(v, str) else S.plotly(v) for v in table[c]]
+        if not pd.api.types.is_numeric_dtype(table[c]):
+            table[c] = [v if not isinstance(v, str) else S.plotly(v) for v in table[c].astype(object)]
     hover = [c for c in ["task", "family", "method", "backbone", "source", "score", "L", "token"]
              if c in table and c != "name"]
     kw = dict(color=None if colour == NONE else colour, symbol=None if symbol == NONE else symbol,
