@@ -44,6 +44,7 @@ import pandas as pd
 from core.access import Walk, is_system_path
 from core.fsutil import lines_hash
 from core.safetext import control_problem, visible
+from core import safewrite
 from core.prompts.meta import group_key
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, peft_adapters, read_prompts)
@@ -418,7 +419,9 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
         raise PromptError(base, f"upload is {human_bytes(len(data))}, over the size cap of {human_bytes(max_bytes)}")
     dest.mkdir(parents=True, exist_ok=True)
     # stage beside dest (same filesystem, so the final rename is atomic) but outside it
-    staging = Path(tempfile.mkdtemp(prefix=".atlas-upload-", dir=dest.parent))
+    staging = Path(tempfile.mkdtemp(prefix=safewrite.UPLOAD_PREFIX, dir=dest.parent))
+    held = safewrite.locked(staging)  # a start-up recovery elsewhere leaves a staging in use alone
+    held.__enter__()
     try:
         if base.lower().endswith(".zip") or _is_adapter_zip(data):
             try:
@@ -459,14 +462,17 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
             except ValueError as e:  # PromptError included
                 msg = str(e)
                 raise PromptError(base, msg[len(base) + 2:] if msg.startswith(f"{base}: ") else msg) from None
-        taken = [p.name for p in entries if (dest / p.name).exists()]
-        if taken:
-            raise PromptError(base, f"{', '.join(taken)} already in the library {dest}; rename it or remove the old one")
-        for p in entries:
-            os.rename(p, dest / p.name)
+        with safewrite.locked(*(dest / p.name for p in entries)):  # one add per name at a time
+            taken = [p.name for p in entries if (dest / p.name).exists()]
+            if taken:
+                raise PromptError(base, f"{', '.join(taken)} already in the library {dest.name}; rename it or "
+                                        "remove the old one")
+            for p in entries:
+                os.rename(p, dest / p.name)
         return list(index_library([dest / p.name for p in entries], expected_dim=expected_dim).prompts.values())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        held.__exit__(None, None, None)
 
 
 # --------------------------------------------------------------------------- CLI

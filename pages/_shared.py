@@ -33,8 +33,22 @@ LIB_REFUSED_KEY = "_library_dir_refused"  # the guard's message for a refused ty
 COL_PARAM = "col"                    # ?col=demo,my runs  (absent = core.collection.default)
 
 
+@st.cache_resource(show_spinner=False)
+def _recovered() -> list[str]:
+    """Once per server, before any page reads or writes the library: complete or roll back what an
+    interrupted describe / rename / delete / upload / task add left (core.safewrite; logged)."""
+    from core import safewrite
+    try:
+        return safewrite.recover()
+    except Exception as e:  # noqa: BLE001 -- a recovery that fails is logged; the pages still serve
+        import logging
+        logging.getLogger("atlas.recover").warning("start-up recovery failed: %s", e)
+        return []
+
+
 def access() -> _access.Access:
     """This server's mode and path guard; a bad ATLAS_MODE stops the page with its message."""
+    _recovered()
     try:
         return _access.resolve(st.get_option("server.address"))
     except _access.AccessError as e:

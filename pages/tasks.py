@@ -8,6 +8,7 @@ PANDA's λ from the ranking), core.runs.queue (launch). Query param ``task`` sel
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from core import fmt
+from core.safewrite import staging_dir
 from core import safetext as S
 from core import ranking as R
 from core.task_upload import build_task, overview, read_upload, summary
@@ -63,21 +65,28 @@ else:
                                    help=".csv / .tsv / .jsonl / .parquet, or a .zip of train/validation/test files. "
                                         "Without splits, a seeded stratified 70/10/20 split is made.")
         if up_file is not None:
-            work = Path(st.session_state.setdefault("tasks_workdir", tempfile.mkdtemp(prefix="atlas-upload-")))
             sig = (up_file.name, up_file.size)
-            if st.session_state.get("tasks_upload_sig") != sig:  # a new file: read it once, reset the pickers
+            if st.session_state.get("tasks_saved_sig") == sig:  # saved: its staged copy is gone already
+                st.caption(f"{S.md(up_file.name)} is saved as a task; choose another file to add another.")
+            elif st.session_state.get("tasks_upload_sig") != sig:  # a new file: read it once, reset the pickers
                 st.session_state["tasks_upload_sig"] = sig
                 for k in ("tasks_text_col", "tasks_label_col", "tasks_desc", "tasks_new_name"):
                     st.session_state.pop(k, None)
+                # staged under ATLAS_HOME (core.safewrite: cleared at start-up), the last file's staging removed
+                shutil.rmtree(st.session_state.pop("tasks_workdir", "") or "/nonexistent", ignore_errors=True)
+                staging_dir().mkdir(parents=True, exist_ok=True)
+                work = st.session_state["tasks_workdir"] = tempfile.mkdtemp(dir=staging_dir(), prefix="task-")
                 try:
-                    st.session_state["tasks_up"] = read_upload(up_file.name, up_file.getvalue(),
-                                                               tempfile.mkdtemp(dir=work))
+                    st.session_state["tasks_up"] = read_upload(up_file.name, up_file.getvalue(), work)
                     st.session_state.pop("tasks_up_error", None)
                 except TaskError as e:
                     st.session_state["tasks_up"] = None
                     st.session_state["tasks_up_error"] = str(e)
+                    shutil.rmtree(work, ignore_errors=True)  # a refused file is not kept
             up = st.session_state.get("tasks_up")
-            if up is None:
+            if st.session_state.get("tasks_saved_sig") == sig:
+                pass
+            elif up is None:
                 st.error(S.md(st.session_state.get("tasks_up_error", "unreadable file")), icon="🛑")
             else:
                 g_text, g_label = up.guess_columns()
@@ -116,6 +125,10 @@ else:
                         except TaskError as e:
                             st.error(S.md(e), icon="🛑")
                         else:
+                            shutil.rmtree(st.session_state.pop("tasks_workdir", "") or "/nonexistent",
+                                          ignore_errors=True)  # saved: the staged upload is not kept
+                            st.session_state["tasks_saved_sig"] = sig
+                            st.session_state.pop("tasks_up", None)
                             _overview.clear()
                             st.session_state["tasks_selected"] = task.name
                             st.session_state["tasks_flash"] = f"Saved task {task.name}."

@@ -74,6 +74,17 @@ def _check_text(name: str, family: str | None) -> None:
 
 def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: dict | None = None,
               folder: Path | None = None) -> Path:
+    """:func:`_save_task` under the task name's lock (core.safewrite): two adds of one name run one after
+    the other, so the second sees the first's registration (refused, or replaced with overwrite)."""
+    from core import safewrite
+
+    where = Path(folder) if folder is not None else user_tasks_dir()
+    with safewrite.locked(where / f"{task.name}.json"):
+        return _save_task(task, origin=origin, overwrite=overwrite, extra=extra, folder=folder)
+
+
+def _save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: dict | None = None,
+               folder: Path | None = None) -> Path:
     """Register ``task`` by copying its splits under ATLAS_HOME/tasks (never a link to the user's file).
 
     Layout: ``<name>.json`` (the registration) and ``<name>-<datahash>/{train,validation,test}.jsonl``.

@@ -1,0 +1,167 @@
+"""Every write is recoverable: a describe / rename / delete / upload killed at each of its steps (a real
+subprocess, os._exit at the k-th rename / replace / removal), followed by a start-up recovery
+(core.safewrite.recover), leaves every prompt present exactly once and no hidden leftover; a
+delete and a describe of one prompt at the same moment: one succeeds, the other says the prompt is
+gone, and the name can be added again.
+
+    .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_crash_recovery.py
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core import safewrite as W
+from core.config import atlas_home, user_library_dir
+from core.library import index_library
+from core.prompts import SoftPrompt, write_prompt
+from core.userlib import EditError, PromptMeta, delete, describe, find, upload
+
+REPO = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import os, sys
+sys.path.insert(0, sys.argv[3])
+op, k = sys.argv[1], int(sys.argv[2])
+from core import safewrite, userlib
+n = [0]
+def hook(real):
+    def f(*a, **kw):
+        n[0] += 1
+        if n[0] == k:
+            os._exit(9)          # killed between two steps: no finally, no except runs
+        return real(*a, **kw)
+    return f
+os.rename, os.replace, safewrite.remove = hook(os.rename), hook(os.replace), hook(safewrite.remove)
+lib = userlib.user_library_dir()
+if op == "describe":
+    userlib.describe(userlib.find("plain.pt"), userlib.PromptMeta(task="sent_tweet"))
+elif op == "describe_peft":
+    userlib.describe(userlib.find("folder"), userlib.PromptMeta(task="sent_tweet"))
+elif op == "rename":
+    userlib.rename(userlib.find("folder"), "renamed")
+elif op == "rename_plain":
+    userlib.rename(userlib.find("plain.pt"), "renamed")
+elif op == "delete":
+    userlib.delete(userlib.find("plain.pt"))
+elif op == "upload":
+    userlib.upload("new.pt", open(sys.argv[4], "rb").read(), lib, userlib.PromptMeta(task="sent_tweet"))
+print("EVENTS", n[0])
+"""
+
+
+def _pt(t: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    torch.save(t, buf)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def library(tmp_path):
+    """plain.pt (a plain file), folder/ (a PEFT adapter), keep.pt (never touched); their values."""
+    lib = user_library_dir()
+    g = torch.Generator().manual_seed(1)
+    vals = {n: torch.randn(4, 384, generator=g) for n in ("plain", "folder", "keep", "new")}
+    upload("plain.pt", _pt(vals["plain"]), lib)
+    upload("keep.pt", _pt(vals["keep"]), lib)
+    write_prompt(SoftPrompt(vals["folder"], name="folder", task="t"), lib / "folder")
+    (tmp_path / "new.pt").write_bytes(_pt(vals["new"]))
+    template = tmp_path / "template"
+    shutil.copytree(atlas_home(), template)
+    return template, {k: v.numpy() for k, v in vals.items()}
+
+
+def _run(op: str, k: int, new_file: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CHILD, op, str(k), str(REPO), str(new_file)],
+                          capture_output=True, text=True, timeout=300, env={**os.environ})
+
+
+def _counts(vals: dict) -> dict[str, int]:
+    index = index_library(user_library_dir())
+    assert not index.problems, [e.problem for e in index.problems]
+    return {n: sum(np.array_equal(p.values, v) for p in index.prompts.values()) for n, v in vals.items()}
+
+
+def _no_leftovers():
+    home = atlas_home()
+    left = [p for p in home.rglob("*") if p.name.startswith((".atlas-", W.UPLOAD_PREFIX))]
+    assert not left, left
+
+
+@pytest.mark.parametrize("op", ["describe", "describe_peft", "rename", "rename_plain", "delete", "upload"])
+def test_a_crash_at_every_step_then_a_start_leaves_every_prompt_once(op, library, tmp_path):
+    template, vals = library
+    clean = _run(op, 0, tmp_path / "new.pt")
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    events = int(clean.stdout.split("EVENTS")[-1])
+    assert events >= 1
+    for k in range(1, events + 1):
+        shutil.rmtree(atlas_home())
+        shutil.copytree(template, atlas_home())
+        r = _run(op, k, tmp_path / "new.pt")
+        assert r.returncode == 9, (k, r.returncode, r.stderr[-2000:])
+        said = W.recover()
+        counts = _counts(vals)
+        for name in ("plain", "folder", "keep"):
+            expect = {0, 1} if (op == "delete" and name == "plain") else {1}
+            assert counts[name] in expect, (op, k, counts, said)
+        assert counts["new"] in ({0, 1} if op == "upload" else {0}), (op, k, counts)
+        _no_leftovers()
+        # a recovered library takes every operation again (no hidden name blocks one)
+        upload("again.pt", _pt(torch.randn(4, 384)), user_library_dir())
+
+
+def test_recovery_says_what_it_did(library):
+    lib = user_library_dir()
+    op = W.new_op()
+    # a describe killed after both renames' first: the plain file hidden as "old", its adapter as "new"
+    os.rename(lib / "plain.pt", W.hidden(lib / "plain.pt", "old", op))
+    write_prompt(SoftPrompt(torch.randn(4, 384), name="plain"), W.hidden(lib / "plain", "new", op))
+    os.rename(lib / "keep.pt", W.hidden(lib / "keep.pt", "deleted", W.new_op()))
+    said = W.recover()
+    assert any("completed the describe of plain.pt" in s for s in said)
+    assert any("completed the delete of keep.pt" in s for s in said)
+    assert (lib / "plain").is_dir() and not (lib / "keep.pt").exists()
+    _no_leftovers()
+
+
+def test_delete_and_describe_at_the_same_moment(library):
+    for first in range(3):
+        lib = user_library_dir()
+        p = find("plain.pt")
+        outcome: dict[str, object] = {}
+        go = threading.Barrier(2)
+
+        def act(name, fn):
+            go.wait()
+            try:
+                fn()
+                outcome[name] = "ok"
+            except EditError as e:
+                outcome[name] = str(e)
+
+        threads = [threading.Thread(target=act, args=("delete", lambda: delete(p))),
+                   threading.Thread(target=act, args=("describe", lambda: describe(p, PromptMeta(task="x"))))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        oks = [k for k, v in outcome.items() if v == "ok"]
+        assert len(oks) == 1, outcome  # never both "succeeded"
+        other = next(v for k, v in outcome.items() if v != "ok")
+        assert "no longer in the library" in other
+        _no_leftovers()
+        left = sorted(x.name for x in lib.iterdir())
+        assert left in (["folder", "keep.pt"], ["folder", "keep.pt", "plain"]), left
+        for x in ("plain", "plain.pt"):
+            W.remove(lib / x)
+        upload("plain.pt", _pt(torch.randn(4, 384)), lib)  # the name can be added again
