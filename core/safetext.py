@@ -119,6 +119,16 @@ def md(text) -> str:
     return f"{m.group(1)}\\{m.group(2)}{s[m.end():]}" if m else s
 
 
+def md_message(text) -> str:
+    """A message that quotes values in backticks (core's style: ``\`generic\` is not a task``) as
+    markdown: each backticked part a code span (:func:`md_code`), the rest literal text (:func:`md`).
+    A stray backtick (an odd count) stays a literal backtick."""
+    parts = visible(text).split("`")
+    if len(parts) % 2 == 0:  # odd number of backticks: the last one opens nothing
+        parts[-2:] = [parts[-2] + "`" + parts[-1]]
+    return "".join(md_code(p) if i % 2 else md(p) for i, p in enumerate(parts))
+
+
 def md_code(text) -> str:
     """``text`` as one markdown code span (backticks included): a backtick in it cannot close the span."""
     s = visible(text).replace(":material/", ":" + ZWSP + "material/")  # Streamlit rewrites it in the raw source

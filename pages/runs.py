@@ -278,7 +278,7 @@ else:
                     st.session_state.pop("runs_target", None)
                 refused = st.session_state.get("runs_target") is None and st.session_state.get("runs_target_refused")
                 if refused:
-                    st.warning(f"The link's target cannot be trained here: {S.md(refused)}. Pick a target task.")
+                    st.warning(f"The link's target cannot be trained here: {S.md_message(refused)}. Pick a target task.")
                 st.selectbox("Target task", tasks, key="runs_target", index=None if refused else 0,
                              placeholder="pick a target task")
                 _errors("target")

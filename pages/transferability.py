@@ -386,7 +386,7 @@ if mat is not None and not mat.empty:
         if want and want[0] != view:  # the view was changed: its blocks are other blocks
             st.session_state["_tr_drill"] = want = None
         if want and (want[1] not in rg or want[2] not in cg):  # a stale or mistyped link
-            st.caption(f"There is no block {S.md_code(want[1])} × {S.md_code(want[2])} in {B.VIEWS[view]}: showing all blocks.")
+            st.caption(f"There is no block {S.md(want[1])} × {S.md(want[2])} in {B.VIEWS[view]}: showing all blocks.")
             st.session_state["_tr_drill"] = want = None
         if want:
             drill = (want[1], want[2])

@@ -90,3 +90,11 @@ def test_csv_neutralises_formulas_only():
     assert back.index[0] == "'=cmd"
     cols = S.csv_frame(pd.DataFrame({"=x": [1]})).columns
     assert list(cols) == ["'=x"]
+
+
+def test_md_message_keeps_cores_code_spans_and_nothing_else():
+    assert S.md_message("`generic` is not a registered task") == "`generic` is not a registered task"
+    for v in PAYLOADS.values():
+        msg = f"`{v}` is not a task here; {v} again"
+        assert live_markup(S.md_message(msg)) == [], (v, S.md_message(msg))
+    assert live_markup(S.md_message("odd ` count [x](https://evil.example)")) == []
