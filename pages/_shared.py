@@ -56,6 +56,23 @@ def access() -> _access.Access:
         st.stop()
 
 
+def shown_path(path) -> str:
+    """How a page names a file or folder on the server: the full path in full mode (the operator's own
+    machine); for a viewer never the server's path — relative to a shared root, else ``ATLAS_HOME/…``,
+    else the bare name."""
+    a = access()
+    if not a.viewer:
+        return str(path)
+    shown = a.display(path)
+    if shown != str(path):
+        return shown
+    from core.config import atlas_home
+    try:
+        return "ATLAS_HOME/" + Path(path).resolve().relative_to(atlas_home().resolve()).as_posix()
+    except (ValueError, OSError):
+        return Path(str(path)).name
+
+
 def viewer_reason(what: str) -> None:
     """The one line shown where a control is hidden in viewer mode."""
     st.caption(f"🔒 {access().reason(what)}")

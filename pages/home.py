@@ -15,7 +15,7 @@ from core import fmt
 from core import safetext as S
 from core.headline import headline, load_prompt_tasks
 from core.results import ResultsError
-from pages._shared import gain_column, validation_view
+from pages._shared import gain_column, shown_path, validation_view
 
 st.title("🗺️ Prompt Atlas")
 st.markdown(
@@ -50,7 +50,7 @@ folder = demo_dir()
 results_path = folder / "results.csv"
 st.divider()
 if not results_path.is_file():
-    st.info(f"No demo library at `{folder}` yet: build it with `make demo` "
+    st.info(f"No demo library at {S.md_code(shown_path(folder))} yet: build it with `make demo` "
             "(or point ATLAS_DEMO at one). The other pages work on any prompt folder meanwhile.")
     st.stop()
 

@@ -22,7 +22,8 @@ from core import collection as C
 from core import userlib
 from core import fmt
 from core import safetext as S
-from pages._shared import access, collections_caption, library_picker, library_view, load_library, viewer_reason
+from pages._shared import (access, collections_caption, library_picker, library_view, load_library, shown_path,
+                           viewer_reason)
 
 st.title("📚 Library")
 st.caption("Soft prompts as people publish them — PEFT prompt-tuning adapters, safetensors, torch.save files "
@@ -229,7 +230,7 @@ if index.prompts and len(view):
                 + (f", score {p.score:.3f}" if p.score is not None else ""))
     if p.settings.get("note"):
         st.caption(S.md(p.settings["note"]))
-    st.caption(f"from {S.md_code(access().display(p.origin))}")  # relative to a shared root: no server path
+    st.caption(f"from {S.md_code(shown_path(p.origin))}")  # a viewer sees no server path
     edit_panel(p)
     left, right = st.columns(2)
     with left:

@@ -42,7 +42,7 @@ from pages._deeplink import ensure_whole_app
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.access import PathRefused  # noqa: E402
-from pages._shared import access, event_table, viewer_reason, waiting_figure  # noqa: E402
+from pages._shared import access, event_table, shown_path, viewer_reason, waiting_figure  # noqa: E402
 
 ACTIVE_POLL_S = 1.0   # event -> screen within ~1 s (+ render); measured in bench/runs_store_speed.py
 IDLE_POLL_S = 5.0     # still notices runs launched from the CLI
@@ -110,7 +110,7 @@ except Exception as e:  # noqa: BLE001 -- a corrupt runs.db: one message naming 
 st.title("🚀 Runs")
 st.caption("Train a soft prompt from scratch, by vanilla prompt transfer (PoT) or by PANDA distillation, "
            "on this machine or a Ray cluster. Finished prompts join your library "
-           f"(`{user_library_dir() / 'runs'}`) and their scores feed the **measured** matrix on the "
+           f"({S.md_code(shown_path(user_library_dir() / 'runs'))}) and their scores feed the **measured** matrix on the "
            "Transferability page.")
 
 
@@ -473,10 +473,10 @@ def _run_view(run: dict) -> None:
     if run["status"] == "failed":
         st.error(f"Failed: {S.md(run.get('error') or 'no message')}")
     elif run["status"] == "finished" and run.get("prompt_path") and not Path(run["prompt_path"]).exists():
-        st.info(f"Its prompt was deleted from your library ({S.md_code(acc.display(run['prompt_path']))}); the run's record and scores "
+        st.info(f"Its prompt was deleted from your library ({S.md_code(shown_path(run['prompt_path']))}); the run's record and scores "
                 "stay in the results.")
     elif run["status"] == "finished" and run.get("prompt_path"):
-        st.success(f"Prompt saved in your library: {S.md_code(acc.display(run['prompt_path']))}. Its test score is part of the "
+        st.success(f"Prompt saved in your library: {S.md_code(shown_path(run['prompt_path']))}. Its test score is part of the "
                    "results table that the Transferability page's **measured** matrix is computed from.")
     elif run["status"] == "queued" and run.get("depends_on"):
         st.info(f"Waiting for {S.md_list(run['depends_on'])} (its PoT teacher) to finish.")
@@ -625,7 +625,7 @@ def live() -> None:
     _run_view(next(r for r in runs if r["run_id"] == rid))
     st.markdown("#### Compare runs")
     _compare(runs)
-    st.caption(f"Refreshed {time.strftime('%H:%M:%S')} · store {S.md_code(acc.display(store.path))}")
+    st.caption(f"Refreshed {time.strftime('%H:%M:%S')} · store {S.md_code(shown_path(store.path))}")
     # switch between the fast and the idle refresh when activity changes
     if bool(active) != st.session_state.get("runs_was_active", bool(active)):
         st.session_state["runs_was_active"] = bool(active)

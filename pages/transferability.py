@@ -194,7 +194,7 @@ if st.session_state.get("_tr_bad_q"):
 
 try:
     from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
-                               load_library, gain_column, validation_view)
+                               load_library, gain_column, shown_path, validation_view)
 except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
@@ -204,7 +204,7 @@ with st.expander("Collections", expanded=bool(library_refusal())):  # a refused 
 index = load_library(chosen) if chosen else None
 collections_caption(chosen, index, "transferability")
 if index is None or not index.prompts:
-    st.info(f"No prompts to compare yet. The demo library (`{demo_dir()}`) is not built (`make demo`), and no "
+    st.info(f"No prompts to compare yet. The demo library ({S.md_code(shown_path(demo_dir()))}) is not built (`make demo`), and no "
             "other folder is chosen: add prompts on the Library page, point `ATLAS_LIBRARY` at a folder, or "
             "open this page with `?lib=/path/to/prompts`.")
     st.stop()
@@ -233,7 +233,9 @@ measured_ok = bool(R.transfer_methods(results))  # some run other than scratch
 
 
 def no_runs_message() -> str:
-    return R.no_runs_reason(results_all, group, demo_dir() / "results.csv")
+    """core's reason as markdown: its quoted group as a code span, the demo's file named as a viewer may see it."""
+    csv = demo_dir() / "results.csv"
+    return S.md_message(R.no_runs_reason(results_all, group, csv).replace(str(csv), shown_path(csv)))
 
 
 if st.session_state.get("tr_metric") == "measured" and not measured_ok:
