@@ -102,3 +102,31 @@ def test_tasks_page_echoes_link_values_as_text():
     at.query_params["lib"] = P["image"]
     at.run()
     assert_inert(at, ["click me", "127.0.0.1"])
+
+
+def test_projection_csv_download_neutralises_formulas(tmp_path, monkeypatch):
+    """The Coordinates CSV a visitor downloads: a stored task '=HYPERLINK(…)' starts with ' (OWASP), numbers stay."""
+    import io
+
+    import pandas as pd
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    formula = '=HYPERLINK("https://evil.example","x")'
+    write_prompt(SoftPrompt(torch.randn(4, 384), name="formula", task=formula, family="@SUM(A1)",
+                            backbone=MINILM), tmp_path / "lib" / "formula")
+    saved: list[tuple[bytes, str]] = []
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        if mimetype == "text/csv":
+            saved.append((path_or_data, filename))
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    no_exception(open_page(PAGES / "projection.py"))
+    [(data, name)] = saved
+    df = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    row = df[df["name"] == "formula"].iloc[0]
+    assert row["task"] == "'" + formula and row["family"] == "'@SUM(A1)"
+    assert pd.api.types.is_float_dtype(df["x"]) and (df["x"] < 0).any()  # negative numbers untouched (centred map)
+    assert not any(str(v).startswith(("=", "+", "@")) for v in df.select_dtypes("object").to_numpy().ravel())
