@@ -120,7 +120,7 @@ def md(text) -> str:
 
 
 def md_message(text) -> str:
-    """A message that quotes values in backticks (core's style: ``\`generic\` is not a task``) as
+    """A message that quotes values in backticks (core's style: "`generic` is not a task") as
     markdown: each backticked part a code span (:func:`md_code`), the rest literal text (:func:`md`).
     A stray backtick (an odd count) stays a literal backtick."""
     parts = visible(text).split("`")

@@ -208,9 +208,7 @@ def recover() -> list[str]:
     lib = user_library_dir()
     if lib.is_dir():
         _recover_folder(lib, said)
-    from core.tasks.registry import user_tasks_dir
-
-    _recover_tasks(user_tasks_dir(), said)
+    _recover_tasks(home / "tasks", said)  # core.tasks.registry.user_tasks_dir (not imported: one-way arrows)
     for line in said:
         log.warning("recovery: %s", line)
     return said

@@ -354,11 +354,9 @@ def _runs_moved(old: Path, new: Path) -> int:
         return 0
     from core.runs.store import RunStore
 
-    import sqlite3
-
     try:
         store, n = RunStore(db), 0
-    except (sqlite3.DatabaseError, OSError) as e:  # a corrupt store: the prompt is renamed, its runs keep the old path
+    except Exception as e:  # noqa: BLE001 -- a corrupt store: the prompt is renamed, its runs keep the old path
         log.warning("runs.db not read (%s): runs of %s keep its old path", e, old.name)
         return 0
     try:
