@@ -149,7 +149,12 @@ if st.session_state.get("tasks_selected") not in ready:
     st.session_state["tasks_selected"] = want if want in ready else next(
         (n for n in reversed(ready) if n not in DEMO_TASKS), ready[0])
 target = st.selectbox("Task", ready, key="tasks_selected")
-task = get_task(target)
+try:
+    task = get_task(target)
+except TaskError as e:  # its table row came from the saved summary: the data is read only now
+    where = f"{Path(e.path).parent.name}/{Path(e.path).name}: " if e.path else ""
+    st.error(f"Task {S.md_code(target)} cannot be opened: {S.md_message(where + e.problem)}", icon="🛑")
+    st.stop()
 left, right = st.columns(2)
 with left:
     st.markdown(f"**{S.md(target)}** · {'demo' if target in DEMO_TASKS else 'user'} task · family "

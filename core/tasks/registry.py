@@ -126,6 +126,7 @@ def _save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: 
             raise
     spec = {"name": name, "kind": "copy", "data": data_name, "family": task.family, "labels": list(task.labels),
             "descriptions": list(task.descriptions), "origin": origin or task.source, "data_hash": digest,
+            "summary": task_summary(task),  # the Tasks table reads this, never the data, on a page load
             "meta": {k: v for k, v in (task.meta or {}).items()
                      if isinstance(v, (int, float, str, bool))
                      or (isinstance(v, list) and all(isinstance(x, str) for x in v))},  # notes: what reading said
@@ -134,6 +135,25 @@ def _save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: 
     if old and old != data_name and _NAME_RE.match(str(old)) and (folder / old).is_dir():
         shutil.rmtree(folder / old, ignore_errors=True)
     return dest
+
+
+def task_summary(task: Task) -> dict:
+    """What the Tasks table shows of a task (counts per split, mean words of train), computed once at save."""
+    mw = task.meta.get("mean_words") if task.meta else None
+    if mw is None:
+        mw = round(sum(len(x.split()) for x in task.train.texts) / max(1, len(task.train)), 1)
+    return {"counts": {s: len(task.split(s)) for s in SPLITS}, "mean_words": mw}
+
+
+def saved_summary(name: str) -> dict | None:
+    """A saved user task's summary (family, labels, counts, mean words) from its registration alone, or None
+    (a demo task, a task registered before summaries, or one whose data folder is missing: read it then)."""
+    spec = _user_specs().get(name)
+    if not spec or spec.get("kind") != "copy" or not isinstance(spec.get("summary"), dict):
+        return None
+    if not (Path(spec["_file"]).parent / str(spec.get("data"))).is_dir():
+        return None
+    return {"family": spec.get("family"), "labels": list(spec.get("labels") or []), **spec["summary"]}
 
 
 def is_user_task(name: str) -> bool:
