@@ -1,8 +1,8 @@
 """Every write is recoverable: a describe / rename / delete / upload killed at each of its steps (a real
-subprocess, os._exit at the k-th rename / replace / removal), followed by a start-up recovery
-(core.safewrite.recover), leaves every prompt present exactly once and no hidden leftover; a
-delete and a describe of one prompt at the same moment: one succeeds, the other says the prompt is
-gone, and the name can be added again.
+process, os._exit at the k-th rename / replace / removal), followed by a start-up recovery
+(core.safewrite.recover), leaves every prompt present exactly once and no hidden leftover (the child is
+forked, so a kill costs no re-import); a delete and a describe of one prompt at the same moment: one
+succeeds, the other says the prompt is gone, and the name can be added again.
 
     .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_crash_recovery.py
 """
@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -26,41 +24,64 @@ from core.library import index_library
 from core.prompts import SoftPrompt, write_prompt
 from core.userlib import EditError, PromptMeta, delete, describe, find, upload
 
-REPO = Path(__file__).resolve().parent.parent
+def _child(op: str, k: int, new_file: Path) -> int:
+    """In a forked child: run ``op`` and die (os._exit: no finally, no except runs) just before its k-th
+    step — a rename, a replace of a file outside a hidden replacement, or a removal. Returns the steps
+    of a run that is not killed (k=0)."""
+    from core import safewrite, userlib
+    n = [0]
 
-CHILD = r"""
-import os, sys
-sys.path.insert(0, sys.argv[3])
-op, k = sys.argv[1], int(sys.argv[2])
-from core import safewrite, userlib
-n = [0]
-def hook(real):
-    def f(*a, **kw):
-        n[0] += 1
-        if n[0] == k:
-            os._exit(9)          # killed between two steps: no finally, no except runs
-        return real(*a, **kw)
-    return f
-real_replace = os.replace
-counted_replace = hook(real_replace)
-def replace(src, dst, *a, **kw):  # a file written inside a hidden replacement is one step with it, not many
-    return (real_replace if "/.atlas-" in str(dst) else counted_replace)(src, dst, *a, **kw)
-os.rename, os.replace, safewrite.remove = hook(os.rename), replace, hook(safewrite.remove)
-lib = userlib.user_library_dir()
-if op == "describe":
-    userlib.describe(userlib.find("plain.pt"), userlib.PromptMeta(task="sent_tweet"))
-elif op == "describe_peft":
-    userlib.describe(userlib.find("folder"), userlib.PromptMeta(task="sent_tweet"))
-elif op == "rename":
-    userlib.rename(userlib.find("folder"), "renamed")
-elif op == "rename_plain":
-    userlib.rename(userlib.find("plain.pt"), "renamed")
-elif op == "delete":
-    userlib.delete(userlib.find("plain.pt"))
-elif op == "upload":
-    userlib.upload("new.pt", open(sys.argv[4], "rb").read(), lib, userlib.PromptMeta(task="sent_tweet"))
-print("EVENTS", n[0])
-"""
+    def hook(real):
+        def f(*a, **kw):
+            n[0] += 1
+            if n[0] == k:
+                os._exit(9)
+            return real(*a, **kw)
+        return f
+
+    real_replace = os.replace
+    counted_replace = hook(real_replace)
+
+    def replace(src, dst, *a, **kw):  # files written inside a hidden replacement are one step with it
+        return (real_replace if "/.atlas-" in str(dst) else counted_replace)(src, dst, *a, **kw)
+
+    os.rename, os.replace, safewrite.remove = hook(os.rename), replace, hook(safewrite.remove)
+    lib = userlib.user_library_dir()
+    if op == "describe":
+        userlib.describe(userlib.find("plain.pt"), userlib.PromptMeta(task="sent_tweet"))
+    elif op == "describe_peft":
+        userlib.describe(userlib.find("folder"), userlib.PromptMeta(task="sent_tweet"))
+    elif op == "rename":
+        userlib.rename(userlib.find("folder"), "renamed")
+    elif op == "rename_plain":
+        userlib.rename(userlib.find("plain.pt"), "renamed")
+    elif op == "delete":
+        userlib.delete(userlib.find("plain.pt"))
+    elif op == "upload":
+        userlib.upload("new.pt", new_file.read_bytes(), lib, userlib.PromptMeta(task="sent_tweet"))
+    return n[0]
+
+
+def _run(op: str, k: int, new_file: Path) -> tuple[int, int]:
+    """(exit code, steps) of ``op`` in a forked process killed before step k (fork: no re-import per run)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 3
+        try:
+            os.close(r)
+            os.write(w, str(_child(op, k, new_file)).encode())
+            code = 0
+        except BaseException:  # noqa: BLE001
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(w)
+    _, status = os.waitpid(pid, 0)
+    out = os.read(r, 64)
+    os.close(r)
+    return os.waitstatus_to_exitcode(status), int(out or 0)
 
 
 def _pt(t: torch.Tensor) -> bytes:
@@ -84,11 +105,6 @@ def library(tmp_path):
     return template, {k: v.numpy() for k, v in vals.items()}
 
 
-def _run(op: str, k: int, new_file: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CHILD, op, str(k), str(REPO), str(new_file)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ})
-
-
 def _counts(vals: dict) -> dict[str, int]:
     index = index_library(user_library_dir())
     assert not index.problems, [e.problem for e in index.problems]
@@ -104,15 +120,13 @@ def _no_leftovers():
 @pytest.mark.parametrize("op", ["describe", "describe_peft", "rename", "rename_plain", "delete", "upload"])
 def test_a_crash_at_every_step_then_a_start_leaves_every_prompt_once(op, library, tmp_path):
     template, vals = library
-    clean = _run(op, 0, tmp_path / "new.pt")
-    assert clean.returncode == 0, clean.stderr[-2000:]
-    events = int(clean.stdout.split("EVENTS")[-1])
-    assert events >= 1
+    code, events = _run(op, 0, tmp_path / "new.pt")
+    assert code == 0 and events >= 1, (code, events)
     for k in range(1, events + 1):
         shutil.rmtree(atlas_home())
         shutil.copytree(template, atlas_home(), dirs_exist_ok=True)  # a cache write may recreate the folder
-        r = _run(op, k, tmp_path / "new.pt")
-        assert r.returncode == 9, (k, r.returncode, r.stderr[-2000:])
+        code, _ = _run(op, k, tmp_path / "new.pt")
+        assert code == 9, (op, k, code)
         said = W.recover()
         counts = _counts(vals)
         for name in ("plain", "folder", "keep"):
