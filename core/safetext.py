@@ -85,7 +85,7 @@ def control_problem(name: str) -> str | None:
 def visible(text) -> str:
     """``text`` with every Cc/Cf/Zl/Zp character shown as ``⟨U+XXXX⟩`` (no bidi override acts on the page)."""
     s = "" if text is None else str(text)
-    if not any(is_control(c) for c in s):
+    if s.isprintable() or not any(is_control(c) for c in s):  # isprintable: False for every Cc/Cf/Zl/Zp (fast path)
         return s
     return "".join(f"⟨U+{ord(c):04X}⟩" if is_control(c) else c for c in s)
 

@@ -103,13 +103,20 @@ else:
                                          if up.has_splits else "none in the file: a seeded, stratified 70/10/20 split"))
                 st.markdown("**Preview** (first rows)")
                 st.dataframe(up.preview.head(8), hide_index=True, width="stretch")
-                try:
-                    draft = build_task(up, st.session_state["tasks_new_name"], st.session_state["tasks_text_col"],
-                                       st.session_state["tasks_label_col"],
-                                       family=st.session_state.get("tasks_family") or None)
-                except TaskError as e:
-                    draft = None
-                    st.error(S.md(e), icon="🛑")
+                # built once per choice, not on every rerun of the form (a big file took seconds to re-read)
+                want = (st.session_state.get("tasks_workdir"), st.session_state["tasks_new_name"],
+                        st.session_state["tasks_text_col"], st.session_state["tasks_label_col"],
+                        st.session_state.get("tasks_family") or None)
+                held = st.session_state.get("_tasks_draft")
+                if not held or held[0] != want:
+                    try:
+                        held = (want, build_task(up, *want[1:4], family=want[4]), None)
+                    except TaskError as e:
+                        held = (want, None, str(e))
+                    st.session_state["_tasks_draft"] = held
+                draft = held[1]
+                if held[2]:
+                    st.error(S.md(held[2]), icon="🛑")
                 if draft is not None:
                     st.markdown("**Label descriptions** (the verbalizer embeds these; edit them) and class counts")
                     base = summary(draft)
