@@ -220,7 +220,7 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
                                  "kept in the page's link (?col=).")
     unknown = st.session_state.pop("_col_unknown", None)
     if unknown:
-        st.warning(f"The link names collection(s) that do not exist here: {S.md_list(unknown, code=True)} "
+        st.warning(f"The link names collection(s) that do not exist here: {S.md_list(map(repr, unknown))} "
                    f"(known: {', '.join(C.BUILTIN)}); they are left out.")
     refused = st.session_state.get(LIB_REFUSED_KEY)
     if refused:

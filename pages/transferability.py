@@ -60,7 +60,7 @@ def _seed_from_query():
     if qp.get("target"):
         st.session_state["_tr_target_q"] = [t.strip() for t in qp.get("target").split(",") if t.strip()]
     # a value the page cannot use is reported, never dropped silently
-    bad = [f"{k}={S.md_code(qp.get(k))}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
+    bad = [f"{k}={S.md(repr(qp.get(k)))}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
            if qp.get(k) and qp.get(k) not in ok]
     if bool(qp.get("block_src")) != bool(qp.get("block_tgt")):  # a block is a source block x a target block
         bad.append("block_src and block_tgt (a block needs both)")
