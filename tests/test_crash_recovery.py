@@ -183,3 +183,13 @@ def test_delete_and_describe_at_the_same_moment(library):
         for x in ("plain", "plain.pt"):
             W.remove(lib / x)
         upload("plain.pt", _pt(torch.randn(4, 384)), lib)  # the name can be added again
+
+
+def test_the_cli_recovers_too(library, capsys):
+    from core.__main__ import main as cli_main
+    lib = user_library_dir()
+    os.rename(lib / "keep.pt", W.hidden(lib / "keep.pt", "old", W.new_op()))  # a describe killed mid-way
+    assert cli_main(["library", "recover"]) == 0
+    assert "rolled back an interrupted change of keep.pt" in capsys.readouterr().out
+    assert (lib / "keep.pt").is_file()
+    assert cli_main(["library", "recover"]) == 0 and "nothing to recover" in capsys.readouterr().out
