@@ -6,6 +6,11 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 ATLAS_HOST ?= 127.0.0.1
 ATLAS_PORT ?= 8501
+# An exposed server is told the name browsers reach it by (default: the bind address), so Streamlit does
+# not look up this machine's external IP at start-up (an outbound request) and its websocket origin check
+# names the right host: ATLAS_HOST=0.0.0.0 ATLAS_PUBLIC_HOST=atlas.lab.example make run
+ATLAS_PUBLIC_HOST ?= $(ATLAS_HOST)
+PUBLIC_ADDRESS := $(if $(filter 127.0.0.1 localhost ::1,$(ATLAS_HOST)),,--browser.serverAddress $(ATLAS_PUBLIC_HOST))
 # No file watcher unless asked: watching follows workspace/, .cache/ and the venv and floods the
 # log with "Inotify queue overflowed". ATLAS_WATCH=1 make run reloads on source edits (development).
 ATLAS_WATCH ?= 0
@@ -46,7 +51,7 @@ browser:
 # pay for a cold process. `streamlit run app.py` serves the same pages, cold.
 run: setup
 	$(PY) -m streamlit run serve.py --server.address $(ATLAS_HOST) --server.port $(ATLAS_PORT) --server.headless true \
-	  --server.fileWatcherType $(WATCHER) --server.runOnSave $(if $(filter 1,$(ATLAS_WATCH)),true,false)
+	  --server.fileWatcherType $(WATCHER) --server.runOnSave $(if $(filter 1,$(ATLAS_WATCH)),true,false) $(PUBLIC_ADDRESS)
 
 unit: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e

@@ -20,6 +20,8 @@ except AccessError as e:  # fail closed: a mistyped ATLAS_MODE serves nothing
     st.error(str(e))
     st.stop()
 if access.viewer:
+    # a viewer never sees a traceback (server paths, source lines): the exception's type and a generic line
+    st.set_option("client.showErrorDetails", "type")
     st.sidebar.caption(f"👁️ **Viewer mode** — browse and compute; nothing you own changes ({access.why}).")
 
 pages = [

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import demo_dir, extra_library_dirs, user_library_dir
+from core import safetext
 
 DEMO, TRANSFERS, LIBRARY, RUNS = "demo", "demo transfers", "my library", "my runs"
 BUILTIN = (DEMO, TRANSFERS, LIBRARY, RUNS)
@@ -135,7 +136,7 @@ def index(chosen: list[Collection] | list[str], opened: list[Path] | tuple = ())
 
 def describe(chosen: list[str]) -> str:
     """One line for a page: which collections an analysis uses."""
-    return ", ".join(f"`{c}`" for c in chosen) if chosen else "no collection"
+    return ", ".join(safetext.md_code(c) for c in chosen) if chosen else "no collection"
 
 
 # --------------------------------------------------------------------------- CLI

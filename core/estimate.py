@@ -29,6 +29,10 @@ from core.prompts import DEFAULT_BACKBONE
 # settings of a run (core.training.TrainConfig fields) that make its budget: carried with steps / train_size
 REGIME_EXTRA = ("prompt_length", "batch_size", "max_length", "head", "init", "pool", "val_size", "test_size")
 RECENT = 10
+# what a link may ask for (the Runs form's own bounds): ``?steps=1e400`` or ``1e30`` is reported, never an
+# OverflowError or a form value above its widget's maximum
+LINK_BOUNDS = {"steps": (1, 100_000), "train_size": (0, 1_000_000), "eval_every": (0, 100_000)}
+LR_BOUNDS = (1e-5, 10.0)
 
 
 @dataclass(frozen=True)
@@ -62,22 +66,26 @@ class Regime:
             return None, [f"{k}={q[k]!r} without steps" for k in ("train_size", "lr", "eval_every", "params")
                           if q.get(k)]
 
-        def whole(k, lo):
+        def whole(k):
+            lo, hi = LINK_BOUNDS[k]
             v = _int(q.get(k))
             if q.get(k) not in (None, "") and (v is None or v < lo):
                 problems.append(f"{k}={q[k]!r} is not a whole number ≥ {lo}")
                 return None
+            if v is not None and v > hi:
+                problems.append(f"{k}={q[k]!r} is more than the form allows ({hi:,})")
+                return None
             return v
 
-        steps = whole("steps", 1)
+        steps = whole("steps")
         if steps is None:
             return None, problems
-        train_size, eval_every = whole("train_size", 0), whole("eval_every", 0)
+        train_size, eval_every = whole("train_size"), whole("eval_every")
         lr = None
         if q.get("lr"):
             try:
                 lr = float(q["lr"])
-                if not (0 < lr < 100):
+                if not (LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]):  # also nan and inf
                     raise ValueError
             except ValueError:
                 problems.append(f"lr={q['lr']!r} is not a learning rate")
@@ -107,7 +115,7 @@ def _int(v) -> int | None:
         f = float(v)
     except (TypeError, ValueError):
         return None
-    return None if math.isnan(f) or f < 0 or f != int(f) else int(f)
+    return None if not math.isfinite(f) or f < 0 or f != int(f) else int(f)  # 1e400 is inf: no OverflowError
 
 
 def measured_regime(results, source: str, target: str, method: str | None = None) -> Regime | None:

@@ -43,6 +43,8 @@ import pandas as pd
 
 from core.access import Walk, is_system_path
 from core.fsutil import lines_hash
+from core.safetext import control_problem, visible
+from core import safewrite
 from core.prompts.meta import HF_CACHE_INTERNALS, HF_CACHE_REPO, group_key, hf_cache_repo, hf_cache_snapshot
 from core.prompts import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA, PromptError, SoftPrompt, human_bytes,
                           max_prompt_bytes, peft_adapters, read_prompts)
@@ -362,6 +364,10 @@ def _safe_extract(data: bytes, into: Path, max_bytes: int) -> None:
         for info in infos:
             name = info.filename
             parts = PurePosixPath(name.replace("\\", "/")).parts
+            # a newline or a bidi override in a name misleads every page; zipfile cuts a name at NUL
+            # (orig_filename keeps it), which would add the prompt under another name
+            if bad := control_problem(info.orig_filename):
+                raise ValueError(f"zip member {info.orig_filename!r} {bad}")
             if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
                 raise ValueError(f"zip member {name!r} has an absolute path")
             if ".." in parts:
@@ -475,11 +481,15 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
     base = Path(str(filename).replace("\\", "/")).name
     if not base or base.startswith(".") or base in (".", ".."):
         raise PromptError(filename or "<upload>", "not a usable file name")
+    if bad := control_problem(base):
+        raise PromptError(visible(base), f"file name {bad}")
     if len(data) > max_bytes:
         raise PromptError(base, f"upload is {human_bytes(len(data))}, over the size cap of {human_bytes(max_bytes)}")
     dest.mkdir(parents=True, exist_ok=True)
     # stage beside dest (same filesystem, so the final rename is atomic) but outside it
-    staging = Path(tempfile.mkdtemp(prefix=".atlas-upload-", dir=dest.parent))
+    staging = Path(tempfile.mkdtemp(prefix=safewrite.UPLOAD_PREFIX, dir=dest.parent))
+    held = safewrite.locked(staging)  # a start-up recovery elsewhere leaves a staging in use alone
+    held.__enter__()
     try:
         if base.lower().endswith(".zip") or _is_adapter_zip(data):
             try:
@@ -520,14 +530,17 @@ def add_upload(filename: str, data: bytes, dest: Path | str, *, expected_dim: in
             except ValueError as e:  # PromptError included
                 msg = str(e)
                 raise PromptError(base, msg[len(base) + 2:] if msg.startswith(f"{base}: ") else msg) from None
-        taken = [p.name for p in entries if (dest / p.name).exists()]
-        if taken:
-            raise PromptError(base, f"{', '.join(taken)} already in the library {dest}; rename it or remove the old one")
-        for p in entries:
-            os.rename(p, dest / p.name)
+        with safewrite.locked(*(dest / p.name for p in entries)):  # one add per name at a time
+            taken = [p.name for p in entries if (dest / p.name).exists()]
+            if taken:
+                raise PromptError(base, f"{', '.join(taken)} already in the library {dest.name}; rename it or "
+                                        "remove the old one")
+            for p in entries:
+                os.rename(p, dest / p.name)
         return list(index_library([dest / p.name for p in entries], expected_dim=expected_dim).prompts.values())
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        held.__exit__(None, None, None)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -521,7 +521,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--metric", choices=SIGNALS, default="zs", help="rank by this signal (default zs)")
     ap.add_argument("--top", type=int, default=None, metavar="K", help="print only the best K")
     ap.add_argument("--max-examples", type=int, default=RankSettings.max_examples)
-    ap.add_argument("--out", help="write the whole ranking as CSV here")
+    ap.add_argument("--out", help="write the whole ranking as CSV here (raw values: the product reads it back; unlike the pages' downloads, cells starting with = + - @ are not neutralised for spreadsheets)")
     ap.add_argument("--no-cache", action="store_true")
     return ap
 

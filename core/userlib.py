@@ -27,18 +27,20 @@ in its own ``unknown:d<d>`` group; a new name is one plain path component not al
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import user_library_dir
 from core.fsutil import atomic_write_json
 from core.library import add_upload, copy_prompt, index_library
+from core.safetext import control_problem, visible
+from core import safewrite as W
 from core.prompts import ADAPTER_CONFIG, KNOWN_DIMS, METADATA, PromptError, SoftPrompt
 
+log = logging.getLogger(__name__)
 FIELDS = ("task", "family", "backbone")
 UNKNOWN = "unknown"          # the backbone value that means "no model we can name": unknown:d<d>
 MAX_TEXT = 100
@@ -66,6 +68,8 @@ class PromptMeta:
                 continue
             if not isinstance(v, str):
                 raise EditError(f"{f} must be text, got {type(v).__name__}")
+            if bad := control_problem(v):
+                raise EditError(f"{f} must be one line of at most {MAX_TEXT} characters of plain text; it {bad}")
             v = v.strip()
             if not v:
                 raise EditError(f"{f} is empty (leave it out to keep the current value)")
@@ -141,8 +145,11 @@ def why_not_editable(prompt: SoftPrompt) -> str | None:
             f"({user_library_dir()}) can be changed — upload it there first")
 
 
-def _hidden(path: Path, tag: str) -> Path:
-    return path.parent / f".atlas-{tag}-{uuid.uuid4().hex[:8]}-{path.name}"
+def _gone(prompt: SoftPrompt, path: Path) -> None:
+    """Under the name's lock: the prompt must still be where the caller read it (a delete or rename
+    that ran first is reported, never overwritten or resurrected)."""
+    if not (path.exists() or path.is_symlink()):
+        raise EditError(f"{prompt.name}: no longer in the library (deleted or renamed meanwhile); reload the page")
 
 
 # --------------------------------------------------------------------------- describe
@@ -207,17 +214,24 @@ def describe_entry(entry: Path, prompts: list[SoftPrompt], meta: PromptMeta) -> 
     if dest.exists() and dest != entry:
         raise EditError(f"{entry.name}: describing it stores it as the adapter folder {stem}/, "
                         "and that name is taken; rename one of them first")
-    tmp = _hidden(dest, "new")
-    _as_adapter(p, file, changes, tmp, name=dest.name)
-    trash = _hidden(entry, "old")
+    # the steps share one operation id, so a start after a crash at any step completes or rolls back
+    # the change (core.safewrite.recover): never both copies hidden and the prompt gone
+    op = W.new_op()
+    tmp = W.hidden(dest, "new", op)
+    try:
+        _as_adapter(p, file, changes, tmp, name=dest.name)
+    except BaseException:
+        W.remove(tmp)
+        raise
+    trash = W.hidden(entry, "old", op)
     os.rename(entry, trash)
     try:
         os.rename(tmp, dest)
     except OSError:
         os.rename(trash, entry)
-        shutil.rmtree(tmp, ignore_errors=True)
+        W.remove(tmp)
         raise
-    shutil.rmtree(trash, ignore_errors=True) if trash.is_dir() else trash.unlink(missing_ok=True)
+    W.remove(trash)
     return dest
 
 
@@ -244,11 +258,15 @@ def describe(prompt: SoftPrompt, meta: PromptMeta) -> Path:
     meta.check_width(prompt.d, prompt.name)
     origin = Path(prompt.origin).resolve()
     if prompt.fmt == "peft":  # its own adapter folder only, never a neighbour's
-        if meta.changes():
-            _write_meta(origin, meta.changes())
+        with W.locked(origin):
+            _gone(prompt, origin)  # else atlas.json would recreate a deleted folder
+            if meta.changes():
+                _write_meta(origin, meta.changes())
         return origin
     unit = unit_of(prompt)  # the entry when the file is alone in it (thunlp layout), else the file
-    return describe_entry(unit, _entry_prompts(unit), meta)
+    with W.locked(unit, unit.parent / Path(unit.name).stem):
+        _gone(prompt, unit)
+        return describe_entry(unit, _entry_prompts(unit), meta)
 
 
 # --------------------------------------------------------------------------- rename / delete
@@ -263,6 +281,8 @@ def name_after(prompt: SoftPrompt, path: Path) -> str:
 
 def check_name(name: str) -> str:
     """A new prompt name: one plain path component (letters, digits, ``. _ + - `` and spaces)."""
+    if bad := control_problem(name or ""):
+        raise EditError(f"{visible(name)!r}: the new name {bad}")
     n = (name or "").strip()
     if not n:
         raise EditError("the new name is empty")
@@ -308,8 +328,14 @@ def rename(prompt: SoftPrompt, new_name: str) -> Path:
     dest = entry.parent / new
     if dest == entry:
         return entry
+    with W.locked(entry, dest):
+        _gone(prompt, entry)
+        return _rename(prompt, entry, dest, new)
+
+
+def _rename(prompt: SoftPrompt, entry: Path, dest: Path, new: str) -> Path:
     if dest.exists() or dest.is_symlink():
-        raise EditError(f"{prompt.name}: {new} is already taken in {entry.parent}")
+        raise EditError(f"{prompt.name}: {new} is already taken in {entry.parent.name}")
     os.rename(entry, dest)
     _runs_moved(entry, dest)
     meta_file = dest / METADATA
@@ -332,7 +358,11 @@ def _runs_moved(old: Path, new: Path) -> int:
         return 0
     from core.runs.store import RunStore
 
-    store, n = RunStore(db), 0
+    try:
+        store, n = RunStore(db), 0
+    except Exception as e:  # noqa: BLE001 -- a corrupt store: the prompt is renamed, its runs keep the old path
+        log.warning("runs.db not read (%s): runs of %s keep its old path", e, old.name)
+        return 0
     try:
         for r in store.list_runs(status=("finished",)):
             p = r.get("prompt_path")
@@ -348,12 +378,11 @@ def delete(prompt: SoftPrompt) -> Path:
     """Remove the prompt's file or folder (see unit_of); returns the path it had. Runs that used it keep
     their record."""
     entry = unit_of(prompt)
-    trash = _hidden(entry, "deleted")
-    os.rename(entry, trash)  # gone for every reader at once; then removed
-    if trash.is_dir() and not trash.is_symlink():
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        trash.unlink(missing_ok=True)
+    with W.locked(entry):
+        _gone(prompt, entry)
+        trash = W.hidden(entry, "deleted", W.new_op())
+        os.rename(entry, trash)  # gone for every reader at once; then removed (a crash: recover() ends it)
+        W.remove(trash)
     return entry
 
 
@@ -386,6 +415,10 @@ def cli(command: str, argv: list[str]) -> int:
     import argparse
     import sys
 
+    if argv and argv[0] == "recover":  # what a server does when it starts (core.safewrite)
+        said = W.recover()
+        print("\n".join(said) if said else "nothing to recover")
+        return 0
     if not argv or argv[0] not in ("tag", "rename", "delete"):
         from core import library
         return library.cli(command, argv, make_prepare=lambda t, f, b: preparer(with_family(PromptMeta(t, f, b))))

@@ -24,6 +24,7 @@ from core import access as _access
 from core import collection as C
 from core import fmt
 from core import labels as L
+from core import safetext as S
 from core.library import LibraryIndex, index_library
 
 LIB_DIR_KEY = "library_dir"          # the last typed folder (plain session state)
@@ -34,13 +35,44 @@ COL_PARAM = "col"                    # ?col=demo,my runs  (absent = core.collect
 CHOSEN_KEY = "_chosen_collections"   # the last choice, as plain state (kept on pages without the picker)
 
 
+@st.cache_resource(show_spinner=False)
+def _recovered() -> list[str]:
+    """Once per server, before any page reads or writes the library: complete or roll back what an
+    interrupted describe / rename / delete / upload / task add left (core.safewrite; logged)."""
+    from core import safewrite
+    try:
+        return safewrite.recover()
+    except Exception as e:  # noqa: BLE001 -- a recovery that fails is logged; the pages still serve
+        import logging
+        logging.getLogger("atlas.recover").warning("start-up recovery failed: %s", e)
+        return []
+
+
 def access() -> _access.Access:
     """This server's mode and path guard; a bad ATLAS_MODE stops the page with its message."""
+    _recovered()
     try:
         return _access.resolve(st.get_option("server.address"))
     except _access.AccessError as e:
-        st.error(str(e))
+        st.error(S.md(e))
         st.stop()
+
+
+def shown_path(path) -> str:
+    """How a page names a file or folder on the server: the full path in full mode (the operator's own
+    machine); for a viewer never the server's path — relative to a shared root, else ``ATLAS_HOME/…``,
+    else the bare name."""
+    a = access()
+    if not a.viewer:
+        return str(path)
+    shown = a.display(path)
+    if shown != str(path):
+        return shown
+    from core.config import atlas_home
+    try:
+        return "ATLAS_HOME/" + Path(path).resolve().relative_to(atlas_home().resolve()).as_posix()
+    except (ValueError, OSError):
+        return Path(str(path)).name
 
 
 def viewer_reason(what: str) -> None:
@@ -111,7 +143,7 @@ def load_library(items) -> LibraryIndex:
     paths, exclude = _library_key(items)
     index = _load_library(paths, exclude, _access.tree_stamp(paths))
     for note in index.notes:
-        st.warning(note, icon="✂️")
+        st.warning(S.md(note), icon="✂️")
     return index
 
 
@@ -215,14 +247,14 @@ def library_picker(*, typed_input: bool = True, page: str = "") -> list[C.Collec
                                  "kept in the page's link (?col=).")
     unknown = st.session_state.pop("_col_unknown", None)
     if unknown:
-        st.warning(f"The link names collection(s) that do not exist here: {', '.join(map(repr, unknown))} "
+        st.warning(f"The link names collection(s) that do not exist here: {S.md_list(map(repr, unknown))} "
                    f"(known: {', '.join(C.BUILTIN)}); they are left out.")
     refused = st.session_state.get(LIB_REFUSED_KEY)
     if refused:
-        st.error(refused, icon="🔒")
+        st.error(S.md(refused), icon="🔒")
     for value, path in zip(_opened_values(), opened):
         if not path.exists():
-            st.warning(f"Folder not found: {value}")
+            st.warning(f"Folder not found: {S.md_code(value)}")
     _keep_in_url(chosen)
     return C.existing(chosen, opened)
 

@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from core import blocks as B
 from core import fmt
 from core import labels as L
+from core import safetext as S
 from core import metrics as M
 
 # Diverging, centred on "no gain", and readable without colour: lightness falls monotonically
@@ -158,6 +159,11 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             notes = (" (%{customdata[3]})", " (%{customdata[4]})")
         else:
             notes = ("", "")
+        # the hover shows the names as plotly text (core.safetext: no <a href> from a prompt's name);
+        # columns 0 and 1 stay the raw names a click hands back
+        columns += [np.repeat(np.array(S.plotly_all(rows), dtype=str), n_c),
+                    np.tile(np.array(S.plotly_all(cols), dtype=str), n_r)]
+        shown_r, shown_c = f"%{{customdata[{len(columns) - 2}]}}", f"%{{customdata[{len(columns) - 1}]}}"
         custom = np.stack(columns, axis=1)
         shown = np.array(shown, dtype=str)
         # SVG markers cost ~0.08 ms each to draw, WebGL ~2 s to start in a browser without a GPU
@@ -167,12 +173,12 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             x=cc.reshape(-1), y=rr.reshape(-1), mode="markers", name="cells", showlegend=False,
             marker={"symbol": "square", "size": cell_px, "color": "rgba(0,0,0,0)"},
             customdata=custom, text=shown, selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
-            hovertemplate=f"{what[0]} %{{customdata[0]}}{notes[0]}<br>{what[1]} %{{customdata[1]}}{notes[1]}<br>"
+            hovertemplate=f"{what[0]} {shown_r}{notes[0]}<br>{what[1]} {shown_c}{notes[1]}<br>"
                           + (zlabel or "value") + " %{text}<extra></extra>"), **pos)
     tick = {"size": 9 if max(n_r, n_c) > 30 else 11}
     kx = tick_stride(n_c, PLOT_PX / max(n_c, 1))
     ky = tick_stride(n_r, cell_px)
-    xt, yt = _short(cols)[::kx], _short(rows)[::ky]
+    xt, yt = S.plotly_all(_short(cols)[::kx]), S.plotly_all(_short(rows)[::ky])
     # automargin measures every label in the browser and relays the figure out until the margins
     # fit (~1 s at 100 labels per axis); with many labels the margins are set here from the longest
     # label instead (tick font ~0.6 em per character; x labels are turned 60 degrees)
@@ -221,8 +227,8 @@ def overview_figure(ov: B.Overview, row_groups: B.Groups, col_groups: B.Groups, 
     in block order), with the block borders drawn. The hover names the bin's prompt positions and
     the block(s) it stands for: a few hundred axis labels are sent, never one text per cell."""
     rspan, cspan = B.spans(ov.row_edges, row_groups), B.spans(ov.col_edges, col_groups)
-    ylab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(rspan, ov.row_edges[:-1], ov.row_edges[1:])]
-    xlab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(cspan, ov.col_edges[:-1], ov.col_edges[1:])]
+    ylab = [f"{S.plotly(s)} · #{a + 1}–{b}" for s, a, b in zip(rspan, ov.row_edges[:-1], ov.row_edges[1:])]
+    xlab = [f"{S.plotly(s)} · #{a + 1}–{b}" for s, a, b in zip(cspan, ov.col_edges[:-1], ov.col_edges[1:])]
     z = ov.values.astype(np.float32)  # a colour per bin: float32 halves what is sent
     finite = z[np.isfinite(z)]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0

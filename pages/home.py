@@ -12,9 +12,10 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 from core.config import demo_dir
 from core import collection as C
 from core import fmt
+from core import safetext as S
 from core.headline import headline, load_prompt_tasks
 from core.results import ResultsError
-from pages._shared import gain_column, keep_library_in_url, validation_view
+from pages._shared import gain_column, keep_library_in_url, shown_path, validation_view
 
 keep_library_in_url()  # a link copied here reopens the folders and collections opened elsewhere
 
@@ -55,18 +56,25 @@ folder = demo_dir()
 results_path = folder / "results.csv"
 if not results_path.is_file():
     steps()
-    st.info(f"No demo library at `{folder}` yet: build it with `make demo` "
+    st.info(f"No demo library at {S.md_code(shown_path(folder))} yet: build it with `make demo` "
             "(or point ATLAS_DEMO at one). The other pages work on any prompt folder meanwhile.")
     st.stop()
 
 manifest = {}
 if (folder / "manifest.json").is_file():
-    manifest = json.loads((folder / "manifest.json").read_text())
+    try:  # a bad manifest costs its label only, never the page (and never a traceback)
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        manifest = {}
+        st.warning(f"`{folder.name}/manifest.json` could not be read ({S.md(type(e).__name__)}): the demo's label "
+                   "is not shown. Rebuild the demo (`make demo`) or fix that file.", icon="⚠️")
 label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text tasks")
 try:
     h = cached_headline(str(folder), results_path.stat().st_mtime)
 except ResultsError as e:  # one message naming the file, never a traceback
-    st.error(str(e))
+    st.error(S.md(e))
     st.stop()
 # the headline numbers first: at 1280×800 they are on the first screen (issue 28); where they come from below
 m1, m2, m3 = st.columns(3)
@@ -81,7 +89,7 @@ if h.panda_vs_pot is not None:
     m3.metric("PANDA − PoT (mean relative gain)", fmt.gain(h.panda_vs_pot),
               help="mean over (source, target, seed) of PANDA's gain over scratch minus PoT's, "
                    "in % of the scratch score")
-st.caption(f"**What this demo is:** {label}. Every number on this page is computed now from "
+st.caption(f"**What this demo is:** {S.md(label)}. Every number on this page is computed now from "
            f"`{results_path.relative_to(folder.parent.parent) if folder.is_relative_to(folder.parent.parent) else results_path}`.")
 
 n_demo = len(load_prompt_tasks(folder))

@@ -21,7 +21,9 @@ from core.prompts import KNOWN_DIMS, PromptError
 from core import collection as C
 from core import userlib
 from core import fmt
-from pages._shared import access, collections_caption, library_picker, library_view, load_library, viewer_reason
+from core import safetext as S
+from pages._shared import (access, collections_caption, library_picker, library_view, load_library, shown_path,
+                           viewer_reason)
 
 st.title("📚 Library")
 st.caption("Soft prompts as people publish them — PEFT prompt-tuning adapters, safetensors, torch.save files "
@@ -57,7 +59,7 @@ with upload_box:
         try:
             upload_meta = userlib.with_family(userlib.PromptMeta(**up))
         except userlib.EditError as e:
-            st.error(str(e))
+            st.error(S.md(e))
             upload_meta = None
         files = st.file_uploader(
             "Prompt files (.safetensors, .pt/.bin or no extension, .npy) or a .zip holding a PEFT adapter folder",
@@ -78,7 +80,7 @@ with upload_box:
             except PromptError as e:
                 done[f.file_id] = ("error", str(e))
         kind, message = done[f.file_id]
-        (st.success if kind == "ok" else st.error)(message)
+        (st.success if kind == "ok" else st.error)(S.md(message))  # names echoed as text (core.safetext)
     if added and "library_sources" in st.session_state and C.LIBRARY not in st.session_state["library_sources"]:
         st.session_state["library_sources"] = [*st.session_state["library_sources"], C.LIBRARY]
 
@@ -154,13 +156,13 @@ def edit_panel(p) -> None:
     flash = st.session_state.pop("library_edit_msg", None)
     with st.container():  # always drawn: the flash must not shift the expander below (it would close)
         if flash:
-            (st.success if flash[0] == "ok" else st.error)(flash[1])
+            (st.success if flash[0] == "ok" else st.error)(S.md(flash[1]))
     if access().viewer:
         viewer_reason("Describing, renaming and deleting prompts")
         return
     reason = userlib.why_not_editable(p)
     if reason:
-        st.caption(f"🔒 Describing, renaming and deleting: off — {reason}.")
+        st.caption(f"🔒 Describing, renaming and deleting: off — {S.md(reason)}.")
         return
     if st.session_state.get("library_edit_for") != p.name:  # fields show this prompt's values, not the last one's
         st.session_state.update(library_edit_for=p.name, library_edit_task=p.task, library_edit_family=p.family,
@@ -191,7 +193,7 @@ def edit_panel(p) -> None:
         if r2.button("Rename", key="library_rename_button", disabled=not new or new.strip() == p.name):
             _do(userlib.rename, p, new)
         d1, d2 = st.columns([3, 1], vertical_alignment="bottom")
-        sure = d1.checkbox(f"Delete `{p.name}` from disk (runs that used it keep their record)",
+        sure = d1.checkbox(f"Delete {S.md_code(p.name)} from disk (runs that used it keep their record)",
                            key="library_delete_ok")
         if d2.button("Delete", key="library_delete_button", type="primary", disabled=not sure):
             _do(userlib.delete, p)
@@ -202,7 +204,7 @@ def edit_panel(p) -> None:
             st.session_state["library_edit_msg"] = ("ok", text)
             st.session_state.pop("library_edit_for", None)
             st.rerun()
-        st.error(text)
+        st.error(S.md(text))
 
 
 if index.prompts and len(view):
@@ -222,12 +224,13 @@ if index.prompts and len(view):
         st.caption("Showing the table's first row; click a row above (or pick a prompt here) to see another.")
     p = index.prompts[name]
     group = index.group_of(name)
-    st.markdown(f"**{name}** — task `{p.task or '?'}`, backbone `{p.backbone or 'unknown'}`, group `{group}`, "
-                f"`{p.L} × {p.d}`, format `{p.fmt}`" + (f", method `{p.method}`" if p.method else "")
+    st.markdown(f"**{S.md(name)}** — task {S.md_code(p.task or '?')}, backbone {S.md_code(p.backbone or 'unknown')}, "
+                f"group {S.md_code(group)}, `{p.L} × {p.d}`, format {S.md_code(p.fmt)}"
+                + (f", method {S.md_code(p.method)}" if p.method else "")
                 + (f", score {p.score:.3f}" if p.score is not None else ""))
     if p.settings.get("note"):
-        st.caption(p.settings["note"])
-    st.caption(f"from `{p.origin}`")
+        st.caption(S.md(p.settings["note"]))
+    st.caption(f"from {S.md_code(shown_path(p.origin))}")  # a viewer sees no server path
     edit_panel(p)
     left, right = st.columns(2)
     with left:
@@ -238,7 +241,7 @@ if index.prompts and len(view):
     with right:
         from core.metrics import e_avg  # the one e_avg (lazy: torch only when a prompt is shown)
         nearest = index.nearest(name, k=10, metric=e_avg)
-        st.markdown(f"**Nearest prompts by e_avg** (cosine of mean tokens) in `{group}`")
+        st.markdown(f"**Nearest prompts by e_avg** (cosine of mean tokens) in {S.md_code(group)}")
         if nearest.empty:  # alone: which backbones here have its width, and how to describe it (core.userlib)
             st.info(userlib.lone_hint(p, group))
         else:

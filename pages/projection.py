@@ -40,6 +40,7 @@ import plotly.express as px  # noqa: E402
 from core import projection as proj  # noqa: E402
 from core import fmt  # noqa: E402
 from core import labels as L  # noqa: E402
+from core import safetext as S  # noqa: E402
 from core.mapview import arrows_by_default, spread_stacked  # noqa: E402
 from core.config import demo_dir  # noqa: E402
 from core import collection as C  # noqa: E402
@@ -150,13 +151,23 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
     A click or box selection is highlighted by plotly itself in the browser (selected points larger
     and opaque, the rest faded): drawing it into the figure would change the figure, and Streamlit
     then treats the chart as a new widget and forgets the selection."""
+    raw = table
+    # what plotly shows (legend, hover, point labels) as text, never as its HTML subset: a task named
+    # <a href=...> is no live link in the legend (core.safetext); a click hands back the raw name
+    table = table.copy()
+    table["_raw_name"] = raw["name"]
+    for c in [c for c in table.columns if c not in ("x", "y", "z", "_raw_name")]:
+        if not pd.api.types.is_numeric_dtype(table[c]):
+            table[c] = [v if not isinstance(v, str) else S.plotly(v) for v in table[c].astype(object)]
     hover = [c for c in ["task", "family", "method", "backbone", "source", "score", "L", "token"]
              if c in table and c != "name"]
     kw = dict(color=None if colour == NONE else colour, symbol=None if symbol == NONE else symbol,
-              hover_name="name", hover_data={c: True for c in hover}, custom_data=["name"],
-              title=title, height=640,
-              # core.labels: a task / family keeps its colour on every page and view (not plotly's cycle of 10)
-              **({"color_discrete_map": colour_map} if colour_map and colour in CATEGORICAL else {}))
+              hover_name="name", hover_data={c: True for c in hover}, custom_data=["_raw_name"],
+              title=S.plotly(title), height=640,
+              # core.labels: a task / family keeps its colour on every page and view (not plotly's cycle of 10);
+              # keyed like the escaped values plotly is given
+              **({"color_discrete_map": {S.plotly(k) if isinstance(k, str) else k: v for k, v in colour_map.items()}}
+                 if colour_map and colour in CATEGORICAL else {}))
     if dims == 3:
         fig = px.scatter_3d(table, x="x", y="y", z="z", **kw)
         fig.update_traces(marker=dict(size=5))
@@ -167,11 +178,11 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
                           selected=dict(marker=dict(size=16, opacity=1.0)),
                           unselected=dict(marker=dict(opacity=0.25)))
         fig.update_yaxes(scaleanchor="x", scaleratio=1)  # distances mean the same on both axes
-    n_arrows = _arrows(fig, table, pairs, dims)
+    n_arrows = _arrows(fig, raw, pairs, dims)
     if hits:
         h = table.iloc[hits]
         common = dict(mode="markers+text", text=h["name"], textposition="top center", name="search",
-                      hoverinfo="skip", customdata=h[["name"]].to_numpy())
+                      hoverinfo="skip", customdata=h[["_raw_name"]].to_numpy())
         if dims == 3:
             fig.add_trace(go.Scatter3d(x=h["x"], y=h["y"], z=h["z"], **common,
                                        marker=dict(size=12, color="rgba(0,0,0,0)",
@@ -181,7 +192,7 @@ def build_figure(table: pd.DataFrame, dims: int, colour: str, symbol: str, hits:
                                      marker=dict(size=22, symbol="circle-open", color="crimson",
                                                  line=dict(width=3))))
     fig.update_layout(legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=70, b=10),
-                      title=dict(text=title, font=dict(size=15), y=0.98, yanchor="top"),
+                      title=dict(text=S.plotly(title), font=dict(size=15), y=0.98, yanchor="top"),
                       # zoom, not lasso: in Streamlit 1.67 a chart in lasso drag mode turns a click
                       # into an empty selection; box/lasso stay one click away in the modebar
                       dragmode="zoom" if dims == 2 else "orbit")
@@ -298,7 +309,7 @@ try:
         with st.spinner(f"Computing {METHOD_LABELS[method]} of {len(prompts)} prompts…{slow}"):
             result = proj.project(prompts, cfg)
 except proj.ProjectionError as e:
-    st.error(f"Cannot map group {group}: {e}")
+    st.error(f"Cannot map group {S.md_code(group)}: {S.md(e)}")
     chart_slot.empty()
     st.stop()
 
@@ -317,7 +328,7 @@ elif waiting_for_umap:
 
     _poll_umap()
 for note in result.notes:
-    st.caption(f"ℹ️ {note}")
+    st.caption(f"ℹ️ {S.md(note)}")
 
 table = result.table()
 for c in CATEGORICAL:
@@ -351,7 +362,7 @@ if colour == "score" and table["score"].isna().all():
 needle = find.strip().lower()
 hits = [i for i, n in enumerate(table[prompt_col]) if needle and needle in str(n).lower()]
 if needle and not hits:
-    st.warning(f"No prompt in this group matches “{find.strip()}”.")
+    st.warning(f"No prompt in this group matches “{S.md(find.strip())}”.")
 
 _write_query(method, group, dims, find)
 
@@ -398,7 +409,7 @@ if chosen:
                                              for n in sel_names) if t))
     link_q = {"group": group, "target": ",".join(targets), "col": C.to_param([c.name for c in collections])}
     link_q = {k: v for k, v in link_q.items() if v}
-    label = (f"Open {'task ' + targets[0] if len(targets) == 1 else f'these {len(targets)} tasks'} "
+    label = (f"Open {'task ' + S.md(targets[0]) if len(targets) == 1 else f'these {len(targets)} tasks'} "
              "on the Transferability page")
     try:
         st.page_link("pages/transferability.py", label=label, icon="🔥", query_params=link_q)
@@ -445,7 +456,7 @@ m2.metric(f"trustworthiness of the map (k={min(k_nn, max(1, (len(table) - 1) // 
 st.subheader("Export")
 e1, e2, e3, e4 = st.columns(4)
 stem = f"projection_{result.method}_{dims}d_{group.replace('/', '_').replace(':', '_')}"
-e1.download_button("Coordinates (CSV)", table.to_csv(index=False).encode(), f"{stem}.csv", "text/csv",
+e1.download_button("Coordinates (CSV)", S.csv_bytes(table, index=False), f"{stem}.csv", "text/csv",
                    key="proj_dl_csv", on_click="ignore")
 e2.download_button("Figure (HTML)", lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),
                    f"{stem}.html", "text/html", key="proj_dl_html", on_click="ignore",

@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import fmt
+from core import safetext as S
 from core.config import atlas_home, user_library_dir
 from core.estimate import Regime, estimate_for
 from core.ranking import source_backbone
@@ -42,7 +43,7 @@ from pages._deeplink import ensure_whole_app
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
 
 from core.access import PathRefused  # noqa: E402
-from pages._shared import access, event_table, keep_library_in_url, viewer_reason, waiting_figure  # noqa: E402
+from pages._shared import access, event_table, keep_library_in_url, shown_path, viewer_reason, waiting_figure  # noqa: E402
 
 keep_library_in_url()  # a link copied here reopens the folders and collections opened elsewhere
 
@@ -93,19 +94,26 @@ def _library() -> pd.DataFrame:
             return pd.DataFrame(columns=["name", "task", "backbone", "d", "origin"])
         return load_library(paths).table
     except Exception as e:  # noqa: BLE001 -- the form still works with typed paths
-        st.warning(f"Could not read the prompt library: {e}")
+        st.warning(f"Could not read the prompt library: {S.md(e)}")
         return pd.DataFrame(columns=["name", "task", "backbone", "d", "origin"])
 
 
 acc = access()  # viewer mode: browse only, no launch/cancel/retry/delete
 db = str(default_db_path())
-store = _store(db)
-_reconciled(db)  # once per server; the live fragment below pumps the queue on every refresh
+try:
+    store = _store(db)
+    _reconciled(db)  # once per server; the live fragment below pumps the queue on every refresh
+except Exception as e:  # noqa: BLE001 -- a corrupt runs.db: one message naming it, no traceback
+    st.title("🚀 Runs")
+    st.error(f"`ATLAS_HOME/runs.db` is not a readable run store ({S.md(type(e).__name__)}: {S.md(str(e)[:120])}). "
+             "Move that file aside and reload (a new, empty store is made), or restore it from a backup; "
+             "the other pages still work meanwhile.", icon="🛑")
+    st.stop()
 
 st.title("🚀 Runs")
 st.caption("Train a soft prompt from scratch, by vanilla prompt transfer (PoT) or by PANDA distillation, "
            "on this machine or a Ray cluster. Finished prompts join your library "
-           f"(`{user_library_dir() / 'runs'}`) and their scores feed the **measured** matrix on the "
+           f"({S.md_code(shown_path(user_library_dir() / 'runs'))}) and their scores feed the **measured** matrix on the "
            "Transferability page.")
 
 
@@ -140,7 +148,7 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
         st.session_state["runs_targets"] = [qp["target"]]
     elif qp["target"]:  # never another task silently: warn and select nothing (core.training.trainable)
         from core.training.trainable import why_not
-        st.session_state["runs_target_refused"] = (why_not(qp["target"]) or f"`{qp['target']}` is not a task here")
+        st.session_state["runs_target_refused"] = (why_not(qp["target"]) or f"{qp['target']!r} is not a task here")
         st.session_state.pop("runs_target", None)
     if qp["method"] in METHODS:
         st.session_state["runs_method"] = qp["method"]
@@ -169,7 +177,7 @@ def _errors(*fields: str) -> None:
     problems = st.session_state.get("runs_errors") or {}
     for f in fields:
         if f in problems:
-            st.error(f"{f}: {problems[f]}", icon="⚠️")
+            st.error(f"{f}: {S.md(problems[f])}", icon="⚠️")
             _shown_errors.add(f)
 
 
@@ -259,12 +267,12 @@ if acc.viewer:
 else:
     with st.expander("New run", expanded=bool(st.query_params.get("target")) or not store.list_runs(limit=1)):
         if st.session_state.get("runs_regime_note"):
-            st.info(st.session_state["runs_regime_note"], icon="📏")
+            st.info(S.md(st.session_state["runs_regime_note"]), icon="📏")  # params values come from the link
         if st.session_state.get("runs_link_problems"):
             st.warning("The link's run settings were not all usable, the form keeps its own for: "
-                       + "; ".join(st.session_state["runs_link_problems"]) + ".")
+                       + "; ".join(map(S.md, st.session_state["runs_link_problems"])) + ".")
         if st.session_state.get("runs_missing_source"):
-            st.warning(f"Source prompt `{st.session_state['runs_missing_source']}` from the link is not in the "
+            st.warning(f"Source prompt {S.md_code(st.session_state['runs_missing_source'])} from the link is not in the "
                        "library folders; pick one below.")
         mode = st.radio("What to launch", ["Single run", "Sweep (grid)"], horizontal=True, key="runs_mode")
         c1, c2, c3 = st.columns(3)
@@ -274,7 +282,7 @@ else:
                     st.session_state.pop("runs_target", None)
                 refused = st.session_state.get("runs_target") is None and st.session_state.get("runs_target_refused")
                 if refused:
-                    st.warning(f"The link's target cannot be trained here: {refused}. Pick a target task.")
+                    st.warning(f"The link's target cannot be trained here: {S.md_message(refused)}. Pick a target task.")
                 st.selectbox("Target task", tasks, key="runs_target", index=None if refused else 0,
                              placeholder="pick a target task")
                 _errors("target")
@@ -447,8 +455,8 @@ def _run_view(run: dict) -> None:
     m = run.get("last_metrics") or {}
     spec = run["spec"]
     st.subheader(f"{STATUS_ICON.get(run['status'], '')} {rid}")
-    st.caption(f"{run['method']} on **{run['target']}**" + (f" from **{run['source']}**" if run["source"] else "")
-               + f" · seed {run['seed']} · {run['backend']}" + (f" ({run['address']})" if run.get("address") else "")
+    st.caption(f"{S.md(run['method'])} on **{S.md(run['target'])}**" + (f" from **{S.md(run['source'])}**" if run["source"] else "")
+               + f" · seed {run['seed']} · {S.md(run['backend'])}" + (f" ({S.md(run['address'])})" if run.get("address") else "")
                + (f" · sweep {run['sweep_id']}" if run.get("sweep_id") else ""))
     st.progress(_progress(run), text=f"{run['status']} · step {run['step']}/{run.get('total_steps') or '?'}")
     k = [*st.columns(3), *st.columns(3)]  # two rows of three: six tiles in one row cut "3.6 min" at 1280 px
@@ -468,15 +476,15 @@ def _run_view(run: dict) -> None:
     c2.plotly_chart(_eval_chart(ev), key=f"runs_eval_{rid}", width="stretch")
 
     if run["status"] == "failed":
-        st.error(f"Failed: {run.get('error') or 'no message'}")
+        st.error(f"Failed: {S.md(run.get('error') or 'no message')}")
     elif run["status"] == "finished" and run.get("prompt_path") and not Path(run["prompt_path"]).exists():
-        st.info(f"Its prompt was deleted from your library (`{run['prompt_path']}`); the run's record and scores "
+        st.info(f"Its prompt was deleted from your library ({S.md_code(shown_path(run['prompt_path']))}); the run's record and scores "
                 "stay in the results.")
     elif run["status"] == "finished" and run.get("prompt_path"):
-        st.success(f"Prompt saved in your library: `{run['prompt_path']}`. Its test score is part of the "
+        st.success(f"Prompt saved in your library: {S.md_code(shown_path(run['prompt_path']))}. Its test score is part of the "
                    "results table that the Transferability page's **measured** matrix is computed from.")
     elif run["status"] == "queued" and run.get("depends_on"):
-        st.info(f"Waiting for {', '.join(run['depends_on'])} (its PoT teacher) to finish.")
+        st.info(f"Waiting for {S.md_list(run['depends_on'])} (its PoT teacher) to finish.")
 
     if acc.viewer:
         viewer_reason("Cancel, retry and delete")
@@ -527,7 +535,7 @@ def _compare(runs: list[dict]) -> None:
         part = part[part[metric].notna()]
         r = by_id[rid]
         fig.add_trace(go.Scatter(x=part["step"], y=part[metric], mode="lines+markers" if metric == "val_score" else "lines",
-                                 name=f"{r.get('sweep_id') or ''} {run_label(r)}".strip()))
+                                 name=S.plotly(f"{r.get('sweep_id') or ''} {run_label(r)}".strip())))
     fig.update_layout(xaxis_title="step", yaxis_title=metric, height=380, margin=dict(l=10, r=10, t=30, b=10))
     if metric == "val_score":  # an accuracy: the axis is [0, 1] whatever the runs reached
         fig.update_yaxes(range=[0, 1])
@@ -561,7 +569,7 @@ def _sweeps_view() -> None:
             _, new = queue.resume_sweep(sid, store)
             st.session_state["runs_flash"] = f"Relaunched {len(new)} run(s) of {sid}."
         except (SpecError, LaunchError) as e:
-            st.error(f"Cannot resume: {e}")
+            st.error(f"Cannot resume: {S.md(e)}")
         st.rerun()
     # the measured matrix of this sweep, filling in as its runs finish
     results = store.results_table(status=("finished",))
@@ -575,12 +583,12 @@ def _sweeps_view() -> None:
         meas = measured(results)
         mat = meas.mean
     except Exception as e:  # noqa: BLE001
-        st.caption(f"measured matrix unavailable: {e}")
+        st.caption(f"measured matrix unavailable: {S.md(e)}")
         return
     if mat.empty:
         st.caption("Waiting for the scratch baselines of these targets.")
         return
-    fig = go.Figure(go.Heatmap(z=mat.values, x=list(mat.columns), y=list(mat.index), colorscale="RdBu",
+    fig = go.Figure(go.Heatmap(z=mat.values, x=S.plotly_all(mat.columns), y=S.plotly_all(mat.index), colorscale="RdBu",
                                zmid=0, text=[[fmt.gain(v, 1) for v in row] for row in mat.to_numpy(dtype=float)],
                                texttemplate="%{text}", hoverinfo="text",
                                colorbar=dict(title="gain", tickformat=".0%")))  # gains in % (core.fmt)
@@ -625,7 +633,7 @@ def live() -> None:
     _run_view(next(r for r in runs if r["run_id"] == rid))
     st.markdown("#### Compare runs")
     _compare(runs)
-    st.caption(f"Refreshed {time.strftime('%H:%M:%S')} · store `{store.path}`")
+    st.caption(f"Refreshed {time.strftime('%H:%M:%S')} · store {S.md_code(shown_path(store.path))}")
     # switch between the fast and the idle refresh when activity changes
     if bool(active) != st.session_state.get("runs_was_active", bool(active)):
         st.session_state["runs_was_active"] = bool(active)

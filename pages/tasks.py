@@ -8,6 +8,7 @@ PANDA's λ from the ranking), core.runs.queue (launch). Query param ``task`` sel
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pandas as pd
 import streamlit as st
 
 from core import fmt, notice
+from core.safewrite import staging_dir
+from core import safetext as S
 from core import ranking as R
 from core.task_upload import build_task, overview, read_upload, summary
 from core.tasks import DEMO_TASKS, SPLITS, TaskError, get_task, list_tasks, save_task
@@ -65,22 +68,29 @@ else:
                                    help=".csv / .tsv / .jsonl / .parquet, or a .zip of train/validation/test files. "
                                         "Without splits, a seeded stratified 70/10/20 split is made.")
         if up_file is not None:
-            work = Path(st.session_state.setdefault("tasks_workdir", tempfile.mkdtemp(prefix="atlas-upload-")))
             sig = (up_file.name, up_file.size)
-            if st.session_state.get("tasks_upload_sig") != sig:  # a new file: read it once, reset the pickers
+            if st.session_state.get("tasks_saved_sig") == sig:  # saved: its staged copy is gone already
+                st.caption(f"{S.md(up_file.name)} is saved as a task; choose another file to add another.")
+            elif st.session_state.get("tasks_upload_sig") != sig:  # a new file: read it once, reset the pickers
                 st.session_state["tasks_upload_sig"] = sig
                 for k in ("tasks_text_col", "tasks_label_col", "tasks_desc", "tasks_new_name"):
                     st.session_state.pop(k, None)
+                # staged under ATLAS_HOME (core.safewrite: cleared at start-up), the last file's staging removed
+                shutil.rmtree(st.session_state.pop("tasks_workdir", "") or "/nonexistent", ignore_errors=True)
+                staging_dir().mkdir(parents=True, exist_ok=True)
+                work = st.session_state["tasks_workdir"] = tempfile.mkdtemp(dir=staging_dir(), prefix="task-")
                 try:
-                    st.session_state["tasks_up"] = read_upload(up_file.name, up_file.getvalue(),
-                                                               tempfile.mkdtemp(dir=work))
+                    st.session_state["tasks_up"] = read_upload(up_file.name, up_file.getvalue(), work)
                     st.session_state.pop("tasks_up_error", None)
                 except TaskError as e:
                     st.session_state["tasks_up"] = None
                     st.session_state["tasks_up_error"] = str(e)
+                    shutil.rmtree(work, ignore_errors=True)  # a refused file is not kept
             up = st.session_state.get("tasks_up")
-            if up is None:
-                st.error(st.session_state.get("tasks_up_error", "unreadable file"), icon="🛑")
+            if st.session_state.get("tasks_saved_sig") == sig:
+                pass
+            elif up is None:
+                st.error(S.md(st.session_state.get("tasks_up_error", "unreadable file")), icon="🛑")
             else:
                 g_text, g_label = up.guess_columns()
                 c1, c2, c3, c4 = st.columns(4)
@@ -92,17 +102,24 @@ else:
                              index=up.columns.index(g_label) if g_label in up.columns else min(1, len(up.columns) - 1),
                              key="tasks_label_col")
                 c4.text_input("Family (optional)", "", key="tasks_family", help="e.g. sentiment, topic")
-                st.caption("Splits: " + (f"from the file(s) ({', '.join(up.split_files) or 'split column'})"
+                st.caption("Splits: " + (f"from the file(s) ({S.md_list(up.split_files) or 'split column'})"
                                          if up.has_splits else "none in the file: a seeded, stratified 70/10/20 split"))
                 st.markdown("**Preview** (first rows)")
                 st.dataframe(up.preview.head(8), hide_index=True, width="stretch")
-                try:
-                    draft = build_task(up, st.session_state["tasks_new_name"], st.session_state["tasks_text_col"],
-                                       st.session_state["tasks_label_col"],
-                                       family=st.session_state.get("tasks_family") or None)
-                except TaskError as e:
-                    draft = None
-                    st.error(str(e), icon="🛑")
+                # built once per choice, not on every rerun of the form (a big file took seconds to re-read)
+                want = (st.session_state.get("tasks_workdir"), st.session_state["tasks_new_name"],
+                        st.session_state["tasks_text_col"], st.session_state["tasks_label_col"],
+                        st.session_state.get("tasks_family") or None)
+                held = st.session_state.get("_tasks_draft")
+                if not held or held[0] != want:
+                    try:
+                        held = (want, build_task(up, *want[1:4], family=want[4]), None)
+                    except TaskError as e:
+                        held = (want, None, str(e))
+                    st.session_state["_tasks_draft"] = held
+                draft = held[1]
+                if held[2]:
+                    st.error(S.md(held[2]), icon="🛑")
                 if draft is not None:
                     st.markdown("**Label descriptions** (the verbalizer embeds these; edit them) and class counts")
                     base = summary(draft)
@@ -117,8 +134,12 @@ else:
                                               descriptions=dict(zip(edited["label"], edited["description"])))
                             save_task(task, origin=f"upload:{up.filename}")
                         except TaskError as e:
-                            st.error(str(e), icon="🛑")
+                            st.error(S.md(e), icon="🛑")
                         else:
+                            shutil.rmtree(st.session_state.pop("tasks_workdir", "") or "/nonexistent",
+                                          ignore_errors=True)  # saved: the staged upload is not kept
+                            st.session_state["tasks_saved_sig"] = sig
+                            st.session_state.pop("tasks_up", None)
                             _overview.clear()
                             st.session_state["tasks_selected"] = task.name
                             st.session_state["tasks_flash"] = f"Saved task {task.name}."
@@ -130,7 +151,7 @@ else:
                             st.rerun()
 
 if st.session_state.get("tasks_flash"):
-    st.success(st.session_state.pop("tasks_flash"))
+    st.success(S.md(st.session_state.pop("tasks_flash")))
 
 # --------------------------------------------------------------------------- #
 # one task: labels, counts, examples
@@ -144,11 +165,16 @@ if st.session_state.get("tasks_selected") not in ready:
     st.session_state["tasks_selected"] = want if want in ready else next(
         (n for n in reversed(ready) if n not in DEMO_TASKS), ready[0])
 target = st.selectbox("Task", ready, key="tasks_selected")
-task = get_task(target)
+try:
+    task = get_task(target)
+except TaskError as e:  # its table row came from the saved summary: the data is read only now
+    where = f"{Path(e.path).parent.name}/{Path(e.path).name}: " if e.path else ""
+    st.error(f"Task {S.md_code(target)} cannot be opened: {S.md_message(where + e.problem)}", icon="🛑")
+    st.stop()
 left, right = st.columns(2)
 with left:
-    st.markdown(f"**{target}** · {'demo' if target in DEMO_TASKS else 'user'} task · family "
-                f"`{task.family or '-'}` · majority rate (validation) {task.majority_rate('validation'):.3f}")
+    st.markdown(f"**{S.md(target)}** · {'demo' if target in DEMO_TASKS else 'user'} task · family "
+                f"{S.md_code(task.family or '-')} · majority rate (validation) {task.majority_rate('validation'):.3f}")
     st.dataframe(summary(task), hide_index=True, width="stretch",
                  column_config={"label": st.column_config.TextColumn(width=75),
                                 "description": st.column_config.TextColumn(width=105),
@@ -163,7 +189,7 @@ with right:
 # --------------------------------------------------------------------------- #
 # rank sources for this task from its data alone
 # --------------------------------------------------------------------------- #
-st.subheader(f"Which prompts should {target} start from?")
+st.subheader(f"Which prompts should {S.md(target)} start from?")
 st.caption("For every source prompt of one backbone: **zs** = its zero-shot accuracy on this task's validation "
            "split through the verbalizer (label descriptions) minus the majority rate; **ncc** = how well it "
            "separates this task's classes (leave-one-out nearest-class-centroid accuracy of the prompted text "
@@ -185,7 +211,7 @@ if chosen:
                              index=list(groups).index(default_group(groups)))
     elif groups:
         group = next(iter(groups))
-        s3.caption(f"backbone: `{group}`")
+        s3.caption(f"backbone: {S.md_code(group)}")
 collections_caption(chosen, index, "tasks")
 if not chosen or group is None:
     st.info("No source prompts to rank in the chosen collections: add prompts on the Library page "
@@ -197,7 +223,7 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
     bar = st.progress(0.0, text="ranking…")
 
     def _tick(done, total, name):
-        bar.progress(done / max(1, total), text=f"{done}/{total} {name}")
+        bar.progress(done / max(1, total), text=f"{done}/{total} {S.md(name)}")
 
     try:
         st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
@@ -208,7 +234,7 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
         st.session_state["tasks_rank_error"] = str(e)
     bar.empty()
 if st.session_state.get("tasks_rank_error"):
-    st.error(st.session_state["tasks_rank_error"], icon="🛑")
+    st.error(S.md(st.session_state["tasks_rank_error"]), icon="🛑")
 held = st.session_state.get("tasks_ranking")
 rk = held[1] if held and held[0] == rank_key else None
 if rk is not None and index is not None:
@@ -216,7 +242,12 @@ if rk is not None and index is not None:
         rk = R.rank_sources(target, index=index, group=group, metric=metric)
         st.session_state["tasks_ranking"] = (rank_key, rk)
     shown = rk.table.drop(columns=["path", "L"])
-    meas = R.measured_for_target(target, list(rk.table["source"]))
+    try:
+        meas = R.measured_for_target(target, list(rk.table["source"]))
+    except Exception as e:  # noqa: BLE001 -- a corrupt runs.db costs the measured column, not the ranking
+        meas = None
+        st.warning(f"Measured gains not shown: `ATLAS_HOME/runs.db` could not be read ({S.md(type(e).__name__)}); "
+                   "move it aside or restore it from a backup.")
     if meas is not None:
         shown = shown.merge(meas, on="source", how="left")
     for c in ("measured", "noise"):  # relative gains: in % like every page (core.fmt)
@@ -227,7 +258,7 @@ if rk is not None and index is not None:
                                 "ncc": st.column_config.NumberColumn(format="%+.3f"),
                                 "measured": gain_column("measured"),
                                 "noise": st.column_config.NumberColumn(format=fmt.REGRET_PRINTF)})
-    st.caption(f"{fmt.count(len(rk.table), 'source')} of `{rk.group}`, {rk.n_examples} validation examples, majority rate "
+    st.caption(f"{fmt.count(len(rk.table), 'source')} of {S.md_code(rk.group)}, {rk.n_examples} validation examples, majority rate "
                f"{rk.majority:.3f}; {rk.computed} computed, {rk.cached} from the cache ({rk.seconds:.1f} s)."
                + (" **measured** = relative test gain over scratch of finished PoT runs on this task, "
                   "**noise** = the scratch seeds' spread (a gain inside ±noise is not distinguishable from seed "
@@ -252,8 +283,8 @@ if rk is not None and index is not None:
             lam = R.panda_lambdas(rk.scores(), reg["beta"])
             st.caption("Runs: scratch × %d seeds, PoT and PANDA from each of %s. PANDA's λ = β · normalised %s "
                        "(min-max over all %d ranked sources, β = %.1f): %s." % (
-                           n_scratch, ", ".join(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
-                           ", ".join(f"{s} {lam[s]:.2f}" for s in rk.top(int(k)))))
+                           n_scratch, S.md_list(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
+                           ", ".join(f"{S.md(s)} {lam[s]:.2f}" for s in rk.top(int(k)))))
             shown_ranking = (rank_key, st.session_state.get("tasks_rank_n", 0))  # what a launch message is about
             if st.button(f"🚀 Launch top-{int(k)} sweep", key="tasks_launch", type="primary"):
                 notice.begin(st.session_state, "tasks")
@@ -264,7 +295,7 @@ if rk is not None and index is not None:
                                         scratch_seeds=list(range(int(n_scratch))))
                     sid = launch_sweep(sw)
                 except (R.RankError, SpecError, LaunchError) as e:
-                    st.error(f"Nothing was launched: {e}", icon="🛑")
+                    st.error(f"Nothing was launched: {S.md(e)}", icon="🛑")
                 else:  # belongs to this ranking: gone on the next action or once another ranking shows
                     notice.post(st.session_state, "tasks", f"Queued sweep {sid}.", owner=shown_ranking)
             if said := notice.current(st.session_state, "tasks", owner=shown_ranking):

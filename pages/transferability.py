@@ -29,6 +29,7 @@ from core import blocks as B
 from core import fmt
 from core import metrics as M
 from core import results as R
+from core import safetext as S
 from core.metrics import tables as TB
 from core.config import demo_dir
 from core.defaults import default_metric
@@ -60,7 +61,7 @@ def _seed_from_query():
     if qp.get("target"):
         st.session_state["_tr_target_q"] = [t.strip() for t in qp.get("target").split(",") if t.strip()]
     # a value the page cannot use is reported, never dropped silently
-    bad = [f"{k}={qp.get(k)!r}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
+    bad = [f"{k}={S.md(repr(qp.get(k)))}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
            if qp.get(k) and qp.get(k) not in ok]
     if bool(qp.get("block_src")) != bool(qp.get("block_tgt")):  # a block is a source block x a target block
         bad.append("block_src and block_tgt (a block needs both)")
@@ -100,8 +101,17 @@ def _results(demo_results: str, runs_db: str | None, stamp: str) -> R.Results:
     store = None
     if runs_db:
         from core.runs.store import RunStore
-        store = RunStore(runs_db)
+        try:
+            store = RunStore(runs_db)
+        except Exception as e:  # noqa: BLE001 -- a corrupt runs.db costs the user's runs, not the page
+            return R.Results(R.gather(demo_results, None).table, store_problem(e))
     return R.gather(demo_results, store)
+
+
+def store_problem(e: Exception) -> str:
+    """One line for an unreadable run store: the file (relative to ATLAS_HOME, no server path) and what to do."""
+    return (f"ATLAS_HOME/runs.db is not a readable run store ({type(e).__name__}: {str(e)[:120]}); only the demo's "
+            "runs are shown. Move that file aside (the next run starts a new store) or restore it from a backup.")
 
 
 def load_results() -> pd.DataFrame:
@@ -117,7 +127,7 @@ def load_results() -> pd.DataFrame:
     try:
         res = _results(str(demo_results), db, _stamp(*paths))
     except R.ResultsError as e:
-        st.error(str(e))
+        st.error(S.md(e))
         return pd.DataFrame()
     if res.store_error:
         st.session_state["_tr_store_error"] = res.store_error
@@ -185,7 +195,7 @@ if st.session_state.get("_tr_bad_q"):
 
 try:
     from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
-                               load_library, gain_column, validation_view)
+                               load_library, gain_column, shown_path, validation_view)
 except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({e}).")
     st.stop()
@@ -197,7 +207,7 @@ index = load_library(chosen) if chosen else None
 with st.sidebar:
     collections_caption(chosen, index, "transferability")
 if index is None or not index.prompts:
-    st.info(f"No prompts to compare yet. The demo library (`{demo_dir()}`) is not built (`make demo`), and no "
+    st.info(f"No prompts to compare yet. The demo library ({S.md_code(shown_path(demo_dir()))}) is not built (`make demo`), and no "
             "other folder is chosen: add prompts on the Library page, point `ATLAS_LIBRARY` at a folder, or "
             "open this page with `?lib=/path/to/prompts`.")
     st.stop()
@@ -210,13 +220,13 @@ if group is None:
     st.stop()
 q_group = st.session_state.pop("_tr_group_q", None)
 if q_group and q_group not in groups:
-    st.warning(f"The link's group `{q_group}` is not in the chosen collections; showing `{group}`.")
+    st.warning(f"The link's group {S.md_code(q_group)} is not in the chosen collections; showing {S.md_code(group)}.")
 prompts = index.group_prompts(group)
 names = [p.name for p in prompts]
 by_name = {p.name: p for p in prompts}
 backbone = prompts[0].backbone
 if len(groups) > 1:
-    c_group.caption(f"This library holds {len(groups)} backbone groups ({', '.join(groups)}). A prompt's vectors live in "
+    c_group.caption(f"This library holds {len(groups)} backbone groups ({S.md_list(groups)}). A prompt's vectors live in "
                "its own model's embedding space, so prompts of different backbones are never compared: each "
                "group gets its own matrix.")
 
@@ -228,7 +238,10 @@ measured_ok = bool(R.transfer_methods(results))  # some run other than scratch
 
 
 def no_runs_message() -> str:
-    return R.no_runs_reason(results_all, group, demo_dir() / "results.csv", cannot_launch=launch_blocked)
+    """core's reason as markdown: its quoted group as a code span, the demo's file named as a viewer may see it."""
+    csv = demo_dir() / "results.csv"
+    return S.md_message(R.no_runs_reason(results_all, group, csv, cannot_launch=launch_blocked)
+                        .replace(str(csv), shown_path(csv)))
 
 
 @st.cache_data(show_spinner=False)
@@ -302,7 +315,7 @@ if measured_ok:
         generic = R.generic_sources(results["source"].unique(), lambda s: by_name[s].task if s in by_name else None)
         meas = M.measured(results, method=method if metric == "measured" else None, generic=generic)
     except M.MetricError as e:
-        st.warning(str(e))
+        st.warning(S.md(e))
 if metric == "measured":
     if meas is None or meas.mean.empty:
         st.info(no_runs_message())
@@ -312,31 +325,31 @@ if metric == "measured":
 else:
     ok, status_msg = M.metric_status(metric, prompts)
     if not ok:
-        st.warning(status_msg)
+        st.warning(S.md(status_msg))
         if spec.needs_backbone:
             st.caption(f"`{metric}` runs the prompts through their frozen model. These prompts were trained for "
-                       f"`{backbone or 'an unknown model'}`, which is not available on this machine (no network, not "
+                       f"{S.md_code(backbone or 'an unknown model')}, which is not available on this machine (no network, not "
                        "in the local Hugging Face cache), so only the prompt-space metrics (e_avg, e_tok, e_flat, "
                        "euclid) can be shown for them.")
     else:
         if status_msg:
-            st.caption(status_msg)
+            st.caption(S.md(status_msg))
         allow = not spec.needs_backbone
         try:
             mat = get_matrix(metric, group, lib_hash, prompts, allow)
         except M.MetricError as e:
-            st.warning(str(e))
+            st.warning(S.md(e))
         if mat is None and spec.needs_backbone:
             cost = {"on": f"{len(names)} forwards (batched)", "on_probe": f"{len(names)} batched forwards over a probe set",
                     "panda_sim": f"{len(names)} batched forwards over a probe set",
                     "zs": f"{len(names)} × (target tasks) evaluations of ≤200 validation examples"}[metric]
-            st.info(f"`{metric}` is not computed for this group yet: it costs {cost} of `{backbone}`.")
+            st.info(f"`{metric}` is not computed for this group yet: it costs {cost} of {S.md_code(backbone)}.")
             if st.button(f"Compute {metric}", key="tr_compute"):
                 with st.spinner(f"Computing {metric}…"):
                     try:
                         mat = get_matrix(metric, group, lib_hash, prompts, True)
                     except M.MetricError as e:
-                        st.warning(str(e))
+                        st.warning(S.md(e))
 
 view = ""      # "" = every cell; else a block view (core.blocks.VIEWS), above B.FULL_DETAIL_MAX prompts
 drill = None   # (row block, column block) shown cell by cell
@@ -406,7 +419,7 @@ if mat is not None and not mat.empty:
         if want and want[0] != view:  # the view was changed: its blocks are other blocks
             st.session_state["_tr_drill"] = want = None
         if want and (want[1] not in rg or want[2] not in cg):  # a stale or mistyped link
-            st.caption(f"There is no block {want[1]} × {want[2]} in {B.VIEWS[view]}: showing all blocks.")
+            st.caption(f"There is no block {S.md(want[1])} × {S.md(want[2])} in {B.VIEWS[view]}: showing all blocks.")
             st.session_state["_tr_drill"] = want = None
         if want:
             drill = (want[1], want[2])
@@ -418,7 +431,7 @@ if mat is not None and not mat.empty:
             fig = heatmap_figure(sub, clustering=clustering, annotate=annotate_toggle(sub.shape),
                                  diverging=diverging, noise=noise_mask, zlabel=zlabel, gain=is_gain)
             build_s = time.perf_counter() - t0
-            st.markdown(f"**Block {drill[0]} × {drill[1]}** ({B.VIEWS[view]}) of {shown.shape[0]} sources × "
+            st.markdown(f"**Block {S.md(drill[0])} × {S.md(drill[1])}** ({B.VIEWS[view]}) of {shown.shape[0]} sources × "
                         f"{shown.shape[1]} targets")
             event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points",
                                     width="stretch")
@@ -468,7 +481,7 @@ if mat is not None and not mat.empty:
     # ---- export
     e1, e2, e3, e4 = st.columns(4)
     # deferred: built only when clicked (the CSV of a 1,000 x 1,000 matrix takes seconds to write)
-    e1.download_button("Matrix CSV", lambda m=mat: m.to_csv(float_format="%.6g").encode(),
+    e1.download_button("Matrix CSV", lambda m=mat: S.csv_bytes(m, float_format="%.6g"),
                        file_name=f"{metric}_{group.replace('/', '_')}.csv", mime="text/csv", key="tr_dl_csv")
     e2.download_button("Figure HTML", lambda f=fig: f.to_html(include_plotlyjs="cdn", full_html=True).encode(),
                        file_name=f"{metric}.html", mime="text/html", key="tr_dl_html",
@@ -567,10 +580,10 @@ if q_targets:
     if usable:
         st.session_state["tr_target"] = usable[0]
     if unusable:
-        st.warning(f"The link's target(s) {', '.join(f'`{t}`' for t in unusable)} are not target tasks of "
-                   f"group `{group}` in the chosen collections; left out.")
+        st.warning(f"The link's target(s) {S.md_list(unusable, code=True)} are not target tasks of "
+                   f"group {S.md_code(group)} in the chosen collections; left out.")
     if len(usable) > 1:
-        st.caption(f"The link named {len(usable)} target tasks ({', '.join(usable)}); showing `{usable[0]}` — "
+        st.caption(f"The link named {len(usable)} target tasks ({S.md_list(usable)}); showing {S.md_code(usable[0])} — "
                    "pick another below.")
 if st.session_state.get("tr_target") not in targets:
     st.session_state.pop("tr_target", None)
@@ -607,10 +620,10 @@ if target:
     elif len(rank):
         runnable = [s_ for s_ in rank.index if not missing[s_]]
         if runnable:
-            link_to_runs(f"Run PANDA on {target} from {runnable[0]}", target=target, source=runnable[0],
+            link_to_runs(f"Run PANDA on {S.md(target)} from {S.md(runnable[0])}", target=target, source=runnable[0],
                          method="panda", **(regime[runnable[0]].to_query() if regime[runnable[0]] else {}))
         else:
-            st.caption(f"No run can be launched for `{target}` here: {missing[rank.index[0]]}.")
+            st.caption(f"No run can be launched for {S.md_code(target)} here: {S.md(missing[rank.index[0]])}.")
 
 # ---- predicted vs measured, and how well each metric predicts -------------------------------------
 if meas is not None and not meas.mean.empty:
@@ -630,7 +643,7 @@ if meas is not None and not meas.mean.empty:
                                            zlabel=side_metric, clickable=False, height=420),
                             key="tr_side_pred", width="stretch")
         with right:
-            st.caption(f"measured ({meas.method}){by}" + (", ○ = inside noise band" if side_noise is not None else ""))
+            st.caption(f"measured ({S.md(meas.method)}){by}" + (", ○ = inside noise band" if side_noise is not None else ""))
             st.plotly_chart(heatmap_figure(side_m, annotate=side_labels,
                                            diverging=True, noise=side_noise, zlabel="gain", gain=True,
                                            clickable=False, height=420),
@@ -654,4 +667,4 @@ elif not measured_ok:
     st.info("Measured transfer, predicted-vs-measured and the metric validation appear once this group has "
             f"finished runs. {no_runs_message()}")
 if st.session_state.get("_tr_store_error"):
-    st.caption(f"Run store not read: {st.session_state['_tr_store_error']}")
+    st.caption(f"Run store not read: {S.md(st.session_state['_tr_store_error'])}")

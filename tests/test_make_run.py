@@ -33,3 +33,13 @@ def test_make_run_does_not_watch_by_default_and_watches_when_asked():
 def test_streamlit_config_has_no_watcher():
     cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["fileWatcherType"] == "none"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_an_exposed_make_run_names_its_public_host():
+    """Exposed, Streamlit gets --browser.serverAddress (ATLAS_PUBLIC_HOST, default the bind address):
+    no external-IP lookup at start-up; on loopback nothing changes."""
+    assert "--browser.serverAddress" not in _run_recipe()
+    assert "--browser.serverAddress 0.0.0.0" in _run_recipe("ATLAS_HOST=0.0.0.0")
+    named = _run_recipe("ATLAS_HOST=0.0.0.0", "ATLAS_PUBLIC_HOST=atlas.lab.example")
+    assert "--browser.serverAddress atlas.lab.example" in named and "--server.address 0.0.0.0" in named

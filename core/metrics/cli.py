@@ -32,7 +32,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
                         help="targets (the default when given alone): columns = target tasks (mean over a task's "
                              "prompts, scratch prompts preferred); both: rows = source tasks too (a prompt is never "
                              "averaged against itself)")
-    parser.add_argument("--out", default=None, help="output CSV (default: stdout)")
+    parser.add_argument("--out", default=None, help="output CSV (default: stdout) (raw values: the product reads it back; unlike the pages' downloads, cells starting with = + - @ are not neutralised for spreadsheets)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cache_dir()/metrics")
     parser.add_argument("--list", action="store_true", help="list the metrics and exit")

@@ -41,7 +41,7 @@ def cli(command: str, argv: list[str]) -> int:
     ap.add_argument("--min-dist", type=float, default=0.1)
     ap.add_argument("--perplexity", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True, help="CSV to write (name, task, backbone, group, x, y[, z])")
+    ap.add_argument("--out", required=True, help="CSV to write (name, task, backbone, group, x, y[, z]) (raw values: the product reads it back; unlike the pages' downloads, cells starting with = + - @ are not neutralised for spreadsheets)")
     ap.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = ap.parse_args(argv)
 

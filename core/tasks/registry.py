@@ -15,6 +15,7 @@ from pathlib import Path
 
 from core.config import atlas_home
 from core.fsutil import atomic_write_text
+from core.safetext import control_problem, visible
 from core.tasks.demo.prepare import _read_meta
 from core.tasks.demo.spec import DEMO_TASKS, tasks_dir
 from core.tasks.types import SPLITS, Split, Task, TaskError
@@ -47,7 +48,7 @@ def _user_specs() -> dict[str, dict]:
                 if not isinstance(spec, dict):
                     raise ValueError("not a JSON object")
             except (OSError, ValueError) as e:
-                spec = {"error": f"{p}: unreadable task file ({e})"}
+                spec = {"error": f"{p.name}: unreadable task registration ({type(e).__name__}); fix or remove it"}
             spec["_file"] = str(p)
             specs[p.stem] = spec
     return specs
@@ -64,8 +65,26 @@ def task_data_hash(task: Task) -> str:
     return h.hexdigest()[:16]
 
 
+def _check_text(name: str, family: str | None) -> None:
+    """A task name or family holding a control/format/separator character is refused naming it."""
+    for what, v in (("task name", name), ("family", family)):
+        if v and (bad := control_problem(v)):
+            raise TaskError(visible(name), f"{what} {bad}")
+
+
 def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: dict | None = None,
               folder: Path | None = None) -> Path:
+    """:func:`_save_task` under the task name's lock (core.safewrite): two adds of one name run one after
+    the other, so the second sees the first's registration (refused, or replaced with overwrite)."""
+    from core import safewrite
+
+    where = Path(folder) if folder is not None else user_tasks_dir()
+    with safewrite.locked(where / f"{task.name}.json"):
+        return _save_task(task, origin=origin, overwrite=overwrite, extra=extra, folder=folder)
+
+
+def _save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: dict | None = None,
+               folder: Path | None = None) -> Path:
     """Register ``task`` by copying its splits under ATLAS_HOME/tasks (never a link to the user's file).
 
     Layout: ``<name>.json`` (the registration) and ``<name>-<datahash>/{train,validation,test}.jsonl``.
@@ -74,6 +93,7 @@ def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: d
     or the new one, never half of one. Returns the registration file.
     """
     name = task.name
+    _check_text(name, task.family)
     if not _NAME_RE.match(name or ""):
         raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
     if name in DEMO_TASKS:
@@ -106,6 +126,7 @@ def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: d
             raise
     spec = {"name": name, "kind": "copy", "data": data_name, "family": task.family, "labels": list(task.labels),
             "descriptions": list(task.descriptions), "origin": origin or task.source, "data_hash": digest,
+            "summary": task_summary(task),  # the Tasks table reads this, never the data, on a page load
             "meta": {k: v for k, v in (task.meta or {}).items()
                      if isinstance(v, (int, float, str, bool))
                      or (isinstance(v, list) and all(isinstance(x, str) for x in v))},  # notes: what reading said
@@ -114,6 +135,25 @@ def save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: d
     if old and old != data_name and _NAME_RE.match(str(old)) and (folder / old).is_dir():
         shutil.rmtree(folder / old, ignore_errors=True)
     return dest
+
+
+def task_summary(task: Task) -> dict:
+    """What the Tasks table shows of a task (counts per split, mean words of train), computed once at save."""
+    mw = task.meta.get("mean_words") if task.meta else None
+    if mw is None:
+        mw = round(sum(len(x.split()) for x in task.train.texts) / max(1, len(task.train)), 1)
+    return {"counts": {s: len(task.split(s)) for s in SPLITS}, "mean_words": mw}
+
+
+def saved_summary(name: str) -> dict | None:
+    """A saved user task's summary (family, labels, counts, mean words) from its registration alone, or None
+    (a demo task, a task registered before summaries, or one whose data folder is missing: read it then)."""
+    spec = _user_specs().get(name)
+    if not spec or spec.get("kind") != "copy" or not isinstance(spec.get("summary"), dict):
+        return None
+    if not (Path(spec["_file"]).parent / str(spec.get("data"))).is_dir():
+        return None
+    return {"family": spec.get("family"), "labels": list(spec.get("labels") or []), **spec["summary"]}
 
 
 def is_user_task(name: str) -> bool:
@@ -157,6 +197,7 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
 
     The label order found then is recorded with it, so list descriptions stay on the classes
     they were written for however the file is read later."""
+    _check_text(name, family)
     if not _NAME_RE.match(name or ""):
         raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
     if name in DEMO_TASKS:
@@ -226,18 +267,23 @@ def task_family(name: str) -> str | None:
 
 def _read_jsonl_split(path: Path, index: dict[str, int]) -> Split:
     texts, labels = [], []
+    # what to do about a broken file: a demo task is prepared again, a user task added again
+    demo = path.parent.parent == tasks_dir()
+    fix = (f"run `python -m core tasks prepare --force --only {path.parent.name}`" if demo else
+           "add the task again (Tasks page or `python -m core tasks add`)")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise TaskError(path, f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError:  # a corrupt file is one task's problem, never the page's traceback
+        raise TaskError(path, f"corrupt {'prepared ' if demo else ''}task file (not UTF-8 text); {fix}") from None
     for i, line in enumerate(lines, start=1):
         try:
             rec = json.loads(line)
             texts.append(rec["text"])
             labels.append(index[rec["label"]])
         except (ValueError, KeyError, TypeError):
-            raise TaskError(path, f"line {i}: corrupt prepared task file; run "
-                                  f"`python -m core tasks prepare --force --only {path.parent.name}`") from None
+            raise TaskError(path, f"line {i}: corrupt {'prepared ' if demo else ''}task file; {fix}") from None
     return Split(texts, labels)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.safetext import control_problem, visible
 from core.tasks.types import TaskError
 from core.tasks.userfiles import load_csv_task
 
@@ -91,6 +92,8 @@ def read_upload(filename: str, data: bytes, workdir: Path | str) -> Upload:
     TaskError (naming ``filename``) for an unsupported type, an unreadable file, an empty
     one, or a zip without a train file.
     """
+    if bad := control_problem(filename):
+        raise TaskError(visible(filename), f"file name {bad}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     suffix = Path(str(filename)).suffix.lower()

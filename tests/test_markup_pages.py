@@ -1,0 +1,132 @@
+"""No link, image, HTML, shortcode or maths from a URL, a file name or a stored field (AppTest, every
+page): hostile values in every echoed query parameter and in stored prompt/task/family names; the
+rendered texts (errors, captions, chips, headings, widget labels) hold no live markup
+(tests/markup_check.py renders them the way Streamlit does) and no plotly figure holds an ``<a href`` or
+``<img``. Each page test also checks that the payload was echoed at all, so it can fail.
+
+    .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_markup_pages.py
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from apptest import no_exception, open_page
+from core.config import REPO_ROOT
+from core.prompts import DEFAULT_BACKBONE as MINILM
+from core.prompts import SoftPrompt, write_prompt
+from markup_check import PAYLOADS, live_markup, page_texts
+
+PAGES = REPO_ROOT / "pages"
+P = PAYLOADS
+
+
+def hostile_library(folder):
+    """Prompts whose stored task, family and name are payloads (a name is a folder: no '/')."""
+    stored = [("[click me](javascript:alert(1))", P["link"], P["image"]), ("www.evil.example", P["html"], P["color"]),
+              ("math $x$ `tick", P["bare"], P["math"])]
+    g = torch.Generator().manual_seed(0)
+    for name, task, family in stored:
+        write_prompt(SoftPrompt(torch.randn(4, 384, generator=g), name=name, task=task, family=family,
+                                backbone=MINILM, method="scratch"), folder / name)
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "no-demo"))
+    hostile_library(tmp_path / "lib")
+    monkeypatch.setenv("ATLAS_LIBRARY", str(tmp_path / "lib"))
+
+
+def charts(at) -> list[str]:
+    out = []
+    for el in at.get("plotly_chart"):
+        spec = getattr(el.proto, "spec", "") or ""
+        out.append(spec)
+    return out
+
+
+def assert_inert(at, must_echo: list[str]):
+    no_exception(at)
+    shown = page_texts(at)
+    live = {t: live_markup(t) for t in shown if live_markup(t)}
+    assert not live, live
+    for spec in charts(at):
+        for bad in ("<a href", "<a  href", "<img", "<A HREF"):
+            assert bad not in spec, spec[spec.find(bad) - 80: spec.find(bad) + 80]
+    blob = "\n".join(shown)
+    for needle in must_echo:  # the payload reached the page: the checks above were not vacuous
+        assert needle in blob, (needle, blob[:2000])
+
+
+def test_transferability_echoes_link_values_as_text():
+    at = open_page(PAGES / "transferability.py", metric=P["link"], order=P["image"], view=P["html"],
+                   group=P["bare"], target=f"{P['www']},{P['backtick']}", lib=P["math"])
+    assert_inert(at, ["click me", "127.0.0.1", "evil.example"])
+    # the hostile stored names reach the heatmap's ticks and hover as text, never as a link
+    assert "click me" in "\n".join(charts(at))
+    at = open_page(PAGES / "transferability.py", col=P["color"], lib=P["link"])
+    assert_inert(at, ["click me", "red"])
+
+
+def test_projection_echoes_link_values_and_legend_as_text():
+    at = open_page(PAGES / "projection.py", highlight=P["link"], group=P["image"], lib=P["www"])
+    assert_inert(at, ["click me"])
+    specs = "\n".join(charts(at))
+    assert "&lt;a href" in specs  # the task <a href=...> is in the legend, escaped
+
+
+def test_library_shows_stored_names_as_text():
+    at = open_page(PAGES / "library.py", lib=P["link"], col=P["image"])
+    assert_inert(at, ["click me", "127.0.0.1"])
+    at = open_page(PAGES / "library.py")
+    names = sorted(at.selectbox(key="library_detail").options)
+    for name in names:  # every prompt's detail line: name, task, family, backbone
+        at.selectbox(key="library_detail").set_value(name).run()
+        assert_inert(at, [])
+    assert any("evil" in t for t in page_texts(at))
+
+
+def test_runs_page_echoes_link_values_as_text():
+    at = open_page(PAGES / "runs.py", target=P["link"], source=P["image"], method=P["html"],
+                   steps="40", params=json.dumps({"batch_size": P["bare"]}))
+    assert_inert(at, ["click me", "127.0.0.1"])
+
+
+def test_tasks_page_echoes_link_values_as_text():
+    at = AppTest.from_file(str(PAGES / "tasks.py"), default_timeout=180)
+    at.query_params["col"] = P["link"]
+    at.query_params["lib"] = P["image"]
+    at.run()
+    assert_inert(at, ["click me", "127.0.0.1"])
+
+
+def test_projection_csv_download_neutralises_formulas(tmp_path, monkeypatch):
+    """The Coordinates CSV a visitor downloads: a stored task '=HYPERLINK(…)' starts with ' (OWASP), numbers stay."""
+    import io
+
+    import pandas as pd
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    formula = '=HYPERLINK("https://evil.example","x")'
+    write_prompt(SoftPrompt(torch.randn(4, 384), name="formula", task=formula, family="@SUM(A1)",
+                            backbone=MINILM), tmp_path / "lib" / "formula")
+    saved: list[tuple[bytes, str]] = []
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        if mimetype == "text/csv":
+            saved.append((path_or_data, filename))
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
+    no_exception(open_page(PAGES / "projection.py"))
+    [(data, name)] = saved
+    df = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+    row = df[df["name"] == "formula"].iloc[0]
+    assert row["task"] == "'" + formula and row["family"] == "'@SUM(A1)"
+    assert pd.api.types.is_float_dtype(df["x"]) and (df["x"] < 0).any()  # negative numbers untouched (centred map)
+    assert not any(str(v).startswith(("=", "+", "@")) for v in df.select_dtypes("object").to_numpy().ravel())
