@@ -327,8 +327,8 @@ elif waiting_for_umap:
         st.caption("⏳ waiting for UMAP…")
 
     _poll_umap()
-for note in result.notes:
-    st.caption(f"ℹ️ {S.md(note)}")
+for note in result.notes:  # core's own words and numbers (core.projection.config), nothing a user typed
+    st.caption(f"ℹ️ {note}")
 
 table = result.table()
 for c in CATEGORICAL:
