@@ -403,10 +403,10 @@ class ValidationChance:
     n_targets: int
     ceiling: float           # seed 0 vs the other seeds, mean ρ
 
-    def sentence(self) -> str:
+    def sentence(self, targets_word: str = "targets") -> str:
         if self.best is None:
             return "No metric could be validated against measured transfer."
-        return (f"Best predictor: {self.best}, mean ρ = {self.best_rho:.2f} over {self.n_targets} targets "
+        return (f"Best predictor: {self.best}, mean ρ = {self.best_rho:.2f} over {self.n_targets} {targets_word} "
                 f"(permutation p = {self.p:.3f} for the best of {self.n_metrics} metrics); "
                 f"top-{self.k} hit {self.top_k_hit:.0%} of targets, against {self.random_top_k:.0%} for a random "
                 f"top {self.k}; seed ceiling: measured gains on seed 0 predict the other seeds at mean "
