@@ -124,11 +124,9 @@ def _evidence_parts(h: Headline, results: pd.DataFrame, pot: M.Measured, prompt_
     h.mean_held_out = float(np.mean(kept)) if kept else None
     measurable = set(ev.measurable())
     matrices = load_matrices(folder)
-    if matrices:  # on the measurable targets only, like every aggregate of the summary
-        cols = [t for t in pot.mean.columns if t in measurable]
-        vc = E.validation_chance(matrices, pot.mean[cols], pot.runs[pot.runs["target"].isin(cols)],
-                                 source_task=prompt_tasks, k=k)
-        h.validation = {**vars(vc), "sentence": vc.sentence("measurable targets")}
+    if matrices:  # over every target, as the Transferability page validates (the same best predictor)
+        vc = E.validation_chance(matrices, pot.mean, pot.runs, source_task=prompt_tasks, k=k)
+        h.validation = {**vars(vc), "sentence": vc.sentence("targets")}
     d = _cell_kinds(pot, prompt_tasks)
     d = d[d["target"].isin(measurable)]
     for kind in ("within", "cross", "generic"):
