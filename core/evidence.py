@@ -1,6 +1,6 @@
 """The evidence rules: when a measured number says something, and what chance alone would say.
 
-    python -c "from core.evidence import demo_evidence; e = demo_evidence(); print(e.targets); print(e.summary())"
+    python -c "from core.headline import demo_evidence; e = demo_evidence(); print(e.targets); print(e.summary())"
 
 One module, read by Home (through core.headline), the Transferability page's cell marks, the
 ranking's measured columns and the CLI (``python -m core demo report``, ``rank``, ``matrix``), so
@@ -440,9 +440,3 @@ def cell_text(ev: Evidence, source: str, target: str) -> str:
             if st is not None else "scratch –")
     from core import fmt
     return f"{fmt.gain(g)} (run {_f3(sc)} vs {base}) [{ev.mark(source, target) or '–'}]"
-
-
-def demo_evidence(folder: Path | None = None, method: str = "pot") -> Evidence:
-    """The rules on a demo library folder (default: the committed demo)."""
-    from core.headline import load_prompt_tasks, load_results
-    return evidence(load_results(folder), method=method, prompt_tasks=load_prompt_tasks(folder))

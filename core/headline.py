@@ -43,6 +43,12 @@ def load_prompt_tasks(folder: Path | None = None) -> dict[str, str]:
     return out
 
 
+def demo_evidence(folder: Path | None = None, method: str = "pot"):
+    """core.evidence's rules on a demo library folder (default: the committed demo)."""
+    from core import evidence as E
+    return E.evidence(load_results(folder), method=method, prompt_tasks=load_prompt_tasks(folder))
+
+
 @dataclass
 class Headline:
     best_source: list[dict] = field(default_factory=list)   # per target: source, gain (max of noisy means)

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core import blocks as B
+from core import evidence as E
 from core import fmt
 from core import metrics as M
 
@@ -61,7 +62,8 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
                    diverging: bool = False, noise: pd.DataFrame | None = None, zlabel: str = "",
                    height: int | None = None, clickable: bool = True,
                    row_info: list[str] | None = None, col_info: list[str] | None = None,
-                   what: tuple[str, str] = ("source", "target"), gain: bool = False) -> go.Figure:
+                   what: tuple[str, str] = ("source", "target"), gain: bool = False,
+                   marks: pd.DataFrame | None = None, hover: pd.DataFrame | None = None) -> go.Figure:
     """Heatmap (row 0 at the top) with optional dendrograms, cell labels, noise-band markers and a
     transparent square-marker layer at the cell centres that carries the click selection.
 
@@ -70,6 +72,10 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     what: how the hover names a row and a column ("source block", "target block").
     gain: the values are relative gains (fractions): cells, hover and colour bar read in percent
     (core.fmt: one unit for gains everywhere).
+    marks: core.evidence's mark per cell (measured): self-transfer cells are greyed and hatched and left
+    out of the colour range, every other mark but "inside noise" (the ○ layer) is written in the cell's
+    corner (★ evidence, ✕ not measurable, ? noise unknown, ⚠ flagged, ...). hover: a line per cell
+    (the absolute numbers) that replaces the value in the hover.
     """
     rows, cols = [str(x) for x in mat.index], [str(x) for x in mat.columns]
     z = mat.to_numpy(dtype=float)
@@ -86,7 +92,11 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     else:
         fig = go.Figure()
         pos = {}
-    finite = z[np.isfinite(z)]
+    mk = (marks.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=object)
+          if marks is not None else None)
+    self_cells = (mk == E.SELF) if mk is not None else np.zeros(z.shape, dtype=bool)
+    # a self-transfer is no transfer: it must not set the colour range every real transfer is read on
+    finite = z[np.isfinite(z) & ~self_cells]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
     zrange = {}
     if not diverging and rows == cols and n_r > 2:
@@ -126,10 +136,28 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
                                    # sits where plotly's toolbar is (over it, in a half-width figure)
                 marker={"symbol": "circle", "size": max(4.0, cell_px * NOISE_SIZE), "color": "white",
                         "line": {"color": "black", "width": 1}}), **pos)
+    if mk is not None:
+        rr, cc = np.nonzero(self_cells)
+        if len(rr):  # greyed and hatched: drawn apart from the transfers
+            fig.add_trace(go.Scatter(
+                x=cc, y=rr, mode="markers", name=E.SELF, hoverinfo="skip", showlegend=False,
+                marker={"symbol": "square-x", "size": cell_px, "color": "rgba(160,160,160,0.85)",
+                        "line": {"color": "rgba(90,90,90,0.9)", "width": 1}}), **pos)
+        sym = np.vectorize(lambda m: E.MARK_SYMBOL.get(m, "") if m not in (E.SELF, E.INSIDE_NOISE) else "")(mk) \
+            if mk.size else mk
+        rr, cc = np.nonzero(sym != "")
+        if len(rr):  # the mark in the cell's top-left corner (the ○ of the noise band is top-right)
+            fig.add_trace(go.Scatter(
+                x=cc - NOISE_DX, y=rr - NOISE_DY, mode="text", text=[str(sym[r, c]) for r, c in zip(rr, cc)],
+                name="evidence marks", hoverinfo="skip", showlegend=False,
+                textfont={"size": max(7.0, min(12.0, cell_px * 0.45)), "color": "black"}), **pos)
     if clickable:
         rr, cc = np.meshgrid(ys, xs, indexing="ij")
         vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]  # for a click: the value
         shown = [("" if not np.isfinite(v) else fmt.gain(v)) for v in z.reshape(-1)] if gain else vals  # the hover
+        if hover is not None:  # the absolute numbers behind a measured cell, and its mark
+            hv = hover.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=object).reshape(-1)
+            shown = [h or v for h, v in zip(hv, shown)]
         # one row per cell, row-major: [source, target, value(, source note, target note)]. Built and
         # handed to plotly as numpy string arrays: plotly validates (and deep-copies) a list of lists
         # element by element, 4 of a 300-prompt page's 7 s; an array it takes as is.
@@ -202,7 +230,11 @@ def overview_figure(ov: B.Overview, row_groups: B.Groups, col_groups: B.Groups, 
     ylab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(rspan, ov.row_edges[:-1], ov.row_edges[1:])]
     xlab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(cspan, ov.col_edges[:-1], ov.col_edges[1:])]
     z = ov.values.astype(np.float32)  # a colour per bin: float32 halves what is sent
-    finite = z[np.isfinite(z)]
+    mk = (marks.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=object)
+          if marks is not None else None)
+    self_cells = (mk == E.SELF) if mk is not None else np.zeros(z.shape, dtype=bool)
+    # a self-transfer is no transfer: it must not set the colour range every real transfer is read on
+    finite = z[np.isfinite(z) & ~self_cells]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
     fig = go.Figure(go.Heatmap(
         z=z, x=xlab, y=ylab, colorscale=DIVERGING if diverging else SEQUENTIAL, zmid=0.0 if diverging else None,

@@ -26,6 +26,7 @@ import pandas as pd
 import streamlit as st
 
 from core import blocks as B
+from core import evidence as E
 from core import fmt
 from core import metrics as M
 from core import results as R
@@ -267,6 +268,7 @@ lib_hash = index.content_hash()
 mat = None
 meas = None
 noise_mask = None
+ev = ev_marks = ev_hover = None  # core.evidence on the measured matrix
 status_msg = ""
 t0 = time.perf_counter()
 if measured_ok:
@@ -281,6 +283,11 @@ if metric == "measured":
     else:
         mat = meas.mean
         noise_mask = meas.inside_noise()
+        # core.evidence's marks and absolute numbers per cell (the same rule as Home and the CLI)
+        ev = E.evidence(results, method=meas.method, generic=generic,
+                        prompt_tasks={n: p.task for n, p in by_name.items() if p.task})
+        ev_marks = ev.marks
+        ev_hover = pd.DataFrame({t: {s: E.cell_text(ev, s, t) for s in ev.gain.index} for t in ev.gain.columns})
 else:
     ok, status_msg = M.metric_status(metric, prompts)
     if not ok:
@@ -348,13 +355,22 @@ if mat is not None and not mat.empty:
     if not B.needs_blocks(shown.shape):
         shown, clustering = arrange(shown, key_base)
         fig = heatmap_figure(shown, clustering=clustering, annotate=annotate_toggle(shown.shape),
-                             diverging=diverging, noise=noise_mask, zlabel=zlabel, gain=is_gain)
+                             diverging=diverging, noise=noise_mask, zlabel=zlabel, gain=is_gain,
+                             marks=ev_marks, hover=ev_hover if is_gain else None)
         build_s = time.perf_counter() - t0
         event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points", width="stretch")
         st.caption(f"{fmt.count(shown.shape[0], 'source')} × {fmt.count(shown.shape[1], 'target')} · ready in {build_s:.2f} s · click a cell "
                    "for the pair's details"
                    + (" · ○ = inside the noise band: |gain| ≤ the seed-to-seed spread of scratch on that target"
                       if noise_mask is not None and noise_mask.values.any() else ""))
+        if ev is not None:
+            st.caption(f"{ev.summary()}. Marks (core.evidence, the same on Home and in `python -m core demo "
+                       "report`): " + ", ".join(f"{v} {k}" for k, v in E.MARK_SYMBOL.items() if k != E.INSIDE_NOISE)
+                       + "; grey hatched cells are self-transfers (source task = target), left out of the colour "
+                       "scale and of every best source. Hover a cell for the run's and scratch's accuracy and the "
+                       "majority rate." + ("" if ev.targets["measurable"].all() else " Not measurable at this "
+                       "budget: " + "; ".join(f"`{t}`: {ev.targets.at[t, 'why']}" for t in ev.targets.index
+                                               if not ev.targets.at[t, "measurable"]) + "."))
     else:
         # ---- blocks: a task or a dendrogram cluster per block; a click on a block shows its cells
         task_of = {p.name: p.task for p in prompts}

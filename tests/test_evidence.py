@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 
 from core import evidence as E
 from core.config import REPO_ROOT
+from core.headline import demo_evidence
 
 TARGETS = ["low", "gen", "zero", "ok"]
 SOURCES = ["low", "gen", "zero", "ok", "rel", "generic"]
@@ -199,7 +200,7 @@ def _demo_or_skip():
 
 def test_demo_numbers_of_the_issue():
     _demo_or_skip()
-    ev = E.demo_evidence(DEMO)
+    ev = demo_evidence(DEMO)
     assert set(ev.targets.index[~ev.targets["measurable"].astype(bool)]) == {"party_parliament", "party_speech"}
     best = ev.best.set_index("target")
     assert best.at["party_parliament", "picked_gain"] == pytest.approx(0.323, abs=5e-4)
@@ -221,7 +222,7 @@ def test_home_on_the_committed_demo_and_the_cli_give_the_same_marks(monkeypatch)
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180).run()
     assert not at.exception, [e.value for e in at.exception]
     md = "\n".join(m.value for m in at.markdown)
-    ev = E.demo_evidence(DEMO)
+    ev = demo_evidence(DEMO)
     # not measurable, and said why
     assert "**Not measurable at this budget:** `party_parliament`, `party_speech`" in md
     # evidence vs chance, computed here from the results table
@@ -248,3 +249,56 @@ def test_home_on_the_committed_demo_and_the_cli_give_the_same_marks(monkeypatch)
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(t) and "held out" in ln)
         assert f"<- {row['source']}" in line and line.endswith(f"[{row['mark'].split(' ', 1)[1]}]"), line
     assert headline(DEMO).n_evidence == ev.n_evidence
+
+
+def test_transferability_draws_self_transfer_apart_and_marks_cells(tmp_path, monkeypatch):
+    """Measured heatmap of the committed demo: self-transfer cells greyed and out of the colour range,
+    every other mark written in its cell as core.evidence says, the hover gives absolute numbers."""
+    _demo_or_skip()
+    import base64
+
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("ATLAS_DEMO", str(DEMO))
+    monkeypatch.setenv("ATLAS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "transferability.py"), default_timeout=240)
+    at.query_params["col"] = "demo"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="tr_metric").value == "measured"
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    heat = next(t for t in spec["data"] if t["type"] == "heatmap")
+    yax = spec["layout"]["yaxis" + heat.get("yaxis", "y")[1:]]
+    xax = spec["layout"]["xaxis" + heat.get("xaxis", "x")[1:]]
+    rows, cols = yax["ticktext"], xax["ticktext"]
+
+    def nums(v):
+        if isinstance(v, dict) and "bdata" in v:
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(float)
+        return np.asarray(v, dtype=float)
+
+    selfs = next(t for t in spec["data"] if t.get("name") == E.SELF)
+    drawn = {(rows[int(round(y))], cols[int(round(x))]) for x, y in zip(nums(selfs["x"]), nums(selfs["y"]))}
+    assert ("question_type", "question_type") in drawn and len(drawn) == 10
+    ev = demo_evidence(DEMO)
+    off = [ev.gain.at[s, t] for s in ev.gain.index for t in ev.gain.columns
+           if ev.mark(s, t) not in ("", E.SELF)]
+    assert heat["zmax"] == pytest.approx(max(abs(v) for v in off))   # self-transfer cells do not set the scale
+    marks = next(t for t in spec["data"] if t.get("name") == "evidence marks")
+    assert marks["text"].count(E.MARK_SYMBOL[E.EVIDENCE]) == ev.n_evidence
+    cells = next(t for t in spec["data"] if t.get("name") == "cells")
+    hover = dict(zip([tuple(c[:2]) for c in cells["customdata"]], cells["text"]))
+    assert hover[("party_tweet", "party_parliament")] == E.cell_text(ev, "party_tweet", "party_parliament")
+    assert "majority 0.532" in hover[("party_tweet", "party_parliament")]
+
+
+def test_ranking_measured_columns_carry_the_marks():
+    """`rank`'s and the Tasks page's measured columns: the cell's mark and absolute numbers."""
+    from core.ranking import measured_for_target
+    df = measured_for_target("ok", ["rel", "ok", "generic", "zero", "nope"], results=fixture_table(),
+                             prompt_tasks=TASKS).set_index("source")
+    assert df.at["rel", "mark"] == E.EVIDENCE and df.at["ok", "mark"] == E.SELF
+    assert df.at["generic", "mark"] == E.GENERIC and df.at["zero", "mark"] == E.FLAGGED
+    assert df.at["nope", "mark"] == "" and np.isnan(df.at["nope", "run acc"])
+    assert df.at["rel", "run acc"] == pytest.approx(0.6 * 1.15)
+    assert df.at["rel", "scratch acc"] == pytest.approx(0.6) and df.at["rel", "majority"] == 0.5
