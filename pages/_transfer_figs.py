@@ -99,7 +99,12 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     finite = z[np.isfinite(z) & ~self_cells]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
     zrange = {}
-    if not diverging and rows == cols and n_r > 2:
+    if not diverging and self_cells.any():
+        # a source's own task predicts itself best: scale colours by the other cells (as the diagonal below)
+        off = z[~self_cells & np.isfinite(z)]
+        if off.size and off.max() > off.min():
+            zrange = {"zmin": float(off.min()), "zmax": float(off.max())}
+    elif not diverging and rows == cols and n_r > 2:
         # a prompt is always most similar to itself: scale colours by the off-diagonal values,
         # or the diagonal flattens every other contrast
         off = z[~np.eye(n_r, dtype=bool) & np.isfinite(z)]
@@ -230,11 +235,7 @@ def overview_figure(ov: B.Overview, row_groups: B.Groups, col_groups: B.Groups, 
     ylab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(rspan, ov.row_edges[:-1], ov.row_edges[1:])]
     xlab = [f"{s} · #{a + 1}–{b}" for s, a, b in zip(cspan, ov.col_edges[:-1], ov.col_edges[1:])]
     z = ov.values.astype(np.float32)  # a colour per bin: float32 halves what is sent
-    mk = (marks.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=object)
-          if marks is not None else None)
-    self_cells = (mk == E.SELF) if mk is not None else np.zeros(z.shape, dtype=bool)
-    # a self-transfer is no transfer: it must not set the colour range every real transfer is read on
-    finite = z[np.isfinite(z) & ~self_cells]
+    finite = z[np.isfinite(z)]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
     fig = go.Figure(go.Heatmap(
         z=z, x=xlab, y=ylab, colorscale=DIVERGING if diverging else SEQUENTIAL, zmid=0.0 if diverging else None,

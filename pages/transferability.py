@@ -508,6 +508,8 @@ if src and tgt:
     st.dataframe(meta, width="stretch", key="tr_pair_meta")
     vals = TB.pair_values(by_name[src], tgt_prompts, prompts, at_hand=at_hand, stored=stored, meas=meas,
                           target_task=tgt_task)
+    if ev is not None and src in ev.gain.index and tgt_task in ev.gain.columns:  # the gain with its baselines
+        st.caption(f"Measured {ev.method} `{src}` → `{tgt_task}`: {E.cell_text(ev, src, tgt_task)}")
     # a metric's value and a measured gain are different units: two columns (the gain in %)
     st.dataframe(vals, hide_index=True, width="stretch", key="tr_pair_vals",
                  column_config={"value": st.column_config.NumberColumn(format="%.3f"),
@@ -520,12 +522,23 @@ if src and tgt:
 
 # ---- pick a target -> ranked sources ---------------------------------------------------------------
 st.subheader("Best sources for a target")
+# the validation (below) first: on the measured view the ranking and the side-by-side follow the metric
+# that predicts the measurements best, not a fixed one
+preds, vt, best_pred = {}, None, None
+if meas is not None and not meas.mean.empty:
+    preds = TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored)
+    vt = TB.validation(preds, meas, prompts, k=3)
+    scored = vt[vt["mean_rho"].notna()]
+    best_pred = str(scored["metric"].iloc[0]) if len(scored) else None
 use_shown = metric != "measured" and mat is not None
-predicted_metric = metric if use_shown else "e_avg"
+predicted_metric = metric if use_shown else (best_pred or "e_avg")
 pred_full = mat if use_shown else None
-if pred_full is None and M.metric_status("e_avg", prompts)[0]:
+if pred_full is None and not best_pred and M.metric_status("e_avg", prompts)[0]:
     pred_full = get_matrix("e_avg", group, lib_hash, prompts, True)
-pred_tasks = M.by_task(pred_full, prompts) if pred_full is not None else None
+pred_tasks = (M.by_task(pred_full, prompts) if pred_full is not None
+              else preds.get(best_pred) if best_pred else None)
+why_metric = ("the metric shown above" if use_shown else
+              "the best predictor of the measured transfer (validation below)" if best_pred else "the default")
 targets = sorted(set(pred_tasks.columns if pred_tasks is not None else []) | set(meas.mean.columns if meas is not None else []))
 q_targets = st.session_state.pop("_tr_target_q", None) or []
 if isinstance(q_targets, str):
@@ -564,6 +577,7 @@ if target:
                        for s in rank.index]
         if any(missing.values()):
             rank["cannot run"] = [missing[s] or "" for s in rank.index]
+    st.caption(f"Sources ranked by `{predicted_metric}`: {why_metric}.")
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
                  column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
                                 "measured gain": gain_column("measured gain"),
@@ -573,7 +587,8 @@ if target:
     elif len(rank):
         runnable = [s_ for s_ in rank.index if not missing[s_]]
         if runnable:
-            link_to_runs(f"Run PANDA on {target} from {runnable[0]}", target=target, source=runnable[0],
+            link_to_runs(f"Run PANDA on {target} from {runnable[0]} (top pick of {predicted_metric})",
+                         target=target, source=runnable[0],
                          method="panda", **(regime[runnable[0]].to_query() if regime[runnable[0]] else {}))
         else:
             st.caption(f"No run can be launched for `{target}` here: {missing[rank.index[0]]}.")
@@ -581,8 +596,16 @@ if target:
 # ---- predicted vs measured, and how well each metric predicts -------------------------------------
 if meas is not None and not meas.mean.empty:
     st.subheader("Predicted vs measured")
-    side_metric = predicted_metric
-    pred_side = pred_tasks
+    side_opts = list(dict.fromkeys(([metric] if use_shown else []) + list(preds)))
+    if st.session_state.get("tr_side_metric") not in side_opts:
+        st.session_state.pop("tr_side_metric", None)
+    default_side = predicted_metric if predicted_metric in side_opts else (side_opts[0] if side_opts else None)
+    side_metric = st.selectbox("Predicted side", side_opts, key="tr_side_metric",
+                               index=side_opts.index(default_side) if default_side in side_opts else None,
+                               help="default: the metric shown above, or on the measured view the validation's "
+                                    "best predictor") if side_opts else predicted_metric
+    pred_side = (preds.get(side_metric) if side_metric in preds
+                 else M.by_task(mat, prompts) if use_shown and side_metric == metric else pred_tasks)
     left, right = st.columns(2)
     side = TB.side_by_side(pred_side, meas, prompts)
     if side is not None:
@@ -591,8 +614,11 @@ if meas is not None and not meas.mean.empty:
         side_labels = len(side_p) <= ANNOTATE_MAX and side_p.shape[1] <= SIDE_LABELS_MAX
         by += "" if side_labels else "; hover a cell for its value"
         with left:
-            st.caption(f"{side_metric} (by target task{by})")
-            st.plotly_chart(heatmap_figure(side_p, annotate=side_labels,
+            st.caption(f"{side_metric} (by target task{by}; colours scaled without the grey self-transfer cells)")
+            task_of = {p.name: p.task for p in prompts}
+            side_self = pd.DataFrame([[E.SELF if task_of.get(r, r) == c else "" for c in side_p.columns]
+                                      for r in side_p.index], index=side_p.index, columns=side_p.columns)
+            st.plotly_chart(heatmap_figure(side_p, annotate=side_labels, marks=side_self,
                                            zlabel=side_metric, clickable=False, height=420),
                             key="tr_side_pred", width="stretch")
         with right:
@@ -602,8 +628,6 @@ if meas is not None and not meas.mean.empty:
                                            clickable=False, height=420),
                             key="tr_side_meas", width="stretch")
     st.subheader("How well does each metric predict measured transfer?")
-    preds = TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored)
-    vt = TB.validation(preds, meas, prompts, k=3)
     vt_view, vt_config = validation_view(vt)  # rates and regrets in %, as on Home
     st.dataframe(vt_view, hide_index=True, width="stretch", key="tr_validation", column_config=vt_config)
     st.caption("Per target: Spearman ρ between the metric's column and the measured gains over sources (the "
