@@ -291,6 +291,21 @@ def test_transferability_draws_self_transfer_apart_and_marks_cells(tmp_path, mon
     assert hover[("party_tweet", "party_parliament")] == E.cell_text(ev, "party_tweet", "party_parliament")
     assert "majority 0.532" in hover[("party_tweet", "party_parliament")]
 
+    # item 7: the side-by-side's predicted side follows the validation's best predictor, scaled without
+    # the self-transfer cells, and the suggestion says which signal chose it
+    vt = next(d.value for d in at.dataframe if "mean_rho" in d.value.columns)
+    best = vt.dropna(subset=["mean_rho"]).sort_values("mean_rho", ascending=False)["metric"].iloc[0]
+    assert at.selectbox(key="tr_side_metric").value == best
+    side = json.loads(at.get("plotly_chart")[1].proto.spec)
+    sheat = next(t for t in side["data"] if t["type"] == "heatmap")
+    srows, scols = side["layout"]["yaxis"]["ticktext"], side["layout"]["xaxis"]["ticktext"]
+    z = np.array([[np.nan if v is None else v for v in r] for r in sheat["z"]], dtype=float) \
+        if isinstance(sheat["z"], list) else nums(sheat["z"]).reshape(len(srows), len(scols))
+    off = [z[i, j] for i, r in enumerate(srows) for j, c in enumerate(scols) if r != c and np.isfinite(z[i, j])]
+    assert sheat["zmax"] == pytest.approx(max(off)) and sheat["zmin"] == pytest.approx(min(off))
+    at.selectbox(key="tr_target").set_value("sent_movie").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"ranked by `{best}`" in c.value for c in at.caption)
 
 def test_ranking_measured_columns_carry_the_marks():
     """`rank`'s and the Tasks page's measured columns: the cell's mark and absolute numbers."""
@@ -302,19 +317,4 @@ def test_ranking_measured_columns_carry_the_marks():
     assert df.at["nope", "mark"] == "" and np.isnan(df.at["nope", "run acc"])
     assert df.at["rel", "run acc"] == pytest.approx(0.6 * 1.15)
     assert df.at["rel", "scratch acc"] == pytest.approx(0.6) and df.at["rel", "majority"] == 0.5
-    # item 7: the side-by-side's predicted side follows the validation's best predictor, scaled without
-    # the self-transfer cells, and the suggestion says which signal chose it
-    vt = next(d.value for d in at.dataframe if "mean_rho" in d.value.columns)
-    best = vt.dropna(subset=["mean_rho"]).sort_values("mean_rho", ascending=False)["metric"].iloc[0]
-    assert at.selectbox(key="tr_side_metric").value == best
-    side = json.loads(at.get("plotly_chart")[1].proto.spec)
-    sheat = next(t for t in side["data"] if t["type"] == "heatmap")
-    z = np.array([[np.nan if v is None else v for v in r] for r in sheat["z"]], dtype=float) \
-        if isinstance(sheat["z"], list) else nums(sheat["z"]).reshape(len(sheat["y"]), -1)
-    srows = [rows_ for rows_ in json.loads(at.get("plotly_chart")[1].proto.spec)["layout"]["yaxis"]["ticktext"]]
-    scols = json.loads(at.get("plotly_chart")[1].proto.spec)["layout"]["xaxis"]["ticktext"]
-    off = [z[i, j] for i, r in enumerate(srows) for j, c in enumerate(scols) if r != c and np.isfinite(z[i, j])]
-    assert sheat["zmax"] == pytest.approx(max(off)) and sheat["zmin"] == pytest.approx(min(off))
-    at.selectbox(key="tr_target").set_value("sent_movie").run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert any(f"ranked by `{best}`" in c.value for c in at.caption)
+
