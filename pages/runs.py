@@ -128,10 +128,18 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
             st.session_state["runs_lr"] = regime.lr
         if regime.eval_every is not None:
             st.session_state["runs_eval_every"] = regime.eval_every
-        st.session_state["runs_extra"] = json.dumps(regime.extra, sort_keys=True) if regime.extra else ""
+        # the cell's method settings too (core.estimate.METHOD_SETTINGS): the form's widgets where it has
+        # them (teacher, λ mode, metric value), the other hyper-parameters (β, student init) otherwise
+        method = dict(regime.method)
+        for key, state in (("teacher_mode", "runs_teacher_mode"), ("lambda_mode", "runs_lambda_mode"),
+                           ("metric_value", "runs_metric_value")):
+            if key in method:
+                st.session_state[state] = method.pop(key)
+        extra = {**regime.extra, **method}
+        st.session_state["runs_extra"] = json.dumps(extra, sort_keys=True) if extra else ""
         st.session_state["runs_regime_note"] = (f"Prefilled in the regime the measured cell was trained in: "
-                                                f"{regime.describe()}" + (f", {', '.join(f'{k} {v}' for k, v in regime.extra.items())}"
-                                                                          if regime.extra else "") + ".")
+                                                f"{regime.describe()}" + (f", {', '.join(f'{k} {v}' for k, v in {**regime.extra, **regime.method}.items())}"
+                                                                          if regime.extra or regime.method else "") + ".")
     if qp["target"] in tasks:
         st.session_state["runs_target"] = qp["target"]
         st.session_state["runs_targets"] = [qp["target"]]
@@ -149,7 +157,7 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
             st.session_state["runs_missing_source"] = qp["source"]
 
 
-REGIME_PARAMS = ("steps", "train_size", "lr", "eval_every", "params")
+REGIME_PARAMS = ("steps", "train_size", "lr", "eval_every", "params", "method_params")
 _shown_errors: set[str] = set()
 
 
@@ -231,6 +239,22 @@ def _estimate_text(mode: str) -> str:
         return "Estimated duration: unknown — the sources are of several backbones."
     steps = int(st.session_state.get("runs_steps") or 300)
     return estimate_for(store, steps, next(iter(backbones), None), st.session_state.get("runs_device", "auto")).text()
+
+
+def _sweep_total_text() -> str:
+    """The grid's run count and total before launch (core.estimate.sweep_estimate); a grid not filled
+    in yet says what is missing."""
+    from core.estimate import sweep_estimate
+    try:
+        seeds = [int(x) for x in str(st.session_state.get("runs_seeds", "0")).replace(" ", "").split(",") if x]
+        srcs = [origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])]
+        sw = SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
+                       methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
+                       backbone=source_backbone(srcs) if srcs else None, params=_params(),
+                       device=st.session_state.get("runs_device", "auto"))
+        return sweep_estimate(sw, store)
+    except (SpecError, ValueError) as e:
+        return f"Total: fill in the grid first ({e})."
 
 
 def _checked(paths: list[str]) -> list[str]:
@@ -322,6 +346,9 @@ else:
         _errors("device")
         st.caption(_estimate_text(mode), help="median seconds per step of the last finished runs of this backbone "
                                               "on this device (wall time: loading and evaluation included)")
+        if mode != "Single run":
+            st.caption("⏱ " + _sweep_total_text(), help="runs × the per-run estimate ÷ the runs this device trains "
+                                                          "at once; PANDA students start after their PoT teachers")
         b1, b2 = st.columns([1, 2])
         backend = b1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend")
         if backend == "ray":
