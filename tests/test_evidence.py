@@ -318,3 +318,17 @@ def test_ranking_measured_columns_carry_the_marks():
     assert df.at["rel", "run acc"] == pytest.approx(0.6 * 1.15)
     assert df.at["rel", "scratch acc"] == pytest.approx(0.6) and df.at["rel", "majority"] == 0.5
 
+
+
+def test_matrix_cli_marks_are_the_pages_marks(capsys):
+    """`python -m core matrix --metric measured --marks` prints core.evidence's marks: those Home's table
+    and the Transferability cells show (both read demo_evidence)."""
+    _demo_or_skip()
+    import io
+
+    from core.__main__ import main
+    assert main(["matrix", "--metric", "measured", "--marks", "--library", str(DEMO / "prompts")]) == 0
+    got = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col=0, keep_default_na=False)
+    want = demo_evidence(DEMO).marks
+    assert got.loc[want.index, want.columns].equals(want.astype(str))
+    assert got.at["question_type", "question_type"] == E.SELF and (got == E.EVIDENCE).to_numpy().sum() == 2
