@@ -95,8 +95,10 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     mk = (marks.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=object)
           if marks is not None else None)
     self_cells = (mk == E.SELF) if mk is not None else np.zeros(z.shape, dtype=bool)
-    # a self-transfer is no transfer: it must not set the colour range every real transfer is read on
-    finite = z[np.isfinite(z) & ~self_cells]
+    flagged = (mk == E.FLAGGED) if mk is not None else np.zeros(z.shape, dtype=bool)
+    # a self-transfer is no transfer, a cell of flagged runs no finding: neither sets the colour range
+    # every real transfer is read on
+    finite = z[np.isfinite(z) & ~self_cells & ~flagged]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
     zrange = {}
     if not diverging and self_cells.any():
@@ -122,9 +124,11 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
                   "y": 0.44 if dendro else 0.5, "x": 1.01, **({"tickformat": ".0%"} if gain else {})},
         # a gain's hover is written by core.fmt.gain too (d3's "+.1%" reads -0.0004 as "-0.0%")
-        customdata=[[fmt.gain(v) if np.isfinite(v) else "" for v in row] for row in z] if gain and not clickable
-        else None,
-        hovertemplate=None if clickable else (("%{customdata}" if gain else "%{z:.3f}") + "<extra></extra>"))
+        customdata=(hover.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=str).tolist()
+                    if hover is not None and not clickable else
+                    [[fmt.gain(v) if np.isfinite(v) else "" for v in row] for row in z] if gain and not clickable
+                    else None),
+        hovertemplate=None if clickable else (("%{customdata}" if gain or hover is not None else "%{z:.3f}") + "<extra></extra>"))
     fig.add_trace(heat, **pos)
     row_px = float(np.clip(700 / max(n_r, 1), 12, 26))
     h = height or int(np.clip(170 + row_px * n_r * (1.14 if dendro else 1.0), 380, 1700))
@@ -147,6 +151,12 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
             fig.add_trace(go.Scatter(
                 x=cc, y=rr, mode="markers", name=E.SELF, hoverinfo="skip", showlegend=False,
                 marker={"symbol": "square-x", "size": cell_px, "color": "rgba(160,160,160,0.85)",
+                        "line": {"color": "rgba(90,90,90,0.9)", "width": 1}}), **pos)
+        rr, cc = np.nonzero(flagged)
+        if len(rr):  # every run of the cell flagged (e.g. kept its initial prompt): greyed, never a coloured gain
+            fig.add_trace(go.Scatter(
+                x=cc, y=rr, mode="markers", name=E.FLAGGED, hoverinfo="skip", showlegend=False,
+                marker={"symbol": "square", "size": cell_px, "color": "rgba(200,200,200,0.92)",
                         "line": {"color": "rgba(90,90,90,0.9)", "width": 1}}), **pos)
         sym = np.vectorize(lambda m: E.MARK_SYMBOL.get(m, "") if m not in (E.SELF, E.INSIDE_NOISE) else "")(mk) \
             if mk.size else mk

@@ -588,23 +588,28 @@ def _sweeps_view() -> None:
     if results.empty or not (results["method"] != "scratch").any():
         st.caption("The measured matrix appears here as this sweep's transfer runs finish.")
         return
-    try:
-        from core.metrics import measured
+    from core import results as results_mod
+    methods = results_mod.transfer_methods(results)
+    method = st.radio("Method shown", methods, horizontal=True, key="runs_sweep_method",
+                      index=methods.index(results_mod.default_method(methods))) if len(methods) > 1 else methods[0]
+    try:  # the same rule, colours, marks and number format as Transferability (core.evidence, _transfer_figs)
+        from core import evidence as E
+        from pages._transfer_figs import heatmap_figure
 
-        meas = measured(results)
-        mat = meas.mean
+        ev = E.evidence(results, method=method)
+        mat = ev.gain
     except Exception as e:  # noqa: BLE001
         st.caption(f"measured matrix unavailable: {e}")
         return
     if mat.empty:
         st.caption("Waiting for the scratch baselines of these targets.")
         return
-    fig = go.Figure(go.Heatmap(z=mat.values, x=list(mat.columns), y=list(mat.index), colorscale="RdBu",
-                               zmid=0, text=[[fmt.gain(v, 1) for v in row] for row in mat.to_numpy(dtype=float)],
-                               texttemplate="%{text}", hoverinfo="text",
-                               colorbar=dict(title="gain", tickformat=".0%")))  # gains in % (core.fmt)
-    fig.update_layout(title=f"measured (relative gain over scratch) · {sid}", xaxis_title="target",
-                      yaxis_title="source", height=200 + 40 * len(mat), margin=dict(l=10, r=10, t=40, b=10))
+    hover = pd.DataFrame({t: {s_: E.cell_text(ev, s_, t) for s_ in mat.index} for t in mat.columns})
+    fig = heatmap_figure(mat, annotate=True, diverging=True, zlabel="relative gain", gain=True, clickable=False,
+                         height=220 + 40 * len(mat), marks=ev.marks, hover=hover)
+    fig.update_layout(title=f"measured {method} (relative gain over scratch) · {sid}")
+    st.caption(ev.summary() + ". Marks: " + ", ".join(f"{v} {k}" for k, v in E.MARK_SYMBOL.items())
+               + "; grey = self-transfer, or every run of the cell flagged (its value is not a finding).")
     st.plotly_chart(fig, key="runs_sweep_measured", width="stretch")
 
 
