@@ -28,6 +28,9 @@ from core.prompts import DEFAULT_BACKBONE
 
 # settings of a run (core.training.TrainConfig fields) that make its budget: carried with steps / train_size
 REGIME_EXTRA = ("prompt_length", "batch_size", "max_length", "head", "init", "pool", "val_size", "test_size")
+# the method's own settings of a measured cell (PANDA's teacher, λ and student start): a prefilled run
+# copies them too, or it is not the run that was measured (query parameter ``method_params``)
+METHOD_SETTINGS = ("teacher_mode", "lambda_mode", "beta", "metric_value", "student_init")
 RECENT = 10
 # what a link may ask for (the Runs form's own bounds): ``?steps=1e400`` or ``1e30`` is reported, never an
 # OverflowError or a form value above its widget's maximum
@@ -45,6 +48,7 @@ class Regime:
     eval_every: int | None = None
     extra: dict = field(default_factory=dict)   # REGIME_EXTRA settings the runs stored
     n_runs: int = 0
+    method: dict = field(default_factory=dict)  # METHOD_SETTINGS the runs stored
 
     def to_query(self) -> dict[str, str]:
         """The Runs page's query parameters (``steps``, ``train_size``, ``lr``, ``eval_every``, ``params``)."""
@@ -55,6 +59,8 @@ class Regime:
             q["eval_every"] = str(self.eval_every)
         if self.extra:
             q["params"] = json.dumps(self.extra, sort_keys=True)
+        if self.method:
+            q["method_params"] = json.dumps(self.method, sort_keys=True)
         return q
 
     @classmethod
@@ -103,7 +109,21 @@ class Regime:
             if unknown:
                 problems.append(f"params {', '.join(unknown)} are not budget settings ({', '.join(REGIME_EXTRA)})")
                 extra = {k: v for k, v in extra.items() if k in REGIME_EXTRA}
-        return cls(steps, train_size or None, lr, eval_every, extra), problems
+        method = {}
+        if q.get("method_params"):
+            try:
+                method = json.loads(q["method_params"])
+                if not isinstance(method, dict):
+                    raise ValueError
+            except ValueError:
+                problems.append("method_params is not a JSON object")
+                method = {}
+            unknown = [k for k in method if k not in METHOD_SETTINGS]
+            if unknown:
+                problems.append(f"method_params {', '.join(unknown)} are not method settings "
+                                f"({', '.join(METHOD_SETTINGS)})")
+                method = {k: v for k, v in method.items() if k in METHOD_SETTINGS}
+        return cls(steps, train_size or None, lr, eval_every, extra, method=method), problems
 
     def describe(self) -> str:
         data = f"{self.train_size} training examples" if self.train_size else "all training data"
@@ -150,7 +170,8 @@ def measured_regime(results, source: str, target: str, method: str | None = None
                   lr=float(lr) if isinstance(lr, (int, float)) else None,
                   eval_every=_int(params.get("eval_every")),
                   extra={k: params[k] for k in REGIME_EXTRA if params.get(k) is not None},
-                  n_runs=len(group))
+                  n_runs=len(group),
+                  method={k: params[k] for k in METHOD_SETTINGS if params.get(k) is not None})
 
 
 # --------------------------------------------------------------------------- duration
@@ -237,3 +258,48 @@ def estimate_for(store, steps: int, backbone: str | None, device: str | None) ->
     """estimate_duration over a run store's finished runs (its public ``list_runs``)."""
     return estimate_duration(store.list_runs(status=("finished",), limit=200), steps, backbone,
                              resolve_device(device))
+
+
+# --------------------------------------------------------------------------- a sweep's total
+def sweep_waves(planned) -> tuple[int, int]:
+    """(runs that can start at once, runs that wait on another run) of a planned sweep
+    (core.runs.sweeps.plan: PANDA students wait on their PoT teachers)."""
+    waiting = sum(1 for p in planned if getattr(p, "deps", None))
+    return len(planned) - waiting, waiting
+
+
+def sweep_total_s(n_first: int, n_second: int, per_run_s: float | None, slots: int) -> float | None:
+    """Wall time of a sweep: the runs that can start at once, ``slots`` at a time, then those that
+    wait on them (teachers before students), each wave taking one run's time. None when the per-run
+    time is unknown."""
+    if per_run_s is None:
+        return None
+    slots = max(1, int(slots))
+    return (math.ceil(n_first / slots) + math.ceil(n_second / slots)) * float(per_run_s)
+
+
+def sweep_text(planned, est: "Estimate", slots: int) -> str:
+    """What a sweep will cost, said before launch: how many runs, in what order, and the total."""
+    first, second = sweep_waves(planned)
+    n = first + second
+    order = (f" ({first} first, then {second} PANDA student{'s' * (second != 1)} once their teachers finish)"
+             if second else "")
+    total = sweep_total_s(first, second, est.seconds, slots)
+    if total is None:
+        return (f"{n} runs{order}; total unknown until a first run of {est.backbone.split('/')[-1]} on "
+                f"{est.device} has finished.")
+    return (f"{n} runs{order}, {slots} at a time on {est.device}: {fmt_duration(total)} in all "
+            f"({fmt_duration(est.seconds)} per run).")
+
+
+def sweep_estimate(sw, store, device: str | None = None) -> str:
+    """sweep_text for a SweepSpec about to be launched on this machine: its planned runs
+    (core.runs.sweeps.plan), the per-run estimate from the store's finished runs of its backbone on
+    its device, and the parallel slots there (core.runs.capacity)."""
+    from core.runs.capacity import cpu_slots, gpu_slots, n_gpus
+    from core.runs.sweeps import plan
+    dev = resolve_device(device or getattr(sw, "device", "auto"))
+    steps = int((getattr(sw, "params", None) or {}).get("steps") or 300)
+    est = estimate_for(store, steps, getattr(sw, "backbone", None), dev)
+    slots = cpu_slots() if dev == "cpu" else gpu_slots(est.backbone) * max(1, n_gpus())
+    return sweep_text(plan(sw), est, slots)

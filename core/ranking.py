@@ -39,6 +39,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from core import fmt
 from core.fsutil import atomic_write_json, atomic_write_text, json_hash
 
 CACHE_VERSION = 1
@@ -363,11 +364,15 @@ def source_backbone(refs: list[str]) -> str | None:
 
 
 def measured_for_target(target: str, sources: list[str], *, method: str = "pot",
-                        results: pd.DataFrame | None = None) -> pd.DataFrame | None:
+                        results: pd.DataFrame | None = None,
+                        prompt_tasks: dict[str, str] | None = None) -> pd.DataFrame | None:
     """Measured gain of finished ``method`` runs on ``target`` beside a ranking.
 
     Columns source, measured (mean relative test gain over scratch, core.metrics.measured),
-    noise (the target's scratch seed spread, same units). None when no run measured the target.
+    noise (the target's scratch seed spread, same units; NaN = unknown), mark (core.evidence's rule for the
+    cell: evidence, inside noise, self-transfer, target not measurable, flagged runs, ...), run acc (the
+    transfer runs' mean test accuracy), scratch acc and majority (the target's). None when no run
+    measured the target.
     Sources are matched by name (the results table names a source by its prompt's name).
     """
     from core.metrics import MetricError, measured
@@ -384,9 +389,21 @@ def measured_for_target(target: str, sources: list[str], *, method: str = "pot",
         return None
     col = m.mean[target]
     noise = float(m.noise.get(target, float("nan")))
+    # core.evidence: the cell's mark and its absolute numbers (the same rule as Home and Transferability)
+    from core import evidence as E
+    ev = E.evidence(results, method=method, prompt_tasks=prompt_tasks)
+    ts = ev.targets.loc[target] if target in ev.targets.index else None
+
+    def cell(frame: pd.DataFrame, s: str):
+        return frame.at[s, target] if s in frame.index and target in frame.columns else float("nan")
+
     return pd.DataFrame({"source": list(sources),
                          "measured": [float(col[s]) if s in col.index else float("nan") for s in sources],
-                         "noise": noise})
+                         "noise": noise,
+                         "mark": [cell(ev.marks, s) if isinstance(cell(ev.marks, s), str) else "" for s in sources],
+                         "run acc": [float(cell(ev.source_score, s)) for s in sources],
+                         "scratch acc": float(ts["scratch_mean"]) if ts is not None else float("nan"),
+                         "majority": float(ts["majority"]) if ts is not None else float("nan")})
 
 
 # --------------------------------------------------------------------------- ranking -> sweep
@@ -550,6 +567,10 @@ def cli(command: str, argv: list[str]) -> int:
           f"majority {r.majority:.3f}; ranked by {r.metric} ({r.computed} computed, {r.cached} cached, "
           f"{r.seconds:.1f} s)")
     signed = {c: (lambda x: f"{x:+.3f}") for c in SIGNALS}
+    meas = measured_for_target(r.target, list(df["source"]))
+    if meas is not None:  # the measured columns, with core.evidence's marks (as on the Tasks page)
+        df = df.merge(meas, on="source", how="left")
+        df["measured"], df["noise"] = df["measured"].map(fmt.gain), df["noise"].map(fmt.gain)
     print(df.drop(columns=["path"]).to_string(index=False, formatters={**signed, "accuracy": "{:.3f}".format}))
     if args.out:
         out = atomic_write_text(args.out, r.table.to_csv(index=False))

@@ -29,7 +29,14 @@ import pandas as pd
 from core.fsutil import atomic_write_text
 
 RESULTS_COLUMNS = ["run_id", "sweep_id", "method", "source", "target", "seed", "steps", "train_size",
-                   "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings"]
+                   "val_score", "test_score", "wall_time_s", "device", "status", "prompt_path", "settings",
+                   # what each number is (core.evidence reads them): the majority-class rate and size of the
+                   # split test_score was computed on, the score's kind, the head, the task data's hash, and
+                   # the run's sanity flags ("clean", "not recorded", or flag names joined by "; ")
+                   "majority_rate", "test_n", "score_kind", "head", "data_hash", "flags"]
+SCORE_KIND = "accuracy"    # the score every built-in task reports (a task may say otherwise)
+FLAGS_NOT_RECORDED = "not recorded"   # a run whose own events were not kept (the demo's): never "clean"
+FLAGS_CLEAN = "clean"                 # checked, nothing flagged
 GENERIC = "generic"        # the control source: one prompt trained on a mix of all tasks (tasks.mixed_task)
 BASELINE = "scratch"       # the method every gain is measured against
 FINISHED = ("finished", "done", "")  # statuses that count as finished (no status column: all rows do)
@@ -163,6 +170,17 @@ def run_backbone(settings) -> str | None:
     except ValueError:
         return None
     return value.get("backbone") if isinstance(value, dict) else None
+
+
+def run_head(settings) -> str | None:
+    """The head a run's ``settings`` JSON names (verbalizer | linear), or None."""
+    if not isinstance(settings, str) or not settings:
+        return None
+    try:
+        value = json.loads(settings)
+    except ValueError:
+        return None
+    return value.get("head") if isinstance(value, dict) else None
 
 
 def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:

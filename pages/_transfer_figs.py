@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core import blocks as B
+from core import evidence as E
 from core import fmt
 from core import labels as L
 from core import safetext as S
@@ -72,7 +73,8 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
                    diverging: bool = False, noise: pd.DataFrame | None = None, zlabel: str = "",
                    height: int | None = None, clickable: bool = True,
                    row_info: list[str] | None = None, col_info: list[str] | None = None,
-                   what: tuple[str, str] = ("source", "target"), gain: bool = False) -> go.Figure:
+                   what: tuple[str, str] = ("source", "target"), gain: bool = False,
+                   marks: pd.DataFrame | None = None, hover: pd.DataFrame | None = None) -> go.Figure:
     """Heatmap (row 0 at the top) with optional dendrograms, cell labels, noise-band markers and a
     transparent square-marker layer at the cell centres that carries the click selection.
 
@@ -81,6 +83,10 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     what: how the hover names a row and a column ("source block", "target block").
     gain: the values are relative gains (fractions): cells, hover and colour bar read in percent
     (core.fmt: one unit for gains everywhere).
+    marks: core.evidence's mark per cell (measured): self-transfer cells are greyed and hatched and left
+    out of the colour range, every other mark but "inside noise" (the ○ layer) is written in the cell's
+    corner (★ evidence, ✕ not measurable, ? noise unknown, ⚠ flagged, ...). hover: a line per cell
+    (the absolute numbers) that replaces the value in the hover.
     """
     rows, cols = [str(x) for x in mat.index], [str(x) for x in mat.columns]
     z = mat.to_numpy(dtype=float)
@@ -97,10 +103,21 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
     else:
         fig = go.Figure()
         pos = {}
-    finite = z[np.isfinite(z)]
+    mk = (marks.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=object)
+          if marks is not None else None)
+    self_cells = (mk == E.SELF) if mk is not None else np.zeros(z.shape, dtype=bool)
+    flagged = (mk == E.FLAGGED) if mk is not None else np.zeros(z.shape, dtype=bool)
+    # a self-transfer is no transfer, a cell of flagged runs no finding: neither sets the colour range
+    # every real transfer is read on
+    finite = z[np.isfinite(z) & ~self_cells & ~flagged]
     zmax = float(np.abs(finite).max()) if finite.size else 1.0
     zrange = {}
-    if not diverging and rows == cols and n_r > 2:
+    if not diverging and self_cells.any():
+        # a source's own task predicts itself best: scale colours by the other cells (as the diagonal below)
+        off = z[~self_cells & np.isfinite(z)]
+        if off.size and off.max() > off.min():
+            zrange = {"zmin": float(off.min()), "zmax": float(off.max())}
+    elif not diverging and rows == cols and n_r > 2:
         # a prompt is always most similar to itself: scale colours by the off-diagonal values,
         # or the diagonal flattens every other contrast
         off = z[~np.eye(n_r, dtype=bool) & np.isfinite(z)]
@@ -126,9 +143,11 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         colorbar={"title": {"text": zlabel, "side": "right"}, "thickness": 12, "len": 0.8 if dendro else 1.0,
                   "y": 0.44 if dendro else 0.5, "x": 1.01, **({"tickformat": ".0%"} if gain else {})},
         # a gain's hover is written by core.fmt.gain too (d3's "+.1%" reads -0.0004 as "-0.0%")
-        customdata=[[fmt.gain(v) if np.isfinite(v) else "" for v in row] for row in z] if gain and not clickable
-        else None,
-        hovertemplate=None if clickable else (("%{customdata}" if gain else "%{z:.3f}") + "<extra></extra>"))
+        customdata=(hover.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=str).tolist()
+                    if hover is not None and not clickable else
+                    [[fmt.gain(v) if np.isfinite(v) else "" for v in row] for row in z] if gain and not clickable
+                    else None),
+        hovertemplate=None if clickable else (("%{customdata}" if gain or hover is not None else "%{z:.3f}") + "<extra></extra>"))
     fig.add_trace(heat, **pos)
     row_px = float(np.clip(700 / max(n_r, 1), 12, 26))
     h = height or int(np.clip(170 + row_px * n_r * (1.14 if dendro else 1.0), 380, 1700))
@@ -145,10 +164,34 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
                                    # sits where plotly's toolbar is (over it, in a half-width figure)
                 marker={"symbol": "circle", "size": max(4.0, cell_px * NOISE_SIZE), "color": "white",
                         "line": {"color": "black", "width": 1}}), **pos)
+    if mk is not None:
+        rr, cc = np.nonzero(self_cells)
+        if len(rr):  # greyed and hatched: drawn apart from the transfers
+            fig.add_trace(go.Scatter(
+                x=cc, y=rr, mode="markers", name=E.SELF, hoverinfo="skip", showlegend=False,
+                marker={"symbol": "square-x", "size": cell_px, "color": "rgba(160,160,160,0.85)",
+                        "line": {"color": "rgba(90,90,90,0.9)", "width": 1}}), **pos)
+        rr, cc = np.nonzero(flagged)
+        if len(rr):  # every run of the cell flagged (e.g. kept its initial prompt): greyed, never a coloured gain
+            fig.add_trace(go.Scatter(
+                x=cc, y=rr, mode="markers", name=E.FLAGGED, hoverinfo="skip", showlegend=False,
+                marker={"symbol": "square", "size": cell_px, "color": "rgba(200,200,200,0.92)",
+                        "line": {"color": "rgba(90,90,90,0.9)", "width": 1}}), **pos)
+        sym = np.vectorize(lambda m: E.MARK_SYMBOL.get(m, "") if m not in (E.SELF, E.INSIDE_NOISE) else "")(mk) \
+            if mk.size else mk
+        rr, cc = np.nonzero(sym != "")
+        if len(rr):  # the mark in the cell's top-left corner (the ○ of the noise band is top-right)
+            fig.add_trace(go.Scatter(
+                x=cc - NOISE_DX, y=rr - NOISE_DY, mode="text", text=[str(sym[r, c]) for r, c in zip(rr, cc)],
+                name="evidence marks", hoverinfo="skip", showlegend=False,
+                textfont={"size": max(7.0, min(12.0, cell_px * 0.45)), "color": "black"}), **pos)
     if clickable:
         rr, cc = np.meshgrid(ys, xs, indexing="ij")
         vals = [("" if not np.isfinite(v) else f"{v:.3f}") for v in z.reshape(-1)]  # for a click: the value
         shown = [("" if not np.isfinite(v) else fmt.gain(v)) for v in z.reshape(-1)] if gain else vals  # the hover
+        if hover is not None:  # the absolute numbers behind a measured cell, and its mark
+            hv = hover.reindex(index=mat.index, columns=mat.columns).fillna("").to_numpy(dtype=object).reshape(-1)
+            shown = [h or v for h, v in zip(hv, shown)]
         # one row per cell, row-major: [source, target, value(, source note, target note)]. Built and
         # handed to plotly as numpy string arrays: plotly validates (and deep-copies) a list of lists
         # element by element, 4 of a 300-prompt page's 7 s; an array it takes as is.

@@ -139,10 +139,18 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
             st.session_state["runs_lr"] = regime.lr
         if regime.eval_every is not None:
             st.session_state["runs_eval_every"] = regime.eval_every
-        st.session_state["runs_extra"] = json.dumps(regime.extra, sort_keys=True) if regime.extra else ""
+        # the cell's method settings too (core.estimate.METHOD_SETTINGS): the form's widgets where it has
+        # them (teacher, λ mode, metric value), the other hyper-parameters (β, student init) otherwise
+        method = dict(regime.method)
+        for key, state in (("teacher_mode", "runs_teacher_mode"), ("lambda_mode", "runs_lambda_mode"),
+                           ("metric_value", "runs_metric_value")):
+            if key in method:
+                st.session_state[state] = method.pop(key)
+        extra = {**regime.extra, **method}
+        st.session_state["runs_extra"] = json.dumps(extra, sort_keys=True) if extra else ""
         st.session_state["runs_regime_note"] = (f"Prefilled in the regime the measured cell was trained in: "
-                                                f"{regime.describe()}" + (f", {', '.join(f'{k} {v}' for k, v in regime.extra.items())}"
-                                                                          if regime.extra else "") + ".")
+                                                f"{regime.describe()}" + (f", {', '.join(f'{k} {v}' for k, v in {**regime.extra, **regime.method}.items())}"
+                                                                          if regime.extra or regime.method else "") + ".")
     if qp["target"] in tasks:
         st.session_state["runs_target"] = qp["target"]
         st.session_state["runs_targets"] = [qp["target"]]
@@ -160,7 +168,7 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
             st.session_state["runs_missing_source"] = qp["source"]
 
 
-REGIME_PARAMS = ("steps", "train_size", "lr", "eval_every", "params")
+REGIME_PARAMS = ("steps", "train_size", "lr", "eval_every", "params", "method_params")
 _shown_errors: set[str] = set()
 
 
@@ -243,6 +251,22 @@ def _estimate_text(mode: str) -> str:
         return "Estimated duration: unknown — the sources are of several backbones."
     steps = int(st.session_state.get("runs_steps") or 300)
     return estimate_for(store, steps, next(iter(backbones), None), st.session_state.get("runs_device", "auto")).text()
+
+
+def _sweep_total_text() -> str:
+    """The grid's run count and total before launch (core.estimate.sweep_estimate); a grid not filled
+    in yet says what is missing."""
+    from core.estimate import sweep_estimate
+    try:
+        seeds = [int(x) for x in str(st.session_state.get("runs_seeds", "0")).replace(" ", "").split(",") if x]
+        srcs = [origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])]
+        sw = SweepSpec(sources=srcs, targets=list(st.session_state.get("runs_targets", [])),
+                       methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
+                       backbone=source_backbone(srcs) if srcs else None, params=_params(),
+                       device=st.session_state.get("runs_device", "auto"))
+        return sweep_estimate(sw, store)
+    except (SpecError, ValueError) as e:
+        return f"Total: fill in the grid first ({e})."
 
 
 def _checked(paths: list[str]) -> list[str]:
@@ -334,6 +358,9 @@ else:
         _errors("device")
         st.caption(_estimate_text(mode), help="median seconds per step of the last finished runs of this backbone "
                                               "on this device (wall time: loading and evaluation included)")
+        if mode != "Single run":
+            st.caption("⏱ " + _sweep_total_text(), help="runs × the per-run estimate ÷ the runs this device trains "
+                                                          "at once; PANDA students start after their PoT teachers")
         b1, b2 = st.columns([1, 2])
         backend = b1.radio("Backend", ["local", "ray"], horizontal=True, key="runs_backend")
         if backend == "ray":
@@ -577,23 +604,28 @@ def _sweeps_view() -> None:
     if results.empty or not (results["method"] != "scratch").any():
         st.caption("The measured matrix appears here as this sweep's transfer runs finish.")
         return
-    try:
-        from core.metrics import measured
+    from core import results as results_mod
+    methods = results_mod.transfer_methods(results)
+    method = st.radio("Method shown", methods, horizontal=True, key="runs_sweep_method",
+                      index=methods.index(results_mod.default_method(methods))) if len(methods) > 1 else methods[0]
+    try:  # the same rule, colours, marks and number format as Transferability (core.evidence, _transfer_figs)
+        from core import evidence as E
+        from pages._transfer_figs import heatmap_figure
 
-        meas = measured(results)
-        mat = meas.mean
+        ev = E.evidence(results, method=method)
+        mat = ev.gain
     except Exception as e:  # noqa: BLE001
         st.caption(f"measured matrix unavailable: {S.md(e)}")
         return
     if mat.empty:
         st.caption("Waiting for the scratch baselines of these targets.")
         return
-    fig = go.Figure(go.Heatmap(z=mat.values, x=S.plotly_all(mat.columns), y=S.plotly_all(mat.index), colorscale="RdBu",
-                               zmid=0, text=[[fmt.gain(v, 1) for v in row] for row in mat.to_numpy(dtype=float)],
-                               texttemplate="%{text}", hoverinfo="text",
-                               colorbar=dict(title="gain", tickformat=".0%")))  # gains in % (core.fmt)
-    fig.update_layout(title=f"measured (relative gain over scratch) · {sid}", xaxis_title="target",
-                      yaxis_title="source", height=200 + 40 * len(mat), margin=dict(l=10, r=10, t=40, b=10))
+    hover = pd.DataFrame({t: {s_: E.cell_text(ev, s_, t) for s_ in mat.index} for t in mat.columns})
+    fig = heatmap_figure(mat, annotate=True, diverging=True, zlabel="relative gain", gain=True, clickable=False,
+                         height=220 + 40 * len(mat), marks=ev.marks, hover=hover)
+    fig.update_layout(title=f"measured {method} (relative gain over scratch) · {sid}")
+    st.caption(ev.summary() + ". Marks: " + ", ".join(f"{v} {k}" for k, v in E.MARK_SYMBOL.items())
+               + "; grey = self-transfer, or every run of the cell flagged (its value is not a finding).")
     st.plotly_chart(fig, key="runs_sweep_measured", width="stretch")
 
 

@@ -286,6 +286,16 @@ if rk is not None and index is not None:
                            n_scratch, S.md_list(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
                            ", ".join(f"{S.md(s)} {lam[s]:.2f}" for s in rk.top(int(k)))))
             shown_ranking = (rank_key, st.session_state.get("tasks_rank_n", 0))  # what a launch message is about
+            try:  # how many runs and how long, before launch (core.estimate)
+                from core.estimate import sweep_estimate
+                from core.runs.store import RunStore
+                st.caption("⏱ " + sweep_estimate(R.ranked_sweep(
+                    rk, int(k), spot=spot, params={"steps": int(steps), "train_size": int(train_size)},
+                    scratch_seeds=list(range(int(n_scratch)))), RunStore()), help="runs × the per-run estimate "
+                    "(recent finished runs of this backbone on this device) ÷ the runs this device trains at once; "
+                    "PANDA students start after their PoT teachers")
+            except Exception as e:  # noqa: BLE001 -- an estimate must never block the launch button
+                st.caption(f"⏱ Total unknown: {type(e).__name__}: {S.md(e)}")
             if st.button(f"🚀 Launch top-{int(k)} sweep", key="tasks_launch", type="primary"):
                 notice.begin(st.session_state, "tasks")
                 from core.runs.queue import launch_sweep

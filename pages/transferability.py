@@ -26,6 +26,7 @@ import pandas as pd
 import streamlit as st
 
 from core import blocks as B
+from core import evidence as E
 from core import fmt
 from core import metrics as M
 from core import results as R
@@ -308,6 +309,7 @@ lib_hash = index.content_hash()
 mat = None
 meas = None
 noise_mask = None
+ev = ev_marks = ev_hover = None  # core.evidence on the measured matrix
 status_msg = ""
 t0 = time.perf_counter()
 if measured_ok:
@@ -322,6 +324,11 @@ if metric == "measured":
     else:
         mat = meas.mean
         noise_mask = meas.inside_noise()
+        # core.evidence's marks and absolute numbers per cell (the same rule as Home and the CLI)
+        ev = E.evidence(results, method=meas.method, generic=generic,
+                        prompt_tasks={n: p.task for n, p in by_name.items() if p.task})
+        ev_marks = ev.marks
+        ev_hover = pd.DataFrame({t: {s: E.cell_text(ev, s, t) for s in ev.gain.index} for t in ev.gain.columns})
 else:
     ok, status_msg = M.metric_status(metric, prompts)
     if not ok:
@@ -389,7 +396,8 @@ if mat is not None and not mat.empty:
     if not B.needs_blocks(shown.shape):
         shown, clustering = arrange(shown, key_base)
         fig = heatmap_figure(shown, clustering=clustering, annotate=annotate_toggle(shown.shape),
-                             diverging=diverging, noise=noise_mask, zlabel=zlabel, gain=is_gain)
+                             diverging=diverging, noise=noise_mask, zlabel=zlabel, gain=is_gain,
+                             marks=ev_marks, hover=ev_hover if is_gain else None)
         build_s = time.perf_counter() - t0
         event = st.plotly_chart(fig, key="tr_heatmap", on_select="rerun", selection_mode="points", width="stretch")
         st.caption(f"{fmt.count(shown.shape[0], 'source')} × {fmt.count(shown.shape[1], 'target')} · ready in {build_s:.2f} s · click a cell "
@@ -398,6 +406,14 @@ if mat is not None and not mat.empty:
                       if (fig.layout.meta or {}).get("values_hidden") else "")
                    + (" · ○ = inside the noise band: |gain| ≤ the seed-to-seed spread of scratch on that target"
                       if noise_mask is not None and noise_mask.values.any() else ""))
+        if ev is not None:
+            st.caption(f"{ev.summary()}. Marks (core.evidence, the same on Home and in `python -m core demo "
+                       "report`): " + ", ".join(f"{v} {k}" for k, v in E.MARK_SYMBOL.items() if k != E.INSIDE_NOISE)
+                       + "; grey hatched cells are self-transfers (source task = target), left out of the colour "
+                       "scale and of every best source. Hover a cell for the run's and scratch's accuracy and the "
+                       "majority rate." + ("" if ev.targets["measurable"].all() else " Not measurable at this "
+                       "budget: " + "; ".join(f"`{t}`: {ev.targets.at[t, 'why']}" for t in ev.targets.index
+                                               if not ev.targets.at[t, "measurable"]) + "."))
     else:
         # ---- blocks: a task or a dendrogram cluster per block; a click on a block shows its cells
         task_of = {p.name: p.task for p in prompts}
@@ -536,6 +552,8 @@ if src and tgt:
     st.dataframe(meta, width="stretch", key="tr_pair_meta")
     vals = TB.pair_values(by_name[src], tgt_prompts, prompts, at_hand=at_hand, stored=stored, meas=meas,
                           target_task=tgt_task)
+    if ev is not None and src in ev.gain.index and tgt_task in ev.gain.columns:  # the gain with its baselines
+        st.caption(f"Measured {ev.method} {S.md_code(src)} → {S.md_code(tgt_task)}: {S.md(E.cell_text(ev, src, tgt_task))}")
     # a metric's value and a measured gain are different units: two columns (the gain in %, as core.fmt
     # writes it), blank where a row has none (never "None"); the notes ("± 11.2% over 3 seeds; noise band
     # ±4.1%") below the table, where they wrap instead of being cut in a cell
@@ -562,13 +580,25 @@ if src and tgt:
 st.subheader("Best sources for a target")
 if not measured_ok and default_why:
     st.caption(default_why)  # which metric orders the sources, and how well it is validated (core.defaults)
+# the validation (below) first: on the measured view the ranking and the side-by-side follow the metric
+# that predicts the measurements best, not a fixed one; no measured runs: the group's default metric (core.defaults)
+preds, vt, best_pred = {}, None, None
+if meas is not None and not meas.mean.empty:
+    preds = TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored)
+    vt = TB.validation(preds, meas, prompts, k=3)
+    scored = vt[vt["mean_rho"].notna()]
+    best_pred = str(scored["metric"].iloc[0]) if len(scored) else None
 use_shown = metric != "measured" and mat is not None
-# measured shown: its sources sit beside e_avg, as before; no measured runs: the group's default metric
-predicted_metric = metric if use_shown else ("e_avg" if measured_ok else default_m)
+fallback = "e_avg" if measured_ok else default_m
+predicted_metric = metric if use_shown else (best_pred or fallback)
 pred_full = mat if use_shown else None
-if pred_full is None and M.metric_status(predicted_metric, prompts)[0]:
-    pred_full = get_matrix(predicted_metric, group, lib_hash, prompts, not M.METRICS[predicted_metric].needs_backbone)
-pred_tasks = M.by_task(pred_full, prompts) if pred_full is not None else None
+if pred_full is None and not best_pred and M.metric_status(fallback, prompts)[0]:
+    pred_full = get_matrix(fallback, group, lib_hash, prompts, not M.METRICS[fallback].needs_backbone)
+pred_tasks = (M.by_task(pred_full, prompts) if pred_full is not None
+              else preds.get(best_pred) if best_pred else None)
+why_metric = ("the metric shown above" if use_shown else
+              "the best predictor of the measured transfer (validation below)" if best_pred else
+              "the group's default metric (core.defaults)")
 targets = sorted(set(pred_tasks.columns if pred_tasks is not None else []) | set(meas.mean.columns if meas is not None else []))
 q_targets = st.session_state.pop("_tr_target_q", None) or []
 if isinstance(q_targets, str):
@@ -609,6 +639,7 @@ if target:
             rank["cannot run"] = [missing[s] or "" for s in rank.index]
         if all(missing.values()):  # nothing to launch: no launch column of blanks ("None"), the reasons stay
             rank = rank.drop(columns=["run"])
+    st.caption(f"Sources ranked by `{predicted_metric}`: {why_metric}.")
     st.dataframe(rank.reset_index(), hide_index=True, width="stretch", key="tr_rank",
                  column_config={"run": st.column_config.LinkColumn("launch", display_text="run PANDA"),
                                 "measured gain": gain_column("measured gain"),
@@ -620,7 +651,8 @@ if target:
     elif len(rank):
         runnable = [s_ for s_ in rank.index if not missing[s_]]
         if runnable:
-            link_to_runs(f"Run PANDA on {S.md(target)} from {S.md(runnable[0])}", target=target, source=runnable[0],
+            link_to_runs(f"Run PANDA on {S.md(target)} from {S.md(runnable[0])} (top pick of {predicted_metric})",
+                         target=target, source=runnable[0],
                          method="panda", **(regime[runnable[0]].to_query() if regime[runnable[0]] else {}))
         else:
             st.caption(f"No run can be launched for {S.md_code(target)} here: {S.md(missing[rank.index[0]])}.")
@@ -628,8 +660,16 @@ if target:
 # ---- predicted vs measured, and how well each metric predicts -------------------------------------
 if meas is not None and not meas.mean.empty:
     st.subheader("Predicted vs measured")
-    side_metric = predicted_metric
-    pred_side = pred_tasks
+    side_opts = list(dict.fromkeys(([metric] if use_shown else []) + list(preds)))
+    if st.session_state.get("tr_side_metric") not in side_opts:
+        st.session_state.pop("tr_side_metric", None)
+    default_side = predicted_metric if predicted_metric in side_opts else (side_opts[0] if side_opts else None)
+    side_metric = st.selectbox("Predicted side", side_opts, key="tr_side_metric",
+                               index=side_opts.index(default_side) if default_side in side_opts else None,
+                               help="default: the metric shown above, or on the measured view the validation's "
+                                    "best predictor") if side_opts else predicted_metric
+    pred_side = (preds.get(side_metric) if side_metric in preds
+                 else M.by_task(mat, prompts) if use_shown and side_metric == metric else pred_tasks)
     left, right = st.columns(2)
     side = TB.side_by_side(pred_side, meas, prompts)
     if side is not None:
@@ -638,8 +678,11 @@ if meas is not None and not meas.mean.empty:
         side_labels = len(side_p) <= ANNOTATE_MAX and side_p.shape[1] <= SIDE_LABELS_MAX
         by += "" if side_labels else "; hover a cell for its value"
         with left:
-            st.caption(f"{side_metric} (by target task{by})")
-            st.plotly_chart(heatmap_figure(side_p, annotate=side_labels,
+            st.caption(f"{side_metric} (by target task{by}; colours scaled without the grey self-transfer cells)")
+            task_of = {p.name: p.task for p in prompts}
+            side_self = pd.DataFrame([[E.SELF if task_of.get(r, r) == c else "" for c in side_p.columns]
+                                      for r in side_p.index], index=side_p.index, columns=side_p.columns)
+            st.plotly_chart(heatmap_figure(side_p, annotate=side_labels, marks=side_self,
                                            zlabel=side_metric, clickable=False, height=420),
                             key="tr_side_pred", width="stretch")
         with right:
@@ -649,8 +692,6 @@ if meas is not None and not meas.mean.empty:
                                            clickable=False, height=420),
                             key="tr_side_meas", width="stretch")
     st.subheader("How well does each metric predict measured transfer?")
-    preds = TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored)
-    vt = TB.validation(preds, meas, prompts, k=3)
     vt_view, vt_config = validation_view(vt)  # rates and regrets in %, as on Home
     st.dataframe(vt_view, hide_index=True, width="stretch", key="tr_validation", column_config=vt_config)
     st.caption("Per target: Spearman ρ between the metric's column and the measured gains over sources (the "

@@ -30,7 +30,7 @@ TORCH_FREE = ["core.metrics", "core.metrics.validation", "core.metrics.measured"
               "core.metrics.cache", "core.results", "core.headline", "core.blocks", "core.fsutil", "core.tasks",
               "core.tasks.registry"]
 TORCH_FREE += ["core.training.events", "core.training.trainable", "core.training.config", "core.runs.spec"]  # read by the run store and the pages
-TORCH_FREE += ["core.fmt", "core.mapview", "core.estimate", "core.runs.store"]  # what the pages format and read
+TORCH_FREE += ["core.fmt", "core.mapview", "core.estimate", "core.runs.store", "core.evidence"]  # what the pages format and read
 
 
 def module_name(path: Path, core: Path = CORE) -> str:

@@ -40,6 +40,10 @@ def test_measured_regime_is_the_cells_own():
     r = measured_regime(res, "sent_product", "sent_tweet", method="panda")
     assert (r.steps, r.train_size, r.lr, r.eval_every, r.n_runs) == (150, 128, 0.03, 25, 2)
     assert r.extra == {"batch_size": 16, "max_length": 128, "prompt_length": 20, "head": "verbalizer"}
+    # issue 23: the method's own settings travel too, so a prefilled run is the run that was measured
+    assert r.method == {k: v for k, v in json.loads(DEMO_SETTINGS).items()
+                        if k in ("teacher_mode", "lambda_mode", "beta", "metric_value", "student_init")}
+    assert r.method and Regime.from_query(r.to_query())[0].method == r.method
     assert r.describe() == "150 steps on 128 training examples"
     # the pot runs of the cell were 20 steps on all data
     p = measured_regime(res, "sent_product", "sent_tweet", method="pot")
@@ -93,3 +97,18 @@ def test_estimate_reads_the_run_store():
     store.update_run("r-a", status="finished", step=40, wall_time_s=8.0, device="cpu")
     e = estimate_for(store, 100, None, "cpu")
     assert e.seconds == pytest.approx(20.0) and e.n_runs == 1
+
+
+def test_a_sweeps_total_counts_its_waves():
+    """Issue 23: the total before launch = waves of `slots` runs, teachers before PANDA students."""
+    from types import SimpleNamespace
+
+    from core.estimate import Estimate, sweep_text, sweep_total_s, sweep_waves
+    planned = [SimpleNamespace(deps=[]) for _ in range(6)] + [SimpleNamespace(deps=["t"]) for _ in range(3)]
+    assert sweep_waves(planned) == (6, 3)
+    assert sweep_total_s(6, 3, 100.0, 2) == 500.0          # ceil(6/2) + ceil(3/2) = 5 waves
+    assert sweep_total_s(6, 3, 100.0, 1) == 900.0 and sweep_total_s(6, 3, None, 2) is None
+    est = Estimate(240.0, 0.8, 3, MINILM, "cpu")
+    assert sweep_text(planned, est, 1) == ("9 runs (6 first, then 3 PANDA students once their teachers finish), "
+                                           "1 at a time on cpu: ≈ 36.0 min in all (≈ 4.0 min per run).")
+    assert "total unknown" in sweep_text(planned, Estimate(None, None, 0, MINILM, "cpu"), 1)

@@ -96,11 +96,13 @@ def test_home_tables_read_as_words_and_percent(atlas_home):
     at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180).run()
     assert not at.exception, [e.value for e in at.exception]
     h = headline(demo_dir())
-    # the best predictor's top-3 hit is a caption, not a delta arrow
+    # the best predictor's chance level and ceiling are a caption, not a delta arrow
     best = next(m for m in at.metric if m.label.startswith("Best predictor: "))
     assert best.delta in ("", None)
-    assert any(c.value == f"top-3 hit rate {h.best_metric['top_k_hit']:.0%} of targets" for c in at.caption)
-    assert next(m for m in at.metric if m.label.startswith("PANDA")).value == fmt.gain(h.panda_vs_pot)
+    v = h.validation
+    assert any(c.value.startswith(f"permutation p = {v['p']:.3f}") and f"{v['top_k_hit']:.0%} vs" in c.value
+               for c in at.caption)
+    assert any("PANDA − PoT" in m.value and fmt.gain(h.panda_vs_pot_measurable) in m.value for m in at.markdown)
     metric_table = next(d for d in at.dataframe if "mean_rho" in d.value.columns)
     cols = _columns(metric_table)
     labels = {k: v.get("label") for k, v in cols.items() if k != "_index"}
@@ -108,14 +110,13 @@ def test_home_tables_read_as_words_and_percent(atlas_home):
     assert not any("_" in (lab or "") for lab in labels.values()), labels
     rho = metric_table.value["mean_rho"]
     assert not any(v < 0 and f"{v:.2f}" == "-0.00" for v in rho), list(rho)   # no "-0.00"
-    # gains: the best-source table in % (×100, printf with %), a negative best reads "no source helps"
-    best_table = next(d for d in at.dataframe if "gain" in d.value.columns)
-    assert _columns(best_table)["gain"]["type_config"]["format"] == fmt.GAIN_PRINTF
+    # gains: the best-source table in % (×100, printf with %), picked on seed 0 and scored on the others
+    best_table = next(d for d in at.dataframe if "gain other seeds" in d.value.columns)
+    assert _columns(best_table)["gain other seeds"]["type_config"]["format"] == fmt.GAIN_PRINTF
     shown = best_table.value.set_index("target")
-    for row in h.best_source:
-        assert shown.at[row["target"], "gain"] == pytest.approx(row["gain"] * 100, abs=0.051)
-        want = row["source"] if row["gain"] > 0 else "no source helps"
-        assert shown.at[row["target"], "source"] == want
+    for row in h.best_held_out:
+        assert shown.at[row["target"], "gain other seeds"] == pytest.approx(row["held_out_gain"] * 100, abs=0.051)
+        assert shown.at[row["target"], "source"] == row["source"]
     regret = _columns(metric_table)["regret"]["type_config"]["format"]
     assert regret == fmt.REGRET_PRINTF
 

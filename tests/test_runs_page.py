@@ -235,11 +235,16 @@ def test_sweep_measured_heatmap_reads_gains_in_percent():
     at = page().run()
     clean(at)
     chart = next(c for c in at.get("plotly_chart") if "runs_sweep_measured" in c.proto.id)
-    heat = json.loads(chart.proto.spec)["data"][0]
-    cells = {(y, x): t for y, row in zip(heat["y"], heat["text"]) for x, t in zip(heat["x"], row)}
-    assert cells[("src_a", TARGET)] == "+10.0%"
-    assert cells[("wide", TARGET)] == "0.0%"          # -0.04 %: no "-0.0%"
+    spec = json.loads(chart.proto.spec)
+    heat = spec["data"][0]
+    # issue 23 item 9: Transferability's figure (pages._transfer_figs): cell labels in whole percent, the
+    # hover gives the gain to 0.1% with its absolute numbers
+    ys, xs = spec["layout"]["yaxis"]["ticktext"], spec["layout"]["xaxis"]["ticktext"]
+    cells = {(y, x): t for y, row in zip(ys, heat["text"]) for x, t in zip(xs, row)}
+    assert cells[("src_a", TARGET)] == "+10%"
+    assert cells[("wide", TARGET)] == "0%"          # -0.04 %: no "-0%"
     assert heat["colorbar"]["tickformat"] == ".0%"
+    assert heat["zmid"] == 0 and heat["zmin"] == -heat["zmax"]
 
 
 def test_the_detail_opens_on_the_last_finished_run_not_the_newest_row_and_accuracy_axes_are_0_to_1():
@@ -258,3 +263,37 @@ def test_the_detail_opens_on_the_last_finished_run_not_the_newest_row_and_accura
     table = at.dataframe[0].value
     assert table.set_index("run").loc["r-2-failed", "test"] == "–"  # not None
     assert "None" not in table.astype(str).to_numpy().ravel().tolist()
+
+
+def test_a_sweep_cell_of_flagged_runs_is_greyed_not_a_coloured_loss():
+    """Issue 23: the user's sweep whose validation saturated at step 0: scratch scored 1.000 on every seed
+    (noise band unknown, target at the ceiling) and the PoT run kept its initial prompt (best_step 0):
+    the cell is drawn grey and marked ⚠, not a dark-red "-7.5%"."""
+    import json
+
+    from core import evidence as E
+    store = RunStore()
+    store.add_sweep("sw-sat", {"targets": [TARGET], "methods": ["pot"]})
+    params = {"steps": 4, "train_size": 16, "max_length": 16}
+    runs = [(f"s{k}", "scratch", [], k, 1.0, "clean") for k in range(3)] + [
+        ("p-a", "pot", ["src_a"], 0, 0.925, E.flags_text([E.FLAG_KEPT_INIT, E.FLAG_VAL_SATURATED]))]
+    for run_id, method, sources, seed, score, flags in runs:
+        store.add_run(run_id, {"method": method, "target": TARGET, "sources": sources, "source_names": sources,
+                               "seed": seed, "device": "cpu", "params": params, "backend": "local"}, sweep_id="sw-sat")
+        store.set_status(run_id, "finished", test_score=score, event={"test_score": score, "flags": flags})
+    at = page().run()
+    clean(at)
+    chart = next(c for c in at.get("plotly_chart") if "runs_sweep_measured" in c.proto.id)
+    spec = json.loads(chart.proto.spec)
+    grey = [t for t in spec["data"] if t.get("name") == E.FLAGGED]
+    x = grey[0]["x"] if grey else []
+    if isinstance(x, dict):  # plotly >= 6 typed array
+        import base64
+
+        import numpy as np
+        x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
+    assert len(x) == 1                                            # the one cell, drawn grey
+    marks = next(t for t in spec["data"] if t.get("name") == "evidence marks")
+    assert marks["text"] == [E.MARK_SYMBOL[E.FLAGGED]]
+    hover = spec["data"][0]["customdata"][0][0]
+    assert "[flagged runs]" in hover and "-7.5%" in hover and "scratch 1.000" in hover  # the hover says what it was

@@ -116,3 +116,17 @@ def test_a_run_whose_prompt_was_deleted_keeps_its_record(atlas_home):
     assert any(h.value == "✅ r-gone" for h in at.subheader)
     row = store.results_table().set_index("run_id").loc["r-gone"]
     assert (row["source"], row["test_score"], row["status"]) == ("src_a", 0.75, "finished")
+
+
+def test_a_prefilled_panda_run_copies_the_cells_method_settings():
+    """Issue 23: λ mode, β, teacher and student init of the measured cell are carried, not the form's."""
+    from core.estimate import Regime
+    q = Regime(150, 128, 0.03, 25, {"batch_size": 16},
+               method={"lambda_mode": "metric", "beta": 0.5, "teacher_mode": "pot", "student_init": "random",
+                       "metric_value": 0.25}).to_query()
+    at = clean(page(target=TARGET, source="src_a", method="panda", **q))
+    assert at.radio(key="runs_lambda_mode").value == "metric"          # the cell's, not the form's "fixed"
+    assert at.selectbox(key="runs_teacher_mode").value == "pot"
+    assert at.number_input(key="runs_metric_value").value == pytest.approx(0.25)
+    assert json.loads(at.text_input(key="runs_extra").value) == {"batch_size": 16, "beta": 0.5,
+                                                                  "student_init": "random"}

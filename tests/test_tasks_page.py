@@ -80,6 +80,9 @@ def test_upload_save_rank_and_launch_top_k(tmp_path):
     at.number_input(key="tasks_top_k").set_value(2)
     at.number_input(key="tasks_steps").set_value(3)
     at.number_input(key="tasks_scratch_seeds").set_value(1).run()
+    # issue 23: the run count and the order before launch (no finished run here yet: total unknown, said so)
+    assert any(c.value.startswith("⏱ 5 runs (3 first, then 2 PANDA students once their teachers finish)")
+               for c in at.caption), [c.value for c in at.caption]
     at.button(key="tasks_launch").click().run()
     clean(at)
     runs = RunStore().list_runs()

@@ -139,3 +139,31 @@ def finalize(out: Path, metrics: list[str] | None = None) -> None:
 
 def finalize_metrics() -> list[str]:
     return ["e_avg", "e_tok", "e_flat", "euclid", "on", "on_probe", "panda_sim", "zs"]
+
+
+def annotate(out: Path) -> int:
+    """Fill in what each number of the demo's ``results.csv`` is (core.results' descriptive columns):
+    the majority-class rate and size of each target's test split and its data hash, computed from the
+    pinned tasks (they must be prepared), the score kind and head, and flags "not recorded" (the
+    demo's runs kept no events). Idempotent; rewrites the file atomically. Returns the rows updated.
+
+        python -m core demo annotate
+    """
+    from core.results import FLAGS_NOT_RECORDED, SCORE_KIND, run_head, write_rows
+    from core.demo.workers import demo_task
+    from core.tasks import task_data_hash
+    path = out / "results.csv"
+    rows = read_results(path)
+    info = {}
+    for r in rows:
+        t = r["target"]
+        if t not in info:
+            task = demo_task(t)
+            info[t] = {"majority_rate": f"{task.majority_rate('test'):.6f}", "test_n": str(len(task.test)),
+                       "data_hash": task_data_hash(task)}
+        r.update(info[t])
+        r["score_kind"] = r.get("score_kind") or SCORE_KIND
+        r["head"] = r.get("head") or run_head(r.get("settings")) or ""
+        r["flags"] = r.get("flags") or FLAGS_NOT_RECORDED
+    write_rows(path, rows)
+    return len(rows)

@@ -14,7 +14,7 @@ from core.demo.workers import _demo_tasks
 
 def cli(command: str, argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m core demo", description="Build the demo library: real prompts and a real measured transfer matrix.")
-    p.add_argument("action", choices=["build", "finalize", "estimate", "report", "verify"])
+    p.add_argument("action", choices=["build", "finalize", "estimate", "report", "verify", "annotate"])
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto")
     p.add_argument("--out", type=Path, default=None, help="demo folder (default: ATLAS_DEMO or data/demo)")
     p.add_argument("--work", type=Path, default=None, help="where uncommitted run prompts go (default .cache/demo-runs)")
@@ -44,6 +44,10 @@ def cli(command: str, argv: list[str]) -> int:
     if a.action == "report":
         from core.headline import report
         print(report(out))
+        return 0
+    if a.action == "annotate":
+        from core.demo.build import annotate
+        print(f"annotate: {annotate(out)} rows of {out / 'results.csv'} describe their numbers")
         return 0
     if a.action == "verify":
         res = verify(out, write=a.write, sample=a.sample)

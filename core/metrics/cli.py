@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
                         help="targets (the default when given alone): columns = target tasks (mean over a task's "
                              "prompts, scratch prompts preferred); both: rows = source tasks too (a prompt is never "
                              "averaged against itself)")
+    parser.add_argument("--marks", action="store_true",
+                        help="measured: core.evidence's mark per cell (evidence, inside noise, self-transfer, target "
+                             "not measurable, ...) instead of the gain: the marks the pages draw")
     parser.add_argument("--out", default=None, help="output CSV (default: stdout) (raw values: the product reads it back; unlike the pages' downloads, cells starting with = + - @ are not neutralised for spreadsheets)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cache_dir()/metrics")
@@ -76,6 +80,14 @@ def _cli_matrix(args) -> pd.DataFrame:
                                                          if args.library else None)
         if path is None or not path.is_file():
             raise MetricError(f"{path}: no results CSV (pass --results FILE)")
+        if args.marks:
+            from core.evidence import evidence
+            tasks = {}
+            for d in args.library:  # a source named by its prompt: its task from the prompt's atlas.json
+                for meta in sorted(Path(d).glob("*/atlas.json")):
+                    info = json.loads(meta.read_text(encoding="utf-8"))
+                    tasks[info.get("name", meta.parent.name)] = info.get("task") or meta.parent.name
+            return evidence(read_finished(path), method=args.method or "pot", prompt_tasks=tasks).marks
         return measured(read_finished(path), method=args.method).mean
     prompts = _group_prompts(args)
     df = compute_matrix(args.metric, prompts, cache=not args.no_cache)

@@ -16,6 +16,7 @@ from core.results import BASELINE, ResultsError, default_method, finished_runs, 
 
 
 BUDGET_KEYS = ("steps", "train_size")
+PAIR_KEYS = ("head", "score_kind", "data_hash")
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Measured:
     mean, std, n: [sources x target tasks] relative gain over scratch (std over seeds, ddof=1).
     noise: per target, the seed-to-seed spread of scratch (std / mean of its test score) -
            the same relative units as the gain: a gain inside ±noise is not distinguishable
-           from seed noise.
+           from seed noise. NaN (unknown) from fewer than two distinct scratch scores.
     runs: one row per transfer run with its scratch baseline and gain.
     vs_generic: gain over the `generic` control source (same target, seed), where present.
     """
@@ -70,6 +71,12 @@ def measured(results: pd.DataFrame, *, method: str | None = None, baseline: str 
     kdf = df.copy()
     for k in keys[2:]:
         kdf[k] = kdf[k].fillna(-1)
+    # numbers of different kinds (head, score kind, task data) are never paired: a run meets the
+    # scratch baseline of its own kind only (a missing value matches a missing value)
+    for k in PAIR_KEYS:
+        if k in kdf.columns and kdf[k].notna().any():
+            kdf[k] = kdf[k].fillna("").astype(str)
+            keys.append(k)
     runs = _gains(kdf, keys, method, baseline)
     mean, std, n = _cell_stats(runs)
     gen = list(generic) if generic is not None else generic_sources(runs["source"].unique())
@@ -101,9 +108,12 @@ def _cell_stats(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
 
 
 def _noise(kdf: pd.DataFrame, baseline: str, targets: pd.Index) -> pd.Series:
-    """The noise band per target: spread of scratch over seeds, relative to its mean."""
+    """The noise band per target: spread of scratch over seeds, relative to its mean. Unknown (NaN),
+    never zero, from fewer than two distinct scratch scores (one seed, or seeds that agree exactly)."""
     sc = kdf[kdf["method"] == baseline].groupby(["target", "seed"])["test_score"].mean()
     noise = sc.groupby("target").std(ddof=1) / sc.groupby("target").mean()
+    distinct = sc.round(6).groupby("target").nunique()
+    noise = noise.where(distinct.reindex(noise.index) >= 2)
     return noise.reindex(targets).rename("noise")
 
 

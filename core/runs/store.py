@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from core.config import atlas_home
-from core.results import RESULTS_COLUMNS  # the contract is defined once, in core.results
+from core.results import FLAGS_NOT_RECORDED, RESULTS_COLUMNS, SCORE_KIND  # the contract is defined once, in core.results
 from core.training.events import upgrade_metrics
 
 TERMINAL = ("finished", "failed", "cancelled")
@@ -502,15 +502,30 @@ class RunStore:
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     # -- tables ------------------------------------------------------------
+    def _final_metrics(self, run_ids: list[str]) -> dict[str, dict]:
+        """run_id -> the metrics of its last status event that carries a test score ({} when none)."""
+        out: dict[str, dict] = {}
+        for chunk in _chunks(run_ids):
+            sql = (f"SELECT run_id, metrics FROM events WHERE kind = 'status' AND run_id IN "
+                   f"({','.join('?' for _ in chunk)}) ORDER BY run_id, seq")
+            for r in self._read(sql, chunk):
+                m = json.loads(r["metrics"])
+                if isinstance(m, dict) and m.get("test_score") is not None:
+                    out[r["run_id"]] = m
+        return out
+
     def results_table(self, *, status: Iterable[str] | None = None):
         """The RESULTS COLUMNS table (CONTRACT.md), one row per run, oldest first.
         Feed ``status=("finished",)`` to the measured matrix."""
         import pandas as pd
 
         rows = []
-        for r in reversed(self.list_runs(status=status)):
+        runs = list(reversed(self.list_runs(status=status)))
+        finals = self._final_metrics([r["run_id"] for r in runs])
+        for r in runs:
             spec = r["spec"]
             params = spec.get("params") or {}
+            final = finals.get(r["run_id"], {})
             settings = {k: v for k, v in spec.items() if k not in ("method", "target", "seed", "source_names")}
             rows.append({
                 "run_id": r["run_id"], "sweep_id": r["sweep_id"] or "", "method": r["method"],
@@ -519,8 +534,18 @@ class RunStore:
                 "val_score": r["val_score"], "test_score": r["test_score"], "wall_time_s": r["wall_time_s"],
                 "device": r["device"], "status": r["status"], "prompt_path": r["prompt_path"] or "",
                 "settings": json.dumps(settings, sort_keys=True, default=_json_default),
+                # what the number is, from the run's own final event (core.runs.worker.sanity)
+                "majority_rate": final.get("majority_rate"), "test_n": final.get("test_n"),
+                "score_kind": final.get("score_kind") or SCORE_KIND, "head": params.get("head") or final.get("head"),
+                "data_hash": final.get("data_hash"),
+                "flags": final.get("flags") or (FLAGS_NOT_RECORDED if r["status"] == "finished" else None),
             })
         return pd.DataFrame(rows, columns=RESULTS_COLUMNS)
+
+
+def _chunks(xs: list, n: int = 500):
+    for i in range(0, len(xs), n):
+        yield xs[i:i + n]
 
 
 def _deps_finished(c: sqlite3.Connection, deps: list[str]) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import signal
 import sys
@@ -87,6 +88,7 @@ class Worker:
         self._pending_progress: dict | None = None
         self.device = spec.device
         self.cancel_poll = None  # a pack's shared poller (one store read per pack step)
+        self.nonfinite_loss = False  # any progress event with a NaN / inf loss (a sanity flag)
 
     # events --------------------------------------------------------------
     def emit(self, kind: str, step: int | None, metrics: dict) -> None:
@@ -105,6 +107,9 @@ class Worker:
         if kind == "status" and metrics.get("device"):
             self.device = str(metrics["device"])
         if kind == "progress":
+            loss = metrics.get("loss")
+            if isinstance(loss, (int, float)) and not math.isfinite(loss):
+                self.nonfinite_loss = True
             now = time.monotonic()
             total = self.spec.params.get("steps")
             if now - self._last_progress < PROGRESS_MIN_INTERVAL_S and step != total:
@@ -207,7 +212,27 @@ class Worker:
                 "wall_time_s": _num(getattr(result, "wall_time_s", None)),
                 "device": str(getattr(result, "device", None) or self.device),
                 "prompt_path": str(path)}
+        info.update(self.sanity(result))
         return info
+
+    def sanity(self, result) -> dict:
+        """What the run's numbers are and whether they can be trusted, from its own events and data
+        (core.evidence.run_flags): stored in the final event, read back by the results table."""
+        from core.evidence import flags_text, run_flags
+        out = {"score_kind": "accuracy"}
+        counts = None
+        try:
+            from core.tasks import get_task, task_data_hash
+            task = get_task(self.spec.target)
+            counts = task.validation.counts(task.num_labels)
+            out.update(majority_rate=task.majority_rate("test"), test_n=len(task.test),
+                       data_hash=task_data_hash(task))
+        except Exception:  # noqa: BLE001 -- a task that cannot be re-read: its numbers stay undescribed
+            pass
+        flags = run_flags(best_step=getattr(result, "best_step", None), history=getattr(result, "history", None),
+                          val_counts=counts, nonfinite_loss=self.nonfinite_loss)
+        out["flags"] = flags_text(flags)
+        return out
 
     def finish(self, final: dict) -> None:
         self.final_status = final["status"]
