@@ -299,11 +299,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
         cols = [j for j, it in enumerate(items) if it.task == t_name]
         labels = list(task.validation.labels)[:max_examples or None]
         majority = max(np.bincount(labels)) / len(labels) if labels else 0.0
-        va = task.validation
-        rows = list(va.texts)[:len(labels)]
-        if getattr(va, "texts2", None) is not None:  # a pair target: the second texts are in the key too
-            rows = [[a, b] for a, b in zip(rows, list(va.texts2)[:len(labels)])]
-        data = json_hash([rows, labels, list(task.descriptions)], 12)
+        data = zs_data_key(task, max_examples)
         for i, src in enumerate(items):
             key = f"{bb.name}|{head}|{src.hash}|{t_name}|{data}"
             if key not in store:
@@ -314,6 +310,18 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     if len(store) > n_before and use_cache:
         atomic_write_text(path, json.dumps(store))
     return out
+
+
+def zs_data_key(task, max_examples: int | None = 200) -> str:
+    """The part of a ``zs`` cache key that stands for the target's data: its first ``max_examples``
+    validation rows (both texts of a pair: a changed second text is a new key), labels and the
+    label descriptions. Single-text tasks keep the key they always had."""
+    va = task.validation
+    labels = list(va.labels)[:max_examples or None]
+    rows = list(va.texts)[:len(labels)]
+    if getattr(va, "texts2", None) is not None:
+        rows = [[a, b] for a, b in zip(rows, list(va.texts2)[:len(labels)])]
+    return json_hash([rows, labels, list(task.descriptions)], 12)
 
 
 BACKBONE_FUNCS: dict[str, Callable[..., np.ndarray]] = {

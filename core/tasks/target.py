@@ -5,8 +5,8 @@ before it is ranked or swept.
     python -m core rank --target my_task   # refuses a one-class validation split, warns on thin ones
 
 Score kind: fixed per task when it is registered (``meta["score"]``): accuracy, or balanced
-accuracy (mean per-class recall) when the smallest class is under BALANCED_BELOW of the
-training split -- on a 99:1 task accuracy rewards never predicting the minority. The demo
+accuracy (mean per-class recall) when the smallest class has under BALANCED_BELOW (half) of an
+even share 1/C of the training split -- on a 99:1 task accuracy rewards never predicting the minority. The demo
 tasks are balanced by construction and stay on accuracy. Chance level: the validation
 majority rate for accuracy, 1/C for balanced accuracy.
 
@@ -40,13 +40,14 @@ def score_kind(task, split: str = "validation") -> ScoreKind:
     counts = task.split("train").counts(task.num_labels)
     share = min(counts) / max(1, sum(counts))
     key = "accuracy" if task.name in DEMO_TASKS else (task.meta or {}).get("score") or (
-        "balanced_accuracy" if share < BALANCED_BELOW else "accuracy")
+        "balanced_accuracy" if share < BALANCED_BELOW / task.num_labels else "accuracy")
+    even = f"{BALANCED_BELOW:g} of an even share 1/{task.num_labels} = {BALANCED_BELOW / task.num_labels:.1%}"
     if key == "balanced_accuracy":
         return ScoreKind(key, "balanced accuracy",
-                         f"smallest class {share:.1%} of train, under {BALANCED_BELOW:.0%}", 1.0 / task.num_labels)
+                         f"smallest class {share:.1%} of train, under {even}", 1.0 / task.num_labels)
     return ScoreKind("accuracy", "accuracy",
                      "demo task" if task.name in DEMO_TASKS else
-                     f"smallest class {share:.1%} of train, at least {BALANCED_BELOW:.0%}",
+                     f"smallest class {share:.1%} of train, at least {even}",
                      task.majority_rate(split) if len(task.split(split)) else 0.0)
 
 

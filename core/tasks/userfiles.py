@@ -299,7 +299,8 @@ def _resolve_labels(where, kept: list, label_col: str, labels: list | None, know
 
 VAL_MIN_PER_CLASS = 2      # a split the product carves gives every class this many validation examples
 #                            (2: the fewest for which a leave-one-out signal such as ncc is defined)
-BALANCED_BELOW = 0.10      # smallest class under this share of train: the task is scored by balanced accuracy
+BALANCED_BELOW = 0.5       # smallest class under this fraction of an even share (1/C) of train: the task is
+#                            scored by balanced accuracy (a 90:10 or 99:1 file; not 77 even classes)
 
 
 def _norm_text(t) -> str:
@@ -518,7 +519,7 @@ def _task_from_rows(where: str | Path, rows: list[tuple[str, object, str | None,
                 train=mk("train"), validation=mk("validation"), test=mk("test"), source=source, meta=meta)
     counts = task.train.counts(task.num_labels)
     share = min(counts) / max(1, sum(counts))
-    task.meta["score"] = "balanced_accuracy" if share < BALANCED_BELOW else "accuracy"
+    task.meta["score"] = "balanced_accuracy" if share < BALANCED_BELOW / task.num_labels else "accuracy"
     task.meta["smallest_class_share"] = round(share, 4)
     if notes:
         task.meta["notes"] = notes
