@@ -443,6 +443,9 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
     """
     from core.runs.sweeps import SweepSpec
     reg = demo_regime()
+    if r.metric in r.undefined:
+        raise RankError(f"{r.metric} is undefined on {r.target}'s validation split ({r.undefined[r.metric]}): "
+                        "no λ can come from it; rank by zs")
     beta = reg["beta"] if beta is None else float(beta)
     if not 1 <= int(top) <= len(r.table):
         raise RankError(f"top must be between 1 and the {len(r.table)} ranked sources, got {top}")

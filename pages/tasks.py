@@ -268,6 +268,9 @@ if rk is not None and index is not None:
     reg = R.demo_regime()
     if acc.viewer:
         viewer_reason("Launching runs")
+    elif rk.metric in rk.undefined:  # PANDA's λ would come from a signal that is not a number here
+        st.error(f"No sweep from {rk.metric}: it is undefined on this split ({rk.undefined[rk.metric]}); "
+                 "rank by zs to launch.", icon="🛑")
     else:
         with st.expander("🚀 Launch the top-k sweep", expanded=True):
             l1, l2, l3, l4, l5 = st.columns(5)
