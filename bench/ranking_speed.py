@@ -9,7 +9,7 @@ the baseline: the same zs numbers from a per-pair loop of core.training.evaluate
 already loaded, so the baseline is not charged for it), and whether the numbers agree.
 Budget (issue 16): cold <= 60 s, cached <= 2 s on the 2-core CPU box.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/ranking_speed.py --pair
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/ranking_speed.py --pair [--repeats=2]
 
 Pair target (issue 25): the same editorial sentences cut into (first half, second half) pairs
 and registered as a sentence-pair task, and the same pairs joined into one text as a
@@ -74,15 +74,20 @@ def pair_vs_joined(repeats: int = 2) -> int:
     t_pair = get_task("ed_pair")
     print(f"pair target: {len(r.table)} sources, {r.n_examples} validation examples, pair={t_pair.is_pair}, "
           f"{torch.get_num_threads()} threads, {repeats} cold rankings each (median)")
-    print(f"cold rank_sources, sentence pairs:      {tp:7.2f} s")
-    print(f"cold rank_sources, same pairs joined:   {tj:7.2f} s")
+    tokens = {n: sum(len(x) for x in load_backbone(None).token_ids(*get_task(n).validation.inputs(list(range(r.n_examples))),
+                                                                      max_length=128)) for n in times}
+    print(f"cold rank_sources, sentence pairs:      {tp:7.2f} s   rounds {[round(x, 1) for x in times['ed_pair']]}")
+    print(f"cold rank_sources, same pairs joined:   {tj:7.2f} s   rounds {[round(x, 1) for x in times['ed_joined']]}")
+    print(f"validation tokens: pairs {tokens['ed_pair']}, joined {tokens['ed_joined']} "
+          f"({tokens['ed_pair'] / tokens['ed_joined']:.3f}x: one more separator per pair)")
     print(f"ratio pair / joined = {tp / tj:.3f}x   (budget 1.10x)")
     return 0
 
 
 def main() -> int:
     if "--pair" in sys.argv[1:]:
-        return pair_vs_joined()
+        rep = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--repeats=")), 2)
+        return pair_vs_joined(rep)
     from real_text import editorial_csv
 
     tmp = Path(tempfile.mkdtemp(prefix="rank-bench-"))
