@@ -225,20 +225,49 @@ class Backbone:
                 f"layers={self.n_layers}, device={self.device}, dtype={self.dtype})")
 
     # ---- text -> ids --------------------------------------------------------
-    def tokenize(self, texts: list[str], max_length: int = 128) -> dict[str, torch.Tensor]:
-        """Dynamic padding to the longest text in ``texts``.
+    def tokenize(self, texts: list[str], max_length: int = 128,
+                 texts2: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Dynamic padding to the longest text in ``texts`` (pairs ``(texts[i], texts2[i])``
+        when ``texts2`` is given: see :meth:`token_ids`).
 
         Returns {"input_ids": [B, T] long, "attention_mask": [B, T] long} on the device.
         """
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length,
-                             return_tensors="pt")
+        enc = self.tokenizer(*_pair_args(texts, texts2), padding=True, truncation="longest_first",
+                             max_length=max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"].to(self.device),
                 "attention_mask": enc["attention_mask"].to(self.device)}
 
-    def token_ids(self, texts: list[str], max_length: int = 128) -> list[list[int]]:
-        """Unpadded ids per text (special tokens included), for length bucketing."""
-        enc = self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    def token_ids(self, texts: list[str], max_length: int = 128,
+                  texts2: list[str] | None = None) -> list[list[int]]:
+        """Unpadded ids per text (special tokens included), for length bucketing.
+
+        Sentence pairs (``texts2`` given): encoded as the tokenizer encodes pairs (BERT:
+        ``[CLS] a [SEP] b [SEP]``; RoBERTa: ``<s> a </s></s> b </s>``), truncated
+        longest-first to ``max_length`` so both parts keep tokens. Which positions belong
+        to the second text is read back from the ids by :meth:`token_types`.
+        """
+        enc = self.tokenizer(*_pair_args(texts, texts2), truncation="longest_first", max_length=max_length,
+                             padding=False)
         return [list(ids) for ids in enc["input_ids"]]
+
+    @property
+    def uses_token_types(self) -> bool:
+        """The model has a segment embedding that the tokenizer fills for pairs (BERT, MiniLM,
+        ELECTRA...; not RoBERTa, whose type vocabulary has one entry, nor decoders)."""
+        return (self.kind == "encoder" and "token_type_ids" in getattr(self.tokenizer, "model_input_names", ())
+                and int(getattr(self.model.config, "type_vocab_size", 0) or 0) >= 2
+                and getattr(self.tokenizer, "sep_token_id", None) is not None)
+
+    def token_types(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """token_type_ids [B, T] of (right-padded) text ids, as the tokenizer gives them for a
+        pair: 0 up to and including the first separator, 1 after it (the second text and its
+        closing separator), 0 on padding. A single text has nothing after its only separator:
+        all 0, what the model uses when given none. None when the model has no token types."""
+        if not self.uses_token_types:
+            return None
+        sep = (input_ids == self.tokenizer.sep_token_id).long()
+        after_first = (sep.cumsum(1) - sep) > 0
+        return (after_first & attention_mask.bool()).long()
 
     def to_device(self, t: torch.Tensor) -> torch.Tensor:
         """Host -> device without a stream sync: on CUDA through pinned memory, non_blocking.
@@ -297,7 +326,13 @@ class Backbone:
                prompt: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (last_hidden [B, L+T, d] model dtype, mask [B, L+T])."""
         embeds, mask = self.inputs(input_ids, attention_mask, prompt)
-        out = self._forward(inputs_embeds=embeds, attention_mask=self.model_mask(mask, embeds.dtype))
+        tt = self.token_types(input_ids.to(self.device), attention_mask.to(self.device))
+        if tt is None:
+            out = self._forward(inputs_embeds=embeds, attention_mask=self.model_mask(mask, embeds.dtype))
+        else:  # prompt positions: token type 0, in front of the text's (pair) types
+            tt = torch.cat([tt.new_zeros((tt.shape[0], embeds.shape[1] - tt.shape[1])), tt], dim=1)
+            out = self._forward(inputs_embeds=embeds, attention_mask=self.model_mask(mask, embeds.dtype),
+                                token_type_ids=tt)
         return out.last_hidden_state, mask
 
     def model_mask(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -350,12 +385,14 @@ class Backbone:
 
     @torch.no_grad()
     def embed_texts(self, texts: list[str], batch_size: int = 64, max_length: int = 128,
-                    prompt: torch.Tensor | None = None, pool: str = "text") -> torch.Tensor:
-        """Pooled embeddings of many texts [N, d] float32 on CPU (length-sorted batches)."""
+                    prompt: torch.Tensor | None = None, pool: str = "text",
+                    texts2: list[str] | None = None) -> torch.Tensor:
+        """Pooled embeddings of many texts (or pairs with ``texts2``) [N, d] float32 on CPU
+        (length-sorted batches)."""
         texts = list(texts)
         if not texts:
             return torch.zeros((0, self.dim))
-        ids = self.token_ids(texts, max_length)
+        ids = self.token_ids(texts, max_length, texts2)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         out = torch.empty((len(ids), self.dim))
         for s in range(0, len(order), batch_size):
@@ -469,6 +506,15 @@ class Backbone:
             out = acts[:, :, pos]
         out = out.cpu()
         return out if batched else out[0]
+
+
+def _pair_args(texts: list[str], texts2: list[str] | None) -> tuple:
+    """Positional arguments for a tokenizer call: (texts,) or (texts, texts2) for pairs."""
+    if texts2 is None:
+        return (list(texts),)
+    if len(texts2) != len(texts):
+        raise BackboneError(f"{len(texts)} first texts but {len(texts2)} second texts")
+    return list(texts), list(texts2)
 
 
 # --------------------------------------------------------------------------- #

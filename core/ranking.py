@@ -91,6 +91,10 @@ class Ranking:
     computed: int = 0           # sources encoded in this call
     seconds: float = 0.0
     skipped: dict = field(default_factory=dict)   # prompt name -> why it was not ranked
+    score: str = "accuracy"     # the target's score kind (core.tasks.target.score_kind): accuracy | balanced_accuracy
+    chance: float | None = None  # its chance level: the majority rate (accuracy) or 1/C (balanced accuracy)
+    warnings: list = field(default_factory=list)  # core.tasks.target.target_check: one line each
+    undefined: dict = field(default_factory=dict)  # signal -> why it is not a number on this split (NaN in the table)
 
     def top(self, k: int) -> list[str]:
         return list(self.table["source"].head(k))
@@ -101,12 +105,13 @@ class Ranking:
 
 
 # --------------------------------------------------------------------------- signals
-def ncc_loo_accuracy(Z: np.ndarray, y: np.ndarray) -> float:
+def ncc_loo_accuracy(Z: np.ndarray, y: np.ndarray, balanced: bool = False) -> float:
     """Leave-one-out nearest-class-centroid accuracy with cosine similarity.
 
     Z: [n, d] features, y: [n] int labels. Each example is scored against the class
     centroids of the *other* examples (its own class's centroid without it), so a class
-    of one example cannot predict itself. Returns a fraction in [0, 1].
+    of one example cannot predict itself. Returns a fraction in [0, 1]: accuracy, or with
+    ``balanced`` the mean per-class recall.
     """
     Z = np.asarray(Z, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
@@ -127,7 +132,10 @@ def ncc_loo_accuracy(Z: np.ndarray, y: np.ndarray) -> float:
         cnt[mine] -= 1
         cent = s / np.maximum(np.linalg.norm(s, axis=1, keepdims=True), 1e-12)
         sims[:, k] = np.where(cnt > 0, (Zn * cent).sum(1), -np.inf)
-    return float((classes[sims.argmax(1)] == y).mean())
+    right = classes[sims.argmax(1)] == y
+    if balanced:
+        return float(np.mean([right[y == c].mean() for c in classes]))
+    return float(right.mean())
 
 
 def panda_lambdas(scores: dict[str, float], beta: float = DEFAULT_BETA) -> dict[str, float]:
@@ -151,12 +159,16 @@ def panda_lambdas(scores: dict[str, float], beta: float = DEFAULT_BETA) -> dict[
 
 # --------------------------------------------------------------------------- data + cache
 def task_data_hash(task, n: int) -> str:
-    """sha256 of the first ``n`` validation texts + labels and the label descriptions."""
+    """sha256 of the first ``n`` validation texts (both texts of a pair) + labels and the label
+    descriptions."""
     sp = task.validation
+    texts2 = getattr(sp, "texts2", None)
     h = hashlib.sha256()
     h.update(json.dumps([list(task.labels), list(task.descriptions)]).encode())
-    for t, y in zip(list(sp.texts)[:n], list(sp.labels)[:n]):
-        h.update(f"{y}\t{t}\n".encode("utf-8"))
+    for i, (t, y) in enumerate(zip(list(sp.texts)[:n], list(sp.labels)[:n])):
+        # json of the pair: a tab or newline inside a text cannot make two rows hash alike
+        row = t if texts2 is None else json.dumps([t, texts2[i]], ensure_ascii=False)
+        h.update(f"{y}\t{row}\n".encode("utf-8"))
     return h.hexdigest()[:16]
 
 
@@ -275,6 +287,11 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     if n < 2:
         raise RankError(f"task {task.name!r}: the validation split has {len(task.validation)} examples; "
                         "ranking needs at least 2")
+    from core.tasks.target import balanced_accuracy, score_kind, target_check
+    check = target_check(task, n)
+    if check.errors:  # a one-class split: every number would be the majority rate
+        raise RankError(check.errors[0])
+    kind = score_kind(task)
     if index is None and libraries is None:
         index = collections_index()
     elif index is None:
@@ -294,24 +311,29 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     if not prompts:
         raise RankError(f"group {g!r} has no source prompts other than the target's own")
     bb_name = backbone or prompts[0].backbone
-    texts = list(task.validation.texts)[:n]
+    texts, texts2 = task.validation.inputs(list(range(n)))
     labels = np.asarray(list(task.validation.labels)[:n], dtype=np.int64)
     majority = float(np.bincount(labels).max() / n)
+    chance = majority if kind.key == "accuracy" else 1.0 / task.num_labels
+    score_key = "accuracy" if kind.key == "accuracy" else "balanced_accuracy"
     path = _cache_path(str(bb_name), settings, task_data_hash(task, n))
     store = _read_cache(path) if use_cache else {}
-    todo = [p for p in prompts if p.content_hash() not in store]
+    todo = [p for p in prompts if "balanced_accuracy" not in store.get(p.content_hash(), {})]
     computed = 0
     if todo:
         bb = bb or _load_backbone(bb_name, prompts[0].d)
-        ids = bb.token_ids(texts, settings.max_length)
+        ids = bb.token_ids(texts, settings.max_length, texts2)   # a pair target: tokenised as pairs
         head = Head("verbalizer", label_embeddings(bb, task), settings.tau).to(bb.device)
         y = torch.as_tensor(labels)
         done = len(prompts) - len(todo)
         for p in todo:
             Z = _encode_all(bb, ids, p.tensor.to(bb.device), settings.pool, settings.batch_size)
             with torch.no_grad():
-                acc = float((head(Z.to(bb.device)).float().cpu().argmax(-1) == y).float().mean())
-            store[p.content_hash()] = {"accuracy": acc, "ncc": ncc_loo_accuracy(Z.numpy(), labels)}
+                pred = head(Z.to(bb.device)).float().cpu().argmax(-1)
+            acc = float((pred == y).float().mean())
+            store[p.content_hash()] = {"accuracy": acc, "balanced_accuracy": balanced_accuracy(pred.numpy(), labels),
+                                       "ncc": ncc_loo_accuracy(Z.numpy(), labels),
+                                       "ncc_balanced": ncc_loo_accuracy(Z.numpy(), labels, balanced=True)}
             computed += 1
             done += 1
             if progress:
@@ -323,14 +345,25 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     rows = []
     for p in prompts:
         v = store[p.content_hash()]
-        rows.append({"source": p.name, "task": p.task, "family": p.family, "zs": v["accuracy"] - majority,
-                     "ncc": v["ncc"] - majority, "accuracy": v["accuracy"], "L": p.L, "path": p.origin})
+        ncc = v["ncc"] if score_key == "accuracy" else v["ncc_balanced"]
+        rows.append({"source": p.name, "task": p.task, "family": p.family, "zs": v[score_key] - chance,
+                     "ncc": float("nan") if "ncc" in check.undefined else ncc - chance,
+                     "accuracy": v[score_key], "L": p.L, "path": p.origin})
     df = pd.DataFrame(rows)
     df = df.sort_values([metric, "source"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
     df.insert(0, "rank", np.arange(1, len(df) + 1))
     return Ranking(target=task.name, metric=metric, group=g, backbone=bb_name, table=df[RANK_COLUMNS],
                    majority=majority, n_examples=n, cached=len(prompts) - computed, computed=computed,
-                   seconds=time.perf_counter() - t0, skipped=skipped)
+                   seconds=time.perf_counter() - t0, skipped=skipped, score=kind.key, chance=chance,
+                   warnings=list(check.warnings), undefined=dict(check.undefined))
+
+
+def score_caption(r: Ranking) -> str:
+    """Which score a ranking's numbers are: what zs / ncc / accuracy columns mean for this target."""
+    if r.score == "balanced_accuracy":
+        return (f"score: balanced accuracy (mean per-class recall; the target's smallest class is rare); "
+                f"zs and ncc are minus chance 1/C = {r.chance:.3f}")
+    return f"score: accuracy; zs and ncc are minus the majority rate {r.majority:.3f}"
 
 
 def source_backbone(refs: list[str]) -> str | None:
@@ -431,6 +464,9 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
     """
     from core.runs.sweeps import SweepSpec
     reg = demo_regime()
+    if r.metric in r.undefined:
+        raise RankError(f"{r.metric} is undefined on {r.target}'s validation split ({r.undefined[r.metric]}): "
+                        "no λ can come from it; rank by zs")
     beta = reg["beta"] if beta is None else float(beta)
     if not 1 <= int(top) <= len(r.table):
         raise RankError(f"top must be between 1 and the {len(r.table)} ranked sources, got {top}")
@@ -508,6 +544,8 @@ def sweep_cli(argv: list[str]) -> int:
     try:
         idx = collections_index(a.col) if a.col is not None and a.library is None else None
         r = rank_sources(a.target, libraries=a.library, index=idx, group=a.group, backbone=a.backbone, metric=a.metric)
+        for w in r.warnings:
+            print(f"warning: {w}", file=sys.stderr)
         sw = ranked_sweep(r, a.top, methods=tuple(a.methods), spot=a.spot, beta=a.beta, params=params,
                           seeds=a.seeds, scratch_seeds=a.scratch_seeds, backend=a.backend, address=a.address,
                           device=a.device)
@@ -566,6 +604,11 @@ def cli(command: str, argv: list[str]) -> int:
     print(f"{r.target}: {len(r.table)} sources of {r.group}, {r.n_examples} validation examples, "
           f"majority {r.majority:.3f}; ranked by {r.metric} ({r.computed} computed, {r.cached} cached, "
           f"{r.seconds:.1f} s)")
+    print(score_caption(r))
+    for w in r.warnings:
+        print(f"warning: {w}")
+    for k, why in r.undefined.items():
+        print(f"undefined: {k} ({why}): shown as NaN, not a measurement")
     signed = {c: (lambda x: f"{x:+.3f}") for c in SIGNALS}
     meas = measured_for_target(r.target, list(df["source"]))
     if meas is not None:  # the measured columns, with core.evidence's marks (as on the Tasks page)

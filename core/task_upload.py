@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.tasks.types import SPLITS, TaskError
+from core.tasks.types import SPLITS, TaskError, text_length
 # the upload reader lives in core.tasks.upload (register_task uses it too); re-exported for the page
-from core.tasks.upload import (MAX_UPLOAD_BYTES, PREVIEW_ROWS, SUFFIXES, Upload, build_task,  # noqa: F401
-                               read_upload)
+from core.tasks.upload import (MAX_UPLOAD_BYTES, PAGE_TYPES, PREVIEW_ROWS, SUFFIXES, Upload, build_task,  # noqa: F401
+                               read_upload, read_uploads)
 
 
 def summary(task) -> pd.DataFrame:
@@ -45,8 +45,8 @@ def overview(names: list[str]) -> pd.DataFrame:
         if s is not None:  # summarised at save time: a 1M-row task is not parsed on every page load
             try:
                 rows.append({"task": n, "kind": "user", "family": s["family"], "classes": ", ".join(s["labels"]),
-                             **{sp: int(s["counts"][sp]) for sp in SPLITS}, "mean words": s["mean_words"],
-                             "problem": ""})
+                             **{sp: int(s["counts"][sp]) for sp in SPLITS}, "pair": "yes" if s.get("pair") else "",
+                             "mean words": s["mean_words"], "mean chars": s.get("mean_chars"), "problem": ""})
                 continue
             except (KeyError, TypeError, ValueError):
                 pass  # a summary that does not read: load the task as before
@@ -57,12 +57,31 @@ def overview(names: list[str]) -> pd.DataFrame:
             where = f"{Path(e.path).parent.name}/{Path(e.path).name}: " if e.path else ""
             rows.append({"task": n, "kind": "demo" if n in DEMO_TASKS else "user", "problem": where + e.problem})
             continue
-        mw = t.meta.get("mean_words")
-        if mw is None:
-            mw = round(sum(len(x.split()) for x in t.train.texts) / max(1, len(t.train)), 1)
+        mw, mc = t.meta.get("mean_words"), t.meta.get("mean_chars")
+        if mw is None and mc is None:  # older registrations: counted now (chars for scripts without spaces)
+            v, unit = text_length([t.train.joined(i, " ") for i in range(len(t.train))])
+            mw, mc = (v, None) if unit == "words" else (None, v)
         rows.append({"task": n, "kind": "demo" if n in DEMO_TASKS else "user", "family": t.family,
                      "classes": ", ".join(t.labels), **{s: len(t.split(s)) for s in SPLITS},
-                     "mean words": mw, "problem": ""})
-    df = pd.DataFrame(rows, columns=["task", "kind", "family", "classes", *SPLITS, "mean words", "problem"])
+                     "pair": "yes" if t.is_pair else "", "mean words": mw, "mean chars": mc, "problem": ""})
+    df = pd.DataFrame(rows, columns=["task", "kind", "family", "classes", *SPLITS, "pair", "mean words",
+                                     "mean chars", "problem"])
     # your own tasks first: ten demo rows above them hid them below a table's fold
     return df.sort_values("kind", key=lambda k: k != "user", kind="stable").reset_index(drop=True)
+
+
+def preview_table(task, n: int = 6, width: int = 200) -> pd.DataFrame:
+    """The first ``n`` training examples: label and text (a pair: text and text2), cut to ``width``."""
+    cut = lambda t: t if len(t) <= width else t[:width - 3] + "…"  # noqa: E731
+    sp = task.train
+    out = {"label": [task.labels[y] for y in sp.labels[:n]], "text": [cut(t) for t in sp.texts[:n]]}
+    if sp.texts2 is not None:
+        out["text2"] = [cut(t) for t in sp.texts2[:n]]
+    return pd.DataFrame(out)
+
+
+def summary_lines(task) -> list[str]:
+    """What the page says under a task's counts: score kind, pair encoding, removed rows, warnings
+    (the lines ``python -m core tasks show`` prints)."""
+    from core.tasks.cli import summary_lines as lines
+    return lines(task) + [f"note: {x}" for x in task.meta.get("notes", [])]

@@ -19,8 +19,9 @@ from core import fmt, notice
 from core.safewrite import staging_dir
 from core import safetext as S
 from core import ranking as R
-from core.task_upload import build_task, overview, read_upload, summary
+from core.task_upload import PAGE_TYPES, build_task, overview, preview_table, read_uploads, summary, summary_lines
 from core.tasks import DEMO_TASKS, SPLITS, TaskError, get_task, list_tasks, save_task
+from core.tasks.userfiles import ENCODINGS
 from pages._deeplink import ensure_whole_app
 
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
@@ -51,7 +52,8 @@ st.dataframe(fmt.no_none(table), hide_index=True, width="stretch", key="tasks_ta
                             "family": st.column_config.TextColumn(width=80),
                             "classes": st.column_config.TextColumn(width=170),
                             "train": _num(width=55), "validation": _num(width=72), "test": _num(width=50),
-                            "mean words": _num(format="%.1f", width=85),
+                            "pair": st.column_config.TextColumn(width=40),
+                            "mean words": _num(format="%.1f", width=85), "mean chars": _num(format="%.1f", width=80),
                             "problem": st.column_config.TextColumn(width=90)})
 
 # --------------------------------------------------------------------------- #
@@ -63,24 +65,29 @@ else:
     with st.expander("➕ Add a task from a file", expanded=False):
         # a saved task resets the form: a new uploader (a file uploader cannot be emptied in place)
         gen = st.session_state.get("tasks_upload_gen", 0)
-        up_file = st.file_uploader("Data file", type=["csv", "tsv", "jsonl", "parquet", "zip"],
-                                   key="tasks_upload" if not gen else f"tasks_upload_{gen}",
-                                   help=".csv / .tsv / .jsonl / .parquet, or a .zip of train/validation/test files. "
-                                        "Without splits, a seeded stratified 70/10/20 split is made.")
-        if up_file is not None:
-            sig = (up_file.name, up_file.size)
+        up_files = st.file_uploader("Data file(s)", type=list(PAGE_TYPES), accept_multiple_files=True,
+                                    key="tasks_upload" if not gen else f"tasks_upload_{gen}",
+                                    help=".csv / .tsv / .jsonl / .parquet, a .zip of train/validation/test files or of a "
+                                         "Hugging Face dataset (save_to_disk folder, the Hub's data/*.parquet), or several "
+                                         "such files at once. Without splits, a seeded stratified 70/10/20 split is made.")
+        encoding = st.selectbox("Encoding", list(ENCODINGS), key="tasks_encoding",
+                                help="the text encoding of a .csv / .tsv / .jsonl that is not UTF-8 "
+                                     "(Kaggle's spam.csv: latin-1)")
+        if up_files:
+            sig = (tuple((f.name, f.size) for f in up_files), encoding)
             if st.session_state.get("tasks_saved_sig") == sig:  # saved: its staged copy is gone already
-                st.caption(f"{S.md(up_file.name)} is saved as a task; choose another file to add another.")
+                st.caption(f"{S.md_list([f.name for f in up_files])} is saved as a task; choose another file to add another.")
             elif st.session_state.get("tasks_upload_sig") != sig:  # a new file: read it once, reset the pickers
                 st.session_state["tasks_upload_sig"] = sig
-                for k in ("tasks_text_col", "tasks_label_col", "tasks_desc", "tasks_new_name"):
+                for k in ("tasks_text_col", "tasks_text_col2", "tasks_label_col", "tasks_desc", "tasks_new_name"):
                     st.session_state.pop(k, None)
                 # staged under ATLAS_HOME (core.safewrite: cleared at start-up), the last file's staging removed
                 shutil.rmtree(st.session_state.pop("tasks_workdir", "") or "/nonexistent", ignore_errors=True)
                 staging_dir().mkdir(parents=True, exist_ok=True)
                 work = st.session_state["tasks_workdir"] = tempfile.mkdtemp(dir=staging_dir(), prefix="task-")
                 try:
-                    st.session_state["tasks_up"] = read_upload(up_file.name, up_file.getvalue(), work)
+                    st.session_state["tasks_up"] = read_uploads([(f.name, f.getvalue()) for f in up_files], work,
+                                                                encoding=None if encoding == "utf-8" else encoding)
                     st.session_state.pop("tasks_up_error", None)
                 except TaskError as e:
                     st.session_state["tasks_up"] = None
@@ -93,27 +100,39 @@ else:
                 st.error(S.md(st.session_state.get("tasks_up_error", "unreadable file")), icon="🛑")
             else:
                 g_text, g_label = up.guess_columns()
-                c1, c2, c3, c4 = st.columns(4)
+                g_text2 = up.guess_text2()
+                c1, c2, c2b, c3, c4 = st.columns(5)
                 stem = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in Path(up.filename).stem)[:64] or "my_task"
                 c1.text_input("Task name", stem, key="tasks_new_name")
+                # never one column preselected for two roles: the label picker starts on another column
                 c2.selectbox("Text column", up.columns, index=up.columns.index(g_text) if g_text in up.columns else 0,
                              key="tasks_text_col")
+                none2 = "(none: single text)"
+                c2b.selectbox("Second text (sentence pair)", [none2, *up.columns], key="tasks_text_col2",
+                              index=1 + up.columns.index(g_text2) if g_text2 in up.columns else 0,
+                              help="a sentence-pair task (RTE, MNLI, QQP...): both texts reach the model as the "
+                                   "tokenizer's pair (its separator and token types), truncated longest-first")
+                taken = {st.session_state["tasks_text_col"], st.session_state.get("tasks_text_col2")}
+                free = [c for c in up.columns if c not in taken] or up.columns
                 c3.selectbox("Label column", up.columns,
-                             index=up.columns.index(g_label) if g_label in up.columns else min(1, len(up.columns) - 1),
+                             index=up.columns.index(g_label) if g_label in up.columns and g_label not in taken
+                             else up.columns.index(free[0]),
                              key="tasks_label_col")
                 c4.text_input("Family (optional)", "", key="tasks_family", help="e.g. sentiment, topic")
                 st.caption("Splits: " + (f"from the file(s) ({S.md_list(up.split_files) or 'split column'})"
                                          if up.has_splits else "none in the file: a seeded, stratified 70/10/20 split"))
                 st.markdown("**Preview** (first rows)")
                 st.dataframe(up.preview.head(8), hide_index=True, width="stretch")
+                text2 = st.session_state.get("tasks_text_col2")
+                text2 = None if text2 in (None, none2) else text2
                 # built once per choice, not on every rerun of the form (a big file took seconds to re-read)
                 want = (st.session_state.get("tasks_workdir"), st.session_state["tasks_new_name"],
                         st.session_state["tasks_text_col"], st.session_state["tasks_label_col"],
-                        st.session_state.get("tasks_family") or None)
+                        st.session_state.get("tasks_family") or None, text2)
                 held = st.session_state.get("_tasks_draft")
                 if not held or held[0] != want:
                     try:
-                        held = (want, build_task(up, *want[1:4], family=want[4]), None)
+                        held = (want, build_task(up, *want[1:4], family=want[4], text_col2=want[5]), None)
                     except TaskError as e:
                         held = (want, None, str(e))
                     st.session_state["_tasks_draft"] = held
@@ -125,11 +144,13 @@ else:
                     base = summary(draft)
                     edited = st.data_editor(base, hide_index=True, width="stretch", key="tasks_desc",
                                             disabled=["label", *SPLITS])
+                    for line in summary_lines(draft):
+                        st.caption(line)
                     if st.button("💾 Save task", key="tasks_save", type="primary"):
                         notice.begin(st.session_state, "tasks")
                         try:
                             task = build_task(up, st.session_state["tasks_new_name"], st.session_state["tasks_text_col"],
-                                              st.session_state["tasks_label_col"],
+                                              st.session_state["tasks_label_col"], text_col2=text2,
                                               family=st.session_state.get("tasks_family") or None,
                                               descriptions=dict(zip(edited["label"], edited["description"])))
                             save_task(task, origin=f"upload:{up.filename}")
@@ -146,7 +167,8 @@ else:
                             # the form starts empty again: no file, no fields (a second Save was a duplicate)
                             st.session_state["tasks_upload_gen"] = gen + 1
                             for k in ("tasks_upload_sig", "tasks_up", "tasks_up_error", "tasks_new_name",
-                                      "tasks_text_col", "tasks_label_col", "tasks_family", "tasks_desc"):
+                                      "tasks_text_col", "tasks_text_col2", "tasks_label_col", "tasks_family",
+                                      "tasks_desc"):
                                 st.session_state.pop(k, None)
                             st.rerun()
 
@@ -179,12 +201,28 @@ with left:
                  column_config={"label": st.column_config.TextColumn(width=75),
                                 "description": st.column_config.TextColumn(width=105),
                                 "train": _num(width=50), "validation": _num(width=72), "test": _num(width=45)})
+    for line in summary_lines(task):
+        st.caption(line)
 with right:
-    ex = pd.DataFrame({"label": [task.labels[y] for y in task.train.labels[:6]],
-                       "text": [t if len(t) <= 200 else t[:197] + "…" for t in task.train.texts[:6]]})
+    ex = preview_table(task)
     st.dataframe(ex, hide_index=True, width="stretch",  # the text cut in its cell, not the table
                  column_config={"label": st.column_config.TextColumn(width=75),
-                                "text": st.column_config.TextColumn(width=290)})
+                                "text": st.column_config.TextColumn(width=290 if "text2" not in ex else 150),
+                                "text2": st.column_config.TextColumn(width=150)})
+    if target not in DEMO_TASKS and not acc.viewer:
+        with st.popover("🗑️ Delete this task"):
+            st.caption("Its copied data goes; runs that used it keep their results and its data hash.")
+            if st.button(f"Delete {target}", key="tasks_delete", type="primary"):
+                from core.tasks.registry import delete_task
+                try:
+                    delete_task(target)
+                except TaskError as e:
+                    st.error(str(e), icon="🛑")
+                else:
+                    _overview.clear()
+                    st.session_state.pop("tasks_selected", None)
+                    st.session_state["tasks_flash"] = f"Deleted task {target}."
+                    st.rerun()
 
 # --------------------------------------------------------------------------- #
 # rank sources for this task from its data alone
@@ -258,8 +296,13 @@ if rk is not None and index is not None:
                                 "ncc": st.column_config.NumberColumn(format="%+.3f"),
                                 "measured": gain_column("measured"),
                                 "noise": st.column_config.NumberColumn(format=fmt.REGRET_PRINTF)})
+    for w in rk.warnings:
+        st.warning(S.md(w), icon="⚠️")
+    for sig_name, why in rk.undefined.items():
+        st.warning(f"{S.md(sig_name)} is undefined on this split ({S.md(why)}): shown empty, not as a number", icon="⚠️")
     st.caption(f"{fmt.count(len(rk.table), 'source')} of {S.md_code(rk.group)}, {rk.n_examples} validation examples, majority rate "
-               f"{rk.majority:.3f}; {rk.computed} computed, {rk.cached} from the cache ({rk.seconds:.1f} s)."
+               f"{rk.majority:.3f}; {R.score_caption(rk)}; {rk.computed} computed, {rk.cached} from the cache "
+               f"({rk.seconds:.1f} s)."
                + (" **measured** = relative test gain over scratch of finished PoT runs on this task, "
                   "**noise** = the scratch seeds' spread (a gain inside ±noise is not distinguishable from seed "
                   "noise)." if meas is not None else ""))
@@ -270,6 +313,9 @@ if rk is not None and index is not None:
     reg = R.demo_regime()
     if acc.viewer:
         viewer_reason("Launching runs")
+    elif rk.metric in rk.undefined:  # PANDA's λ would come from a signal that is not a number here
+        st.error(f"No sweep from {rk.metric}: it is undefined on this split ({rk.undefined[rk.metric]}); "
+                 "rank by zs to launch.", icon="🛑")
     else:
         with st.expander("🚀 Launch the top-k sweep", expanded=True):
             l1, l2, l3, l4, l5 = st.columns(5)

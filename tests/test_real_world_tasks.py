@@ -43,7 +43,8 @@ def test_tsv_is_read_without_quote_processing_and_the_other_count_is_said(tmp_pa
     assert any("5 rows" in n and "8 rows" in n for n in quoted.meta["notes"])
     # a plain GLUE TSV without stray quotes: no note
     path.write_text("sentence\tlabel\n" + "".join(f"{s}\t{l}\n" for s, l in LEADING_QUOTE if '"' not in s))
-    assert "notes" not in load_csv_task(path, text_col="sentence").meta
+    # (3 rows per class are too few for 2 validation examples each: that note, and no quoting note)
+    assert not any("quot" in n for n in load_csv_task(path, text_col="sentence").meta.get("notes", []))
 
 
 def test_cli_tasks_add_tsv_reports_the_row_counts(tmp_path):

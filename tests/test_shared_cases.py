@@ -170,3 +170,61 @@ def test_csv_excel_exports(tmp_path):
     for i, f in enumerate(("excel_utf8.csv", "excel_unicode.txt", "excel_semicolon.csv")):
         r = tasks_add(tmp_path, f"x{i}", d / f)
         assert r.returncode == 0 and total(r.stdout) == 22, (f, r.stderr)
+
+
+# --------------------------------------------------------------------------- issue 25: tasks as the field keeps them
+
+def test_glue_rte_pairs(tmp_path):
+    d = build("glue-rte-pairs", tmp_path)
+    for i, f in enumerate((d / "RTE" / "train.tsv", d / "rte_train.csv")):
+        r = tasks_add(tmp_path, f"rte{i}", f, "--text-col", "sentence1", "--text-col", "sentence2")
+        assert r.returncode == 0 and "sentence pairs (sentence1, sentence2)" in r.stdout, r.stderr
+    from core.tasks.upload import read_upload
+    up = read_upload("rte_train.csv", (d / "rte_train.csv").read_bytes(), tmp_path / "w")
+    assert up.guess_columns() == ("sentence1", "label") and up.guess_text2() == "sentence2"
+
+
+def test_hf_save_to_disk(tmp_path):
+    d = build("hf-save-to-disk", tmp_path)
+    r = tasks_add(tmp_path, "sst2", d / "sst2_saved", "--text-col", "sentence")
+    assert r.returncode == 0 and "unlabelled rows left out" in r.stdout and "test 40" in r.stdout, r.stderr
+    r = tasks_add(tmp_path, "sst2b", d / "sst2_saved_no_test", "--text-col", "sentence")
+    assert r.returncode == 0 and "unlabelled" not in r.stdout, r.stderr
+
+
+def test_kaggle_latin1_upload(tmp_path):
+    from core.tasks import TaskError
+    from core.tasks.upload import read_upload
+    d = build("kaggle-latin1-upload", tmp_path)
+    r = tasks_add(tmp_path, "spam", d / "spam.csv", "--text-col", "v2", "--label-col", "v1")
+    assert r.returncode == 1 and "not UTF-8" in r.stderr and "--encoding latin-1" in r.stderr
+    r = tasks_add(tmp_path, "spam", d / "spam.csv", "--text-col", "v2", "--label-col", "v1", "--encoding", "latin-1")
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(TaskError, match="spam.csv: not UTF-8 text"):   # the page: the CLI's message
+        read_upload("spam.csv", (d / "spam.csv").read_bytes(), tmp_path / "a")
+    assert read_upload("spam.csv", (d / "spam.csv").read_bytes(), tmp_path / "b",
+                       encoding="latin-1").guess_columns() == ("v2", "v1")
+    assert read_upload("spam_utf8.csv", (d / "spam_utf8.csv").read_bytes(), tmp_path / "c").guess_columns() == ("v2", "v1")
+    text, label = read_upload("jigsaw_style.csv", (d / "jigsaw_style.csv").read_bytes(), tmp_path / "d").guess_columns()
+    assert text == "comment_text" and label not in ("id", "comment_text")
+
+
+def test_banking77_many_classes(tmp_path):
+    d = build("banking77-many-classes", tmp_path)
+    r = tasks_add(tmp_path, "b77", d / "banking_data", "--label-col", "category")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("tasks", "show", "b77", env_extra={"ATLAS_HOME": str(tmp_path / "home")})
+    counts = [ln.split() for ln in r.stdout.splitlines()[2:79]]
+    assert all(int(c[-2]) >= 2 for c in counts), r.stdout      # validation column: the stated minimum
+    assert "warning: validation has fewer than 5 examples" in r.stdout
+
+
+def test_label_variants(tmp_path):
+    d = build("label-variants", tmp_path)
+    r = tasks_add(tmp_path, "lv", d / "reviews_annotated.csv", "--text-col", "review", "--label-col", "sentiment")
+    assert r.returncode == 1 and "differ only by case or spaces" in r.stderr and "--merge-label-variants" in r.stderr
+    r = tasks_add(tmp_path, "lv", d / "reviews_annotated.csv", "--text-col", "review", "--label-col", "sentiment",
+                  "--merge-label-variants")
+    assert r.returncode == 0 and "labels merged" in r.stdout, r.stderr
+    r = tasks_add(tmp_path, "lv2", d / "split_folder")
+    assert r.returncode == 1 and "'positive'" in r.stderr and "'Positive'" in r.stderr

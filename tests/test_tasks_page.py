@@ -106,3 +106,45 @@ def test_bad_upload_is_one_clear_message():
     clean(at)
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and errors[0].startswith("notes.csv")
+
+
+def _pair_csv(n=60) -> bytes:
+    rows = []
+    for i in range(n):
+        yes = i % 2 == 0
+        rows.append(f"{i},\"The museum opened a new wing for modern sculpture, visitor {i} said.\","
+                    f"\"{'The museum has a new wing.' if yes else 'The museum closed down.'}\","
+                    f"{'entailment' if yes else 'not_entailment'}")
+    return ("index,sentence1,sentence2,label\n" + "\n".join(rows) + "\n").encode()
+
+
+def test_pair_upload_guesses_the_second_text_previews_both_and_deletes(tmp_path):
+    from core.tasks import get_task, list_tasks
+    at = clean(AppTest.from_file(PAGE, default_timeout=180).run())
+    at.file_uploader(key="tasks_upload").set_value(("rte_train.csv", _pair_csv(), "text/csv")).run()
+    clean(at)
+    assert at.selectbox(key="tasks_text_col").value == "sentence1"       # never the index column
+    assert at.selectbox(key="tasks_text_col2").value == "sentence2"
+    assert at.selectbox(key="tasks_label_col").value == "label"
+    assert any("sentence pair: sentence1 + sentence2" in c.value for c in at.caption)
+    at.text_input(key="tasks_new_name").set_value("rte").run()
+    at.button(key="tasks_save").click().run()
+    clean(at)
+    t = get_task("rte")
+    assert t.is_pair and t.train.texts2[0] in ("The museum has a new wing.", "The museum closed down.")
+    ex = frame(at, "text2")                                              # the preview shows both texts
+    assert list(ex["text2"]) == [x for x in t.train.texts2[:6]]
+    assert frame(at, "mean words").set_index("task").loc["rte", "pair"] == "yes"
+    at.button(key="tasks_delete").click().run()
+    clean(at)
+    assert "rte" not in list_tasks() and any("Deleted task rte" in s.value for s in at.success)
+
+
+def test_upload_with_only_one_text_like_column_never_preselects_it_twice():
+    at = clean(AppTest.from_file(PAGE, default_timeout=60).run())
+    data = "v1,v2,,,\n" + "".join(f"{'ham' if i % 3 else 'spam'},message {i} from a friend about dinner,,,\n"
+                                 for i in range(40))
+    at.file_uploader(key="tasks_upload").set_value(("spam.csv", data.encode(), "text/csv")).run()
+    clean(at)
+    assert at.selectbox(key="tasks_text_col").value == "v2" and at.selectbox(key="tasks_label_col").value == "v1"
+    assert not at.error

@@ -110,7 +110,8 @@ def probe_set(task_names: Sequence[str], *, k: int = 8, seed: int = 0, split: st
     """The shared probe set: k examples from every task (fixed seed per task).
 
     -> (texts, task of each text, {task: why it was skipped}). Tasks whose data
-    is not prepared are skipped (or raise with ``strict``).
+    is not prepared are skipped (or raise with ``strict``). An example of a sentence-pair
+    task is a ``(first, second)`` tuple: :func:`_tokenize` encodes it as a pair.
     """
     texts, owner, skipped = [], [], {}
     for name in task_names:
@@ -121,13 +122,15 @@ def probe_set(task_names: Sequence[str], *, k: int = 8, seed: int = 0, split: st
                 raise MetricError(f"probe set: task {name!r}: {e}") from None
             skipped[name] = str(e).split("\n")[0]
             continue
-        pool = getattr(task, split).texts
+        sp = getattr(task, split)
+        pool = sp.texts
         if not pool:
             skipped[name] = f"empty {split} split"
             continue
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         pick = rng.choice(len(pool), size=min(k, len(pool)), replace=False)
-        texts += [pool[i] for i in sorted(pick)]
+        texts2 = getattr(sp, "texts2", None)
+        texts += [pool[i] if texts2 is None else (pool[i], texts2[i]) for i in sorted(pick)]
         owner += [name] * len(pick)
     if not texts:
         why = "; ".join(f"{t}: {w}" for t, w in skipped.items()) or "no tasks known"
@@ -147,7 +150,7 @@ def on_probe(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: i
     items = _items(prompts)
     bb = _load_backbone_for(items, "on_probe", backbone)
     texts = list(probe_texts) if probe_texts else probe_set(_task_names(items, tasks), k=k, seed=seed)[0]
-    enc = bb.tokenize(texts, max_length=max_length)
+    enc = _tokenize(bb, texts, max_length)
     vecs = []
     for it in items:
         acts = bb.ffn_activations(it.tensor, enc["input_ids"], enc["attention_mask"], position=position,
@@ -155,6 +158,23 @@ def on_probe(prompts, backbone=None, *, tasks: Sequence[str] | None = None, k: i
         _count(counter)
         vecs.append((acts > 0).reshape(-1))
     return _binary_cosine(torch.stack(vecs))
+
+
+def _tokenize(bb, texts: Sequence, max_length: int) -> dict:
+    """Probe examples -> {"input_ids", "attention_mask"} [B, T]. Plain strings as before
+    (``bb.tokenize``); when some are ``(first, second)`` pairs (a sentence-pair task), each is
+    encoded as the tokenizer encodes pairs, the rest alone, and all right-padded together."""
+    texts = list(texts)
+    if not any(isinstance(t, tuple) for t in texts):
+        return bb.tokenize(texts, max_length=max_length)
+    single = [i for i, t in enumerate(texts) if not isinstance(t, tuple)]
+    pair = [i for i, t in enumerate(texts) if isinstance(t, tuple)]
+    ids: list = [None] * len(texts)
+    for i, x in zip(single, bb.token_ids([texts[i] for i in single], max_length) if single else []):
+        ids[i] = x
+    for i, x in zip(pair, bb.token_ids([texts[i][0] for i in pair], max_length, [texts[i][1] for i in pair])):
+        ids[i] = x
+    return bb.pad(ids)
 
 
 @torch.no_grad()
@@ -174,7 +194,7 @@ def _count(counter: dict | None, key: str = "forwards") -> None:
 def _pooled_outputs(bb, items: list[_Item], texts: Sequence[str], *, max_length: int, pool: str,
                     counter: dict | None) -> tuple[torch.Tensor, int]:
     """One batched forward per prompt over ``texts``: flattened unit pooled outputs [N, B*d] float64, and B."""
-    enc = bb.tokenize(list(texts), max_length=max_length)
+    enc = _tokenize(bb, list(texts), max_length)
     H = []
     for it in items:
         H.append(_pooled(bb, it.tensor, enc, pool))
@@ -279,7 +299,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
         cols = [j for j, it in enumerate(items) if it.task == t_name]
         labels = list(task.validation.labels)[:max_examples or None]
         majority = max(np.bincount(labels)) / len(labels) if labels else 0.0
-        data = json_hash([list(task.validation.texts)[:len(labels)], labels, list(task.descriptions)], 12)
+        data = zs_data_key(task, max_examples)
         for i, src in enumerate(items):
             key = f"{bb.name}|{head}|{src.hash}|{t_name}|{data}"
             if key not in store:
@@ -290,6 +310,18 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     if len(store) > n_before and use_cache:
         atomic_write_text(path, json.dumps(store))
     return out
+
+
+def zs_data_key(task, max_examples: int | None = 200) -> str:
+    """The part of a ``zs`` cache key that stands for the target's data: its first ``max_examples``
+    validation rows (both texts of a pair: a changed second text is a new key), labels and the
+    label descriptions. Single-text tasks keep the key they always had."""
+    va = task.validation
+    labels = list(va.labels)[:max_examples or None]
+    rows = list(va.texts)[:len(labels)]
+    if getattr(va, "texts2", None) is not None:
+        rows = [[a, b] for a, b in zip(rows, list(va.texts2)[:len(labels)])]
+    return json_hash([rows, labels, list(task.descriptions)], 12)
 
 
 BACKBONE_FUNCS: dict[str, Callable[..., np.ndarray]] = {

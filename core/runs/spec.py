@@ -62,6 +62,8 @@ class RunSpec:
     seed, device ("auto" | "cpu" | "cuda" | "cuda:N"), backend ("local" | "ray"),
     address   Ray dashboard address (backend ray)
     source_names  filled in by validate_spec (the names the results table shows)
+    target_data_hash  filled in by validate_spec for a user task: the hash of the data it trained on,
+              kept after the task is deleted, so a later task of the same name never merges with it
     """
 
     method: str
@@ -77,6 +79,7 @@ class RunSpec:
     sweep_id: str | None = None
     source_names: list[str] = field(default_factory=list)
     name: str | None = None
+    target_data_hash: str | None = None
 
     def __post_init__(self):
         # Cheap shape checks only; validate_spec() checks files, tasks and dimensions.
@@ -220,7 +223,7 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
     """
     problems: dict[str, str] = {}
     out = dataclasses.replace(spec, sources=list(spec.sources), params=dict(spec.params))
-    _check_target(spec, problems)
+    out.target_data_hash = _check_target(spec, problems) or spec.target_data_hash
     dim = None
     try:
         dim = backbone_info(spec.backbone)["dim"]
@@ -246,7 +249,8 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
     return out
 
 
-def _check_target(spec: RunSpec, problems: dict[str, str]) -> None:
+def _check_target(spec: RunSpec, problems: dict[str, str]) -> str | None:
+    """Problems with the target go into ``problems``; returns a user task's data hash (None else)."""
     try:
         from core.tasks import get_task, list_tasks
     except ImportError as e:
@@ -257,9 +261,13 @@ def _check_target(spec: RunSpec, problems: dict[str, str]) -> None:
         problems["target"] = f"unknown task {spec.target!r} (known: {', '.join(known) or 'none'})"
     elif spec.backend == "local" or is_local_address(spec.address):
         try:  # a task that is listed but not prepared fails here, not in a worker
-            get_task(spec.target)
+            task = get_task(spec.target)
         except Exception as e:  # TaskError names the folder and the fix
             problems["target"] = str(e)
+        else:
+            h = (task.meta or {}).get("data_hash")
+            return str(h) if h else None
+    return None
 
 
 def _check_prompt(spec: RunSpec, kind: str, ref: str, dim: int | None,

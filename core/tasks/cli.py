@@ -1,6 +1,8 @@
-"""`python -m core tasks ...`: list | show T | prepare | add NAME PATH.
+"""`python -m core tasks ...`: list | show T | prepare | add NAME PATH | delete NAME.
 
     python -m core tasks show sent_movie
+    python -m core tasks add rte RTE/train.tsv --text-col sentence1 --text-col sentence2   # a sentence pair
+    python -m core tasks delete rte
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import sys
 
 from core.tasks.demo.prepare import _is_ready, _read_meta, demo_status, prepare_demo_tasks
 from core.tasks.demo.spec import DEMO_TASKS, _read_manifest, tasks_dir
-from core.tasks.registry import get_task, list_tasks, register_task, task_family
+from core.tasks.registry import delete_task, get_task, list_tasks, register_task, task_family
 from core.tasks.types import SPLITS, Task, TaskError
 
 
@@ -52,14 +54,38 @@ def _cmd_show(args) -> int:
         print(f"{lab:<14} {desc:<40} " + " ".join(f"{t.split(s).counts(t.num_labels)[i]:>10}"
                                                   for s in SPLITS))
     print(f"{'total':<55} " + " ".join(f"{len(t.split(s)):>10}" for s in SPLITS))
-    print(f"majority rate (test): {t.majority_rate('test'):.3f}   mean words: {t.meta.get('mean_words')}")
+    for line in summary_lines(t):
+        print(line)
     for note in t.meta.get("cleaning", []) + t.meta.get("notes", []):
         print(f"  - {note}")
     print("examples (train):")
-    for text, y in list(zip(t.train.texts, t.train.labels))[:3]:
+    for i, y in enumerate(t.train.labels[:3]):
+        text = t.train.joined(i)
         short = text if len(text) <= 160 else text[:157] + "..."
         print(f"  [{t.labels[y]}] {short}")
     return 0
+
+
+def summary_lines(t: Task) -> list[str]:
+    """What ``tasks show`` and the Tasks page say about a task besides its class counts."""
+    from core.tasks.target import score_kind, target_check
+    kind = score_kind(t)
+    length = next(((k[5:], t.meta[k]) for k in ("mean_words", "mean_chars") if t.meta.get(k) is not None), None)
+    out = [f"majority rate (test): {t.majority_rate('test'):.3f}   "
+           + (f"mean {length[0]}: {length[1]}" if length else "mean words: -"),
+           f"score: {kind.label} ({kind.why}); chance level {kind.chance:.3f} (validation)"]
+    if t.is_pair:
+        out.append(f"sentence pair: {t.meta.get('pair', 'text + text2')}; encoded as the tokenizer's pair "
+                   f"(separator, token types), truncation {t.meta.get('truncation', 'longest_first')}")
+    for k, what in (("unlabelled_left_out", "unlabelled rows left out"),
+                    ("duplicates_removed", "duplicate texts removed before splitting"),
+                    ("cross_split_duplicates", "rows repeating an earlier split's text"),
+                    ("conflicting_labels", "texts with two labels")):
+        if t.meta.get(k):
+            out.append(f"{what}: {t.meta[k]}")
+    for w in target_check(t).lines():
+        out.append(w)
+    return out
 
 
 def _cmd_prepare(args) -> int:
@@ -85,10 +111,13 @@ def _cmd_prepare(args) -> int:
 
 def _cmd_add(args) -> int:
     try:
-        dest = register_task(args.name, args.path, kind=args.kind, text_col=args.text_col,
+        cols = args.text_col or ["text"]
+        dest = register_task(args.name, args.path, kind=args.kind, text_col=cols[0] if len(cols) == 1 else cols,
                              label_col=args.label_col, family=args.family, labels=args.labels,
                              descriptions=args.descriptions, config=args.config,
-                             overwrite=args.overwrite, header=not args.no_header, quoting=args.quoting)
+                             overwrite=args.overwrite, header=not args.no_header, quoting=args.quoting,
+                             encoding=args.encoding, merge_label_variants=args.merge_label_variants,
+                             drop_duplicates=args.drop_duplicates)
         t = get_task(args.name)
     except TaskError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -97,6 +126,20 @@ def _cmd_add(args) -> int:
     _print_labels(t)
     for note in t.meta.get("notes", []):
         print(f"note: {note}")
+    from core.tasks.target import target_check
+    for w in target_check(t).lines():
+        print(w)
+    return 0
+
+
+def _cmd_delete(args) -> int:
+    try:
+        out = delete_task(args.name)
+    except TaskError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"deleted task {out['name']} (data hash {out['data_hash']}): " + ", ".join(out["removed"]))
+    print("runs that used it keep their results and this data hash")
     return 0
 
 
@@ -122,7 +165,9 @@ def cli(command: str, argv: list[str]) -> int:
     p.add_argument("name")
     p.add_argument("path", help="file, folder of train/validation/test files, or HF dataset name (--kind hf)")
     p.add_argument("--kind", choices=("file", "hf"), default="file")
-    p.add_argument("--text-col", default="text", help="column name (with --no-header: 0-based index)")
+    p.add_argument("--text-col", action="append", default=None,
+                   help="column name (with --no-header: 0-based index); give it twice for a sentence pair "
+                        "(--text-col sentence1 --text-col sentence2)")
     p.add_argument("--label-col", default="label", help="column name (with --no-header: 0-based index)")
     p.add_argument("--no-header", action="store_true",
                    help="the file has no header row (GLUE's CoLA/SST): name columns by 0-based index")
@@ -136,5 +181,13 @@ def cli(command: str, argv: list[str]) -> int:
     p.add_argument("--descriptions", nargs="+", help="one short phrase per label, in label order")
     p.add_argument("--config", help="HF dataset config name")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--encoding", default=None, help="the file's text encoding when not UTF-8 (latin-1, cp1252)")
+    p.add_argument("--merge-label-variants", action="store_true",
+                   help="labels differing only by case or spaces become one class (else an error lists them)")
+    p.add_argument("--drop-duplicates", action="store_true",
+                   help="drop validation/test rows whose text is already in an earlier split")
+    p = sub.add_parser("delete", help="delete a user task: its copied data goes; runs keep results and data hash")
+    p.add_argument("name")
     args = ap.parse_args(argv)
-    return {"list": _cmd_list, "show": _cmd_show, "prepare": _cmd_prepare, "add": _cmd_add}[args.sub](args)
+    return {"list": _cmd_list, "show": _cmd_show, "prepare": _cmd_prepare, "add": _cmd_add,
+            "delete": _cmd_delete}[args.sub](args)

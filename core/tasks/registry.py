@@ -55,13 +55,16 @@ def _user_specs() -> dict[str, dict]:
 
 
 def task_data_hash(task: Task) -> str:
-    """sha256 (16 hex) of the labels, descriptions and every split's (label, text) rows."""
+    """sha256 (16 hex) of the labels, descriptions and every split's (label, text) rows; a
+    sentence-pair task's rows are (label, [text, text2]) so the second text is covered too
+    (single-text tasks keep the hash they always had)."""
     h = hashlib.sha256(json.dumps([task.labels, task.descriptions]).encode())
     for s in SPLITS:
         sp = task.split(s)
         h.update(f"\n[{s}]\n".encode())
-        for t, y in zip(sp.texts, sp.labels):
-            h.update(f"{y}\t{t}\n".encode("utf-8"))
+        for i, (t, y) in enumerate(zip(sp.texts, sp.labels)):
+            row = t if sp.texts2 is None else json.dumps([t, sp.texts2[i]], ensure_ascii=False)
+            h.update(f"{y}\t{row}\n".encode("utf-8"))
     return h.hexdigest()[:16]
 
 
@@ -117,8 +120,9 @@ def _save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: 
         try:
             for sname in SPLITS:
                 sp = task.split(sname)
-                lines = [json.dumps({"text": t, "label": task.labels[y]}, ensure_ascii=False)
-                         for t, y in zip(sp.texts, sp.labels)]
+                lines = [json.dumps({"text": t, **({} if sp.texts2 is None else {"text2": sp.texts2[i]}),
+                                     "label": task.labels[y]}, ensure_ascii=False)
+                         for i, (t, y) in enumerate(zip(sp.texts, sp.labels))]
                 (tmp / f"{sname}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
             os.replace(tmp, data_dir)
         except BaseException:
@@ -138,11 +142,16 @@ def _save_task(task: Task, *, origin: str = "", overwrite: bool = False, extra: 
 
 
 def task_summary(task: Task) -> dict:
-    """What the Tasks table shows of a task (counts per split, mean words of train), computed once at save."""
+    """What the Tasks table shows of a task (counts per split, pair or not, mean words of train — or mean
+    characters for scripts without spaces), computed once at save."""
+    from core.tasks.types import text_length
     mw = task.meta.get("mean_words") if task.meta else None
-    if mw is None:
-        mw = round(sum(len(x.split()) for x in task.train.texts) / max(1, len(task.train)), 1)
-    return {"counts": {s: len(task.split(s)) for s in SPLITS}, "mean_words": mw}
+    mc = task.meta.get("mean_chars") if task.meta else None
+    if mw is None and mc is None:
+        v, unit = text_length([task.train.joined(i, " ") for i in range(len(task.train))])
+        mw, mc = (v, None) if unit == "words" else (None, v)
+    return {"counts": {s: len(task.split(s)) for s in SPLITS}, "mean_words": mw, "mean_chars": mc,
+            "pair": bool(task.is_pair)}
 
 
 def saved_summary(name: str) -> dict | None:
@@ -154,6 +163,60 @@ def saved_summary(name: str) -> dict | None:
     if not (Path(spec["_file"]).parent / str(spec.get("data"))).is_dir():
         return None
     return {"family": spec.get("family"), "labels": list(spec.get("labels") or []), **spec["summary"]}
+
+
+def delete_task(name: str) -> dict:
+    """Remove user task ``name``: its registration, its copied data folder, and the caches keyed
+    by its data (none are: caches are keyed by content, so they are simply never hit again).
+    Runs that used it keep their results and the data hash they recorded (a task registered
+    later under the same name has another hash, so their numbers never merge). Demo tasks
+    cannot be deleted. -> {"name", "data_hash", "removed": [paths]}."""
+    if name in DEMO_TASKS:
+        raise TaskError(name, "is a demo task; demo tasks cannot be deleted")
+    if not _NAME_RE.match(name or ""):
+        raise TaskError(name, "not a task name")
+    dest = user_tasks_dir() / f"{name}.json"
+    if not dest.is_file():
+        raise TaskError(name, "no such user task (python -m core tasks list)")
+    try:
+        spec = json.loads(dest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        spec = {}
+    removed = []
+    # registration first: a reader never sees a task whose data is half gone
+    dest.unlink()
+    removed.append(str(dest))
+    data = spec.get("data") if isinstance(spec, dict) else None
+    if data and _NAME_RE.match(str(data)) and (user_tasks_dir() / str(data)).is_dir():
+        shutil.rmtree(user_tasks_dir() / str(data), ignore_errors=True)
+        removed.append(str(user_tasks_dir() / str(data)))
+    _forget_deleted(name, spec.get("data_hash") if isinstance(spec, dict) else None)
+    return {"name": name, "data_hash": spec.get("data_hash") if isinstance(spec, dict) else None, "removed": removed}
+
+
+def _forget_deleted(name: str, data_hash: str | None) -> None:
+    """Record that task ``name`` (with this data hash) was deleted: ATLAS_HOME/tasks/.deleted.json,
+    read by ``deleted_tasks`` so pages can say a run's task was deleted."""
+    path = user_tasks_dir() / ".deleted.json"
+    try:
+        log = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(log, list):
+            log = []
+    except (OSError, ValueError):
+        log = []
+    import time
+    log.append({"name": name, "data_hash": data_hash, "deleted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    atomic_write_text(path, json.dumps(log, indent=1) + "\n")
+
+
+def deleted_tasks() -> dict[str, str | None]:
+    """Deleted user tasks still not registered again: name -> the data hash they had."""
+    try:
+        log = json.loads((user_tasks_dir() / ".deleted.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    live = _user_specs()
+    return {e["name"]: e.get("data_hash") for e in log if isinstance(e, dict) and e.get("name") not in live}
 
 
 def is_user_task(name: str) -> bool:
@@ -192,11 +255,14 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
                   label_col: str | int = "label", family: str | None = None,
                   labels: list[str] | None = None, descriptions: list[str] | dict | None = None,
                   config: str | None = None, seed: int = 0, overwrite: bool = False, header: bool = True,
-                  quoting: bool | None = None) -> Path:
+                  quoting: bool | None = None, encoding: str | None = None, merge_label_variants: bool = False,
+                  drop_duplicates: bool = False) -> Path:
     """Record a user task under ATLAS_HOME/tasks/<name>.json after loading it once to check it.
 
     The label order found then is recorded with it, so list descriptions stay on the classes
-    they were written for however the file is read later."""
+    they were written for however the file is read later. ``text_col`` a list of two columns:
+    a sentence-pair task. A ``save_to_disk`` folder, a .parquet file or the Hub's
+    ``data/{split}-*.parquet`` layout is read through ``datasets`` without ``kind="hf"``."""
     _check_text(name, family)
     if not _NAME_RE.match(name or ""):
         raise TaskError(name, "task names use letters, digits, '_', '.', '-' (max 64)")
@@ -210,14 +276,18 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
     src = str(Path(path).expanduser().resolve()) if (kind == "file" or Path(path).exists()) else str(path)
     spec = {"name": name, "kind": kind, "path": src, "text_col": text_col, "label_col": label_col,
             "family": family, "labels": labels, "descriptions": descriptions, "config": config,
-            "seed": seed, "header": header, "quoting": quoting, "label_order": "appearance"}
-    if kind == "file" and Path(path).suffix.lower() in (".parquet", ".zip") and Path(path).is_file():
+            "seed": seed, "header": header, "quoting": quoting, "label_order": "appearance",
+            "encoding": encoding, "merge_label_variants": merge_label_variants,
+            "drop_duplicates": drop_duplicates}
+    if kind == "file" and Path(path).suffix.lower() == ".zip" and Path(path).is_file():
         # the page's upload path (core.tasks.upload): Parquet rewritten as JSONL, a zip of split files
         # unpacked safely; then the same reader as any other file
         from core.tasks.upload import build_task, read_upload  # lazy: pandas
         with tempfile.TemporaryDirectory(prefix="atlas-add-") as tmp:
             up = read_upload(Path(path).name, Path(path).read_bytes(), tmp)
-            task = build_task(up, name, text_col, label_col, family=family, descriptions=descriptions, seed=seed)
+            task = build_task(up, name, text_col, label_col, family=family, descriptions=descriptions, seed=seed,
+                              encoding=encoding, merge_label_variants=merge_label_variants,
+                              drop_duplicates=drop_duplicates)
         if labels is not None and [_norm_label(x) for x in labels] != task.labels:
             raise TaskError(path, f"labels {task.labels} differ from the given {labels}")
         return save_task(task, origin=src, overwrite=overwrite,
@@ -229,7 +299,8 @@ def register_task(name: str, path: str | Path, *, kind: str = "file", text_col: 
     # classes they were written for
     return save_task(task, origin=src, overwrite=overwrite,
                      extra={"read_with": {k: spec[k] for k in ("kind", "text_col", "label_col", "config", "seed",
-                                                               "header", "quoting")}})
+                                                               "header", "quoting", "encoding",
+                                                               "merge_label_variants", "drop_duplicates")}})
 
 
 def _load_user(spec: dict) -> Task:
@@ -240,7 +311,9 @@ def _load_user(spec: dict) -> Task:
     try:
         common = dict(text_col=spec.get("text_col", "text"), label_col=spec.get("label_col", "label"),
                       name=spec["name"], family=spec.get("family"), labels=spec.get("labels"),
-                      descriptions=spec.get("descriptions"), seed=int(spec.get("seed", 0)))
+                      descriptions=spec.get("descriptions"), seed=int(spec.get("seed", 0)),
+                      merge_label_variants=bool(spec.get("merge_label_variants")),
+                      drop_duplicates=bool(spec.get("drop_duplicates")))
         path = spec["path"]
     except (KeyError, TypeError, ValueError) as e:
         raise TaskError(spec.get("_file"), f"bad task file ({type(e).__name__}: {e})") from None
@@ -248,7 +321,7 @@ def _load_user(spec: dict) -> Task:
         return load_hf_task(path, spec.get("config"), **common)
     # tasks registered before labels kept their first-appearance order were read sorted
     return load_csv_task(path, **common, header=bool(spec.get("header", True)), quoting=spec.get("quoting"),
-                         label_order=spec.get("label_order", "sorted"))
+                         label_order=spec.get("label_order", "sorted"), encoding=spec.get("encoding"))
 
 
 # ----------------------------------------------------------------------------- registry API
@@ -266,7 +339,7 @@ def task_family(name: str) -> str | None:
 
 
 def _read_jsonl_split(path: Path, index: dict[str, int]) -> Split:
-    texts, labels = [], []
+    texts, texts2, labels = [], [], []
     # what to do about a broken file: a demo task is prepared again, a user task added again
     demo = path.parent.parent == tasks_dir()
     fix = (f"run `python -m core tasks prepare --force --only {path.parent.name}`" if demo else
@@ -282,9 +355,13 @@ def _read_jsonl_split(path: Path, index: dict[str, int]) -> Split:
             rec = json.loads(line)
             texts.append(rec["text"])
             labels.append(index[rec["label"]])
+            if "text2" in rec:   # a sentence-pair task: every row has it
+                texts2.append(rec["text2"])
         except (ValueError, KeyError, TypeError):
             raise TaskError(path, f"line {i}: corrupt {'prepared ' if demo else ''}task file; {fix}") from None
-    return Split(texts, labels)
+    if texts2 and len(texts2) != len(texts):
+        raise TaskError(path, f"{len(texts2)} of {len(texts)} rows have a second text; a pair task needs all")
+    return Split(texts, labels, texts2 or None)
 
 
 def get_task(name: str) -> Task:
@@ -317,9 +394,11 @@ def mixed_task(names: list[str], per_task: int = 200, seed: int = 0, name: str =
         raise TaskError(None, f"per_task must be >= 1, got {per_task}")
     rng = random.Random(f"{seed}:mix:{','.join(names)}")
     labels, descriptions = [], []
-    parts: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    parts: dict[str, list[tuple[str, str | None, int]]] = {s: [] for s in SPLITS}
+    pair_kinds = set()
     for tname in names:
         t = get_task(tname)
+        pair_kinds.add(t.is_pair)
         offset = len(labels)
         labels += [f"{tname}:{x}" for x in t.labels]
         descriptions += list(t.descriptions)
@@ -327,10 +406,14 @@ def mixed_task(names: list[str], per_task: int = 200, seed: int = 0, name: str =
             sp = t.split(s)
             k = per_task if s == "train" else max(20, per_task // 4)
             idx = rng.sample(range(len(sp)), min(k, len(sp)))
-            parts[s] += [(sp.texts[i], offset + sp.labels[i]) for i in idx]
+            parts[s] += [(sp.texts[i], None if sp.texts2 is None else sp.texts2[i], offset + sp.labels[i])
+                         for i in idx]
+    if len(pair_kinds) > 1:
+        raise TaskError(None, "mixed_task: the tasks mix sentence-pair and single-text tasks; mix one kind")
     for s in SPLITS:
         rng.shuffle(parts[s])
-    mk = lambda s: Split([t for t, _ in parts[s]], [y for _, y in parts[s]])  # noqa: E731
+    mk = lambda s: Split([t for t, _, _ in parts[s]], [y for _, _, y in parts[s]],  # noqa: E731
+                         [t2 for _, t2, _ in parts[s]] if pair_kinds == {True} else None)
     return Task(name=name, family="generic", labels=labels, descriptions=descriptions,
                 train=mk("train"), validation=mk("validation"), test=mk("test"),
                 source="mix:" + ",".join(names),

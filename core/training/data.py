@@ -93,14 +93,13 @@ def load_run_data(cfg: TrainConfig, bb: Backbone, task, task_name: str) -> RunDa
     tr_idx = subsample(list(task.train.labels), cfg.train_size, cfg.seed)
     if not tr_idx:
         raise TrainError(f"task {task_name}: empty training split")
-    tr_ids = bb.token_ids([task.train.texts[i] for i in tr_idx], cfg.max_length)
+    # a sentence-pair task's rows are tokenised as pairs (Split.inputs gives texts2 or None)
+    tr_ids = _ids(bb, task.train, tr_idx, cfg.max_length)
     tr_labels = torch.tensor([task.train.labels[i] for i in tr_idx], dtype=torch.long)
     va = split_of(task, "validation")
-    va_texts, va_labels = list(va.texts), list(va.labels)
-    if cfg.val_size is not None:
-        vi = subsample(va_labels, cfg.val_size, cfg.seed)
-        va_texts, va_labels = [va_texts[i] for i in vi], [va_labels[i] for i in vi]
-    va_ids = bb.token_ids(va_texts, cfg.max_length) if va_texts else []
+    vi = list(range(len(va))) if cfg.val_size is None else subsample(list(va.labels), cfg.val_size, cfg.seed)
+    va_labels = [va.labels[i] for i in vi]
+    va_ids = _ids(bb, va, vi, cfg.max_length) if vi else []
     pad_to = cfg.max_length if cfg.padding == Padding.max_length else None
     return RunData(tr_ids, tr_labels, [len(x) for x in tr_ids], va_ids, va_labels, pad_to)
 
@@ -118,4 +117,12 @@ def load_test_split(cfg: TrainConfig, bb: Backbone, task) -> tuple[list[list[int
     """The (seeded, stratified, capped) test split: token ids and labels."""
     te = split_of(task, "test")
     ti = subsample(list(te.labels), cfg.test_size, cfg.seed)
-    return bb.token_ids([te.texts[i] for i in ti], cfg.max_length), [te.labels[i] for i in ti]
+    return _ids(bb, te, ti, cfg.max_length), [te.labels[i] for i in ti]
+
+
+def _ids(bb: Backbone, sp, idx: list[int], max_length: int) -> list[list[int]]:
+    """Token ids of rows ``idx`` of a split: single texts, or (text, text2) pairs encoded as the
+    tokenizer encodes pairs, truncated longest-first (a split without ``texts2`` is single)."""
+    texts2 = getattr(sp, "texts2", None)
+    return bb.token_ids([sp.texts[i] for i in idx], max_length,
+                        None if texts2 is None else [texts2[i] for i in idx])

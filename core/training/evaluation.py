@@ -9,7 +9,7 @@ import torch
 
 from core.backbone import Backbone, load_backbone
 from core.training.config import TrainError
-from core.training.data import split_of, subsample
+from core.training.data import _ids, split_of, subsample
 from core.training.heads import Head, label_embeddings
 from core.training.init import load_prompt_tensor
 
@@ -48,16 +48,15 @@ def evaluate(prompt: torch.Tensor | None, task, split: str = "test", backbone: B
         from core.tasks import get_task
         task = get_task(task)
     sp = split_of(task, split)
-    texts, labels = list(sp.texts), list(sp.labels)
-    if limit is not None:
-        texts, labels = texts[:limit], labels[:limit]
+    idx = list(range(len(sp) if limit is None else min(limit, len(sp))))
+    labels = [sp.labels[i] for i in idx]
     if isinstance(head, str):
         if head != "verbalizer":
             raise TrainError("evaluate(head='linear') needs the trained Head object")
         head = Head("verbalizer", label_embeddings(bb, task), tau).to(bb.device)
     if prompt is not None:
         prompt = load_prompt_tensor(prompt, bb.dim)[0].to(bb.device)
-    ids = bb.token_ids(texts, max_length)
+    ids = _ids(bb, sp, idx, max_length)   # pairs tokenised as pairs
     return accuracy(predict_logits(bb, head, ids, prompt, pool, batch_size), labels)
 
 
@@ -75,10 +74,11 @@ def logistic_probe(task, backbone: Backbone | None = None, split: str = "test", 
     from sklearn.linear_model import LogisticRegression
     bb = backbone or load_backbone()
     idx = subsample(list(task.train.labels), train_size, seed)
-    X = bb.embed_texts([task.train.texts[i] for i in idx], max_length=max_length).numpy()
+    tr_texts, tr_texts2 = task.train.inputs(idx)
+    X = bb.embed_texts(tr_texts, max_length=max_length, texts2=tr_texts2).numpy()
     y = np.asarray([task.train.labels[i] for i in idx])
     sp = split_of(task, split)
-    Xt = bb.embed_texts(list(sp.texts), max_length=max_length).numpy()
+    Xt = bb.embed_texts(list(sp.texts), max_length=max_length, texts2=getattr(sp, "texts2", None)).numpy()
     clf = LogisticRegression(max_iter=2000, C=1.0).fit(X, y)
     return float((clf.predict(Xt) == np.asarray(sp.labels)).mean())
 
