@@ -118,9 +118,9 @@ def slot(kind: str, units: int, *, owner: str = "full", title: str = "", store: 
          budget: Budget | None = None):
     """Hold one compute slot for an inline computation; Busy when all ``max_compute`` are taken.
 
-        with jobs.slot("tsne", points, owner="viewer") as job:
-            ...compute...
-    The row records ``units`` and the wall time when it ends (the next estimate's rate)."""
+        with jobs.slot("tsne", points, owner="viewer") as rec:
+            ...compute...            # rec["units"] = what was really computed, when less than asked
+    The row records the units and the wall time when it ends (the next estimate's rate)."""
     store = ledger(store)
     budget = budget or Budget.from_env()
     job_id = new_run_id("c")
@@ -129,12 +129,13 @@ def slot(kind: str, units: int, *, owner: str = "full", title: str = "", store: 
     if not store.claim_compute_slot(job_id, budget.max_compute, _gone, **_me()):
         store.finish_job(job_id, "cancelled", error="not started: every compute slot was taken")
         raise Busy(busy_message(store, budget))
+    rec = {"job_id": job_id, "units": int(units)}
     try:
-        yield store.get_job(job_id)
+        yield rec          # the caller may set rec["units"] to the units it really did (a cache hit did none)
     except BaseException as e:
         store.finish_job(job_id, "failed", error=f"{type(e).__name__}: {str(e)[:300]}")
         raise
-    store.finish_job(job_id, "finished", units=int(units), done=int(units))
+    store.finish_job(job_id, "finished", units=int(rec["units"]), done=int(rec["units"]))
 
 
 def busy_message(store: RunStore, budget: Budget) -> str:

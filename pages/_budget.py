@@ -53,11 +53,15 @@ def decide(cost: BG.Cost, *, can_background: bool = True) -> BG.Decision:
     return d
 
 
-def run_inline(kind: str, units: int, fn, *, title: str = ""):
-    """fn() while holding one compute slot; None (and one warning) when every slot is taken."""
+def run_inline(kind: str, units: int, fn, *, title: str = "", units_done=None):
+    """fn() while holding one compute slot; None (and one warning) when every slot is taken.
+    ``units_done(result)``: the units really computed (a cache hit did none), for the measured rate."""
     try:
-        with J.slot(kind, units, owner=owner(), title=title or kind):
-            return fn()
+        with J.slot(kind, units, owner=owner(), title=title or kind) as rec:
+            out = fn()
+            if units_done is not None:
+                rec["units"] = int(units_done(out))
+            return out
     except J.Busy as e:
         st.warning(str(e), icon="⏳")
         return None

@@ -181,19 +181,35 @@ if not chosen or group is None:
             "or choose other collections.")
 rank_key = (target, tuple(sorted(c.name for c in chosen)), group)
 if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group is None):
-    bar = st.progress(0.0, text="ranking…")
+    # issue 24: priced first (sources × examples, an upper bound: cached sources cost nothing); a viewer above
+    # the per-click ceiling is refused; the ranking holds one of the server's compute slots while it runs
+    from core import jobs as J
+    from pages import _budget as BU
+    units = len(index.group_prompts(group)) * min(len(task.validation), R.RankSettings().max_examples)
+    ledger = BU.ledger()
+    d = BU.decide(J.estimate("rank", units, ledger), can_background=False) if ledger is not None else None
+    if d is not None and d.action == "refuse":
+        st.warning(d.message, icon="🔒")
+    elif d is not None:
+        if d.message:
+            st.caption(d.message)
+        bar = st.progress(0.0, text="ranking…")
 
-    def _tick(done, total, name):
-        bar.progress(done / max(1, total), text=f"{done}/{total} {name}")
+        def _tick(done, total, name):
+            bar.progress(done / max(1, total), text=f"{done}/{total} {name}")
 
-    try:
-        st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
-                                                                       metric=metric, progress=_tick))
-        st.session_state.pop("tasks_rank_error", None)
-    except R.RankError as e:
-        st.session_state["tasks_ranking"] = None
-        st.session_state["tasks_rank_error"] = str(e)
-    bar.empty()
+        try:
+            rk_new = BU.run_inline("rank", units, lambda: R.rank_sources(target, index=index, group=group,
+                                                                         metric=metric, progress=_tick),
+                                   title=f"ranking {units:,} source × examples for {target}",
+                                   units_done=lambda r: r.computed * r.n_examples)
+            if rk_new is not None:
+                st.session_state["tasks_ranking"] = (rank_key, rk_new)
+                st.session_state.pop("tasks_rank_error", None)
+        except R.RankError as e:
+            st.session_state["tasks_ranking"] = None
+            st.session_state["tasks_rank_error"] = str(e)
+        bar.empty()
 if st.session_state.get("tasks_rank_error"):
     st.error(st.session_state["tasks_rank_error"], icon="🛑")
 held = st.session_state.get("tasks_ranking")

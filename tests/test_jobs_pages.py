@@ -61,3 +61,58 @@ def test_full_mode_over_the_ceiling_runs_a_background_job(tmp_path, monkeypatch)
     assert not at.exception, at.exception
     assert chart_specs(at)                        # the job's matrix, from the cache
     assert [b for b in at.button if b.key == "tr_img"]  # full mode keeps the server-side export
+
+
+def test_projection_viewer_over_the_ceiling_gets_pca_and_the_cost(tmp_path, monkeypatch):
+    from core import projection as proj
+    from tests.test_projection_page import build_demo, run_page
+
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ATLAS_LIBRARY", raising=False)
+    proj.clear_memory_cache()
+    build_demo(tmp_path / "demo", precompute=False)
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "demo"))
+    monkeypatch.setenv("ATLAS_MODE", "viewer")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0.000001")
+    at = run_page(method="tsne")
+    assert not at.exception, at.exception
+    refused = [w.value for w in at.warning if "per-click limit" in w.value]
+    assert refused and "8 points" in refused[0]
+    assert any("Showing the PCA map instead of t-SNE" in c.value for c in at.caption)
+    assert RunStore().list_jobs(status=("finished",)) == []
+    assert not [b for b in at.button if b.key == "proj_render"]  # no server-side export for viewers
+    # full mode: the same map is computed, in a ledger slot, and its rate is measured
+    monkeypatch.setenv("ATLAS_MODE", "full")
+    proj.clear_memory_cache()
+    at = run_page(method="tsne")
+    assert not at.exception, at.exception
+    rows = RunStore().list_jobs(status=("finished",))
+    assert [(j["kind"], j["units"]) for j in rows] == [("tsne", 8)]
+    proj.clear_memory_cache()
+
+
+def test_tasks_ranking_refused_for_a_viewer_over_the_ceiling(tmp_path, monkeypatch):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.config import REPO_ROOT, demo_dir
+
+    demo = tmp_path / "demo"
+    for n in ("sent_movie", "topic_newswire"):
+        shutil.copytree(demo_dir() / "prompts" / n, demo / "prompts" / n)
+    monkeypatch.setenv("ATLAS_DEMO", str(demo))
+    monkeypatch.setenv("ATLAS_MODE", "viewer")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0.01")
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "tasks.py"), default_timeout=180).run()
+    assert not at.exception, at.exception
+    at.button(key="tasks_rank").click().run()
+    assert not at.exception, at.exception
+    refused = [w.value for w in at.warning if "per-click limit" in w.value]
+    assert refused and "source × examples" in refused[0]
+    assert RunStore().list_jobs() == []            # nothing ran
+    assert not frame_with(at, "ncc")               # no ranking table
+
+
+def frame_with(at, column: str) -> bool:
+    return any(column in d.value.columns for d in at.dataframe)
