@@ -65,11 +65,18 @@ def finished_rows(store: RunStore) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- liveness
+NO_PID_GRACE_S = 60.0   # a background job whose worker never recorded its pid by then never started
+
+
 def _gone(job: dict) -> str | None:
-    """Why a running/queued row's process is gone (None: alive, or on another host / not yet started)."""
+    """Why a running/queued row's process is gone (None: alive, or on another host)."""
     from core.runs.local import pid_alive
 
-    if job.get("host") not in (None, hostname()) or not job.get("pid"):
+    if job.get("host") not in (None, hostname()):
+        return None
+    if not job.get("pid"):
+        if job.get("background") and time.time() - (job.get("created") or 0) > NO_PID_GRACE_S:
+            return f"its worker did not start within {NO_PID_GRACE_S:g} s (see ATLAS_HOME/jobs/{job['job_id']}.log)"
         return None
     if pid_alive(job["pid"], job.get("pid_start")):
         return None

@@ -28,10 +28,17 @@ def budget() -> BG.Budget:
         st.stop()
 
 
+@st.cache_resource(show_spinner=False)
+def _store(path: str):
+    """One RunStore per runs.db for the whole server (it is thread-safe: a connection per thread)."""
+    return J.RunStore(path)
+
+
 def ledger():
     """The run store's compute ledger, or None (with one message) when runs.db cannot be opened."""
     try:
-        return J.ledger()
+        from core.runs.store import default_db_path
+        return _store(str(default_db_path()))
     except Exception as e:  # noqa: BLE001 -- a broken runs.db must not take the page down
         st.warning(f"The compute ledger (runs.db) cannot be opened ({type(e).__name__}); nothing can be computed "
                    "on this page until it is repaired or moved aside.", icon="⚠️")
@@ -56,8 +63,11 @@ def decide(cost: BG.Cost, *, can_background: bool = True) -> BG.Decision:
 def run_inline(kind: str, units: int, fn, *, title: str = "", units_done=None):
     """fn() while holding one compute slot; None (and one warning) when every slot is taken.
     ``units_done(result)``: the units really computed (a cache hit did none), for the measured rate."""
+    store = ledger()
+    if store is None:
+        return None
     try:
-        with J.slot(kind, units, owner=owner(), title=title or kind) as rec:
+        with J.slot(kind, units, owner=owner(), title=title or kind, store=store) as rec:
             out = fn()
             if units_done is not None:
                 rec["units"] = int(units_done(out))

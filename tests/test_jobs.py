@@ -271,3 +271,14 @@ def test_metric_cache_is_capped(monkeypatch, tmp_path):
     assert len(files) == 3
     last = {n: prompts[n] for n in names[5:35]}
     assert M.cached_matrix("e_avg", last) is not None
+
+
+def test_a_job_whose_worker_never_started_is_failed_and_frees_its_key(zs_setup):
+    store = RunStore()
+    job, _ = J.submit_matrix_job("zs", zs_setup, store=store, spawn=False)
+    assert J.reconcile(store) == 0                       # just queued: its worker may still be starting
+    store.update_job(job["job_id"], created=time.time() - 2 * J.NO_PID_GRACE_S)
+    assert J.reconcile(store) == 1
+    assert "did not start" in store.get_job(job["job_id"])["error"]
+    again, created = J.submit_matrix_job("zs", zs_setup, store=store, spawn=False)
+    assert created and again["job_id"] != job["job_id"]
