@@ -295,22 +295,58 @@ def latest_job(key: str, store: RunStore | None = None) -> dict | None:
     return None
 
 
-def submit_matrix_job(metric: str, prompts, *, owner: str = "full", est: Cost | None = None,
-                      store: RunStore | None = None, spawn: bool = True) -> tuple[dict, bool]:
-    """Start (or join) the background job computing ``metric``'s matrix for ``prompts``.
-    -> (job row, whether this call created it). The worker is spawned detached only when created."""
+def _submit(key: str, kind: str, spec: dict, prompts, *, title: str, owner: str, est: Cost | None,
+            store: RunStore | None, spawn: bool) -> tuple[dict, bool]:
     store = ledger(store)
-    key = job_key(metric, prompts)
     folder = jobs_dir() / key.split(":")[-1]
-    path = _save_prompts(prompts, folder)
-    n = len(list(prompts))
-    job, created = store.submit_job(new_run_id("j"), key, metric,
-                                    {"metric": metric, "prompts_file": str(path), "n_prompts": n},
-                                    title=f"{metric} of {n} prompts", owner=owner, background=True,
+    spec = {**spec, "prompts_file": str(_save_prompts(prompts, folder))}
+    job, created = store.submit_job(new_run_id("j"), key, kind, spec, title=title, owner=owner, background=True,
                                     total=est.units if est else None, est_s=est.seconds if est else None)
     if created and spawn:
         spawn_worker(job["job_id"])
     return job, created
+
+
+def submit_matrix_job(metric: str, prompts, *, owner: str = "full", est: Cost | None = None,
+                      store: RunStore | None = None, spawn: bool = True) -> tuple[dict, bool]:
+    """Start (or join) the background job computing ``metric``'s matrix for ``prompts``.
+    -> (job row, whether this call created it). The worker is spawned detached only when created."""
+    n = len(list(prompts))
+    return _submit(job_key(metric, prompts), metric, {"job": "matrix", "metric": metric, "n_prompts": n}, prompts,
+                   title=f"{metric} of {n} prompts", owner=owner, est=est, store=store, spawn=spawn)
+
+
+def map_key(prompts, cfg: dict) -> str:
+    from core.fsutil import json_hash
+    from core.metrics.items import _items
+    return "map:" + json_hash({"cfg": cfg, "prompts": [(it.name, it.hash) for it in _items(prompts)]}, 20)
+
+
+def submit_map_job(prompts, cfg: dict, *, owner: str = "full", est: Cost | None = None,
+                   store: RunStore | None = None, spawn: bool = True) -> tuple[dict, bool]:
+    """Start (or join) the background job computing a t-SNE/UMAP map (``cfg``: ProjectionConfig fields);
+    the worker writes the projection cache, where the page's lookup finds it."""
+    kind = cfg["method"]
+    units = est.units if est else 0
+    return _submit(map_key(prompts, cfg), kind, {"job": "map", "cfg": cfg}, prompts,
+                   title=f"{kind} map of {units:,} points", owner=owner, est=est, store=store, spawn=spawn)
+
+
+def cancel(job_id: str, store: RunStore | None = None) -> str:
+    """Cancel a job: a queued one at once; a running background job is also sent SIGTERM (its worker turns
+    it into a clean stop: what a zs job saved is kept). -> the status it had or has now."""
+    import signal
+
+    store = ledger(store)
+    status = store.request_job_cancel(job_id)
+    j = store.get_job(job_id)
+    if status == "running" and j and j.get("background") and j.get("pid") and j.get("host") == hostname() \
+            and j["pid"] != os.getpid():
+        try:
+            os.kill(j["pid"], signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return status
 
 
 def spawn_worker(job_id: str) -> int:
@@ -344,6 +380,12 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
     if job is None:
         raise SystemExit(f"no job {job_id!r} in {store.path}")
     store.update_job(job_id, **_me())
+
+    def on_term(_sig, _frame):  # `jobs cancel` / the page's Cancel: stop now, even inside a long t-SNE
+        raise JobStopped("cancelled")
+
+    import signal
+    signal.signal(signal.SIGTERM, on_term)
     try:
         while not store.claim_compute_slot(job_id, budget.max_compute, _gone, **_me()):
             _check_stop(store, job_id, budget.idle_s)
@@ -352,7 +394,7 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
             time.sleep(POLL_S)
         spec = job["spec"]
         prompts = _load_prompts(Path(spec["prompts_file"]))
-        metric = spec["metric"]
+        metric = spec.get("metric")
         state = {"done": 0, "last": 0.0}
         pause = float(os.environ.get("ATLAS_JOB_PAUSE_S") or 0)  # tests and demos: slow a job down to watch it
 
@@ -367,7 +409,11 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
                 _check_stop(store, job_id, budget.idle_s)
 
         _check_stop(store, job_id, budget.idle_s)
-        if metric == "zs":
+        if spec.get("job") == "map":
+            from core import projection as proj
+            res = proj.project(prompts, proj.ProjectionConfig(**spec["cfg"]))
+            state["done"] = len(res.coords) if res.source == "computed" else 0
+        elif metric == "zs":
             M.compute_matrix(metric, prompts, pairs=PairStore(store), progress=progress)
         else:
             M.compute_matrix(metric, prompts)
@@ -414,7 +460,7 @@ def cli(command: str, argv: list[str]) -> int:
         return 0
     if args.action == "cancel":
         try:
-            print(f"{args.job_id}: {store.request_job_cancel(args.job_id)}"
+            print(f"{args.job_id}: {cancel(args.job_id, store)}"
                   + (" (stops before its next unit)" if store.get_job(args.job_id)["status"] == "running" else ""))
         except Exception as e:  # noqa: BLE001 -- StoreError: no such job
             print(f"error: {e}", file=sys.stderr)

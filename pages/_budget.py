@@ -77,11 +77,15 @@ def run_inline(kind: str, units: int, fn, *, title: str = "", units_done=None):
         return None
 
 
-def start_job(metric: str, prompts, est: BG.Cost) -> dict | None:
+def start_job(metric: str, prompts, est: BG.Cost, *, map_cfg: dict | None = None) -> dict | None:
+    """Start or join the background job for a matrix (``metric``) or, with ``map_cfg``, a t-SNE/UMAP map."""
     store = ledger()
     if store is None:
         return None
-    job, _created = J.submit_matrix_job(metric, prompts, owner=owner(), est=est, store=store)
+    if map_cfg is not None:
+        job, _created = J.submit_map_job(prompts, map_cfg, owner=owner(), est=est, store=store)
+    else:
+        job, _created = J.submit_matrix_job(metric, prompts, owner=owner(), est=est, store=store)
     return job
 
 
@@ -98,11 +102,11 @@ def job_panel(key: str) -> dict | None:
     if j["status"] in ("queued", "running"):
         _live(key, j["job_id"])
     elif j["status"] in ("failed", "cancelled") and j.get("done"):
-        st.caption(f"The last job for this matrix was {j['status']} after {j['done']:,} of {j['total'] or '?'} "
+        st.caption(f"The last job for this was {j['status']} after {j['done']:,} of {j['total'] or '?'} "
                    f"units ({j.get('error') or 'no reason recorded'}). What it computed is saved: computing again "
                    "resumes from there.")
     elif j["status"] == "failed":
-        st.caption(f"The last job for this matrix failed: {j.get('error') or 'no reason recorded'}.")
+        st.caption(f"The last job for this failed: {j.get('error') or 'no reason recorded'}.")
     return j
 
 
@@ -121,17 +125,21 @@ def _live(key: str, job_id: str) -> None:
         total, done = j.get("total") or 0, j.get("done") or 0
         if j["status"] == "queued":
             text = f"⏳ {j['title']}: queued — waiting for a compute slot ({budget().max_compute} on this server)"
-        else:
+        elif done:
             eta = ""
-            if j.get("started") and done:
+            if j.get("started"):
                 left = (time.time() - j["started"]) / done * max(total - done, 0)
                 eta = f", about {BG.fmt_seconds(left)} left"
             text = f"⚙️ {j['title']}: {done:,} of {total:,} done{eta} (job {job_id}; shared with anyone who asks)"
+        else:  # a job without per-unit progress (a map), or before its first unit
+            ran = time.time() - (j.get("started") or time.time())
+            est = f" of an estimated {BG.fmt_seconds(j['est_s'])}" if j.get("est_s") else ""
+            text = f"⚙️ {j['title']}: running for {BG.fmt_seconds(ran)}{est} (job {job_id}; shared with anyone who asks)"
         st.progress(min(done / total, 1.0) if total else 0.0, text=text)
         if not _access().viewer:
             if st.button("Cancel job", key=f"job_cancel_{job_id}",
                          help="stops before its next unit; what it computed is kept and reused"):
-                store.request_job_cancel(job_id)
+                J.cancel(job_id, store)
                 st.rerun()
         else:
             st.caption("This job stops when no open page asks for it for "

@@ -297,8 +297,14 @@ try:
         from pages import _budget as BU
         n_points = sum(p.L for p in prompts) if point_mode == "token" else len(prompts)
         ledger = BU.ledger()
-        d = BU.decide(J.estimate(method, n_points, ledger), can_background=False) if ledger is not None else None
-        if d is not None and d.action != "refuse":
+        d = BU.decide(J.estimate(method, n_points, ledger)) if ledger is not None else None
+        if d is not None and d.action == "job":  # full mode above the ceiling: computed by a worker, PCA meanwhile
+            import dataclasses
+            map_cfg = dataclasses.asdict(cfg)
+            st.caption(d.message)
+            if BU.start_job(method, prompts, d.cost, map_cfg=map_cfg) is not None:
+                BU.job_panel(J.map_key(prompts, map_cfg))
+        elif d is not None and d.action != "refuse":
             if d.message:
                 st.caption(d.message)
             slow = " (3-D t-SNE of this many points can take a minute)" if (

@@ -207,8 +207,9 @@ def test_running_job_is_cancelled_and_queued_job_waits_for_the_cap(zs_setup, mon
         time.sleep(2.0)
         assert store.get_job(job["job_id"])["status"] == "queued"
     _wait(lambda: store.pair_count("zs") >= 1, what="the job to start once the slot is free")
-    assert store.request_job_cancel(job["job_id"]) == "running"
-    _wait(lambda: store.get_job(job["job_id"])["status"] == "cancelled", what="cancel")
+    assert J.cancel(job["job_id"], store) == "running"   # flag + SIGTERM: the worker stops cleanly
+    _wait(lambda: store.get_job(job["job_id"])["status"] == "cancelled", timeout=30, what="cancel")
+    assert store.get_job(job["job_id"])["error"] == "cancelled"
     assert store.pair_count("zs") < 8
     out = subprocess.run([sys.executable, "-m", "core", "jobs", "list", "--all"], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
