@@ -63,6 +63,8 @@ def decide(cost: BG.Cost, *, can_background: bool = True) -> BG.Decision:
 def run_inline(kind: str, units: int, fn, *, title: str = "", units_done=None):
     """fn() while holding one compute slot; None (and one warning) when every slot is taken.
     ``units_done(result)``: the units really computed (a cache hit did none), for the measured rate."""
+    if units == 0:
+        return fn()  # nothing to compute (all cached): no slot, never "busy"
     store = ledger()
     if store is None:
         return None

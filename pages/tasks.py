@@ -181,11 +181,15 @@ if not chosen or group is None:
             "or choose other collections.")
 rank_key = (target, tuple(sorted(c.name for c in chosen)), group)
 if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group is None):
-    # issue 24: priced first (sources × examples, an upper bound: cached sources cost nothing); a viewer above
-    # the per-click ceiling is refused; the ranking holds one of the server's compute slots while it runs
+    # issue 24: priced first (sources not in the cache × examples); a viewer above the per-click ceiling is
+    # refused; the ranking holds one of the server's compute slots while it runs
     from core import jobs as J
     from pages import _budget as BU
-    units = len(index.group_prompts(group)) * min(len(task.validation), R.RankSettings().max_examples)
+    try:
+        todo, _n_sources, n_ex = R.pending(target, index=index, group=group)
+    except R.RankError:
+        todo, n_ex = 0, 0  # rank_sources below says what is wrong, in its own words
+    units = todo * n_ex
     ledger = BU.ledger()
     d = BU.decide(J.estimate("rank", units, ledger), can_background=False) if ledger is not None else None
     if d is not None and d.action == "refuse":

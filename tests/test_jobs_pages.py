@@ -113,6 +113,10 @@ def test_tasks_ranking_refused_for_a_viewer_over_the_ceiling(tmp_path, monkeypat
     for n in ("sent_movie", "topic_newswire"):
         shutil.copytree(demo_dir() / "prompts" / n, demo / "prompts" / n)
     monkeypatch.setenv("ATLAS_DEMO", str(demo))
+    cache = tmp_path / "cache"                 # a ranking cache of this test's own; the prepared demo tasks linked in
+    cache.mkdir()
+    (cache / "tasks").symlink_to((REPO_ROOT / ".cache" / "tasks").resolve())
+    monkeypatch.setenv("ATLAS_CACHE", str(cache))
     monkeypatch.setenv("ATLAS_MODE", "viewer")
     monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0.01")
     at = AppTest.from_file(str(REPO_ROOT / "pages" / "tasks.py"), default_timeout=180).run()
@@ -123,6 +127,21 @@ def test_tasks_ranking_refused_for_a_viewer_over_the_ceiling(tmp_path, monkeypat
     assert refused and "source × examples" in refused[0]
     assert RunStore().list_jobs() == []            # nothing ran
     assert not frame_with(at, "ncc")               # no ranking table
+    # the operator ranks once (full mode: computed in a slot) ...
+    monkeypatch.setenv("ATLAS_MODE", "full")
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "tasks.py"), default_timeout=300).run()
+    at.button(key="tasks_rank").click().run()
+    assert not at.exception, at.exception
+    assert frame_with(at, "ncc")
+    (row,) = RunStore().list_jobs()
+    assert (row["kind"], row["status"]) == ("rank", "finished") and row["units"] > 0
+    # ... then a viewer's click costs nothing (every source is cached) and is not refused
+    monkeypatch.setenv("ATLAS_MODE", "viewer")
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "tasks.py"), default_timeout=180).run()
+    at.button(key="tasks_rank").click().run()
+    assert not at.exception, at.exception
+    assert not [w for w in at.warning if "per-click limit" in w.value]
+    assert frame_with(at, "ncc") and len(RunStore().list_jobs()) == 1
 
 
 def frame_with(at, column: str) -> bool:
