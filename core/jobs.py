@@ -89,6 +89,8 @@ def reconcile(store: RunStore) -> int:
     for j in store.list_jobs(status=("queued", "running")):
         why = _gone(j)
         if why and store.finish_job(j["job_id"], "failed", error=why):
+            if j.get("background") and (j.get("spec") or {}).get("prompts_file"):
+                Path(j["spec"]["prompts_file"]).unlink(missing_ok=True)
             n += 1
     return n
 
@@ -249,16 +251,14 @@ def jobs_dir() -> Path:
     return atlas_home() / "jobs"
 
 
-def _save_prompts(prompts, folder: Path) -> Path:
+def _save_prompts(prompts, path: Path) -> Path:
     """The prompts a worker needs (tensors + metadata) as one .npz, no pickles; atomic."""
     import numpy as np
     from core.metrics.items import _items
 
     items = _items(prompts)
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "prompts.npz"
-    if path.is_file():
-        return path
     meta = [{"name": it.name, "task": it.task, "family": it.family, "backbone": it.backbone, "method": it.method}
             for it in items]
     arrays = {f"p{i}": it.tensor.numpy() for i, it in enumerate(items)}
@@ -298,11 +298,18 @@ def latest_job(key: str, store: RunStore | None = None) -> dict | None:
 def _submit(key: str, kind: str, spec: dict, prompts, *, title: str, owner: str, est: Cost | None,
             store: RunStore | None, spawn: bool) -> tuple[dict, bool]:
     store = ledger(store)
-    folder = jobs_dir() / key.split(":")[-1]
-    spec = {**spec, "prompts_file": str(_save_prompts(prompts, folder))}
-    job, created = store.submit_job(new_run_id("j"), key, kind, spec, title=title, owner=owner, background=True,
-                                    total=est.units if est else None, est_s=est.seconds if est else None)
-    if created and spawn:
+    job_id = new_run_id("j")
+    path = _save_prompts(prompts, jobs_dir() / f"{job_id}.npz")  # the worker removes it when it ends
+    spec = {**spec, "prompts_file": str(path)}
+    try:
+        job, created = store.submit_job(job_id, key, kind, spec, title=title, owner=owner, background=True,
+                                        total=est.units if est else None, est_s=est.seconds if est else None)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    if not created:
+        path.unlink(missing_ok=True)  # joined the active job of this key: it has its own copy
+    elif spawn:
         spawn_worker(job["job_id"])
     return job, created
 
@@ -426,6 +433,8 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
     except Exception as e:  # noqa: BLE001 -- recorded in the ledger, the worker exits non-zero
         store.finish_job(job_id, "failed", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
         raise
+    finally:
+        Path(job["spec"]["prompts_file"]).unlink(missing_ok=True)  # a new request saves the prompts again
 
 
 def describe(j: dict) -> str:

@@ -187,6 +187,7 @@ def test_job_killed_midway_resumes_computing_only_the_missing_pairs(zs_setup, mi
     end = store.get_job(job2["job_id"])
     assert end["status"] == "finished", end
     assert end["units"] == 8 - saved  # only what was missing was evaluated
+    assert not list(J.jobs_dir().glob("*.npz"))  # the workers' prompt files are gone with their jobs
     assert store.pair_count("zs") == 8
     # the matrix is in the cache now, and equals a fresh in-process computation
     from core import metrics as M
