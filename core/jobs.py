@@ -299,8 +299,10 @@ def _submit(key: str, kind: str, spec: dict, prompts, *, title: str, owner: str,
             store: RunStore | None, spawn: bool) -> tuple[dict, bool]:
     store = ledger(store)
     job_id = new_run_id("j")
-    path = _save_prompts(prompts, jobs_dir() / f"{job_id}.npz")  # the worker removes it when it ends
-    spec = {**spec, "prompts_file": str(path)}
+    path = jobs_dir() / f"{job_id}.npz"
+    if prompts is not None:
+        _save_prompts(prompts, path)  # the worker removes it when it ends
+        spec = {**spec, "prompts_file": str(path)}
     try:
         job, created = store.submit_job(job_id, key, kind, spec, title=title, owner=owner, background=True,
                                         total=est.units if est else None, est_s=est.seconds if est else None)
@@ -337,6 +339,21 @@ def submit_map_job(prompts, cfg: dict, *, owner: str = "full", est: Cost | None 
     units = est.units if est else 0
     return _submit(map_key(prompts, cfg), kind, {"job": "map", "cfg": cfg}, prompts,
                    title=f"{kind} map of {units:,} points", owner=owner, est=est, store=store, spawn=spawn)
+
+
+def rank_key(target: str, roots: list[str], group: str, prompts) -> str:
+    from core.fsutil import json_hash
+    return "rank:" + json_hash({"target": target, "roots": sorted(map(str, roots)), "group": group,
+                                "prompts": sorted(p.content_hash() for p in prompts)}, 20)
+
+
+def submit_rank_job(target: str, roots: list[str], group: str, prompts, *, owner: str = "full",
+                    est: Cost | None = None, store: RunStore | None = None, spawn: bool = True) -> tuple[dict, bool]:
+    """Start (or join) the background job ranking the sources of ``group`` in the folders ``roots`` for the task
+    ``target``; the worker fills the ranking cache (core.ranking), so the page's next ranking is instant."""
+    return _submit(rank_key(target, roots, group, prompts), "rank",
+                   {"job": "rank", "target": target, "roots": [str(r) for r in roots], "group": group}, None,
+                   title=f"ranking sources for {target}", owner=owner, est=est, store=store, spawn=spawn)
 
 
 def cancel(job_id: str, store: RunStore | None = None) -> str:
@@ -400,7 +417,7 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
                 return store.get_job(job_id)["status"]
             time.sleep(POLL_S)
         spec = job["spec"]
-        prompts = _load_prompts(Path(spec["prompts_file"]))
+        prompts = _load_prompts(Path(spec["prompts_file"])) if spec.get("prompts_file") else []
         metric = spec.get("metric")
         state = {"done": 0, "last": 0.0}
         pause = float(os.environ.get("ATLAS_JOB_PAUSE_S") or 0)  # tests and demos: slow a job down to watch it
@@ -416,7 +433,12 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
                 _check_stop(store, job_id, budget.idle_s)
 
         _check_stop(store, job_id, budget.idle_s)
-        if spec.get("job") == "map":
+        if spec.get("job") == "rank":
+            from core import ranking as R
+            rk = R.rank_sources(spec["target"], libraries=spec["roots"], group=spec["group"],
+                                progress=lambda done, total, _name: progress(done, total))
+            state["done"] = rk.computed * rk.n_examples   # the units rankings are priced in
+        elif spec.get("job") == "map":
             from core import projection as proj
             res = proj.project(prompts, proj.ProjectionConfig(**spec["cfg"]))
             state["done"] = len(res.coords) if res.source == "computed" else 0
@@ -434,7 +456,8 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
         store.finish_job(job_id, "failed", error=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
         raise
     finally:
-        Path(job["spec"]["prompts_file"]).unlink(missing_ok=True)  # a new request saves the prompts again
+        if job["spec"].get("prompts_file"):
+            Path(job["spec"]["prompts_file"]).unlink(missing_ok=True)  # a new request saves the prompts again
 
 
 def describe(j: dict) -> str:

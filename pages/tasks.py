@@ -182,7 +182,8 @@ if not chosen or group is None:
 rank_key = (target, tuple(sorted(c.name for c in chosen)), group)
 if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group is None):
     # issue 24: priced first (sources not in the cache × examples); a viewer above the per-click ceiling is
-    # refused; the ranking holds one of the server's compute slots while it runs
+    # refused; in full mode above it the ranking is a background job filling the ranking cache; otherwise it
+    # holds one of the server's compute slots while it runs
     from core import jobs as J
     from pages import _budget as BU
     try:
@@ -191,9 +192,14 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
         todo, n_ex = 0, 0  # rank_sources below says what is wrong, in its own words
     units = todo * n_ex
     ledger = BU.ledger()
-    d = BU.decide(J.estimate("rank", units, ledger), can_background=False) if ledger is not None else None
+    d = BU.decide(J.estimate("rank", units, ledger)) if ledger is not None else None
     if d is not None and d.action == "refuse":
         st.warning(d.message, icon="🔒")
+    elif d is not None and d.action == "job":
+        st.caption(d.message)
+        J.submit_rank_job(target, index.roots, group, index.group_prompts(group), owner=BU.owner(), est=d.cost,
+                          store=ledger)
+        st.session_state["tasks_rank_job"] = rank_key
     elif d is not None:
         if d.message:
             st.caption(d.message)
@@ -214,6 +220,17 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
             st.session_state["tasks_ranking"] = None
             st.session_state["tasks_rank_error"] = str(e)
         bar.empty()
+if st.session_state.get("tasks_rank_job") == rank_key and index is not None:  # a background ranking (issue 24)
+    from core import jobs as J
+    from pages import _budget as BU
+    rjob = BU.job_panel(J.rank_key(target, index.roots, group, index.group_prompts(group)))
+    if rjob is not None and rjob["status"] == "finished":  # every source is in the cache now: instant
+        st.session_state.pop("tasks_rank_job", None)
+        try:
+            st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
+                                                                           metric=metric))
+        except R.RankError as e:
+            st.session_state["tasks_rank_error"] = str(e)
 if st.session_state.get("tasks_rank_error"):
     st.error(st.session_state["tasks_rank_error"], icon="🛑")
 held = st.session_state.get("tasks_ranking")

@@ -127,8 +127,9 @@ def test_tasks_ranking_refused_for_a_viewer_over_the_ceiling(tmp_path, monkeypat
     assert refused and "source × examples" in refused[0]
     assert RunStore().list_jobs() == []            # nothing ran
     assert not frame_with(at, "ncc")               # no ranking table
-    # the operator ranks once (full mode: computed in a slot) ...
+    # the operator ranks once (full mode, under a generous ceiling: computed inline in a slot) ...
     monkeypatch.setenv("ATLAS_MODE", "full")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "3600")
     at = AppTest.from_file(str(REPO_ROOT / "pages" / "tasks.py"), default_timeout=300).run()
     at.button(key="tasks_rank").click().run()
     assert not at.exception, at.exception
@@ -137,6 +138,7 @@ def test_tasks_ranking_refused_for_a_viewer_over_the_ceiling(tmp_path, monkeypat
     assert (row["kind"], row["status"]) == ("rank", "finished") and row["units"] > 0
     # ... then a viewer's click costs nothing (every source is cached) and is not refused
     monkeypatch.setenv("ATLAS_MODE", "viewer")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0.01")
     at = AppTest.from_file(str(REPO_ROOT / "pages" / "tasks.py"), default_timeout=180).run()
     at.button(key="tasks_rank").click().run()
     assert not at.exception, at.exception
@@ -146,3 +148,39 @@ def test_tasks_ranking_refused_for_a_viewer_over_the_ceiling(tmp_path, monkeypat
 
 def frame_with(at, column: str) -> bool:
     return any(column in d.value.columns for d in at.dataframe)
+
+
+def test_tasks_ranking_in_full_mode_above_the_ceiling_is_a_background_job(tmp_path, monkeypatch):
+    import shutil
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.config import REPO_ROOT, demo_dir
+
+    demo = tmp_path / "demo"
+    for n in ("sent_movie", "topic_newswire", "spam_sms"):
+        shutil.copytree(demo_dir() / "prompts" / n, demo / "prompts" / n)
+    monkeypatch.setenv("ATLAS_DEMO", str(demo))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "tasks").symlink_to((REPO_ROOT / ".cache" / "tasks").resolve())
+    monkeypatch.setenv("ATLAS_CACHE", str(cache))
+    monkeypatch.setenv("ATLAS_MODE", "full")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0.01")
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "tasks.py"), default_timeout=180).run()
+    at.button(key="tasks_rank").click().run()
+    assert not at.exception, at.exception
+    assert any("background job" in c.value for c in at.caption)
+    store = RunStore()
+    (job,) = store.list_jobs()
+    assert (job["kind"], job["background"]) == ("rank", 1)
+    t0 = time.time()
+    while store.get_job(job["job_id"])["status"] in ("queued", "running") and time.time() - t0 < 300:
+        time.sleep(0.5)
+    job = store.get_job(job["job_id"])
+    assert job["status"] == "finished", job
+    assert job["units"] > 0
+    at.run()                                       # the panel's rerun: the ranking comes from the cache
+    assert not at.exception, at.exception
+    assert frame_with(at, "ncc")
+    assert len(store.list_jobs()) == 1             # nothing computed twice
