@@ -38,7 +38,8 @@ REFERENCE: dict[str, tuple[str, float, str]] = {
     "panda_sim": ("prompt forward", 4.6, "as on_probe: one batched forward per prompt over the probe set"),
     "tsne": ("point", 70.6 / 4820, "70.6 s for the demo's 4,820 token points (issue 24)"),
     "umap": ("point", 9.9 / 4820, "9.9 s for the demo's 4,820 token points, numba already compiled"),
-    "rank": ("source × example", 37.5 / (220 * 200), "37.5 s for the demo's ~220 sources × 200 examples (issue 24)"),
+    "rank": ("source × example", 5.0 / 200, "one source's pass is a zs evaluation's forwards: ~5 s per 200 examples "
+             "(140 demo sources took ~13 min on the loaded shared 2-core machine)"),
     "export": ("figure", 6.0, "11.6-12.0 s for a PNG + SVG of a 30 × 30 heatmap via kaleido (it starts Chromium)"),
 }
 BACKBONE_METRICS = ("on", "on_probe", "panda_sim", "zs")
