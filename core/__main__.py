@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("core.demo", "the demo library: build | finalize | estimate"),
     "access": ("core.access", "what a shared server allows: mode, allowed roots, PATH checks"),
     "collection": ("core.collection", "named prompt sets: list | index \"demo,my runs\""),
+    "jobs": ("core.jobs", "compute ledger: list | cancel JOB_ID (background jobs, the global cap)"),
 }
 
 

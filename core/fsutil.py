@@ -81,6 +81,64 @@ def load_cached_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     return a.astype(float, copy=False) if a.shape == shape else None
 
 
+# --------------------------------------------------------------------------- cache size caps
+CACHE_MAX_MB = 256.0   # per cache folder (metrics, projections); ATLAS_CACHE_MAX_MB overrides
+
+
+def cache_cap_bytes() -> int:
+    """ATLAS_CACHE_MAX_MB (a positive number of MiB) as bytes; a bad value raises ValueError naming it."""
+    raw = (os.environ.get("ATLAS_CACHE_MAX_MB") or "").strip()
+    if not raw:
+        return int(CACHE_MAX_MB * 2**20)
+    try:
+        mb = float(raw)
+        if not (mb > 0 and mb < 1e9):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"ATLAS_CACHE_MAX_MB={raw!r}: a positive number of MiB, e.g. 256") from None
+    return int(mb * 2**20)
+
+
+def touch(path: Path | str) -> None:
+    """Mark a cache file used now (its mtime is its last use: atime is often off on servers)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def trim_lru(folder: Path | str, max_bytes: int, pattern: str = "*.npy", keep: Path | str | None = None) -> list[Path]:
+    """Delete the least recently used files (oldest mtime first; see :func:`touch`) matching ``pattern``
+    in ``folder`` until they total at most ``max_bytes``; ``keep`` (the file just written) is never
+    deleted. -> the files deleted. A file another process removed first is skipped."""
+    folder = Path(folder)
+    files = []
+    for p in folder.glob(pattern):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if p.is_file():
+            files.append((st.st_mtime_ns, st.st_size, p))
+    total = sum(f[1] for f in files)
+    gone = []
+    keep = Path(keep) if keep is not None else None
+    for _mtime, size, p in sorted(files, key=lambda f: (f[0], str(f[2]))):
+        if total <= max_bytes:
+            break
+        if keep is not None and p == keep:
+            continue
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        total -= size
+        gone.append(p)
+    return gone
+
+
 # --------------------------------------------------------------------------- content hashes
 def json_hash(obj: Any, n: int = 16) -> str:
     """First ``n`` hex digits of sha256 over json.dumps(obj, sort_keys=True, default=str).

@@ -366,6 +366,27 @@ def score_caption(r: Ranking) -> str:
     return f"score: accuracy; zs and ncc are minus the majority rate {r.majority:.3f}"
 
 
+def pending(target, *, index, group: str | None = None, backbone: str | None = None,
+            settings: RankSettings | None = None) -> tuple[int, int, int]:
+    """What :func:`rank_sources` would still compute (core.budget prices it before a click):
+    -> (sources not in the cache, sources in all, validation examples per source). Reads the cache
+    only; never loads a model."""
+    from core.tasks import TaskError, get_task
+
+    settings = settings or RankSettings()
+    try:
+        task = get_task(target) if isinstance(target, str) else target
+    except TaskError as e:
+        raise RankError(str(e)) from None
+    n = min(len(task.validation), settings.max_examples)
+    prompts = [p for p in index.group_prompts(_pick_group(index, group, backbone)) if p.task != task.name]
+    if not prompts:
+        return 0, 0, n
+    bb_name = backbone or prompts[0].backbone
+    store = _read_cache(_cache_path(str(bb_name), settings, task_data_hash(task, n)))
+    return sum(p.content_hash() not in store for p in prompts), len(prompts), n
+
+
 def source_backbone(refs: list[str]) -> str | None:
     """The backbone the source prompts ``refs`` (paths or library names) were trained with.
 

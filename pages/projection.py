@@ -303,11 +303,36 @@ try:
         # at the end of this run, so it does not compete with the first paint) is done
         waiting_for_umap = proj.umap_status()["error"] is None
         result = proj.project(prompts, proj.fallback_config(cfg))
+    elif result is None and method == "pca":
+        result = proj.project(prompts, cfg)  # linear and instant: not metered
     elif result is None:
-        slow = " (3-D t-SNE of this many points can take a minute)" if (
-            method == "tsne" and dims == 3 and sum(p.L for p in prompts) > 1000 and point_mode == "token") else ""
-        with st.spinner(f"Computing {METHOD_LABELS[method]} of {len(prompts)} prompts…{slow}"):
-            result = proj.project(prompts, cfg)
+        # issue 24: a t-SNE/UMAP map is priced first (core.budget); a viewer above the per-click ceiling,
+        # or any click while every compute slot is taken (core.jobs), gets the PCA map and one line why
+        from core import jobs as J
+        from pages import _budget as BU
+        n_points = sum(p.L for p in prompts) if point_mode == "token" else len(prompts)
+        ledger = BU.ledger()
+        d = BU.decide(J.estimate(method, n_points, ledger)) if ledger is not None else None
+        if d is not None and d.action == "job":  # full mode above the ceiling: computed by a worker, PCA meanwhile
+            import dataclasses
+            map_cfg = dataclasses.asdict(cfg)
+            st.caption(d.message)
+            if BU.start_job(method, prompts, d.cost, map_cfg=map_cfg) is not None:
+                BU.job_panel(J.map_key(prompts, map_cfg))
+        elif d is not None and d.action != "refuse":
+            if d.message:
+                st.caption(d.message)
+            slow = " (3-D t-SNE of this many points can take a minute)" if (
+                method == "tsne" and dims == 3 and n_points > 1000 and point_mode == "token") else ""
+            with st.spinner(f"Computing {METHOD_LABELS[method]} of {len(prompts)} prompts…{slow}"):
+                result = BU.run_inline(method, n_points, lambda: proj.project(prompts, cfg),
+                                       title=f"{METHOD_LABELS[method]} of {n_points:,} points",
+                                       units_done=lambda r: n_points if r.source in ("", "computed") else 0)
+        elif d is not None:
+            st.warning(d.message, icon="🔒")
+        if result is None:
+            st.caption(f"Showing the PCA map instead of {METHOD_LABELS[method]}.")
+            result = proj.project(prompts, proj.fallback_config(cfg))
 except proj.ProjectionError as e:
     st.error(f"Cannot map group {S.md_code(group)}: {S.md(e)}")
     chart_slot.empty()
@@ -461,10 +486,17 @@ e1.download_button("Coordinates (CSV)", S.csv_bytes(table, index=False), f"{stem
 e2.download_button("Figure (HTML)", lambda: fig.to_html(include_plotlyjs=True, full_html=True).encode(),
                    f"{stem}.html", "text/html", key="proj_dl_html", on_click="ignore",
                    help="interactive, self-contained (works offline)")
-if e3.button("Render PNG + SVG", key="proj_render",
-             help="PNG and SVG images of the map (a few seconds; needs Chromium on the server)"):
+from pages._shared import access  # noqa: E402
+if access().viewer:  # issue 24: a viewer's click never starts a browser on the server
+    e3.caption("PNG: the 📷 button in the chart's toolbar (made in your browser).")
+elif e3.button("Render PNG + SVG", key="proj_render",
+               help="static images via kaleido (needs Chrome/Chromium on the server; a few seconds)"):
+    from pages import _budget as BU
     try:
-        st.session_state["proj_images"] = (result.key, dims, _fig_bytes(fig, "png"), _fig_bytes(fig, "svg"))
+        imgs = BU.run_inline("export", 2, lambda: (_fig_bytes(fig, "png"), _fig_bytes(fig, "svg")),
+                             title="PNG + SVG export")
+        if imgs is not None:
+            st.session_state["proj_images"] = (result.key, dims, *imgs)
     except Exception as e:  # noqa: BLE001 — kaleido raises many kinds when Chrome is missing
         st.session_state.pop("proj_images", None)
         st.warning(f"Static image export is unavailable here ({type(e).__name__}: {str(e)[:200]}). "

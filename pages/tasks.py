@@ -258,19 +258,56 @@ rank_key = (target, tuple(sorted(c.name for c in chosen)), group)
 if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group is None):
     notice.begin(st.session_state, "tasks")  # a new action: the last launch's "Queued sweep …" goes
     st.session_state["tasks_rank_n"] = st.session_state.get("tasks_rank_n", 0) + 1  # which ranking is shown
-    bar = st.progress(0.0, text="ranking…")
-
-    def _tick(done, total, name):
-        bar.progress(done / max(1, total), text=f"{done}/{total} {S.md(name)}")
-
+    # issue 24: priced first (sources not in the cache × examples); a viewer above the per-click ceiling is
+    # refused; in full mode above it the ranking is a background job filling the ranking cache; otherwise it
+    # holds one of the server's compute slots while it runs
+    from core import jobs as J
+    from pages import _budget as BU
     try:
-        st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
-                                                                       metric=metric, progress=_tick))
-        st.session_state.pop("tasks_rank_error", None)
-    except R.RankError as e:
-        st.session_state["tasks_ranking"] = None
-        st.session_state["tasks_rank_error"] = str(e)
-    bar.empty()
+        todo, _n_sources, n_ex = R.pending(target, index=index, group=group)
+    except R.RankError:
+        todo, n_ex = 0, 0  # rank_sources below says what is wrong, in its own words
+    units = todo * n_ex
+    ledger = BU.ledger()
+    d = BU.decide(J.estimate("rank", units, ledger)) if ledger is not None else None
+    if d is not None and d.action == "refuse":
+        st.warning(d.message, icon="🔒")
+    elif d is not None and d.action == "job":
+        st.caption(d.message)
+        J.submit_rank_job(target, index.roots, group, index.group_prompts(group), owner=BU.owner(), est=d.cost,
+                          store=ledger)
+        st.session_state["tasks_rank_job"] = rank_key
+    elif d is not None:
+        if d.message:
+            st.caption(d.message)
+        bar = st.progress(0.0, text="ranking…")
+
+        def _tick(done, total, name):
+            bar.progress(done / max(1, total), text=f"{done}/{total} {S.md(name)}")
+
+        try:
+            rk_new = BU.run_inline("rank", units, lambda: R.rank_sources(target, index=index, group=group,
+                                                                         metric=metric, progress=_tick),
+                                   title=f"ranking {units:,} source × examples for {target}",
+                                   units_done=lambda r: r.computed * r.n_examples)
+            if rk_new is not None:
+                st.session_state["tasks_ranking"] = (rank_key, rk_new)
+                st.session_state.pop("tasks_rank_error", None)
+        except R.RankError as e:
+            st.session_state["tasks_ranking"] = None
+            st.session_state["tasks_rank_error"] = str(e)
+        bar.empty()
+if st.session_state.get("tasks_rank_job") == rank_key and index is not None:  # a background ranking (issue 24)
+    from core import jobs as J
+    from pages import _budget as BU
+    rjob = BU.job_panel(J.rank_key(target, index.roots, group, index.group_prompts(group)))
+    if rjob is not None and rjob["status"] == "finished":  # every source is in the cache now: instant
+        st.session_state.pop("tasks_rank_job", None)
+        try:
+            st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
+                                                                           metric=metric))
+        except R.RankError as e:
+            st.session_state["tasks_rank_error"] = str(e)
 if st.session_state.get("tasks_rank_error"):
     st.error(S.md(st.session_state["tasks_rank_error"]), icon="🛑")
 held = st.session_state.get("tasks_ranking")

@@ -347,16 +347,35 @@ else:
         except M.MetricError as e:
             st.warning(S.md(e))
         if mat is None and spec.needs_backbone:
-            cost = {"on": f"{len(names)} forwards (batched)", "on_probe": f"{len(names)} batched forwards over a probe set",
-                    "panda_sim": f"{len(names)} batched forwards over a probe set",
-                    "zs": f"{len(names)} × (target tasks) evaluations of ≤200 validation examples"}[metric]
-            st.info(f"`{metric}` is not computed for this group yet: it costs {cost} of {S.md_code(backbone)}.")
-            if st.button(f"Compute {metric}", key="tr_compute"):
-                with st.spinner(f"Computing {metric}…"):
-                    try:
-                        mat = get_matrix(metric, group, lib_hash, prompts, True)
-                    except M.MetricError as e:
-                        st.warning(S.md(e))
+            # issue 24: priced before it starts (core.budget); zs, and anything above the per-click ceiling in
+            # full mode, is a shared, resumable background job (core.jobs); a viewer above the ceiling is refused
+            from core import jobs as J
+            from pages import _budget as BU
+            est, ledger = None, BU.ledger()
+            if ledger is not None:
+                try:
+                    est = J.estimate_metric(metric, prompts, ledger)
+                except M.MetricError as e:
+                    st.warning(S.md(e))
+            if est is not None:
+                st.info(f"`{metric}` is not computed for this group yet on {S.md_code(backbone)}. Cost: {est.text()}.")
+                job = BU.job_panel(J.job_key(metric, prompts))
+                active = job is not None and job["status"] in ("queued", "running")
+                if st.button(f"Compute {metric}", key="tr_compute", disabled=active):
+                    d = BU.decide(est)
+                    if d.action == "refuse":
+                        st.warning(d.message, icon="🔒")
+                    elif d.action == "job" or metric == "zs":
+                        if BU.start_job(metric, prompts, est) is not None:
+                            st.rerun()
+                    else:
+                        with st.spinner(f"Computing {metric}…"):
+                            try:
+                                mat = BU.run_inline(metric, est.units, lambda: get_matrix(metric, group, lib_hash,
+                                                                                        prompts, True),
+                                                    title=f"{metric} of {len(names)} prompts")
+                            except M.MetricError as e:
+                                st.warning(S.md(e))
 
 view = ""      # "" = every cell; else a block view (core.blocks.VIEWS), above B.FULL_DETAIL_MAX prompts
 drill = None   # (row block, column block) shown cell by cell
@@ -503,10 +522,17 @@ if mat is not None and not mat.empty:
                        file_name=f"{metric}.html", mime="text/html", key="tr_dl_html",
                        help="interactive; loads plotly.js from its CDN when opened (the figure on screen)")
     with e3:
-        if st.button("Prepare PNG/SVG", key="tr_img", help="PNG and SVG images of the heatmap (a few seconds)"):
+        if access().viewer:  # issue 24: a viewer's click never starts a browser on the server
+            st.caption("PNG: the 📷 button in the chart's toolbar (made in your browser).")
+        elif st.button("Prepare PNG/SVG", key="tr_img", help="static images via kaleido (starts a headless browser)"):
+            from pages import _budget as BU
+
+            def render():
+                return fig.to_image(format="png", scale=2), fig.to_image(format="svg")
             try:
-                st.session_state["_tr_png"] = fig.to_image(format="png", scale=2)
-                st.session_state["_tr_svg"] = fig.to_image(format="svg")
+                imgs = BU.run_inline("export", 2, render, title="PNG + SVG export")
+                if imgs is not None:
+                    st.session_state["_tr_png"], st.session_state["_tr_svg"] = imgs
             except Exception as e:  # noqa: BLE001 -- kaleido needs Chrome; HTML always works
                 st.session_state.pop("_tr_png", None)
                 st.warning(f"Static export failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "

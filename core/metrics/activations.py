@@ -275,13 +275,43 @@ def _target_tasks(items: list[_Item]) -> dict[str, Any]:
     return tasks
 
 
+def _zs_key(bb_name: str, head: str, src_hash: str, t_name: str, data: str) -> str:
+    """One zs evaluation's key: backbone | head | prompt content hash | target task | task data hash."""
+    return f"{bb_name}|{head}|{src_hash}|{t_name}|{data}"
+
+
+def _zs_plan(items: list[_Item], max_examples: int) -> list[tuple[str, Any, list[int], float, str]]:
+    """(task name, Task, its columns, majority rate, data hash) per target task with data here."""
+    plan = []
+    for t_name, task in _target_tasks(items).items():
+        if task is None:
+            continue
+        cols = [j for j, it in enumerate(items) if it.task == t_name]
+        labels = list(task.validation.labels)[:max_examples or None]
+        majority = max(np.bincount(labels)) / len(labels) if labels else 0.0
+        data = zs_data_key(task, max_examples)  # both texts of a pair task
+        plan.append((t_name, task, cols, majority, data))
+    return plan
+
+
+def zs_pair_keys(prompts, backbone_name: str, *, max_examples: int = 200, head: str = "verbalizer") -> list[str]:
+    """The evaluations zs needs for these prompts: one key per (source prompt, target task with data here).
+    Targets sharing a task share a key, and so does every prompt set holding the same prompt."""
+    items = _items(prompts)
+    return [_zs_key(backbone_name, head, src.hash, t_name, data)
+            for t_name, _task, _cols, _maj, data in _zs_plan(items, max_examples) for src in items]
+
+
 def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbalizer",
-       counter: dict | None = None, use_cache: bool = True) -> np.ndarray:
+       counter: dict | None = None, use_cache: bool = True, pairs=None,
+       progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Zero-shot transfer [N_s, N_t]: accuracy of source s on target t's task, validation
     split (first ``max_examples``), minus that split's majority rate.
 
-    Evaluations are per (source prompt, target task) and cached on disk by the
-    prompt's content hash, so targets sharing a task cost one evaluation.
+    Evaluations are per (source prompt, target task) and cached by the prompt's content hash, so
+    targets sharing a task cost one evaluation. ``pairs`` (a mapping that saves each value as it is
+    set: core.jobs.PairStore) replaces the JSON cache file, so an interrupted computation keeps
+    what it did; ``progress(done, todo)`` is called after each evaluation (it may raise to stop).
     """
     items = _items(prompts)
     bb = _load_backbone_for(items, "zs", backbone)
@@ -290,24 +320,24 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     except ImportError as e:
         raise MetricError(f"zs needs core.training.evaluate ({e})") from None
     path = _zs_cache_path()
-    store = _zs_store(path, use_cache)
-    n_before = len(store)
+    store = pairs if pairs is not None else _zs_store(path, use_cache)
+    n_before = len(store) if pairs is None else 0
+    plan = _zs_plan(items, max_examples)
+    todo = sum(_zs_key(bb.name, head, src.hash, t, data) not in store for t, _, _, _, data in plan for src in items)
+    done = 0
     out = np.full((len(items), len(items)), np.nan)
-    for t_name, task in _target_tasks(items).items():
-        if task is None:
-            continue
-        cols = [j for j, it in enumerate(items) if it.task == t_name]
-        labels = list(task.validation.labels)[:max_examples or None]
-        majority = max(np.bincount(labels)) / len(labels) if labels else 0.0
-        data = zs_data_key(task, max_examples)
+    for t_name, task, cols, majority, data in plan:
         for i, src in enumerate(items):
-            key = f"{bb.name}|{head}|{src.hash}|{t_name}|{data}"
+            key = _zs_key(bb.name, head, src.hash, t_name, data)
             if key not in store:
                 store[key] = float(evaluate(src.tensor, task, split="validation", backbone=bb, head=head,
                                             limit=max_examples or None))
                 _count(counter, "evaluations")
+                done += 1
+                if progress is not None:
+                    progress(done, todo)
             out[i, cols] = store[key] - majority
-    if len(store) > n_before and use_cache:
+    if pairs is None and len(store) > n_before and use_cache:
         atomic_write_text(path, json.dumps(store))
     return out
 

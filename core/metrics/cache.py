@@ -2,6 +2,10 @@
 
     python -m core matrix --library data/demo/prompts --metric e_avg --out e_avg.csv
 
+The disk cache holds at most ``ATLAS_CACHE_MAX_MB`` (default 256 MiB): least recently used
+matrices are deleted first (core.fsutil.trim_lru). zs's per-(prompt, task) evaluations that a
+background job saves live in the run store (core.jobs), not here.
+
 A matrix's key hashes the metric, its parameters, the backbone and every prompt's (name,
 content hash): the disk cache (cache_dir()/metrics/<metric>-<key>.npy) and a library's
 precomputed ``<metric>.csv`` + ``index.json`` (the demo's ``matrices/``) are used only while
@@ -15,13 +19,15 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from core.fsutil import atomic_save_npy, atomic_write_text, json_hash, load_cached_npy
+from core.fsutil import (atomic_save_npy, atomic_write_text, cache_cap_bytes, json_hash, load_cached_npy, touch,
+                          trim_lru)
 from core.metrics.items import _items, check_one_group
 from core.metrics.measured import measured
 from core.metrics.registry import METRICS, BackboneUnavailable, MetricError, get_spec
 
 
 CACHE_VERSION = 1  # bump when a metric's numbers change, so old cache files are ignored
+RUNTIME_PARAMS = ("counter", "pairs", "progress")  # how a matrix is computed, not what it is: not in its key
 
 
 def metric_status(metric: str, prompts) -> tuple[bool, str]:
@@ -98,6 +104,7 @@ def _cached_frame(path: Path, names: list[str]) -> pd.DataFrame | None:
     a = load_cached_npy(path, (len(names), len(names))) if path.is_file() else None
     if a is None:
         return None
+    touch(path)  # least recently used files go first when the cache is over its cap
     df = pd.DataFrame(a, index=pd.Index(names, name="source"), columns=pd.Index(names, name="target"))
     return df
 
@@ -121,7 +128,7 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
     items = _items(prompts)
     check_one_group(items)
     bb_name = _backbone_name(spec, backbone, items)
-    key = matrix_key(metric, items, bb_name, **{k: v for k, v in params.items() if k != "counter"})
+    key = matrix_key(metric, items, bb_name, **{k: v for k, v in params.items() if k not in RUNTIME_PARAMS})
     path = _cache_file(metric, key)
     names = [it.name for it in items]
     if cache:
@@ -135,6 +142,7 @@ def compute_matrix(metric: str, prompts=None, *, results: pd.DataFrame | None = 
     if cache:
         try:
             atomic_save_npy(path, df.to_numpy(dtype=float))
+            trim_lru(path.parent, cache_cap_bytes(), "*-*.npy", keep=path)
         except OSError:
             pass  # a read-only cache must not break the metric
     return df

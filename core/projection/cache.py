@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from core.fsutil import array_hash, atomic_save_npy, json_hash
+from core.fsutil import array_hash, atomic_save_npy, cache_cap_bytes, json_hash, touch, trim_lru
 
 _CACHE_VERSION = 1
 
@@ -65,6 +65,7 @@ def _cache_get(key: str) -> tuple[np.ndarray | None, str]:
             Y = np.load(path, allow_pickle=False)
         except (OSError, ValueError):
             return None, ""  # a damaged cache file is recomputed and replaced
+        touch(path)  # least recently used maps go first when the folder is over its cap
         _cache_put_memory(key, Y)
         return Y, "disk"
     return None, ""
@@ -80,7 +81,8 @@ def _cache_put_memory(key: str, Y: np.ndarray) -> None:
 def _cache_put(key: str, Y: np.ndarray) -> None:
     _cache_put_memory(key, Y)
     try:  # the disk cache is an optimisation: a read-only cache dir must not break maps
-        atomic_save_npy(_disk_dir() / f"{key}.npy", Y)
+        path = atomic_save_npy(_disk_dir() / f"{key}.npy", Y)
+        trim_lru(path.parent, cache_cap_bytes(), keep=path)  # ATLAS_CACHE_MAX_MB
     except OSError:
         pass
 

@@ -92,6 +92,34 @@ CREATE TABLE IF NOT EXISTS sweeps (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
+# The compute ledger (core.jobs): every computation a page or the CLI starts (a background job or an
+# inline click) holds one row while it runs, so one global cap counts them across sessions and processes.
+# ``pairs`` keeps per-(metric, backbone, prompt hash, task, variant) values as a job accumulates them.
+_JOBS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    title TEXT,
+    spec TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,
+    owner TEXT NOT NULL DEFAULT 'full',
+    background INTEGER NOT NULL DEFAULT 1,
+    created REAL NOT NULL, updated REAL NOT NULL, started REAL, finished REAL,
+    pid INTEGER, pid_start TEXT, host TEXT,
+    done INTEGER NOT NULL DEFAULT 0, total INTEGER, units INTEGER NOT NULL DEFAULT 0,
+    est_s REAL, wall_s REAL,
+    heartbeat REAL, cancel_requested REAL, error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs(key);
+CREATE TABLE IF NOT EXISTS pairs (
+    metric TEXT NOT NULL, backbone TEXT NOT NULL, prompt_hash TEXT NOT NULL, task TEXT NOT NULL,
+    variant TEXT NOT NULL, value REAL NOT NULL, ts REAL NOT NULL,
+    PRIMARY KEY (metric, backbone, prompt_hash, task, variant)
+) WITHOUT ROWID;
+"""
+
 _JSON_COLS = ("spec", "depends_on", "last_metrics")
 
 
@@ -125,6 +153,7 @@ class RunStore:
         self._local = threading.local()
         con = self._conn()
         con.executescript(_SCHEMA)
+        con.executescript(_JOBS_SCHEMA)
         cols = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
         if "pack_id" not in cols:  # a store written before packed training
             try:
@@ -541,6 +570,147 @@ class RunStore:
                 "flags": final.get("flags") or (FLAGS_NOT_RECORDED if r["status"] == "finished" else None),
             })
         return pd.DataFrame(rows, columns=RESULTS_COLUMNS)
+
+    # -- the compute ledger (core.jobs decides; the store records) -----------
+    def submit_job(self, job_id: str, key: str, kind: str, spec: dict, *, title: str = "", owner: str = "full",
+                   background: bool = True, total: int | None = None, est_s: float | None = None) -> tuple[dict, bool]:
+        """The active (queued/running) job of ``key``, or a new queued one, in one transaction:
+        everyone asking for the same thing shares one job. -> (job, created). Asking again counts as
+        a heartbeat; a full-mode request makes a shared viewer job a full one (it then runs to the end)."""
+        now = time.time()
+        with self.write() as c:
+            cur = c.execute("SELECT * FROM jobs WHERE key = ? AND status IN ('queued', 'running') "
+                            "ORDER BY created LIMIT 1", (key,)).fetchone()
+            if cur is not None:
+                owner_now = "full" if "full" in (cur["owner"], owner) else cur["owner"]
+                c.execute("UPDATE jobs SET heartbeat = ?, owner = ?, updated = ? WHERE job_id = ?",
+                          (now, owner_now, now, cur["job_id"]))
+                return self._job(c, cur["job_id"]), False
+            row = dict(job_id=job_id, key=key, kind=kind, title=title, spec=json.dumps(spec, sort_keys=True),
+                       status="queued", owner=owner, background=int(background), created=now, updated=now,
+                       total=total, est_s=est_s, heartbeat=now)
+            c.execute(f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                      tuple(row.values()))
+            return self._job(c, job_id), True
+
+    @staticmethod
+    def _job(c: sqlite3.Connection, job_id: str) -> dict | None:
+        r = c.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _job_row(r) if r is not None else None
+
+    def get_job(self, job_id: str) -> dict | None:
+        rows = self._read("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        return _job_row(rows[0]) if rows else None
+
+    def list_jobs(self, *, status: Iterable[str] | None = None, kind: str | None = None,
+                  limit: int | None = None) -> list[dict]:
+        sql, args, where = "SELECT * FROM jobs", [], []
+        if status is not None:
+            status = list(status)
+            where.append(f"status IN ({','.join('?' for _ in status)})")
+            args += status
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created DESC, job_id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [_job_row(r) for r in self._read(sql, args)]
+
+    def update_job(self, job_id: str, con: sqlite3.Connection | None = None, **fields: Any) -> None:
+        if not fields:
+            return
+        fields["updated"] = time.time()
+        if "spec" in fields and not isinstance(fields["spec"], str):
+            fields["spec"] = json.dumps(fields["spec"], sort_keys=True)
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx(con) as c:
+            c.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", (*fields.values(), job_id))
+
+    def claim_compute_slot(self, job_id: str, cap: int, gone: Callable[[dict], str | None], **fields: Any) -> bool:
+        """Move job ``job_id`` to 'running' if fewer than ``cap`` jobs run, in one BEGIN IMMEDIATE
+        transaction (two claimants never both take the last slot). ``gone(job)`` names why a running
+        job's process is gone (it is marked failed first, freeing its slot) or returns None."""
+        now = time.time()
+        with self.write() as c:
+            running = [_job_row(r) for r in c.execute("SELECT * FROM jobs WHERE status = 'running'")]
+            n = 0
+            for j in running:
+                why = gone(j)
+                if why:
+                    self.update_job(j["job_id"], con=c, status="failed", finished=now, error=why)
+                else:
+                    n += 1
+            cur = c.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if cur is None or cur["status"] != "queued" or n >= cap:
+                return False
+            self.update_job(job_id, con=c, status="running", started=now, **fields)
+            return True
+
+    def finish_job(self, job_id: str, status: str, **fields: Any) -> bool:
+        """Move an active job to a terminal status; False if it already ended."""
+        now = time.time()
+        with self.write() as c:
+            cur = c.execute("SELECT status, started FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if cur is None or cur["status"] in TERMINAL:
+                return False
+            if cur["started"] is not None:
+                fields.setdefault("wall_s", now - cur["started"])
+            self.update_job(job_id, con=c, status=status, finished=now, **fields)
+            return True
+
+    def request_job_cancel(self, job_id: str) -> str:
+        """A queued job is cancelled at once; a running one stops before its next unit. -> its status."""
+        now = time.time()
+        with self.write() as c:
+            cur = c.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if cur is None:
+                raise StoreError(f"{self.path}: no job {job_id!r}")
+            if cur["status"] in ACTIVE:
+                self.update_job(job_id, con=c, cancel_requested=now)
+            if cur["status"] == "queued":
+                self.update_job(job_id, con=c, status="cancelled", finished=now)
+                return "cancelled"
+            return cur["status"]
+
+    def job_heartbeat(self, job_id: str) -> None:
+        with self.write() as c:
+            c.execute("UPDATE jobs SET heartbeat = ? WHERE job_id = ?", (time.time(), job_id))
+
+    # -- per-(prompt, task) values a job accumulates -------------------------
+    def get_pairs(self, metric: str, backbone: str, keys: Iterable[tuple[str, str, str]]) -> dict[tuple, float]:
+        """{(prompt_hash, task, variant): value} for those of ``keys`` already stored."""
+        keys = list(keys)
+        out: dict[tuple, float] = {}
+        con = self._conn()
+        for s in range(0, len(keys), 300):
+            part = keys[s:s + 300]
+            cond = " OR ".join("(prompt_hash = ? AND task = ? AND variant = ?)" for _ in part)
+            rows = con.execute(f"SELECT prompt_hash, task, variant, value FROM pairs WHERE metric = ? AND backbone = ? "
+                               f"AND ({cond})", (metric, backbone, *[x for k in part for x in k])).fetchall()
+            out.update({(r[0], r[1], r[2]): float(r[3]) for r in rows})
+        return out
+
+    def put_pair(self, metric: str, backbone: str, prompt_hash: str, task: str, variant: str, value: float) -> None:
+        with self.write() as c:
+            c.execute("INSERT INTO pairs (metric, backbone, prompt_hash, task, variant, value, ts) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(metric, backbone, prompt_hash, task, variant) "
+                      "DO UPDATE SET value = excluded.value, ts = excluded.ts",
+                      (metric, backbone, prompt_hash, task, variant, float(value), time.time()))
+
+    def pair_count(self, metric: str | None = None) -> int:
+        if metric is None:
+            return int(self._read("SELECT COUNT(*) FROM pairs")[0][0])
+        return int(self._read("SELECT COUNT(*) FROM pairs WHERE metric = ?", (metric,))[0][0])
+
+
+def _job_row(r: sqlite3.Row) -> dict:
+    d = dict(r)
+    if isinstance(d.get("spec"), str):
+        d["spec"] = json.loads(d["spec"])
+    return d
 
 
 def _chunks(xs: list, n: int = 500):

@@ -1,0 +1,150 @@
+"""The pages' side of a computation's budget (core.budget, core.jobs): one click's decision with the
+session's rate limit, an inline computation holding a compute slot, and a background job's panel
+(progress, cancel, heartbeat). The rules are core's; this file only keeps the session's clicks and draws.
+"""
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from core import budget as BG
+from core import jobs as J
+
+CLICKS = "_budget_clicks"   # session_state: when this session started computations (the rate limit)
+REFRESH_S = 2.0             # a shown job's panel reruns (and heartbeats) this often
+
+
+def _access():
+    from pages._shared import access
+    return access()
+
+
+def budget() -> BG.Budget:
+    try:
+        return BG.Budget.from_env()
+    except BG.BudgetError as e:
+        st.error(f"This server's compute settings are not usable: {e}", icon="🛑")
+        st.stop()
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str):
+    """One RunStore per runs.db for the whole server (it is thread-safe: a connection per thread)."""
+    return J.RunStore(path)
+
+
+def ledger():
+    """The run store's compute ledger, or None (with one message) when runs.db cannot be opened."""
+    try:
+        from core.runs.store import default_db_path
+        return _store(str(default_db_path()))
+    except Exception as e:  # noqa: BLE001 -- a broken runs.db must not take the page down
+        st.warning(f"The compute ledger (runs.db) cannot be opened ({type(e).__name__}); nothing can be computed "
+                   "on this page until it is repaired or moved aside.", icon="⚠️")
+        return None
+
+
+def owner() -> str:
+    return "viewer" if _access().viewer else "full"
+
+
+def decide(cost: BG.Cost, *, can_background: bool = True) -> BG.Decision:
+    """The decision for one click; a click that may start work counts against the session's rate."""
+    clicks = st.session_state.setdefault(CLICKS, [])
+    now = time.time()
+    d = budget().decide(cost, viewer=_access().viewer, clicks=clicks, now=now, can_background=can_background)
+    if d.action != "refuse":
+        clicks.append(now)
+        del clicks[:-200]
+    return d
+
+
+def run_inline(kind: str, units: int, fn, *, title: str = "", units_done=None):
+    """fn() while holding one compute slot; None (and one warning) when every slot is taken.
+    ``units_done(result)``: the units really computed (a cache hit did none), for the measured rate."""
+    if units == 0:
+        return fn()  # nothing to compute (all cached): no slot, never "busy"
+    store = ledger()
+    if store is None:
+        return None
+    try:
+        with J.slot(kind, units, owner=owner(), title=title or kind, store=store) as rec:
+            out = fn()
+            if units_done is not None:
+                rec["units"] = int(units_done(out))
+            return out
+    except J.Busy as e:
+        st.warning(str(e), icon="⏳")
+        return None
+
+
+def start_job(metric: str, prompts, est: BG.Cost, *, map_cfg: dict | None = None) -> dict | None:
+    """Start or join the background job for a matrix (``metric``) or, with ``map_cfg``, a t-SNE/UMAP map."""
+    store = ledger()
+    if store is None:
+        return None
+    if map_cfg is not None:
+        job, _created = J.submit_map_job(prompts, map_cfg, owner=owner(), est=est, store=store)
+    else:
+        job, _created = J.submit_matrix_job(metric, prompts, owner=owner(), est=est, store=store)
+    return job
+
+
+def job_panel(key: str) -> dict | None:
+    """The latest background job for ``key``: while it is active a self-refreshing panel (progress,
+    cancel in full mode) that heartbeats it; after it ended, one line on how it ended. -> the job row."""
+    store = ledger()
+    if store is None:
+        return None
+    J.reconcile(store)
+    j = J.latest_job(key, store)
+    if j is None:
+        return None
+    if j["status"] in ("queued", "running"):
+        _live(key, j["job_id"])
+    elif j["status"] in ("failed", "cancelled") and j.get("done"):
+        st.caption(f"The last job for this was {j['status']} after {j['done']:,} of {j['total'] or '?'} "
+                   f"units ({j.get('error') or 'no reason recorded'}). What it computed is saved: computing again "
+                   "resumes from there.")
+    elif j["status"] == "failed":
+        st.caption(f"The last job for this failed: {j.get('error') or 'no reason recorded'}.")
+    return j
+
+
+def _live(key: str, job_id: str) -> None:
+    @st.fragment(run_every=REFRESH_S)
+    def panel():
+        store = ledger()
+        if store is None:
+            return
+        j = store.get_job(job_id)
+        if j is None:
+            return
+        if j["status"] not in ("queued", "running"):
+            st.rerun()  # the whole page: the matrix is in the cache now (or the panel says how it ended)
+        J.heartbeat(job_id, store)  # this session still wants it (a viewer's job ends without one)
+        total, done = j.get("total") or 0, j.get("done") or 0
+        if j["status"] == "queued":
+            text = f"⏳ {j['title']}: queued — waiting for a compute slot ({budget().max_compute} on this server)"
+        elif done:
+            eta = ""
+            if j.get("started"):
+                left = (time.time() - j["started"]) / done * max(total - done, 0)
+                eta = f", about {BG.fmt_seconds(left)} left"
+            text = f"⚙️ {j['title']}: {done:,} of {total:,} done{eta} (job {job_id}; shared with anyone who asks)"
+        else:  # a job without per-unit progress (a map), or before its first unit
+            ran = time.time() - (j.get("started") or time.time())
+            est = f" of an estimated {BG.fmt_seconds(j['est_s'])}" if j.get("est_s") else ""
+            text = f"⚙️ {j['title']}: running for {BG.fmt_seconds(ran)}{est} (job {job_id}; shared with anyone who asks)"
+        st.progress(min(done / total, 1.0) if total else 0.0, text=text)
+        if not _access().viewer:
+            if st.button("Cancel job", key=f"job_cancel_{job_id}",
+                         help="stops before its next unit; what it computed is kept and reused"):
+                J.cancel(job_id, store)
+                st.rerun()
+        else:
+            st.caption("This job stops when no open page asks for it for "
+                       f"{BG.fmt_seconds(budget().idle_s)} (ATLAS_JOB_IDLE_S).")
+
+    panel()
