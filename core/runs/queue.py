@@ -28,7 +28,7 @@ import time
 from core.runs import local
 from core.runs.capacity import resolve_device_for_queue
 from core.runs.ray_jobs import collect_ray_run, ray_client, ray_packs, submit_ray
-from core.runs.spec import RunSpec, SpecError, validate_spec
+from core.runs.spec import RunSpec, SpecError, teacher_run_ids, validate_spec
 from core.runs.store import ACTIVE, TERMINAL, RunStore, new_run_id
 from core.runs.sweeps import Planned, SweepSpec, panda_pot_sweep, plan, plan_resume, validate_planned
 
@@ -47,7 +47,7 @@ def submit(spec: RunSpec, store: RunStore | None = None, *, validate: bool = Tru
     else:
         spec.device = resolve_device_for_queue(spec.device)
     run_id = run_id or new_run_id()
-    deps = [spec.teacher[4:]] if (spec.teacher or "").startswith("run:") else []
+    deps = teacher_run_ids(spec)
     store.add_run(run_id, spec.to_dict(), sweep_id=spec.sweep_id, depends_on=deps)
     pump(store, dispatch=dispatch)
     return run_id

@@ -191,7 +191,8 @@ class RunStore:
         row = dict(
             run_id=run_id, sweep_id=sweep_id, sweep_key=sweep_key, created=now, updated=now, status=status,
             spec=json.dumps(spec, sort_keys=True), method=spec.get("method"), target=spec.get("target"),
-            source="+".join(spec.get("source_names") or []), seed=spec.get("seed"),
+            source=(spec.get("mix") or {}).get("label") or "+".join(spec.get("source_names") or []),
+            seed=spec.get("seed"),
             backend=spec.get("backend", "local"), address=spec.get("address"), device=spec.get("device"),
             depends_on=json.dumps(list(depends_on or [])), retry_of=retry_of,
             total_steps=(spec.get("params") or {}).get("steps"),

@@ -137,8 +137,14 @@ class Worker:
         self.stop_reason = f"signal {signum}"
 
     # run ----------------------------------------------------------------
+    def teacher_paths(self) -> list[str]:
+        """The spec's ``teachers`` (panda with several), each "run:<id>" resolved to its prompt."""
+        return [self._resolve_teacher(t) for t in self.spec.teachers]
+
     def teacher_path(self) -> str | None:
-        t = self.spec.teacher
+        return self._resolve_teacher(self.spec.teacher)
+
+    def _resolve_teacher(self, t: str | None) -> str | None:
         if not t or not t.startswith("run:"):
             return t
         if self.store is None:
@@ -180,7 +186,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.begin()
         try:
-            cfg = build_train_config(self.spec, self.teacher_path())
+            cfg = build_train_config(self.spec, self.teacher_path(), self.teacher_paths())
             from core.training import train
 
             final = self.outcome(train(cfg, callback=self.callback, should_stop=self.should_stop))
@@ -240,7 +246,7 @@ def run_pack(workers: list[Worker]) -> list[str]:
         w.cancel_poll = poll
         w.begin()
         try:
-            cfgs.append(build_train_config(w.spec, w.teacher_path()))
+            cfgs.append(build_train_config(w.spec, w.teacher_path(), w.teacher_paths()))
             members.append(w)
         except BaseException as e:  # noqa: BLE001
             w.finish(w.failure(e))
