@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from core.config import atlas_home
+from core.curves import CURVE_KEY, curve_from_events
 from core.results import RESULTS_COLUMNS  # the contract is defined once, in core.results
 from core.training.events import upgrade_metrics
 
@@ -504,7 +505,8 @@ class RunStore:
 
     # -- tables ------------------------------------------------------------
     def results_table(self, *, status: Iterable[str] | None = None):
-        """The RESULTS COLUMNS table (CONTRACT.md), one row per run, oldest first.
+        """The RESULTS COLUMNS table (CONTRACT.md), one row per run, oldest first; a finished run's
+        ``settings`` carry its validation curve (``val_curve``, core.curves).
         Feed ``status=("finished",)`` to the measured matrix."""
         import pandas as pd
 
@@ -513,6 +515,8 @@ class RunStore:
             spec = r["spec"]
             params = spec.get("params") or {}
             settings = {k: v for k, v in spec.items() if k not in ("method", "target", "seed", "source_names")}
+            if r["status"] == "finished":  # the validation curve travels with the result (core.curves)
+                settings[CURVE_KEY] = curve_from_events(self.events(r["run_id"], kinds=["eval"]))
             rows.append({
                 "run_id": r["run_id"], "sweep_id": r["sweep_id"] or "", "method": r["method"],
                 "source": r["source"] or "", "target": r["target"], "seed": r["seed"],
