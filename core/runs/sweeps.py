@@ -236,6 +236,16 @@ def panda_pot_sweep(spec: RunSpec) -> SweepSpec | None:
                      device=spec.device, backend=spec.backend, address=spec.address, name=spec.name)
 
 
+def several_teachers(spec: RunSpec) -> RunSpec:
+    """The rule for a PANDA run from several sources whose teachers are the raw sources
+    (``teacher_mode`` "source", no teacher named): one teacher per source (``teachers``, weights
+    ``teacher_weights`` or uniform), not their average. Every other spec is returned as it is."""
+    if (spec.method != "panda" or len(spec.sources) < 2 or spec.teacher or spec.teachers
+            or spec.params.get("teacher_mode") != "source"):
+        return spec
+    return dataclasses.replace(spec, teachers=list(spec.sources), params=dict(spec.params))
+
+
 def _materialise(p: Planned, ids: dict[str, str], pending: set[str], sweep_id: str) -> RunSpec:
     spec = dataclasses.replace(p.spec, sweep_id=sweep_id, teachers=list(p.spec.teachers))
     if spec.teacher and spec.teacher.startswith("key:"):
