@@ -219,3 +219,26 @@ def test_three_methods_packed_equal_unpacked_save_load_and_library(bb, tasks, tm
     index = index_library(lib)
     assert sorted(index.prompts) == ["mix-attempt", "mix-panda", "mix-spot"]  # attempt.safetensors is no prompt
     assert index.prompts["mix-panda"].settings["teacher_weights"] == [0.5, 0.3, 0.2]
+
+
+def test_library_detail_shows_an_attempt_prompts_mean_attention(tmp_path, monkeypatch):
+    """The Library's detail of an attempt prompt lists its mean attention over its sources, as recorded."""
+    from apptest import no_exception, open_page
+    from core.prompts import SoftPrompt, write_prompt
+    att = {"sent_movie": 0.41, "sent_product": 0.25, "spam_sms": 0.04, "target": 0.30}
+    lib = tmp_path / "lib"
+    write_prompt(SoftPrompt(tensor=torch.randn(20, 384), name="mix-attempt", task="sent_tweet", method="attempt",
+                            backbone="sentence-transformers/all-MiniLM-L6-v2",
+                            settings={"attempt": {"sources": list(att)[:3], "mean_attention": att}}),
+                 lib / "mix-attempt")
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "no-demo"))
+    monkeypatch.setenv("ATLAS_LIBRARY", str(lib))
+    from pathlib import Path
+    at = no_exception(open_page(Path(__file__).resolve().parent.parent / "pages" / "library.py"))
+    assert at.selectbox(key="library_detail").value == "mix-attempt"
+    shown = [d.value for d in at.dataframe if "mean attention" in d.value.columns]
+    assert len(shown) == 1
+    t = shown[0]
+    assert list(t["prompt"]) == ["sent_movie", "target", "sent_product", "spam_sms"]  # largest first
+    assert list(t["mean attention"]) == [0.41, 0.30, 0.25, 0.04]
+    assert set(t.loc[t["prompt"] == "target", "role"]) == {"target (trained)"}
