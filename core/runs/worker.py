@@ -202,6 +202,8 @@ class Worker:
         if prompt is not None and hasattr(prompt, "name"):
             # unique in the library: the index is keyed by name
             src = self.spec.source_label
+            if self.spec.mix:  # "mix top-3 (zs)" -> "mix-top-3-zs": a prompt name without spaces
+                src = "-".join(src.replace("(", " ").replace(")", " ").split())
             prompt.name = "-".join(x for x in (self.spec.target, self.spec.method, src,
                                                f"s{self.spec.seed}", self.run_id) if x)
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
