@@ -242,3 +242,31 @@ def test_library_detail_shows_an_attempt_prompts_mean_attention(tmp_path, monkey
     assert list(t["prompt"]) == ["sent_movie", "target", "sent_product", "spam_sms"]  # largest first
     assert list(t["mean attention"]) == [0.41, 0.30, 0.25, 0.04]
     assert set(t.loc[t["prompt"] == "target", "role"]) == {"target (trained)"}
+
+
+# --------------------------------------------------------------------------- #
+# launching several sources (no training)
+# --------------------------------------------------------------------------- #
+def test_specs_with_several_sources(tmp_path):
+    """panda from K sources: K PoT teachers first (or K raw-source teachers); attempt; a spec whose
+    sources differ in length is refused before anything starts, in one line."""
+    from core.config import demo_dir
+    from core.prompts import SoftPrompt, write_prompt
+    from core.runs.spec import RunSpec, SpecError, validate_spec
+    from core.runs.sweeps import panda_pot_sweep, plan, several_teachers
+    a, b = (str(demo_dir() / "prompts" / n) for n in ("sent_movie", "sent_product"))
+    spec = RunSpec(method="panda", target="spam_sms", sources=[a, b], params={"steps": 5})
+    keys = [p.key for p in plan(panda_pot_sweep(spec))]
+    assert keys == ["scratch|spam_sms|0", f"pot|{a}|spam_sms|0", f"pot|{b}|spam_sms|0", "mix-panda|spam_sms|0"]
+    student = plan(panda_pot_sweep(spec))[-1]
+    assert student.spec.teachers == [f"key:pot|{a}|spam_sms|0", f"key:pot|{b}|spam_sms|0"] and len(student.deps) == 2
+    raw = several_teachers(RunSpec(method="panda", target="spam_sms", sources=[a, b],
+                                   params={"teacher_mode": "source"}))
+    assert raw.teachers == [a, b] and panda_pot_sweep(raw) is None
+    short = write_prompt(SoftPrompt(tensor=torch.randn(10, 384), name="short",
+                                    backbone="sentence-transformers/all-MiniLM-L6-v2"), tmp_path / "short")
+    with pytest.raises(SpecError, match="differ in prompt length") as e:
+        validate_spec(RunSpec(method="attempt", target="spam_sms", sources=[a, str(short)]))
+    assert "\n" not in str(e.value) and "short L=10" in str(e.value)
+    ok = validate_spec(RunSpec(method="attempt", target="spam_sms", sources=[a, b], params={"steps": 5}))
+    assert ok.source_label == "sent_movie+sent_product"

@@ -245,12 +245,13 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
         dim = backbone_info(spec.backbone)["dim"]
     except Exception as e:  # BackboneError, bad config.json
         problems["backbone"] = str(e)
-    names, paths = [], []
+    names, paths, loaded = [], [], []
     for ref in spec.sources:
-        got = _check_prompt(spec, "sources", ref, dim, problems)
+        got = _check_prompt(spec, "sources", ref, dim, problems, loaded)
         if got:
             paths.append(str(got[0]))
             names.append(got[1])
+    _check_same_kind(loaded, "sources", problems)
     out.sources, out.source_names = paths if len(paths) == len(spec.sources) else spec.sources, names
     if spec.teacher and spec.teacher.startswith("run:"):
         _check_teacher_run(spec.teacher, pending_runs, problems)
@@ -288,14 +289,30 @@ def _check_target(spec: RunSpec, problems: dict[str, str]) -> None:
             problems["target"] = str(e)
 
 
+def _check_same_kind(loaded: list, kind: str, problems: dict[str, str]) -> None:
+    """Prompts used together (a SPoT average, attempt's sources) share one length and one backbone."""
+    if len(loaded) < 2 or kind in problems:
+        return
+    Ls = {p.L for p in loaded}
+    bbs = {p.backbone for p in loaded if p.backbone}
+    if len(Ls) > 1:
+        problems[kind] = ("these prompts differ in prompt length ("
+                          + ", ".join(f"{p.name} L={p.L}" for p in loaded) + "); use prompts of one length")
+    elif len(bbs) > 1:
+        problems[kind] = ("these prompts come from different backbones ("
+                          + ", ".join(f"{p.name}: {p.backbone}" for p in loaded) + "); use prompts of one backbone")
+
+
 def _check_prompt(spec: RunSpec, kind: str, ref: str, dim: int | None,
-                  problems: dict[str, str]) -> tuple[Path, str] | None:
+                  problems: dict[str, str], loaded: list | None = None) -> tuple[Path, str] | None:
     """A source or teacher prompt exists, reads, and has the backbone's width: (path, name)."""
     try:
         path, prompt = resolve_prompt_ref(ref)
     except Exception as e:  # PromptError names the file already
         problems[kind] = str(e)
         return None
+    if loaded is not None:
+        loaded.append(prompt)
     if dim is not None and prompt.d != dim:
         problems[kind] = (f"{path}: prompt has d={prompt.d} but backbone "
                           f"{spec.backbone or 'default (MiniLM)'} has hidden size {dim}")
