@@ -279,7 +279,8 @@ def main(argv=None) -> int:
     sync(device)
     cache_s = CLOCK() - t
 
-    print(f"\n{'variant':<44} {'steps/s':>8} {'ex/s':>8} {'vs (a)':>7}")
+    base_name = "vs (a)" if any(k.startswith("(a") for k, _ in rows) else "vs (c)"  # --only without PEFT: pot
+    print(f"\n{'variant':<44} {'steps/s':>8} {'ex/s':>8} {base_name:>7}")
     for label, sps in rows:
         print(f"{label:<44} {sps:8.2f} {sps * B:8.1f} {sps / base:6.2f}x")
     d = dict(rows)
