@@ -157,6 +157,20 @@ def panda_lambdas(scores: dict[str, float], beta: float = DEFAULT_BETA) -> dict[
     return {s: beta * ((v - lo) / (hi - lo) if hi > lo else 1.0) for s, v in scores.items()}
 
 
+def mix_weights(scores: dict[str, float], chosen: list[str]) -> tuple[list[float], str]:
+    """Weights of the K ``chosen`` sources in a mixture, from a ranking's scores: min-max over
+    *all* ranked sources (as :func:`panda_lambdas`), then renormalised over the K chosen to sum 1.
+    The K-th source gets 0 only when it is the lowest of all ranked (K = every source, or a tie at
+    the bottom); then the weights are uniform, and the returned note says so.
+    Returns (weights, note: "" or why they are uniform)."""
+    norm = panda_lambdas(scores, 1.0)
+    w = [float(norm[s]) for s in chosen]
+    if min(w) <= 0 or sum(w) <= 0:
+        return [1.0 / len(chosen)] * len(chosen), (f"uniform weights: {chosen[-1]} has the lowest {len(scores)}-source "
+                                                   "score, so min-max gives it 0")
+    return [x / sum(w) for x in w], ""
+
+
 # --------------------------------------------------------------------------- data + cache
 def task_data_hash(task, n: int) -> str:
     """sha256 of the first ``n`` validation texts (both texts of a pair) + labels and the label
@@ -473,7 +487,8 @@ def demo_regime() -> dict:
 def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot", "panda"), spot: bool = False,
                  beta: float | None = None, params: dict | None = None, seeds: list[int] | None = None,
                  scratch_seeds: list[int] | None = None, backend: str = "local", address: str | None = None,
-                 device: str = "auto", name: str | None = None):
+                 device: str = "auto", name: str | None = None, mix: bool = False,
+                 mix_methods: tuple[str, ...] = ("attempt", "panda", "spot")):
     """The sweep for a ranking's top-k: scratch baseline, PoT and PANDA from each source.
 
     PANDA's λ comes from the ranking's metric exactly as the demo build sets it
@@ -481,6 +496,10 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
     ``lambda_mode="metric"``, ``beta``, ``metric_value`` = λ/β, so it is stored with each run.
     ``spot``: one more PoT run whose init is the top-k average weighted by the same
     normalised scores (SPoT); sources with weight 0 are dropped from it.
+    ``mix``: "mix the top K" too -- ONE run per mixture method (``attempt``, multi-teacher ``panda``,
+    ``spot`` = PoT from the weighted average), labelled "mix top-K (metric)" in the results, with
+    the top K's :func:`mix_weights`; multi-teacher panda's λ is β times the weighted mean of the
+    members' normalised scores.
     Regime defaults: ``demo_regime()`` (128 examples, 150 steps, 3 scratch seeds, 1 seed per transfer).
     """
     from core.runs.sweeps import SweepSpec
@@ -506,6 +525,14 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
         if len(pairs) < 2:
             raise RankError("SPoT init needs at least 2 of the top-k with a positive normalised score")
         spot_spec = {"sources": [str(p) for p, _ in pairs], "weights": [w for _, w in pairs]}
+    mix_spec = None
+    if mix:
+        w, note = mix_weights(scores, chosen)
+        mix_spec = {"sources": srcs, "weights": w, "methods": list(mix_methods), "label": f"mix top-{top} ({r.metric})",
+                    "members": list(chosen), "metric": r.metric, "top": int(top),
+                    "metric_value": float(sum(wi * norm[s] for wi, s in zip(w, chosen)))}
+        if note:
+            mix_spec["note"] = note
     params = {**reg["params"], **(params or {})}
     if params.get("eval_every") and params.get("steps") and params["eval_every"] > params["steps"]:
         params["eval_every"] = params["steps"]  # a short sweep still evaluates at its end
@@ -516,7 +543,7 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
         method_params={"panda": {"lambda_mode": "metric", "beta": beta, "student_init": "random",
                                  "teacher_mode": "pot"}},
         source_params={str(path[s]): {"panda": {"metric_value": norm[s]}} for s in chosen},
-        spot=spot_spec, device=device, backend=backend, address=address,
+        spot=spot_spec, mix=mix_spec, device=device, backend=backend, address=address,
         name=name or f"{r.target}-top{top}-{r.metric}",
         ranking={"target": r.target, "metric": r.metric, "group": r.group, "beta": beta, "top": chosen,
                  "scores": scores, "lambdas": lam})
@@ -540,6 +567,11 @@ def sweep_cli(argv: list[str]) -> int:
     ap.add_argument("--metric", choices=SIGNALS, default="zs")
     ap.add_argument("--methods", nargs="+", default=["pot", "panda"], choices=["pot", "panda"])
     ap.add_argument("--spot", action="store_true", help="add the SPoT weighted-average init run")
+    ap.add_argument("--mix", action="store_true",
+                    help="also mix the top K: attempt, multi-teacher panda and SPoT-weighted pot, one run each")
+    ap.add_argument("--mix-methods", nargs="+", default=["attempt", "panda", "spot"],
+                    choices=["attempt", "panda", "spot"])
+    ap.add_argument("--yes", action="store_true", help="launch without asking (the plan is printed first)")
     ap.add_argument("--beta", type=float, default=None, help="PANDA β (default: the demo's 0.5)")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--train-size", type=int)
@@ -569,11 +601,15 @@ def sweep_cli(argv: list[str]) -> int:
             print(f"warning: {w}", file=sys.stderr)
         sw = ranked_sweep(r, a.top, methods=tuple(a.methods), spot=a.spot, beta=a.beta, params=params,
                           seeds=a.seeds, scratch_seeds=a.scratch_seeds, backend=a.backend, address=a.address,
-                          device=a.device)
+                          device=a.device, mix=a.mix, mix_methods=tuple(a.mix_methods))
         if a.dry_run:
             print(json.dumps(sw.to_dict(), indent=1))
             return 0
         store = RunStore()
+        print(plan_text(sw, store), flush=True)
+        if not a.yes and sys.stdin.isatty() and input("launch? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing launched")
+            return 0
         sweep_id = launch_sweep(sw, store)
     except (RankError, SpecError, StoreError, LaunchError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -582,6 +618,32 @@ def sweep_cli(argv: list[str]) -> int:
     if a.wait:
         return wait(store, [x["run_id"] for x in store.latest_sweep_runs(sweep_id).values()])
     return 0
+
+
+def plan_text(sw, store=None) -> str:
+    """What a sweep will launch, before it does: one line per run, the count and the estimate."""
+    from core.estimate import estimate_for
+    from core.runs.sweeps import plan
+    planned = plan(sw)
+    lines = [f"plan {sw.name or ''}: {len(planned)} run(s) on target(s) {', '.join(sw.targets)}"]
+    for p in planned:
+        s = p.spec
+        what = s.mix["label"] if s.mix else "+".join(Path(x).name for x in s.sources) or "-"
+        extra = ""
+        if s.mix and s.mix.get("weights"):
+            extra = " weights " + ", ".join(f"{m}={w:.2f}" for m, w in zip(s.mix.get("members") or s.sources,
+                                                                           s.mix["weights"]))
+        after = f" (after {', '.join(p.deps)})" if p.deps else ""
+        lines.append(f"  {s.method:<8} {what:<40} seed {s.seed}{extra}{after}")
+    if sw.mix and sw.mix.get("note"):
+        lines.append(f"  note: {sw.mix['note']}")
+    steps = int(sw.params.get("steps") or 0)
+    if store is not None and steps:
+        est = estimate_for(store, steps, sw.backbone, sw.device)
+        total = f"; all {len(planned)}: about {est.seconds * len(planned) / 60:.1f} min run one at a time" \
+            if est.seconds is not None else ""
+        lines.append(est.text() + total)
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- CLI

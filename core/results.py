@@ -40,6 +40,7 @@ FLAGS_CLEAN = "clean"                 # checked, nothing flagged
 GENERIC = "generic"        # the control source: one prompt trained on a mix of all tasks (tasks.mixed_task)
 BASELINE = "scratch"       # the method every gain is measured against
 FINISHED = ("finished", "done", "")  # statuses that count as finished (no status column: all rows do)
+MIX_PREFIX = "mix "        # a mixture run's source label: "mix top-3 (zs)" (core.runs.sweeps, mix)
 
 
 class ResultsError(ValueError):
@@ -161,6 +162,12 @@ def generic_sources(sources: Iterable[str], task_of: Callable[[str], str | None]
     return sorted({str(s) for s in sources if is_generic(s, task_of(s))})
 
 
+def is_mixture(source: str) -> bool:
+    """A run from several sources mixed (attempt, multi-teacher panda, SPoT from a ranking's top K):
+    one row, no source prompt of that name, so never part of metric validation."""
+    return str(source).startswith(MIX_PREFIX)
+
+
 def run_backbone(settings) -> str | None:
     """The backbone a run's ``settings`` JSON names, or None (no settings, not JSON, not named)."""
     if not isinstance(settings, str) or not settings:
@@ -185,13 +192,13 @@ def run_head(settings) -> str | None:
 
 def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:
     """Runs of one backbone group: scratch runs and runs whose source is one of ``names`` (a source
-    given as a path counts by its file name), and, where a run's settings name a backbone,
+    given as a path counts by its file name), mixture runs (:func:`is_mixture`), and, where a run's settings name a backbone,
     only that backbone. The ``source`` column of the result holds the prompt names."""
     if results.empty or "method" not in results.columns:
         return results
     src = results.get("source", pd.Series("", index=results.index)).fillna("").astype(str)
     src_name = src.map(lambda s: s if s in names else Path(s).name if Path(s).name in names else s)
-    keep = (results["method"] == BASELINE) | src_name.isin(names)
+    keep = (results["method"] == BASELINE) | src_name.isin(names) | src_name.map(is_mixture)
     if backbone and "settings" in results.columns:
         bbs = results["settings"].map(run_backbone)
         keep &= bbs.isna() | (bbs == backbone)

@@ -17,6 +17,7 @@ ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see t
 
 from core.config import user_library_dir
 from core.library import MAX_UPLOAD_FILES, upload_limits
+from core.mixture import attention_rows
 from core.prompts import KNOWN_DIMS, PromptError
 from core import collection as C
 from core import userlib
@@ -231,6 +232,12 @@ if index.prompts and len(view):
     if p.settings.get("note"):
         st.caption(S.md(p.settings["note"]))
     st.caption(f"from {S.md_code(shown_path(p.origin))}")  # a viewer sees no server path
+    att = attention_rows(p.settings)
+    if att is not None:  # an attempt run: what its instance-wise prompt mixed, on average
+        st.markdown("**Mean attention over its sources** (best checkpoint, target's validation split; "
+                    "the prompt in front of an input is Σ a·P + the target prompt)")
+        st.dataframe(att, key="library_attention", hide_index=True, width="stretch",
+                     column_config={"mean attention": st.column_config.NumberColumn(format="%.3f")})
     edit_panel(p)
     left, right = st.columns(2)
     with left:

@@ -312,12 +312,16 @@ else:
                 _errors("target")
                 method = st.selectbox("Method", METHODS, key="runs_method",
                                       help="scratch: no source; pot: start from the source prompt; "
-                                           "panda: distil from a teacher holding the source knowledge")
+                                           "panda: distil from a teacher holding the source knowledge; "
+                                           "attempt: mix frozen sources per input (ATTEMPT)")
                 _errors("method")
             with c2:
                 _keep_valid("runs_sources", names)
                 st.multiselect("Source prompt(s)", names, key="runs_sources", format_func=_label,
-                               disabled=method == "scratch", help="several sources: PoT averages them")
+                               disabled=method == "scratch",
+                               help="several sources: PoT averages them (SPoT); panda learns from one teacher "
+                                    "per source (equal weights); attempt mixes them per input. They need one "
+                                    "prompt length and one backbone")
                 _errors("sources")
                 if method == "panda":
                     st.selectbox("Teacher", ["pot", "source"], key="runs_teacher_mode",
@@ -325,8 +329,11 @@ else:
                                                         "source": "the source prompt itself"}[m])
                     _errors("teacher")
                     if st.session_state.get("runs_teacher_mode", "pot") == "pot":
-                        st.caption("Launches three runs as a small sweep: the scratch baseline, the PoT teacher, "
-                                   "then the PANDA student once its teacher has finished.")
+                        k = max(1, len(st.session_state.get("runs_sources") or []))
+                        st.caption("Launches a small sweep: the scratch baseline, "
+                                   + ("the PoT teacher" if k == 1 else f"{k} PoT teachers (one per source)")
+                                   + ", then the PANDA student once its teacher" + ("s have" if k > 1 else " has")
+                                   + " finished.")
                     st.radio("λ mode", ["fixed", "metric"], horizontal=True, key="runs_lambda_mode",
                              help="fixed: PANDA code's weight; metric: λ = β · metric(s, t) (our reading)")
                     if st.session_state.get("runs_lambda_mode") == "metric":

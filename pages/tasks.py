@@ -355,7 +355,7 @@ if rk is not None and index is not None:
                  "rank by zs to launch.", icon="🛑")
     else:
         with st.expander("🚀 Launch the top-k sweep", expanded=True):
-            l1, l2, l3, l4, l5 = st.columns(5)
+            l1, l2, l3, l4, l5 = st.columns(5)  # (+ the mix box below them)
             k = l1.number_input("Top k", 1, min(k_max, len(rk.table)), min(3, len(rk.table)), key="tasks_top_k")
             steps = l2.number_input("Steps", 1, 100_000, reg["params"]["steps"], key="tasks_steps")
             train_size = l3.number_input("Train examples", 1, 1_000_000, reg["params"]["train_size"],
@@ -363,18 +363,31 @@ if rk is not None and index is not None:
             n_scratch = l4.number_input("Scratch seeds", 1, 10, len(reg["scratch_seeds"]), key="tasks_scratch_seeds")
             spot = l5.checkbox("+ SPoT init", key="tasks_spot", help="one more PoT run from the top-k average, "
                                                                      "weighted by the normalised scores")
+            mix = st.checkbox(f"+ mix the top {int(k)}", key="tasks_mix", disabled=int(k) < 2,
+                              help="one run each of attempt (mix the frozen sources per input), PANDA with one "
+                                   "teacher per source and PoT from their weighted average (SPoT), weighted by the "
+                                   "normalised scores; each is one row, 'mix top-k (metric)', in the results")
             lam = R.panda_lambdas(rk.scores(), reg["beta"])
             st.caption("Runs: scratch × %d seeds, PoT and PANDA from each of %s. PANDA's λ = β · normalised %s "
                        "(min-max over all %d ranked sources, β = %.1f): %s." % (
                            n_scratch, S.md_list(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
                            ", ".join(f"{S.md(s)} {lam[s]:.2f}" for s in rk.top(int(k)))))
             shown_ranking = (rank_key, st.session_state.get("tasks_rank_n", 0))  # what a launch message is about
+            mix = bool(mix) and int(k) >= 2
+
+            def planned_sweep():
+                return R.ranked_sweep(rk, int(k), spot=spot, params={"steps": int(steps), "train_size": int(train_size)},
+                                      scratch_seeds=list(range(int(n_scratch))), mix=mix)
+            if mix:  # the plan before launch: every run, the count, the estimate (core.ranking.plan_text)
+                try:
+                    from core.runs.store import RunStore
+                    st.code(R.plan_text(planned_sweep(), RunStore()), language=None)
+                except R.RankError as e:
+                    st.warning(f"Cannot mix the top {int(k)}: {S.md(e)}")
             try:  # how many runs and how long, before launch (core.estimate)
                 from core.estimate import sweep_estimate
                 from core.runs.store import RunStore
-                st.caption("⏱ " + sweep_estimate(R.ranked_sweep(
-                    rk, int(k), spot=spot, params={"steps": int(steps), "train_size": int(train_size)},
-                    scratch_seeds=list(range(int(n_scratch)))), RunStore()), help="runs × the per-run estimate "
+                st.caption("⏱ " + sweep_estimate(planned_sweep(), RunStore()), help="runs × the per-run estimate "
                     "(recent finished runs of this backbone on this device) ÷ the runs this device trains at once; "
                     "PANDA students start after their PoT teachers")
             except Exception as e:  # noqa: BLE001 -- an estimate must never block the launch button
@@ -384,8 +397,7 @@ if rk is not None and index is not None:
                 from core.runs.queue import launch_sweep
                 from core.runs.spec import LaunchError, SpecError
                 try:
-                    sw = R.ranked_sweep(rk, int(k), spot=spot, params={"steps": int(steps), "train_size": int(train_size)},
-                                        scratch_seeds=list(range(int(n_scratch))))
+                    sw = planned_sweep()
                     sid = launch_sweep(sw)
                 except (R.RankError, SpecError, LaunchError) as e:
                     st.error(f"Nothing was launched: {S.md(e)}", icon="🛑")

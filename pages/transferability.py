@@ -34,6 +34,7 @@ from core import safetext as S
 from core.metrics import tables as TB
 from core.config import demo_dir
 from core.defaults import default_metric
+from core.curves import pair_curves, pair_head_starts
 from core.estimate import measured_regime
 from core.training.trainable import backbone_missing, why_not as why_not_trainable
 from pages._deeplink import ensure_whole_app
@@ -601,6 +602,20 @@ if src and tgt:
                    "budget and seed):")
         st.dataframe(fmt.no_none(runs, as_text=fmt.with_gaps(runs), digits=None), hide_index=True, width="stretch",
                      key="tr_pair_runs")
+    curves = pair_curves(results, src, tgt_task)  # every run's validation curve, kept with its result
+    if (curves["kind"] == "transfer").any() and (curves["kind"] == "scratch").any():
+        import plotly.express as px
+        lab = curves.assign(run=curves["kind"].where(curves["kind"] == "scratch", curves["method"])
+                            + " s" + curves["seed"].astype(str))
+        fig = px.line(lab, x="step", y="val_score", color="run", line_dash="kind", markers=True,
+                      labels={"val_score": "validation score"},
+                      title=S.plotly(f"Validation curves: from {src} vs scratch on {tgt_task}"))
+        st.plotly_chart(fig, key="tr_pair_curves", width="stretch")
+        hs = pair_head_starts(curves)
+        st.caption("Head start: the steps a transfer run needs to reach scratch's final validation score "
+                   "(mean over the scratch seeds), or never.")
+        st.dataframe(hs[["run_id", "method", "seed", "text"]].rename(columns={"text": "head start"}),
+                     hide_index=True, width="stretch", key="tr_pair_head_start")
 
 # ---- pick a target -> ranked sources ---------------------------------------------------------------
 st.subheader("Best sources for a target")

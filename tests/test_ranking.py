@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -244,3 +245,58 @@ def test_default_sources_are_the_default_collections_and_my_runs_join_only_when_
     assert len(with_runs.prompts) == len(default.prompts) + 1
     with pytest.raises(RankError, match="unknown collection"):
         ranking.collections_index("demo,nope")
+
+
+def test_mix_weights_min_max_over_all_ranked_then_renormalised_over_the_chosen():
+    scores = {"a": 0.30, "b": 0.20, "c": 0.10, "d": -0.10}
+    w, note = ranking.mix_weights(scores, ["a", "b", "c"])
+    # min-max over all 4: a 1.0, b 0.75, c 0.5 -> / 2.25
+    assert w == pytest.approx([1 / 2.25, 0.75 / 2.25, 0.5 / 2.25]) and sum(w) == pytest.approx(1) and note == ""
+    assert min(w) > 0  # the K-th is not the lowest of all ranked: never 0
+    w, note = ranking.mix_weights(scores, ["a", "b", "c", "d"])  # K = all: d would get 0
+    assert w == [0.25] * 4 and "uniform" in note and "d" in note
+
+
+def test_ranked_sweep_mix_plans_one_run_per_mixture_method_with_pot_teachers():
+    from core.runs.sweeps import plan
+    r = _fake_ranking({"sent_movie": 0.30, "sent_product": 0.20, "spam_sms": -0.10, "topic_usenet": 0.0})
+    sw = ranking.ranked_sweep(r, top=3, methods=("pot",), mix=True)
+    movie, product, usenet = (str(DEMO_PROMPTS / s) for s in ("sent_movie", "sent_product", "topic_usenet"))
+    planned = plan(sw)
+    keys = [p.key for p in planned]
+    mixed = [k for k in keys if k.startswith("mix-")]
+    assert mixed == ["mix-attempt|sent_tweet|0", "mix-panda|sent_tweet|0", "mix-spot|sent_tweet|0"]
+    by = {p.key: p for p in planned}
+    w = [0.5, 0.375, 0.125]  # (s+0.1)/0.4 over all 4 (1, 0.75, 0.25), renormalised over the 3
+    a, pa, sp = by["mix-attempt|sent_tweet|0"], by["mix-panda|sent_tweet|0"], by["mix-spot|sent_tweet|0"]
+    assert a.spec.method == "attempt" and a.spec.sources == [movie, product, usenet]
+    assert a.spec.mix["label"] == "mix top-3 (zs)" and a.spec.mix["members"] == ["sent_movie", "sent_product",
+                                                                                 "topic_usenet"]
+    assert a.spec.mix["weights"] == pytest.approx(w, rel=1e-5)
+    # panda: K PoT teachers (the single-source pot runs, planned before it), weighted, metric lambda
+    assert pa.deps == [f"pot|{s}|sent_tweet|0" for s in (movie, product, usenet)]
+    assert all(keys.index(d) < keys.index(pa.key) for d in pa.deps)
+    assert pa.spec.teachers == [f"key:{d}" for d in pa.deps]
+    assert pa.spec.params["teacher_weights"] == pytest.approx(w, rel=1e-5)
+    assert pa.spec.params["metric_value"] == pytest.approx(sum(x * n for x, n in zip(w, (1, 0.75, 0.25))), rel=1e-5)
+    assert sp.spec.method == "pot" and sp.spec.params["source_weights"] == pytest.approx(w, rel=1e-5)
+    # the store shows each as ONE row with the mix's label
+    from core.runs import queue
+    from core.runs.store import RunStore
+    store = RunStore()
+    sid = queue.launch_sweep(sw, store, dispatch=False)
+    runs = store.latest_sweep_runs(sid)
+    assert runs["mix-attempt|sent_tweet|0"]["source"] == "mix top-3 (zs)"
+    pr = runs["mix-panda|sent_tweet|0"]
+    assert pr["depends_on"] == [runs[d]["run_id"] for d in pa.deps]
+    assert pr["spec"]["teachers"] == [f"run:{runs[d]['run_id']}" for d in pa.deps]
+    table = store.results_table()
+    row = table[table["run_id"] == runs["mix-spot|sent_tweet|0"]["run_id"]].iloc[0]
+    assert row["source"] == "mix top-3 (zs)" and json.loads(row["settings"])["mix"]["members"][0] == "sent_movie"
+    # a mixture row is kept in its group's tables and is no source prompt (metric validation skips it)
+    from core import results as R
+    assert R.is_mixture(row["source"]) and not R.is_mixture("sent_movie")
+    kept = R.for_group(table, {"sent_movie"}, None)
+    assert "mix top-3 (zs)" in set(kept["source"])
+    text = ranking.plan_text(sw, store)
+    assert f"{len(planned)} run(s)" in text and "mix top-3 (zs)" in text and "sent_movie=0.50" in text

@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import sqlite3
 from dataclasses import fields
@@ -60,17 +62,22 @@ def test_every_field_round_trips_through_the_flags():
         lr=0.5, warmup=3.0, schedule="cosine", max_norm=2.0, weight_decay=0.01, max_length=64, eval_every=0,
         eval_at_start=False, val_size=10, test_size=11, train_size=12, seed=3, init="random_vocab",
         init_text="classify .", head="linear", head_lr=0.2, pool="all", tau=0.1, padding="max_length",
-        sources=["/p/a", "/p/b"], source_weights=[1.0, 3.0], teacher="/p/t", teacher_mode="source",
-        student_init="source", kd_lambda=0.25, lambda_mode="metric", beta=0.5, metric_value=0.4,
-        teacher_every_step=True, device="cpu", compile=True, name="x-run", log_every=5)
+        sources=["/p/a", "/p/b"], source_weights=[1.0, 3.0], teachers=["/p/t", "/p/u"], teacher_weights=[2.0, 1.0],
+        teacher_mode="source", student_init="source", kd_lambda=0.25, lambda_mode="metric", beta=0.5,
+        metric_value=0.4, teacher_every_step=True, attn_temperature=10.0, attn_dim=8, attn_lr=0.05, device="cpu",
+        compile=True, name="x-run", log_every=5)
     defaults = TrainConfig()
     changed = [f.name for f in fields(TrainConfig) if getattr(cfg, f.name) == getattr(defaults, f.name)]
-    assert changed == [], f"the round trip must exercise every field; at default: {changed}"
+    # teacher (one) and teachers (several) exclude each other: teacher's round trip is the second one
+    assert changed == ["teacher"], f"the round trip must exercise every field; at default: {changed}"
     argv = to_argv(cfg)
-    assert "--no-eval-at-start" in argv and argv.count("--source") == 2
+    assert "--no-eval-at-start" in argv and argv.count("--source") == 2 and argv.count("--teachers") == 2
     back = config_from_args(parser().parse_args(argv))
     assert back == cfg
     assert back.settings() == cfg.settings()
+    one = dataclasses.replace(cfg, teachers=[], teacher_weights=None, teacher="/p/t")
+    back = config_from_args(parser().parse_args(to_argv(one)))
+    assert back == one and back.teacher == "/p/t" and back.teachers == []
 
 
 def test_choices_are_str_enums_that_read_and_write_as_plain_strings():

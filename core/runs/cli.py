@@ -2,7 +2,7 @@
 
     python -m core run --spec spec.json [--backend ray --address http://127.0.0.1:8265] [--wait]
     python -m core sweep --spec grid.json [--backend ...] [--wait] | --resume SWEEP_ID
-    python -m core sweep --target T --top K [--library DIR ...] [--spot] [--dry-run]   (core.ranking)
+    python -m core sweep --target T --top K [--library DIR ...] [--spot] [--mix] [--dry-run]   (core.ranking)
     python -m core runs list | show ID | cancel ID | retry ID | delete ID --yes | pump | reconcile
     python -m core worker RUN_ID [RUN_ID ...]   (started by a launcher, not by hand; several = one pack)
 

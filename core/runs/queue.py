@@ -28,9 +28,10 @@ import time
 from core.runs import local
 from core.runs.capacity import resolve_device_for_queue
 from core.runs.ray_jobs import collect_ray_run, ray_client, ray_packs, submit_ray
-from core.runs.spec import RunSpec, SpecError, validate_spec
+from core.runs.spec import RunSpec, SpecError, teacher_run_ids, validate_spec
 from core.runs.store import ACTIVE, TERMINAL, RunStore, new_run_id
-from core.runs.sweeps import Planned, SweepSpec, panda_pot_sweep, plan, plan_resume, validate_planned
+from core.runs.sweeps import (Planned, SweepSpec, panda_pot_sweep, plan, plan_resume, several_teachers,
+                              validate_planned)
 
 
 # --------------------------------------------------------------------------- #
@@ -47,7 +48,7 @@ def submit(spec: RunSpec, store: RunStore | None = None, *, validate: bool = Tru
     else:
         spec.device = resolve_device_for_queue(spec.device)
     run_id = run_id or new_run_id()
-    deps = [spec.teacher[4:]] if (spec.teacher or "").startswith("run:") else []
+    deps = teacher_run_ids(spec)
     store.add_run(run_id, spec.to_dict(), sweep_id=spec.sweep_id, depends_on=deps)
     pump(store, dispatch=dispatch)
     return run_id
@@ -56,7 +57,8 @@ def submit(spec: RunSpec, store: RunStore | None = None, *, validate: bool = Tru
 def launch(spec: RunSpec, store: RunStore | None = None, *, dispatch: bool = True) -> tuple[str, str]:
     """One run as asked: ("run", run_id); or, for PANDA with a PoT teacher that does not exist
     yet, the 1x1 sweep that trains that teacher first: ("sweep", sweep_id)."""
-    sw = panda_pot_sweep(spec)
+    spec = several_teachers(spec)  # panda from K raw sources: K teachers
+    sw = panda_pot_sweep(spec)  # panda from K sources with PoT teachers: K PoT runs first
     if sw is not None:
         return "sweep", launch_sweep(sw, store, dispatch=dispatch)
     return "run", submit(spec, store, dispatch=dispatch)

@@ -86,6 +86,13 @@ def _bundle(store: RunStore, run: dict, root: Path | None = None) -> Path:
                 raise LaunchError(f"teacher run {dep['run_id']} has no prompt")
             teacher = dep["prompt_path"]
         spec.teacher = ship(teacher, 0, "teacher")
+    for i, teacher in enumerate(list(spec.teachers)):  # panda with several teachers
+        if teacher.startswith("run:"):
+            dep = store.require_run(teacher[4:])
+            if not dep["prompt_path"]:
+                raise LaunchError(f"teacher run {dep['run_id']} has no prompt")
+            teacher = dep["prompt_path"]
+        spec.teachers[i] = ship(teacher, i, "teachers")
     from core.tasks import export_task, is_user_task
     if is_user_task(spec.target):  # a user task's data travels with the job (ATLAS_TASKS_DIR=tasks),
         export_task(spec.target, top / "tasks")  # at the top of the working_dir, shared by a pack's runs

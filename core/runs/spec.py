@@ -24,7 +24,7 @@ from core.runs.store import RunStore
 from core.training.config import METHODS  # noqa: F401  (one definition: TrainConfig's Method choices)
 BACKENDS = ("local", "ray")
 # TrainConfig fields a RunSpec sets itself; everything else goes through ``params``.
-SPEC_FIELDS = ("method", "task", "backbone", "sources", "teacher", "seed", "device")
+SPEC_FIELDS = ("method", "task", "backbone", "sources", "teacher", "teachers", "seed", "device")
 DEFAULT_RAY_ADDRESS = "http://127.0.0.1:8265"
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -57,6 +57,11 @@ class RunSpec:
     sources   source prompts: paths or library names (pot/panda; none for scratch)
     teacher   panda's teacher prompt: a path, a library name, or "run:<run_id>"
               (the prompt a finished run produced: PANDA's PoT teacher in a sweep)
+    teachers  panda with several teachers: one ref each (as ``teacher``); their weights go in
+              params ``teacher_weights``
+    mix       a mixture of several sources planned from a ranking: {"label": "mix top-3 (zs)",
+              "members": [names], "weights": [...], "metric", "top"}; the results table shows the
+              run as ONE source, ``label`` (core.runs.sweeps.plan)
     backbone  model name or folder (None = core.backbone.DEFAULT_BACKBONE)
     params    the other core.training.TrainConfig fields: steps, lr, train_size, lambda_mode, ...
     seed, device ("auto" | "cpu" | "cuda" | "cuda:N"), backend ("local" | "ray"),
@@ -80,6 +85,8 @@ class RunSpec:
     source_names: list[str] = field(default_factory=list)
     name: str | None = None
     target_data_hash: str | None = None
+    teachers: list[str] = field(default_factory=list)
+    mix: dict | None = None
 
     def __post_init__(self):
         # Cheap shape checks only; validate_spec() checks files, tasks and dimensions.
@@ -93,10 +100,15 @@ class RunSpec:
         self.sources = [str(s) for s in (self.sources or []) if str(s).strip()]
         if self.method == "scratch" and self.sources:
             problems["sources"] = "scratch trains from no source prompt; remove the sources or pick pot/panda"
-        if self.method in ("pot", "panda") and not self.sources and not self.teacher:
+        self.teachers = [str(t) for t in (self.teachers or []) if str(t).strip()]
+        if self.method in ("pot", "panda", "attempt") and not self.sources and not self.teacher and not self.teachers:
             problems["sources"] = f"{self.method} needs at least one source prompt"
-        if self.method != "panda" and self.teacher:
+        if self.method != "panda" and (self.teacher or self.teachers):
             problems["teacher"] = "only panda uses a teacher"
+        if self.teacher and self.teachers:
+            problems["teachers"] = "give either teacher (one) or teachers (several), not both"
+        if self.mix is not None and not (isinstance(self.mix, dict) and isinstance(self.mix.get("label"), str)):
+            problems["mix"] = "an object with a 'label' (and 'members', 'weights')"
         try:
             self.seed = int(self.seed)
         except (TypeError, ValueError):
@@ -156,7 +168,13 @@ class RunSpec:
 
     @property
     def source_label(self) -> str:
+        if self.mix:
+            return self.mix["label"]
         return "+".join(self.source_names or [Path(s).name for s in self.sources])
+
+    def teacher_refs(self) -> list[str]:
+        """Every teacher ref of the spec (``teacher`` or ``teachers``)."""
+        return [self.teacher] if self.teacher else list(self.teachers)
 
 
 # --------------------------------------------------------------------------- #
@@ -222,19 +240,21 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
     (a sweep's PoT teachers). Raises SpecError naming every problem found.
     """
     problems: dict[str, str] = {}
-    out = dataclasses.replace(spec, sources=list(spec.sources), params=dict(spec.params))
+    out = dataclasses.replace(spec, sources=list(spec.sources), params=dict(spec.params),
+                              teachers=list(spec.teachers))
     out.target_data_hash = _check_target(spec, problems) or spec.target_data_hash
     dim = None
     try:
         dim = backbone_info(spec.backbone)["dim"]
     except Exception as e:  # BackboneError, bad config.json
         problems["backbone"] = str(e)
-    names, paths = [], []
+    names, paths, loaded = [], [], []
     for ref in spec.sources:
-        got = _check_prompt(spec, "sources", ref, dim, problems)
+        got = _check_prompt(spec, "sources", ref, dim, problems, loaded)
         if got:
             paths.append(str(got[0]))
             names.append(got[1])
+    _check_same_kind(loaded, "sources", problems)
     out.sources, out.source_names = paths if len(paths) == len(spec.sources) else spec.sources, names
     if spec.teacher and spec.teacher.startswith("run:"):
         _check_teacher_run(spec.teacher, pending_runs, problems)
@@ -242,6 +262,13 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
         got = _check_prompt(spec, "teacher", spec.teacher, dim, problems)
         if got:
             out.teacher = str(got[0])
+    for i, ref in enumerate(spec.teachers):
+        if ref.startswith("run:"):
+            _check_teacher_run(ref, pending_runs, problems)
+        else:
+            got = _check_prompt(spec, "teachers", ref, dim, problems)
+            if got:
+                out.teachers[i] = str(got[0])
     if check_params and not problems:
         _check_params(out, problems)
     if problems:
@@ -270,14 +297,30 @@ def _check_target(spec: RunSpec, problems: dict[str, str]) -> str | None:
     return None
 
 
+def _check_same_kind(loaded: list, kind: str, problems: dict[str, str]) -> None:
+    """Prompts used together (a SPoT average, attempt's sources) share one length and one backbone."""
+    if len(loaded) < 2 or kind in problems:
+        return
+    Ls = {p.L for p in loaded}
+    bbs = {p.backbone for p in loaded if p.backbone}
+    if len(Ls) > 1:
+        problems[kind] = ("these prompts differ in prompt length ("
+                          + ", ".join(f"{p.name} L={p.L}" for p in loaded) + "); use prompts of one length")
+    elif len(bbs) > 1:
+        problems[kind] = ("these prompts come from different backbones ("
+                          + ", ".join(f"{p.name}: {p.backbone}" for p in loaded) + "); use prompts of one backbone")
+
+
 def _check_prompt(spec: RunSpec, kind: str, ref: str, dim: int | None,
-                  problems: dict[str, str]) -> tuple[Path, str] | None:
+                  problems: dict[str, str], loaded: list | None = None) -> tuple[Path, str] | None:
     """A source or teacher prompt exists, reads, and has the backbone's width: (path, name)."""
     try:
         path, prompt = resolve_prompt_ref(ref)
     except Exception as e:  # PromptError names the file already
         problems[kind] = str(e)
         return None
+    if loaded is not None:
+        loaded.append(prompt)
     if dim is not None and prompt.d != dim:
         problems[kind] = (f"{path}: prompt has d={prompt.d} but backbone "
                           f"{spec.backbone or 'default (MiniLM)'} has hidden size {dim}")
@@ -296,11 +339,16 @@ def _check_teacher_run(teacher: str, pending_runs: set[str] | None, problems: di
         problems["teacher"] = f"teacher {teacher!r}: that run is {run['status']}"
 
 
+def teacher_run_ids(spec: RunSpec) -> list[str]:
+    """The run ids a spec's "run:<id>" teachers name (it waits for them)."""
+    return [t[4:] for t in spec.teacher_refs() if t.startswith("run:")]
+
+
 def _check_params(out: RunSpec, problems: dict[str, str]) -> None:
     """Let TrainConfig's own validation speak; fills in ``steps`` (the page's progress bars need the total)."""
     try:
         # a "run:<id>" teacher is a placeholder here (TrainConfig checks presence, not the file)
-        cfg = build_train_config(out, teacher_path=out.teacher)
+        cfg = build_train_config(out, teacher_path=out.teacher, teacher_paths=list(out.teachers))
         out.params.setdefault("steps", cfg.steps)
     except SpecError as e:
         problems.update(e.problems)
@@ -310,8 +358,9 @@ def _check_params(out: RunSpec, problems: dict[str, str]) -> None:
         problems["params"] = str(e)
 
 
-def build_train_config(spec: RunSpec, teacher_path: str | None):
-    """RunSpec -> core.training.TrainConfig (its __post_init__ validates the values)."""
+def build_train_config(spec: RunSpec, teacher_path: str | None, teacher_paths: list[str] | None = None):
+    """RunSpec -> core.training.TrainConfig (its __post_init__ validates the values).
+    ``teacher_paths``: the resolved ``teachers`` (panda with several teachers)."""
     from core.training import TrainConfig
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -322,6 +371,8 @@ def build_train_config(spec: RunSpec, teacher_path: str | None):
     kw: dict[str, Any] = dict(spec.params)
     kw.update(method=spec.method, task=spec.target, sources=list(spec.sources), teacher=teacher_path,
               seed=spec.seed, device=spec.device)
+    if teacher_paths:
+        kw["teachers"] = list(teacher_paths)
     if spec.backbone:
         kw["backbone"] = spec.backbone
     kw = {k: v for k, v in kw.items() if k in known}

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from core.config import atlas_home
+from core.curves import CURVE_KEY, curve_from_events
 from core.results import FLAGS_NOT_RECORDED, RESULTS_COLUMNS, SCORE_KIND  # the contract is defined once, in core.results
 from core.training.events import upgrade_metrics
 
@@ -220,7 +221,8 @@ class RunStore:
         row = dict(
             run_id=run_id, sweep_id=sweep_id, sweep_key=sweep_key, created=now, updated=now, status=status,
             spec=json.dumps(spec, sort_keys=True), method=spec.get("method"), target=spec.get("target"),
-            source="+".join(spec.get("source_names") or []), seed=spec.get("seed"),
+            source=(spec.get("mix") or {}).get("label") or "+".join(spec.get("source_names") or []),
+            seed=spec.get("seed"),
             backend=spec.get("backend", "local"), address=spec.get("address"), device=spec.get("device"),
             depends_on=json.dumps(list(depends_on or [])), retry_of=retry_of,
             total_steps=(spec.get("params") or {}).get("steps"),
@@ -544,7 +546,8 @@ class RunStore:
         return out
 
     def results_table(self, *, status: Iterable[str] | None = None):
-        """The RESULTS COLUMNS table (CONTRACT.md), one row per run, oldest first.
+        """The RESULTS COLUMNS table (CONTRACT.md), one row per run, oldest first; a finished run's
+        ``settings`` carry its validation curve (``val_curve``, core.curves).
         Feed ``status=("finished",)`` to the measured matrix."""
         import pandas as pd
 
@@ -556,6 +559,8 @@ class RunStore:
             params = spec.get("params") or {}
             final = finals.get(r["run_id"], {})
             settings = {k: v for k, v in spec.items() if k not in ("method", "target", "seed", "source_names")}
+            if r["status"] == "finished":  # the validation curve travels with the result (core.curves)
+                settings[CURVE_KEY] = curve_from_events(self.events(r["run_id"], kinds=["eval"]))
             rows.append({
                 "run_id": r["run_id"], "sweep_id": r["sweep_id"] or "", "method": r["method"],
                 "source": r["source"] or "", "target": r["target"], "seed": r["seed"],

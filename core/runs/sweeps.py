@@ -17,6 +17,11 @@ What it plans (``plan``), in this order, so the queue runs them in that order:
    dependency, so it starts only after that run finished.
 Resume (``plan_resume``): runs that finished (or are still queued/running) are kept; failed,
 cancelled or lost ones are launched again as new runs, and their dependents re-pointed.
+4. ``mix`` (several sources at once, planned from a ranking's top K or from the Runs form's
+   sources): ``attempt`` from the K sources; ``panda`` with K teachers (the PoT runs of each
+   source, planned in 2. when missing, or the raw sources), weighted; ``spot``: PoT from their
+   weighted average. Each is ONE run whose results-table source is the mix's label
+   ("mix top-3 (zs)"), its members and weights in its settings.
 ``panda_pot_sweep``: a single PANDA run whose teacher is "PoT on the target first" is this
 planner's 1x1 sweep (the Runs page and ``python -m core run`` both use it).
 core.runs.queue launches what is planned here (``launch_sweep``, ``resume_sweep``).
@@ -50,6 +55,9 @@ class SweepSpec:
     source_params: dict = field(default_factory=dict)  # source -> {method: params}, e.g. PANDA's metric_value
     spot: dict | None = None  # {"sources": [...], "weights": [...]}: one extra pot run from their weighted average
     ranking: dict | None = None  # what the sweep was planned from (target, metric, scores, lambdas, beta)
+    # several sources at once: {"sources": [...], "weights": [...] | None, "methods": [attempt|panda|spot],
+    #  "label": "mix top-3 (zs)", "members": [names], "metric": "zs", "top": 3, "metric_value": panda's λ/β}
+    mix: dict | None = None
 
     def __post_init__(self):
         for k in ("sources", "targets", "methods", "seeds"):
@@ -67,7 +75,7 @@ class SweepSpec:
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
             problems["methods"] = f"unknown method(s) {bad} (one of {', '.join(METHODS)})" if bad else "at least one"
-        if any(m != "scratch" for m in self.methods) and not self.sources:
+        if any(m != "scratch" for m in self.methods) and not self.sources and not self.mix:
             problems["sources"] = "pot/panda need at least one source prompt"
         if self.panda_teacher not in ("pot", "source"):
             problems["panda_teacher"] = "pot or source"
@@ -89,6 +97,13 @@ class SweepSpec:
             src, w = sp.get("sources"), sp.get("weights")
             if not src or not isinstance(src, list) or not isinstance(w, list) or len(w) != len(src):
                 problems["spot"] = "an object with 'sources' and as many 'weights'"
+        if self.mix is not None:
+            mx = self.mix if isinstance(self.mix, dict) else {}
+            src, w, ms = mx.get("sources"), mx.get("weights"), mx.get("methods", list(MIX_METHODS))
+            if not src or not isinstance(src, list) or (w is not None and (not isinstance(w, list) or len(w) != len(src))):
+                problems["mix"] = "an object with 'sources' (and as many 'weights', or null: uniform)"
+            elif not ms or set(ms) - set(MIX_METHODS):
+                problems["mix"] = f"mix methods must be some of {', '.join(MIX_METHODS)}, got {ms}"
         return problems
 
     @classmethod
@@ -142,15 +157,56 @@ def plan(sw: SweepSpec) -> list[Planned]:
                 out.append(Planned(f"spot|{t}|{seed}", sp, []))
     if "panda" in sw.methods:
         out += [_panda(sw, s, t, seed) for s in sw.sources for t in sw.targets for seed in sw.seeds]
+    if sw.mix:
+        out += _mix(sw, {p.key for p in out})
     return out
 
 
-def _cell(sw: SweepSpec, method: str, target: str, seed: int, sources=(), teacher: str | None = None) -> RunSpec:
+MIX_METHODS = ("attempt", "panda", "spot")
+
+
+def _mix(sw: SweepSpec, planned: set[str]) -> list[Planned]:
+    """The mixture runs of ``sw.mix`` per (target, seed), preceded by the PoT teachers that are
+    not planned yet (panda_teacher "pot")."""
+    mx = sw.mix
+    srcs, w = [str(s) for s in mx["sources"]], mx.get("weights")
+    methods = mx.get("methods") or list(MIX_METHODS)
+    meta = {k: mx[k] for k in ("label", "members", "weights", "metric", "top") if k in mx} if mx.get("label") else None
+    teachers, out = [], []
+    for t in sw.targets:
+        for seed in sw.seeds:
+            if "attempt" in methods:
+                out.append(Planned(f"mix-attempt|{t}|{seed}", _cell(sw, "attempt", t, seed, srcs, mix=meta), []))
+            if "panda" in methods:
+                spec = _cell(sw, "panda", t, seed, srcs, mix=meta)
+                extra = {"teacher_weights": [float(x) for x in w]} if w else {}
+                if spec.params.get("lambda_mode") == "metric" and mx.get("metric_value") is not None:
+                    extra["metric_value"] = float(mx["metric_value"])
+                if sw.panda_teacher == "pot":
+                    keys = [f"pot|{s}|{t}|{seed}" for s in srcs]
+                    teachers += [Planned(k, _cell(sw, "pot", t, seed, [s]), []) for s, k in zip(srcs, keys)
+                                 if k not in planned and k not in {p.key for p in teachers}]
+                    spec.teachers, deps = [f"key:{k}" for k in keys], keys
+                    extra["teacher_mode"] = "pot"
+                else:
+                    spec.teachers, deps = list(srcs), []
+                    extra["teacher_mode"] = "source"
+                spec.params = {**spec.params, **extra}
+                out.append(Planned(f"mix-panda|{t}|{seed}", spec, deps))
+            if "spot" in methods:
+                spec = _cell(sw, "pot", t, seed, srcs, mix=meta)
+                spec.params = {**spec.params, "source_weights": [float(x) for x in (w or [1.0] * len(srcs))]}
+                out.append(Planned(f"mix-spot|{t}|{seed}", spec, []))
+    return teachers + out
+
+
+def _cell(sw: SweepSpec, method: str, target: str, seed: int, sources=(), teacher: str | None = None,
+          mix: dict | None = None) -> RunSpec:
     params = {**sw.params, **(sw.method_params.get(method) or {})}
     if len(sources) == 1:
         params.update((sw.source_params.get(sources[0]) or {}).get(method) or {})
     return RunSpec(method=method, target=target, sources=list(sources), teacher=teacher, backbone=sw.backbone,
-                   params=params, seed=seed, device=sw.device, backend=sw.backend, address=sw.address)
+                   params=params, seed=seed, device=sw.device, backend=sw.backend, address=sw.address, mix=mix)
 
 
 def _panda(sw: SweepSpec, source: str, target: str, seed: int) -> Planned:
@@ -166,17 +222,35 @@ def panda_pot_sweep(spec: RunSpec) -> SweepSpec | None:
     "pot", TrainConfig's default) and that names no teacher prompt: that teacher does not exist
     yet, so the run becomes a 1x1 sweep (the scratch baseline, the PoT teacher, then the PANDA
     student once its teacher finished). None for every other spec: it is launched as it is."""
-    if spec.method != "panda" or spec.teacher or spec.params.get("teacher_mode", "pot") != "pot":
+    if spec.method != "panda" or spec.teacher or spec.teachers or spec.params.get("teacher_mode", "pot") != "pot":
         return None
+    if len(spec.sources) > 1:  # several sources: ONE student with K PoT teachers (weights: teacher_weights)
+        params = {k: v for k, v in spec.params.items() if k not in ("teacher_mode", "teacher_weights")}
+        return SweepSpec(sources=list(spec.sources), targets=[spec.target], methods=["scratch"], seeds=[spec.seed],
+                         backbone=spec.backbone, params=params, device=spec.device, backend=spec.backend,
+                         address=spec.address, name=spec.name,
+                         mix={"sources": list(spec.sources), "weights": spec.params.get("teacher_weights"),
+                              "methods": ["panda"]})
     return SweepSpec(sources=list(spec.sources), targets=[spec.target], methods=["panda"], seeds=[spec.seed],
                      backbone=spec.backbone, params={k: v for k, v in spec.params.items() if k != "teacher_mode"},
                      device=spec.device, backend=spec.backend, address=spec.address, name=spec.name)
 
 
+def several_teachers(spec: RunSpec) -> RunSpec:
+    """The rule for a PANDA run from several sources whose teachers are the raw sources
+    (``teacher_mode`` "source", no teacher named): one teacher per source (``teachers``, weights
+    ``teacher_weights`` or uniform), not their average. Every other spec is returned as it is."""
+    if (spec.method != "panda" or len(spec.sources) < 2 or spec.teacher or spec.teachers
+            or spec.params.get("teacher_mode") != "source"):
+        return spec
+    return dataclasses.replace(spec, teachers=list(spec.sources), params=dict(spec.params))
+
+
 def _materialise(p: Planned, ids: dict[str, str], pending: set[str], sweep_id: str) -> RunSpec:
-    spec = dataclasses.replace(p.spec, sweep_id=sweep_id)
+    spec = dataclasses.replace(p.spec, sweep_id=sweep_id, teachers=list(p.spec.teachers))
     if spec.teacher and spec.teacher.startswith("key:"):
         spec.teacher = f"run:{ids[spec.teacher[4:]]}"
+    spec.teachers = [f"run:{ids[t[4:]]}" if t.startswith("key:") else t for t in spec.teachers]
     return validate_spec(spec, pending_runs=pending)
 
 

@@ -142,8 +142,14 @@ class Worker:
         self.stop_reason = f"signal {signum}"
 
     # run ----------------------------------------------------------------
+    def teacher_paths(self) -> list[str]:
+        """The spec's ``teachers`` (panda with several), each "run:<id>" resolved to its prompt."""
+        return [self._resolve_teacher(t) for t in self.spec.teachers]
+
     def teacher_path(self) -> str | None:
-        t = self.spec.teacher
+        return self._resolve_teacher(self.spec.teacher)
+
+    def _resolve_teacher(self, t: str | None) -> str | None:
         if not t or not t.startswith("run:"):
             return t
         if self.store is None:
@@ -185,7 +191,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         self.begin()
         try:
-            cfg = build_train_config(self.spec, self.teacher_path())
+            cfg = build_train_config(self.spec, self.teacher_path(), self.teacher_paths())
             from core.training import train
 
             final = self.outcome(train(cfg, callback=self.callback, should_stop=self.should_stop))
@@ -201,6 +207,8 @@ class Worker:
         if prompt is not None and hasattr(prompt, "name"):
             # unique in the library: the index is keyed by name
             src = self.spec.source_label
+            if self.spec.mix:  # "mix top-3 (zs)" -> "mix-top-3-zs": a prompt name without spaces
+                src = "-".join(src.replace("(", " ").replace(")", " ").split())
             prompt.name = "-".join(x for x in (self.spec.target, self.spec.method, src,
                                                f"s{self.spec.seed}", self.run_id) if x)
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -265,7 +273,7 @@ def run_pack(workers: list[Worker]) -> list[str]:
         w.cancel_poll = poll
         w.begin()
         try:
-            cfgs.append(build_train_config(w.spec, w.teacher_path()))
+            cfgs.append(build_train_config(w.spec, w.teacher_path(), w.teacher_paths()))
             members.append(w)
         except BaseException as e:  # noqa: BLE001
             w.finish(w.failure(e))

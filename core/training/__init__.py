@@ -1,8 +1,10 @@
-"""Train one soft prompt on a task: scratch | pot | panda, one loop, one event stream.
+"""Train one soft prompt on a task: scratch | pot | panda | attempt, one loop, one event stream.
 
     python -m core train --task sent_tweet --method scratch --steps 300 --train-size 200
     python -m core train --task sent_product --method pot --source workspace/library/sent_tweet-scratch-s0
     python -m core train --task sent_product --method panda --source SRC --teacher POT_PROMPT
+    python -m core train --task sent_product --method panda --teachers POT_A --teachers POT_B --teacher-weights 0.6 0.4
+    python -m core train --task sent_product --method attempt --source A --source B --source C
     python -m core train --task sent_movie --baselines        # majority / no prompt / logistic probe
 
 Methods (DESIGN.md §4):
@@ -29,6 +31,19 @@ Methods (DESIGN.md §4):
   eval mode, so its logits are computed once per training example and cached
   (PANDA costs about what PoT costs); ``teacher_every_step=True`` recomputes
   them each step, as PANDA's code does (for the speed benchmark).
+
+- ``panda`` with several teachers (``teachers``: K prompts, PoT runs per source or the raw
+  sources; ``teacher_weights`` normalised to sum 1, default uniform):
+  ``loss = CE + lambda * sum_k w_k MSE(z_s, z_t_k)``, lambda by the same rules; each
+  teacher's logits cached. One teacher with weight 1 is exactly the single-teacher loss.
+- ``attempt`` (ATTEMPT, Asai et al. 2022; ``attempt.py``): K frozen source prompts, a new
+  target prompt (scratch init, the sources' length) and a small attention module train; the
+  prompt in front of each input is ``sum_j a_j(x) P_j + P_target`` over the sources and the
+  target. Saved as the target's PEFT folder plus ``attempt.safetensors`` (module + sources);
+  the run records its mean attention over the validation split (atlas.json ``attempt``).
+
+Sources used together (SPoT average, attempt, several teachers) must share one prompt length
+and one backbone; otherwise one TrainError line says which differ.
 
 Packed training (:func:`train_packed`, ``packed.py``): K runs on one frozen backbone in one forward per
 step, each row carrying its own run's prompt; every run is a :class:`Run` (the same object
@@ -87,7 +102,8 @@ Modules (arrows point to what a module imports; none points back):
     heads      Head (verbalizer | linear), label_embeddings               <- config
     init       scratch init, source prompts (SPoT average)                <- config
     evaluation evaluate, baselines (majority, no prompt, probe)           <- data, heads, init
-    teacher    PANDA's teacher logits, cached                             <- evaluation, heads, init
+    teacher    PANDA's teacher(s) logits, cached                          <- evaluation, heads, init
+    attempt    ATTEMPT's attention module, instance-wise prompts, saving   <- config
     result     TrainResult, save_result                                   <- config
     loop       train(), Run (one run's state and step)                    <- all of the above
     packed     train_packed(): K runs, one forward per step               <- loop
@@ -115,6 +131,7 @@ _EXPORTS = {
     "core.training.evaluation": ("evaluate", "predict_logits", "majority_rate", "logistic_probe", "zero_shot_scores"),
     "core.training.result": ("TrainResult", "save_result", "default_run_name"),
     "core.training.loop": ("train", "Run"),
+    "core.training.attempt": ("AttemptMixer", "instance_prompt", "load_attempt"),
     "core.training.packed": ("train_packed", "pack_key", "PackOutcome"),
     "core.training.events": ("upgrade_metrics",),
     "core.training.trainable": ("why_not",),

@@ -90,7 +90,7 @@ def to_argv(cfg: TrainConfig) -> list[str]:
             continue
         if isinstance(v, bool):
             out.append(flag if v else "--no-" + flag[2:])
-        elif f.name == "sources":
+        elif f.name in ("sources", "teachers"):
             for s in v:
                 out += [flag, str(s)]
         elif isinstance(v, list):

@@ -32,6 +32,7 @@ class Method(StrEnum):
     scratch = "scratch"
     pot = "pot"
     panda = "panda"
+    attempt = "attempt"
 
 
 class Schedule(StrEnum):
@@ -90,7 +91,7 @@ def _f(default: Any = None, help: str = "", **meta) -> Any:
 @dataclass
 class TrainConfig:
     """Everything a run needs; validated on construction (TrainError)."""
-    method: Method = _f(Method.scratch, "scratch | pot | panda (DESIGN.md §4)")
+    method: Method = _f(Method.scratch, "scratch | pot | panda | attempt (DESIGN.md §4)")
     task: str = _f("", "task name (python -m core tasks list)", required=True)
     backbone: str = _f(DEFAULT_BACKBONE, "frozen backbone: a name or a local folder")
     prompt_length: int = _f(20, "soft-prompt tokens L", min=1)
@@ -120,6 +121,9 @@ class TrainConfig:
                        metavar="PROMPT")
     source_weights: list[float] | None = _f(None, "SPoT weights, one per --source (default uniform)")
     teacher: object = _f(None, "panda teacher prompt (PoT-trained on the target)", metavar="PROMPT")
+    teachers: list = _f([], "panda with several teachers: one prompt each (repeat; not with --teacher)",
+                        metavar="PROMPT")
+    teacher_weights: list[float] | None = _f(None, "weights of --teachers, normalised to sum 1 (default uniform)")
     teacher_mode: TeacherMode = _f(TeacherMode.pot, "panda teacher: the --teacher prompt or the raw source")
     student_init: StudentInit = _f(StudentInit.random, "panda student: the scratch init or the source")
     kd_lambda: float | None = _f(None, "fixed KD weight (default: PANDA code 0.1*beta/batch)", min=0)
@@ -127,6 +131,9 @@ class TrainConfig:
     beta: float = _f(PANDA_BETA, "PANDA beta")
     metric_value: float | None = _f(None, "the pair's metric in [0, 1] (lambda_mode metric)")
     teacher_every_step: bool = _f(False, "recompute the teacher's logits every step (PANDA code; speed bench)")
+    attn_temperature: float | None = _f(None, "attempt: softmax temperature (default d*e, ATTEMPT code)", above=0)
+    attn_dim: int = _f(100, "attempt: the attention module's down-projection size (ATTEMPT code: 100)", min=1)
+    attn_lr: float | None = _f(None, "attempt: learning rate of the attention module (default lr)", above=0)
     device: str = _f("auto", "auto | cpu | cuda | cuda:N")
     compile: bool = _f(False, "torch.compile the backbone")
     name: str | None = _f(None, "name of the saved prompt")
@@ -147,12 +154,23 @@ class TrainConfig:
                 _bad("source weights must be >= 0 with a positive sum")
         if self.method == Method.pot and not self.sources:
             _bad("method pot needs at least one source prompt (--source PATH)")
+        if self.method == Method.attempt and not self.sources:
+            _bad("method attempt needs at least one source prompt (--source PATH, repeat for several)")
+        if self.teacher_weights is not None:
+            if len(self.teacher_weights) != len(self.teachers):
+                _bad(f"{len(self.teacher_weights)} teacher weights for {len(self.teachers)} teachers")
+            if any(w < 0 for w in self.teacher_weights) or sum(self.teacher_weights) <= 0:
+                _bad("teacher weights must be >= 0 with a positive sum")
         if self.method != Method.panda:
+            if self.teachers:
+                _bad("only panda uses teachers")
             return
-        if self.teacher_mode == TeacherMode.pot and self.teacher is None:
+        if self.teachers and self.teacher is not None:
+            _bad("give either --teacher (one) or --teachers (several), not both")
+        if self.teacher_mode == TeacherMode.pot and self.teacher is None and not self.teachers:
             _bad("panda with teacher_mode 'pot' needs --teacher: a prompt trained with --method pot "
                  "from the source on this target (or use --teacher-mode source)")
-        if self.teacher_mode == TeacherMode.source and not self.sources and self.teacher is None:
+        if self.teacher_mode == TeacherMode.source and not self.sources and self.teacher is None and not self.teachers:
             _bad("panda with teacher_mode 'source' needs --source")
         if self.student_init == StudentInit.source and not self.sources:
             _bad("student_init 'source' needs --source")
@@ -169,12 +187,20 @@ class TrainConfig:
             return float(self.kd_lambda)
         return 0.1 * self.beta / self.batch_size  # PANDA code: 0.1*beta*mse_loss(mean)/batch_size
 
+    def kd_weights(self) -> list[float]:
+        """The K teachers' weights w_k, normalised to sum 1 (uniform when not given)."""
+        w = self.teacher_weights or [1.0] * len(self.teachers)
+        total = float(sum(w))
+        return [float(x) / total for x in w]
+
     def settings(self) -> dict:
         """JSON-friendly copy (choices as plain strings; prompts given as tensors are described, not dumped)."""
         d = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         d["source_weights"] = list(self.source_weights) if self.source_weights else None
         d["sources"] = [describe(s) for s in self.sources]
         d["teacher"] = None if self.teacher is None else describe(self.teacher)
+        d["teachers"] = [describe(t) for t in self.teachers]
+        d["teacher_weights"] = self.kd_weights() if self.teachers else None
         d["kd_lambda_effective"] = self.effective_lambda()
         return d
 
@@ -213,13 +239,13 @@ def _checked(name: str, v, hint, meta) -> Any:
         _bad(f"{name} must be a number, got {v!r}")
     if base is str and not isinstance(v, str):
         _bad(f"{name} must be a string, got {type(v).__name__}")
-    if name == "sources":
+    if name in ("sources", "teachers"):
         return list(v or [])
-    if name == "source_weights":
+    if name in ("source_weights", "teacher_weights"):
         try:
             return [float(w) for w in v]
         except (TypeError, ValueError):
-            _bad(f"source_weights must be a list of numbers, got {v!r}")
+            _bad(f"{name} must be a list of numbers, got {v!r}")
     if "min" in meta and v < meta["min"]:
         _bad(f"{name} must be >= {meta['min']}" + (" (or None)" if optional else "") + f", got {v}")
     if "above" in meta and not v > meta["above"]:

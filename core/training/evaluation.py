@@ -18,13 +18,15 @@ from core.training.init import load_prompt_tensor
 def predict_logits(bb: Backbone, head: Head, ids: list[list[int]], prompt: torch.Tensor | None,
                    pool: str, batch_size: int = 128) -> torch.Tensor:
     """Logits [N, C] float32 CPU, in the input order (length-sorted batches inside).
-    ids: N token-id lists, unpadded; prompt: [L, d] on the backbone's device, or None."""
+    ids: N token-id lists, unpadded; prompt: [L, d] on the backbone's device, or None, or a
+    callable (input_ids [B, T], mask [B, T]) -> [B, L, d] (an instance-wise prompt: attempt)."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = torch.empty((len(ids), head.label_emb.shape[0]))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         b = bb.pad([ids[i] for i in idx])
-        z = bb.encode(b["input_ids"], b["attention_mask"], prompt, pool=pool)
+        p = prompt(b["input_ids"], b["attention_mask"]) if callable(prompt) else prompt
+        z = bb.encode(b["input_ids"], b["attention_mask"], p, pool=pool)
         out[idx] = head(z).float().cpu()
     return out
 

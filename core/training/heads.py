@@ -54,12 +54,14 @@ def load_head_state(head: Head, state: dict | None) -> None:
         head.linear.load_state_dict({k: v.to(head.label_emb.device) for k, v in state.items()})
 
 
-def teacher_linear_head(cfg: TrainConfig, head: Head, bb: Backbone) -> Head:
-    """A linear-head teacher needs its own trained head: head.safetensors beside the teacher prompt."""
-    path = None if cfg.teacher is None or isinstance(cfg.teacher, torch.Tensor) else Path(str(cfg.teacher))
+def teacher_linear_head(cfg: TrainConfig, head: Head, bb: Backbone, teacher=None) -> Head:
+    """A linear-head teacher needs its own trained head: head.safetensors beside the teacher prompt
+    (``teacher``: that prompt, default cfg.teacher)."""
+    teacher = cfg.teacher if teacher is None else teacher
+    path = None if teacher is None or isinstance(teacher, torch.Tensor) else Path(str(teacher))
     f = path / "head.safetensors" if path is not None and path.is_dir() else None
     if f is None or not f.is_file():
-        raise TrainError(f"{cfg.teacher}: a panda teacher with head 'linear' needs head.safetensors in the "
+        raise TrainError(f"{teacher}: a panda teacher with head 'linear' needs head.safetensors in the "
                          "teacher's folder (saved by a run with --head linear); or use --head verbalizer")
     from safetensors.torch import load_file
     th = Head(HeadKind.linear, head.label_emb.cpu(), cfg.tau).to(bb.device)

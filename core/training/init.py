@@ -66,21 +66,57 @@ def scratch_init(bb: Backbone, cfg: TrainConfig) -> torch.Tensor:
     return text_init(bb, cfg.prompt_length, cfg.init_text)
 
 
-def source_prompt(bb: Backbone, cfg: TrainConfig) -> tuple[torch.Tensor, list[str]]:
-    """The source prompt: one, or the SPoT weighted average of several (same L)."""
+def check_same_kind(refs: list, what: str = "source prompts") -> None:
+    """Several prompts used together must share one prompt length and one backbone: one line if not."""
+    if len(refs) < 2:
+        return
+    Ls, bbs = {}, {}
+    for r in refs:
+        sp = r if hasattr(r, "tensor") else None
+        if sp is None and not isinstance(r, torch.Tensor):
+            from core.prompts import read_prompt  # lazy
+            sp = read_prompt(r)
+        t = r if isinstance(r, torch.Tensor) else sp.tensor
+        Ls.setdefault(int(t.shape[-2]) if t.dim() >= 2 else -1, describe(r))
+        name = getattr(sp, "backbone", None) if sp is not None else None
+        if name:
+            bbs.setdefault(str(name), describe(r))
+    if len(Ls) > 1:
+        raise TrainError(f"{what} differ in prompt length ({', '.join(f'L={k}: {v}' for k, v in Ls.items())}); "
+                         "use prompts of one length")
+    if len(bbs) > 1:
+        raise TrainError(f"{what} come from different backbones ({', '.join(bbs)}); use prompts of one backbone")
+
+
+def source_stack(bb: Backbone, cfg: TrainConfig) -> tuple[torch.Tensor, list[str]]:
+    """The K source prompts stacked [K, L, d] and their names (one L and one backbone, else TrainError)."""
+    check_same_kind(list(cfg.sources))
     loaded = [load_prompt_tensor(s, bb.dim) for s in cfg.sources]
     shapes = {tuple(t.shape) for t, _ in loaded}
     if len(shapes) > 1:
-        raise TrainError(f"source prompts differ in shape {sorted(shapes)}: averaging needs equal L")
-    w = cfg.source_weights or [1.0] * len(loaded)
+        raise TrainError(f"source prompts differ in shape {sorted(shapes)}: they need one prompt length")
+    return torch.stack([t for t, _ in loaded]), [n for _, n in loaded]
+
+
+def source_prompt(bb: Backbone, cfg: TrainConfig) -> tuple[torch.Tensor, list[str]]:
+    """The source prompt: one, or the SPoT weighted average of several (same L)."""
+    stack, names = source_stack(bb, cfg)
+    w = cfg.source_weights or [1.0] * len(names)
     total = sum(w)
-    avg = sum(wi * t for wi, (t, _) in zip(w, loaded)) / total
-    return avg, [n for _, n in loaded]
+    avg = sum(wi * t for wi, t in zip(w, stack)) / total
+    return avg, names
 
 
 def initial_prompt(bb: Backbone, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """(the prompt training starts from [L, d], the source prompt [L, d] or None, source names).
-    pot and a panda student with student_init "source" start from the source; the rest from scratch."""
+    pot and a panda student with student_init "source" start from the source; the rest from scratch
+    (attempt's target prompt too: its sources are mixed in per input, core.training.attempt)."""
+    if cfg.method == Method.attempt:
+        stack, names = source_stack(bb, cfg)
+        if stack.shape[1] != cfg.prompt_length:
+            raise TrainError(f"attempt: the source prompts have L={stack.shape[1]} but prompt_length is "
+                             f"{cfg.prompt_length}; the target prompt must have the sources' length")
+        return scratch_init(bb, cfg), None, names
     src, names = source_prompt(bb, cfg) if cfg.sources else (None, [])
     from_source = cfg.method == Method.pot or (cfg.method == Method.panda and cfg.student_init == StudentInit.source)
     init = src.clone() if from_source else scratch_init(bb, cfg)

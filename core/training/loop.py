@@ -8,7 +8,9 @@ lets the run update (optimiser, schedule, progress event, eval every ``eval_ever
 at the end the best checkpoint is tested. The packed loop (core.training.packed) drives the
 same :class:`Run` objects, so a packed run computes what its single twin computes.
 
-Loss: ``CE(z_s, y)``, plus for panda ``lambda * MSE(z_s, z_t)`` with z the head's logits.
+Loss: ``CE(z_s, y)``, plus for panda ``lambda * sum_k w_k MSE(z_s, z_t_k)`` with z the head's logits
+(one teacher: w = 1). attempt: the prompt in front is instance-wise, ``P(x)`` from the run's
+target prompt and its frozen sources (core.training.attempt); :meth:`Run.batch_prompt` gives it.
 Events: core.training.events.
 """
 from __future__ import annotations
@@ -30,7 +32,9 @@ from core.training.evaluation import accuracy, predict_logits
 from core.training.heads import Head, head_state, label_embeddings, load_head_state
 from core.training.init import initial_prompt
 from core.training.result import TrainResult, default_run_name, package_versions
-from core.training.teacher import Teacher
+from core.training.attempt import AttemptMixer, MixedPrompt
+from core.training.init import source_stack
+from core.training.teacher import make_teachers
 
 
 def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
@@ -48,7 +52,8 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
     while not run.done and not run.stop_requested():
         ids, idx = run.next_batch()
         b = bb.pad(ids, run.pad_to)
-        z = bb.encode(b["input_ids"], b["attention_mask"], run.prompt, pool=cfg.pool)  # [B, d]
+        P = run.batch_prompt(b["input_ids"], b["attention_mask"])  # [L, d], or [B, L, d] for attempt
+        z = bb.encode(b["input_ids"], b["attention_mask"], P, pool=cfg.pool)  # [B, d]
         run.loss(z, ids, idx).backward()
         run.update()  # optimiser, schedule, progress event, eval every eval_every steps
     return run.finish()  # final eval, test with the best prompt
@@ -79,9 +84,13 @@ def seed_all(seed: int) -> None:
     np.random.seed(seed % (2 ** 32))
 
 
-def make_optimizer(cfg: TrainConfig, prompt: torch.nn.Parameter, head: Head):
-    """AdamW on the prompt (and the linear head at head_lr) with the warm-up/decay schedule."""
+def make_optimizer(cfg: TrainConfig, prompt: torch.nn.Parameter, head: Head,
+                   mixer: torch.nn.Module | None = None):
+    """AdamW on the prompt (and the linear head at head_lr, attempt's attention module at attn_lr)
+    with the warm-up/decay schedule."""
     params = [{"params": [prompt], "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if mixer is not None:
+        params.append({"params": list(mixer.parameters()), "lr": cfg.attn_lr or cfg.lr, "weight_decay": 0.0})
     if cfg.head == HeadKind.linear:
         params.append({"params": list(head.linear.parameters()), "lr": cfg.head_lr, "weight_decay": 0.0})
     opt = torch.optim.AdamW(params)
@@ -95,11 +104,13 @@ def defer_progress(bb: Backbone) -> bool:
 
 @dataclass(frozen=True)
 class Best:
-    """The best checkpoint so far: validation score, its step, prompt [L, d] (CPU) and head weights."""
+    """The best checkpoint so far: validation score, its step, prompt [L, d] (CPU), head weights
+    and (attempt) the attention module's weights."""
     val: float
     step: int
     prompt: torch.Tensor
     head: dict | None
+    mixer: dict | None = None
 
 
 @dataclass
@@ -149,10 +160,13 @@ class Run:
         self.init_prompt = init.clone()
         self.tok_norm = float(bb.word_embeddings.weight.float().norm(dim=1).mean())
         self.max_norm_abs = cfg.max_norm * self.tok_norm if cfg.max_norm else None
-        self.opt, self.sched = make_optimizer(cfg, self.prompt, self.head)
+        self.mixer = None
+        if cfg.method == Method.attempt:  # drawn from the global RNG after the head: seeded, like the head
+            self.mixer = AttemptMixer(source_stack(bb, cfg)[0], cfg.attn_dim, cfg.attn_temperature).to(bb.device)
+        self.opt, self.sched = make_optimizer(cfg, self.prompt, self.head, self.mixer)
         self.lam = cfg.effective_lambda()
-        self.teacher = (Teacher(cfg, bb, self.head, source, self.data.tr_ids, self.emit)
-                        if cfg.method == Method.panda else None)
+        self.teachers = (make_teachers(cfg, bb, self.head, source, self.data.tr_ids, self.emit)
+                         if cfg.method == Method.panda else [])
         self._init_loop_state(want_metrics=callback is not None or progress, progress=progress)
         self.init_val = self.run_eval(0) if cfg.eval_at_start else None
         self.t_loop = time.perf_counter()
@@ -160,7 +174,8 @@ class Run:
     def _init_loop_state(self, *, want_metrics: bool, progress: bool) -> None:
         cfg = self.cfg
         self.history: list[dict] = []
-        self.best = Best(val=-1.0, step=0, prompt=self.init_prompt.clone(), head=head_state(self.head))
+        self.best = Best(val=-1.0, step=0, prompt=self.init_prompt.clone(), head=head_state(self.head),
+                         mixer=self.mixer.weights() if self.mixer is not None else None)
         self.rng = np.random.default_rng(cfg.seed)
         self.batches: list[list[int]] = []
         self.step = 0
@@ -192,6 +207,19 @@ class Run:
         idx = self.batches.pop()
         return [self.data.tr_ids[i] for i in idx], idx
 
+    def batch_prompt(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The prompt in front of this batch (input_ids, mask [B, T] padded): the run's prompt [L, d];
+        attempt: the instance-wise mixture [B, L, d] of its frozen sources and its target prompt."""
+        if self.mixer is None:
+            return self.prompt
+        return self.mixer(self.bb.embed_ids(input_ids), mask.to(self.bb.device), self.prompt)
+
+    def eval_prompt(self, prompt: torch.Tensor | None = None):
+        """What evaluation puts in front: the prompt [L, d] (default the current one, detached), or
+        for attempt a callable computing the instance-wise prompt with it."""
+        p = self.prompt.detach() if prompt is None else prompt.to(self.bb.device)
+        return p if self.mixer is None else MixedPrompt(self.bb, self.mixer, p)
+
     def loss(self, z: torch.Tensor, ids: list[list[int]], idx: list[int]) -> torch.Tensor:
         """Pooled [B, d] of this run's batch (its own prompt in front) -> scalar loss."""
         idx_t = torch.tensor(idx, dtype=torch.long)
@@ -200,8 +228,8 @@ class Run:
         ce = F.cross_entropy(logits, y)
         kd = None
         loss = ce
-        if self.teacher is not None:
-            kd = F.mse_loss(logits, self.teacher.logits(ids, idx_t, self.pad_to))
+        if self.teachers:
+            kd = sum(w * F.mse_loss(logits, t.logits(ids, idx_t, self.pad_to)) for w, t in self.teachers)
             if self.lam:  # lambda=0: exactly the scratch gradient
                 loss = ce + self.lam * kd
         self._loss, self._ce, self._kd, self._n = loss, ce, kd, len(idx)
@@ -252,14 +280,30 @@ class Run:
         """Validation score of the current prompt; it becomes the best checkpoint when it beats it."""
         if not self.data.va_ids:
             return float("nan")
-        score = accuracy(predict_logits(self.bb, self.head, self.data.va_ids, self.prompt.detach(), self.cfg.pool),
+        score = accuracy(predict_logits(self.bb, self.head, self.data.va_ids, self.eval_prompt(), self.cfg.pool),
                          self.data.va_labels)
         if score > self.best.val:
             self.best = Best(val=score, step=step, prompt=self.prompt.detach().float().cpu().clone(),
-                             head=head_state(self.head))
+                             head=head_state(self.head), mixer=self.mixer.weights() if self.mixer else None)
         self.history.append({"step": step, "val_score": score})
         self.emit({"kind": "eval", "step": step, "metrics": {"val_score": score, "best_val_score": self.best.val}})
         return score
+
+    @torch.no_grad()
+    def mean_attention(self, batch_size: int = 128) -> dict[str, float] | None:
+        """attempt: the best checkpoint's attention averaged over the validation split
+        {source name: a, ..., "target": a} (sums to 1); None without validation examples."""
+        ids = self.data.va_ids
+        if self.mixer is None or not ids:
+            return None
+        target, total = self.best.prompt.to(self.bb.device), torch.zeros(self.mixer.K + 1)
+        for s in range(0, len(ids), batch_size):
+            b = self.bb.pad(ids[s:s + batch_size])
+            a = self.mixer.attention(self.bb.embed_ids(b["input_ids"]), b["attention_mask"].to(self.bb.device), target)
+            total += a.float().sum(0).cpu()
+        mean = (total / len(ids)).tolist()
+        names = _unique(list(self.source_names) + ["target"])
+        return {n: round(float(v), 6) for n, v in zip(names, mean)}
 
     @property
     def done(self) -> bool:
@@ -275,8 +319,11 @@ class Run:
         self.bar.close()
         best = self.best
         load_head_state(self.head, best.head)
+        if self.mixer is not None:
+            self.mixer.load_weights(best.mixer)
         te_ids, te_labels = load_test_split(cfg, bb, self.task)
-        test_score = accuracy(predict_logits(bb, self.head, te_ids, best.prompt.to(bb.device), cfg.pool), te_labels)
+        test_score = accuracy(predict_logits(bb, self.head, te_ids, self.eval_prompt(best.prompt), cfg.pool),
+                              te_labels)
         wall = time.perf_counter() - self.t_start
         state = "cancelled" if self.cancelled else "finished"
         self.emit({"kind": "status", "step": self.step, "metrics": {
@@ -285,7 +332,8 @@ class Run:
         return TrainResult(prompt=self._soft_prompt(test_score, wall), val_score=best.val, test_score=test_score,
                            best_step=best.step, steps=self.step, wall_time_s=wall, device=str(bb.device),
                            history=self.history, init_val_score=self.init_val, cancelled=self.cancelled,
-                           head_state=best.head, init_prompt=self.init_prompt, config=cfg)
+                           head_state=best.head, init_prompt=self.init_prompt, config=cfg,
+                           mixer=self.mixer, mixer_state=best.mixer)
 
     def _soft_prompt(self, test_score: float, wall: float):
         """The best checkpoint as a SoftPrompt whose settings record the run (atlas.json)."""
@@ -298,6 +346,19 @@ class Run:
                          "train_examples": len(self.data.tr_ids), "cancelled": self.cancelled,
                          "versions": package_versions(), "init_norm": float(self.init_prompt.norm(dim=1).mean()),
                          "final_norm": float(best.prompt.norm(dim=1).mean()), "word_emb_norm": self.tok_norm})
+        if self.mixer is not None:
+            settings["attempt"] = {"sources": list(self.source_names), "temperature": self.mixer.temperature,
+                                   "attn_dim": cfg.attn_dim, "mean_attention": self.mean_attention()}
         return SoftPrompt(tensor=best.prompt, name=cfg.name or default_run_name(cfg, self.task_name, self.source_names),
                           task=self.task_name, family=getattr(self.task, "family", None), backbone=bb.name,
                           method=str(cfg.method), sources=self.source_names, score=test_score, settings=settings)
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Names made unique by a #2, #3 suffix (two sources may share a name)."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out

@@ -119,15 +119,23 @@ def _backward_alone(bb: Backbone, run: Run, batch: tuple) -> None:
     run.opt.zero_grad(set_to_none=True)
     ids, idx = batch
     b = bb.pad(ids, run.pad_to)
-    run.loss(bb.encode(b["input_ids"], b["attention_mask"], run.prompt, pool=run.cfg.pool), ids, idx).backward()
+    P = run.batch_prompt(b["input_ids"], b["attention_mask"])
+    run.loss(bb.encode(b["input_ids"], b["attention_mask"], P, pool=run.cfg.pool), ids, idx).backward()
 
 
 def packed_forward(bb: Backbone, runs: list[Run], batches: list[tuple]) -> list[torch.Tensor]:
     """One forward for a pack: rows of every run, padded to the longest, each with its own
-    run's prompt [B_total, L, d]; returns each run's loss (pooled over its own rows)."""
+    run's prompt [B_total, L, d] (attempt: each row's instance-wise prompt, computed from the row's
+    text tokens only, so padding to the pack's longest changes nothing); returns each run's loss."""
     T = max(r.pad_to or max(len(x) for x in ids) for r, (ids, _) in zip(runs, batches))
     b = bb.pad([x for ids, _ in batches for x in ids], T)
-    P = torch.cat([r.prompt.unsqueeze(0).expand(len(ids), -1, -1) for r, (ids, _) in zip(runs, batches)])
+    P, s = [], 0
+    for r, (ids, _) in zip(runs, batches):  # each run's prompt for its own rows (attempt: per row)
+        rows = slice(s, s + len(ids))
+        s += len(ids)
+        p = r.batch_prompt(b["input_ids"][rows], b["attention_mask"][rows])
+        P.append(p.unsqueeze(0).expand(len(ids), -1, -1) if p.dim() == 2 else p)
+    P = torch.cat(P)
     h, mask = bb.hidden(b["input_ids"], b["attention_mask"], P)  # [B_total, L+T, d], [B_total, L+T]
     L = P.shape[1]
     losses, s = [], 0

@@ -29,6 +29,8 @@ class TrainResult:
     head_state: dict | None = None   # linear head weights (CPU tensors) or None
     init_prompt: torch.Tensor | None = None  # the starting prompt [L, d] (pot: the source)
     config: TrainConfig | None = None
+    mixer: object | None = None          # attempt: the AttemptMixer (its sources, T)
+    mixer_state: dict | None = None      # attempt: the best checkpoint's attention-module weights
 
 
 def default_run_name(cfg: TrainConfig, task_name: str, source_names: list[str]) -> str:
@@ -51,7 +53,8 @@ def package_versions() -> dict:
 
 
 def save_result(result: TrainResult, out_dir: Path | str, *, overwrite: bool = False) -> Path:
-    """Write the run's prompt as a PEFT folder + atlas.json (core.prompts), plus head.safetensors if linear."""
+    """Write the run's prompt as a PEFT folder + atlas.json (core.prompts), plus head.safetensors if linear
+    and, for attempt, attempt.safetensors (the attention module and its sources: core.training.attempt)."""
     from core.prompts import write_prompt
     folder = write_prompt(result.prompt, out_dir, overwrite=overwrite, base_model=result.prompt.backbone)
     if result.head_state:
@@ -59,4 +62,7 @@ def save_result(result: TrainResult, out_dir: Path | str, *, overwrite: bool = F
         tmp = Path(folder) / ".head.safetensors.tmp"
         save_file({k: v.contiguous() for k, v in result.head_state.items()}, str(tmp))
         os.replace(tmp, Path(folder) / "head.safetensors")
+    if result.mixer is not None and result.mixer_state is not None:
+        from core.training.attempt import save_attempt
+        save_attempt(result.mixer, result.mixer_state, Path(folder))
     return Path(folder)

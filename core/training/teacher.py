@@ -7,6 +7,11 @@ PANDA's code does; ``"source"``: ``--teacher`` if given, else the raw source pro
 is frozen and in eval mode, so its logits are computed once per training example and cached
 (PANDA costs about what PoT costs); ``teacher_every_step=True`` recomputes them each step, as
 PANDA's code does (for the speed benchmark).
+
+Several teachers (``teachers`` = K prompts: PoT runs from K sources, or the K raw sources, with
+``teacher_weights`` w, normalised to sum 1): ``KD = sum_k w_k * MSE(z_s, z_t_k)``; the total KD
+weight lambda follows the single-teacher rules (TrainConfig.effective_lambda). One teacher with
+weight 1 computes exactly today's single-teacher loss.
 """
 from __future__ import annotations
 
@@ -25,11 +30,12 @@ class Teacher:
     """The teacher's logits z_t [B, C] for a batch of training examples."""
 
     def __init__(self, cfg: TrainConfig, bb: Backbone, head: Head, source: torch.Tensor | None,
-                 tr_ids: list[list[int]], emit: Callable[[dict], None]):
+                 tr_ids: list[list[int]], emit: Callable[[dict], None], *, prompt=None):
         self.bb, self.pool = bb, cfg.pool
-        tp = load_prompt_tensor(cfg.teacher, bb.dim)[0] if cfg.teacher is not None else source
+        ref = cfg.teacher if prompt is None else prompt
+        tp = load_prompt_tensor(ref, bb.dim)[0] if ref is not None else source
         self.prompt = tp.to(bb.device)  # [L, d]
-        self.head = teacher_linear_head(cfg, head, bb) if cfg.head == HeadKind.linear else head
+        self.head = teacher_linear_head(cfg, head, bb, ref) if cfg.head == HeadKind.linear else head
         self.cache = None  # [N_train, C] on the device
         if not cfg.teacher_every_step:
             emit({"kind": "status", "step": 0, "metrics": {"state": "caching_teacher", "n": len(tr_ids)}})
@@ -44,3 +50,14 @@ class Teacher:
         with torch.no_grad():
             z = bb.encode(b["input_ids"], b["attention_mask"], self.prompt, pool=self.pool)
             return self.head(z).float()
+
+
+def make_teachers(cfg: TrainConfig, bb: Backbone, head: Head, source: torch.Tensor | None,
+                  tr_ids: list[list[int]], emit: Callable[[dict], None]) -> list[tuple[float, Teacher]]:
+    """PANDA's teachers with their weights [(w_k, Teacher)]: K from ``teachers`` (weights summing to 1),
+    or today's single teacher with weight 1."""
+    if not cfg.teachers:
+        return [(1.0, Teacher(cfg, bb, head, source, tr_ids, emit))]
+    from core.training.init import check_same_kind
+    check_same_kind(list(cfg.teachers), "teacher prompts")
+    return [(w, Teacher(cfg, bb, head, None, tr_ids, emit, prompt=t)) for w, t in zip(cfg.kd_weights(), cfg.teachers)]
