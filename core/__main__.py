@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "library": ("core.userlib", "a folder of prompts: index DIR | add FILE... | tag | rename | delete NAME | recover"),
     "tasks": ("core.tasks", "task registry: list | show T | prepare | add NAME PATH"),
     "train": ("core.training.cli", "train one prompt: scratch | pot | panda"),
-    "matrix": ("core.metrics", "a source x target metric matrix as CSV"),
+    "matrix": ("core.jobs", "a source x target metric matrix as CSV (zs: under the compute ledger)"),
     "project": ("core.projection", "2-D/3-D projection of a prompt library as CSV"),
     "runs": ("core.runs.cli", "run store: list | show ID | cancel ID"),
     "run": ("core.runs.cli", "launch one run from a spec file"),

@@ -468,8 +468,52 @@ def describe(j: dict) -> str:
 
 
 # --------------------------------------------------------------------------- CLI
+@contextmanager
+def cli_zs(prompts, *, use_saved: bool = True, store: RunStore | None = None, budget: Budget | None = None,
+           wait_note=None):
+    """What ``python -m core matrix --metric zs`` computes under: one ledger row (kind ``zs``, owner
+    ``cli``) holding a slot of the global cap -- waiting for one while all are taken -- and the ledger's
+    per-(prompt, task) pairs, so a CLI run and a page's job reuse each other's evaluations and an
+    interrupted CLI run keeps what it did. ``use_saved=False`` (``--no-cache``): recompute, save nothing.
+    Yields the keyword arguments for core.metrics.compute_matrix (``pairs``, ``progress``)."""
+    from contextlib import ExitStack
+
+    store = ledger(store)
+    budget = budget or Budget.from_env()
+    missing, total = zs_missing(prompts, store)
+    todo = missing if use_saved else total
+    note = wait_note or (lambda msg: print(msg, file=sys.stderr))
+    with ExitStack() as stack:
+        waited = False
+        while True:
+            try:
+                rec = stack.enter_context(slot("zs", todo, owner="cli", title=f"zs, {len(prompts)} prompts (CLI)",
+                                               store=store, budget=budget))
+                break
+            except Busy as e:
+                if not waited:
+                    note(f"{e} Waiting for a slot...")
+                    waited = True
+                time.sleep(POLL_S)
+        rec["units"] = 0
+        last = [0.0]
+
+        def progress(done: int, n: int) -> None:
+            rec["units"] = done
+            now = time.time()
+            if now - last[0] > 0.5 or done == n:
+                last[0] = now
+                store.update_job(rec["job_id"], done=done, total=n, units=done)
+
+        yield {"pairs": PairStore(store) if use_saved else {}, "progress": progress}
+
+
 def cli(command: str, argv: list[str]) -> int:
     import argparse
+
+    if command == "matrix":  # core.metrics' CLI, its zs under the ledger (core.metrics cannot import this module)
+        from core.metrics.cli import cli as matrix_cli
+        return matrix_cli(command, argv, zs_context=cli_zs)
 
     parser = argparse.ArgumentParser(prog=f"python -m core {command}",
                                      description="The compute ledger (ATLAS_HOME/runs.db): list | cancel JOB_ID | work JOB_ID")

@@ -200,7 +200,7 @@ def test_cycle_finder_sees_function_level_imports_and_main_dispatch():
     edges = graph()
     assert "core.ranking" in edges["core.runs.cli"]  # `sweep --target`: imported inside a function only
     assert "core.runs.capacity" in edges["core.demo.build"]  # cpu_packing, imported inside a function only
-    assert {"core.tasks", "core.metrics", "core.training.cli", "core.runs.cli"} <= edges["core.__main__"]
+    assert {"core.tasks", "core.jobs", "core.training.cli", "core.runs.cli"} <= edges["core.__main__"]
     assert "core.tasks.types" in edges["core.tasks.registry"]
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [frozenset("abc")]
 

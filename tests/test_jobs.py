@@ -284,3 +284,52 @@ def test_a_job_whose_worker_never_started_is_failed_and_frees_its_key(zs_setup):
     assert "did not start" in store.get_job(job["job_id"])["error"]
     again, created = J.submit_matrix_job("zs", zs_setup, store=store, spawn=False)
     assert created and again["job_id"] != job["job_id"]
+
+
+def test_cli_matrix_zs_shares_the_ledger_pairs_and_the_cap(zs_setup, minilm, tmp_path, monkeypatch, capsys):
+    """`python -m core matrix --metric zs` saves into and reads from the ledger's per-(prompt, task) pairs
+    (no zs_pairs.json of its own), holds a slot of the global cap while it computes, and reuses what a
+    page's job saved."""
+    import pandas as pd
+    from core.__main__ import main
+    from core.prompts.files import write_prompt
+
+    lib = tmp_path / "lib"
+    for p in zs_setup:
+        write_prompt(p, lib / p.name)
+    store = RunStore()
+    # a page's job computed the first three prompts' pairs (6 of the 8)
+    from core import metrics as M
+    M.compute_matrix("zs", zs_setup[:3], pairs=J.PairStore(store))
+    assert store.pair_count("zs") == 6
+    assert J.zs_missing(zs_setup, store) == (2, 8)
+    seen = []
+    real_slot = J.slot
+
+    def watch_slot(kind, units, **kw):  # what the CLI asked the ledger for
+        seen.append((kind, units, kw.get("owner")))
+        return real_slot(kind, units, **kw)
+    monkeypatch.setattr(J, "slot", watch_slot)
+    out = tmp_path / "zs.csv"
+    assert main(["matrix", "--library", str(lib), "--metric", "zs", "--out", str(out)]) == 0
+    assert seen == [("zs", 2, "cli")]                     # one slot of the cap, priced at the 2 missing pairs
+    assert store.pair_count("zs") == 8                    # the CLI's evaluations are the ledger's now
+    assert not (Path(os.environ["ATLAS_CACHE"]) / "metrics" / "zs_pairs.json").exists()
+    row = [j for j in store.list_jobs(limit=50) if j["kind"] == "zs" and j["owner"] == "cli"]
+    assert len(row) == 1 and row[0]["status"] == "finished" and row[0]["units"] == 2  # only the missing pairs
+    got = pd.read_csv(out, index_col=0)
+    ref = M.zs(zs_setup, minilm, use_cache=False)
+    np.testing.assert_allclose(got.loc[[p.name for p in zs_setup], [p.name for p in zs_setup]].to_numpy(), ref,
+                               atol=1e-5)
+    # all slots taken: the CLI waits for one (says so once), then runs
+    monkeypatch.setenv("ATLAS_MAX_COMPUTE", "1")
+    notes = []
+
+    def give_up(msg):  # the CLI would now wait; the test stops it here
+        notes.append(msg)
+        raise J.Busy(msg)
+    with real_slot("tsne", 1, store=store):
+        with pytest.raises(J.Busy):
+            with J.cli_zs(zs_setup, store=store, wait_note=give_up):
+                pass
+    assert notes and "compute slot" in notes[0]

@@ -50,7 +50,10 @@ def _print_list() -> None:
         print(f"{m.name:<10} {m.label}{f'  [{flags}]' if flags else ''}\n{'':<11}{m.description}")
 
 
-def cli(command: str, argv: list[str]) -> int:
+def cli(command: str, argv: list[str], zs_context=None) -> int:
+    """``zs_context(prompts, use_saved) -> context manager yielding zs keyword arguments`` (``pairs``,
+    ``progress``): what ``python -m core matrix`` passes (core.jobs.cli_zs: the ledger's per-(prompt, task)
+    pair store under the global compute cap). Without it zs keeps its own cache file (library use)."""
     parser = _parser(command)
     args = parser.parse_args(argv)
     if args.list:
@@ -62,7 +65,7 @@ def cli(command: str, argv: list[str]) -> int:
         print(f"error: {args.out}: already exists (pass --overwrite to replace it)", file=sys.stderr)
         return 2
     try:
-        df = _cli_matrix(args)
+        df = _cli_matrix(args, zs_context)
     except (MetricError, ResultsError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -74,7 +77,7 @@ def cli(command: str, argv: list[str]) -> int:
     return 0
 
 
-def _cli_matrix(args) -> pd.DataFrame:
+def _cli_matrix(args, zs_context=None) -> pd.DataFrame:
     if args.metric == "measured":
         path = Path(args.results) if args.results else (Path(args.library[0]).parent / "results.csv"
                                                          if args.library else None)
@@ -90,7 +93,11 @@ def _cli_matrix(args) -> pd.DataFrame:
             return evidence(read_finished(path), method=args.method or "pot", prompt_tasks=tasks).marks
         return measured(read_finished(path), method=args.method).mean
     prompts = _group_prompts(args)
-    df = compute_matrix(args.metric, prompts, cache=not args.no_cache)
+    if args.metric == "zs" and zs_context is not None:
+        with zs_context(prompts, use_saved=not args.no_cache) as kw:
+            df = compute_matrix(args.metric, prompts, cache=not args.no_cache, **kw)
+    else:
+        df = compute_matrix(args.metric, prompts, cache=not args.no_cache)
     return by_task(df, prompts, rows=args.by_task == "both") if args.by_task else df
 
 
