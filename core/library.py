@@ -98,12 +98,14 @@ def _read_cached(path: Path, kind: str, expected_dim: int | None) -> list[SoftPr
             # fail) on their own, see index_library
             hit = read_prompts(path, expected_dim=expected_dim, sub_adapters=False)
         except PromptError as e:
-            hit = e
+            # kept without a traceback: a cached exception's frames would keep its callers' locals
+            # alive (an upload's bytes in add_upload: +1x the file per refused upload, bench/upload_memory.py)
+            hit = PromptError(e.path, e.problem)
         if len(_CACHE) > 20_000:
             _CACHE.clear()
         _CACHE[key] = hit
     if isinstance(hit, PromptError):
-        raise hit
+        raise PromptError(hit.path, hit.problem)  # a fresh one: raising the cached one would give it frames
     # fresh SoftPrompt objects (shared tensors): callers rename them per library
     return [copy_prompt(p) for p in hit]
 

@@ -101,3 +101,27 @@ def test_library_page_keeps_no_upload_bytes(name, data):
     assert any(name in e.value for e in at.error)  # handled: refused with its name
     at.run()
     assert session_bytes(at, len(data) // 2) == []
+
+
+@pytest.mark.parametrize("name", ["junk.safetensors", "junk.npy", "junk.zip"])
+def test_a_refused_prompt_upload_leaves_no_reference_to_its_bytes(tmp_path, name):
+    """The library's read cache kept refused files' PromptErrors with their tracebacks, whose frames held
+    add_upload's ``data``: one more copy of every refused upload for the server's life (bench/upload_memory.py:
+    the Library uploader at 1.5x a bare Streamlit uploader's RSS growth)."""
+    import gc
+    import sys
+
+    from core import userlib
+    from core.prompts.types import PromptError
+
+    data = os.urandom(BIG)
+    before = sys.getrefcount(data)
+    said = []
+    for _ in range(2):  # the second refusal comes from the read cache
+        try:
+            userlib.upload(name, data, tmp_path / "library", None)
+        except PromptError as e:
+            said.append(str(e))
+    gc.collect()  # what is left after the page moved on is what the server keeps
+    assert len(said) == 2 and all(name in m for m in said)
+    assert sys.getrefcount(data) == before
