@@ -504,6 +504,7 @@ def cli_zs(prompts, *, use_saved: bool = True, store: RunStore | None = None, bu
             if now - last[0] > 0.5 or done == n:
                 last[0] = now
                 store.update_job(rec["job_id"], done=done, total=n, units=done)
+                _check_stop(store, rec["job_id"], budget.idle_s)  # `jobs cancel`: stop, the saved pairs stay
 
         yield {"pairs": PairStore(store) if use_saved else {}, "progress": progress}
 
@@ -513,7 +514,12 @@ def cli(command: str, argv: list[str]) -> int:
 
     if command == "matrix":  # core.metrics' CLI, its zs under the ledger (core.metrics cannot import this module)
         from core.metrics.cli import cli as matrix_cli
-        return matrix_cli(command, argv, zs_context=cli_zs)
+        try:
+            return matrix_cli(command, argv, zs_context=cli_zs)
+        except JobStopped as e:
+            print(f"error: the zs matrix was {e} (python -m core jobs cancel); its saved pairs are kept, "
+                  "run it again to resume", file=sys.stderr)
+            return 1
 
     parser = argparse.ArgumentParser(prog=f"python -m core {command}",
                                      description="The compute ledger (ATLAS_HOME/runs.db): list | cancel JOB_ID | work JOB_ID")

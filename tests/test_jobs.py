@@ -333,3 +333,15 @@ def test_cli_matrix_zs_shares_the_ledger_pairs_and_the_cap(zs_setup, minilm, tmp
             with J.cli_zs(zs_setup, store=store, wait_note=give_up):
                 pass
     assert notes and "compute slot" in notes[0]
+
+
+def test_cli_matrix_zs_stops_on_jobs_cancel(zs_setup):
+    """`python -m core jobs cancel` reaches a CLI zs matrix: it stops before its next evaluation."""
+    store = RunStore()
+    with pytest.raises(J.JobStopped):
+        with J.cli_zs(zs_setup, store=store) as kw:
+            row = next(j for j in store.list_jobs(status=("running",)) if j["owner"] == "cli")
+            kw["progress"](1, 8)  # still running: nothing asked it to stop
+            assert J.cancel(row["job_id"], store) == "running"
+            kw["progress"](8, 8)
+    assert store.get_job(row["job_id"])["status"] != "running"  # its slot is free again
