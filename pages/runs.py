@@ -36,7 +36,7 @@ from core.runs.display import TASK_DELETED, detail_run, run_label, score_label, 
 from core.runs.ray_jobs import ray_available
 from core.runs.spec import DEFAULT_RAY_ADDRESS, METHODS, LaunchError, RunSpec, SpecError
 from core.runs.store import ACTIVE, TERMINAL, RunStore, default_db_path
-from core.runs.sweeps import SweepSpec
+from core.runs.sweeps import SweepSpec, target_checks
 from core.runs.worker import pack_note
 from pages._deeplink import ensure_whole_app
 
@@ -409,7 +409,10 @@ else:
                            backbone=source_backbone(srcs),
                            params=_params(), device=st.session_state["runs_device"], backend=backend,
                            address=_ray_address() if backend == "ray" else None)
-            return "sweep", queue.launch_sweep(sw, store)
+            warns = target_checks(list(sw.targets))[1]  # refusals: launch_sweep raises them (core.runs.sweeps)
+            sid = queue.launch_sweep(sw, store)
+            st.session_state["runs_target_warnings"] = warns
+            return "sweep", sid
 
         if st.button("🚀 Launch", key="runs_launch", type="primary"):
             _launch(make_run if mode == "Single run" else make_sweep)
@@ -423,6 +426,8 @@ if st.session_state.get("runs_flash"):
     # popped at the end of the script, not here: a launch makes a run active, and the live part's
     # switch to the fast refresh reruns the page once more, which ate the "Queued run …" line
     st.success(st.session_state["runs_flash"])
+    for w in st.session_state.get("runs_target_warnings") or []:  # the target checks, one line each
+        st.warning(S.md(w), icon="⚠️")
 
 
 # --------------------------------------------------------------------------- #
@@ -696,4 +701,5 @@ def live() -> None:
 _active_now = bool(store.list_runs(status=list(ACTIVE), limit=1))
 st.session_state.setdefault("runs_was_active", _active_now)
 st.fragment(run_every=ACTIVE_POLL_S if _active_now else IDLE_POLL_S)(live)()
+st.session_state.pop("runs_target_warnings", None)
 st.session_state.pop("runs_flash", None)  # shown by a run that got this far: once is enough

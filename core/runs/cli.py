@@ -25,7 +25,7 @@ import sys
 from core.runs import local, queue
 from core.runs.spec import BACKENDS, DEFAULT_RAY_ADDRESS, LaunchError, RunSpec, SpecError
 from core.runs.store import RunStore, StoreError
-from core.runs.sweeps import SweepSpec
+from core.runs.sweeps import SweepSpec, target_checks
 from core.runs.worker import worker_main
 
 ERRORS = (SpecError, StoreError, LaunchError)
@@ -98,6 +98,8 @@ def _sweep(argv: list[str]) -> int:
             sw = SweepSpec.from_file(a.spec)
             if a.backend or a.address:
                 sw = dataclasses.replace(sw, backend=a.backend or sw.backend, address=a.address or sw.address)
+            for w in target_checks(list(sw.targets))[1]:  # refusals: launch_sweep raises them
+                print(f"warning: {w}", file=sys.stderr)
             sweep_id = queue.launch_sweep(sw, store)
             print(sweep_id, flush=True)
     except ERRORS as e:
