@@ -93,7 +93,7 @@ def test_measured_keeps_score_kind_and_never_pairs_across_kinds():
 
 # --------------------------------------------------------------------------- deleted tasks on the Runs page
 
-def test_runs_of_a_deleted_task_or_of_other_data_are_marked(tmp_path):
+def test_runs_of_a_deleted_task_or_of_other_data_are_marked(tmp_path, capsys):
     from core.runs.display import OTHER_DATA, TASK_DELETED, task_state, task_states
     from core.runs.spec import RunSpec, validate_spec
     from core.tasks import cli
@@ -105,6 +105,11 @@ def test_runs_of_a_deleted_task_or_of_other_data_are_marked(tmp_path):
     assert task_states([run, demo]) == {}                      # the live task is the one it trained on
     assert cli("tasks", ["delete", "gone"]) == 0
     assert task_states([run, demo]) == {"r1": TASK_DELETED}
+    from core.runs.cli import cli as runs_cli
+    from core.runs.store import RunStore
+    RunStore().add_run("r1", spec)
+    capsys.readouterr()
+    assert runs_cli("runs", ["list"]) == 0 and f"[{TASK_DELETED}]" in capsys.readouterr().out
     register_task("gone", write_csv(tmp_path / "g2.csv", rows[:20]))   # same name, other data
     assert task_states([run, demo]) == {"r1": OTHER_DATA}
     # the rule itself: a run without a recorded hash is never called "other data"

@@ -25,6 +25,7 @@ import sys
 from core.runs import local, queue
 from core.runs.spec import BACKENDS, DEFAULT_RAY_ADDRESS, LaunchError, RunSpec, SpecError
 from core.runs.store import RunStore, StoreError
+from core.runs.display import task_states
 from core.runs.sweeps import SweepSpec, target_checks
 from core.runs.worker import worker_main
 
@@ -145,8 +146,10 @@ def _runs_action(a: argparse.Namespace, store: RunStore) -> int:
     if a.action == "list" and a.csv:
         store.results_table(status=a.status).to_csv(sys.stdout, index=False)
     elif a.action == "list":
-        for r in store.list_runs(status=a.status):
-            print(queue.fmt_run(r))
+        runs = store.list_runs(status=a.status)
+        marks = task_states(runs)  # a deleted target, or one now holding other data (core.runs.display)
+        for r in runs:
+            print(queue.fmt_run(r) + (f"  [{marks[r['run_id']]}]" if r["run_id"] in marks else ""))
     elif a.action == "show":
         print(json.dumps(store.require_run(a.run_id), indent=2, default=str))
         for ev in (store.events(a.run_id)[-a.events:] if a.events else []):
