@@ -33,8 +33,12 @@ RESULTS_COLUMNS = ["run_id", "sweep_id", "method", "source", "target", "seed", "
                    # what each number is (core.evidence reads them): the majority-class rate and size of the
                    # split test_score was computed on, the score's kind, the head, the task data's hash, and
                    # the run's sanity flags ("clean", "not recorded", or flag names joined by "; ")
-                   "majority_rate", "test_n", "score_kind", "head", "data_hash", "flags"]
+                   "majority_rate", "test_n", "score_kind", "head", "data_hash", "flags",
+                   # the other score kind of the same predictions (balanced accuracy beside accuracy, or
+                   # accuracy beside balanced accuracy; empty where a run did not record it: the demo's)
+                   "val_other", "test_other"]
 SCORE_KIND = "accuracy"    # the score every built-in task reports (a task may say otherwise)
+SCORE_LABELS = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
 FLAGS_NOT_RECORDED = "not recorded"   # a run whose own events were not kept (the demo's): never "clean"
 FLAGS_CLEAN = "clean"                 # checked, nothing flagged
 GENERIC = "generic"        # the control source: one prompt trained on a mix of all tasks (tasks.mixed_task)
@@ -148,6 +152,19 @@ def finished_runs(results: pd.DataFrame | None) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- rules every reader shares
+def score_kinds_text(runs: pd.DataFrame) -> str:
+    """Which score a table of runs shows: "accuracy", "balanced accuracy", or both named with how many
+    runs each ("accuracy (12 runs), balanced accuracy (4 runs)"): a run's main score is its task's
+    registered kind (``score_kind``; accuracy where not recorded), the other is kept beside it
+    (``val_other`` / ``test_other``)."""
+    kinds = (runs["score_kind"].fillna(SCORE_KIND).astype(str) if "score_kind" in runs.columns
+             else pd.Series([SCORE_KIND] * len(runs), dtype=str)).replace("", SCORE_KIND)
+    counts = kinds.value_counts()
+    if len(counts) <= 1:
+        return SCORE_LABELS.get(counts.index[0], counts.index[0]) if len(counts) else SCORE_LABELS[SCORE_KIND]
+    return ", ".join(f"{SCORE_LABELS.get(k, k)} ({n} runs)" for k, n in counts.items())
+
+
 def is_generic(source: str, task: str | None = None) -> bool:
     """The ``generic`` control source: a prompt trained on the mixed ``generic`` task. Its task says
     so when known; a results table only names the source, so there its name does (``generic*``)."""

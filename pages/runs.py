@@ -32,11 +32,11 @@ from core.config import atlas_home, user_library_dir
 from core.estimate import Regime, estimate_for
 from core.ranking import source_backbone
 from core.runs import local, queue
-from core.runs.display import detail_run, run_label, short_id
+from core.runs.display import TASK_DELETED, detail_run, run_label, score_label, short_id, task_states
 from core.runs.ray_jobs import ray_available
 from core.runs.spec import DEFAULT_RAY_ADDRESS, METHODS, LaunchError, RunSpec, SpecError
 from core.runs.store import ACTIVE, TERMINAL, RunStore, default_db_path
-from core.runs.sweeps import SweepSpec
+from core.runs.sweeps import SweepSpec, target_checks
 from core.runs.worker import pack_note
 from pages._deeplink import ensure_whole_app
 
@@ -409,7 +409,10 @@ else:
                            backbone=source_backbone(srcs),
                            params=_params(), device=st.session_state["runs_device"], backend=backend,
                            address=_ray_address() if backend == "ray" else None)
-            return "sweep", queue.launch_sweep(sw, store)
+            warns = target_checks(list(sw.targets))[1]  # refusals: launch_sweep raises them (core.runs.sweeps)
+            sid = queue.launch_sweep(sw, store)
+            st.session_state["runs_target_warnings"] = warns
+            return "sweep", sid
 
         if st.button("🚀 Launch", key="runs_launch", type="primary"):
             _launch(make_run if mode == "Single run" else make_sweep)
@@ -423,6 +426,8 @@ if st.session_state.get("runs_flash"):
     # popped at the end of the script, not here: a launch makes a run active, and the live part's
     # switch to the fast refresh reruns the page once more, which ate the "Queued run …" line
     st.success(st.session_state["runs_flash"])
+    for w in st.session_state.get("runs_target_warnings") or []:  # the target checks, one line each
+        st.warning(S.md(w), icon="⚠️")
 
 
 # --------------------------------------------------------------------------- #
@@ -437,12 +442,15 @@ def _progress(r: dict) -> float:
 
 def _runs_frame(runs: list[dict]) -> pd.DataFrame:
     rows = []
+    marks = task_states(runs)  # a deleted target, or one now holding other data (core.runs.display)
     for r in runs:
         m = r.get("last_metrics") or {}
+        target = r["target"] + (f" ({marks[r['run_id']]})" if r["run_id"] in marks else "")
         rows.append({"run": short_id(r), "status": f"{STATUS_ICON.get(r['status'], '')} {r['status']}",
-                     "method": r["method"], "target": r["target"], "source": r["source"] or "",
+                     "method": r["method"], "target": target, "source": r["source"] or "",
                      "seed": r["seed"], "progress": _progress(r), "step": f"{r['step']}/{r.get('total_steps') or '?'}",
                      "best val": fmt.num(m.get("best_val_score"), 3), "test": fmt.num(r.get("test_score"), 3),
+                     "score": score_label(r, short=True),  # what "best val" and "test" are
                      "sweep": r.get("sweep_id") or ""})  # device and backend: in the detail's tiles
     return pd.DataFrame(rows)
 
@@ -499,8 +507,15 @@ def _run_view(run: dict) -> None:
     k[2].metric("device", run.get("device") or spec.get("device") or "?")
     mem = m.get("gpu_mem_mb") or m.get("rss_mb")
     k[3].metric("GPU memory" if m.get("gpu_mem_mb") else "memory (RSS)", f"{mem:.0f} MB" if mem else "–")
-    k[4].metric("best val acc", f"{m['best_val_score']:.3f}" if m.get("best_val_score") is not None else "–")
-    k[5].metric("test acc", f"{run['test_score']:.3f}" if run.get("test_score") is not None else "–")
+    kind = score_label(run, short=True)  # the task's registered score kind (the other is kept in the results)
+    k[4].metric(f"best val {kind}", f"{m['best_val_score']:.3f}" if m.get("best_val_score") is not None else "–")
+    k[5].metric(f"test {kind}", f"{run['test_score']:.3f}" if run.get("test_score") is not None else "–")
+    if mark := task_states([run]).get(rid):
+        st.caption(f"⚠ target {S.md(run['target'])}: {mark} — "
+                   + ("the task was deleted; this run keeps its results and the data hash it trained on"
+                      if mark == TASK_DELETED else
+                      "a task registered later under this name holds other data; this run's numbers "
+                      "are not merged with its runs"))
     if note := pack_note(store, run):
         st.caption(note)
 
@@ -657,6 +672,9 @@ def live() -> None:
                                 "step": cc.TextColumn(width=55),
                                 "best val": cc.TextColumn(width=60),  # "–" before an evaluation, never "None"
                                 "test": cc.TextColumn(width=50),
+                                "score": cc.TextColumn(width=60, help="the score kind of best val and test: "
+                                                       "the task's registered kind (accuracy, or balanced "
+                                                       "accuracy for an imbalanced task)"),
                                 "sweep": cc.TextColumn(width=120)})
     _sweeps_view()
     ids = [r["run_id"] for r in runs]
@@ -683,4 +701,5 @@ def live() -> None:
 _active_now = bool(store.list_runs(status=list(ACTIVE), limit=1))
 st.session_state.setdefault("runs_was_active", _active_now)
 st.fragment(run_every=ACTIVE_POLL_S if _active_now else IDLE_POLL_S)(live)()
+st.session_state.pop("runs_target_warnings", None)
 st.session_state.pop("runs_flash", None)  # shown by a run that got this far: once is enough

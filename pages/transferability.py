@@ -599,7 +599,7 @@ if src and tgt:
     if meas is not None:
         runs = meas.runs_for(src, tgt_task)
         st.caption(f"Runs behind the measured value ({len(runs)}; gain = (score − scratch) / scratch, same target, "
-                   "budget and seed):")
+                   f"budget, seed and score kind; score: {R.score_kinds_text(runs)}):")
         st.dataframe(fmt.no_none(runs, as_text=fmt.with_gaps(runs), digits=None), hide_index=True, width="stretch",
                      key="tr_pair_runs")
     curves = pair_curves(results, src, tgt_task)  # every run's validation curve, kept with its result
@@ -727,7 +727,8 @@ if meas is not None and not meas.mean.empty:
                                            zlabel=side_metric, clickable=False, height=420),
                             key="tr_side_pred", width="stretch")
         with right:
-            st.caption(f"measured ({S.md(meas.method)}){by}" + (", ○ = inside noise band" if side_noise is not None else ""))
+            st.caption(f"measured ({S.md(meas.method)}; score: {R.score_kinds_text(meas.runs)}){by}"
+                       + (", ○ = inside noise band" if side_noise is not None else ""))
             st.plotly_chart(heatmap_figure(side_m, annotate=side_labels,
                                            diverging=True, noise=side_noise, zlabel="gain", gain=True,
                                            clickable=False, height=420),

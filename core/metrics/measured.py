@@ -91,7 +91,7 @@ def _gains(kdf: pd.DataFrame, keys: list[str], method: str, baseline: str) -> pd
     runs = kdf[kdf["method"] == method].join(scratch, on=keys, how="inner")
     runs = runs[runs["scratch"] != 0]
     runs["gain"] = (runs["test_score"] - runs["scratch"]) / runs["scratch"]
-    keep = [c for c in ["run_id", "method", "source", "target", "seed", *BUDGET_KEYS, "test_score", "scratch",
+    keep = [c for c in ["run_id", "method", "source", "target", "seed", *BUDGET_KEYS, "test_score", "score_kind", "scratch",
                         "gain", "prompt_path"] if c in runs.columns]
     return runs[keep].reset_index(drop=True)
 

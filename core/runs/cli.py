@@ -25,7 +25,8 @@ import sys
 from core.runs import local, queue
 from core.runs.spec import BACKENDS, DEFAULT_RAY_ADDRESS, LaunchError, RunSpec, SpecError
 from core.runs.store import RunStore, StoreError
-from core.runs.sweeps import SweepSpec
+from core.runs.display import task_states
+from core.runs.sweeps import SweepSpec, target_checks
 from core.runs.worker import worker_main
 
 ERRORS = (SpecError, StoreError, LaunchError)
@@ -98,6 +99,8 @@ def _sweep(argv: list[str]) -> int:
             sw = SweepSpec.from_file(a.spec)
             if a.backend or a.address:
                 sw = dataclasses.replace(sw, backend=a.backend or sw.backend, address=a.address or sw.address)
+            for w in target_checks(list(sw.targets))[1]:  # refusals: launch_sweep raises them
+                print(f"warning: {w}", file=sys.stderr)
             sweep_id = queue.launch_sweep(sw, store)
             print(sweep_id, flush=True)
     except ERRORS as e:
@@ -143,8 +146,10 @@ def _runs_action(a: argparse.Namespace, store: RunStore) -> int:
     if a.action == "list" and a.csv:
         store.results_table(status=a.status).to_csv(sys.stdout, index=False)
     elif a.action == "list":
-        for r in store.list_runs(status=a.status):
-            print(queue.fmt_run(r))
+        runs = store.list_runs(status=a.status)
+        marks = task_states(runs)  # a deleted target, or one now holding other data (core.runs.display)
+        for r in runs:
+            print(queue.fmt_run(r) + (f"  [{marks[r['run_id']]}]" if r["run_id"] in marks else ""))
     elif a.action == "show":
         print(json.dumps(store.require_run(a.run_id), indent=2, default=str))
         for ev in (store.events(a.run_id)[-a.events:] if a.events else []):

@@ -31,7 +31,7 @@ from core.runs.ray_jobs import collect_ray_run, ray_client, ray_packs, submit_ra
 from core.runs.spec import RunSpec, SpecError, teacher_run_ids, validate_spec
 from core.runs.store import ACTIVE, TERMINAL, RunStore, new_run_id
 from core.runs.sweeps import (Planned, SweepSpec, panda_pot_sweep, plan, plan_resume, several_teachers,
-                              validate_planned)
+                              target_checks, validate_planned)
 
 
 # --------------------------------------------------------------------------- #
@@ -106,6 +106,9 @@ def launch_sweep(sw: SweepSpec, store: RunStore | None = None, *, dispatch: bool
     store = store or RunStore()
     if sw.backend == "ray":
         ray_client(sw.address)
+    refused, _ = target_checks(list(sw.targets))  # a one-class validation split measures nothing
+    if refused:
+        raise SpecError({"targets": "; ".join(refused)})
     sweep_id = new_run_id("s")
     planned = plan(sw)
     ids = {p.key: f"{sweep_id}-{i:03d}" for i, p in enumerate(planned)}

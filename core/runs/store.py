@@ -573,6 +573,7 @@ class RunStore:
                 "score_kind": final.get("score_kind") or SCORE_KIND, "head": params.get("head") or final.get("head"),
                 "data_hash": final.get("data_hash"),
                 "flags": final.get("flags") or (FLAGS_NOT_RECORDED if r["status"] == "finished" else None),
+                "val_other": final.get("val_other"), "test_other": final.get("test_other"),
             })
         return pd.DataFrame(rows, columns=RESULTS_COLUMNS)
 

@@ -141,6 +141,26 @@ class Planned:
     deps: list[str]  # keys of runs it needs first
 
 
+def target_checks(targets: list[str]) -> tuple[list[str], list[str]]:
+    """The target checks a sweep makes before launch (core.tasks.target.target_check on each target's
+    whole validation split, which picks every checkpoint): (refusals, warnings), one line each, every
+    line naming its target. A single-class or near-empty validation split is refused (every score on
+    it is the majority rate); too few examples per class is a warning. A target that cannot be loaded
+    is left to validate_spec (it names the problem)."""
+    from core.tasks import get_task
+    from core.tasks.target import target_check
+    errors, warnings = [], []
+    for t in dict.fromkeys(targets):
+        try:
+            task = get_task(t)
+        except Exception:  # noqa: BLE001 -- validate_spec refuses it, naming the problem
+            continue
+        chk = target_check(task)
+        errors += chk.errors  # they name the task
+        warnings += [f"target {t!r}: {w}" for w in chk.warnings]
+    return errors, warnings
+
+
 def plan(sw: SweepSpec) -> list[Planned]:
     """Every run of the grid, in queue order: scratch baselines, PoT (and PANDA's PoT teachers),
     SPoT, then PANDA students (each depending on its teacher's key)."""

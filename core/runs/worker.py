@@ -221,13 +221,19 @@ class Worker:
                 "device": str(getattr(result, "device", None) or self.device),
                 "prompt_path": str(path)}
         info.update(self.sanity(result))
+        # both scores, the task's kind as the main one (val_score / test_score), the other beside it
+        kind = info["score_kind"]
+        from core.training.evaluation import other_kind
+        other = other_kind(kind)
+        info.update(val_other=_num((getattr(result, "val_scores", None) or {}).get(other)),
+                    test_other=_num((getattr(result, "test_scores", None) or {}).get(other)))
         return info
 
     def sanity(self, result) -> dict:
         """What the run's numbers are and whether they can be trusted, from its own events and data
         (core.evidence.run_flags): stored in the final event, read back by the results table."""
         from core.evidence import flags_text, run_flags
-        out = {"score_kind": "accuracy"}
+        out = {"score_kind": getattr(result, "score_kind", None) or "accuracy"}
         counts = None
         try:
             from core.tasks import get_task, task_data_hash

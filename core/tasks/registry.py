@@ -219,6 +219,11 @@ def deleted_tasks() -> dict[str, str | None]:
     return {e["name"]: e.get("data_hash") for e in log if isinstance(e, dict) and e.get("name") not in live}
 
 
+def live_task_hashes() -> dict[str, str | None]:
+    """Registered user tasks: name -> the data hash recorded when they were registered."""
+    return {n: sp.get("data_hash") for n, sp in _user_specs().items() if n not in DEMO_TASKS}
+
+
 def is_user_task(name: str) -> bool:
     return name not in DEMO_TASKS and name in _user_specs()
 

@@ -38,6 +38,37 @@ def accuracy(logits: torch.Tensor, labels: list[int]) -> float:
     return float((logits.argmax(-1) == torch.as_tensor(labels)).float().mean())
 
 
+SCORE_KINDS = ("accuracy", "balanced_accuracy")   # both are computed on every split a run scores
+
+
+def scores(logits: torch.Tensor, labels: list[int]) -> dict[str, float]:
+    """Both scores of argmax(logits [N, C]) against the labels: {"accuracy", "balanced_accuracy"}
+    (balanced: mean recall over the classes present in the labels, sklearn's
+    balanced_accuracy_score); NaN for no examples. A run's main score is the one its task was
+    registered with (core.tasks.target.score_kind); the other is kept beside it."""
+    if not labels:
+        return {k: float("nan") for k in SCORE_KINDS}
+    from core.tasks.target import balanced_accuracy
+    pred = logits.argmax(-1).numpy()
+    y = np.asarray(labels)
+    return {"accuracy": float((pred == y).mean()), "balanced_accuracy": balanced_accuracy(pred, y)}
+
+
+def other_kind(kind: str) -> str:
+    """The score kind stored beside the main one."""
+    return "accuracy" if kind == "balanced_accuracy" else "balanced_accuracy"
+
+
+def task_score_kind(task) -> str:
+    """The task's registered score kind key; "accuracy" for a task that cannot say (a mixed or
+    hand-made task object without splits)."""
+    try:
+        from core.tasks.target import score_kind
+        return score_kind(task).key
+    except Exception:  # noqa: BLE001 -- a task without train counts (mixed tasks): the default
+        return "accuracy"
+
+
 def evaluate(prompt: torch.Tensor | None, task, split: str = "test", backbone: Backbone | None = None,
              head: str | Head = "verbalizer", *, pool: str = "text", tau: float = 0.05,
              max_length: int = 128, batch_size: int = 128, limit: int | None = None) -> float:

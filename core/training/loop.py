@@ -28,7 +28,7 @@ from tqdm import tqdm
 from core.backbone import Backbone, load_backbone
 from core.training.config import HeadKind, Method, Schedule, TrainConfig, TrainError
 from core.training.data import batch_order, check_labels, load_run_data, load_test_split
-from core.training.evaluation import accuracy, predict_logits
+from core.training.evaluation import predict_logits, scores, task_score_kind
 from core.training.heads import Head, head_state, label_embeddings, load_head_state
 from core.training.init import initial_prompt
 from core.training.result import TrainResult, default_run_name, package_versions
@@ -111,6 +111,7 @@ class Best:
     prompt: torch.Tensor
     head: dict | None
     mixer: dict | None = None
+    scores: dict | None = None   # both validation scores of this checkpoint (the main one is val)
 
 
 @dataclass
@@ -148,6 +149,7 @@ class Run:
             from core.tasks import get_task  # lazy: core.tasks may pull in loaders
             task = get_task(cfg.task)
         self.task, self.task_name = task, getattr(task, "name", cfg.task)
+        self.score_kind = task_score_kind(task)   # the main score: selects the best checkpoint
         seed_all(cfg.seed)  # the linear head's init draws from the global generator
         self.emit({"kind": "status", "step": 0, "metrics": {"state": "started", "task": self.task_name,
                                                              "method": str(cfg.method), "device": str(bb.device)}})
@@ -280,13 +282,16 @@ class Run:
         """Validation score of the current prompt; it becomes the best checkpoint when it beats it."""
         if not self.data.va_ids:
             return float("nan")
-        score = accuracy(predict_logits(self.bb, self.head, self.data.va_ids, self.eval_prompt(), self.cfg.pool),
-                         self.data.va_labels)
+        both = scores(predict_logits(self.bb, self.head, self.data.va_ids, self.eval_prompt(), self.cfg.pool),
+                      self.data.va_labels)
+        score = both[self.score_kind]
         if score > self.best.val:
             self.best = Best(val=score, step=step, prompt=self.prompt.detach().float().cpu().clone(),
-                             head=head_state(self.head), mixer=self.mixer.weights() if self.mixer else None)
+                             head=head_state(self.head), mixer=self.mixer.weights() if self.mixer else None,
+                             scores=both)
         self.history.append({"step": step, "val_score": score})
-        self.emit({"kind": "eval", "step": step, "metrics": {"val_score": score, "best_val_score": self.best.val}})
+        self.emit({"kind": "eval", "step": step, "metrics": {"val_score": score, "best_val_score": self.best.val,
+                                                             "score_kind": self.score_kind}})
         return score
 
     @torch.no_grad()
@@ -322,18 +327,20 @@ class Run:
         if self.mixer is not None:
             self.mixer.load_weights(best.mixer)
         te_ids, te_labels = load_test_split(cfg, bb, self.task)
-        test_score = accuracy(predict_logits(bb, self.head, te_ids, self.eval_prompt(best.prompt), cfg.pool),
-                              te_labels)
+        test_scores = scores(predict_logits(bb, self.head, te_ids, self.eval_prompt(best.prompt), cfg.pool),
+                             te_labels)
+        test_score = test_scores[self.score_kind]
         wall = time.perf_counter() - self.t_start
         state = "cancelled" if self.cancelled else "finished"
         self.emit({"kind": "status", "step": self.step, "metrics": {
             "state": state, "val_score": best.val, "test_score": test_score, "best_step": best.step,
-            "wall_time_s": wall}})
+            "wall_time_s": wall, "score_kind": self.score_kind}})
         return TrainResult(prompt=self._soft_prompt(test_score, wall), val_score=best.val, test_score=test_score,
                            best_step=best.step, steps=self.step, wall_time_s=wall, device=str(bb.device),
                            history=self.history, init_val_score=self.init_val, cancelled=self.cancelled,
                            head_state=best.head, init_prompt=self.init_prompt, config=cfg,
-                           mixer=self.mixer, mixer_state=best.mixer)
+                           mixer=self.mixer, mixer_state=best.mixer, score_kind=self.score_kind,
+                           val_scores=dict(best.scores or {}), test_scores=test_scores)
 
     def _soft_prompt(self, test_score: float, wall: float):
         """The best checkpoint as a SoftPrompt whose settings record the run (atlas.json)."""

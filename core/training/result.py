@@ -31,6 +31,9 @@ class TrainResult:
     config: TrainConfig | None = None
     mixer: object | None = None          # attempt: the AttemptMixer (its sources, T)
     mixer_state: dict | None = None      # attempt: the best checkpoint's attention-module weights
+    score_kind: str = "accuracy"         # what val_score / test_score are (the task's registered kind)
+    val_scores: dict = field(default_factory=dict)    # the best checkpoint's {"accuracy", "balanced_accuracy"}
+    test_scores: dict = field(default_factory=dict)   # the same on test
 
 
 def default_run_name(cfg: TrainConfig, task_name: str, source_names: list[str]) -> str:
