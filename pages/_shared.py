@@ -324,9 +324,9 @@ def group_selector(index: LibraryIndex, *, key: str = "group", label: str = "Bac
 
 
 # ---- how numbers read (rules in core.fmt; these are their Streamlit column configs) -------------------
-def gain_column(label: str = "gain", help: str | None = None):
+def gain_column(label: str = "gain", help: str | None = None, width: int | None = None):
     """A gain column, already scaled with core.fmt.gain_pct: '+17.8%' (one unit for gains everywhere)."""
-    return st.column_config.NumberColumn(label, format=fmt.GAIN_PRINTF,
+    return st.column_config.NumberColumn(label, format=fmt.GAIN_PRINTF, width=width,
                                          help=help or "relative gain over scratch, in % of the scratch score")
 
 

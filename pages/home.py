@@ -115,24 +115,34 @@ st.divider()
 steps()
 st.divider()
 
-left, right = st.columns(2)
+# stacked, each full width: the best-source table has ten columns (issue 28's tour: no column off-screen)
+left, right = st.container(), st.container()
 with left:
     st.subheader("Best source per target (PoT)")
     if h.best_held_out:
         df = pd.DataFrame(h.best_held_out)
         view = pd.DataFrame({
             "target": df["target"], "source": df["source"],
-            "mark": [f"{E.MARK_SYMBOL.get(m, '')} {m}".strip() for m in df["mark"]],
-            "gain seed 0 (picked)": fmt.gain_pct(df["picked_gain"]),
-            "gain other seeds": fmt.gain_pct(df["held_out_gain"]),
-            "source run acc.": df["source_acc"].round(3),
+            "mark": [E.MARK_SYMBOL.get(m, "") or "" for m in df["mark"]],
+            "picked s0": fmt.gain_pct(df["picked_gain"]),
+            "held-out": fmt.gain_pct(df["held_out_gain"]),
+            "run acc.": df["source_acc"].round(3),
             "scratch acc.": [f"{m:.3f} ± {s:.3f}" for m, s in zip(df["scratch_mean"], df["scratch_spread"])],
-            "majority rate": df["majority"].round(3),
-            "generic gain": fmt.gain_pct(df["generic_gain"]),
-            "noise band": fmt.gain_pct(df["noise"])})
-        st.dataframe(view, hide_index=True, width="stretch", key="home_best_source",
-                     column_config={c: gain_column(c) for c in ("gain seed 0 (picked)", "gain other seeds",
-                                                               "generic gain", "noise band")})
+            "majority": df["majority"].round(3),
+            "generic": fmt.gain_pct(df["generic_gain"]),
+            "noise": fmt.gain_pct(df["noise"])})
+        cc = st.column_config
+        st.dataframe(view, hide_index=True, width="stretch", key="home_best_source", column_config={
+            "target": cc.TextColumn(width=110), "source": cc.TextColumn(width=105),
+            "mark": cc.TextColumn(width=42, help="the cell's evidence rule over all seeds (core.evidence): "
+                                  + ", ".join(f"{sym} {m}" for m, sym in E.MARK_SYMBOL.items())),
+            "picked s0": gain_column("picked s0", "gain over scratch on seed 0, where this source was picked", width=66),
+            "held-out": gain_column("held-out", "gain over scratch on the other seeds (not used to pick it)", width=66),
+            "run acc.": cc.NumberColumn(width=62, help="the source's PoT runs' test accuracy"),
+            "scratch acc.": cc.TextColumn(width=100, help="scratch test accuracy, mean ± spread over seeds"),
+            "majority": cc.NumberColumn(width=66, help="always answering the majority class, same test split"),
+            "generic": gain_column("generic", "gain of the generic control on this target", width=66),
+            "noise": gain_column("noise", "the target's noise band: the scratch seeds' spread", width=66)})
         st.caption("Picked on seed 0 and scored on the other seeds: the best of many noisy means, scored on the "
                    "seeds it was picked on, overstates it. Self-transfer and the `generic` control are never picked; "
                    "mark = the cell's evidence rule over all seeds (" + ", ".join(

@@ -44,8 +44,8 @@ def predict_many(bb, task, prompts: dict[str, torch.Tensor], idx: list[int] | No
     from core.training.heads import Head, label_embeddings
     te = task.test
     idx = list(range(len(te.texts))) if idx is None else list(idx)
-    ids = bb.token_ids(*te.inputs(idx), max_length=128) if hasattr(te, "inputs") \
-        else bb.token_ids([te.texts[i] for i in idx], 128)
+    texts, texts2 = te.inputs(idx) if hasattr(te, "inputs") else ([te.texts[i] for i in idx], None)
+    ids = bb.token_ids(texts, 128, texts2=texts2)
     head = Head("verbalizer", label_embeddings(bb, task), 0.05).to(bb.device)
     names = list(prompts)
     P = torch.stack([prompts[n].float() for n in names]).to(bb.device)  # [N, L, d]

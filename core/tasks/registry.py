@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from core.config import atlas_home
+from core.config import atlas_home, cache_dir
 from core.fsutil import atomic_write_text
 from core.safetext import control_problem, visible
 from core.tasks.demo.prepare import _read_meta
@@ -346,7 +346,7 @@ def task_family(name: str) -> str | None:
 def _read_jsonl_split(path: Path, index: dict[str, int]) -> Split:
     texts, texts2, labels = [], [], []
     # what to do about a broken file: a demo task is prepared again, a user task added again
-    demo = path.parent.parent == tasks_dir()
+    demo = path.parent.parent == cache_dir() / "tasks"  # not tasks_dir(): that creates the folder (a worker's cache stays empty)
     fix = (f"run `python -m core tasks prepare --force --only {path.parent.name}`" if demo else
            "add the task again (Tasks page or `python -m core tasks add`)")
     try:

@@ -86,10 +86,10 @@ def test_upload_rank_launch_and_measured_column(browser, tmp_path):
 
     plot = check_page(b, "transferability", HEATMAP, metric="measured")
     pts = b.wait_until(lambda: b.plot_points(plot), 30, "heatmap cell overlay drawn")
-    targets = {p["customdata"][1] for p in pts}   # customdata = [source, target, value]
+    targets = {p["customdata"][1] for p in pts}   # customdata = [source, target, value, ...]
     assert TARGET in targets, targets
     mine = [p["customdata"] for p in pts if p["customdata"][1] == TARGET and p["customdata"][0] in sources[:2]]
-    assert len(mine) == 2 and all(v is not None for _, _, v in mine), mine  # the two measured PoT cells
+    assert len(mine) == 2 and all(c[2] is not None for c in mine), mine  # the two measured PoT cells
     b.screenshot("tasks_measured_heatmap")
 
     # back on the Tasks page the ranking (now from the cache) shows the measured gain beside it
