@@ -185,26 +185,25 @@ def is_mixture(source: str) -> bool:
     return str(source).startswith(MIX_PREFIX)
 
 
-def run_backbone(settings) -> str | None:
-    """The backbone a run's ``settings`` JSON names, or None (no settings, not JSON, not named)."""
+def _settings_field(settings, key: str):
+    """One field of a run's ``settings`` JSON, or None (no settings, not JSON, not a JSON object, not named)."""
     if not isinstance(settings, str) or not settings:
         return None
     try:
         value = json.loads(settings)
     except ValueError:
         return None
-    return value.get("backbone") if isinstance(value, dict) else None
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def run_backbone(settings) -> str | None:
+    """The backbone a run's ``settings`` JSON names, or None (no settings, not JSON, not named)."""
+    return _settings_field(settings, "backbone")
 
 
 def run_head(settings) -> str | None:
     """The head a run's ``settings`` JSON names (verbalizer | linear), or None."""
-    if not isinstance(settings, str) or not settings:
-        return None
-    try:
-        value = json.loads(settings)
-    except ValueError:
-        return None
-    return value.get("head") if isinstance(value, dict) else None
+    return _settings_field(settings, "head")
 
 
 def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:

@@ -141,6 +141,27 @@ class StoreError(RuntimeError):
     pass
 
 
+def _select(table: str, order: str, *, status: Iterable[str] | None = None, limit: int | None = None,
+            **equal: Any) -> tuple[str, list]:
+    """SELECT * FROM ``table`` [WHERE status IN (...) AND col = ? ...] ORDER BY ``order`` [LIMIT n]:
+    the listing query of runs and jobs (``equal`` columns left out when None)."""
+    sql, args, where = f"SELECT * FROM {table}", [], []
+    if status is not None:
+        status = list(status)
+        where.append(f"status IN ({','.join('?' for _ in status)})")
+        args += status
+    for col, value in equal.items():
+        if value is not None:
+            where.append(f"{col} = ?")
+            args.append(value)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {order}"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return sql, args
+
+
 class RunStore:
     """A handle on ``runs.db``; cheap to create, safe to share between threads.
 
@@ -254,20 +275,7 @@ class RunStore:
 
     def list_runs(self, *, status: Iterable[str] | None = None, sweep_id: str | None = None,
                   limit: int | None = None) -> list[dict]:
-        sql, args = "SELECT * FROM runs", []
-        where = []
-        if status is not None:
-            status = list(status)
-            where.append(f"status IN ({','.join('?' for _ in status)})")
-            args += status
-        if sweep_id is not None:
-            where.append("sweep_id = ?")
-            args.append(sweep_id)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created DESC, run_id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        sql, args = _select("runs", "created DESC, run_id DESC", status=status, sweep_id=sweep_id, limit=limit)
         return [_row(r) for r in self._read(sql, args)]
 
     def update_run(self, run_id: str, con: sqlite3.Connection | None = None, **fields: Any) -> None:
@@ -610,19 +618,7 @@ class RunStore:
 
     def list_jobs(self, *, status: Iterable[str] | None = None, kind: str | None = None,
                   limit: int | None = None) -> list[dict]:
-        sql, args, where = "SELECT * FROM jobs", [], []
-        if status is not None:
-            status = list(status)
-            where.append(f"status IN ({','.join('?' for _ in status)})")
-            args += status
-        if kind is not None:
-            where.append("kind = ?")
-            args.append(kind)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created DESC, job_id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        sql, args = _select("jobs", "created DESC, job_id DESC", status=status, kind=kind, limit=limit)
         return [_job_row(r) for r in self._read(sql, args)]
 
     def update_job(self, job_id: str, con: sqlite3.Connection | None = None, **fields: Any) -> None:
