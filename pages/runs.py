@@ -663,6 +663,8 @@ def live() -> None:
     frame = _runs_frame(runs)
     if not frame["sweep"].astype(bool).any():  # no run belongs to a sweep: no empty column
         frame = frame.drop(columns=["sweep"])
+    if "score" in frame and (frame["score"] == score_label({}, short=True)).all():
+        frame = frame.drop(columns=["score"])  # every run scored by accuracy (the default): the column says nothing
     st.dataframe(frame, hide_index=True, width="stretch", key="runs_table",
                  column_config={"run": cc.TextColumn(width=150, help="a sweep's runs by their place in it (#004); "
                                                                  "other runs by their id"), "status": cc.TextColumn(width=90),

@@ -47,7 +47,10 @@ st.caption("Every task a prompt can be trained or evaluated on: the ten demo tas
 names = list_tasks()
 table = _overview(tuple(names))  # your tasks first (core.task_upload.overview), then the demo's
 _num = st.column_config.NumberColumn
-st.dataframe(fmt.no_none(table), hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
+# a column no task fills (no pair task, no script without spaces) is left out: the table fits a 1280-px window
+shown_table = table.drop(columns=[c for c in ("pair", "mean chars") if c in table
+                                  and not table[c].map(lambda v: v not in ("", None) and not pd.isna(v)).any()])
+st.dataframe(fmt.no_none(shown_table), hide_index=True, width="stretch", key="tasks_table",  # widths: fits a 1280-px window
              column_config={"task": st.column_config.TextColumn(width=115), "kind": st.column_config.TextColumn(width=55),
                             "family": st.column_config.TextColumn(width=80),
                             "classes": st.column_config.TextColumn(width=170),
