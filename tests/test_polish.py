@@ -111,11 +111,11 @@ def test_home_tables_read_as_words_and_percent(atlas_home):
     rho = metric_table.value["mean_rho"]
     assert not any(v < 0 and f"{v:.2f}" == "-0.00" for v in rho), list(rho)   # no "-0.00"
     # gains: the best-source table in % (×100, printf with %), picked on seed 0 and scored on the others
-    best_table = next(d for d in at.dataframe if "gain other seeds" in d.value.columns)
-    assert _columns(best_table)["gain other seeds"]["type_config"]["format"] == fmt.GAIN_PRINTF
+    best_table = next(d for d in at.dataframe if "held-out" in d.value.columns)
+    assert _columns(best_table)["held-out"]["type_config"]["format"] == fmt.GAIN_PRINTF
     shown = best_table.value.set_index("target")
     for row in h.best_held_out:
-        assert shown.at[row["target"], "gain other seeds"] == pytest.approx(row["held_out_gain"] * 100, abs=0.051)
+        assert shown.at[row["target"], "held-out"] == pytest.approx(row["held_out_gain"] * 100, abs=0.051)
         assert shown.at[row["target"], "source"] == row["source"]
     regret = _columns(metric_table)["regret"]["type_config"]["format"]
     assert regret == fmt.REGRET_PRINTF
