@@ -111,7 +111,9 @@ def target_stats(results: pd.DataFrame) -> pd.DataFrame:
     sc = df[df["method"] == R.BASELINE]
     rows = []
     for t, g in sc.groupby("target"):
-        by_seed = g.groupby("seed")["test_score"].mean()
+        # one value per (seed, device kind): the same seed on another device is another draw (core.metrics.measured)
+        dev = [R.device_kind(g["device"])] if "device" in g.columns else []
+        by_seed = g.groupby([g["seed"], *dev])["test_score"].mean()
         mean = float(by_seed.mean())
         spread = float(by_seed.std(ddof=1)) if len(by_seed) > 1 else float("nan")
         distinct = int(by_seed.round(6).nunique())

@@ -69,14 +69,23 @@ class Headline:
     regime: dict = field(default_factory=dict)             # train_size, steps, seeds, sources, targets
     mean_held_out: float | None = None      # mean held-out gain of the best source over measurable targets
     panda_vs_pot_measurable: float | None = None  # panda_vs_pot over the measurable targets only
+    # several sources at once (core.mixreport): one row per (target, method) of each measurement
+    multisource: list[dict] = field(default_factory=list)
+    multisource_sentence: str = ""
 
 
 def headline(folder: Path | None = None, k: int = 3) -> Headline:
+    from core import mixreport as X
     folder = Path(folder or demo_dir())
-    results = load_results(folder)
-    h = Headline(n_runs=len(results))
-    if results.empty:
+    everything = load_results(folder)
+    h = Headline(n_runs=len(everything))
+    if everything.empty:
         return h
+    # the multi-source measurement is its own comparison (its own seeds, device and baselines); every
+    # other number here is the grid's
+    mix = X.measurements(everything)
+    h.multisource, h.multisource_sentence = mix.to_dict("records"), X.summary_sentence(mix)
+    results = X.other_rows(everything)
     prompt_tasks = load_prompt_tasks(folder)
     pot = M.measured(results, method="pot")
     h.n_pairs = int(np.isfinite(pot.mean.values).sum())
@@ -173,14 +182,16 @@ def report(folder: Path | None = None) -> str:
     results = load_results(folder)
     if results.empty:
         return f"{folder}: no results.csv"
+    from core import mixreport as X
     h = headline(folder)
+    results = X.other_rows(results)
     out = ["summary (the Home page's words)"] + [f"  {line.replace('**', '')}" for line in summary_lines(h)] + [""]
     out += _scratch_lines(results)
     for meth in ("pot", "panda"):
         if (results["method"] == meth).any():
             out += _measured_lines(meth, M.measured(results, method=meth))
     out += _evidence_lines(results, load_prompt_tasks(folder))
-    return "\n".join(out + _headline_lines(h))
+    return "\n".join(out + _headline_lines(h) + X.text_lines(pd.DataFrame(h.multisource)))
 
 
 def _evidence_lines(results: pd.DataFrame, prompt_tasks: dict[str, str]) -> list[str]:
@@ -291,4 +302,6 @@ def summary_lines(h: Headline, label: str = "") -> list[str]:
     if h.panda_vs_pot_measurable is not None:
         out.append(f"**PANDA − PoT:** {fmt.gain(h.panda_vs_pot_measurable)} mean relative gain over matching runs "
                    f"on the measurable targets.")
+    if h.multisource_sentence:
+        out.append("**Several sources at once:** " + h.multisource_sentence)
     return out

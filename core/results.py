@@ -165,6 +165,12 @@ def score_kinds_text(runs: pd.DataFrame) -> str:
     return ", ".join(f"{SCORE_LABELS.get(k, k)} ({n} runs)" for k, n in counts.items())
 
 
+def device_kind(devices: pd.Series) -> pd.Series:
+    """'cuda:1' -> 'cuda', 'cpu' -> 'cpu'; a missing device matches a missing device (''). Runs are
+    paired with the scratch baseline of their own device kind (core.metrics.measured)."""
+    return devices.fillna("").astype(str).str.split(":").str[0]
+
+
 def is_generic(source: str, task: str | None = None) -> bool:
     """The ``generic`` control source: a prompt trained on the mixed ``generic`` task. Its task says
     so when known; a results table only names the source, so there its name does (``generic*``)."""

@@ -157,3 +157,31 @@ with right:
                        f"(seed 0 vs the other seeds) reach ρ = {fmt.num(v['ceiling'])}.")
     else:
         st.info("No metric matrices in the demo library yet.")
+
+# several sources at once (issue 27): the measurement's own table, computed by core.mixreport like the rest
+if h.multisource:
+    st.subheader("Several sources at once (measured)")
+    st.markdown(S.md(h.multisource_sentence))
+    df = pd.DataFrame(h.multisource)
+    view = pd.DataFrame({
+        "target": df["target"], "method": df["method"],
+        "runs": df["runs"],
+        "acc.": [f"{a:.3f} ± {s:.3f}" if s == s else f"{a:.3f}" for a, s in zip(df["acc"], df["acc_spread"])],
+        "gain": fmt.gain_pct(df["gain"]),
+        "± seeds": fmt.gain_pct(df["gain_spread"]),
+        "noise": fmt.gain_pct(df["noise"]),
+        "outside noise": ["yes" if o else "no" for o in df["outside_noise"]],
+        "head start": df["head_start"],
+        "scratch acc.": [f"{a:.3f} ± {s:.3f}" for a, s in zip(df["scratch_acc"], df["scratch_spread"])]})
+    cc = st.column_config
+    st.dataframe(view, hide_index=True, width="stretch", key="home_multisource", column_config={
+        "gain": gain_column("gain", "mean relative gain over the same sweep's scratch (paired by seed, same CPU)"),
+        "± seeds": gain_column("± seeds", "the gain's spread over seeds"),
+        "noise": gain_column("noise", "the target's noise band: its scratch seeds' spread / mean"),
+        "head start": cc.TextColumn(help="steps the run needs to reach scratch's final validation score "
+                                         "(median over seeds; core.curves)"),
+        "method": cc.TextColumn(help="best single = the first source by the zs ranking (data only); mix = the "
+                                     "top 3 by the same ranking, weights from it")})
+    st.caption("Every run of this table trained in the demo's regime on one CPU; the grid above ran on a GPU, so the "
+               "two are never paired. `python -m core demo multisource --launch` reruns it; "
+               "`python -m core demo report` prints it.")

@@ -7,6 +7,8 @@ folder from the browser passes the path guard (core/access.py) before anything i
 Task, family and backbone can be set on upload and later in the detail view, where prompts of
 `my library` and `my runs` can also be renamed and deleted (rules: core/userlib.py).
 """
+from pathlib import Path
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -135,6 +137,21 @@ if index.problems:
                                    for e in index.problems]),
                      key="library_problems", hide_index=True, width="stretch")
 
+
+def released_attempt(p) -> None:
+    """An ATTEMPT output folder's target prompt: what the folder is as a model (core.prompts.attempt_dir)."""
+    from core.prompts.attempt_dir import TARGET_FILE, is_attempt_dir, open_released
+    from core.prompts.types import PromptError
+    origin = Path(str(p.origin))
+    if origin.name != TARGET_FILE or not is_attempt_dir(origin.parent):
+        return
+    try:
+        rel = open_released(origin.parent)
+    except PromptError as e:
+        st.warning(S.md(e.problem))
+        return
+    st.info(S.md(rel.describe()) + "".join(f"  \n· {S.md(n)}" for n in rel.notes))
+
 def _do(action, p, *args) -> None:
     """Run one core.userlib change; its outcome is shown after the rerun that re-reads the library."""
     try:
@@ -232,6 +249,7 @@ if index.prompts and len(view):
     if p.settings.get("note"):
         st.caption(S.md(p.settings["note"]))
     st.caption(f"from {S.md_code(shown_path(p.origin))}")  # a viewer sees no server path
+    released_attempt(p)
     att = attention_rows(p.settings)
     if att is not None:  # an attempt run: what its instance-wise prompt mixed, on average
         st.markdown("**Mean attention over its sources** (best checkpoint, target's validation split; "

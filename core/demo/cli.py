@@ -14,7 +14,7 @@ from core.demo.workers import _demo_tasks
 
 def cli(command: str, argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m core demo", description="Build the demo library: real prompts and a real measured transfer matrix.")
-    p.add_argument("action", choices=["build", "finalize", "estimate", "report", "verify", "annotate"])
+    p.add_argument("action", choices=["build", "finalize", "estimate", "report", "verify", "annotate", "multisource"])
     p.add_argument("--profile", choices=["auto", *PROFILES], default="auto")
     p.add_argument("--out", type=Path, default=None, help="demo folder (default: ATLAS_DEMO or data/demo)")
     p.add_argument("--work", type=Path, default=None, help="where uncommitted run prompts go (default .cache/demo-runs)")
@@ -27,6 +27,11 @@ def cli(command: str, argv: list[str]) -> int:
     p.add_argument("--metrics", nargs="*", default=None, help="finalize: only these metrics (none: projections only)")
     p.add_argument("--write", action="store_true", help="verify: full test splits, then record the predictions")
     p.add_argument("--sample", type=int, default=None, help="verify: k test examples per target, live vs recorded")
+    p.add_argument("--launch", action="store_true", help="multisource: rank, plan and queue the CPU measurement")
+    p.add_argument("--export", action="store_true", help="multisource: add its finished runs to the demo's results.csv")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="multisource: seeds of each method")
+    p.add_argument("--wait", action="store_true", help="multisource: wait for the launched runs")
+    p.add_argument("--dry-run", action="store_true", help="multisource: print the plans, launch nothing")
     a = p.parse_args(argv)
     out = (a.out or demo_dir()).resolve()
     name = a.profile if a.profile != "auto" else ("gpu" if _device().startswith("cuda") else "cpu")
@@ -44,6 +49,22 @@ def cli(command: str, argv: list[str]) -> int:
     if a.action == "report":
         from core.headline import report
         print(report(out))
+        return 0
+    if a.action == "multisource":
+        from core.demo import multisource as M
+        targets = a.tasks or M.measurable_targets(out / "results.csv")
+        if a.export:
+            n = M.export(out)
+            print(f"multisource: {n} runs in {out / 'results.csv'} under sweep {M.SWEEP_ID}")
+            return 0
+        if not (a.launch or a.dry_run):
+            p.error("multisource: --launch, --dry-run or --export")
+        ids = M.launch(targets, a.seeds, [0, 1, 2], dry_run=a.dry_run)
+        if ids and a.wait:
+            from core.runs.queue import wait
+            from core.runs.store import RunStore
+            store = RunStore()
+            return wait(store, [x["run_id"] for s in ids for x in store.latest_sweep_runs(s).values()])
         return 0
     if a.action == "annotate":
         from core.demo.build import annotate

@@ -12,11 +12,15 @@ from typing import Iterable
 import pandas as pd
 
 from core.metrics.registry import MetricError
-from core.results import BASELINE, ResultsError, default_method, finished_runs, generic_sources
+from core.results import BASELINE, ResultsError, default_method, device_kind, finished_runs, generic_sources
 
 
 BUDGET_KEYS = ("steps", "train_size")
 PAIR_KEYS = ("head", "score_kind", "data_hash")
+# the device kind (cpu | cuda | mps): the same seed and budget give different numbers on another
+# device, so a run meets the scratch baseline trained on its own kind of device (the demo's grid ran
+# on a GPU, its multi-source measurement and its baselines on a CPU: core.demo.multisource)
+DEVICE_KEY = "device"
 
 
 @dataclass
@@ -77,6 +81,9 @@ def measured(results: pd.DataFrame, *, method: str | None = None, baseline: str 
         if k in kdf.columns and kdf[k].notna().any():
             kdf[k] = kdf[k].fillna("").astype(str)
             keys.append(k)
+    if DEVICE_KEY in kdf.columns and kdf[DEVICE_KEY].notna().any():
+        kdf[DEVICE_KEY] = device_kind(kdf[DEVICE_KEY])
+        keys.append(DEVICE_KEY)
     runs = _gains(kdf, keys, method, baseline)
     mean, std, n = _cell_stats(runs)
     gen = list(generic) if generic is not None else generic_sources(runs["source"].unique())
@@ -91,7 +98,8 @@ def _gains(kdf: pd.DataFrame, keys: list[str], method: str, baseline: str) -> pd
     runs = kdf[kdf["method"] == method].join(scratch, on=keys, how="inner")
     runs = runs[runs["scratch"] != 0]
     runs["gain"] = (runs["test_score"] - runs["scratch"]) / runs["scratch"]
-    keep = [c for c in ["run_id", "method", "source", "target", "seed", *BUDGET_KEYS, "test_score", "score_kind", "scratch",
+    keep = [c for c in ["run_id", "method", "source", "target", "seed", *BUDGET_KEYS, "test_score", "score_kind",
+                        DEVICE_KEY, "scratch",
                         "gain", "prompt_path"] if c in runs.columns]
     return runs[keep].reset_index(drop=True)
 
@@ -110,7 +118,8 @@ def _cell_stats(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
 def _noise(kdf: pd.DataFrame, baseline: str, targets: pd.Index) -> pd.Series:
     """The noise band per target: spread of scratch over seeds, relative to its mean. Unknown (NaN),
     never zero, from fewer than two distinct scratch scores (one seed, or seeds that agree exactly)."""
-    sc = kdf[kdf["method"] == baseline].groupby(["target", "seed"])["test_score"].mean()
+    by = ["target", "seed"] + ([DEVICE_KEY] if DEVICE_KEY in kdf.columns else [])  # a seed per device
+    sc = kdf[kdf["method"] == baseline].groupby(by)["test_score"].mean()
     noise = sc.groupby("target").std(ddof=1) / sc.groupby("target").mean()
     distinct = sc.round(6).groupby("target").nunique()
     noise = noise.where(distinct.reindex(noise.index) >= 2)
@@ -122,8 +131,9 @@ def _vs_generic(runs: pd.DataFrame, generic: list[str]) -> pd.DataFrame | None:
     gruns = runs[runs["source"].isin(generic)]
     if not len(gruns):
         return None
-    g_base = gruns.groupby(["target", "seed"])["test_score"].mean().rename("generic")
-    r2 = runs.join(g_base, on=["target", "seed"], how="inner")
+    on = ["target", "seed"] + ([DEVICE_KEY] if DEVICE_KEY in runs.columns else [])
+    g_base = gruns.groupby(on)["test_score"].mean().rename("generic")
+    r2 = runs.join(g_base, on=on, how="inner")
     r2 = r2[r2["generic"] != 0]
     r2["gain_vs_generic"] = (r2["test_score"] - r2["generic"]) / r2["generic"]
     vs = r2.groupby(["source", "target"])["gain_vs_generic"].mean().unstack("target")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from core.prompts.attempt_dir import is_attempt_dir, open_released
 from core.prompts.files import read_prompts
 from core.prompts.types import PromptError, SoftPrompt
 
@@ -24,6 +25,9 @@ def cli(command: str, argv: list[str]) -> int:
     failed = 0
     for path in args.paths:
         try:
+            if is_attempt_dir(path):  # ATTEMPT's output folder: what it is as a model (core.prompts.attempt_dir)
+                print(f"{path}\t{open_released(path).describe()}")
+                continue
             for p in read_prompts(path, expected_dim=args.dim):
                 print(_fmt_row(p) + (f"\t{p.name}" if p.settings.get("part") else ""))
         except PromptError as e:

@@ -130,3 +130,17 @@ def load_attempt(folder: Path | str) -> AttemptMixer:
     except Exception as e:  # a truncated or foreign file: one line naming it
         raise TrainError(f"{f}: not a readable attempt module ({type(e).__name__})") from None
     return m
+
+
+def mixer_from_released(rel) -> AttemptMixer:
+    """An ATTEMPT output folder read by core.prompts.attempt_dir.open_released -> its AttemptMixer
+    (sources in the folder's order, T = d·e as ATTEMPT's code). TrainError when it cannot be
+    recomputed (``rel.missing``: no sources beside it, or no layer-norm bias)."""
+    if rel.missing:
+        raise TrainError(f"{rel.folder}: {rel.missing}")
+    sources = torch.stack(list(rel.sources.values()))  # [K, L, d]
+    m = AttemptMixer(sources, attn_dim=rel.attn_dim)
+    m.load_weights({"attn_W_down.weight": rel.weights["attn_W_down"], "attn_W_up.weight": rel.weights["attn_W_up"],
+                    "layer_norm.weight": rel.weights["layer_norm_weight"],
+                    "layer_norm.bias": rel.weights["layer_norm_bias"]})
+    return m

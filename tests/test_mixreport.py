@@ -1,0 +1,85 @@
+"""The multi-source measurement's table (core.mixreport) and the device pairing it relies on.
+
+    .venv/bin/python -m pytest -q tests/test_mixreport.py
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from core import mixreport as X
+from core.metrics.measured import measured
+
+MIX = {"label": "mix top-3 (zs)", "members": ["a", "b", "c"], "weights": [0.5, 0.3, 0.2], "metric": "zs", "top": 3}
+
+
+def _row(method, source, target, seed, score, *, sweep="s1", device="cpu", curve=None, mix=None):
+    settings = {"val_curve": curve or [], **({"mix": mix} if mix else {})}
+    return {"run_id": f"{sweep}-{method}-{source}-{target}-{seed}-{device}", "sweep_id": sweep, "method": method,
+            "source": source, "target": target, "seed": seed, "steps": 150, "train_size": 128, "val_score": score,
+            "test_score": score, "device": device, "status": "finished", "settings": json.dumps(settings)}
+
+
+@pytest.fixture
+def table():
+    sc_curve = [[0, 0.5], [150, 0.70]]
+    rows = [_row("scratch", "", "t", s, v, curve=sc_curve) for s, v in zip((0, 1, 2), (0.70, 0.72, 0.68))]
+    rows += [_row("pot", "a", "t", 0, 0.77, curve=[[0, 0.6], [25, 0.71], [150, 0.8]]),
+             _row("pot", "a", "t", 1, 0.79, curve=[[0, 0.6], [50, 0.71], [150, 0.8]]),
+             _row("pot", "b", "t", 0, 0.60), _row("pot", "b", "t", 1, 0.62),  # a teacher: no row of its own
+             _row("panda", "a", "t", 0, 0.71), _row("panda", "a", "t", 1, 0.73),
+             _row("attempt", "mix top-3 (zs)", "t", 0, 0.84, mix=MIX, curve=[[0, 0.5], [100, 0.69]]),
+             _row("attempt", "mix top-3 (zs)", "t", 1, 0.86, mix=MIX, curve=[[0, 0.5], [100, 0.69]]),
+             _row("pot", "mix top-3 (zs)", "t", 0, 0.70, mix=MIX), _row("pot", "mix top-3 (zs)", "t", 1, 0.72, mix=MIX)]
+    # the grid, on another device: its scratch is lower, so pairing across devices would inflate the gains
+    rows += [_row("scratch", "", "t", s, 0.50, sweep="grid", device="cuda") for s in (0, 1, 2)]
+    rows += [_row("pot", "x", "t", s, 0.60, sweep="grid", device="cuda") for s in (0, 1, 2)]
+    rows += [_row("pot", "t", "t", s, 0.90, sweep="grid", device="cuda") for s in (0, 1, 2)]  # self: never the oracle
+    return pd.DataFrame(rows)
+
+
+def test_runs_meet_the_scratch_of_their_own_device(table):
+    m = measured(table, method="pot")
+    r = m.runs.set_index(["source", "seed"])
+    # cpu pot a seed 0 (0.77) meets cpu scratch seed 0 (0.70), not the mean with cuda's 0.50
+    assert r.loc[("a", 0), "scratch"] == pytest.approx(0.70)
+    assert r.loc[("a", 0), "gain"] == pytest.approx(0.07 / 0.70)
+    assert r.loc[("x", 0), "scratch"] == pytest.approx(0.50)
+
+
+def test_measurement_rows_and_values(table):
+    t = X.measurements(table).set_index("method")
+    assert set(t.index) == {X.SINGLE_POT, X.SINGLE_PANDA, X.MIX_LABELS["attempt"], X.MIX_LABELS["pot"]}
+    att = t.loc[X.MIX_LABELS["attempt"]]
+    gains = [(0.84 - 0.70) / 0.70, (0.86 - 0.72) / 0.72]
+    assert att["gain"] == pytest.approx(sum(gains) / 2)
+    assert att["runs"] == 2 and att["acc"] == pytest.approx(0.85)
+    assert att["scratch_acc"] == pytest.approx(0.70) and att["scratch_n"] == 3
+    noise = pd.Series([0.70, 0.72, 0.68]).std(ddof=1) / 0.70
+    assert att["noise"] == pytest.approx(noise) and bool(att["outside_noise"])
+    # never reaches scratch's final validation 0.70 (its curve tops at 0.69)
+    assert att["head_start"].startswith("never")
+    pot = t.loc[X.SINGLE_POT]
+    assert pot["source"] == "a" and pot["head_start"] == "37 steps"  # median of 25 and 50, floored
+    # the oracle: the grid's best single non-self source (x, +20% over the grid's own scratch)
+    assert att["oracle_source"] == "x" and att["oracle_gain"] == pytest.approx(0.2)
+    # spot from a mix whose gain sits inside the noise band is said to be inside it
+    spot = t.loc[X.MIX_LABELS["pot"]]
+    assert spot["gain"] == pytest.approx(0.0) and not bool(spot["outside_noise"])
+
+
+def test_averages_and_sentence(table):
+    tab = X.measurements(table)
+    av = X.averages(tab).set_index("method")
+    assert av.at[X.MIX_LABELS["attempt"], "beats_single_pot"] == 1
+    assert av.at[X.MIX_LABELS["pot"], "beats_single_pot"] == 0
+    assert av.at["oracle · best measured single (grid)", "mean_gain"] == pytest.approx(0.2)
+    s = X.summary_sentence(tab)
+    att = tab.set_index("method").at[X.MIX_LABELS["attempt"], "gain"]
+    assert f"attempt {att:+.1%}" in s and "1 target(s)" in s
+
+
+def test_no_measurement_is_an_empty_table():
+    assert X.measurements(None).empty and X.summary_sentence(X.measurements(None)) == ""
