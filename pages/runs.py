@@ -480,15 +480,16 @@ def _loss_chart(ev: pd.DataFrame) -> go.Figure:
     return fig if drawn else waiting_figure(fig, "waiting for the first step")
 
 
-def _eval_chart(ev: pd.DataFrame) -> go.Figure:
+def _eval_chart(ev: pd.DataFrame, kind: str = "accuracy") -> go.Figure:
+    """The validation curve, labelled with the run's score kind (accuracy or balanced accuracy)."""
     fig = go.Figure()
     evals = ev[ev["kind"] == "eval"] if len(ev) else ev
     drawn = "val_score" in evals and evals["val_score"].notna().any()
     if drawn:
-        fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_score"], mode="lines+markers", name="val accuracy"))
+        fig.add_trace(go.Scatter(x=evals["step"], y=evals["val_score"], mode="lines+markers", name=f"val {kind}"))
         fig.data[0].cliponaxis = False  # a marker at 1.0 is drawn whole on the fixed axis
-    fig.update_layout(title="Validation accuracy", xaxis_title="step", yaxis_title="accuracy", height=320,
-                      yaxis_range=[0, 1], margin=dict(l=10, r=10, t=40, b=10))  # accuracy: always [0, 1]
+    fig.update_layout(title=f"Validation {kind}", xaxis_title="step", yaxis_title=kind, height=320,
+                      yaxis_range=[0, 1], margin=dict(l=10, r=10, t=40, b=10))  # a rate: always [0, 1]
     return fig if drawn else waiting_figure(fig, "waiting for the first evaluation")
 
 
@@ -522,7 +523,7 @@ def _run_view(run: dict) -> None:
     ev = store.events_frame([rid])
     c1, c2 = st.columns(2)
     c1.plotly_chart(_loss_chart(ev), key=f"runs_loss_{rid}", width="stretch")
-    c2.plotly_chart(_eval_chart(ev), key=f"runs_eval_{rid}", width="stretch")
+    c2.plotly_chart(_eval_chart(ev, score_label(run)), key=f"runs_eval_{rid}", width="stretch")
 
     if run["status"] == "failed":
         st.error(f"Failed: {S.md(run.get('error') or 'no message')}")

@@ -297,3 +297,15 @@ def test_a_sweep_cell_of_flagged_runs_is_greyed_not_a_coloured_loss():
     assert marks["text"] == [E.MARK_SYMBOL[E.FLAGGED]]
     hover = spec["data"][0]["customdata"][0][0]
     assert "[flagged runs]" in hover and "-7.5%" in hover and "scratch 1.000" in hover  # the hover says what it was
+
+
+def test_validation_chart_names_the_runs_score_kind():
+    """Issue 25: a task scored by balanced accuracy had its curve labelled "val accuracy"."""
+    store = RunStore()
+    fake_run(store, "r-bal", "finished")
+    store.add_event("r-bal", "eval", 6, {"val_score": 0.8, "best_val_score": 0.8, "score_kind": "balanced_accuracy"})
+    at = clean(page())
+    at.selectbox(key="runs_selected").set_value("r-bal").run()
+    spec = json.loads(clean(at).get("plotly_chart")[1].proto.spec)
+    assert [t["name"] for t in spec["data"]] == ["val balanced accuracy"]
+    assert spec["layout"]["title"]["text"] == "Validation balanced accuracy"
