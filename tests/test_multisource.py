@@ -270,3 +270,18 @@ def test_specs_with_several_sources(tmp_path):
     assert "\n" not in str(e.value) and "short L=10" in str(e.value)
     ok = validate_spec(RunSpec(method="attempt", target="spam_sms", sources=[a, b], params={"steps": 5}))
     assert ok.source_label == "sent_movie+sent_product"
+
+
+def test_attempt_target_prompt_takes_the_sources_length(tmp_path):
+    """Found by the browser test: a ranked mix of L=8 prompts queued attempt at the default
+    prompt_length 20 and failed in the worker. The spec now takes the sources' length, and refuses
+    another one asked for explicitly -- at launch, not in a worker."""
+    from core.prompts import SoftPrompt, write_prompt
+    from core.runs.spec import RunSpec, SpecError, validate_spec
+    bbn = "sentence-transformers/all-MiniLM-L6-v2"
+    a, b = (str(write_prompt(SoftPrompt(tensor=torch.randn(8, 384), name=n, backbone=bbn), tmp_path / n))
+            for n in ("a8", "b8"))
+    ok = validate_spec(RunSpec(method="attempt", target="spam_sms", sources=[a, b], params={"steps": 5}))
+    assert ok.params["prompt_length"] == 8
+    with pytest.raises(SpecError, match="needs their length 8, not 20"):
+        validate_spec(RunSpec(method="attempt", target="spam_sms", sources=[a, b], params={"prompt_length": 20}))

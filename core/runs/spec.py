@@ -255,6 +255,15 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
             paths.append(str(got[0]))
             names.append(got[1])
     _check_same_kind(loaded, "sources", problems)
+    if spec.method == "attempt" and loaded and "sources" not in problems:
+        # attempt's target prompt is mixed with the sources token by token: it has their length (ATTEMPT's
+        # code), stored in the spec so the run's settings say it; a different length asked for is refused
+        L = loaded[0].L
+        asked = spec.params.get("prompt_length")
+        if asked is not None and int(asked) != L:
+            problems["prompt_length"] = (f"attempt's target prompt is mixed with its sources token by token: it "
+                                         f"needs their length {L}, not {asked} (leave prompt_length unset)")
+        out.params["prompt_length"] = L
     out.sources, out.source_names = paths if len(paths) == len(spec.sources) else spec.sources, names
     if spec.teacher and spec.teacher.startswith("run:"):
         _check_teacher_run(spec.teacher, pending_runs, problems)
