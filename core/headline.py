@@ -81,11 +81,12 @@ def headline(folder: Path | None = None, k: int = 3) -> Headline:
     h = Headline(n_runs=len(everything))
     if everything.empty:
         return h
-    # the multi-source measurement is its own comparison (its own seeds, device and baselines); every
-    # other number here is the grid's
+    # several sources at once: each measurement compared within its own sweep (core.mixreport). Every other
+    # number reads every row: a run meets the scratch of its own device (core.metrics.measured), so the
+    # CPU-measured baselines add seeds to the grid's cells without being compared across devices
     mix = X.measurements(everything)
     h.multisource, h.multisource_sentence = mix.to_dict("records"), X.summary_sentence(mix)
-    results = X.other_rows(everything)
+    results = everything
     prompt_tasks = load_prompt_tasks(folder)
     pot = M.measured(results, method="pot")
     h.n_pairs = int(np.isfinite(pot.mean.values).sum())
@@ -102,9 +103,9 @@ def headline(folder: Path | None = None, k: int = 3) -> Headline:
         h.best_metric = max(h.metric_scores, key=lambda r: r["mean_rho"])
     _evidence_parts(h, results, pot, prompt_tasks, folder, k)
     if (results["method"] == "panda").any():
-        panda = M.measured(results, method="panda").runs.set_index(["source", "target", "seed"])["gain"]
-        both = pd.concat({"pot": pot.runs.set_index(["source", "target", "seed"])["gain"], "panda": panda},
-                         axis=1).dropna()
+        key = ["source", "target", "seed"] + (["device"] if "device" in pot.runs.columns else [])  # a seed per device
+        panda = M.measured(results, method="panda").runs.set_index(key)["gain"]
+        both = pd.concat({"pot": pot.runs.set_index(key)["gain"], "panda": panda}, axis=1).dropna()
         if len(both):
             h.panda_vs_pot = float((both["panda"] - both["pot"]).mean())
             ok = {r["target"] for r in h.best_held_out if r["measurable"]} or set(pot.mean.columns)
@@ -184,7 +185,6 @@ def report(folder: Path | None = None) -> str:
         return f"{folder}: no results.csv"
     from core import mixreport as X
     h = headline(folder)
-    results = X.other_rows(results)
     out = ["summary (the Home page's words)"] + [f"  {line.replace('**', '')}" for line in summary_lines(h)] + [""]
     out += _scratch_lines(results)
     for meth in ("pot", "panda"):

@@ -83,3 +83,47 @@ def test_averages_and_sentence(table):
 
 def test_no_measurement_is_an_empty_table():
     assert X.measurements(None).empty and X.summary_sentence(X.measurements(None)) == ""
+
+
+def test_home_multisource_numbers_equal_the_results_table(monkeypatch):
+    """Home's multi-source table on the committed demo, recomputed here with plain loops from results.csv:
+    each method's mean gain over the same sweep's scratch of the same seed (one CPU)."""
+    import math
+
+    from streamlit.testing.v1 import AppTest
+
+    from core.config import REPO_ROOT
+    from core.demo.multisource import SWEEP_ID
+    from core.results import read_rows
+    demo = REPO_ROOT / "data" / "demo"
+    rows = [r for r in read_rows(demo / "results.csv") if r["sweep_id"] == SWEEP_ID and r["status"] == "finished"]
+    assert rows, "the committed demo holds the multi-source measurement (python -m core demo multisource --export)"
+    scratch = {(r["target"], r["seed"]): float(r["test_score"]) for r in rows if r["method"] == "scratch"}
+    best = {}
+    for r in rows:
+        if r["source"].startswith("mix "):
+            best[r["target"]] = json.loads(r["settings"])["mix"]["members"][0]
+    want = {}
+    for r in rows:
+        t, m, src = r["target"], r["method"], r["source"]
+        if m == "scratch" or (t, r["seed"]) not in scratch:
+            continue
+        if src.startswith("mix "):
+            label = X.MIX_LABELS[m]
+        elif src == best.get(t) and m in ("pot", "panda"):
+            label = X.SINGLE_POT if m == "pot" else X.SINGLE_PANDA
+        else:
+            continue
+        sc = scratch[(t, r["seed"])]
+        want.setdefault((t, label), []).append((float(r["test_score"]) - sc) / sc)
+    monkeypatch.setenv("ATLAS_DEMO", str(demo))
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = next(d for d in at.dataframe if d.key == "home_multisource" or "head start" in d.value.columns).value
+    got = {(r.target, r.method): r.gain for r in shown.itertuples()}
+    assert set(got) == set(want)
+    for k, gains in want.items():
+        assert math.isclose(got[k], round(100 * sum(gains) / len(gains), 1), abs_tol=0.051), (k, got[k], gains)
+    md = "\n".join(m.value for m in at.markdown)
+    att = [g for (t, lab), gs in want.items() if lab == X.MIX_LABELS["attempt"] for g in [sum(gs) / len(gs)]]
+    assert f"attempt {sum(att) / len(att):+.1%}" in md

@@ -80,7 +80,8 @@ def test_mix_the_top_two_from_a_ranking(browser):
     # the Library: the attempt run's mean attention over its sources
     b.open("library", col="my runs")
     b.wait_for(".st-key-library_detail", timeout=120)
-    b.select(lambda text: text.startswith(f"{TARGET}-attempt-mix-top-2"), key="library_detail")
+    attempt_id = next(r["run_id"] for r in mixed if r["method"] == "attempt")  # `my runs` names a prompt by its run
+    b.select(attempt_id, key="library_detail")
     att = b.table_with("prompt", "role", "mean attention", timeout=60)
     assert set(b.column(att, "prompt")) == {*top2, "target"}, b.column(att, "prompt")
     b.screenshot("mix_attention")
