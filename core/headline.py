@@ -92,7 +92,7 @@ def headline(folder: Path | None = None, k: int = 3) -> Headline:
     h.n_pairs = int(np.isfinite(pot.mean.values).sum())
     for target in pot.mean.columns:
         col = pot.mean[target].dropna()
-        col = col[[prompt_tasks.get(s, s) != target for s in col.index]]
+        col = col[[prompt_tasks.get(s, s) != target and not R.is_mixture(s) for s in col.index]]  # single sources
         if len(col):
             h.best_source.append({"target": target, "source": col.idxmax(), "gain": float(col.max())})
     for name, m in load_matrices(folder).items():

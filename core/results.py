@@ -168,7 +168,7 @@ def score_kinds_text(runs: pd.DataFrame) -> str:
 def device_kind(devices: pd.Series) -> pd.Series:
     """'cuda:1' -> 'cuda', 'cpu' -> 'cpu'; a missing device matches a missing device (''). Runs are
     paired with the scratch baseline of their own device kind (core.metrics.measured)."""
-    return devices.fillna("").astype(str).str.split(":").str[0]
+    return devices.astype(object).where(devices.notna(), "").astype(str).str.split(":").str[0]
 
 
 def is_generic(source: str, task: str | None = None) -> bool:
@@ -214,13 +214,18 @@ def run_head(settings) -> str | None:
 
 def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:
     """Runs of one backbone group: scratch runs and runs whose source is one of ``names`` (a source
-    given as a path counts by its file name), mixture runs (:func:`is_mixture`), and, where a run's settings name a backbone,
+    given as a path counts by its file name), mixture runs (:func:`is_mixture`) whose members are all in
+    ``names`` (or that record none), and, where a run's settings name a backbone,
     only that backbone. The ``source`` column of the result holds the prompt names."""
     if results.empty or "method" not in results.columns:
         return results
     src = results.get("source", pd.Series("", index=results.index)).fillna("").astype(str)
     src_name = src.map(lambda s: s if s in names else Path(s).name if Path(s).name in names else s)
-    keep = (results["method"] == BASELINE) | src_name.isin(names) | src_name.map(is_mixture)
+    # a mixture belongs to the group its members are prompts of (recorded in its settings' "mix")
+    members = (results["settings"].map(lambda st: (_settings_field(st, "mix") or {}).get("members"))
+               if "settings" in results.columns else pd.Series(None, index=results.index))
+    mix_here = src_name.map(is_mixture) & members.map(lambda m: not m or set(map(str, m)) <= set(names))
+    keep = (results["method"] == BASELINE) | src_name.isin(names) | mix_here
     if backbone and "settings" in results.columns:
         bbs = results["settings"].map(run_backbone)
         keep &= bbs.isna() | (bbs == backbone)

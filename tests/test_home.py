@@ -43,25 +43,28 @@ def make_demo(folder: Path, seed: int = 0) -> pd.DataFrame:
 
 
 def reference(df: pd.DataFrame, sim: pd.DataFrame | None, k: int = 3):
-    """Plain-loop reference: per-run gains, best source per target, metric scores, PANDA - PoT."""
+    """Plain-loop reference: per-run gains (each run against the scratch of its own seed and device kind),
+    best single source per target (a mixture of sources is not one), metric scores, PANDA - PoT."""
+    dev = (lambda r: str(r.device).split(":")[0] if isinstance(r.device, str) else "") if "device" in df.columns \
+        else (lambda r: "")
     scratch = {}
     for r in df[df.method == "scratch"].itertuples():
-        scratch.setdefault((r.target, r.seed), []).append(r.test_score)
+        scratch.setdefault((r.target, r.seed, dev(r)), []).append(r.test_score)
     gain = {}
     for r in df[df.method.isin(["pot", "panda"])].itertuples():
-        base = float(np.mean(scratch[(r.target, r.seed)]))
-        gain[(r.method, r.source, r.target, r.seed)] = (r.test_score - base) / base
+        base = float(np.mean(scratch[(r.target, r.seed, dev(r))]))
+        gain[(r.method, r.source, r.target, r.seed, dev(r))] = (r.test_score - base) / base
     targets = sorted(set(df[df.method.isin(["pot", "panda"])].target))
-    sources = sorted(set(df.source) - {""})
-    pot = {(s, t): np.mean([g for (m, s2, t2, _), g in gain.items() if m == "pot" and s2 == s and t2 == t])
+    sources = sorted(set(df.source) - {""} - {s for s in set(df.source) if str(s).startswith("mix ")})
+    pot = {(s, t): np.mean([g for (m, s2, t2, _, _), g in gain.items() if m == "pot" and s2 == s and t2 == t])
            for s in sources for t in targets}
     best = {}
     for t in targets:
         cands = [(pot[(s, t)], s) for s in sources if s != t]
         g, s = max(cands)
         best[t] = (s, g)
-    diffs = [gain[("panda", s, t, sd)] - gain[("pot", s, t, sd)]
-             for (m, s, t, sd) in gain if m == "pot" and ("panda", s, t, sd) in gain]
+    diffs = [gain[("panda", s, t, sd, d)] - gain[("pot", s, t, sd, d)]
+             for (m, s, t, sd, d) in gain if m == "pot" and ("panda", s, t, sd, d) in gain]
     rhos, hits = [], []
     if sim is not None:
         for t in targets:

@@ -81,9 +81,11 @@ def measured(results: pd.DataFrame, *, method: str | None = None, baseline: str 
         if k in kdf.columns and kdf[k].notna().any():
             kdf[k] = kdf[k].fillna("").astype(str)
             keys.append(k)
-    if DEVICE_KEY in kdf.columns and kdf[DEVICE_KEY].notna().any():
+    if DEVICE_KEY in kdf.columns:  # normalised always ('' for unknown): a groupby drops NaN keys
+        known = kdf[DEVICE_KEY].notna().any()
         kdf[DEVICE_KEY] = device_kind(kdf[DEVICE_KEY])
-        keys.append(DEVICE_KEY)
+        if known:
+            keys.append(DEVICE_KEY)
     runs = _gains(kdf, keys, method, baseline)
     mean, std, n = _cell_stats(runs)
     gen = list(generic) if generic is not None else generic_sources(runs["source"].unique())

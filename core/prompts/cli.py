@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from core.prompts.attempt_dir import is_attempt_dir, open_released
 from core.prompts.files import read_prompts
 from core.prompts.types import PromptError, SoftPrompt
 
@@ -22,6 +21,7 @@ def cli(command: str, argv: list[str]) -> int:
     ins.add_argument("paths", nargs="+", metavar="PATH")
     ins.add_argument("--dim", type=int, default=None, help="expected token_dim (the backbone's)")
     args = parser.parse_args(argv)
+    from core.prompts.attempt_dir import is_attempt_dir, open_released  # torch: only when the command runs
     failed = 0
     for path in args.paths:
         try:
