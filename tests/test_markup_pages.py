@@ -130,3 +130,38 @@ def test_projection_csv_download_neutralises_formulas(tmp_path, monkeypatch):
     assert row["task"] == "'" + formula and row["family"] == "'@SUM(A1)"
     assert pd.api.types.is_float_dtype(df["x"]) and (df["x"] < 0).any()  # negative numbers untouched (centred map)
     assert not any(str(v).startswith(("=", "+", "@")) for v in df.select_dtypes("object").to_numpy().ravel())
+
+
+def hostile_demo(folder):
+    """The committed demo with one not-measurable target task (it is named in Home's honest summary) and
+    the manifest's label replaced by payloads."""
+    import shutil
+
+    demo = REPO_ROOT / "data" / "demo"
+    if not (demo / "results.csv").is_file():
+        pytest.skip("data/demo/results.csv not built yet (make demo)")
+    shutil.copytree(demo, folder)
+    bad_task = f"{P['link']} {P['image']} {P['backtick']} {P['color']} {P['math']}"
+    text = (folder / "results.csv").read_text(encoding="utf-8")
+    assert "party_parliament" in text
+    (folder / "results.csv").write_text(text.replace("party_parliament", bad_task), encoding="utf-8")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["label"] = f"{P['www']} {P['html']} {P['bare']}"
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return bad_task
+
+
+def test_home_summary_shows_stored_task_names_and_label_as_text(tmp_path, monkeypatch):
+    """core.headline.summary_lines echoes stored task names (not-measurable targets) and the manifest's label:
+    a hostile name renders no link, image, code-span break, colour or maths on Home."""
+    from core.headline import headline, summary_lines
+
+    bad_task = hostile_demo(tmp_path / "demo")
+    lines = summary_lines(headline(tmp_path / "demo"), f"{P['link']}")
+    assert any("click me" in line and "127.0.0.1" in line for line in lines)  # the name is there, as text
+    assert {line: live_markup(line) for line in lines if live_markup(line)} == {}
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "demo"))
+    at = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=120).run()
+    assert_inert(at, ["click me", "127.0.0.1", "evil.example"])
+    rendered = "\n".join(m.value for m in at.markdown)
+    assert "Not measurable" in rendered and "click me" in rendered
