@@ -275,6 +275,24 @@ def test_metric_cache_is_capped(monkeypatch, tmp_path):
     assert M.cached_matrix("e_avg", last) is not None
 
 
+def test_prompt_space_metrics_and_pca_are_priced(tmp_path):
+    """Every prompt-space metric of the registry has a cost model (N x N prompt pairs), and so do PCA maps
+    and the measured-validation predictions: nothing a page starts is left unpriced."""
+    from core import metrics as M
+
+    assert set(BG.PROMPT_METRICS) == set(M.PROMPT_METRICS)
+    store = RunStore(tmp_path / "runs.db")
+    prompts = {f"p{i}": np.zeros((4, 8), dtype=np.float32) + i for i in range(5)}
+    for m in M.PROMPT_METRICS:
+        c = J.estimate_metric(m, prompts, store)
+        assert (c.kind, c.units, c.unit) == (m, 25, "prompt pair") and c.seconds > 0
+        assert "25 prompt pairs" in c.text()
+    for kind in ("pca", "predictions"):
+        assert J.estimate(kind, 100, store).seconds > 0
+    d = BG.Budget(viewer_max_s=0.0).decide(J.estimate("pca", 100, store), viewer=True)
+    assert d.action == "refuse" and "pca: 100 points" in d.message
+
+
 def test_ranking_cache_is_capped_least_recently_used_first(monkeypatch, tmp_path):
     """core.ranking's disk cache (ATLAS_CACHE/ranking/*.json): past ATLAS_CACHE_MAX_MB the rankings used
     longest ago go; one read back recently (core.ranking._read_cache marks it used) stays."""
