@@ -366,7 +366,7 @@ except proj.ProjectionError as e:
 
 status = proj.umap_status()
 if method == "umap" and status["error"]:
-    st.warning(f"UMAP is unavailable on this server ({status['error']}); showing PCA instead.")
+    st.warning(f"UMAP is unavailable on this server ({S.md(status['error'])}); showing PCA instead.")
 elif waiting_for_umap:
     st.info("UMAP is warming up (a one-time numba compile per server, usually 5–25 s). "
             "Showing PCA meanwhile; the map switches to UMAP by itself when it is ready.")
@@ -525,7 +525,7 @@ elif e3.button("Render PNG + SVG", key="proj_render",
             st.session_state["proj_images"] = (result.key, dims, *imgs)
     except Exception as e:  # noqa: BLE001 — kaleido raises many kinds when Chrome is missing
         st.session_state.pop("proj_images", None)
-        st.warning(f"Static image export is unavailable here ({type(e).__name__}: {str(e)[:200]}). "
+        st.warning(f"Static image export is unavailable here ({type(e).__name__}: {S.md(str(e)[:200])}). "
                    "Use the HTML export, or the camera icon in the chart's toolbar for a PNG.")
 images = st.session_state.get("proj_images")
 if images and images[:2] == (result.key, dims):

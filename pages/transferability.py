@@ -232,7 +232,7 @@ try:
     from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
                                load_library, gain_column, shown_path, validation_view)
 except ImportError as e:  # the shared helpers are another engineer's module
-    st.error(f"The prompt library helpers are not available ({e}).")
+    st.error(f"The prompt library helpers are not available ({S.md(e)}).")
     st.stop()
 
 # the controls live in the sidebar, the heatmap on the first screen (1280×800: it starts in its upper half)
@@ -570,7 +570,7 @@ if mat is not None and not mat.empty:
                     st.session_state["_tr_png"], st.session_state["_tr_svg"] = imgs
             except Exception as e:  # noqa: BLE001 -- kaleido needs Chrome; HTML always works
                 st.session_state.pop("_tr_png", None)
-                st.warning(f"Static export failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+                st.warning(f"Static export failed ({type(e).__name__}: {S.md((str(e).splitlines() or [''])[0][:200])}). "
                            "Use the HTML export, or install kaleido's Chrome (`plotly_get_chrome`).")
     if st.session_state.get("_tr_png"):
         e4.download_button("PNG", st.session_state["_tr_png"], file_name=f"{metric}.png", mime="image/png",
