@@ -84,7 +84,7 @@ def main() -> None:
         "library": dict(server=StreamlitServer(env={"ATLAS_HOME": str(home / "l"), "ATLAS_MODE": "full"}),
                         path="library", suffix=".safetensors"),
     }
-    growth = {}
+    growth, peak = {}, {}
     try:
         for name, a in apps.items():
             srv = a["server"].start(timeout=120)
@@ -109,6 +109,7 @@ def main() -> None:
                           f"{args.files} x {args.mb} MB sent, {time.perf_counter() - t0:.1f} s)", flush=True)
                     for p in files:
                         p.unlink()
+                    peak[name] = max(peak.get(name, 0.0), last - base)
                 growth[name] = last - base
             finally:
                 b.close()
@@ -120,7 +121,12 @@ def main() -> None:
     print(f"\n{args.uploads} uploads of {args.files} x {args.mb} MB ({sent} MB sent per uploader); RSS growth:")
     for name, g in growth.items():
         ratio = g / growth["bare"] if growth.get("bare", 0) > 0 else float("nan")
-        print(f"  {name:8s} +{g:6.0f} MB   {ratio:5.2f}x the bare Streamlit uploader's")
+        pk = peak.get(name, g)
+        pratio = pk / peak["bare"] if peak.get("bare", 0) > 0 else float("nan")
+        # the last sample alone can mislead: the allocator may hand memory back to the OS between rounds
+        # (the bare app's RSS fell at the 4th of 4 x 8 x 60 MB), so the peak growth is printed too
+        print(f"  {name:8s} +{g:6.0f} MB   {ratio:5.2f}x the bare Streamlit uploader's   "
+              f"(peak +{pk:.0f} MB, {pratio:.2f}x the bare app's peak)")
 
 
 if __name__ == "__main__":
