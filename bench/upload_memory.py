@@ -53,6 +53,25 @@ def rss_mb(pid: int) -> float:
     return total / 2**20
 
 
+def settled_rss(pid: int, before: float, sent_mb: float, timeout: float = 120.0) -> float:
+    """The server's RSS once this round's upload has landed: on a loaded machine the page can look idle
+    before the browser's PUT is in (a first run sampled every round one upload late). Waits until the RSS
+    has grown by at least a quarter of what was sent (at most 30 s: an app that keeps nothing never
+    grows), then until two samples 1 s apart differ by under 5 MB (at most ``timeout``)."""
+    t0 = time.perf_counter()
+    cur = rss_mb(pid)
+    while cur - before < sent_mb / 4 and time.perf_counter() - t0 < 30.0:
+        time.sleep(1.0)
+        cur = rss_mb(pid)
+    while time.perf_counter() - t0 < timeout:
+        time.sleep(1.0)
+        nxt = rss_mb(pid)
+        if abs(nxt - cur) < 5:
+            return nxt
+        cur = nxt
+    return cur
+
+
 def make_files(folder: Path, n: int, mb: int, suffix: str, tag: str) -> list[Path]:
     out = []
     for i in range(n):
@@ -84,7 +103,7 @@ def main() -> None:
         "library": dict(server=StreamlitServer(env={"ATLAS_HOME": str(home / "l"), "ATLAS_MODE": "full"}),
                         path="library", suffix=".safetensors"),
     }
-    growth = {}
+    growth, peak = {}, {}
     try:
         for name, a in apps.items():
             srv = a["server"].start(timeout=120)
@@ -103,12 +122,12 @@ def main() -> None:
                     t0 = time.perf_counter()
                     inp.send_keys("\n".join(str(p) for p in files))
                     b.wait_idle(start_wait=3.0, timeout=300)
-                    time.sleep(1.0)
-                    last = rss_mb(srv.proc.pid)
+                    last = settled_rss(srv.proc.pid, before=last, sent_mb=args.files * args.mb)
                     print(f"{name:8s} upload {r}   RSS {last:8.0f} MB   (+{last - base:.0f} MB, "
                           f"{args.files} x {args.mb} MB sent, {time.perf_counter() - t0:.1f} s)", flush=True)
                     for p in files:
                         p.unlink()
+                    peak[name] = max(peak.get(name, 0.0), last - base)
                 growth[name] = last - base
             finally:
                 b.close()
@@ -120,7 +139,12 @@ def main() -> None:
     print(f"\n{args.uploads} uploads of {args.files} x {args.mb} MB ({sent} MB sent per uploader); RSS growth:")
     for name, g in growth.items():
         ratio = g / growth["bare"] if growth.get("bare", 0) > 0 else float("nan")
-        print(f"  {name:8s} +{g:6.0f} MB   {ratio:5.2f}x the bare Streamlit uploader's")
+        pk = peak.get(name, g)
+        pratio = pk / peak["bare"] if peak.get("bare", 0) > 0 else float("nan")
+        # the last sample alone can mislead: the allocator may hand memory back to the OS between rounds
+        # (the bare app's RSS fell at the 4th of 4 x 8 x 60 MB), so the peak growth is printed too
+        print(f"  {name:8s} +{g:6.0f} MB   {ratio:5.2f}x the bare Streamlit uploader's   "
+              f"(peak +{pk:.0f} MB, {pratio:.2f}x the bare app's peak)")
 
 
 if __name__ == "__main__":

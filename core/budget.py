@@ -2,8 +2,8 @@
 
     python -m core jobs list        # the ledger these estimates read (ATLAS_HOME/runs.db)
 
-Every computation a page can start (activation metrics and ``zs`` on Transferability, t-SNE/UMAP on
-Projection, a ranking on Tasks, a static figure export) is priced first: **units × seconds per unit**,
+Every computation a page can start (every metric matrix and the measured-validation predictions on
+Transferability, PCA/t-SNE/UMAP on Projection, a ranking on Tasks, a static figure export) is priced first: **units × seconds per unit**,
 the way core.estimate prices a run. Seconds per unit is the median of the last ``RECENT`` finished
 computations of that kind in the job ledger (core.jobs records every one, inline or background, with
 the units it did and its wall time); before the first one here it is the reference figure in
@@ -41,8 +41,19 @@ REFERENCE: dict[str, tuple[str, float, str]] = {
     "rank": ("source × example", 5.0 / 200, "one source's pass is a zs evaluation's forwards: ~5 s per 200 examples "
              "(140 demo sources took ~13 min on the loaded shared 2-core machine)"),
     "export": ("figure", 6.0, "11.6-12.0 s for a PNG + SVG of a 30 × 30 heatmap via kaleido (it starts Chromium)"),
+    # prompt-space matrices (N × N prompt pairs) and PCA maps: cheap per unit, but a viewer's ?lib= subset
+    # or token points can make them big; measured on the loaded 2-core machine, 440 demo-shaped prompts (L 20)
+    "e_avg": ("prompt pair", 0.3e-6, "0.054 s for 440 × 440 prompt pairs"),
+    "e_tok": ("prompt pair", 0.4e-6, "0.080 s for 440 × 440 prompt pairs"),
+    "e_flat": ("prompt pair", 1.1e-6, "0.21 s for 440 × 440 prompt pairs"),
+    "euclid": ("prompt pair", 2.7e-6, "0.52 s for 440 × 440 prompt pairs"),
+    "tok_max": ("prompt pair", 17e-6, "3.2 s for 440 × 440 prompt pairs of 20 tokens"),
+    "predictions": ("prompt pair", 22e-6, "every prompt-space metric for one (measured source, target prompt) "
+                    "pair: the sum of their rates"),
+    "pca": ("point", 0.17e-3, "0.075 s for 440 prompt points, 0.95 s for 8,800 token points"),
 }
 BACKBONE_METRICS = ("on", "on_probe", "panda_sim", "zs")
+PROMPT_METRICS = ("e_avg", "e_tok", "e_flat", "euclid", "tok_max")   # priced per prompt pair (N × N)
 
 
 class BudgetError(ValueError):

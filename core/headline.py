@@ -270,14 +270,17 @@ def summary_lines(h: Headline, label: str = "") -> list[str]:
     every aggregate here; the words are core.evidence's."""
     from core import evidence as E
     from core import fmt
+    from core import safetext as S
+    # every stored value echoed here (the manifest's label, the results' regime and task names) goes through
+    # core.safetext: a task named "[x](https://evil.example)" must stay text on Home (issue 24)
     out = []
-    rg = h.regime
+    rg = {k: S.md(str(v)) for k, v in h.regime.items()}
     if rg:
-        out.append(f"**Regime:** {label + '; ' if label else ''}{rg.get('train_size')} training examples per target, "
-                   f"{rg.get('steps')} steps, {rg.get('seeds')} seeds; {rg.get('sources')} sources × "
+        out.append(f"**Regime:** {S.md(label) + '; ' if label else ''}{rg.get('train_size')} training examples per "
+                   f"target, {rg.get('steps')} steps, {rg.get('seeds')} seeds; {rg.get('sources')} sources × "
                    f"{rg.get('targets')} targets measured with PoT.")
     if h.not_measurable:
-        names = ", ".join(f"`{r['target']}`" for r in h.not_measurable)
+        names = ", ".join(S.md_code(str(r["target"])) for r in h.not_measurable)
         out.append(f"**Not measurable at this budget:** {names} — scratch is not above the majority-class rate by "
                    f"more than its seed spread or sampling error (or is at the ceiling), so no gain on it means "
                    f"anything. Their cells stay on the heatmaps, marked {E.MARK_SYMBOL[E.NOT_MEASURABLE]}, and are "

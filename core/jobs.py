@@ -40,7 +40,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from core.budget import BACKBONE_METRICS, Budget, Cost, cost
+from core.budget import BACKBONE_METRICS, PROMPT_METRICS, Budget, Cost, cost
 from core.config import atlas_home
 from core.runs.store import RunStore, hostname, new_run_id
 
@@ -231,14 +231,18 @@ def zs_missing(prompts, store: RunStore, backbone: str | None = None) -> tuple[i
 
 
 def estimate_metric(metric: str, prompts, store: RunStore | None = None) -> Cost:
-    """The cost of computing a backbone metric's matrix for ``prompts`` (core.budget units)."""
+    """The cost of computing a metric's matrix for ``prompts`` (core.budget units): prompts for a backbone
+    metric, the missing (prompt, task) evaluations for zs, N × N prompt pairs for a prompt-space metric."""
     store = ledger(store)
     if metric == "zs":
         units = zs_missing(prompts, store)[0]
     elif metric in BACKBONE_METRICS:
         units = len(list(prompts))
+    elif metric in PROMPT_METRICS:
+        units = len(list(prompts)) ** 2   # every (source, target) pair, the diagonal included
     else:
-        raise ValueError(f"{metric}: only the backbone metrics ({', '.join(BACKBONE_METRICS)}) are priced")
+        raise ValueError(f"{metric}: only the backbone metrics ({', '.join(BACKBONE_METRICS)}) and the prompt-space "
+                         f"metrics ({', '.join(PROMPT_METRICS)}) are priced")
     return cost(metric, units, finished_rows(store))
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from core import fmt
-from core.fsutil import atomic_write_json, atomic_write_text, json_hash
+from core.fsutil import atomic_write_json, atomic_write_text, cache_cap_bytes, json_hash, touch, trim_lru
 
 CACHE_VERSION = 1
 SIGNALS = ("zs", "ncc")
@@ -196,13 +196,19 @@ def _cache_path(backbone_name: str, settings: RankSettings, data_hash: str) -> P
 def _read_cache(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    touch(path)  # a read is a use: the least recently used rankings are trimmed first (_write_cache)
+    return data
 
 
 def _write_cache(path: Path, data: dict) -> None:
+    """Save one target's ranking numbers, then trim the ranking folder to ATLAS_CACHE_MAX_MB (core.fsutil),
+    least recently used first; the file just written stays."""
     atomic_write_json(path, data)
+    trim_lru(path.parent, cache_cap_bytes(), "*.json", keep=path)
 
 
 # --------------------------------------------------------------------------- sources

@@ -36,7 +36,7 @@ from pathlib import Path
 from core.config import user_library_dir
 from core.fsutil import atomic_write_json
 from core.library import add_upload, copy_prompt, index_library
-from core.safetext import control_problem, visible
+from core.safetext import control_problem, md_code, visible
 from core import safewrite as W
 from core.prompts import ADAPTER_CONFIG, KNOWN_DIMS, METADATA, PromptError, SoftPrompt
 
@@ -511,19 +511,21 @@ def backbones_here(d: int) -> list[tuple[str, str]]:
 
 def lone_hint(prompt: SoftPrompt, group: str) -> str:
     """What to tell about a prompt that is alone in its backbone group: which backbones here have its
-    width, and how to describe it so that it joins their group and can be compared (Markdown, one line)."""
+    width, and how to describe it so that it joins their group and can be compared (Markdown, one line;
+    the stored group, backbone and name are code spans: core.safetext.md_code)."""
     here = backbones_here(prompt.d)
-    lead = f"No other prompt in `{group}` to compare it with."
+    lead = f"No other prompt in {md_code(group)} to compare it with."
     if prompt.backbone:
-        return f"{lead} Prompts of other backbones are never compared; add prompts of `{prompt.backbone}` to see its neighbours."
+        return (f"{lead} Prompts of other backbones are never compared; add prompts of {md_code(prompt.backbone)} "
+                "to see its neighbours.")
     if not here:
         return (f"{lead} No backbone on this machine has width {prompt.d}; it is compared only with other "
                 f"width-{prompt.d} prompts whose backbone is unknown.")
-    names = ", ".join(f"`{n}` ({w})" for n, w in here)
+    names = ", ".join(f"{md_code(n)} ({w})" for n, w in here)
     reason = why_not_editable(prompt)
     how = (f"upload it to your library, then describe it" if reason else
            "describe it (✏️ *Describe, rename or delete this prompt* below → Backbone)")
     return (f"{lead} Width {prompt.d} is the width of {names}: if it was trained for one of them, {how} and it "
-            f"joins that model's group; from a terminal: `python -m core library tag {prompt.name} --backbone "
-            f"{here[0][0]}`.")
+            f"joins that model's group; from a terminal: "
+            f"{md_code(f'python -m core library tag {prompt.name} --backbone {here[0][0]}')}.")
 

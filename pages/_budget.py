@@ -10,6 +10,7 @@ import streamlit as st
 
 from core import budget as BG
 from core import jobs as J
+from core import safetext as S
 
 CLICKS = "_budget_clicks"   # session_state: when this session started computations (the rate limit)
 REFRESH_S = 2.0             # a shown job's panel reruns (and heartbeats) this often
@@ -24,7 +25,7 @@ def budget() -> BG.Budget:
     try:
         return BG.Budget.from_env()
     except BG.BudgetError as e:
-        st.error(f"This server's compute settings are not usable: {e}", icon="🛑")
+        st.error(f"This server's compute settings are not usable: {S.md(e)}", icon="🛑")
         st.stop()
 
 
@@ -75,7 +76,7 @@ def run_inline(kind: str, units: int, fn, *, title: str = "", units_done=None):
                 rec["units"] = int(units_done(out))
             return out
     except J.Busy as e:
-        st.warning(str(e), icon="⏳")
+        st.warning(S.md(e), icon="⏳")  # names the running computations' titles (a task name)
         return None
 
 
@@ -105,10 +106,10 @@ def job_panel(key: str) -> dict | None:
         _live(key, j["job_id"])
     elif j["status"] in ("failed", "cancelled") and j.get("done"):
         st.caption(f"The last job for this was {j['status']} after {j['done']:,} of {j['total'] or '?'} "
-                   f"units ({j.get('error') or 'no reason recorded'}). What it computed is saved: computing again "
+                   f"units ({S.md(j.get('error') or 'no reason recorded')}). What it computed is saved: computing again "
                    "resumes from there.")
     elif j["status"] == "failed":
-        st.caption(f"The last job for this failed: {j.get('error') or 'no reason recorded'}.")
+        st.caption(f"The last job for this failed: {S.md(j.get('error') or 'no reason recorded')}.")
     return j
 
 
@@ -126,17 +127,17 @@ def _live(key: str, job_id: str) -> None:
         J.heartbeat(job_id, store)  # this session still wants it (a viewer's job ends without one)
         total, done = j.get("total") or 0, j.get("done") or 0
         if j["status"] == "queued":
-            text = f"⏳ {j['title']}: queued — waiting for a compute slot ({budget().max_compute} on this server)"
+            text = f"⏳ {S.md(j['title'])}: queued — waiting for a compute slot ({budget().max_compute} on this server)"
         elif done:
             eta = ""
             if j.get("started"):
                 left = (time.time() - j["started"]) / done * max(total - done, 0)
                 eta = f", about {BG.fmt_seconds(left)} left"
-            text = f"⚙️ {j['title']}: {done:,} of {total:,} done{eta} (job {job_id}; shared with anyone who asks)"
+            text = f"⚙️ {S.md(j['title'])}: {done:,} of {total:,} done{eta} (job {job_id}; shared with anyone who asks)"
         else:  # a job without per-unit progress (a map), or before its first unit
             ran = time.time() - (j.get("started") or time.time())
             est = f" of an estimated {BG.fmt_seconds(j['est_s'])}" if j.get("est_s") else ""
-            text = f"⚙️ {j['title']}: running for {BG.fmt_seconds(ran)}{est} (job {job_id}; shared with anyone who asks)"
+            text = f"⚙️ {S.md(j['title'])}: running for {BG.fmt_seconds(ran)}{est} (job {job_id}; shared with anyone who asks)"
         st.progress(min(done / total, 1.0) if total else 0.0, text=text)
         if not _access().viewer:
             if st.button("Cancel job", key=f"job_cancel_{job_id}",

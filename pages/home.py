@@ -69,7 +69,7 @@ if (folder / "manifest.json").is_file():
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         manifest = {}
-        st.warning(f"`{folder.name}/manifest.json` could not be read ({S.md(type(e).__name__)}): the demo's label "
+        st.warning(f"{S.md_code(folder.name + '/manifest.json')} could not be read ({S.md(type(e).__name__)}): the demo's label "
                    "is not shown. Rebuild the demo (`make demo`) or fix that file.", icon="⚠️")
 label = manifest.get("label", "MiniLM-L6 (all-MiniLM-L6-v2) on small real text tasks")
 try:
@@ -85,13 +85,13 @@ m1.metric("Finished runs", h.n_runs, help="training runs of the demo that finish
 v = h.validation
 if v and v.get("best"):
     # the chance level and the ceiling beside the number: without them ρ reads as "good"
-    m2.metric(f"Best predictor: {v['best']}", f"ρ = {fmt.num(v['best_rho'])}",
+    m2.metric(f"Best predictor: {S.md(v['best'])}", f"ρ = {fmt.num(v['best_rho'])}",
               help="mean Spearman ρ over targets between the metric and measured PoT gain; top-3 hit = share of "
                    "targets whose best measured source is in the metric's top 3")
     m2.caption(f"permutation p = {v['p']:.3f} (best of {v['n_metrics']} metrics) · top-{v['k']} hit "
                f"{v['top_k_hit']:.0%} vs {v['random_top_k']:.0%} random · seed ceiling ρ = {fmt.num(v['ceiling'])}")
 elif h.best_metric:
-    m2.metric(f"Best predictor: {h.best_metric['metric']}", f"ρ = {fmt.num(h.best_metric['mean_rho'])}")
+    m2.metric(f"Best predictor: {S.md(h.best_metric['metric'])}", f"ρ = {fmt.num(h.best_metric['mean_rho'])}")
 m3.metric("Evidence of transfer", f"{h.n_evidence} of {h.n_tested} cells",
           help="cells whose gain is above the noise band and above the target's generic control by more "
                "than the band (core.evidence)")

@@ -295,6 +295,28 @@ cfg = proj.ProjectionConfig(method=method, n_components=dims, point_mode=point_m
                             perplexity=perplexity, seed=int(seed))
 precomputed_dir = demo_dir() / "projections"
 
+def pca_map(c: proj.ProjectionConfig):
+    """The PCA map for ``c``: from a cache, else priced first like any computation (core.budget "pca",
+    issue 24: token points of a big ?lib= subset are not free) and computed holding one slot of the
+    global cap. A viewer above the per-click ceiling or the rate limit is refused with the cost: the
+    page shows that message and no map."""
+    found = proj.lookup(prompts, c, group=group, precomputed_dir=precomputed_dir)
+    if found is not None:
+        return found
+    from core import jobs as J
+    from pages import _budget as BU
+    n = sum(p.L for p in prompts) if c.point_mode == "token" else len(prompts)
+    ledger = BU.ledger()
+    if ledger is None:
+        return None
+    d = BU.decide(J.estimate("pca", n, ledger), can_background=False)
+    if d.action == "refuse":
+        st.warning(d.message, icon="🔒")
+        return None
+    return BU.run_inline("pca", n, lambda: proj.project(prompts, c), title=f"PCA of {n:,} points",
+                         units_done=lambda r: n if r.source in ("", "computed") else 0)
+
+
 waiting_for_umap = False
 try:
     result = proj.lookup(prompts, cfg, group=group, precomputed_dir=precomputed_dir)
@@ -302,9 +324,9 @@ try:
         # never block on the numba compile: PCA now, UMAP when the warm-up thread (started
         # at the end of this run, so it does not compete with the first paint) is done
         waiting_for_umap = proj.umap_status()["error"] is None
-        result = proj.project(prompts, proj.fallback_config(cfg))
+        result = pca_map(proj.fallback_config(cfg))
     elif result is None and method == "pca":
-        result = proj.project(prompts, cfg)  # linear and instant: not metered
+        result = pca_map(cfg)
     elif result is None:
         # issue 24: a t-SNE/UMAP map is priced first (core.budget); a viewer above the per-click ceiling,
         # or any click while every compute slot is taken (core.jobs), gets the PCA map and one line why
@@ -331,8 +353,12 @@ try:
         elif d is not None:
             st.warning(d.message, icon="🔒")
         if result is None:
-            st.caption(f"Showing the PCA map instead of {METHOD_LABELS[method]}.")
-            result = proj.project(prompts, proj.fallback_config(cfg))
+            result = pca_map(proj.fallback_config(cfg))
+            if result is not None:
+                st.caption(f"Showing the PCA map instead of {METHOD_LABELS[method]}.")
+    if result is None:  # PCA refused or every compute slot busy: the message above says which
+        chart_slot.empty()
+        st.stop()
 except proj.ProjectionError as e:
     st.error(f"Cannot map group {S.md_code(group)}: {S.md(e)}")
     chart_slot.empty()
@@ -340,7 +366,7 @@ except proj.ProjectionError as e:
 
 status = proj.umap_status()
 if method == "umap" and status["error"]:
-    st.warning(f"UMAP is unavailable on this server ({status['error']}); showing PCA instead.")
+    st.warning(f"UMAP is unavailable on this server ({S.md(status['error'])}); showing PCA instead.")
 elif waiting_for_umap:
     st.info("UMAP is warming up (a one-time numba compile per server, usually 5–25 s). "
             "Showing PCA meanwhile; the map switches to UMAP by itself when it is ready.")
@@ -499,7 +525,7 @@ elif e3.button("Render PNG + SVG", key="proj_render",
             st.session_state["proj_images"] = (result.key, dims, *imgs)
     except Exception as e:  # noqa: BLE001 — kaleido raises many kinds when Chrome is missing
         st.session_state.pop("proj_images", None)
-        st.warning(f"Static image export is unavailable here ({type(e).__name__}: {str(e)[:200]}). "
+        st.warning(f"Static image export is unavailable here ({type(e).__name__}: {S.md(str(e)[:200])}). "
                    "Use the HTML export, or the camera icon in the chart's toolbar for a PNG.")
 images = st.session_state.get("proj_images")
 if images and images[:2] == (result.key, dims):

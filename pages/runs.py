@@ -425,7 +425,7 @@ else:
 if st.session_state.get("runs_flash"):
     # popped at the end of the script, not here: a launch makes a run active, and the live part's
     # switch to the fast refresh reruns the page once more, which ate the "Queued run …" line
-    st.success(st.session_state["runs_flash"])
+    st.success(S.md(st.session_state["runs_flash"]))  # names run and sweep ids from the store
     for w in st.session_state.get("runs_target_warnings") or []:  # the target checks, one line each
         st.warning(S.md(w), icon="⚠️")
 
@@ -497,10 +497,10 @@ def _run_view(run: dict) -> None:
     rid = run["run_id"]
     m = run.get("last_metrics") or {}
     spec = run["spec"]
-    st.subheader(f"{STATUS_ICON.get(run['status'], '')} {rid}")
+    st.subheader(f"{STATUS_ICON.get(run['status'], '')} {S.md(rid)}")
     st.caption(f"{S.md(run['method'])} on **{S.md(run['target'])}**" + (f" from **{S.md(run['source'])}**" if run["source"] else "")
                + f" · seed {run['seed']} · {S.md(run['backend'])}" + (f" ({S.md(run['address'])})" if run.get("address") else "")
-               + (f" · sweep {run['sweep_id']}" if run.get("sweep_id") else ""))
+               + (f" · sweep {S.md(run['sweep_id'])}" if run.get("sweep_id") else ""))
     st.progress(_progress(run), text=f"{run['status']} · step {run['step']}/{run.get('total_steps') or '?'}")
     k = [*st.columns(3), *st.columns(3)]  # two rows of three: six tiles in one row cut "3.6 min" at 1280 px
     k[0].metric("examples/s", f"{m['examples_per_s']:.1f}" if m.get("examples_per_s") else "–")
@@ -509,8 +509,8 @@ def _run_view(run: dict) -> None:
     mem = m.get("gpu_mem_mb") or m.get("rss_mb")
     k[3].metric("GPU memory" if m.get("gpu_mem_mb") else "memory (RSS)", f"{mem:.0f} MB" if mem else "–")
     kind = score_label(run, short=True)  # the task's registered score kind (the other is kept in the results)
-    k[4].metric(f"best val {kind}", f"{m['best_val_score']:.3f}" if m.get("best_val_score") is not None else "–")
-    k[5].metric(f"test {kind}", f"{run['test_score']:.3f}" if run.get("test_score") is not None else "–")
+    k[4].metric(f"best val {S.md(kind)}", f"{m['best_val_score']:.3f}" if m.get("best_val_score") is not None else "–")
+    k[5].metric(f"test {S.md(kind)}", f"{run['test_score']:.3f}" if run.get("test_score") is not None else "–")
     if mark := task_states([run]).get(rid):
         st.caption(f"⚠ target {S.md(run['target'])}: {mark} — "
                    + ("the task was deleted; this run keeps its results and the data hash it trained on"
@@ -549,7 +549,7 @@ def _run_view(run: dict) -> None:
             st.session_state["runs_flash"] = f"Retry queued as {new}."
             st.rerun()
         except SpecError as e:
-            st.error(f"Cannot retry: {e}")
+            st.error(f"Cannot retry: {S.md(e)}")
     if not acc.viewer and run["status"] in TERMINAL:
         sure = a4.checkbox("Yes, delete this run's record", key=f"runs_delete_confirm_{rid}",
                            help="its prompt stays in the library")
@@ -646,7 +646,7 @@ def _sweeps_view() -> None:
     hover = pd.DataFrame({t: {s_: E.cell_text(ev, s_, t) for s_ in mat.index} for t in mat.columns})
     fig = heatmap_figure(mat, annotate=True, diverging=True, zlabel="relative gain", gain=True, clickable=False,
                          height=220 + 40 * len(mat), marks=ev.marks, hover=hover)
-    fig.update_layout(title=f"measured {method} (relative gain over scratch) · {sid}")
+    fig.update_layout(title=f"measured {method} (relative gain over scratch) · {S.plotly(sid)}")
     st.caption(ev.summary() + ". Marks: " + ", ".join(f"{v} {k}" for k, v in E.MARK_SYMBOL.items())
                + "; grey = self-transfer, or every run of the cell flagged (its value is not a finding).")
     st.plotly_chart(fig, key="runs_sweep_measured", width="stretch")

@@ -147,8 +147,8 @@ else:
                     base = summary(draft)
                     edited = st.data_editor(base, hide_index=True, width="stretch", key="tasks_desc",
                                             disabled=["label", *SPLITS])
-                    for line in summary_lines(draft):
-                        st.caption(line)
+                    for line in summary_lines(draft):  # plain text with stored values (labels, columns)
+                        st.caption(S.md(line))
                     if st.button("💾 Save task", key="tasks_save", type="primary"):
                         notice.begin(st.session_state, "tasks")
                         try:
@@ -204,8 +204,8 @@ with left:
                  column_config={"label": st.column_config.TextColumn(width=75),
                                 "description": st.column_config.TextColumn(width=105),
                                 "train": _num(width=50), "validation": _num(width=72), "test": _num(width=45)})
-    for line in summary_lines(task):
-        st.caption(line)
+    for line in summary_lines(task):  # plain text with stored values (labels, columns)
+        st.caption(S.md(line))
 with right:
     ex = preview_table(task)
     st.dataframe(ex, hide_index=True, width="stretch",  # the text cut in its cell, not the table
@@ -215,12 +215,12 @@ with right:
     if target not in DEMO_TASKS and not acc.viewer:
         with st.popover("🗑️ Delete this task"):
             st.caption("Its copied data goes; runs that used it keep their results and its data hash.")
-            if st.button(f"Delete {target}", key="tasks_delete", type="primary"):
+            if st.button(f"Delete {S.md(target)}", key="tasks_delete", type="primary"):
                 from core.tasks.registry import delete_task
                 try:
                     delete_task(target)
                 except TaskError as e:
-                    st.error(str(e), icon="🛑")
+                    st.error(S.md(e), icon="🛑")
                 else:
                     _overview.clear()
                     st.session_state.pop("tasks_selected", None)
@@ -354,7 +354,7 @@ if rk is not None and index is not None:
     if acc.viewer:
         viewer_reason("Launching runs")
     elif rk.metric in rk.undefined:  # PANDA's λ would come from a signal that is not a number here
-        st.error(f"No sweep from {rk.metric}: it is undefined on this split ({rk.undefined[rk.metric]}); "
+        st.error(f"No sweep from {rk.metric}: it is undefined on this split ({S.md(rk.undefined[rk.metric])}); "
                  "rank by zs to launch.", icon="🛑")
     else:
         with st.expander("🚀 Launch the top-k sweep", expanded=True):

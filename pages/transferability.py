@@ -160,6 +160,39 @@ def get_matrix(metric: str, group: str, lib_hash: str, prompts, allow_compute: b
     return df
 
 
+def metered_matrix(metric: str, *, quiet: bool = False) -> pd.DataFrame | None:
+    """A prompt-space matrix found nowhere, computed only once its price is decided (core.budget, issue 24):
+    a viewer above the per-click ceiling (or over the rate limit) is refused with the cost stated; full mode
+    above the ceiling gets a background job (core.jobs); else it runs here holding one slot of the global cap.
+    ``quiet``: a matrix the page wants in passing (the pair details' fallback) shows no job panel."""
+    from core import jobs as J
+    from pages import _budget as BU
+    ledger = BU.ledger()
+    if ledger is None:
+        return None
+    est = J.estimate_metric(metric, prompts, ledger)
+    key = J.job_key(metric, prompts)
+    job = J.latest_job(key, ledger) if quiet else BU.job_panel(key)
+    if job is not None and job["status"] in ("queued", "running"):
+        return None  # the job's panel shows its progress; the matrix is read from the cache when it ends
+    if job is not None and job["status"] in ("failed", "cancelled") and (
+            quiet or not st.button(f"Compute {metric} again", key=f"tr_recompute_{metric}")):
+        return None  # never restarted behind the user's back
+    d = BU.decide(est)
+    if d.action == "refuse":
+        st.warning(d.message, icon="🔒")
+        return None
+    if d.action == "job":
+        if not quiet and BU.start_job(metric, prompts, est) is not None:
+            st.rerun()
+        st.caption(d.message)
+        return None
+    if d.message:
+        st.caption(d.message)
+    return BU.run_inline(metric, est.units, lambda: get_matrix(metric, group, lib_hash, prompts, True),
+                         title=f"{metric} of {len(prompts)} prompts")
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _cluster(key: str, _mat: pd.DataFrame) -> M.Clustering:
     return M.cluster(_mat)
@@ -199,7 +232,7 @@ try:
     from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
                                load_library, gain_column, shown_path, validation_view)
 except ImportError as e:  # the shared helpers are another engineer's module
-    st.error(f"The prompt library helpers are not available ({e}).")
+    st.error(f"The prompt library helpers are not available ({S.md(e)}).")
     st.stop()
 
 # the controls live in the sidebar, the heatmap on the first screen (1280×800: it starts in its upper half)
@@ -342,9 +375,10 @@ else:
     else:
         if status_msg:
             st.caption(S.md(status_msg))
-        allow = not spec.needs_backbone
         try:
-            mat = get_matrix(metric, group, lib_hash, prompts, allow)
+            mat = get_matrix(metric, group, lib_hash, prompts, False)
+            if mat is None and not spec.needs_backbone:
+                mat = metered_matrix(metric)
         except M.MetricError as e:
             st.warning(S.md(e))
         if mat is None and spec.needs_backbone:
@@ -536,7 +570,7 @@ if mat is not None and not mat.empty:
                     st.session_state["_tr_png"], st.session_state["_tr_svg"] = imgs
             except Exception as e:  # noqa: BLE001 -- kaleido needs Chrome; HTML always works
                 st.session_state.pop("_tr_png", None)
-                st.warning(f"Static export failed ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+                st.warning(f"Static export failed ({type(e).__name__}: {S.md((str(e).splitlines() or [''])[0][:200])}). "
                            "Use the HTML export, or install kaleido's Chrome (`plotly_get_chrome`).")
     if st.session_state.get("_tr_png"):
         e4.download_button("PNG", st.session_state["_tr_png"], file_name=f"{metric}.png", mime="image/png",
@@ -553,6 +587,32 @@ def at_hand(m: str) -> pd.DataFrame | None:
 def stored(m: str) -> pd.DataFrame | None:
     """A precomputed or disk-cached matrix; never computed here."""
     return get_matrix(m, group, lib_hash, prompts, False)
+
+
+def scored_predictions() -> dict[str, pd.DataFrame]:
+    """TB.scored_predictions, its prompt-space pairs priced first (core.budget "predictions", issue 24) and
+    remembered per session: a refused or busy click uses the matrices at hand or stored only."""
+    memo = st.session_state.setdefault("_tr_preds", {})
+    key = (group, lib_hash, len(meas.runs), tuple(sorted(meas.mean.index)))
+    if key in memo:
+        return memo[key]
+    units = TB.prediction_pairs(prompts, meas, at_hand=at_hand)
+    if units == 0:
+        return TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored, compute=False)
+    from core import jobs as J
+    from pages import _budget as BU
+    ledger = BU.ledger()
+    d = BU.decide(J.estimate("predictions", units, ledger), can_background=False) if ledger is not None else None
+    preds = None
+    if d is not None and d.action == "refuse":
+        st.caption(f"The measured validation uses stored matrices only. {d.message}")
+    elif d is not None:
+        preds = BU.run_inline("predictions", units, lambda: TB.scored_predictions(
+            prompts, meas, at_hand=at_hand, stored=stored), title=f"predictions for {len(prompts)} prompts")
+    if preds is None:
+        return TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored, compute=False)
+    memo[key] = preds
+    return preds
 
 
 st.subheader("Pair details")
@@ -625,7 +685,7 @@ if not measured_ok and default_why:
 # that predicts the measurements best, not a fixed one; no measured runs: the group's default metric (core.defaults)
 preds, vt, best_pred = {}, None, None
 if meas is not None and not meas.mean.empty:
-    preds = TB.scored_predictions(prompts, meas, at_hand=at_hand, stored=stored)
+    preds = scored_predictions()
     vt = TB.validation(preds, meas, prompts, k=3)
     scored = vt[vt["mean_rho"].notna()]
     best_pred = str(scored["metric"].iloc[0]) if len(scored) else None
@@ -634,7 +694,9 @@ fallback = "e_avg" if measured_ok else default_m
 predicted_metric = metric if use_shown else (best_pred or fallback)
 pred_full = mat if use_shown else None
 if pred_full is None and not best_pred and M.metric_status(fallback, prompts)[0]:
-    pred_full = get_matrix(fallback, group, lib_hash, prompts, not M.METRICS[fallback].needs_backbone)
+    pred_full = get_matrix(fallback, group, lib_hash, prompts, False)
+    if pred_full is None and not M.METRICS[fallback].needs_backbone:
+        pred_full = metered_matrix(fallback, quiet=True)  # priced like the heatmap's matrix (issue 24)
 pred_tasks = (M.by_task(pred_full, prompts) if pred_full is not None
               else preds.get(best_pred) if best_pred else None)
 why_metric = ("the metric shown above" if use_shown else

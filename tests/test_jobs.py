@@ -275,6 +275,69 @@ def test_metric_cache_is_capped(monkeypatch, tmp_path):
     assert M.cached_matrix("e_avg", last) is not None
 
 
+def test_prompt_space_metrics_and_pca_are_priced(tmp_path):
+    """Every prompt-space metric of the registry has a cost model (N x N prompt pairs), and so do PCA maps
+    and the measured-validation predictions: nothing a page starts is left unpriced."""
+    from core import metrics as M
+
+    assert set(BG.PROMPT_METRICS) == set(M.PROMPT_METRICS)
+    store = RunStore(tmp_path / "runs.db")
+    prompts = {f"p{i}": np.zeros((4, 8), dtype=np.float32) + i for i in range(5)}
+    for m in M.PROMPT_METRICS:
+        c = J.estimate_metric(m, prompts, store)
+        assert (c.kind, c.units, c.unit) == (m, 25, "prompt pair") and c.seconds > 0
+        assert "25 prompt pairs" in c.text()
+    for kind in ("pca", "predictions"):
+        assert J.estimate(kind, 100, store).seconds > 0
+    d = BG.Budget(viewer_max_s=0.0).decide(J.estimate("pca", 100, store), viewer=True)
+    assert d.action == "refuse" and "pca: 100 points" in d.message
+
+
+def test_ranking_cache_is_capped_least_recently_used_first(monkeypatch, tmp_path):
+    """core.ranking's disk cache (ATLAS_CACHE/ranking/*.json): past ATLAS_CACHE_MAX_MB the rankings used
+    longest ago go; one read back recently (core.ranking._read_cache marks it used) stays."""
+    from core import ranking as R
+
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "ranking"
+    entry = {f"src{i}": {"zs": 0.1 * i, "ncc": 0.2} for i in range(40)}
+    one = len(__import__("json").dumps(entry))
+    monkeypatch.setenv("ATLAS_CACHE_MAX_MB", str(3.5 * one / 2**20))
+    paths = [folder / f"k{i}.json" for i in range(3)]
+    for i, p in enumerate(paths):
+        R._write_cache(p, entry)
+        os.utime(p, (1000 + i, 1000 + i))     # k0 written longest ago, k2 last
+    assert R._read_cache(paths[0]) == entry   # k0 read back now: the most recently used
+    for i in range(3, 5):
+        R._write_cache(folder / f"k{i}.json", entry)
+    left = sorted(p.name for p in folder.glob("*.json"))
+    assert left == ["k0.json", "k3.json", "k4.json"]   # k1, k2: least recently used, gone
+    assert sum(p.stat().st_size for p in folder.glob("*.json")) <= 3.5 * one
+
+
+def test_saved_pairs_are_capped_least_recently_used_first(monkeypatch, tmp_path):
+    """runs.db ``pairs`` (a zs job's saved per-(prompt, task) values): past ATLAS_PAIRS_MAX rows the values
+    saved or read longest ago are deleted; one read back recently (get_pairs) stays."""
+    from core.runs import store as S
+
+    store = RunStore(tmp_path / "runs.db")
+    monkeypatch.setenv("ATLAS_PAIRS_MAX", "4")
+    t = iter(range(1000, 2000))
+    monkeypatch.setattr(S.time, "time", lambda: float(next(t)))   # a strictly increasing clock
+    for i in range(4):
+        store.put_pair("zs", "bb", f"h{i}", "task", "", float(i))
+    assert store.get_pairs("zs", "bb", [("h0", "task", "")]) == {("h0", "task", ""): 0.0}  # h0: used now
+    store.put_pair("zs", "bb", "h4", "task", "", 4.0)
+    store.put_pair("zs", "bb", "h5", "task", "", 5.0)
+    assert store.pair_count() == 4
+    keys = [(f"h{i}", "task", "") for i in range(6)]
+    assert sorted(k[0] for k in store.get_pairs("zs", "bb", keys)) == ["h0", "h3", "h4", "h5"]
+    monkeypatch.setenv("ATLAS_PAIRS_MAX", "lots")
+    with pytest.raises(S.StoreError, match="ATLAS_PAIRS_MAX='lots'"):
+        store.put_pair("zs", "bb", "h6", "task", "", 6.0)
+    assert store.pair_count() == 4           # the refused setting wrote nothing
+
+
 def test_a_job_whose_worker_never_started_is_failed_and_frees_its_key(zs_setup):
     store = RunStore()
     job, _ = J.submit_matrix_job("zs", zs_setup, store=store, spawn=False)

@@ -25,7 +25,8 @@ def test_viewer_over_the_ceiling_is_refused_with_its_cost(tmp_path, monkeypatch)
     assert not at.exception, at.exception
     refused = [w.value for w in at.warning if "per-click limit" in w.value]
     assert refused and "ATLAS_VIEWER_MAX_S" in refused[0]
-    assert RunStore().list_jobs() == []          # nothing ran, nothing queued
+    # nothing of `on` ran or queued (the pair details' e_avg fallback is priced and run on its own)
+    assert [j for j in RunStore().list_jobs() if j["kind"] == "on"] == []
     assert not at.get("plotly_chart")
 
 
@@ -37,7 +38,7 @@ def test_viewer_under_the_ceiling_computes_inline_in_a_ledger_slot(tmp_path, mon
     at.button(key="tr_compute").click().run()
     assert not at.exception, at.exception
     assert chart_specs(at)
-    rows = RunStore().list_jobs()
+    rows = [j for j in RunStore().list_jobs() if j["kind"] == "on"]
     assert [(j["kind"], j["status"], j["owner"], j["units"]) for j in rows] == [("on", "finished", "viewer", 4)]
     # viewers get the browser-side export only: no button that starts Chromium on the server
     assert not [b for b in at.button if b.key == "tr_img"]
@@ -51,7 +52,7 @@ def test_full_mode_over_the_ceiling_runs_a_background_job(tmp_path, monkeypatch)
     at.button(key="tr_compute").click().run()
     assert not at.exception, at.exception
     store = RunStore()
-    jobs = store.list_jobs()
+    jobs = [j for j in store.list_jobs() if j["kind"] == "on"]
     assert len(jobs) == 1 and jobs[0]["background"] == 1 and jobs[0]["owner"] == "full"
     t0 = time.time()
     while store.get_job(jobs[0]["job_id"])["status"] in ("queued", "running") and time.time() - t0 < 240:
@@ -73,13 +74,14 @@ def test_projection_viewer_over_the_ceiling_gets_pca_and_the_cost(tmp_path, monk
     build_demo(tmp_path / "demo", precompute=False)
     monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "demo"))
     monkeypatch.setenv("ATLAS_MODE", "viewer")
-    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0.000001")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0.01")   # t-SNE of 8 points is above it, their PCA under it
     at = run_page(method="tsne")
     assert not at.exception, at.exception
     refused = [w.value for w in at.warning if "per-click limit" in w.value]
     assert refused and "8 points" in refused[0]
     assert any("Showing the PCA map instead of t-SNE" in c.value for c in at.caption)
-    assert RunStore().list_jobs(status=("finished",)) == []
+    # only the PCA stand-in ran (priced, under the ceiling, in a ledger slot); the t-SNE did not
+    assert [j["kind"] for j in RunStore().list_jobs(status=("finished",))] == ["pca"]
     assert not [b for b in at.button if b.key == "proj_render"]  # no server-side export for viewers
     # full mode: above the ceiling the map is a background job (PCA meanwhile); the page shows it once done
     monkeypatch.setenv("ATLAS_MODE", "full")
@@ -88,7 +90,7 @@ def test_projection_viewer_over_the_ceiling_gets_pca_and_the_cost(tmp_path, monk
     assert not at.exception, at.exception
     assert any("background job" in c.value for c in at.caption)
     store = RunStore()
-    (job,) = store.list_jobs()
+    (job,) = [j for j in store.list_jobs() if j["kind"] == "tsne"]
     t0 = time.time()
     while store.get_job(job["job_id"])["status"] in ("queued", "running") and time.time() - t0 < 240:
         time.sleep(0.5)
@@ -98,7 +100,80 @@ def test_projection_viewer_over_the_ceiling_gets_pca_and_the_cost(tmp_path, monk
     at = run_page(method="tsne")
     assert not at.exception, at.exception
     assert not any("Showing the PCA map" in c.value for c in at.caption)
-    assert len(store.list_jobs()) == 1           # found in the cache: nothing computed again
+    assert len(store.list_jobs()) == 2           # found in the cache: nothing computed again (pca + the job)
+    proj.clear_memory_cache()
+
+
+def test_viewer_prompt_space_matrix_over_the_ceiling_is_refused_with_its_cost(tmp_path, monkeypatch):
+    """A prompt-space matrix (e_avg) found nowhere is priced (N × N prompt pairs) before it starts: a viewer
+    above the ceiling is refused with the cost and nothing runs; under the ceiling it runs inline in a ledger
+    slot of the global cap."""
+    lib = _lib(tmp_path)
+    monkeypatch.setenv("ATLAS_MODE", "viewer")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0")
+    at = app(tmp_path, monkeypatch, library=lib, query={"metric": "e_avg", "order": "fixed"}).run()
+    assert not at.exception, at.exception
+    refused = [w.value for w in at.warning if "per-click limit" in w.value]
+    assert refused and "e_avg: 16 prompt pairs" in refused[0] and "ATLAS_VIEWER_MAX_S" in refused[0]
+    assert RunStore().list_jobs() == []          # nothing ran, nothing queued
+    assert not at.get("plotly_chart")
+    assert not list((tmp_path / "cache").glob("metrics/e_avg-*.npy"))
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "60")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.get("plotly_chart")
+    rows = [(j["kind"], j["status"], j["owner"], j["units"]) for j in RunStore().list_jobs()]
+    assert ("e_avg", "finished", "viewer", 16) in rows
+
+
+def test_viewer_prompt_space_matrix_when_every_slot_is_taken_waits(tmp_path, monkeypatch):
+    """The global cap holds for prompt-space matrices too: with the only slot held by another computation,
+    the page says it is busy and computes nothing."""
+    from core import jobs as J
+
+    lib = _lib(tmp_path)
+    monkeypatch.setenv("ATLAS_MODE", "viewer")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "60")
+    monkeypatch.setenv("ATLAS_MAX_COMPUTE", "1")
+    at = app(tmp_path, monkeypatch, library=lib, query={"metric": "e_tok", "order": "fixed"})
+    with J.slot("on", 4, title="someone else's"):
+        at.run()
+    assert not at.exception, at.exception
+    assert not at.get("plotly_chart")
+    assert not list((tmp_path / "cache").glob("metrics/e_tok-*.npy"))
+    assert any("compute slot" in w.value for w in at.warning)
+    rows = RunStore().list_jobs()
+    assert [j["kind"] for j in rows if j["status"] == "finished"] == ["on"]   # only the slot's holder ran
+    assert {j["status"] for j in rows if j["kind"] == "e_tok"} == {"cancelled"}
+
+
+def test_projection_viewer_pca_over_the_ceiling_is_refused_with_its_cost(tmp_path, monkeypatch):
+    """PCA is priced like t-SNE/UMAP: a viewer whose ceiling is below even the PCA of the points gets the
+    cost of both refusals and no map (and nothing runs)."""
+    from core import projection as proj
+    from tests.test_projection_page import build_demo, run_page
+
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ATLAS_LIBRARY", raising=False)
+    proj.clear_memory_cache()
+    build_demo(tmp_path / "demo", precompute=False)
+    monkeypatch.setenv("ATLAS_DEMO", str(tmp_path / "demo"))
+    monkeypatch.setenv("ATLAS_MODE", "viewer")
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "0")
+    at = run_page(method="pca")
+    assert not at.exception, at.exception
+    refused = [w.value for w in at.warning if "per-click limit" in w.value]
+    assert refused and "pca: 8 points" in refused[0]
+    assert not at.get("plotly_chart") or "scatter" not in at.get("plotly_chart")[0].proto.spec
+    assert RunStore().list_jobs() == []
+    at = run_page(method="tsne")
+    refused = [w.value for w in at.warning if "per-click limit" in w.value]
+    assert any("tsne: 8 points" in w for w in refused) and any("pca: 8 points" in w for w in refused)
+    monkeypatch.setenv("ATLAS_VIEWER_MAX_S", "60")
+    at = run_page(method="pca")
+    assert not at.exception, at.exception
+    assert "scatter" in at.get("plotly_chart")[0].proto.spec
+    assert [(j["kind"], j["status"], j["units"]) for j in RunStore().list_jobs()] == [("pca", "finished", 8)]
     proj.clear_memory_cache()
 
 

@@ -40,16 +40,16 @@ def source_tasks(prompts) -> dict[str, str]:
 
 
 def _matrix_or_pairs(metric: str, sources: list, targets: list, prompts, at_hand: Lookup,
-                     stored: Lookup, status_ok: bool = False) -> pd.DataFrame | None:
-    """The metric's values for sources x targets: a matrix at hand, else (prompt-space metrics) the pairs
-    computed, else a stored matrix; None when the metric cannot be had here."""
+                     stored: Lookup, status_ok: bool = False, compute: bool = True) -> pd.DataFrame | None:
+    """The metric's values for sources x targets: a matrix at hand, else (prompt-space metrics, when
+    ``compute``) the pairs computed, else a stored matrix; None when the metric cannot be had here."""
     mm = at_hand(metric)
     if mm is not None:
         return mm
     try:
         if not (status_ok or metric_status(metric, prompts)[0]):
             return None
-        if metric in PROMPT_METRICS:
+        if metric in PROMPT_METRICS and compute:
             from core.metrics.prompt_space import compute_pairs  # torch: only when pairs are computed
             return compute_pairs(metric, sources, targets) if sources else None
         return stored(metric)
@@ -104,18 +104,30 @@ def rank_sources(target: str, prompts, *, predicted: pd.DataFrame | None = None,
     return rank.sort_values(sort_col, ascending=False, na_position="last") if sort_col else rank
 
 
-def scored_predictions(prompts, meas: Measured, *, at_hand: Lookup, stored: Lookup) -> dict[str, pd.DataFrame]:
+def prediction_pairs(prompts, meas: Measured, *, at_hand: Lookup) -> int:
+    """How many (measured source, target prompt) pairs :func:`scored_predictions` computes with every
+    prompt-space metric not at hand (its cost in core.budget's "predictions" units; 0 = nothing to compute)."""
+    names = {p.name for p in prompts}
+    n_src = sum(1 for s in meas.mean.index if s in names)
+    todo = [m for m in PROMPT_METRICS if at_hand(m) is None and metric_status(m, prompts)[0]]
+    return n_src * len(names) if todo else 0
+
+
+def scored_predictions(prompts, meas: Measured, *, at_hand: Lookup, stored: Lookup,
+                       compute: bool = True) -> dict[str, pd.DataFrame]:
     """metric -> sources x target tasks, for every metric that can be had here (see the module):
     only the sources with measured runs are needed, so a prompt-space metric not at hand is
     computed for those sources x every target prompt, not for all N x N pairs. A metric that cannot
-    be computed for these prompts here (metric_status) is left out, even when a matrix is at hand."""
+    be computed for these prompts here (metric_status) is left out, even when a matrix is at hand.
+    ``compute=False`` (a click over its budget, core.budget): matrices at hand or stored only."""
     by_name = {p.name: p for p in prompts}
     measured_sources = [by_name[s] for s in meas.mean.index if s in by_name]
     preds = {}
     for m in METRICS:
         if m == "measured" or not metric_status(m, prompts)[0]:
             continue
-        mm = _matrix_or_pairs(m, measured_sources, list(prompts), prompts, at_hand, stored, status_ok=True)
+        mm = _matrix_or_pairs(m, measured_sources, list(prompts), prompts, at_hand, stored, status_ok=True,
+                              compute=compute)
         if mm is not None:
             preds[m] = by_task(mm, prompts)
     return preds

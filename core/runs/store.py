@@ -119,9 +119,29 @@ CREATE TABLE IF NOT EXISTS pairs (
     variant TEXT NOT NULL, value REAL NOT NULL, ts REAL NOT NULL,
     PRIMARY KEY (metric, backbone, prompt_hash, task, variant)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pairs_ts ON pairs(ts);
 """
 
 _JSON_COLS = ("spec", "depends_on", "last_metrics")
+
+
+# ``pairs`` is a cache like the disk ones: at most ATLAS_PAIRS_MAX rows, least recently used (``ts``: set
+# when a value is saved or read back) deleted first. A row is ~100 bytes: the default is ~50 MB.
+PAIRS_MAX = 500_000
+
+
+def pairs_cap() -> int:
+    """ATLAS_PAIRS_MAX (a whole number of rows >= 1) or PAIRS_MAX; a bad value raises StoreError naming it."""
+    raw = (os.environ.get("ATLAS_PAIRS_MAX") or "").strip()
+    if not raw:
+        return PAIRS_MAX
+    try:
+        n = int(raw)
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        raise StoreError(f"ATLAS_PAIRS_MAX={raw!r}: a whole number of saved values >= 1, e.g. {PAIRS_MAX}") from None
+    return n
 
 
 def default_db_path() -> Path:
@@ -693,7 +713,20 @@ class RunStore:
             rows = con.execute(f"SELECT prompt_hash, task, variant, value FROM pairs WHERE metric = ? AND backbone = ? "
                                f"AND ({cond})", (metric, backbone, *[x for k in part for x in k])).fetchall()
             out.update({(r[0], r[1], r[2]): float(r[3]) for r in rows})
+        if out:
+            self._touch_pairs(metric, backbone, list(out))
         return out
+
+    def _touch_pairs(self, metric: str, backbone: str, keys: list[tuple[str, str, str]]) -> None:
+        """Mark values read back as used now (the LRU order of :meth:`trim_pairs`). Best effort: a busy
+        or read-only store leaves the old time, which only makes those values evicted sooner."""
+        now = time.time()
+        try:
+            with self.write() as c:
+                c.executemany("UPDATE pairs SET ts = ? WHERE metric = ? AND backbone = ? AND prompt_hash = ? "
+                              "AND task = ? AND variant = ?", [(now, metric, backbone, *k) for k in keys])
+        except sqlite3.Error:
+            pass
 
     def put_pair(self, metric: str, backbone: str, prompt_hash: str, task: str, variant: str, value: float) -> None:
         with self.write() as c:
@@ -701,6 +734,19 @@ class RunStore:
                       "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(metric, backbone, prompt_hash, task, variant) "
                       "DO UPDATE SET value = excluded.value, ts = excluded.ts",
                       (metric, backbone, prompt_hash, task, variant, float(value), time.time()))
+            self.trim_pairs(con=c)
+
+    def trim_pairs(self, cap: int | None = None, con: sqlite3.Connection | None = None) -> int:
+        """Delete the least recently used saved values beyond ``cap`` rows (default :func:`pairs_cap`,
+        ATLAS_PAIRS_MAX). -> rows deleted. The newest values (the job that is saving) go last."""
+        cap = pairs_cap() if cap is None else int(cap)
+        with self._tx(con) as c:
+            extra = int(c.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]) - cap
+            if extra <= 0:
+                return 0
+            c.execute("DELETE FROM pairs WHERE (metric, backbone, prompt_hash, task, variant) IN "
+                      "(SELECT metric, backbone, prompt_hash, task, variant FROM pairs ORDER BY ts LIMIT ?)", (extra,))
+            return extra
 
     def pair_count(self, metric: str | None = None) -> int:
         if metric is None:
