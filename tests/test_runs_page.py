@@ -293,6 +293,13 @@ def test_a_sweep_cell_of_flagged_runs_is_greyed_not_a_coloured_loss():
         import numpy as np
         x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
     assert len(x) == 1                                            # the one cell, drawn grey
+    import base64
+
+    import numpy as np
+    z = spec["data"][0]["z"]
+    z = (np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])) if isinstance(z, dict)  # plotly 6
+         else np.array(z, dtype=float))
+    assert np.isnan(z).all(), z                                   # and not coloured by its -7.5%
     marks = next(t for t in spec["data"] if t.get("name") == "evidence marks")
     assert marks["text"] == [E.MARK_SYMBOL[E.FLAGGED]]
     hover = spec["data"][0]["customdata"][0][0]
