@@ -83,7 +83,7 @@ def test_small_real_run_streams_to_finished(browser):
 
     b.click(b.button("Launch", key="runs_launch"))
     # the "Queued run" flash lasts one rerun only; the run's live view (progress bar) stays
-    b.wait_until(lambda: "step" in progress_text(b), 60, "the launched run's progress bar")
+    b.wait_until(lambda: "step" in progress_text(b), 180, "the launched run's progress bar")
     b.assert_no_exception()
 
     seen: list[tuple[float, str, int]] = []
