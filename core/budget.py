@@ -40,6 +40,8 @@ REFERENCE: dict[str, tuple[str, float, str]] = {
     "umap": ("point", 9.9 / 4820, "9.9 s for the demo's 4,820 token points, numba already compiled"),
     "rank": ("source × example", 5.0 / 200, "one source's pass is a zs evaluation's forwards: ~5 s per 200 examples "
              "(140 demo sources took ~13 min on the loaded shared 2-core machine)"),
+    "calibrate": ("calibration", 30.0, "≈ 30 s to load MiniLM-L6 and run 3 prompt-tuning steps (1 warm-up, 2 timed) of batch 16 × 128 "
+                  "tokens on the loaded shared 2-core machine (7.3 s/step; core.estimate.run_calibration)"),
     "export": ("figure", 6.0, "11.6-12.0 s for a PNG + SVG of a 30 × 30 heatmap via kaleido (it starts Chromium)"),
     # prompt-space matrices (N × N prompt pairs) and PCA maps: cheap per unit, but a viewer's ?lib= subset
     # or token points can make them big; measured on the loaded 2-core machine, 440 demo-shaped prompts (L 20)

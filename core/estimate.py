@@ -10,9 +10,12 @@ Two rules the Runs form and the Transferability links share:
   with the most runs (then the most recent). A cell measured in 150 steps on 128 examples is not
   re-run as 300 steps on all data, which would not be comparable.
 * :func:`estimate_duration` — seconds per step of the recent finished runs of the same backbone on
-  the same device (median over the last ``recent``), times the steps asked for. Before the first
-  such run the estimate is unknown, never a guess. Wall time includes loading and evaluation, so
-  it is the time a user waits, not the pure step rate.
+  the same device (median over the last ``recent``), times the steps asked for. Wall time includes
+  loading and evaluation, so it is the time a user waits, not the pure step rate. Before the first
+  such run: a timed calibration (:func:`run_calibration`: a few prompt-tuning steps of the backbone
+  on this device, batch 16 at the run's max_length, seconds), cached under ATLAS_CACHE/calibration
+  keyed by backbone + device + torch version, so it is paid once; the text says it comes from there.
+  Unknown only where the backbone cannot load, never a guess.
 
 Reads the run store only through its public methods (``list_runs``) and results tables
 (``RESULTS_COLUMNS``); no torch, no Streamlit.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from statistics import median
 
@@ -197,19 +201,31 @@ def resolve_device(device: str | None) -> str:
 
 @dataclass(frozen=True)
 class Estimate:
-    """``seconds`` None when no finished run of this backbone on this device is known yet."""
+    """``seconds`` None when neither a finished run of this backbone on this device nor a calibration is known.
+
+    ``basis``: "runs" (median of finished runs) or "calibration" (a timed calibration, ``calibration``
+    its cached record: s_per_step, load_s, steps, batch_size, max_length); ``why``: why it is unknown."""
 
     seconds: float | None
     s_per_step: float | None
     n_runs: int
     backbone: str
     device: str
+    basis: str = "runs"
+    calibration: dict | None = None
+    why: str = ""
 
     def text(self) -> str:
         bb = self.backbone.split("/")[-1]
         if self.seconds is None:
-            return (f"Estimated duration: unknown — no finished run of {bb} on {self.device} yet "
-                    "(the first run sets the pace).")
+            why = f" ({self.why})" if self.why else " (the first run sets the pace)."
+            return f"Estimated duration: unknown — no finished run of {bb} on {self.device} yet{why}"
+        if self.basis == "calibration":
+            c = self.calibration or {}
+            return (f"Estimated duration: {fmt_duration(self.seconds)} per run, from a timed calibration of {bb} on "
+                    f"{self.device} ({self.s_per_step:.3g} s/step over {c.get('steps')} prompt-tuning steps of batch "
+                    f"{c.get('batch_size')} × {c.get('max_length')} tokens, + {c.get('load_s', 0):.1f} s to load; "
+                    "evaluations not included). The first finished run here replaces it.")
         return (f"Estimated duration: {fmt_duration(self.seconds)} per run ({self.s_per_step:.3g} s/step, median "
                 f"of the last {self.n_runs} finished run(s) of {bb} on {self.device})")
 
@@ -254,10 +270,77 @@ def estimate_duration(runs: list[dict], steps: int, backbone: str | None, device
     return Estimate(s * int(steps), s, len(rates), backbone, device)
 
 
-def estimate_for(store, steps: int, backbone: str | None, device: str | None) -> Estimate:
-    """estimate_duration over a run store's finished runs (its public ``list_runs``)."""
-    return estimate_duration(store.list_runs(status=("finished",), limit=200), steps, backbone,
-                             resolve_device(device))
+def estimate_for(store, steps: int, backbone: str | None, device: str | None, *, max_length: int | None = None,
+                 calibrate: bool = False) -> Estimate:
+    """estimate_duration over a run store's finished runs (its public ``list_runs``); before the first
+    finished run of this backbone on this device, the cached timed calibration (:func:`cached_calibration`),
+    timed now when ``calibrate`` (the CLI; a page decides with core.budget first, then calls
+    :func:`calibrate` itself). ``max_length``: the run's (TrainConfig default 128)."""
+    dev = resolve_device(device)
+    est = estimate_duration(store.list_runs(status=("finished",), limit=200), steps, backbone, dev)
+    if est.seconds is not None:
+        return est
+    ml = int(max_length or MAX_LENGTH)
+    why = ""
+    cal = cached_calibration(est.backbone, dev, ml)
+    if cal is None and calibrate:
+        try:
+            cal = run_calibration(est.backbone, dev, ml)
+        except Exception as e:  # noqa: BLE001 -- a backbone that does not load here: say so, never guess
+            why = f"the calibration could not run: {type(e).__name__}: {str(e)[:200]}"
+    if cal is None:
+        return Estimate(None, None, 0, est.backbone, dev, why=why or NOT_CALIBRATED)
+    s = float(cal["s_per_step"])
+    return Estimate(float(cal.get("load_s") or 0.0) + s * int(steps), s, 0, est.backbone, dev,
+                    basis="calibration", calibration=cal)
+
+
+# --------------------------------------------------------------------------- calibration
+NOT_CALIBRATED = "not calibrated on this device yet"
+MAX_LENGTH = 128          # core.training.TrainConfig.max_length's default (not imported: that pulls in torch)
+CALIBRATION = {"steps": 2, "batch_size": 16, "prompt_length": 20}
+
+
+def _torch_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "none"
+
+
+def calibration_path(backbone: str | None, device: str, max_length: int = MAX_LENGTH):
+    """ATLAS_CACHE/calibration/<hash>.json, keyed by backbone + device kind + torch version + max_length."""
+    import hashlib
+
+    from core.config import cache_dir
+    key = json.dumps([backbone or DEFAULT_BACKBONE, _device_kind(device), _torch_version(), int(max_length)])
+    return cache_dir() / "calibration" / (hashlib.sha256(key.encode()).hexdigest()[:24] + ".json")
+
+
+def cached_calibration(backbone: str | None, device: str, max_length: int = MAX_LENGTH) -> dict | None:
+    """The cached calibration record, or None (none yet, or a file that is not one: timed again)."""
+    p = calibration_path(backbone, device, max_length)
+    try:
+        rec = json.loads(p.read_text(encoding="utf-8"))
+        s = float(rec["s_per_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return rec if math.isfinite(s) and s > 0 else None
+
+
+def run_calibration(backbone: str | None, device: str, max_length: int = MAX_LENGTH) -> dict:
+    """Time CALIBRATION's prompt-tuning steps of ``backbone`` on ``device`` here (core.training.calibrate:
+    seconds, torch) and cache the record (temp file, then rename). Raises what loading the backbone raises."""
+    from core.fsutil import atomic_write_text
+    from core.training.calibrate import time_steps
+    backbone = backbone or DEFAULT_BACKBONE
+    rec = time_steps(backbone, _device_kind(device), max_length=int(max_length), **CALIBRATION)
+    rec.update(backbone=backbone, device=_device_kind(device), torch=_torch_version(), measured_at=time.time())
+    p = calibration_path(backbone, device, max_length)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(p, json.dumps(rec, indent=1))
+    return rec
 
 
 # --------------------------------------------------------------------------- a sweep's total
@@ -286,20 +369,63 @@ def sweep_text(planned, est: "Estimate", slots: int) -> str:
              if second else "")
     total = sweep_total_s(first, second, est.seconds, slots)
     if total is None:
-        return (f"{n} runs{order}; total unknown until a first run of {est.backbone.split('/')[-1]} on "
-                f"{est.device} has finished.")
+        return (f"{n} runs{order}; total unknown until {est.backbone.split('/')[-1]} on {est.device} is timed "
+                f"({est.why or 'no finished run yet'}).")
+    basis = "timed calibration" if est.basis == "calibration" else "finished runs here"
     return (f"{n} runs{order}, {slots} at a time on {est.device}: {fmt_duration(total)} in all "
-            f"({fmt_duration(est.seconds)} per run).")
+            f"({fmt_duration(est.seconds)} per run, from {basis}).")
 
 
-def sweep_estimate(sw, store, device: str | None = None) -> str:
-    """sweep_text for a SweepSpec about to be launched on this machine: its planned runs
-    (core.runs.sweeps.plan), the per-run estimate from the store's finished runs of its backbone on
-    its device, and the parallel slots there (core.runs.capacity)."""
+def sweep_slots(device: str, backbone: str | None) -> int:
+    """Runs this machine trains at once on ``device`` (core.runs.capacity: CPU slots, or GPU slots × GPUs)."""
     from core.runs.capacity import cpu_slots, gpu_slots, n_gpus
-    from core.runs.sweeps import plan
+    return cpu_slots() if _device_kind(device) == "cpu" else gpu_slots(backbone) * max(1, n_gpus())
+
+
+def sweep_run_estimate(sw, store, device: str | None = None, *, calibrate: bool = False) -> Estimate:
+    """The per-run Estimate of a SweepSpec's runs (its backbone, device, steps and max_length)."""
     dev = resolve_device(device or getattr(sw, "device", "auto"))
-    steps = int((getattr(sw, "params", None) or {}).get("steps") or 300)
-    est = estimate_for(store, steps, getattr(sw, "backbone", None), dev)
-    slots = cpu_slots() if dev == "cpu" else gpu_slots(est.backbone) * max(1, n_gpus())
-    return sweep_text(plan(sw), est, slots)
+    params = getattr(sw, "params", None) or {}
+    steps = int(params.get("steps") or 300)
+    return estimate_for(store, steps, getattr(sw, "backbone", None), dev, max_length=_int(params.get("max_length")),
+                        calibrate=calibrate)
+
+
+def sweep_estimate(sw, store, device: str | None = None, *, est: Estimate | None = None,
+                   calibrate: bool = False) -> str:
+    """sweep_text for a SweepSpec about to be launched on this machine: its planned runs
+    (core.runs.sweeps.plan), the per-run estimate (``est``, or from the store's finished runs of its
+    backbone on its device, else the calibration) and the parallel slots there (core.runs.capacity)."""
+    from core.runs.sweeps import plan
+    est = est or sweep_run_estimate(sw, store, device, calibrate=calibrate)
+    return sweep_text(plan(sw), est, sweep_slots(est.device, est.backbone))
+
+
+# --------------------------------------------------------------------------- a running sweep's ETA
+def sweep_eta_s(runs: list[dict], per_run_s: float | None, slots: int) -> float | None:
+    """Seconds left of a launched sweep (``runs``: its RunStore rows, any status): the runs still queued
+    or running that can run now, ``slots`` at a time, then those waiting on another unfinished run
+    (``depends_on``: PANDA students after their PoT teachers), each wave one run's time; a running run
+    counts as a whole one (its progress is not read). 0 when nothing is left; None when the per-run
+    time is unknown."""
+    open_ = [r for r in runs if r.get("status") in ("queued", "running")]
+    if not open_:
+        return 0.0
+    waiting_on = {r["run_id"] for r in open_}
+    students = sum(1 for r in open_ if set(r.get("depends_on") or ()) & waiting_on)
+    return sweep_total_s(len(open_) - students, students, per_run_s, slots)
+
+
+def sweep_eta_text(store, sweep: dict) -> str:
+    """The sweeps table's ETA of one sweep (RunStore.list_sweeps row): "done", "≈ 12 min", or "unknown"
+    (no per-run estimate yet: no finished run of its backbone on its device and no calibration)."""
+    runs = list(store.latest_sweep_runs(sweep["sweep_id"]).values())
+    spec = sweep.get("spec") or {}
+    params = spec.get("params") or {}
+    dev = next((r.get("device") for r in runs if r.get("device")), None) or spec.get("device") or "auto"
+    est = estimate_for(store, int(params.get("steps") or 300), spec.get("backbone"), dev,
+                       max_length=_int(params.get("max_length")))
+    left = sweep_eta_s(runs, est.seconds, sweep_slots(est.device, est.backbone))
+    if left is None:
+        return "unknown"
+    return "done" if left == 0 else fmt_duration(left)

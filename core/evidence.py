@@ -88,6 +88,17 @@ def flags_text(flags: list[str]) -> str:
     return "; ".join(flags) if flags else R.FLAGS_CLEAN
 
 
+def flags_line(value) -> str | None:
+    """The one line a run's detail shows for its flags (results column ``flags``); None before it finished."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if value.strip() == R.FLAGS_NOT_RECORDED:
+        return "Sanity flags: not recorded (this run's own events were not kept: unchecked, not clean)."
+    if value.strip() == R.FLAGS_CLEAN:
+        return "Sanity flags: clean (kept a trained prompt, validation not saturated, enough per class, finite loss)."
+    return f"{MARK_SYMBOL[FLAGGED]} Sanity flags: {value.strip()} — this run's score is not a finding."
+
+
 def is_flagged(value) -> bool:
     """A run whose flags name a problem ('clean', 'not recorded' and missing are not flagged)."""
     if not isinstance(value, str) or not value.strip():
@@ -96,6 +107,29 @@ def is_flagged(value) -> bool:
 
 
 # --------------------------------------------------------------------------- targets
+def saturating_sources(val_scores: dict[str, float], sources) -> dict[str, float]:
+    """The chosen ``sources`` whose zero-shot score on the target's validation split (the ranking's
+    ``accuracy`` column: zs before subtracting the chance level) is already ≥ SATURATED: a run started
+    from one cannot improve on its step-0 validation, keeps its initial prompt, and measures nothing."""
+    out = {}
+    for s in sources:
+        v = val_scores.get(s)
+        if v is not None and math.isfinite(float(v)) and float(v) >= SATURATED:
+            out[s] = float(v)
+    return out
+
+
+def saturation_warning(val_scores: dict[str, float], sources, target: str) -> str | None:
+    """One line before a sweep when any chosen source saturates ``target``'s validation split, else None."""
+    sat = saturating_sources(val_scores, sources)
+    if not sat:
+        return None
+    names = ", ".join(f"{s} (zs {v:.3f})" for s, v in sat.items())
+    return (f"{target}'s validation split is already saturated (≥ {SATURATED}) by {names}: a run from "
+            f"{'it' if len(sat) == 1 else 'them'} keeps its initial prompt (best_step 0) and its gain measures "
+            "nothing; use a larger or harder validation split.")
+
+
 def binomial_se(p: float, n: float) -> float:
     """Sampling error of an accuracy near ``p`` on ``n`` examples: sqrt(p (1 - p) / n)."""
     if not (np.isfinite(p) and np.isfinite(n) and n > 0):
@@ -372,6 +406,85 @@ def random_top_k(n_sources: list[int], k: int) -> float:
     return float(np.mean([min(k, n) / n for n in n_sources])) if n_sources else float("nan")
 
 
+def _dcg_discounts(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2))                       # position i (1-based) -> 1 / log2(i + 1)
+
+
+def ndcg_k(pred, rel, k: int) -> float:
+    """NDCG@k of ranking by ``pred`` (DESIGN.md §8, Lin et al. 2024): gain 2^rel − 1, discount log2(i + 1),
+    over the best order's DCG@k. rel: measured gain clipped at 0 (a harmful source is worth nothing).
+    Ties in ``pred`` keep the given order (stable sort). NaN when no source has a positive gain."""
+    pred, g = np.asarray(pred, float), 2.0 ** np.clip(np.asarray(rel, float), 0, None) - 1.0
+    kk = min(k, len(g))
+    ideal = float(np.sort(g)[::-1][:kk] @ _dcg_discounts(kk))
+    if not ideal > 0:
+        return float("nan")
+    order = np.argsort(-pred, kind="stable")[:kk]
+    return float(g[order] @ _dcg_discounts(kk)) / ideal
+
+
+def random_ndcg_k(rel, k: int) -> float:
+    """A uniformly random ranking's expected NDCG@k, exactly: every position holds each source with
+    probability 1/n, so E[DCG@k] = mean(gain) × Σ_{i≤k} 1/log2(i + 1)."""
+    g = 2.0 ** np.clip(np.asarray(rel, float), 0, None) - 1.0
+    kk = min(k, len(g))
+    ideal = float(np.sort(g)[::-1][:kk] @ _dcg_discounts(kk))
+    return float(g.mean() * _dcg_discounts(kk).sum() / ideal) if ideal > 0 else float("nan")
+
+
+def regret_k(pred, score, k: int) -> float:
+    """regret@k = (best − best among the top k by ``pred``) / best × 100 (DESIGN.md §8). score: each
+    source's measured transfer score, positive (here 1 + relative gain: the run's score in units of
+    scratch's, so the ratio is the accuracies' ratio)."""
+    pred, y = np.asarray(pred, float), np.asarray(score, float)
+    top = np.argsort(-pred, kind="stable")[:k]
+    return float((y.max() - y[top].max()) / y.max() * 100)
+
+
+def random_regret_k(score, k: int) -> float:
+    """A uniformly random ranking's expected regret@k, exactly: with the scores sorted best first, the
+    j-th best is the best of a random k-subset with probability C(n − j, k − 1) / C(n, k)."""
+    from math import comb
+    y = np.sort(np.asarray(score, float))[::-1]
+    n, kk = len(y), min(k, len(y))
+    p = np.array([comb(n - j, kk - 1) for j in range(1, n + 1)], float) / comb(n, kk)
+    return float((y[0] - p @ y) / y[0] * 100)
+
+
+def retrieval_chance(predicted: pd.DataFrame, measured_mean: pd.DataFrame, *,
+                     source_task: dict[str, str] | None = None, k: int = 3, min_sources: int = 3) -> dict:
+    """Mean over targets of NDCG@k and regret@k of one metric (``predicted``: sources × target tasks,
+    measured_mean: relative gains, the same axes) and of a random ranking of the same sources; a source
+    whose task is the target is left out. {"ndcg_k", "random_ndcg_k", "regret_k", "random_regret_k",
+    "n_targets"}."""
+    nd, rnd, rg, rrg = [], [], [], []
+    for t in measured_mean.columns:
+        if t not in predicted.columns:
+            continue
+        cand = [s for s in measured_mean.index if s in predicted.index and _source_task(s, source_task) != t
+                and np.isfinite(measured_mean.at[s, t]) and np.isfinite(predicted.at[s, t])]
+        if len(cand) < min_sources:
+            continue
+        m = predicted.loc[cand, t].astype(float).values
+        y = measured_mean.loc[cand, t].astype(float).values
+        if np.isfinite(n1 := ndcg_k(m, y, k)):
+            nd.append(n1)
+            rnd.append(random_ndcg_k(y, k))
+        rg.append(regret_k(m, 1 + y, k))
+        rrg.append(random_regret_k(1 + y, k))
+
+    def mean(x):
+        return float(np.mean(x)) if x else float("nan")
+    return {"ndcg_k": mean(nd), "random_ndcg_k": mean(rnd), "regret_k": mean(rg), "random_regret_k": mean(rrg),
+            "n_targets": len(rg)}
+
+
+def retrieval_chance_text(r: dict, k: int, metric: str) -> str:
+    """One line: the metric's NDCG@k and regret@k beside a random ranking's (retrieval_chance)."""
+    return (f"{metric}: NDCG@{k} {r['ndcg_k']:.2f} vs {r['random_ndcg_k']:.2f} for a random ranking (gain 2^rel − 1); "
+            f"regret@{k} {r['regret_k']:.1f}% vs {r['random_regret_k']:.1f}% random (over {r['n_targets']} targets)")
+
+
 def seed_ceiling(runs: pd.DataFrame, *, prompt_tasks: dict[str, str] | None = None, min_sources: int = 3) -> float:
     """How well the measurements predict themselves: per target, Spearman ρ between the sources'
     gains on the first seed and their mean gain on the other seeds; the mean over targets.
@@ -404,6 +517,7 @@ class ValidationChance:
     k: int
     n_targets: int
     ceiling: float           # seed 0 vs the other seeds, mean ρ
+    retrieval: dict = field(default_factory=dict)   # the best metric's retrieval_chance (NDCG@k, regret@k + random)
 
     def sentence(self, targets_word: str = "targets") -> str:
         if self.best is None:
@@ -412,7 +526,9 @@ class ValidationChance:
                 f"(permutation p = {self.p:.3f} for the best of {self.n_metrics} metrics); "
                 f"top-{self.k} hit {self.top_k_hit:.0%} of targets, against {self.random_top_k:.0%} for a random "
                 f"top {self.k}; seed ceiling: measured gains on seed 0 predict the other seeds at mean "
-                f"ρ = {self.ceiling:.2f}.")
+                f"ρ = {self.ceiling:.2f}." + (f" NDCG@{self.k} {self.retrieval['ndcg_k']:.2f} vs "
+                f"{self.retrieval['random_ndcg_k']:.2f} random; regret@{self.k} {self.retrieval['regret_k']:.1f}% vs "
+                f"{self.retrieval['random_regret_k']:.1f}% random." if self.retrieval.get("n_targets") else ""))
 
 
 def validation_chance(predicted: dict[str, pd.DataFrame], measured_mean: pd.DataFrame, runs: pd.DataFrame, *,
@@ -421,14 +537,16 @@ def validation_chance(predicted: dict[str, pd.DataFrame], measured_mean: pd.Data
     """The best metric with its chance levels and the seed ceiling (see :func:`best_of_metrics_p`)."""
     from core.metrics.validation import validate
     res = best_of_metrics_p(predicted, measured_mean, source_task=source_task, n_perm=n_perm, seed=seed)
-    hit, rnd = float("nan"), float("nan")
+    hit, rnd, retr = float("nan"), float("nan"), {}
     if res["best"] is not None:
+        retr = retrieval_chance(predicted[res["best"]], measured_mean, source_task=source_task, k=k)
         per = validate(predicted[res["best"]], measured_mean, source_task=source_task, k=k)
         hit = float(per["hit"].mean()) if len(per) else float("nan")
         rnd = random_top_k(per["n"].astype(int).tolist(), k)
     return ValidationChance(best=res["best"], best_rho=res["best_rho"], p=res["p"], n_metrics=res["n_metrics"],
                             n_perm=res["n_perm"], top_k_hit=hit, random_top_k=rnd, k=k,
-                            n_targets=res["n_targets"], ceiling=seed_ceiling(runs, prompt_tasks=source_task))
+                            n_targets=res["n_targets"], ceiling=seed_ceiling(runs, prompt_tasks=source_task),
+                            retrieval=retr)
 
 
 # --------------------------------------------------------------------------- text (the CLI's and pages' words)

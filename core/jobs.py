@@ -360,6 +360,23 @@ def submit_rank_job(target: str, roots: list[str], group: str, prompts, *, owner
                    title=f"ranking sources for {target}", owner=owner, est=est, store=store, spawn=spawn)
 
 
+def calibration_key(backbone: str | None, device: str, max_length: int) -> str:
+    from core.estimate import calibration_path
+    return "calibrate:" + calibration_path(backbone, device, max_length).stem
+
+
+def submit_calibration_job(backbone: str | None, device: str, max_length: int, *, owner: str = "full",
+                           est: Cost | None = None, store: RunStore | None = None,
+                           spawn: bool = True) -> tuple[dict, bool]:
+    """Start (or join) the background job timing a few prompt-tuning steps of ``backbone`` on ``device``
+    (core.estimate.run_calibration); the worker caches the record, where the pages' estimate finds it."""
+    from core.estimate import DEFAULT_BACKBONE
+    bb = backbone or DEFAULT_BACKBONE
+    return _submit(calibration_key(bb, device, max_length), "calibrate",
+                   {"job": "calibrate", "backbone": bb, "device": device, "max_length": int(max_length)}, None,
+                   title=f"timing {bb.split('/')[-1]} on {device}", owner=owner, est=est, store=store, spawn=spawn)
+
+
 def cancel(job_id: str, store: RunStore | None = None) -> str:
     """Cancel a job: a queued one at once; a running background job is also sent SIGTERM (its worker turns
     it into a clean stop: what a zs job saved is kept). -> the status it had or has now."""
@@ -442,6 +459,10 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
             rk = R.rank_sources(spec["target"], libraries=spec["roots"], group=spec["group"],
                                 progress=lambda done, total, _name: progress(done, total))
             state["done"] = rk.computed * rk.n_examples   # the units rankings are priced in
+        elif spec.get("job") == "calibrate":
+            from core.estimate import run_calibration
+            run_calibration(spec["backbone"], spec["device"], spec["max_length"])
+            state["done"] = 1
         elif spec.get("job") == "map":
             from core import projection as proj
             res = proj.project(prompts, proj.ProjectionConfig(**spec["cfg"]))

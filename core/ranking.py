@@ -99,6 +99,13 @@ class Ranking:
     def top(self, k: int) -> list[str]:
         return list(self.table["source"].head(k))
 
+    def saturation_warning(self, sources) -> str | None:
+        """core.evidence.saturation_warning for ``sources`` (e.g. ``self.top(k)``): their zs score on this
+        target's validation split (the ``accuracy`` column) already at the ceiling."""
+        from core import evidence as E
+        return E.saturation_warning(dict(zip(self.table["source"], self.table["accuracy"].astype(float))),
+                                    sources, self.target)
+
     def scores(self, metric: str | None = None) -> dict[str, float]:
         m = metric or self.metric
         return dict(zip(self.table["source"], self.table[m].astype(float)))
@@ -605,6 +612,8 @@ def sweep_cli(argv: list[str]) -> int:
         r = rank_sources(a.target, libraries=a.library, index=idx, group=a.group, backbone=a.backbone, metric=a.metric)
         for w in r.warnings:
             print(f"warning: {w}", file=sys.stderr)
+        if sat := r.saturation_warning(r.top(a.top)):
+            print(f"warning: {sat}", file=sys.stderr)
         sw = ranked_sweep(r, a.top, methods=tuple(a.methods), spot=a.spot, beta=a.beta, params=params,
                           seeds=a.seeds, scratch_seeds=a.scratch_seeds, backend=a.backend, address=a.address,
                           device=a.device, mix=a.mix, mix_methods=tuple(a.mix_methods))
@@ -612,7 +621,7 @@ def sweep_cli(argv: list[str]) -> int:
             print(json.dumps(sw.to_dict(), indent=1))
             return 0
         store = RunStore()
-        print(plan_text(sw, store), flush=True)
+        print(plan_text(sw, store, calibrate=True), flush=True)
         if not a.yes and sys.stdin.isatty() and input("launch? [y/N] ").strip().lower() not in ("y", "yes"):
             print("nothing launched")
             return 0
@@ -626,9 +635,9 @@ def sweep_cli(argv: list[str]) -> int:
     return 0
 
 
-def plan_text(sw, store=None) -> str:
-    """What a sweep will launch, before it does: one line per run, the count and the estimate."""
-    from core.estimate import estimate_for
+def plan_text(sw, store=None, *, calibrate: bool = False) -> str:
+    """What a sweep will launch, before it does: one line per run, the count and the estimate (per run and
+    in all; ``calibrate``: time the backbone here first when no run of it finished yet -- the CLI)."""
     from core.runs.sweeps import plan
     planned = plan(sw)
     lines = [f"plan {sw.name or ''}: {len(planned)} run(s) on target(s) {', '.join(sw.targets)}"]
@@ -643,12 +652,11 @@ def plan_text(sw, store=None) -> str:
         lines.append(f"  {s.method:<8} {what:<40} seed {s.seed}{extra}{after}")
     if sw.mix and sw.mix.get("note"):
         lines.append(f"  note: {sw.mix['note']}")
-    steps = int(sw.params.get("steps") or 0)
-    if store is not None and steps:
-        est = estimate_for(store, steps, sw.backbone, sw.device)
-        total = f"; all {len(planned)}: about {est.seconds * len(planned) / 60:.1f} min run one at a time" \
-            if est.seconds is not None else ""
-        lines.append(est.text() + total)
+    if store is not None:  # per run and in all, teachers before students (core.estimate)
+        from core.estimate import sweep_estimate, sweep_run_estimate
+        est = sweep_run_estimate(sw, store, calibrate=calibrate)
+        lines.append(est.text())
+        lines.append("Total: " + sweep_estimate(sw, store, est=est))
     return "\n".join(lines)
 
 

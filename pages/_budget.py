@@ -149,3 +149,39 @@ def _live(key: str, job_id: str) -> None:
                        f"{BG.fmt_seconds(budget().idle_s)} (ATLAS_JOB_IDLE_S).")
 
     panel()
+
+
+def run_estimate(store, steps: int, backbone: str | None, device: str | None, max_length: int | None = None, *,
+                 panel: bool = True):
+    """core.estimate's per-run Estimate; before the first finished run of this backbone on this device and
+    before its calibration is cached, the calibration starts as a small background job priced and
+    decided like any computation (core.budget: a viewer's may be refused) and a line says it is timing.
+    panel: draw the calibration job's progress panel (once per page: it has a Cancel button).
+    -> (Estimate, note): note is "" or the one line to show instead of the estimate's own text."""
+    from core import estimate as E
+    est = E.estimate_for(store, steps, backbone, device, max_length=max_length)
+    if est.seconds is not None or est.why != E.NOT_CALIBRATED:
+        return est, ""
+    from core.training.trainable import backbone_missing
+    why = backbone_missing(est.backbone)
+    bb = est.backbone.split("/")[-1]
+    if why:
+        return est, f"Estimated duration: unknown — {bb} cannot be calibrated here: {why}"
+    led = ledger()
+    if led is None:
+        return est, est.text()
+    ml = int(max_length or E.MAX_LENGTH)
+    key = J.calibration_key(est.backbone, est.device, ml)
+    J.reconcile(led)
+    if J.active_job(key, led) is None:
+        last = J.latest_job(key, led)
+        if last is not None and last["status"] == "failed":
+            return est, f"Estimated duration: unknown — the calibration of {bb} on {est.device} failed: {last.get('error')}"
+        d = decide(J.estimate("calibrate", 1, led))
+        if d.action == "refuse":
+            return est, f"Estimated duration: unknown until {bb} is timed on {est.device}. {d.message}"
+        J.submit_calibration_job(est.backbone, est.device, ml, owner=owner(), est=d.cost, store=led)
+    if panel:
+        job_panel(key)
+    return est, (f"Estimated duration: timing {bb} on {est.device} now (a calibration of a few prompt-tuning steps, "
+                 "once per device and torch version); the estimate shows when it ends.")

@@ -123,6 +123,8 @@ def heatmap_figure(mat: pd.DataFrame, *, clustering: M.Clustering | None = None,
         off = z[~np.eye(n_r, dtype=bool) & np.isfinite(z)]
         if off.size and off.max() > off.min():
             zrange = {"zmin": float(off.min()), "zmax": float(off.max())}
+    if flagged.any():  # not coloured at all (the grey marker alone is smaller than a wide cell): no gain to read
+        z = np.where(flagged, np.nan, z)
     font_px = 9 if max(n_r, n_c) > 20 else 11
     if annotate:  # values only where they fit; the hover keeps every one
         sample = [fmt.gain(v, 0) if gain else f"{v:.2f}" for v in z.reshape(-1)[:4000] if np.isfinite(v)]

@@ -89,7 +89,9 @@ if v and v.get("best"):
               help="mean Spearman ρ over targets between the metric and measured PoT gain; top-3 hit = share of "
                    "targets whose best measured source is in the metric's top 3")
     m2.caption(f"permutation p = {v['p']:.3f} (best of {v['n_metrics']} metrics) · top-{v['k']} hit "
-               f"{v['top_k_hit']:.0%} vs {v['random_top_k']:.0%} random · seed ceiling ρ = {fmt.num(v['ceiling'])}")
+               f"{v['top_k_hit']:.0%} vs {v['random_top_k']:.0%} random · seed ceiling ρ = {fmt.num(v['ceiling'])}"
+               + (f" · NDCG@{v['k']} {v['retrieval']['ndcg_k']:.2f} vs {v['retrieval']['random_ndcg_k']:.2f} random"
+                  if (v.get("retrieval") or {}).get("n_targets") else ""))
 elif h.best_metric:
     m2.metric(f"Best predictor: {S.md(h.best_metric['metric'])}", f"ρ = {fmt.num(h.best_metric['mean_rho'])}")
 m3.metric("Evidence of transfer", f"{h.n_evidence} of {h.n_tested} cells",

@@ -29,7 +29,8 @@ import streamlit as st
 from core import fmt
 from core import safetext as S
 from core.config import atlas_home, user_library_dir
-from core.estimate import Regime, estimate_for
+from core.estimate import Regime, sweep_eta_text
+from core.evidence import flags_line, is_flagged
 from core.ranking import source_backbone
 from core.runs import local, queue
 from core.runs.display import TASK_DELETED, detail_run, run_label, score_label, short_id, task_states
@@ -241,8 +242,17 @@ def _label(name: str) -> str:
     return f"{name}  ·  {r.get('task') or '?'}  ·  d={r.get('d')}"
 
 
+def _max_length() -> int | None:
+    try:
+        return _params().get("max_length")
+    except SpecError:
+        return None
+
+
 def _estimate_text(mode: str) -> str:
-    """The form's estimated duration (core.estimate) for the backbone of the chosen sources."""
+    """The form's estimated duration (core.estimate, else a calibration job: pages._budget.run_estimate)
+    for the backbone of the chosen sources."""
+    from pages._budget import run_estimate
     key = "runs_sources" if mode == "Single run" else "runs_sweep_sources"
     chosen = [] if (mode == "Single run" and st.session_state.get("runs_method") == "scratch") \
         else st.session_state.get(key) or []
@@ -250,13 +260,16 @@ def _estimate_text(mode: str) -> str:
     if len(backbones) > 1:
         return "Estimated duration: unknown — the sources are of several backbones."
     steps = int(st.session_state.get("runs_steps") or 300)
-    return estimate_for(store, steps, next(iter(backbones), None), st.session_state.get("runs_device", "auto")).text()
+    est, note = run_estimate(store, steps, next(iter(backbones), None), st.session_state.get("runs_device", "auto"),
+                             _max_length())
+    return note or est.text()
 
 
 def _sweep_total_text() -> str:
     """The grid's run count and total before launch (core.estimate.sweep_estimate); a grid not filled
     in yet says what is missing."""
     from core.estimate import sweep_estimate
+    from pages._budget import run_estimate
     try:
         seeds = [int(x) for x in str(st.session_state.get("runs_seeds", "0")).replace(" ", "").split(",") if x]
         srcs = [origin.get(n, n) for n in st.session_state.get("runs_sweep_sources", [])]
@@ -264,7 +277,9 @@ def _sweep_total_text() -> str:
                        methods=list(st.session_state.get("runs_sweep_methods", [])), seeds=seeds,
                        backbone=source_backbone(srcs) if srcs else None, params=_params(),
                        device=st.session_state.get("runs_device", "auto"))
-        return sweep_estimate(sw, store)
+        est, _note = run_estimate(store, int(sw.params.get("steps") or 300), sw.backbone, sw.device,
+                                  sw.params.get("max_length"), panel=False)
+        return sweep_estimate(sw, store, est=est)
     except (SpecError, ValueError) as e:
         return f"Total: fill in the grid first ({e})."
 
@@ -364,7 +379,8 @@ else:
         _errors("params")
         _errors("device")
         st.caption(_estimate_text(mode), help="median seconds per step of the last finished runs of this backbone "
-                                              "on this device (wall time: loading and evaluation included)")
+                                              "on this device (wall time: loading and evaluation included); before "
+                                              "the first, a timed calibration of a few steps on this device")
         if mode != "Single run":
             st.caption("⏱ " + _sweep_total_text(), help="runs × the per-run estimate ÷ the runs this device trains "
                                                           "at once; PANDA students start after their PoT teachers")
@@ -519,6 +535,9 @@ def _run_view(run: dict) -> None:
                       "are not merged with its runs"))
     if note := pack_note(store, run):
         st.caption(note)
+    flags = store.run_flags(run)  # core.evidence.run_flags, stored by the worker with its final event
+    if line := flags_line(flags):
+        (st.warning if is_flagged(flags) else st.caption)(S.md(line))
 
     ev = store.events_frame([rid])
     c1, c2 = st.columns(2)
@@ -601,11 +620,15 @@ def _sweeps_view() -> None:
     st.markdown("#### Sweeps")
     table = pd.DataFrame([{"sweep": s["sweep_id"], "runs": s["n_runs"],
                            "progress": (s["counts"].get("finished", 0) / s["n_runs"]) if s["n_runs"] else 0.0,
+                           "ETA": sweep_eta_text(store, s),
                            **{k: s["counts"].get(k, 0) for k in ("finished", "running", "queued", "failed", "cancelled")},
                            "targets": ", ".join(s["spec"].get("targets", [])),
                            "methods": ", ".join(s["spec"].get("methods", []))} for s in rows])
     st.dataframe(table, hide_index=True, width="stretch", key="runs_sweeps_table",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+                                "ETA": st.column_config.TextColumn(
+                                    "ETA", help="runs not finished × the per-run estimate ÷ the runs this device "
+                                    "trains at once, PANDA students after their teachers (core.estimate.sweep_eta_s)")})
     ids = [s["sweep_id"] for s in rows]
     if st.session_state.get("runs_sweep_selected") not in ids:
         st.session_state["runs_sweep_selected"] = ids[0]

@@ -387,12 +387,18 @@ if rk is not None and index is not None:
                     st.code(R.plan_text(planned_sweep(), RunStore()), language=None)
                 except R.RankError as e:
                     st.warning(f"Cannot mix the top {int(k)}: {S.md(e)}")
-            try:  # how many runs and how long, before launch (core.estimate)
+            if sat := rk.saturation_warning(rk.top(int(k))):  # the rule is core.evidence's (the CLI warns the same)
+                st.warning(S.md(sat), icon="⚠️")
+            try:  # how many runs and how long, before launch (core.estimate; a calibration job before any run)
                 from core.estimate import sweep_estimate
                 from core.runs.store import RunStore
-                st.caption("⏱ " + sweep_estimate(planned_sweep(), RunStore()), help="runs × the per-run estimate "
-                    "(recent finished runs of this backbone on this device) ÷ the runs this device trains at once; "
-                    "PANDA students start after their PoT teachers")
+                from pages._budget import run_estimate
+                sw_ = planned_sweep()
+                est, _note = run_estimate(RunStore(), int(sw_.params.get("steps") or 300), sw_.backbone, sw_.device,
+                                          sw_.params.get("max_length"))
+                st.caption("⏱ " + sweep_estimate(sw_, RunStore(), est=est), help="runs × the per-run estimate "
+                    "(recent finished runs of this backbone on this device, else a timed calibration) ÷ the runs "
+                    "this device trains at once; PANDA students start after their PoT teachers")
             except Exception as e:  # noqa: BLE001 -- an estimate must never block the launch button
                 st.caption(f"⏱ Total unknown: {type(e).__name__}: {S.md(e)}")
             if st.button(f"🚀 Launch top-{int(k)} sweep", key="tasks_launch", type="primary"):

@@ -803,7 +803,14 @@ if meas is not None and not meas.mean.empty:
                "regret = best measured gain − gain of the metric's top-1 source; NDCG@3 and regret@3 (Lin et al. "
                "2024): the metric's top 3 judged with relevance = measured gain clipped at 0, and best gain − "
                "best gain among its top 3. Backbone metrics appear once computed.")
-    if preds:
+    if preds:  # chance levels beside the table (core.evidence: exact random-ranking expectations, same sources)
+        chance = [E.retrieval_chance_text(E.retrieval_chance(preds[m], meas.mean, source_task=TB.source_tasks(prompts),
+                                                             k=3), 3, m) for m in preds]
+        n_per = TB.validation_detail(preds[next(iter(preds))], meas, prompts, k=3)
+        rnd = E.random_top_k(n_per["n"].astype(int).tolist(), 3) if "n" in n_per and len(n_per) else float("nan")
+        st.caption(f"Chance levels: a random top 3 hits {rnd:.0%} of targets. " + "; ".join(S.md(c) for c in chance)
+                   + ". NDCG@3 here uses gain 2^rel − 1 and regret@3 = (best − best of the top 3) / best × 100 on "
+                     "the runs' scores (DESIGN.md §8).")
         with st.expander("Per-target detail"):
             pick = st.selectbox("Metric", list(preds), key="tr_val_metric")
             st.dataframe(TB.validation_detail(preds[pick], meas, prompts, k=3), hide_index=True,

@@ -20,6 +20,12 @@ def _res(rows) -> pd.DataFrame:
     return pd.DataFrame(full, columns=RESULTS_COLUMNS)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """A calibration cached by another test or a page of this machine must not answer here."""
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+
+
 DEMO_SETTINGS = json.dumps({"batch_size": 16, "eval_every": 25, "lr": 0.03, "max_length": 128, "prompt_length": 20,
                             "lambda_mode": "metric", "teacher_mode": "pot", "head": "verbalizer"})
 
@@ -110,5 +116,81 @@ def test_a_sweeps_total_counts_its_waves():
     assert sweep_total_s(6, 3, 100.0, 1) == 900.0 and sweep_total_s(6, 3, None, 2) is None
     est = Estimate(240.0, 0.8, 3, MINILM, "cpu")
     assert sweep_text(planned, est, 1) == ("9 runs (6 first, then 3 PANDA students once their teachers finish), "
-                                           "1 at a time on cpu: ≈ 36.0 min in all (≈ 4.0 min per run).")
+                                           "1 at a time on cpu: ≈ 36.0 min in all (≈ 4.0 min per run, from finished runs here).")
     assert "total unknown" in sweep_text(planned, Estimate(None, None, 0, MINILM, "cpu"), 1)
+
+
+def test_calibration_is_timed_once_and_named(monkeypatch):
+    """Issue 23: before any finished run, the estimate is a timed calibration, cached (a second ask does not
+    time again) and keyed by backbone, device and max_length; the text says where it comes from."""
+    from core import estimate as E
+    from core.runs.store import RunStore
+    from core.training import calibrate as C
+
+    calls = []
+
+    def fake(backbone, device, **kw):
+        calls.append((backbone, device, kw["max_length"]))
+        return {"s_per_step": 0.5, "load_s": 4.0, **kw}
+    monkeypatch.setattr(C, "time_steps", fake)
+    store = RunStore()
+    assert E.estimate_for(store, 100, None, "cpu").why == E.NOT_CALIBRATED  # a page's read never times
+    assert calls == []
+    e = E.estimate_for(store, 100, None, "cpu", calibrate=True)
+    assert calls == [(MINILM, "cpu", 128)]
+    assert (e.seconds, e.basis) == (pytest.approx(54.0), "calibration")  # 4 s load + 100 × 0.5 s
+    assert e.text() == ("Estimated duration: ≈ 54 s per run, from a timed calibration of all-MiniLM-L6-v2 on cpu "
+                        "(0.5 s/step over 2 prompt-tuning steps of batch 16 × 128 tokens, + 4.0 s to load; "
+                        "evaluations not included). The first finished run here replaces it.")
+    again = E.estimate_for(store, 300, None, "cpu", calibrate=True)
+    assert calls == [(MINILM, "cpu", 128)] and again.seconds == pytest.approx(154.0)   # cached: not timed again
+    E.estimate_for(store, 300, None, "cpu", max_length=64, calibrate=True)
+    assert calls[-1] == (MINILM, "cpu", 64)                                             # another key
+    assert E.calibration_path(None, "cpu") != E.calibration_path(None, "cuda")
+    E.calibration_path(None, "cpu").write_text("{not json")                            # a broken file: timed again
+    E.estimate_for(store, 300, None, "cpu", calibrate=True)
+    assert len(calls) == 3
+    store.add_run("r-a", {"method": "scratch", "target": "sent_tweet", "params": {"steps": 40}, "device": "cpu"})
+    store.update_run("r-a", status="finished", step=40, wall_time_s=8.0, device="cpu")
+    assert E.estimate_for(store, 100, None, "cpu").basis == "runs"                     # a finished run wins
+
+
+def test_calibration_that_cannot_load_says_why(monkeypatch):
+    from core import estimate as E
+    from core.runs.store import RunStore
+    e = E.estimate_for(RunStore(), 100, "no-such/model-xyz", "cpu", calibrate=True)
+    assert e.seconds is None and "the calibration could not run" in e.text()
+
+
+def test_calibration_times_real_steps():
+    """The real timing code on the bundled MiniLM (tiny shape: the CPU is shared)."""
+    from core.training.calibrate import time_steps
+    rec = time_steps(None, "cpu", max_length=8, batch_size=2, prompt_length=2, steps=1)
+    assert rec["s_per_step"] > 0 and rec["load_s"] >= 0 and rec["max_length"] == 8
+
+
+def test_a_running_sweeps_eta():
+    """Issue 23: ETA = open runs in waves of `slots`, students waiting on an open teacher after."""
+    from core.estimate import sweep_eta_s
+    runs = [{"run_id": "s0", "status": "finished"}, {"run_id": "s1", "status": "running"},
+            {"run_id": "p0", "status": "queued"}, {"run_id": "p1", "status": "queued"},
+            {"run_id": "k0", "status": "queued", "depends_on": ["p0"]},
+            {"run_id": "k1", "status": "queued", "depends_on": ["s0"]},   # its teacher finished: can run now
+            {"run_id": "x", "status": "failed"}]
+    assert sweep_eta_s(runs, 100.0, 2) == 300.0   # 4 runnable -> 2 waves, 1 student -> 1 wave
+    assert sweep_eta_s(runs, 100.0, 4) == 200.0
+    assert sweep_eta_s(runs, None, 2) is None
+    assert sweep_eta_s([{"run_id": "a", "status": "finished"}], None, 2) == 0.0
+
+
+def test_sweep_eta_text_reads_the_store(monkeypatch):
+    from core.estimate import sweep_eta_text
+    from core.runs.store import RunStore
+    monkeypatch.setenv("ATLAS_CPU_SLOTS", "1")
+    store = RunStore()
+    for i, st_ in enumerate(["finished", "queued", "queued"]):
+        store.add_run(f"r{i}", {"method": "scratch", "target": "sent_tweet", "params": {"steps": 40},
+                                "device": "cpu"}, sweep_id="sw1")
+        store.update_run(f"r{i}", status=st_, device="cpu", **({"step": 40, "wall_time_s": 8.0} if st_ == "finished" else {}))
+    sweep = {"sweep_id": "sw1", "spec": {"params": {"steps": 300}, "device": "cpu"}}
+    assert sweep_eta_text(store, sweep) == "≈ 2.0 min"   # 2 left × 60 s (0.2 s/step × 300), one at a time

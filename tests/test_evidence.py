@@ -336,3 +336,70 @@ def test_matrix_cli_marks_are_the_pages_marks(capsys):
     want = demo_evidence(DEMO).marks
     assert got.loc[want.index, want.columns].equals(want.astype(str))
     assert got.at["question_type", "question_type"] == E.SELF and (got == E.EVIDENCE).to_numpy().sum() == 2
+
+
+# --------------------------------------------------------------------------- issue 23: NDCG@k, regret@k, saturation
+def test_ndcg_and_regret_chance_match_brute_force():
+    """The exact random-ranking expectations equal the mean over every permutation (n = 5, k = 1..5)."""
+    import itertools
+
+    import numpy as np
+
+    from core import evidence as E
+    gain = np.array([0.12, -0.05, 0.30, 0.0, 0.07])
+    score = 1 + gain
+    # the metric's own values, by hand: order by pred = sources 2, 0, 4, 3, 1
+    pred = np.array([0.8, 0.1, 0.9, 0.2, 0.5])
+    g = 2 ** np.clip(gain, 0, None) - 1
+    disc = 1 / np.log2(np.arange(2, 4))
+    assert E.ndcg_k(pred, gain, 2) == pytest.approx(1.0)                  # the top 2 are the best 2
+    worst = -pred
+    assert E.ndcg_k(worst, gain, 2) == pytest.approx((g[1] * disc[0] + g[3] * disc[1]) / (g[2] * disc[0] + g[0] * disc[1]))
+    assert E.regret_k(pred, score, 1) == 0.0
+    assert E.regret_k(worst, score, 2) == pytest.approx((1.30 - 1.0) / 1.30 * 100)
+    for k in range(1, 6):
+        perms = list(itertools.permutations(range(5)))
+        nd, rg = [], []
+        for p in perms:
+            ranking = np.empty(5)
+            ranking[list(p)] = -np.arange(5)          # p[0] ranked first
+            nd.append(E.ndcg_k(ranking, gain, k))
+            rg.append(E.regret_k(ranking, score, k))
+        assert E.random_ndcg_k(gain, k) == pytest.approx(np.mean(nd), rel=1e-12)
+        assert E.random_regret_k(score, k) == pytest.approx(np.mean(rg), rel=1e-12, abs=1e-12)
+    assert E.random_regret_k(score, 5) == pytest.approx(0.0)             # the top 5 of 5 holds the best
+    assert np.isnan(E.ndcg_k(pred, -gain.clip(0), 2))                     # nothing positive: nothing to find
+
+
+def test_retrieval_chance_over_targets_leaves_self_out():
+    import pandas as pd
+
+    from core import evidence as E
+    meas = pd.DataFrame({"t1": [0.1, 0.2, 0.0, 0.5], "t2": [0.3, 0.1, 0.2, 0.0]}, index=["a", "b", "c", "t1"])
+    pred = pd.DataFrame({"t1": [3.0, 2.0, 1.0, 9.0], "t2": [1.0, 2.0, 3.0, 0.0]}, index=["a", "b", "c", "t1"])
+    r = E.retrieval_chance(pred, meas, k=1)
+    assert r["n_targets"] == 2
+    # t1: sources a, b, c (t1 itself left out): top-1 a (0.1), best b (0.2); t2: a, b, c, t1: top-1 c (0.2), best a
+    assert r["regret_k"] == pytest.approx(((1.2 - 1.1) / 1.2 + (1.3 - 1.2) / 1.3) / 2 * 100)
+    # a random top 1: the mean regret over the candidates of each target
+    t1 = (0.1 / 1.2 + 0 + 0.2 / 1.2) / 3
+    t2 = (0 + 0.2 / 1.3 + 0.1 / 1.3 + 0.3 / 1.3) / 4
+    assert r["random_regret_k"] == pytest.approx((t1 + t2) / 2 * 100)
+    assert "NDCG@1" in E.retrieval_chance_text(r, 1, "zs") and "random" in E.retrieval_chance_text(r, 1, "zs")
+
+
+def test_saturation_warning_rule():
+    from core import evidence as E
+    zs = {"a": 1.0, "b": 0.95, "c": 0.99, "d": float("nan")}
+    assert E.saturating_sources(zs, ["a", "b", "c", "d", "e"]) == {"a": 1.0, "c": 0.99}
+    assert E.saturation_warning(zs, ["b", "d"], "mine") is None
+    w = E.saturation_warning(zs, ["a", "b"], "mine")
+    assert w.startswith("mine's validation split is already saturated (≥ 0.99) by a (zs 1.000)") and "best_step 0" in w
+
+
+def test_flags_line_never_calls_unrecorded_clean():
+    from core import evidence as E
+    from core.results import FLAGS_CLEAN, FLAGS_NOT_RECORDED
+    assert "not recorded" in E.flags_line(FLAGS_NOT_RECORDED) and "clean" not in E.flags_line(FLAGS_NOT_RECORDED).split(":")[1][:20]
+    assert E.flags_line(FLAGS_CLEAN).startswith("Sanity flags: clean")
+    assert E.flags_line(E.FLAG_KEPT_INIT).startswith("⚠ Sanity flags: kept initial prompt") and E.flags_line(None) is None

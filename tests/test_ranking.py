@@ -300,3 +300,21 @@ def test_ranked_sweep_mix_plans_one_run_per_mixture_method_with_pot_teachers():
     assert "mix top-3 (zs)" in set(kept["source"])
     text = ranking.plan_text(sw, store)
     assert f"{len(planned)} run(s)" in text and "mix top-3 (zs)" in text and "sent_movie=0.50" in text
+
+
+def test_sweep_cli_warns_when_a_chosen_source_saturates_the_validation(monkeypatch, capsys):
+    """Issue 23: `python -m core sweep --target T --top K` warns like the Tasks page (core.evidence's rule)."""
+    import pandas as pd
+
+    from core import ranking as R
+    table = pd.DataFrame({"rank": [1, 2, 3], "source": ["easy", "mid", "low"], "task": ["a", "b", "c"],
+                          "family": ["x", "x", "y"], "zs": [0.5, 0.3, 0.1], "ncc": [0.1, 0.1, 0.1],
+                          "accuracy": [1.0, 0.8, 0.6], "L": [4, 4, 4], "path": ["/p/easy", "/p/mid", "/p/low"]})
+    rk = R.Ranking(target="mine", metric="zs", group="g", backbone=None, table=table, majority=0.5, n_examples=20)
+    monkeypatch.setattr(R, "rank_sources", lambda *a, **k: rk)
+    assert R.sweep_cli(["--target", "mine", "--top", "2", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: mine's validation split is already saturated (≥ 0.99) by easy (zs 1.000)" in err
+    rk.table.loc[0, "accuracy"] = 0.9
+    assert R.sweep_cli(["--target", "mine", "--top", "2", "--dry-run"]) == 0
+    assert "saturated" not in capsys.readouterr().err

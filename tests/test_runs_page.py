@@ -293,10 +293,32 @@ def test_a_sweep_cell_of_flagged_runs_is_greyed_not_a_coloured_loss():
         import numpy as np
         x = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"]))
     assert len(x) == 1                                            # the one cell, drawn grey
+    import base64
+
+    import numpy as np
+    z = spec["data"][0]["z"]
+    z = (np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])) if isinstance(z, dict)  # plotly 6
+         else np.array(z, dtype=float))
+    assert np.isnan(z).all(), z                                   # and not coloured by its -7.5%
     marks = next(t for t in spec["data"] if t.get("name") == "evidence marks")
     assert marks["text"] == [E.MARK_SYMBOL[E.FLAGGED]]
     hover = spec["data"][0]["customdata"][0][0]
     assert "[flagged runs]" in hover and "-7.5%" in hover and "scratch 1.000" in hover  # the hover says what it was
+    # the detail of the flagged run names its flags (core.evidence.flags_line); a run without events reads
+    # "not recorded", never "clean"; the sweeps table has an ETA (all finished: "done")
+    at.selectbox(key="runs_selected").set_value("p-a").run()
+    assert any("Sanity flags: kept initial prompt (best_step 0); validation saturated at first eval" in w.value
+               for w in clean(at).warning)
+    at.selectbox(key="runs_selected").set_value("s0").run()
+    assert any(c.value.startswith("Sanity flags: clean") for c in clean(at).caption)
+    store.add_run("old", {"method": "scratch", "target": TARGET, "sources": [], "seed": 5, "device": "cpu",
+                          "params": params, "backend": "local"})
+    store.set_status("old", "finished", test_score=0.5)                 # no flags recorded with it
+    at = page().run()
+    at.selectbox(key="runs_selected").set_value("old").run()
+    assert any(c.value.startswith("Sanity flags: not recorded") for c in clean(at).caption)
+    sweeps = next(d.value for d in at.dataframe if "ETA" in d.value.columns)
+    assert list(sweeps["ETA"]) == ["done"]
 
 
 def test_validation_chart_names_the_runs_score_kind():

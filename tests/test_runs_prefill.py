@@ -57,13 +57,28 @@ def test_a_measured_cells_link_prefills_its_regime():
     assert any("train_size='lots' is not a whole number ≥ 0" in w.value for w in at.warning)
 
 
-def test_the_form_shows_an_estimated_duration():
+def test_the_form_shows_an_estimated_duration(tmp_path, monkeypatch):
+    """Issue 23: before any finished run the form starts a calibration job (priced and metered like any
+    computation, never blocking the page), then shows the estimate from it; a finished run then wins."""
+    from core import estimate as E
+    from core import jobs as J
     from core.runs.store import RunStore
+    from core.training import calibrate as C
 
+    monkeypatch.setattr(E, "calibration_path", lambda bb, dev, ml=128: tmp_path / "cal" / f"{dev}-{ml}.json")
+    spawned = []
+    monkeypatch.setattr(J, "spawn_worker", lambda job_id: spawned.append(job_id) or 0)
     at = clean(page(target=TARGET, method="scratch"))
     at.selectbox(key="runs_device").set_value("cpu").run()
-    assert any(c.value == "Estimated duration: unknown — no finished run of all-MiniLM-L6-v2 on cpu yet (the first "
-                          "run sets the pace)." for c in clean(at).caption)
+    assert any(c.value.startswith("Estimated duration: timing all-MiniLM-L6-v2 on cpu now") for c in clean(at).caption)
+    assert len(spawned) == 1 and RunStore().get_job(spawned[0])["kind"] == "calibrate"
+    # the worker's branch, in this process, with the timing faked (the real timing: tests/test_estimate.py)
+    monkeypatch.setattr(C, "time_steps", lambda bb, dev, **kw: {"s_per_step": 0.25, "load_s": 5.0, **kw})
+    assert J.work(spawned[0]) == "finished"
+    at.run()
+    assert any(c.value.startswith("Estimated duration: ≈ 80 s per run, from a timed calibration of all-MiniLM-L6-v2 "
+                                  "on cpu") for c in clean(at).caption)           # 5 s + 300 × 0.25 s
+    assert len(spawned) == 1                                                      # cached: never timed again
     store = RunStore()
     store.add_run("r-a", {"method": "scratch", "target": TARGET, "params": {"steps": 40}, "device": "cpu"})
     store.update_run("r-a", status="finished", step=40, wall_time_s=8.0, device="cpu")

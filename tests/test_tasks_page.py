@@ -47,7 +47,7 @@ def clean(at):
     return at
 
 
-def test_upload_save_rank_and_launch_top_k(tmp_path):
+def test_upload_save_rank_and_launch_top_k(tmp_path, monkeypatch):
     at = clean(AppTest.from_file(PAGE, default_timeout=180).run())
     table = frame(at, "mean words")
     assert "sent_movie" in set(table["task"]) and (table["kind"] == "demo").all()
@@ -83,6 +83,20 @@ def test_upload_save_rank_and_launch_top_k(tmp_path):
     # issue 23: the run count and the order before launch (no finished run here yet: total unknown, said so)
     assert any(c.value.startswith("⏱ 5 runs (3 first, then 2 PANDA students once their teachers finish)")
                for c in at.caption), [c.value for c in at.caption]
+    # issue 23: the saturation warning is core.evidence's rule on the ranking's zs scores (the CLI's too)
+    from core import evidence as E
+    top2 = list(frame(at, "ncc")["source"].head(2))
+    ranked = frame(at, "ncc")
+    zs_val = dict(zip(ranked["source"], ranked["accuracy"].astype(float)))
+    said = [w.value for w in at.warning if "already saturated" in w.value]
+    expected = E.saturation_warning(zs_val, top2, "reviews")
+    assert said == ([expected] if expected else []), (said, zs_val)
+    monkeypatch.setattr(E, "SATURATED", 0.0)   # every source saturates: the warning names the chosen two
+    at.run()
+    said = [w.value for w in clean(at).warning if "already saturated" in w.value]
+    assert len(said) == 1 and all(f"{s} (zs" in said[0] for s in top2), said
+    monkeypatch.setattr(E, "SATURATED", 0.99)
+    at.run()
     at.button(key="tasks_launch").click().run()
     clean(at)
     runs = RunStore().list_runs()

@@ -561,6 +561,14 @@ class RunStore:
                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     # -- tables ------------------------------------------------------------
+    def run_flags(self, run: dict) -> str | None:
+        """A finished run's sanity flags as the results table's ``flags`` column has them (core.evidence:
+        "clean", the flags joined by "; ", or "not recorded" when its final event has none); None before
+        it finished."""
+        if run.get("status") != "finished":
+            return None
+        return self._final_metrics([run["run_id"]]).get(run["run_id"], {}).get("flags") or FLAGS_NOT_RECORDED
+
     def _final_metrics(self, run_ids: list[str]) -> dict[str, dict]:
         """run_id -> the metrics of its last status event that carries a test score ({} when none)."""
         out: dict[str, dict] = {}
