@@ -1,0 +1,184 @@
+"""A prompt's accuracy on a task, read through the head it was trained with.
+
+    python -m core prompts eval PATH --task sent_movie [--preset thunlp-roberta] [--head mlm] [--split test]
+
+:func:`evaluate_prompt` takes a prompt (core.prompts.SoftPrompt), a task and a preset (default: the
+prompt's own, core.heads.presets.preset_for) and scores the task's test split (validation when the
+test split is empty): ``cosine`` through core.training.evaluation (pooled features, label
+descriptions), the label-word heads through core.heads.scorer. A PEFT seq2seq adapter's decoder half
+is put in front of the decoder input where PEFT's own forward does so (multitask prompt tuning; for
+PROMPT_TUNING PEFT saves a decoder half but runs the encoder half alone: :func:`decoder_half`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from core.heads.presets import HeadError, HeadKind, HeadPreset, label_words, preset_for
+from core.heads.scorer import label_scores, load_lm, word_token_ids
+
+
+@dataclass
+class HeadEval:
+    task: str
+    split: str
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+    preset: HeadPreset
+    backbone: str
+    words: list[str] = field(default_factory=list)
+    word_source: str = ""
+    decoder_prompt: bool = False
+
+    def line(self) -> str:
+        p = self.preset
+        how = {HeadKind.mlm: f"position={p.position.value}", HeadKind.cosine: "pooled features + label descriptions"}
+        detail = how.get(p.head, f"scoring={p.scoring.value}")
+        words = f" words={','.join(self.words)} ({self.word_source})" if self.words else ""
+        dec = " +decoder prompt" if self.decoder_prompt else ""
+        return (f"accuracy {self.accuracy:.4f} (balanced {self.balanced_accuracy:.4f}) on {self.task} {self.split} "
+                f"(n={self.n}) head={p.head.value} preset={p.name} {detail}{words}{dec} backbone={self.backbone}")
+
+
+# PEFT (0.21) PeftModelForSeq2SeqLM.forward/generate put only the encoder half in front for these types:
+# their decoder half is saved (num_transformer_submodules 2) but never reaches the model
+ENCODER_ONLY_PEFT_TYPES = ("PROMPT_TUNING", "P_TUNING")
+
+
+def decoder_half(prompt) -> torch.Tensor | None:
+    """The decoder prompt PEFT puts in front of the decoder input when it runs this encoder prompt of a
+    seq2seq adapter (``num_transformer_submodules`` 2): the saved decoder half for
+    MULTITASK_PROMPT_TUNING; None for PROMPT_TUNING / P_TUNING, whose decoder half PEFT saves but its
+    forward and generate never use, and for anything that is not an encoder half."""
+    s = prompt.settings or {}
+    part = str(s.get("part") or "")
+    if not part.endswith("encoder") or not prompt.origin or s.get("peft_type") in ENCODER_ONLY_PEFT_TYPES:
+        return None
+    from core.prompts.files import read_prompts
+    want = part[: -len("encoder")] + "decoder"
+    for p in read_prompts(prompt.origin, sub_adapters=False):
+        got = str(p.settings.get("part") or "")
+        if got.endswith("decoder") and want.endswith(got):
+            return torch.as_tensor(p.values, dtype=torch.float32)
+    return None
+
+
+def _split(task, split: str | None):
+    names = [split] if split else ["test", "validation"]
+    for name in names:
+        sp = task.split(name)
+        if len(sp):
+            return name, sp
+    raise HeadError(f"task {task.name}: split {' / '.join(names)} has no examples")
+
+
+def evaluate_prompt(prompt, task, preset: HeadPreset | None = None, *, split: str | None = None,
+                    backbone: str | None = None, device: str = "auto", batch_size: int = 32,
+                    max_length: int = 128, limit: int | None = None) -> HeadEval:
+    """Accuracy of ``prompt`` on ``task`` (a Task or its name) read with ``preset``."""
+    if isinstance(task, str):
+        from core.tasks import get_task
+        task = get_task(task)
+    preset = preset or preset_for(prompt)
+    bb_name = backbone or prompt.backbone
+    if not bb_name:
+        raise HeadError(f"{prompt.name}: the prompt does not say its backbone; pass --backbone")
+    split_name, sp = _split(task, split)
+    idx = list(range(len(sp) if limit is None else min(int(limit), len(sp))))
+    labels = [sp.labels[i] for i in idx]
+    from core.training.evaluation import scores
+    P = torch.as_tensor(prompt.values, dtype=torch.float32)
+    if preset.head == HeadKind.cosine:
+        from core.backbone import BackboneError, load_backbone
+        from core.training.data import _ids
+        from core.training.evaluation import predict_logits
+        from core.training.heads import Head, label_embeddings
+        try:
+            bb = load_backbone(bb_name, device)
+        except BackboneError as e:
+            raise HeadError(str(e)) from None
+        if P.shape[1] != bb.dim:
+            raise HeadError(f"{prompt.name}: d={P.shape[1]} does not fit {bb_name} (d={bb.dim})")
+        head = Head("verbalizer", label_embeddings(bb, task), 0.05).to(bb.device)
+        logits = predict_logits(bb, head, _ids(bb, sp, idx, max_length), P.to(bb.device), "text", batch_size)
+        s = scores(logits, labels)
+        return HeadEval(task.name, split_name, len(idx), s["accuracy"], s["balanced_accuracy"], preset, bb_name)
+    lm = load_lm(bb_name, preset.head, device)
+    if P.shape[1] != lm.dim:
+        raise HeadError(f"{prompt.name}: d={P.shape[1]} does not fit {bb_name} (d={lm.dim})")
+    dec = decoder_half(prompt) if preset.head == HeadKind.seq2seq and preset.decoder_prompt else None
+    words, source = label_words(preset, task)
+    wids = word_token_ids(lm, words, preset)
+    texts, texts2 = sp.inputs(idx)
+    order = sorted(range(len(idx)), key=lambda i: len(texts[i]) + len(texts2[i] if texts2 else ""))
+    out = torch.empty((len(idx), len(words)))
+    with torch.no_grad():
+        for s0 in range(0, len(order), batch_size):
+            b = order[s0:s0 + batch_size]
+            out[b] = label_scores(lm, preset, P, wids, [texts[i] for i in b],
+                                  [texts2[i] for i in b] if texts2 else None, decoder_prompt=dec,
+                                  max_length=max_length).cpu()
+    s = scores(out, labels)
+    return HeadEval(task.name, split_name, len(idx), s["accuracy"], s["balanced_accuracy"], preset, bb_name,
+                    words, source, dec is not None)
+
+
+def cli_eval(argv: list[str], prog: str) -> int:
+    """``python -m core prompts eval``: see the module docstring."""
+    import argparse
+    import sys
+
+    from core.heads.presets import PRESETS, HeadKind, Position, Scoring, get_preset, store_preset
+    from core.prompts.files import read_prompts
+    from core.prompts.types import PromptError
+
+    ap = argparse.ArgumentParser(prog=prog, description="Accuracy of a prompt on a task, read through a head "
+                                 "(default: the preset stored with the prompt or implied by its release).")
+    ap.add_argument("path", metavar="PROMPT", help="a prompt file or adapter folder")
+    ap.add_argument("--task", required=True, help="a prepared task (python -m core tasks list)")
+    ap.add_argument("--preset", choices=list(PRESETS), help="the released family's preset")
+    ap.add_argument("--head", choices=[h.value for h in HeadKind], help="override the preset's head")
+    ap.add_argument("--position", choices=[p.value for p in Position], help="mlm: where the score is read")
+    ap.add_argument("--scoring", choices=[s.value for s in Scoring], help="seq2seq/causal: first token or sequence")
+    ap.add_argument("--words", help="comma-separated label words for this task, one per label (a verbalizer)")
+    ap.add_argument("--part", help="which prompt of a multi-prompt file (e.g. encoder, task0/encoder)")
+    ap.add_argument("--split", choices=["test", "validation", "train"], help="default: test, else validation")
+    ap.add_argument("--backbone", help="model name or folder (default: the prompt's)")
+    ap.add_argument("--limit", type=int, help="score only the first N examples")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--save-preset", action="store_true", help="store the preset used in the prompt's atlas.json")
+    args = ap.parse_args(argv)
+    try:
+        prompts = read_prompts(args.path)
+        if args.part:
+            prompts = [p for p in prompts if str(p.settings.get("part") or "") == args.part]
+            if not prompts:
+                raise HeadError(f"{args.path}: no prompt part {args.part!r}")
+        prompt = prompts[0]
+        preset = get_preset(args.preset) if args.preset else preset_for(prompt)
+        verbalizer = dict(preset.verbalizer)
+        if args.words:
+            verbalizer[args.task] = [w for w in args.words.split(",")]
+        preset = preset.with_(head=args.head, position=args.position, scoring=args.scoring, verbalizer=verbalizer)
+        if args.head and not args.preset:
+            preset = preset.with_(name="custom")
+        res = evaluate_prompt(prompt, args.task, preset, split=args.split, backbone=args.backbone,
+                              device=args.device, limit=args.limit)
+        print(f"{prompt.name}: {res.line()}")
+        if args.save_preset:
+            print(f"preset stored in {store_preset(prompt, preset)}")
+    except (HeadError, PromptError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # TaskError and the like: one line
+        from core.tasks import TaskError
+        if isinstance(e, TaskError):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        raise
+    return 0
+
+
+__all__ = ["HeadEval", "cli_eval", "decoder_half", "evaluate_prompt"]
