@@ -17,7 +17,8 @@ from peft import PromptTuningConfig, TaskType, get_peft_model
 
 from core.backbone import resolve_model_path
 from core.heads import HeadError, HeadKind, HeadPreset, get_preset, label_words, preset_for, store_preset
-from core.heads.evaluate import cli_eval, decoder_half, evaluate_prompt
+from core.heads.cli import cli_eval
+from core.heads.evaluate import decoder_half, evaluate_prompt
 from core.heads.scorer import label_scores, load_lm, text_ids, word_token_ids
 from core.prompts import read_prompts, write_prompt
 from core.prompts.types import SoftPrompt
