@@ -328,3 +328,26 @@ def test_first_token_collision_is_refused(roberta):
         word_token_ids(lm, ["positive", "positive indeed"], get_preset("mlm-default"))
     with pytest.raises(HeadError, match="has no seq2seq head"):
         load_lm(str(folder), HeadKind.seq2seq, "cpu", torch.float32)
+
+
+def test_thunlp_bert_reads_position0_of_the_full_forward_with_token_types(tok_dir, tmp_path):
+    """BERT (thunlp-bert): only the read position goes through the MLM head (core.heads.scorer._logits_at);
+    the scores equal the full BertForMaskedLM forward's, pairs with their token types included."""
+    torch.manual_seed(5)
+    tok = transformers.AutoTokenizer.from_pretrained(tok_dir)
+    model = transformers.BertForMaskedLM(transformers.BertConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)).eval()
+    folder = _save(model, tok_dir, tmp_path / "bert-tiny")
+    lm = load_lm(str(folder), HeadKind.mlm, "cpu", torch.float32)
+    preset = get_preset("thunlp-bert")
+    P = torch.randn(3, 32)
+    wids = word_token_ids(lm, ["no", "yes"], preset)
+    ours = label_scores(lm, preset, P, wids, TEXTS[:2], TEXTS[1:])
+    for i in range(2):
+        enc = tok(TEXTS[i], TEXTS[i + 1], return_tensors="pt")
+        assert enc["token_type_ids"].sum() > 0
+        emb = torch.cat([P.unsqueeze(0), model.get_input_embeddings()(enc["input_ids"])], 1)
+        tt = torch.cat([torch.zeros(1, 3, dtype=torch.long), enc["token_type_ids"]], 1)
+        with torch.no_grad():
+            full = model(inputs_embeds=emb, token_type_ids=tt).logits[0, 0]
+        torch.testing.assert_close(ours[i], full[[w[0] for w in wids]], rtol=1e-4, atol=1e-4)

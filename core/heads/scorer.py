@@ -161,6 +161,24 @@ def _with_prompt(lm: LM, prompt: torch.Tensor, ids: torch.Tensor, mask: torch.Te
     return torch.cat([p, emb], 1), torch.cat([mask.new_ones((B, L)), mask], 1)
 
 
+# model types whose LM head is one module on the base model's last hidden states: ``head(h)`` equals the
+# full forward's logits at those positions, so only the positions read are projected onto the vocabulary
+# (a [B, T, V] logit tensor for every position is most of a masked LM's cost: bench/head_cost.py)
+_HEAD_MODULE = {"roberta": "lm_head", "xlm-roberta": "lm_head", "camembert": "lm_head", "bert": "cls",
+                "gpt2": "lm_head", "llama": "lm_head", "bloom": "lm_head", "qwen2": "lm_head", "mistral": "lm_head",
+                "gpt_neox": "embed_out", "opt": "lm_head"}
+
+
+def _logits_at(lm: LM, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, **kw) -> torch.Tensor:
+    """The LM's logits at positions ``pos`` [B, K] of each row -> [B, K, V] float32."""
+    rows = torch.arange(embeds.shape[0], device=lm.device).unsqueeze(1)
+    head = getattr(lm.model, _HEAD_MODULE.get(lm.model.config.model_type, ""), None)
+    if head is None:   # any other model: the full forward, then read
+        return lm.model(inputs_embeds=embeds, attention_mask=mask, **kw).logits[rows, pos].float()
+    h = lm.model.base_model(inputs_embeds=embeds, attention_mask=mask, **kw)[0]
+    return head(h[rows, pos]).float()
+
+
 def label_scores(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: list[list[int]],
                  texts: list[str], texts2: list[str] | None = None, *, decoder_prompt: torch.Tensor | None = None,
                  max_length: int = 128) -> torch.Tensor:
@@ -180,13 +198,12 @@ def label_scores(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: lis
         if types is not None:  # prompt slots: segment 0, in front of the text's types
             tt, _ = _pad(types, 0, lm.device)
             kw["token_type_ids"] = torch.cat([tt.new_zeros((B, L)), tt], 1)
-        logits = lm.model(inputs_embeds=embeds, attention_mask=mask, **kw).logits
         if preset.position == Position.first_prompt:
             at = torch.zeros(B, dtype=torch.long, device=lm.device)
         else:
             at = L + (x == lm.tokenizer.mask_token_id).long().argmax(1)
-        read = logits[torch.arange(B, device=lm.device), at]            # [B, V]
-        return read[:, [w[0] for w in word_ids]].float()
+        read = _logits_at(lm, embeds, mask, at.unsqueeze(1), **kw)[:, 0]          # [B, V]
+        return read[:, [w[0] for w in word_ids]]
     if lm.head == HeadKind.seq2seq:
         enc = lm.model.get_encoder()(inputs_embeds=embeds, attention_mask=mask)
         start = lm.model.config.decoder_start_token_id
@@ -215,15 +232,14 @@ def label_scores(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: lis
     # causal: the word continues the text; position L + n_i - 1 predicts its first token
     last = L + m.sum(1) - 1
     if preset.scoring == Scoring.first_token:
-        logits = lm.model(inputs_embeds=embeds, attention_mask=mask).logits
-        return logits[torch.arange(B, device=lm.device), last][:, [w[0] for w in word_ids]].float()
+        return _logits_at(lm, embeds, mask, last.unsqueeze(1))[:, 0, [w[0] for w in word_ids]]
     cols = []
     for w in word_ids:
         rows = [r + w for r in ids]
         xw, mw = _pad(rows, pad_id, lm.device)
         e, mk = _with_prompt(lm, prompt, xw, mw)
-        lp = lm.model(inputs_embeds=e, attention_mask=mk).logits.float().log_softmax(-1)   # [B, L+T', V]
         pos = last.unsqueeze(1) + torch.arange(len(w), device=lm.device).unsqueeze(0)      # [B, |w|]
-        tgt = torch.tensor(w, device=lm.device).unsqueeze(0).expand(B, -1)
-        cols.append(lp[torch.arange(B, device=lm.device).unsqueeze(1), pos, tgt].sum(1))
+        lp = _logits_at(lm, e, mk, pos).log_softmax(-1)                                   # [B, |w|, V]
+        tgt = torch.tensor(w, device=lm.device).view(1, -1, 1).expand(B, -1, 1)
+        cols.append(lp.gather(2, tgt).squeeze(2).sum(1))
     return torch.stack(cols, 1)
