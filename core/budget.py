@@ -2,7 +2,8 @@
 
     python -m core jobs list        # the ledger these estimates read (ATLAS_HOME/runs.db)
 
-Every computation a page can start (activation metrics and ``zs`` on Transferability, t-SNE/UMAP on
+Every computation a page can start (activation metrics and ``zs`` on Transferability, a prompt's own-task
+accuracy through its head on the Library, t-SNE/UMAP on
 Projection, a ranking on Tasks, a static figure export) is priced first: **units × seconds per unit**,
 the way core.estimate prices a run. Seconds per unit is the median of the last ``RECENT`` finished
 computations of that kind in the job ledger (core.jobs records every one, inline or background, with
@@ -40,6 +41,8 @@ REFERENCE: dict[str, tuple[str, float, str]] = {
     "umap": ("point", 9.9 / 4820, "9.9 s for the demo's 4,820 token points, numba already compiled"),
     "rank": ("source × example", 5.0 / 200, "one source's pass is a zs evaluation's forwards: ~5 s per 200 examples "
              "(140 demo sources took ~13 min on the loaded shared 2-core machine)"),
+    "head_eval": ("example", 0.1, "an estimate, not a measurement: ~4x zs's 0.025 s per example for a base-size "
+                  "model (12 layers; MiniLM has 6) and ~2x for an LM head (bench/head_cost.py)"),
     "export": ("figure", 6.0, "11.6-12.0 s for a PNG + SVG of a 30 × 30 heatmap via kaleido (it starts Chromium)"),
 }
 BACKBONE_METRICS = ("on", "on_probe", "panda_sim", "zs")

@@ -125,4 +125,41 @@ def evaluate_prompt(prompt, task, preset: HeadPreset | None = None, *, split: st
                     words, source, dec is not None)
 
 
-__all__ = ["ENCODER_ONLY_PEFT_TYPES", "HeadEval", "decoder_half", "evaluate_prompt"]
+@dataclass
+class OwnTaskPlan:
+    """Whether a prompt's accuracy on its own task can be computed here, and at what size.
+    reason: one line saying why not (None: it can); n: the examples it would score."""
+    preset: HeadPreset | None
+    task: str | None
+    split: str | None = None
+    n: int = 0
+    reason: str | None = None
+
+
+def own_task_plan(prompt) -> OwnTaskPlan:
+    """The own-task check a page offers: the prompt's preset, its task (known and prepared here) and its
+    backbone (loadable here); the first thing missing is the reason."""
+    try:
+        preset = preset_for(prompt)
+    except HeadError as e:
+        return OwnTaskPlan(None, prompt.task, reason=str(e))
+    if not prompt.task:
+        return OwnTaskPlan(preset, None, reason="the prompt does not say its task (describe it to set one)")
+    from core.tasks import TaskError, get_task
+    try:
+        task = get_task(prompt.task)
+    except (TaskError, KeyError, ValueError, OSError) as e:
+        return OwnTaskPlan(preset, prompt.task, reason=f"its task {prompt.task!r} is not available here "
+                           f"({str(e).splitlines()[0][:200]}); add or prepare it (python -m core tasks list)")
+    from core.backbone import unavailable_reason
+    why = unavailable_reason(prompt.backbone)
+    if why:
+        return OwnTaskPlan(preset, task.name, reason=why)
+    try:
+        split, sp = _split(task, None)
+    except HeadError as e:
+        return OwnTaskPlan(preset, task.name, reason=str(e))
+    return OwnTaskPlan(preset, task.name, split, len(sp))
+
+
+__all__ = ["ENCODER_ONLY_PEFT_TYPES", "HeadEval", "OwnTaskPlan", "decoder_half", "evaluate_prompt", "own_task_plan"]
