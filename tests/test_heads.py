@@ -409,3 +409,26 @@ def test_head_training_config_is_validated():
         HeadTrainConfig(task="t", backbone="b", preset="cosine")
     with pytest.raises(HeadError, match="steps must be a positive integer"):
         HeadTrainConfig(task="t", backbone="b", steps=0)
+
+
+def test_a_released_thunlp_roberta_prompt_is_read_on_a_width_768_masked_lm(tok_dir, tmp_path):
+    """The real SST2PromptRoberta [100, 768] through the thunlp-roberta preset on a tiny width-768 RoBERTa MLM
+    (random weights: the number is not the authors', the path is theirs): its preset comes from the folder
+    name, the words from the preset, position 0 is read, and the accuracy is the argmax of those scores."""
+    from pathlib import Path
+    f = Path("/work/shared/real-prompts/thunlp-prompt-transferability/task_prompt_emb/SST2PromptRoberta/task_prompt")
+    if not f.is_file():
+        pytest.skip(f"{f} not on this machine")
+    prompt = read_prompts(f)[0]
+    assert (prompt.L, prompt.d, prompt.backbone) == (100, 768, "roberta-base")
+    torch.manual_seed(6)
+    tok = transformers.AutoTokenizer.from_pretrained(tok_dir)
+    model = transformers.RobertaForMaskedLM(transformers.RobertaConfig(
+        vocab_size=len(tok), hidden_size=768, num_hidden_layers=1, num_attention_heads=12, intermediate_size=64,
+        max_position_embeddings=200, pad_token_id=tok.pad_token_id, type_vocab_size=1)).eval()
+    folder = _save(model, tok_dir, tmp_path / "roberta-768")
+    task = _task()
+    res = evaluate_prompt(prompt, task, backbone=str(folder), device="cpu")
+    assert res.preset.name == "thunlp-roberta" and res.words == ["negative", "positive"]
+    ref = _thunlp_scores(model, tok, torch.as_tensor(prompt.values), task.test.texts, WORDS).argmax(1)
+    assert res.accuracy == pytest.approx(float((ref == torch.tensor(task.test.labels)).float().mean()))

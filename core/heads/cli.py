@@ -64,7 +64,10 @@ def cli_eval(argv: list[str], prog: str) -> int:
         print(f"{prompt.name}: {res.line()}")
         if args.save_preset:
             print(f"preset stored in {store_preset(prompt, preset)}")
-    except (HeadError, PromptError) as e:
+    except HeadError as e:  # name the prompt: the message may be about its model or task
+        print(f"error: {args.path}: {e}", file=sys.stderr)
+        return 1
+    except PromptError as e:  # names its file already
         print(f"error: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # TaskError and the like: one line
