@@ -432,3 +432,11 @@ def test_a_released_thunlp_roberta_prompt_is_read_on_a_width_768_masked_lm(tok_d
     assert res.preset.name == "thunlp-roberta" and res.words == ["negative", "positive"]
     ref = _thunlp_scores(model, tok, torch.as_tensor(prompt.values), task.test.texts, WORDS).argmax(1)
     assert res.accuracy == pytest.approx(float((ref == torch.tensor(task.test.labels)).float().mean()))
+
+
+def test_too_long_for_the_models_positions_is_one_clear_error(roberta):
+    folder, _, _ = roberta
+    lm = load_lm(str(folder), HeadKind.mlm, "cpu", torch.float32)
+    preset = get_preset("thunlp-roberta")
+    with pytest.raises(HeadError, match=r"exceed the 159 positions of .*lower max_length"):
+        label_scores(lm, preset, torch.zeros(150, 32), word_token_ids(lm, WORDS, preset), TEXTS)

@@ -179,6 +179,19 @@ def _logits_at(lm: LM, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tens
     return head(h[rows, pos]).float()
 
 
+def _check_positions(lm: LM, n: int) -> None:
+    """Absolute-position models hold max_position_embeddings positions (RoBERTa: less its padding_idx + 1,
+    where its positions start); T5's are relative (no cap)."""
+    cfg = lm.model.config
+    cap = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    if lm.head == HeadKind.seq2seq or not cap:
+        return
+    if cfg.model_type in ("roberta", "xlm-roberta", "camembert"):
+        cap -= int(cfg.pad_token_id or 0) + 1
+    if n > cap:
+        raise HeadError(f"prompt + text ({n} positions) exceed the {cap} positions of {lm.name}: lower max_length")
+
+
 def label_scores(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: list[list[int]],
                  texts: list[str], texts2: list[str] | None = None, *, decoder_prompt: torch.Tensor | None = None,
                  max_length: int = 128) -> torch.Tensor:
@@ -193,6 +206,7 @@ def label_scores(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: lis
     x, m = _pad(ids, pad_id, lm.device)
     embeds, mask = _with_prompt(lm, prompt, x, m)
     B, L = x.shape[0], prompt.shape[0]
+    _check_positions(lm, L + x.shape[1] + (max(map(len, word_ids)) if lm.head == HeadKind.causal else 0))
     if lm.head == HeadKind.mlm:
         kw = {}
         if types is not None:  # prompt slots: segment 0, in front of the text's types
