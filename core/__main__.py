@@ -14,7 +14,7 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prompts": ("core.prompts", "read and validate soft-prompt files (inspect PATH...)"),
+    "prompts": ("core.heads.cli", "soft-prompt files: inspect PATH... | eval PROMPT --task T [--preset P]"),
     "library": ("core.userlib", "a folder of prompts: index DIR | add FILE... | tag | rename | delete NAME | recover"),
     "tasks": ("core.tasks", "task registry: list | show T | prepare | add NAME PATH"),
     "train": ("core.training.cli", "train one prompt: scratch | pot | panda"),

@@ -3,7 +3,9 @@
     python -m core jobs list        # the ledger these estimates read (ATLAS_HOME/runs.db)
 
 Every computation a page can start (every metric matrix and the measured-validation predictions on
-Transferability, PCA/t-SNE/UMAP on Projection, a ranking on Tasks, a static figure export) is priced first: **units × seconds per unit**,
+Transferability, a prompt's own-task accuracy through its head on the Library, PCA/t-SNE/UMAP on
+Projection, a ranking on Tasks, a run estimate's calibration, a static figure export) is priced first:
+**units × seconds per unit**,
 the way core.estimate prices a run. Seconds per unit is the median of the last ``RECENT`` finished
 computations of that kind in the job ledger (core.jobs records every one, inline or background, with
 the units it did and its wall time); before the first one here it is the reference figure in
@@ -42,6 +44,8 @@ REFERENCE: dict[str, tuple[str, float, str]] = {
              "(140 demo sources took ~13 min on the loaded shared 2-core machine)"),
     "calibrate": ("calibration", 30.0, "≈ 30 s to load MiniLM-L6 and run 3 prompt-tuning steps (1 warm-up, 2 timed) of batch 16 × 128 "
                   "tokens on the loaded shared 2-core machine (7.3 s/step; core.estimate.run_calibration)"),
+    "head_eval": ("example", 0.1, "an estimate, not a measurement: ~4x zs's 0.025 s per example for a base-size "
+                  "model (12 layers; MiniLM has 6) and ~2x for an LM head (bench/head_cost.py)"),
     "export": ("figure", 6.0, "11.6-12.0 s for a PNG + SVG of a 30 × 30 heatmap via kaleido (it starts Chromium)"),
     # prompt-space matrices (N × N prompt pairs) and PCA maps: cheap per unit, but a viewer's ?lib= subset
     # or token points can make them big; measured on the loaded 2-core machine, 440 demo-shaped prompts (L 20)

@@ -225,6 +225,43 @@ def edit_panel(p) -> None:
         st.error(S.md(text))
 
 
+def own_task_box(p) -> None:
+    """A prompt's accuracy on its own task through the head it was trained with (core.heads), on a click:
+    priced first and metered like every page computation (core.budget via pages._budget)."""
+    from core.heads.evaluate import evaluate_prompt, own_task_plan
+    plan = own_task_plan(p)
+    preset = plan.preset.name if plan.preset else "?"
+    head = plan.preset.head.value if plan.preset else "?"
+    st.markdown(f"**Own-task accuracy** — preset {S.md_code(preset)} (head {S.md_code(head)})")
+    if plan.reason:
+        st.caption(f"Not available here: {S.md(plan.reason)}")
+        return
+    key = ("library_own_eval", p.name, str(p.origin), repr(plan.preset.to_dict()))
+    if st.button(f"Evaluate on {plan.task} ({plan.split}, {plan.n:,} examples)", key="library_own_eval"):
+        from core import jobs as J
+        from pages import _budget as BU
+        ledger = BU.ledger()
+        d = BU.decide(J.estimate("head_eval", plan.n, ledger), can_background=False) if ledger is not None else None
+        if d is not None and d.action == "refuse":
+            st.warning(d.message, icon="🔒")
+        elif d is not None:
+            if d.message:
+                st.caption(d.message)
+            try:
+                with st.spinner(f"scoring {plan.n:,} examples through the {head} head…"):
+                    res = BU.run_inline("head_eval", plan.n, lambda: evaluate_prompt(p, plan.task, plan.preset,
+                                                                                     split=plan.split),
+                                        title=f"own-task accuracy of {p.name} ({preset})")
+                if res is not None:
+                    st.session_state["library_own_eval_result"] = (key, res.line())
+            except Exception as e:  # noqa: BLE001 -- HeadError / BackboneError / TaskError: one line
+                st.session_state["library_own_eval_result"] = (key, None)
+                st.error(f"Not computed: {S.md(str(e).splitlines()[0][:300])}", icon="🛑")
+    held = st.session_state.get("library_own_eval_result")
+    if held and held[0] == key and held[1]:
+        st.success(S.md(held[1]))
+
+
 if index.prompts and len(view):
     st.subheader("One prompt in detail")
     names = list(view["name"])
@@ -257,6 +294,7 @@ if index.prompts and len(view):
         st.dataframe(att, key="library_attention", hide_index=True, width="stretch",
                      column_config={"mean attention": st.column_config.NumberColumn(format="%.3f")})
     edit_panel(p)
+    own_task_box(p)
     left, right = st.columns(2)
     with left:
         norms = p.tensor.norm(dim=1).numpy()

@@ -1,4 +1,7 @@
-"""`python -m core prompts inspect PATH... [--dim D]`: one line per prompt (path, format, L, d, backbone, task)."""
+"""`python -m core prompts inspect PATH... [--dim D]`: one line per prompt (path, format, L, d, backbone, task).
+
+`python -m core prompts eval PROMPT --task T [--preset P] [--head mlm|seq2seq|causal|cosine]`: accuracy on
+the task read through a head (core.heads.cli, to which core/__main__ routes `prompts`)."""
 from __future__ import annotations
 
 import sys
@@ -17,6 +20,8 @@ def cli(command: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m core {command}",
                                      description="Read and validate soft-prompt files.")
     sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("eval", help="accuracy of a prompt on a task through a head: eval PROMPT --task T [--preset P]",
+                   add_help=False)  # listed for --help; core.heads.cli runs it
     ins = sub.add_parser("inspect", help="one line per prompt: path, format, L, d, backbone, task")
     ins.add_argument("paths", nargs="+", metavar="PATH")
     ins.add_argument("--dim", type=int, default=None, help="expected token_dim (the backbone's)")
