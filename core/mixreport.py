@@ -111,10 +111,11 @@ def measurements(results: pd.DataFrame | None) -> pd.DataFrame:
     rows = []
     for sid in mix_sweeps:
         sweep = df[df["sweep_id"].astype(str) == sid]
-        members = _mix_members(sweep[sweep["source"].fillna("").astype(str).map(R.is_mixture)])
-        best = members[0] if members else None
         for target, part in sweep.groupby("target"):
-            rows += _target_rows(part, target, best, rest, sid, M)
+            # the best single source by the ranking is the first member of *this target's* mixture (one
+            # exported sweep id can hold every target's measurement)
+            members = _mix_members(part[part["source"].fillna("").astype(str).map(R.is_mixture)])
+            rows += _target_rows(part, target, members[0] if members else None, rest, sid, M)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -127,3 +127,15 @@ def test_home_multisource_numbers_equal_the_results_table(monkeypatch):
     md = "\n".join(m.value for m in at.markdown)
     att = [g for (t, lab), gs in want.items() if lab == X.MIX_LABELS["attempt"] for g in [sum(gs) / len(gs)]]
     assert f"attempt {sum(att) / len(att):+.1%}" in md
+
+
+def test_each_target_reads_its_own_mixtures_members(table):
+    """One exported sweep id holds every target's measurement: the best single source is the first member of
+    that target's mixture, not of the first target's (found on the demo: sent_product read sent_movie's)."""
+    other = MIX | {"members": ["x", "a", "b"]}
+    more = [_row("scratch", "", "u", s, 0.5) for s in (0, 1)]
+    more += [_row("pot", "a", "u", s, 0.9) for s in (0, 1)] + [_row("pot", "x", "u", s, 0.6) for s in (0, 1)]
+    more += [_row("attempt", "mix top-3 (zs)", "u", s, 0.7, mix=other) for s in (0, 1)]
+    t = X.measurements(pd.concat([table, pd.DataFrame(more)], ignore_index=True)).set_index(["target", "method"])
+    assert t.at[("t", X.SINGLE_POT), "source"] == "a" and t.at[("u", X.SINGLE_POT), "source"] == "x"
+    assert t.at[("u", X.SINGLE_POT), "gain"] == pytest.approx(0.2)
