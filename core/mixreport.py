@@ -116,6 +116,8 @@ def measurements(results: pd.DataFrame | None) -> pd.DataFrame:
             # exported sweep id can hold every target's measurement)
             members = _mix_members(part[part["source"].fillna("").astype(str).map(R.is_mixture)])
             rows += _target_rows(part, target, members[0] if members else None, rest, sid, M)
+    rank = {m: i for i, m in enumerate(ORDER)}
+    rows.sort(key=lambda r: (r["target"], rank.get(r["method"], len(rank))))  # baselines first, then the mixtures
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
