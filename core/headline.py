@@ -43,10 +43,18 @@ def load_prompt_tasks(folder: Path | None = None) -> dict[str, str]:
     return out
 
 
+def single_sources(results: pd.DataFrame) -> pd.DataFrame:
+    """The runs from one source prompt (and scratch): what "source -> target cells" count; mixture runs
+    ("mix top-3 (zs)", core.mixreport) are compared on their own."""
+    if results.empty or "source" not in results.columns:
+        return results
+    return results[~results["source"].fillna("").astype(str).map(R.is_mixture)]
+
+
 def demo_evidence(folder: Path | None = None, method: str = "pot"):
-    """core.evidence's rules on a demo library folder (default: the committed demo)."""
+    """core.evidence's rules on a demo library folder (default: the committed demo), single sources only."""
     from core import evidence as E
-    return E.evidence(load_results(folder), method=method, prompt_tasks=load_prompt_tasks(folder))
+    return E.evidence(single_sources(load_results(folder)), method=method, prompt_tasks=load_prompt_tasks(folder))
 
 
 @dataclass
@@ -86,7 +94,7 @@ def headline(folder: Path | None = None, k: int = 3) -> Headline:
     # CPU-measured baselines add seeds to the grid's cells without being compared across devices
     mix = X.measurements(everything)
     h.multisource, h.multisource_sentence = mix.to_dict("records"), X.summary_sentence(mix)
-    results = everything
+    results = single_sources(everything)  # a mixture is not a source: its cells are the table above only
     prompt_tasks = load_prompt_tasks(folder)
     pot = M.measured(results, method="pot")
     h.n_pairs = int(np.isfinite(pot.mean.values).sum())
@@ -185,6 +193,7 @@ def report(folder: Path | None = None) -> str:
         return f"{folder}: no results.csv"
     from core import mixreport as X
     h = headline(folder)
+    results = single_sources(results)  # the mixtures are printed on their own, last
     out = ["summary (the Home page's words)"] + [f"  {line.replace('**', '')}" for line in summary_lines(h)] + [""]
     out += _scratch_lines(results)
     for meth in ("pot", "panda"):
