@@ -53,14 +53,15 @@ def _mix_members(rows: pd.DataFrame) -> list[str]:
 
 
 def _head_start_text(steps: list[int | None]) -> str:
-    """Per-seed head starts -> 'median steps' ('never' where most seeds never reach scratch's final)."""
+    """Per-seed head starts -> the median in steps ('50'; '50 (1/2 never)'; 'never (2/2)' where most seeds
+    never reach scratch's final validation score)."""
     got = sorted(s for s in steps if s is not None)
     if not steps:
         return "no curve"
+    never = len(steps) - len(got)
     if len(got) * 2 < len(steps) or not got:
-        return f"never ({len(steps) - len(got)} of {len(steps)} seeds)"
-    med = int(np.median(got))
-    return f"{med} steps" + (f" ({len(steps) - len(got)} of {len(steps)} never)" if len(got) < len(steps) else "")
+        return f"never ({never}/{len(steps)})"
+    return f"{int(np.median(got))}" + (f" ({never}/{len(steps)} never)" if never else "")
 
 
 def measurement_sweeps(results: pd.DataFrame) -> list[str]:
@@ -88,7 +89,7 @@ def text_lines(table: pd.DataFrame) -> list[str]:
         spread = f" ± {r.gain_spread * 100:.1f}" if math.isfinite(r.gain_spread) else ""
         noise = f"{r.noise * 100:.1f}%" if math.isfinite(r.noise) else "unknown"
         out.append(f"  {r.target:15s} {r.method:20s} acc {r.acc:.3f}  gain {r.gain * 100:+.1f}{spread}%  "
-                   f"noise {noise}{'' if r.outside_noise else ' (inside)'}  head start {r.head_start}  "
+                   f"noise {noise}{'' if r.outside_noise else ' (inside)'}  head start {r.head_start} steps  "
                    f"[{r.runs} runs; scratch {r.scratch_acc:.3f}]")
     av = averages(table)
     out.append("  mean over targets: " + ", ".join(f"{r.method} {r.mean_gain * 100:+.1f}%" for r in av.itertuples()))

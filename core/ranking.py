@@ -490,7 +490,7 @@ def measured_for_target(target: str, sources: list[str], *, method: str = "pot",
 # --------------------------------------------------------------------------- ranking -> sweep
 def demo_regime() -> dict:
     """The demo grid's training regime (core.demo.PROFILES["gpu"]): what a ranked sweep runs by default."""
-    from core.demo import PROFILES
+    from core.demo.profiles import PROFILES  # the module: core.demo's package imports its cli
     p = PROFILES["gpu"]
     return {"params": dict(steps=p.steps, train_size=p.train_size, eval_every=p.eval_every, max_length=p.max_length,
                            lr=p.lr, init_text=p.init_text),

@@ -214,7 +214,7 @@ def run_head(settings) -> str | None:
 
 def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:
     """Runs of one backbone group: scratch runs and runs whose source is one of ``names`` (a source
-    given as a path counts by its file name), mixture runs (:func:`is_mixture`) whose members are all in
+    given as a path counts by its file name), mixture runs (:func:`is_mixture`) with a member in
     ``names`` (or that record none), and, where a run's settings name a backbone,
     only that backbone. The ``source`` column of the result holds the prompt names."""
     if results.empty or "method" not in results.columns:
@@ -224,7 +224,8 @@ def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> p
     # a mixture belongs to the group its members are prompts of (recorded in its settings' "mix")
     members = (results["settings"].map(lambda st: (_settings_field(st, "mix") or {}).get("members"))
                if "settings" in results.columns else pd.Series(None, index=results.index))
-    mix_here = src_name.map(is_mixture) & members.map(lambda m: not m or set(map(str, m)) <= set(names))
+    mix_here = src_name.map(is_mixture) & members.map(
+        lambda m: not isinstance(m, (list, tuple)) or not m or bool(set(map(str, m)) & set(names)))
     keep = (results["method"] == BASELINE) | src_name.isin(names) | mix_here
     if backbone and "settings" in results.columns:
         bbs = results["settings"].map(run_backbone)

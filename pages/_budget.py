@@ -41,9 +41,30 @@ def ledger():
         from core.runs.store import default_db_path
         return _store(str(default_db_path()))
     except Exception as e:  # noqa: BLE001 -- a broken runs.db must not take the page down
-        st.warning(f"The compute ledger (runs.db) cannot be opened ({type(e).__name__}); nothing can be computed "
-                   "on this page until it is repaired or moved aside.", icon="⚠️")
+        if once_per_run("ledger_broken"):  # one message per page run, however many controls ask
+            st.warning(f"The run store ATLAS_HOME/runs.db cannot be opened ({type(e).__name__}): your runs are not "
+                       "shown and nothing can be computed on this page. Move that file aside (or repair it) and "
+                       "reload.", icon="⚠️")
         return None
+
+
+def once_per_run(key: str) -> bool:
+    """True the first time ``key`` is asked in this script run (a message said once however many callers)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    token = id(ctx.cursors) if ctx is not None else None  # a new dict at every run's start (ScriptRunContext.reset)
+    seen = st.session_state.setdefault("_atlas_once", {})
+    if token is not None and seen.get(key) == token:
+        return False
+    seen[key] = token
+    return True
+
+
+def ledger_broken_said() -> bool:
+    """Whether this run already said the run store cannot be opened (the page need not say it again)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+    ctx = get_script_run_ctx()
+    return ctx is not None and st.session_state.get("_atlas_once", {}).get("ledger_broken") == id(ctx.cursors)
 
 
 def owner() -> str:

@@ -167,23 +167,28 @@ if h.multisource:
     df = pd.DataFrame(h.multisource)
     view = pd.DataFrame({
         "target": df["target"], "method": df["method"],
-        "runs": df["runs"],
         "acc.": [f"{a:.3f} ± {s:.3f}" if s == s else f"{a:.3f}" for a, s in zip(df["acc"], df["acc_spread"])],
         "gain": fmt.gain_pct(df["gain"]),
         "± seeds": fmt.gain_pct(df["gain_spread"]),
         "noise": fmt.gain_pct(df["noise"]),
-        "outside noise": ["yes" if o else "no" for o in df["outside_noise"]],
+        "in noise": ["○" if not o else "" for o in df["outside_noise"]],
         "head start": df["head_start"],
         "scratch acc.": [f"{a:.3f} ± {s:.3f}" for a, s in zip(df["scratch_acc"], df["scratch_spread"])]})
     cc = st.column_config
     st.dataframe(view, hide_index=True, width="stretch", key="home_multisource", column_config={
-        "gain": gain_column("gain", "mean relative gain over the same sweep's scratch (paired by seed, same CPU)"),
-        "± seeds": gain_column("± seeds", "the gain's spread over seeds"),
-        "noise": gain_column("noise", "the target's noise band: its scratch seeds' spread / mean"),
-        "head start": cc.TextColumn(help="steps the run needs to reach scratch's final validation score "
-                                         "(median over seeds; core.curves)"),
-        "method": cc.TextColumn(help="best single = the first source by the zs ranking (data only); mix = the "
-                                     "top 3 by the same ranking, weights from it")})
+        "target": cc.TextColumn(width=100), "method": cc.TextColumn(width=118, help=(
+            "best single = the first source by the zs ranking (data only); mix = the top 3 by the same ranking, "
+            "weights from it")),
+        "acc.": cc.TextColumn(width=95, help="test accuracy, mean ± spread over the seeds"),
+        "gain": gain_column("gain", "mean relative gain over the same sweep's scratch (paired by seed, same CPU)",
+                            width=56),
+        "± seeds": gain_column("± seeds", "the gain's spread over seeds", width=56),
+        "noise": gain_column("noise", "the target's noise band: its scratch seeds' spread / mean", width=56),
+        "in noise": cc.TextColumn(width=48, help="○ = |gain| is inside the noise band: not distinguishable from seed "
+                                                 "noise"),
+        "head start": cc.TextColumn(width=96, help="steps the run needs to reach scratch's final validation score "
+                                                   "(median over seeds; core.curves)"),
+        "scratch acc.": cc.TextColumn(width=95, help="scratch test accuracy, mean ± spread over its seeds")})
     st.caption("Every run of this table trained in the demo's regime on one CPU; the grid above ran on a GPU, so the "
                "two are never paired. `python -m core demo multisource --launch` reruns it; "
                "`python -m core demo report` prints it.")

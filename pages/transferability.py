@@ -810,7 +810,7 @@ if meas is not None and not meas.mean.empty:
         rnd = E.random_top_k(n_per["n"].astype(int).tolist(), 3) if "n" in n_per and len(n_per) else float("nan")
         st.caption(f"Chance levels: a random top 3 hits {rnd:.0%} of targets. " + "; ".join(S.md(c) for c in chance)
                    + ". NDCG@3 here uses gain 2^rel − 1 and regret@3 = (best − best of the top 3) / best × 100 on "
-                     "the runs' scores (DESIGN.md §8).")
+                     "the runs' scores (Lin et al. 2024's definitions; see Definitions).")
         with st.expander("Per-target detail"):
             pick = st.selectbox("Metric", list(preds), key="tr_val_metric")
             st.dataframe(TB.validation_detail(preds[pick], meas, prompts, k=3), hide_index=True,
@@ -818,5 +818,6 @@ if meas is not None and not meas.mean.empty:
 elif not measured_ok:
     st.info("Measured transfer, predicted-vs-measured and the metric validation appear once this group has "
             f"finished runs. {no_runs_message()}")
-if st.session_state.get("_tr_store_error"):
+from pages import _budget as BU  # noqa: E402
+if st.session_state.get("_tr_store_error") and not BU.ledger_broken_said():  # said once, by the ledger
     st.caption(f"Run store not read: {S.md(st.session_state['_tr_store_error'])}")

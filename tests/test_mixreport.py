@@ -62,7 +62,7 @@ def test_measurement_rows_and_values(table):
     # never reaches scratch's final validation 0.70 (its curve tops at 0.69)
     assert att["head_start"].startswith("never")
     pot = t.loc[X.SINGLE_POT]
-    assert pot["source"] == "a" and pot["head_start"] == "37 steps"  # median of 25 and 50, floored
+    assert pot["source"] == "a" and pot["head_start"] == "37"  # median of 25 and 50, floored
     # the oracle: the grid's best single non-self source (x, +20% over the grid's own scratch)
     assert att["oracle_source"] == "x" and att["oracle_gain"] == pytest.approx(0.2)
     # spot from a mix whose gain sits inside the noise band is said to be inside it

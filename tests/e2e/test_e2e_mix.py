@@ -72,7 +72,7 @@ def test_mix_the_top_two_from_a_ranking(browser):
     assert all(r["spec"]["mix"]["members"] == top2 for r in mixed)
 
     # the heatmap's method picker offers the mixture methods beside pot and panda
-    b.open("transferability", metric="measured", col="my runs")
+    b.open("transferability", metric="measured", col="demo,my runs")  # the sources and the runs
     b.wait_for(".st-key-tr_method", timeout=120)
     assert "attempt" in _options(b, "tr_method")
     b.assert_no_exception()
