@@ -89,7 +89,7 @@ def text_lines(table: pd.DataFrame) -> list[str]:
         spread = f" ± {r.gain_spread * 100:.1f}" if math.isfinite(r.gain_spread) else ""
         noise = f"{r.noise * 100:.1f}%" if math.isfinite(r.noise) else "unknown"
         out.append(f"  {r.target:15s} {r.method:20s} acc {r.acc:.3f}  gain {r.gain * 100:+.1f}{spread}%  "
-                   f"noise {noise}{'' if r.outside_noise else ' (inside)'}  head start {r.head_start} steps  "
+                   f"noise {noise}{'' if r.outside_noise else ' (inside)'}  head start (steps) {r.head_start}  "
                    f"[{r.runs} runs; scratch {r.scratch_acc:.3f}]")
     av = averages(table)
     out.append("  mean over targets: " + ", ".join(f"{r.method} {r.mean_gain * 100:+.1f}%" for r in av.itertuples()))

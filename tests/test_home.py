@@ -52,6 +52,8 @@ def reference(df: pd.DataFrame, sim: pd.DataFrame | None, k: int = 3):
         scratch.setdefault((r.target, r.seed, dev(r)), []).append(r.test_score)
     gain = {}
     for r in df[df.method.isin(["pot", "panda"])].itertuples():
+        if str(r.source).startswith("mix "):  # a mixture is not a source: compared in its own table
+            continue
         base = float(np.mean(scratch[(r.target, r.seed, dev(r))]))
         gain[(r.method, r.source, r.target, r.seed, dev(r))] = (r.test_score - base) / base
     targets = sorted(set(df[df.method.isin(["pot", "panda"])].target))
