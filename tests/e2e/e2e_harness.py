@@ -444,17 +444,27 @@ class Browser:
         box = self.widget(label, key, testid=None if key else "stMultiSelect")
         return [t.get_attribute("title") or t.text for t in box.find_elements("css selector", "[data-tag]")]
 
-    def set_number(self, value, label: str | None = None, key: str | None = None) -> None:
-        """Type a value into a st.number_input and commit it (Enter), as a person does."""
+    def set_number(self, value, label: str | None = None, key: str | None = None, tries: int = 3) -> None:
+        """Type a value into a st.number_input and commit it (Enter), as a person does. A rerun that
+        replaces the input under the cursor (another control's, a background job's panel) leaves the
+        element stale: the value is typed again into the new one, as a person would."""
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.keys import Keys
 
-        box = self.widget(label, key, testid=None if key else "stNumberInput")
-        inp = box.find_element("css selector", "input")
-        self.click(inp)
-        inp.send_keys(Keys.CONTROL, "a")
-        inp.send_keys(str(value), Keys.ENTER)
-        self.wait_until(lambda: inp.get_attribute("value") == str(value), 10, f"number input {label or key!r}")
-        self.wait_idle(start_wait=1.0)
+        for i in range(tries):
+            try:
+                box = self.widget(label, key, testid=None if key else "stNumberInput")
+                inp = box.find_element("css selector", "input")
+                self.click(inp)
+                inp.send_keys(Keys.CONTROL, "a")
+                inp.send_keys(str(value), Keys.ENTER)
+                self.wait_until(lambda: inp.get_attribute("value") == str(value), 10, f"number input {label or key!r}")
+                self.wait_idle(start_wait=1.0)
+                return
+            except (TimeoutError, StaleElementReferenceException):
+                if i == tries - 1:
+                    raise
+                self.wait_idle(start_wait=2.0)
 
     def set_text(self, value: str, label: str | None = None, key: str | None = None) -> None:
         """Type into a st.text_input and commit it (Enter)."""

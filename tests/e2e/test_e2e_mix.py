@@ -38,18 +38,6 @@ def _options(b, key: str) -> list[str]:
     return opts
 
 
-def settle(b, value, key: str, tries: int = 3) -> None:
-    """Type a number; a rerun that replaces the input under the cursor (the ranking's, the estimate's
-    calibration job) makes the element stale: type it again into the new one."""
-    for i in range(tries):
-        try:
-            return b.set_number(value, key=key)
-        except TimeoutError:
-            if i == tries - 1:
-                raise
-            b.wait_idle(start_wait=2.0)
-
-
 def test_mix_the_top_two_from_a_ranking(browser):
     b = browser
     check_page(b, "tasks", ".st-key-tasks_selected")
@@ -59,7 +47,7 @@ def test_mix_the_top_two_from_a_ranking(browser):
     top2 = b.column(rank, "source")[:2]
     b.wait_idle(start_wait=2.0)  # the ranking's rerun settles before the launch form is typed into
     for value, key in ((2, "tasks_top_k"), (3, "tasks_steps"), (32, "tasks_train_size"), (1, "tasks_scratch_seeds")):
-        settle(b, value, key)
+        b.set_number(value, key=key)  # retyped when a rerun replaced the input (e2e_harness)
     b.click(b.widget(key="tasks_mix").find_element("css selector", "label"))
     plan = b.wait_for("[data-testid='stCode']", text="mix top-2 (zs)", timeout=60)[0].text
     assert "attempt" in plan and "8 run(s)" in plan, plan  # scratch, 2 pot, 2 panda, attempt, panda, spot
