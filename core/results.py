@@ -208,8 +208,31 @@ def run_backbone(settings) -> str | None:
 
 
 def run_head(settings) -> str | None:
-    """The head a run's ``settings`` JSON names (verbalizer | linear), or None."""
-    return _settings_field(settings, "head")
+    """The head a run's ``settings`` JSON names (:func:`head_label`), or None."""
+    if not isinstance(settings, str) or not settings:
+        return None
+    try:
+        value = json.loads(settings)
+    except ValueError:
+        return None
+    return head_label(value) if isinstance(value, dict) else None
+
+
+def head_label(params: dict) -> str | None:
+    """What reads a run's prompt, in one label -- part of what pairs a run with its scratch baseline
+    (core.metrics.measured.PAIR_KEYS): the pooled head (``verbalizer`` | ``linear``), or a label-word
+    head's preset (``thunlp-roberta``), with its scoring and label words when the run set them
+    (``peft-causal first_token words=no,yes``). None when the settings name none."""
+    lm = params.get("lm_head")
+    if not lm:
+        head = params.get("head")
+        return head if isinstance(head, str) and head else None
+    parts = [str(lm)]
+    if params.get("lm_scoring"):
+        parts.append(str(params["lm_scoring"]))
+    if params.get("label_words"):
+        parts.append("words=" + ",".join(map(str, params["label_words"])))
+    return " ".join(parts)
 
 
 def for_group(results: pd.DataFrame, names: set[str], backbone: str | None) -> pd.DataFrame:

@@ -353,62 +353,7 @@ def test_thunlp_bert_reads_position0_of_the_full_forward_with_token_types(tok_di
         torch.testing.assert_close(ours[i], full[[w[0] for w in wids]], rtol=1e-4, atol=1e-4)
 
 
-# ------------------------------------------------------------------------- training through a head (stage d)
-def _learnable_task():
-    """Label 1 texts say "good", label 0 texts say "bad": a prompt can move the position-0 scores."""
-    texts = [f"{'good' if i % 2 else 'bad'} movie number {i}" for i in range(16)]
-    sp = Split(texts, [i % 2 for i in range(16)])
-    return Task("tiny_sent", "sentiment", ["negative", "positive"], ["a negative review", "a positive review"],
-                sp, sp, sp)
-
-
-@pytest.mark.parametrize("preset", ["thunlp-roberta", "mlm-default"])
-def test_scratch_then_pot_through_an_mlm_head_trains_saves_and_loads_back(roberta, tmp_path, preset):
-    from core.heads.train import HeadTrainConfig, train_with_head
-    folder, model, tok = roberta
-    task = _learnable_task()
-    cfg = HeadTrainConfig(task="tiny_sent", backbone=str(folder), preset=preset, L=4, steps=10, lr=0.1,
-                          batch_size=16, device="cpu")
-    lm = load_lm(str(folder), HeadKind.mlm, "cpu", torch.float32)
-    res = train_with_head(cfg, task, out=tmp_path / "scratch")
-    assert len(res.losses) == 10 and res.losses[-1] < res.losses[0]   # the full batch each step: loss falls
-    assert not any(p.requires_grad for p in lm.model.parameters())    # only the prompt trained
-    back = read_prompts(tmp_path / "scratch")[0]
-    torch.testing.assert_close(torch.as_tensor(back.values), res.prompt)
-    assert (back.task, back.method) == ("tiny_sent", "scratch")
-    assert preset_for(back).name == preset and back.settings["label_words"] == ["negative", "positive"]
-    # the loss it reports is the cross-entropy of the scores evaluation reads (same head, same words)
-    p = get_preset(preset)
-    wids = word_token_ids(lm, ["negative", "positive"], p)
-    with torch.no_grad():
-        ce = torch.nn.functional.cross_entropy(label_scores(lm, p, res.prompt, wids, task.train.texts),
-                                               torch.tensor(task.train.labels))
-    assert float(ce) < res.losses[0]
-    # PoT: starts from the saved prompt, trains 10 more steps
-    pot = train_with_head(HeadTrainConfig(task="tiny_sent", backbone=str(folder), preset=preset, method="pot",
-                                          source=str(tmp_path / "scratch"), steps=10, lr=0.1, device="cpu"),
-                          task, out=tmp_path / "pot")
-    assert pot.sources == ["scratch"] and pot.losses[0] == pytest.approx(float(ce), rel=1e-4)
-    assert read_prompts(tmp_path / "pot")[0].method == "pot"
-
-
-def test_seq2seq_head_trains_on_a_tiny_t5(seq2seq, tmp_path):
-    from core.heads.train import HeadTrainConfig, train_with_head
-    folder, _adapters, _tok = seq2seq
-    res = train_with_head(HeadTrainConfig(task="tiny_sent", backbone=str(folder), preset="thunlp-t5", L=4, steps=10,
-                                          lr=0.1, batch_size=16, device="cpu"), _learnable_task(), out=tmp_path / "t5p")
-    assert res.losses[-1] < res.losses[0]
-    assert preset_for(read_prompts(tmp_path / "t5p")[0]).name == "thunlp-t5"
-
-
-def test_head_training_config_is_validated():
-    from core.heads.train import HeadTrainConfig
-    with pytest.raises(HeadError, match="'pot' needs source"):
-        HeadTrainConfig(task="t", backbone="b", method="pot")
-    with pytest.raises(HeadError, match="trains through core.training"):
-        HeadTrainConfig(task="t", backbone="b", preset="cosine")
-    with pytest.raises(HeadError, match="steps must be a positive integer"):
-        HeadTrainConfig(task="t", backbone="b", steps=0)
+# training through a head: tests/test_lmhead_training.py (core.training with TrainConfig.lm_head)
 
 
 def test_a_released_thunlp_roberta_prompt_is_read_on_a_width_768_masked_lm(tok_dir, tmp_path):

@@ -61,12 +61,12 @@ def test_attempt_with_fixed_attention_is_prompt_tuning_with_that_prompt(bb, task
     want = 2 * Pt if fix == "target" else src[fix] + Pt
     assert P.shape == (len(ids), 20, bb.dim)
     assert torch.allclose(P.detach(), want.expand_as(P), atol=1e-6)
-    la = a.loss(bb.encode(b["input_ids"], b["attention_mask"], P, pool="text"), ids, idx)
-    ls = s.loss(bb.encode(b["input_ids"], b["attention_mask"], want, pool="text"), ids, idx)
+    la = a.loss(a.head(bb.encode(b["input_ids"], b["attention_mask"], P, pool="text")), ids, idx)
+    ls = s.loss(s.head(bb.encode(b["input_ids"], b["attention_mask"], want, pool="text")), ids, idx)
     assert float(la.detach()) == pytest.approx(float(ls.detach()), rel=1e-6, abs=1e-7)
     # and it is not any prompt: the other fixed choice gives another loss
     other = src[0] + Pt if fix == "target" else 2 * Pt
-    lo = s.loss(bb.encode(b["input_ids"], b["attention_mask"], other, pool="text"), ids, idx).detach()
+    lo = s.loss(s.head(bb.encode(b["input_ids"], b["attention_mask"], other, pool="text")), ids, idx).detach()
     assert abs(float(lo) - float(la.detach())) > 1e-5
 
 
@@ -83,7 +83,7 @@ def test_attempt_attention_sums_to_one_changes_with_input_and_sources_get_no_gra
     assert names == {"attn_W_down.weight", "attn_W_up.weight", "layer_norm.weight", "layer_norm.bias"}
     assert not a.mixer.sources.requires_grad
     P = a.batch_prompt(b["input_ids"], b["attention_mask"])
-    a.loss(bb.encode(b["input_ids"], b["attention_mask"], P, pool="text"), ids, idx).backward()
+    a.loss(a.head(bb.encode(b["input_ids"], b["attention_mask"], P, pool="text")), ids, idx).backward()
     assert a.prompt.grad is not None and float(a.prompt.grad.abs().sum()) > 0
     assert a.mixer.attn_W_down.weight.grad is not None and float(a.mixer.attn_W_down.weight.grad.abs().sum()) > 0
     assert a.mixer.sources.grad is None
@@ -92,7 +92,7 @@ def test_attempt_attention_sums_to_one_changes_with_input_and_sources_get_no_gra
         a.update()
         ids, idx, b = _batch(a)
         P = a.batch_prompt(b["input_ids"], b["attention_mask"])
-        a.loss(bb.encode(b["input_ids"], b["attention_mask"], P, pool="text"), ids, idx).backward()
+        a.loss(a.head(bb.encode(b["input_ids"], b["attention_mask"], P, pool="text")), ids, idx).backward()
     assert torch.equal(a.mixer.sources, before)
     assert torch.equal(a.mixer.sources[1].cpu(), src[1])
 
@@ -143,8 +143,8 @@ def test_teacher_weights_are_normalised_and_weigh_each_mse(bb, tasks):
     r = Run(cfg, bb, tasks[TARGETS[1]])
     ids, idx, b = _batch(r)
     logits_in = bb.encode(b["input_ids"], b["attention_mask"], r.prompt, pool="text")
-    r.loss(logits_in, ids, idx)
     z = r.head(logits_in)
+    r.loss(z, ids, idx)
     it = torch.tensor(idx)
     m = [torch.nn.functional.mse_loss(z, t.logits(ids, it, r.pad_to)) for _, t in r.teachers]
     assert float(m[0]) != pytest.approx(float(m[1]))

@@ -156,8 +156,15 @@ def preset_for(prompt) -> HeadPreset:
     """The preset a prompt is read with: the one stored in its atlas.json (``settings["head"]``), else
     the one its release implies (thunlp's folder names, PEFT's task type), else ``cosine``."""
     s = getattr(prompt, "settings", None) or {}
-    if s.get("head") is not None:
-        return HeadPreset.from_dict(s["head"], f"{getattr(prompt, 'origin', None) or prompt}: atlas.json head")
+    head = s.get("head")
+    where = f"{getattr(prompt, 'origin', None) or prompt}: atlas.json head"
+    if head == "verbalizer":   # trained here through the pooled cosine head (python -m core train)
+        return get_preset("cosine")
+    if head == "linear":       # its trained layer lives in head.safetensors: no preset reads it
+        raise HeadError(f"{where}: trained with a linear head on pooled features (head.safetensors); "
+                        "no label-word preset reads it as trained")
+    if head is not None:
+        return HeadPreset.from_dict(head, where)
     bb = (getattr(prompt, "backbone", None) or "").lower()
     if s.get("source") == "thunlp/Prompt-Transferability" and getattr(prompt, "method", None) != "projected":
         for key, name in (("roberta", "thunlp-roberta"), ("bert", "thunlp-bert"), ("t5", "thunlp-t5")):

@@ -154,11 +154,36 @@ def _pad(rows: list[list[int]], value: int, device) -> tuple[torch.Tensor, torch
 
 
 def _with_prompt(lm: LM, prompt: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor):
-    """inputs_embeds [B, L+T, d] (prompt in front) and the mask [B, L+T]."""
+    """inputs_embeds [B, L+T, d] (prompt [L, d], or one per row [B, L, d], in front) and the mask [B, L+T]."""
     emb = lm.embed(ids)
-    B, L = ids.shape[0], prompt.shape[0]
-    p = prompt.to(device=lm.device, dtype=emb.dtype).unsqueeze(0).expand(B, -1, -1)
+    B, L = ids.shape[0], prompt.shape[-2]
+    p = prompt.to(device=lm.device, dtype=emb.dtype)
+    p = p.unsqueeze(0).expand(B, -1, -1) if p.dim() == 2 else p
     return torch.cat([p, emb], 1), torch.cat([mask.new_ones((B, L)), mask], 1)
+
+
+def uses_token_types(lm: LM) -> bool:
+    """The model has a segment embedding the tokenizer fills for pairs (BERT; not RoBERTa, T5, decoders)."""
+    return (lm.head == HeadKind.mlm and int(getattr(lm.model.config, "type_vocab_size", 0) or 0) >= 2
+            and "token_type_ids" in getattr(lm.tokenizer, "model_input_names", ())
+            and getattr(lm.tokenizer, "sep_token_id", None) is not None)
+
+
+def token_types(lm: LM, ids: list[list[int]]) -> list[list[int]] | None:
+    """Token types of encoded rows as a BERT tokenizer gives them for a pair: 0 up to and including
+    the first separator, 1 after it (a single text: all 0); None where the model has none. A training
+    run keeps ids only, so it reads the types back from them (equal to the tokenizer's: tested)."""
+    if not uses_token_types(lm):
+        return None
+    sep = int(lm.tokenizer.sep_token_id)
+    out = []
+    for row in ids:
+        seen, t = False, []
+        for x in row:
+            t.append(1 if seen else 0)
+            seen = seen or x == sep
+        out.append(t)
+    return out
 
 
 # model types whose LM head is one module on the base model's last hidden states: ``head(h)`` equals the
@@ -197,15 +222,27 @@ def label_scores(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: lis
                  max_length: int = 128) -> torch.Tensor:
     """Scores [B, C] float32 of the C label words for B texts. prompt: [L, d]; decoder_prompt: [Ld, d]
     (seq2seq only, a PEFT adapter's decoder half). Differentiable in the prompt(s)."""
-    if prompt.dim() != 2 or prompt.shape[1] != lm.dim:
-        raise HeadError(f"prompt shape {tuple(prompt.shape)} does not fit {lm.name} (d={lm.dim}): expected [L, {lm.dim}]")
+    ids, types = text_ids(lm, preset, texts, texts2, max_length)
+    return scores_from_ids(lm, preset, prompt, word_ids, ids, types, decoder_prompt=decoder_prompt)
+
+
+def scores_from_ids(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: list[list[int]],
+                    ids: list[list[int]], types: list[list[int]] | None = None, *,
+                    decoder_prompt: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`label_scores` of rows already encoded by :func:`text_ids` (a training run encodes its
+    data once). prompt: [L, d], or [B, L, d] one per row (attempt's instance-wise prompt, a packed
+    step's rows of several runs); types: None reads them back from the ids (:func:`token_types`)."""
+    if prompt.dim() not in (2, 3) or prompt.shape[-1] != lm.dim or (prompt.dim() == 3 and prompt.shape[0] != len(ids)):
+        raise HeadError(f"prompt shape {tuple(prompt.shape)} does not fit {lm.name} (d={lm.dim}): expected "
+                        f"[L, {lm.dim}] or [{len(ids)}, L, {lm.dim}]")
     if decoder_prompt is not None and (lm.head != HeadKind.seq2seq or decoder_prompt.shape[-1] != lm.dim):
         raise HeadError("a decoder prompt goes with a seq2seq head of the same width only")
-    ids, types = text_ids(lm, preset, texts, texts2, max_length)
+    if types is None:
+        types = token_types(lm, ids)
     pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     x, m = _pad(ids, pad_id, lm.device)
     embeds, mask = _with_prompt(lm, prompt, x, m)
-    B, L = x.shape[0], prompt.shape[0]
+    B, L = x.shape[0], prompt.shape[-2]
     _check_positions(lm, L + x.shape[1] + (max(map(len, word_ids)) if lm.head == HeadKind.causal else 0))
     if lm.head == HeadKind.mlm:
         kw = {}

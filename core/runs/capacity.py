@@ -88,10 +88,11 @@ def pack_cap(device: str, spec: dict, mem_bytes: int | None = None) -> int:
 
 def pack_group(spec: dict) -> tuple:
     """Queued runs pack together when these agree (core.training.pack_key): backbone, device,
-    prompt length. Backend and address too: a pack is one process or one Ray job."""
+    prompt length, label-word head. Backend and address too: a pack is one process or one Ray job."""
     params = spec.get("params") or {}
     return (spec.get("backend", "local"), spec.get("address"), spec.get("device"), spec.get("backbone"),
-            int(params.get("prompt_length", PROMPT_LENGTH_DEFAULT)))
+            int(params.get("prompt_length", PROMPT_LENGTH_DEFAULT)), params.get("lm_head") or "",
+            params.get("lm_scoring") or "")
 
 
 def cpu_slots() -> int:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from core.config import atlas_home
 from core.curves import CURVE_KEY, curve_from_events
-from core.results import FLAGS_NOT_RECORDED, RESULTS_COLUMNS, SCORE_KIND  # the contract is defined once, in core.results
+from core.results import FLAGS_NOT_RECORDED, RESULTS_COLUMNS, SCORE_KIND, head_label  # the contract is defined once, in core.results
 from core.training.events import upgrade_metrics
 
 TERMINAL = ("finished", "failed", "cancelled")
@@ -606,7 +606,7 @@ class RunStore:
                 "settings": json.dumps(settings, sort_keys=True, default=_json_default),
                 # what the number is, from the run's own final event (core.runs.worker.sanity)
                 "majority_rate": final.get("majority_rate"), "test_n": final.get("test_n"),
-                "score_kind": final.get("score_kind") or SCORE_KIND, "head": params.get("head") or final.get("head"),
+                "score_kind": final.get("score_kind") or SCORE_KIND, "head": head_label(params) or final.get("head"),
                 "data_hash": final.get("data_hash"),
                 "flags": final.get("flags") or (FLAGS_NOT_RECORDED if r["status"] == "finished" else None),
                 "val_other": final.get("val_other"), "test_other": final.get("test_other"),

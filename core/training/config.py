@@ -17,6 +17,10 @@ from enum import Enum, StrEnum
 from typing import Any, get_args, get_type_hints
 
 from core.config import DEFAULT_BACKBONE
+from core.heads.presets import PRESETS, HeadKind as LMHead, Scoring
+
+# the label-word heads a run can train through (core.heads.presets; "cosine" is the pooled head here)
+LM_HEAD_PRESETS = tuple(n for n, p in PRESETS.items() if p.head != LMHead.cosine)
 
 # PEFT TEXT-init text: a comma repeated L times starts at about the no-prompt accuracy
 # (mean +1.2 points over the 10 demo tasks; a sentence-like text lost up to 5 points).
@@ -116,6 +120,13 @@ class TrainConfig:
     head_lr: float = _f(1e-2, "learning rate of the linear head", above=0)
     pool: Pool = _f(Pool.text, "mean-pool the text tokens only, or prompt + text")
     tau: float = _f(0.05, "verbalizer temperature", above=0)
+    lm_head: str | None = _f(None, "read the prompt through a label-word head instead of pooled features: a preset "
+                             f"({' | '.join(LM_HEAD_PRESETS)}; core.heads.presets), trained with cross-entropy over "
+                             "the label words' scores", metavar="PRESET")
+    label_words: list[str] | None = _f(None, "with --lm-head: one word per label, in the task's label order "
+                                       "(default: the preset's words, else the label names)")
+    lm_scoring: Scoring | None = _f(None, "with a seq2seq / causal --lm-head: first_token or sequence "
+                                    "(log-likelihood of the whole word); default the preset's")
     padding: Padding = _f(Padding.bucket, "length-bucketed batches, random batches, or fixed max_length")
     sources: list = _f([], "source prompt path (repeat for a SPoT weighted average)", flag="--source",
                        metavar="PROMPT")
@@ -161,6 +172,7 @@ class TrainConfig:
                 _bad(f"{len(self.teacher_weights)} teacher weights for {len(self.teachers)} teachers")
             if any(w < 0 for w in self.teacher_weights) or sum(self.teacher_weights) <= 0:
                 _bad("teacher weights must be >= 0 with a positive sum")
+        self._check_lm_head()
         if self.method != Method.panda:
             if self.teachers:
                 _bad("only panda uses teachers")
@@ -176,6 +188,39 @@ class TrainConfig:
             _bad("student_init 'source' needs --source")
         if self.lambda_mode == LambdaMode.metric and self.metric_value is None:
             _bad("lambda_mode 'metric' needs metric_value (the pair's metric, normalised to [0, 1])")
+
+    def _check_lm_head(self) -> None:
+        if self.lm_head is None:
+            if self.label_words is not None or self.lm_scoring is not None:
+                _bad("label_words and lm_scoring go with --lm-head (a label-word head); the pooled head reads "
+                     "the task's label descriptions")
+            return
+        if self.lm_head not in LM_HEAD_PRESETS:
+            _bad(f"lm_head {self.lm_head!r} is not one of {', '.join(LM_HEAD_PRESETS)}")
+        if self.head == HeadKind.linear:
+            _bad("head 'linear' trains a layer on pooled features; with --lm-head the label words are the head")
+        if self.pool != Pool.text:
+            _bad("pool applies to the pooled head only; leave it at 'text' with --lm-head")
+        if self.lm_scoring == Scoring.sequence and PRESETS[self.lm_head].head == LMHead.mlm:
+            _bad(f"lm_scoring 'sequence' needs a seq2seq or causal head; {self.lm_head} is a masked LM")
+        if self.label_words is not None:
+            words = [w.strip() for w in self.label_words]
+            if not words or not all(words) or len(set(words)) != len(words):
+                _bad("label_words must be non-empty, distinct words (one per label)")
+            self.label_words = words
+
+    def lm_preset(self, task_name: str):
+        """The run's HeadPreset (core.heads.presets), with --label-words as its verbalizer for this task
+        and --lm-scoring applied; None for the pooled head."""
+        if self.lm_head is None:
+            return None
+        from core.heads.presets import get_preset
+        p = get_preset(self.lm_head)
+        if self.lm_scoring is not None:
+            p = p.with_(scoring=self.lm_scoring)
+        if self.label_words is not None:
+            p = p.with_(verbalizer={**p.verbalizer, task_name: list(self.label_words)})
+        return p
 
     def effective_lambda(self) -> float:
         """The KD weight on the mean-reduced MSE actually used."""
@@ -241,6 +286,10 @@ def _checked(name: str, v, hint, meta) -> Any:
         _bad(f"{name} must be a string, got {type(v).__name__}")
     if name in ("sources", "teachers"):
         return list(v or [])
+    if name == "label_words":
+        if isinstance(v, str) or not all(isinstance(w, str) for w in v):
+            _bad(f"label_words must be a list of words, got {v!r}")
+        return list(v)
     if name in ("source_weights", "teacher_weights"):
         try:
             return [float(w) for w in v]

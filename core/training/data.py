@@ -88,18 +88,19 @@ class RunData:
     pad_to: int | None
 
 
-def load_run_data(cfg: TrainConfig, bb: Backbone, task, task_name: str) -> RunData:
-    """The seeded training subsample and the (capped) validation split, tokenised once."""
+def load_run_data(cfg: TrainConfig, bb: Backbone, task, task_name: str, encode=None) -> RunData:
+    """The seeded training subsample and the (capped) validation split, tokenised once.
+    encode: (texts, texts2) -> ids (a label-word head's layout); default the backbone's tokenizer."""
     tr_idx = subsample(list(task.train.labels), cfg.train_size, cfg.seed)
     if not tr_idx:
         raise TrainError(f"task {task_name}: empty training split")
     # a sentence-pair task's rows are tokenised as pairs (Split.inputs gives texts2 or None)
-    tr_ids = _ids(bb, task.train, tr_idx, cfg.max_length)
+    tr_ids = _ids(bb, task.train, tr_idx, cfg.max_length, encode)
     tr_labels = torch.tensor([task.train.labels[i] for i in tr_idx], dtype=torch.long)
     va = split_of(task, "validation")
     vi = list(range(len(va))) if cfg.val_size is None else subsample(list(va.labels), cfg.val_size, cfg.seed)
     va_labels = [va.labels[i] for i in vi]
-    va_ids = _ids(bb, va, vi, cfg.max_length) if vi else []
+    va_ids = _ids(bb, va, vi, cfg.max_length, encode) if vi else []
     pad_to = cfg.max_length if cfg.padding == Padding.max_length else None
     return RunData(tr_ids, tr_labels, [len(x) for x in tr_ids], va_ids, va_labels, pad_to)
 
@@ -113,16 +114,19 @@ def check_labels(data: RunData, n_classes: int, task_name: str) -> None:
             raise TrainError(f"task {task_name}: a {split} label is {bad[0]}, outside its {n_classes} classes")
 
 
-def load_test_split(cfg: TrainConfig, bb: Backbone, task) -> tuple[list[list[int]], list[int]]:
+def load_test_split(cfg: TrainConfig, bb: Backbone, task, encode=None) -> tuple[list[list[int]], list[int]]:
     """The (seeded, stratified, capped) test split: token ids and labels."""
     te = split_of(task, "test")
     ti = subsample(list(te.labels), cfg.test_size, cfg.seed)
-    return _ids(bb, te, ti, cfg.max_length), [te.labels[i] for i in ti]
+    return _ids(bb, te, ti, cfg.max_length, encode), [te.labels[i] for i in ti]
 
 
-def _ids(bb: Backbone, sp, idx: list[int], max_length: int) -> list[list[int]]:
+def _ids(bb: Backbone, sp, idx: list[int], max_length: int, encode=None) -> list[list[int]]:
     """Token ids of rows ``idx`` of a split: single texts, or (text, text2) pairs encoded as the
-    tokenizer encodes pairs, truncated longest-first (a split without ``texts2`` is single)."""
+    tokenizer encodes pairs, truncated longest-first (a split without ``texts2`` is single).
+    encode: (texts, texts2) -> ids instead of the backbone's tokenizer (a label-word head's layout)."""
     texts2 = getattr(sp, "texts2", None)
-    return bb.token_ids([sp.texts[i] for i in idx], max_length,
-                        None if texts2 is None else [texts2[i] for i in idx])
+    texts, texts2 = [sp.texts[i] for i in idx], None if texts2 is None else [texts2[i] for i in idx]
+    if encode is not None:
+        return encode(texts, texts2)
+    return bb.token_ids(texts, max_length, texts2)

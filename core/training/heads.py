@@ -44,7 +44,7 @@ def label_embeddings(bb: Backbone, task) -> torch.Tensor:
 
 def head_state(head: Head) -> dict | None:
     """The linear head's weights as CPU tensors (None for a verbalizer: nothing trains)."""
-    if head.kind != HeadKind.linear:
+    if head is None or head.kind != HeadKind.linear:   # None: a label-word head (nothing of its own trains)
         return None
     return {k: v.detach().cpu().clone() for k, v in head.linear.state_dict().items()}
 

@@ -34,6 +34,7 @@ from core.training.init import initial_prompt
 from core.training.result import TrainResult, default_run_name, package_versions
 from core.training.attempt import AttemptMixer, MixedPrompt
 from core.training.init import source_stack
+from core.training.lmhead import LabelWordHead, backbone_view, encoder_for
 from core.training.teacher import make_teachers
 
 
@@ -46,15 +47,14 @@ def train(cfg: TrainConfig, *, callback: Callable[[dict], None] | None = None,
     should_stop(): checked before every step; True ends the run early (cancelled=True),
     still returning the best prompt so far with its test score.
     """
-    bb = backbone or load_backbone(cfg.backbone, cfg.device, compile=cfg.compile)
+    # a label-word head (cfg.lm_head) loads the LM with its head; the run reads the backbone through it
+    bb = None if cfg.lm_head else backbone or load_backbone(cfg.backbone, cfg.device, compile=cfg.compile)
     # set-up: seed, data, head, prompt, optimiser, teacher logits, the step-0 eval
     run = Run(cfg, bb, task, callback=callback, should_stop=should_stop, progress=progress)
     while not run.done and not run.stop_requested():
         ids, idx = run.next_batch()
-        b = bb.pad(ids, run.pad_to)
-        P = run.batch_prompt(b["input_ids"], b["attention_mask"])  # [L, d], or [B, L, d] for attempt
-        z = bb.encode(b["input_ids"], b["attention_mask"], P, pool=cfg.pool)  # [B, d]
-        run.loss(z, ids, idx).backward()
+        logits = run.forward(ids)  # [B, C]: the head on pooled features, or the label words' scores
+        run.loss(logits, ids, idx).backward()
         run.update()  # optimiser, schedule, progress event, eval every eval_every steps
     return run.finish()  # final eval, test with the best prompt
 
@@ -139,24 +139,32 @@ class Run:
     single twin starts.
     """
 
-    def __init__(self, cfg: TrainConfig, bb: Backbone, task=None, *,
+    def __init__(self, cfg: TrainConfig, bb: Backbone | None, task=None, *,
                  callback: Callable[[dict], None] | None = None,
                  should_stop: Callable[[], bool] | None = None, progress: bool = False):
         self.t_start = time.perf_counter()
-        self.cfg, self.bb, self.should_stop = cfg, bb, should_stop
+        self.cfg, self.should_stop = cfg, should_stop
         self.emit = callback or (lambda e: None)
         if task is None:
             from core.tasks import get_task  # lazy: core.tasks may pull in loaders
             task = get_task(cfg.task)
         self.task, self.task_name = task, getattr(task, "name", cfg.task)
+        # label-word head (core.training.lmhead): the LM with its head; the backbone is a view of its modules
+        self.lmh = LabelWordHead.for_run(cfg, task) if cfg.lm_head else None
+        bb = backbone_view(self.lmh.lm) if self.lmh is not None else bb
+        if bb is None:
+            bb = load_backbone(cfg.backbone, cfg.device, compile=cfg.compile)
+        self.bb = bb
+        self.encode = encoder_for(self.lmh, bb, cfg.max_length)
         self.score_kind = task_score_kind(task)   # the main score: selects the best checkpoint
         seed_all(cfg.seed)  # the linear head's init draws from the global generator
         self.emit({"kind": "status", "step": 0, "metrics": {"state": "started", "task": self.task_name,
                                                              "method": str(cfg.method), "device": str(bb.device)}})
-        self.data = load_run_data(cfg, bb, task, self.task_name)
+        self.data = load_run_data(cfg, bb, task, self.task_name, self.encode)
         self.pad_to = self.data.pad_to
-        self.head = Head(cfg.head, label_embeddings(bb, task), cfg.tau).to(bb.device)
-        check_labels(self.data, self.head.label_emb.shape[0], self.task_name)
+        # the pooled head (cosine verbalizer / linear); None when the label words are the head
+        self.head = None if self.lmh else Head(cfg.head, label_embeddings(bb, task), cfg.tau).to(bb.device)
+        check_labels(self.data, self.lmh.n_classes if self.lmh else self.head.label_emb.shape[0], self.task_name)
         init, source, self.source_names = initial_prompt(bb, cfg)
         self.prompt = torch.nn.Parameter(init.to(bb.device, torch.float32).clone())
         self.init_prompt = init.clone()
@@ -167,7 +175,7 @@ class Run:
             self.mixer = AttemptMixer(source_stack(bb, cfg)[0], cfg.attn_dim, cfg.attn_temperature).to(bb.device)
         self.opt, self.sched = make_optimizer(cfg, self.prompt, self.head, self.mixer)
         self.lam = cfg.effective_lambda()
-        self.teachers = (make_teachers(cfg, bb, self.head, source, self.data.tr_ids, self.emit)
+        self.teachers = (make_teachers(cfg, bb, self.head, source, self.data.tr_ids, self.emit, lmh=self.lmh)
                          if cfg.method == Method.panda else [])
         self._init_loop_state(want_metrics=callback is not None or progress, progress=progress)
         self.init_val = self.run_eval(0) if cfg.eval_at_start else None
@@ -216,17 +224,31 @@ class Run:
             return self.prompt
         return self.mixer(self.bb.embed_ids(input_ids), mask.to(self.bb.device), self.prompt)
 
+    def forward(self, ids: list[list[int]]) -> torch.Tensor:
+        """This run's logits [B, C] for a batch (token ids per example, unpadded) with its prompt in
+        front: the pooled head on the backbone's features, or the label words' scores (lm_head)."""
+        if self.lmh is not None:
+            return self.lmh.logits(ids, self.batch_prompt)   # batch_prompt: [L, d], or per row (attempt)
+        b = self.bb.pad(ids, self.pad_to)
+        P = self.batch_prompt(b["input_ids"], b["attention_mask"])  # [L, d], or [B, L, d] for attempt
+        return self.head(self.bb.encode(b["input_ids"], b["attention_mask"], P, pool=self.cfg.pool))  # [B, C]
+
+    def predict(self, ids: list[list[int]], prompt) -> torch.Tensor:
+        """Logits [N, C] float32 CPU of an evaluation split (no gradient); prompt: from eval_prompt."""
+        if self.lmh is not None:
+            return self.lmh.predict(ids, prompt)
+        return predict_logits(self.bb, self.head, ids, prompt, self.cfg.pool)
+
     def eval_prompt(self, prompt: torch.Tensor | None = None):
         """What evaluation puts in front: the prompt [L, d] (default the current one, detached), or
         for attempt a callable computing the instance-wise prompt with it."""
         p = self.prompt.detach() if prompt is None else prompt.to(self.bb.device)
         return p if self.mixer is None else MixedPrompt(self.bb, self.mixer, p)
 
-    def loss(self, z: torch.Tensor, ids: list[list[int]], idx: list[int]) -> torch.Tensor:
-        """Pooled [B, d] of this run's batch (its own prompt in front) -> scalar loss."""
+    def loss(self, logits: torch.Tensor, ids: list[list[int]], idx: list[int]) -> torch.Tensor:
+        """Logits [B, C] of this run's batch (its own prompt in front: :meth:`forward`) -> scalar loss."""
         idx_t = torch.tensor(idx, dtype=torch.long)
         y = self.bb.to_device(self.data.tr_labels[idx_t])
-        logits = self.head(z)
         ce = F.cross_entropy(logits, y)
         kd = None
         loss = ce
@@ -282,8 +304,7 @@ class Run:
         """Validation score of the current prompt; it becomes the best checkpoint when it beats it."""
         if not self.data.va_ids:
             return float("nan")
-        both = scores(predict_logits(self.bb, self.head, self.data.va_ids, self.eval_prompt(), self.cfg.pool),
-                      self.data.va_labels)
+        both = scores(self.predict(self.data.va_ids, self.eval_prompt()), self.data.va_labels)
         score = both[self.score_kind]
         if score > self.best.val:
             self.best = Best(val=score, step=step, prompt=self.prompt.detach().float().cpu().clone(),
@@ -326,9 +347,8 @@ class Run:
         load_head_state(self.head, best.head)
         if self.mixer is not None:
             self.mixer.load_weights(best.mixer)
-        te_ids, te_labels = load_test_split(cfg, bb, self.task)
-        test_scores = scores(predict_logits(bb, self.head, te_ids, self.eval_prompt(best.prompt), cfg.pool),
-                             te_labels)
+        te_ids, te_labels = load_test_split(cfg, bb, self.task, self.encode)
+        test_scores = scores(self.predict(te_ids, self.eval_prompt(best.prompt)), te_labels)
         test_score = test_scores[self.score_kind]
         wall = time.perf_counter() - self.t_start
         state = "cancelled" if self.cancelled else "finished"
@@ -353,6 +373,9 @@ class Run:
                          "train_examples": len(self.data.tr_ids), "cancelled": self.cancelled,
                          "versions": package_versions(), "init_norm": float(self.init_prompt.norm(dim=1).mean()),
                          "final_norm": float(best.prompt.norm(dim=1).mean()), "word_emb_norm": self.tok_norm})
+        if self.lmh is not None:   # read back with the head it was trained with (prompts eval, atlas.json)
+            settings.update({"head": self.lmh.record(), "label_words": list(self.lmh.words),
+                             "label_word_source": self.lmh.word_source})
         if self.mixer is not None:
             settings["attempt"] = {"sources": list(self.source_names), "temperature": self.mixer.temperature,
                                    "attn_dim": cfg.attn_dim, "mean_attention": self.mean_attention()}

@@ -32,7 +32,16 @@ class PackOutcome:
 def pack_key(cfg: TrainConfig) -> tuple:
     """Runs pack together when these agree: one backbone and device, and one prompt length
     (a prompt of another length would shift the text's positions)."""
-    return (str(cfg.backbone), str(cfg.device), int(cfg.prompt_length))
+    return (str(cfg.backbone), str(cfg.device), int(cfg.prompt_length), lm_head_key(cfg))
+
+
+def lm_head_key(cfg: TrainConfig) -> tuple:
+    """Runs with a label-word head share a forward only with runs reading the same LM the same way (the
+    head kind, the read position, the scoring); the pooled head's runs only with each other."""
+    if not cfg.lm_head:
+        return ()
+    p = cfg.lm_preset(cfg.task)
+    return (p.head.value, p.position.value, p.scoring.value, p.word_prefix)
 
 
 def train_packed(cfgs: list[TrainConfig], *, callbacks: list | None = None, should_stops: list | None = None,
@@ -55,7 +64,8 @@ def train_packed(cfgs: list[TrainConfig], *, callbacks: list | None = None, shou
         return []
     _check_packable(cfgs, backbone)
     callbacks, should_stops, tasks = callbacks or [None] * K, should_stops or [None] * K, tasks or [None] * K
-    bb = backbone or load_backbone(cfgs[0].backbone, cfgs[0].device)
+    # label-word-head runs read the backbone through their LM (one per pack: core.heads.scorer caches it)
+    bb = backbone or (None if cfgs[0].lm_head else load_backbone(cfgs[0].backbone, cfgs[0].device))
     pack = _Pack(K)
     for k, cfg in enumerate(cfgs):  # set-up one by one: each seeds the global RNG for its own head
         try:
@@ -109,24 +119,29 @@ class _Pack:
 
 
 def _check_packable(cfgs: list[TrainConfig], backbone: Backbone | None) -> None:
-    keys = {pack_key(c) for c in cfgs} if backbone is None else {c.prompt_length for c in cfgs}
+    keys = {pack_key(c) for c in cfgs} if backbone is None else {(c.prompt_length, lm_head_key(c)) for c in cfgs}
     if len(keys) > 1:
         raise TrainError(f"train_packed: these runs cannot share a forward (backbone, device, prompt length "
-                         f"differ: {sorted(map(str, keys))}); pack runs with the same ones")
+                         f"or label-word head differ: {sorted(map(str, keys))}); pack runs with the same ones")
 
 
 def _backward_alone(bb: Backbone, run: Run, batch: tuple) -> None:
     run.opt.zero_grad(set_to_none=True)
     ids, idx = batch
-    b = bb.pad(ids, run.pad_to)
-    P = run.batch_prompt(b["input_ids"], b["attention_mask"])
-    run.loss(bb.encode(b["input_ids"], b["attention_mask"], P, pool=run.cfg.pool), ids, idx).backward()
+    run.loss(run.forward(ids), ids, idx).backward()
 
 
 def packed_forward(bb: Backbone, runs: list[Run], batches: list[tuple]) -> list[torch.Tensor]:
     """One forward for a pack: rows of every run, padded to the longest, each with its own
     run's prompt [B_total, L, d] (attempt: each row's instance-wise prompt, computed from the row's
-    text tokens only, so padding to the pack's longest changes nothing); returns each run's loss."""
+    text tokens only, so padding to the pack's longest changes nothing); returns each run's loss.
+
+    Runs with a label-word head (lm_head; all of one pack share the LM: :func:`pack_key`) read their
+    scores at one position per row (masked LM, first-token scoring): one forward scores every run's
+    words on every row, and each run takes its own rows and its own words' columns. Sequence scoring
+    (a decoder pass per label word) has no shared position: those runs go one after the other."""
+    if runs[0].lmh is not None:
+        return _packed_label_words(runs, batches)
     T = max(r.pad_to or max(len(x) for x in ids) for r, (ids, _) in zip(runs, batches))
     b = bb.pad([x for ids, _ in batches for x in ids], T)
     P, s = [], 0
@@ -143,5 +158,28 @@ def packed_forward(bb: Backbone, runs: list[Run], batches: list[tuple]) -> list[
         rows = slice(s, s + len(ids))
         s += len(ids)
         z = bb.pool(h[rows], mask[rows], L, r.cfg.pool)
-        losses.append(r.loss(z, ids, idx))
+        losses.append(r.loss(r.head(z), ids, idx))
+    return losses
+
+
+def _packed_label_words(runs: list[Run], batches: list[tuple]) -> list[torch.Tensor]:
+    """A pack of label-word-head runs: one forward of all rows (each with its run's prompt) when every
+    run reads one position per row; else each run's own forward."""
+    if not all(r.lmh.single_read for r in runs):
+        return [r.loss(r.forward(ids), ids, idx) for r, (ids, idx) in zip(runs, batches)]
+    lmh = runs[0].lmh
+    rows = [x for ids, _ in batches for x in ids]
+    x, m = lmh.pad(rows)
+    P, words, cols, s = [], [], [], 0
+    for r, (ids, _) in zip(runs, batches):
+        p = r.batch_prompt(x[s:s + len(ids)], m[s:s + len(ids)])   # attempt: from the row's own text tokens
+        P.append(p.unsqueeze(0).expand(len(ids), -1, -1) if p.dim() == 2 else p)
+        cols.append(slice(len(words), len(words) + r.lmh.n_classes))
+        words += r.lmh.word_ids
+        s += len(ids)
+    scores = lmh.logits(rows, torch.cat(P), word_ids=words)   # [B_total, sum of the runs' C]
+    losses, s = [], 0
+    for r, (ids, idx), c in zip(runs, batches, cols):
+        losses.append(r.loss(scores[s:s + len(ids), c], ids, idx))
+        s += len(ids)
     return losses

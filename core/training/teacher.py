@@ -29,9 +29,9 @@ from core.training.init import load_prompt_tensor
 class Teacher:
     """The teacher's logits z_t [B, C] for a batch of training examples."""
 
-    def __init__(self, cfg: TrainConfig, bb: Backbone, head: Head, source: torch.Tensor | None,
-                 tr_ids: list[list[int]], emit: Callable[[dict], None], *, prompt=None):
-        self.bb, self.pool = bb, cfg.pool
+    def __init__(self, cfg: TrainConfig, bb: Backbone, head: Head | None, source: torch.Tensor | None,
+                 tr_ids: list[list[int]], emit: Callable[[dict], None], *, prompt=None, lmh=None):
+        self.bb, self.pool, self.lmh = bb, cfg.pool, lmh
         ref = cfg.teacher if prompt is None else prompt
         tp = load_prompt_tensor(ref, bb.dim)[0] if ref is not None else source
         self.prompt = tp.to(bb.device)  # [L, d]
@@ -39,25 +39,33 @@ class Teacher:
         self.cache = None  # [N_train, C] on the device
         if not cfg.teacher_every_step:
             emit({"kind": "status", "step": 0, "metrics": {"state": "caching_teacher", "n": len(tr_ids)}})
-            self.cache = predict_logits(bb, self.head, tr_ids, self.prompt, cfg.pool).to(bb.device)
+            # a label-word head (lmh): the teacher's label-word scores, as the student's are read
+            z = lmh.predict(tr_ids, self.prompt) if lmh is not None else predict_logits(bb, self.head, tr_ids,
+                                                                                      self.prompt, cfg.pool)
+            self.cache = z.to(bb.device)
 
     def logits(self, ids: list[list[int]], idx: torch.Tensor, pad_to: int | None) -> torch.Tensor:
         """ids: the batch's token ids (unpadded); idx: their training-set indices [B] (CPU long)."""
         bb = self.bb
         if self.cache is not None:
             return self.cache.index_select(0, bb.to_device(idx))
+        if self.lmh is not None:
+            with torch.no_grad():
+                return self.lmh.logits(ids, self.prompt).float()
         b = bb.pad(ids, pad_to)
         with torch.no_grad():
             z = bb.encode(b["input_ids"], b["attention_mask"], self.prompt, pool=self.pool)
             return self.head(z).float()
 
 
-def make_teachers(cfg: TrainConfig, bb: Backbone, head: Head, source: torch.Tensor | None,
-                  tr_ids: list[list[int]], emit: Callable[[dict], None]) -> list[tuple[float, Teacher]]:
+def make_teachers(cfg: TrainConfig, bb: Backbone, head: Head | None, source: torch.Tensor | None,
+                  tr_ids: list[list[int]], emit: Callable[[dict], None], *, lmh=None) -> list[tuple[float, Teacher]]:
     """PANDA's teachers with their weights [(w_k, Teacher)]: K from ``teachers`` (weights summing to 1),
-    or today's single teacher with weight 1."""
+    or today's single teacher with weight 1. lmh: the run's label-word head (core.training.lmhead), whose
+    scores the teachers then give."""
     if not cfg.teachers:
-        return [(1.0, Teacher(cfg, bb, head, source, tr_ids, emit))]
+        return [(1.0, Teacher(cfg, bb, head, source, tr_ids, emit, lmh=lmh))]
     from core.training.init import check_same_kind
     check_same_kind(list(cfg.teachers), "teacher prompts")
-    return [(w, Teacher(cfg, bb, head, None, tr_ids, emit, prompt=t)) for w, t in zip(cfg.kd_weights(), cfg.teachers)]
+    return [(w, Teacher(cfg, bb, head, None, tr_ids, emit, prompt=t, lmh=lmh))
+            for w, t in zip(cfg.kd_weights(), cfg.teachers)]
