@@ -31,7 +31,8 @@ from statistics import median
 from core.prompts import DEFAULT_BACKBONE
 
 # settings of a run (core.training.TrainConfig fields) that make its budget: carried with steps / train_size
-REGIME_EXTRA = ("prompt_length", "batch_size", "max_length", "head", "init", "pool", "val_size", "test_size")
+REGIME_EXTRA = ("prompt_length", "batch_size", "max_length", "head", "init", "pool", "val_size", "test_size",
+                "lm_head", "label_words", "lm_scoring")   # a label-word head is part of the regime too
 # the method's own settings of a measured cell (PANDA's teacher, λ and student start): a prefilled run
 # copies them too, or it is not the run that was measured (query parameter ``method_params``)
 METHOD_SETTINGS = ("teacher_mode", "lambda_mode", "beta", "metric_value", "student_init")

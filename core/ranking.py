@@ -60,9 +60,17 @@ class RankSettings:
     max_length: int = 128       # text tokens per example
     pool: str = "text"
     batch_size: int = 128      # as core.training.evaluate, so the numbers match it exactly
+    # zs read through a label-word head (a core.heads preset: thunlp-roberta, peft-causal, ...) instead of
+    # the cosine head on pooled features; ncc stays on the pooled features of the same model
+    lm_head: str | None = None
 
     def __post_init__(self):
         problems = []
+        if self.lm_head is not None:
+            from core.heads.presets import PRESETS, HeadKind
+            if self.lm_head not in PRESETS or PRESETS[self.lm_head].head == HeadKind.cosine:
+                ok = [n for n, x in PRESETS.items() if x.head != HeadKind.cosine]
+                problems.append(f"lm_head {self.lm_head!r}: use one of {', '.join(ok)} (or none: the cosine head)")
         if int(self.max_examples) < 2:
             problems.append(f"max_examples must be >= 2, got {self.max_examples}")
         if not self.tau > 0:
@@ -95,6 +103,7 @@ class Ranking:
     chance: float | None = None  # its chance level: the majority rate (accuracy) or 1/C (balanced accuracy)
     warnings: list = field(default_factory=list)  # core.tasks.target.target_check: one line each
     undefined: dict = field(default_factory=dict)  # signal -> why it is not a number on this split (NaN in the table)
+    head: str = "cosine (pooled features vs label descriptions)"   # what zs was read through
 
     def top(self, k: int) -> list[str]:
         return list(self.table["source"].head(k))
@@ -195,8 +204,11 @@ def task_data_hash(task, n: int) -> str:
 
 def _cache_path(backbone_name: str, settings: RankSettings, data_hash: str) -> Path:
     from core.config import cache_dir
-    key = json_hash([CACHE_VERSION, backbone_name, settings.max_examples, settings.tau, settings.max_length,
-                     settings.pool, data_hash], 20)
+    parts = [CACHE_VERSION, backbone_name, settings.max_examples, settings.tau, settings.max_length,
+             settings.pool, data_hash]
+    if settings.lm_head:   # another head reads other numbers (the pooled head's key is unchanged)
+        parts.append(settings.lm_head)
+    key = json_hash(parts, 20)
     return cache_dir() / "ranking" / f"{key}.json"
 
 
@@ -264,6 +276,24 @@ def _load_backbone(name: str | None, d: int):
     if bb.dim != d:
         raise RankError(f"the source prompts have d={d} but {name!r} has hidden size {bb.dim}")
     return bb
+
+
+def _label_word_head(preset_name: str, bb_name: str | None, task, d: int):
+    """The label-word head zs is read through (core.training.lmhead), or RankError saying why not."""
+    from core.heads.presets import HeadError, get_preset
+    from core.heads.scorer import load_lm
+    from core.training.config import TrainError
+    from core.training.lmhead import LabelWordHead
+    if bb_name is None or str(bb_name).startswith("unknown"):
+        raise RankError("these prompts do not say which model they were trained with: ranking needs their backbone")
+    preset = get_preset(preset_name)
+    try:
+        lm = load_lm(bb_name, preset.head)
+        if lm.dim != d:
+            raise RankError(f"the source prompts have d={d} but {bb_name!r} has hidden size {lm.dim}")
+        return LabelWordHead(lm, preset, task)
+    except (HeadError, TrainError) as e:
+        raise RankError(f"head {preset_name}: {e}") from None
 
 
 # --------------------------------------------------------------------------- the pass
@@ -348,15 +378,23 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     todo = [p for p in prompts if "balanced_accuracy" not in store.get(p.content_hash(), {})]
     computed = 0
     if todo:
+        lmh = _label_word_head(settings.lm_head, bb_name, task, prompts[0].d) if settings.lm_head else None
+        if lmh is not None:   # the pooled features (ncc) from the same LM's modules: no second copy
+            from core.training.lmhead import backbone_view
+            bb = backbone_view(lmh.lm)
         bb = bb or _load_backbone(bb_name, prompts[0].d)
         ids = bb.token_ids(texts, settings.max_length, texts2)   # a pair target: tokenised as pairs
-        head = Head("verbalizer", label_embeddings(bb, task), settings.tau).to(bb.device)
+        head = None if lmh else Head("verbalizer", label_embeddings(bb, task), settings.tau).to(bb.device)
+        lm_ids = lmh.encode(texts, texts2, settings.max_length) if lmh else None
         y = torch.as_tensor(labels)
         done = len(prompts) - len(todo)
         for p in todo:
             Z = _encode_all(bb, ids, p.tensor.to(bb.device), settings.pool, settings.batch_size)
             with torch.no_grad():
-                pred = head(Z.to(bb.device)).float().cpu().argmax(-1)
+                if lmh is not None:   # zs: the label words' scores through the chosen head
+                    pred = lmh.predict(lm_ids, p.tensor.to(bb.device), settings.batch_size).argmax(-1)
+                else:
+                    pred = head(Z.to(bb.device)).float().cpu().argmax(-1)
             acc = float((pred == y).float().mean())
             store[p.content_hash()] = {"accuracy": acc, "balanced_accuracy": balanced_accuracy(pred.numpy(), labels),
                                        "ncc": ncc_loo_accuracy(Z.numpy(), labels),
@@ -382,7 +420,8 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
     return Ranking(target=task.name, metric=metric, group=g, backbone=bb_name, table=df[RANK_COLUMNS],
                    majority=majority, n_examples=n, cached=len(prompts) - computed, computed=computed,
                    seconds=time.perf_counter() - t0, skipped=skipped, score=kind.key, chance=chance,
-                   warnings=list(check.warnings), undefined=dict(check.undefined))
+                   warnings=list(check.warnings), undefined=dict(check.undefined),
+                   head=(f"{settings.lm_head} (label words)" if settings.lm_head else Ranking.head))
 
 
 def score_caption(r: Ranking) -> str:
@@ -673,6 +712,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--metric", choices=SIGNALS, default="zs", help="rank by this signal (default zs)")
     ap.add_argument("--top", type=int, default=None, metavar="K", help="print only the best K")
     ap.add_argument("--max-examples", type=int, default=RankSettings.max_examples)
+    ap.add_argument("--lm-head", metavar="PRESET", default=None,
+                    help="read zs through this label-word head (thunlp-roberta, peft-causal, ...; core.heads "
+                         "presets) instead of the cosine head on pooled features; ncc stays on pooled features")
     ap.add_argument("--out", help="write the whole ranking as CSV here (raw values: the product reads it back; unlike the pages' downloads, cells starting with = + - @ are not neutralised for spreadsheets)")
     ap.add_argument("--no-cache", action="store_true")
     return ap
@@ -692,7 +734,8 @@ def cli(command: str, argv: list[str]) -> int:
         idx = collections_index(args.col) if args.col is not None and args.library is None else None
         r = rank_sources(args.target, libraries=args.library, index=idx, group=args.group, backbone=args.backbone,
                          metric=args.metric,
-                         settings=RankSettings(max_examples=args.max_examples), progress=progress,
+                         settings=RankSettings(max_examples=args.max_examples, lm_head=args.lm_head),
+                         progress=progress,
                          use_cache=not args.no_cache)
     except RankError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -702,6 +745,7 @@ def cli(command: str, argv: list[str]) -> int:
           f"majority {r.majority:.3f}; ranked by {r.metric} ({r.computed} computed, {r.cached} cached, "
           f"{r.seconds:.1f} s)")
     print(score_caption(r))
+    print(f"zs read through: {r.head}")
     for w in r.warnings:
         print(f"warning: {w}")
     for k, why in r.undefined.items():

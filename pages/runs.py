@@ -39,6 +39,7 @@ from core.runs.spec import DEFAULT_RAY_ADDRESS, METHODS, LaunchError, RunSpec, S
 from core.runs.store import ACTIVE, TERMINAL, RunStore, default_db_path
 from core.runs.sweeps import SweepSpec, target_checks
 from core.runs.worker import pack_note
+from core.training.config import LM_HEAD_PRESETS
 from pages._deeplink import ensure_whole_app
 
 ensure_whole_app()  # a deep link on a fresh server: rerun through app.py (see the module)
@@ -148,6 +149,8 @@ def _prefill(tasks: list[str], names: list[str]) -> None:
             if key in method:
                 st.session_state[state] = method.pop(key)
         extra = {**regime.extra, **method}
+        st.session_state["runs_lm_head"] = extra.pop("lm_head", None) if extra.get("lm_head") in LM_HEAD_PRESETS \
+            else POOLED   # the Head selectbox; an unknown one stays in the JSON, where validation names it
         st.session_state["runs_extra"] = json.dumps(extra, sort_keys=True) if extra else ""
         st.session_state["runs_regime_note"] = (f"Prefilled in the regime the measured cell was trained in: "
                                                 f"{regime.describe()}" + (f", {', '.join(f'{k} {v}' for k, v in {**regime.extra, **regime.method}.items())}"
@@ -190,11 +193,16 @@ def _errors(*fields: str) -> None:
             _shown_errors.add(f)
 
 
+POOLED = "pooled"   # the Head selectbox's default: the cosine head on pooled features
+
+
 def _params(prefix: str = "runs") -> dict:
     p = {"steps": int(st.session_state[f"{prefix}_steps"]), "lr": float(st.session_state[f"{prefix}_lr"]),
          "eval_every": int(st.session_state[f"{prefix}_eval_every"])}
     if int(st.session_state[f"{prefix}_train_size"]) > 0:
         p["train_size"] = int(st.session_state[f"{prefix}_train_size"])
+    if st.session_state.get(f"{prefix}_lm_head", POOLED) != POOLED:   # a label-word head (core.training.lmhead)
+        p["lm_head"] = st.session_state[f"{prefix}_lm_head"]
     extra = (st.session_state.get(f"{prefix}_extra") or "").strip()
     if extra:
         try:
@@ -374,6 +382,15 @@ else:
         d3.number_input("Train size (0 = all)", 0, 1_000_000, 0, key="runs_train_size")
         d4.number_input("Eval every (steps)", 0, 100_000, 50, key="runs_eval_every")
         d5.selectbox("Device", ["auto", "cpu", "cuda"], key="runs_device")
+        st.selectbox("Head", [POOLED, *LM_HEAD_PRESETS], key="runs_lm_head",
+                     format_func=lambda h: "pooled features vs label descriptions (cosine)" if h == POOLED
+                     else f"label words: {h}",
+                     help="what reads the prompt: the cosine head on pooled features (any backbone), or a "
+                          "label-word head as released prompts were trained (thunlp-roberta/-bert: masked LM at "
+                          "position 0; thunlp-t5 / peft-seq2seq: T5 decoder; peft-causal: the word as the text's "
+                          "continuation). A label-word head needs the backbone with its LM head; label words: "
+                          "\"label_words\" below, else the preset's, else the label names. The head is recorded "
+                          "with the result and pairs a run only with scratch runs read the same way.")
         st.text_input("Other hyper-parameters (JSON, any core.training.TrainConfig field)", "", key="runs_extra",
                       placeholder='{"max_length": 64, "batch_size": 32, "head": "linear"}')
         _errors("params")

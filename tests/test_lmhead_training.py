@@ -218,3 +218,35 @@ def test_a_store_run_through_a_label_word_head_records_it(roberta, tmp_path):
         record_final(store, r, {"status": "finished", "val_score": 0.5, "test_score": 0.5})
     heads = store.results_table(status=("finished",)).set_index("run_id")["head"]
     assert heads["r1"] == "thunlp-roberta words=bad,good" and heads["r2"] != heads["r1"]
+
+
+def test_ranking_reads_zs_through_a_chosen_label_word_head(roberta, tmp_path, monkeypatch):
+    """Per-metric head selection: ``rank --lm-head PRESET`` reads zs through the label words (equal to a
+    direct computation), keeps ncc on pooled features, and caches apart from the cosine head's numbers."""
+    from core.ranking import RankError, RankSettings, rank_sources
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    folder, _model, _tok = roberta
+    lib = tmp_path / "lib"
+    g = torch.Generator().manual_seed(7)
+    for name in ("a", "b"):
+        res = train(_cfg(folder, "thunlp-roberta", steps=1, name=name), task=_task("src_" + name))
+        res.prompt.tensor = torch.randn(4, 32, generator=g)
+        save_result(res, lib / name)
+    target = _task("tgt")
+    r = rank_sources(target, libraries=[lib], backbone=str(folder), settings=RankSettings(lm_head="thunlp-roberta"),
+                     use_cache=True)
+    assert r.head.startswith("thunlp-roberta") and set(r.table["source"]) == {"a", "b"}
+    lm = load_lm(str(folder), HeadKind.mlm, "cpu", torch.float32)
+    p = get_preset("thunlp-roberta")
+    for _, row in r.table.iterrows():
+        P = torch.as_tensor(read_prompts(lib / row["source"])[0].values)
+        with torch.no_grad():
+            s = label_scores(lm, p, P, word_token_ids(lm, WORDS, p), target.validation.texts, max_length=128)
+        acc = float((s.argmax(-1) == torch.tensor(target.validation.labels)).float().mean())
+        assert row["accuracy"] == pytest.approx(acc) and row["zs"] == pytest.approx(acc - 0.5)
+    pooled = rank_sources(target, libraries=[lib], backbone=str(folder), use_cache=True)
+    assert pooled.cached == 0 and pooled.head.startswith("cosine")   # its own cache entry, computed afresh
+    again = rank_sources(target, libraries=[lib], backbone=str(folder), settings=RankSettings(lm_head="thunlp-roberta"))
+    assert again.cached == 2 and again.table.equals(r.table)
+    with pytest.raises(RankError, match="lm_head 'cosine'"):
+        RankSettings(lm_head="cosine")

@@ -331,3 +331,20 @@ def test_validation_chart_names_the_runs_score_kind():
     spec = json.loads(clean(at).get("plotly_chart")[1].proto.spec)
     assert [t["name"] for t in spec["data"]] == ["val balanced accuracy"]
     assert spec["layout"]["title"]["text"] == "Validation balanced accuracy"
+
+
+def test_the_head_select_puts_a_label_word_head_in_the_runs_params():
+    """The form's Head: the pooled cosine head by default (nothing added to params), a label-word preset
+    goes into params.lm_head (core.training.lmhead) and is stored with the run's spec."""
+    at = clean(page(target=TARGET, method="scratch"))
+    assert at.selectbox(key="runs_lm_head").value == "pooled"
+    assert any("thunlp-roberta" in o for o in at.selectbox(key="runs_lm_head").options)
+    at.selectbox(key="runs_method").set_value("scratch")
+    at.selectbox(key="runs_lm_head").set_value("thunlp-roberta")
+    at.number_input(key="runs_steps").set_value(2)
+    at.selectbox(key="runs_device").set_value("cpu")
+    at.button(key="runs_launch").click().run()
+    clean(at)
+    runs = RunStore().list_runs()
+    assert len(runs) == 1 and runs[0]["spec"]["params"]["lm_head"] == "thunlp-roberta"
+    queue.cancel(runs[0]["run_id"], RunStore())   # the bundled MiniLM has no masked-LM head: the run would say so

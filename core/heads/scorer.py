@@ -83,10 +83,15 @@ def load_lm(name_or_path: str | None, head: HeadKind | str, device: str = "auto"
                             f"({_CLASSES[head]} does not take it); pick another --head")
         try:
             tok = transformers.AutoTokenizer.from_pretrained(path)
-            model = cls.from_pretrained(path, dtype=dt)
+            model, info = cls.from_pretrained(path, dtype=dt, output_loading_info=True)
         except Exception as e:  # noqa: BLE001
             raise HeadError(f"{path}: cannot load the {head.value} model or tokenizer ({type(e).__name__}: "
                             f"{str(e).splitlines()[0][:200]})") from None
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:   # e.g. a sentence-embedding checkpoint (the bundled MiniLM) has no LM head: it would be random
+            raise HeadError(f"{name_or_path or path}: the checkpoint has no trained {head.value} head ({len(missing)} weight(s) "
+                            f"missing, e.g. {missing[0]}): its scores would come from random weights; use the "
+                            "model with its LM head (or the cosine head)")
         if head == HeadKind.causal and tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         model.to(dev).eval()
