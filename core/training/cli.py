@@ -129,7 +129,8 @@ def _train(cfg: TrainConfig, args) -> int:
     from core.training.loop import train
     from core.training.result import save_result
     task = get_task(cfg.task)
-    bb = load_backbone(cfg.backbone, cfg.device, compile=cfg.compile)
+    # a label-word head loads the model with its LM head itself (core.training.lmhead): no second copy
+    bb = None if cfg.lm_head else load_backbone(cfg.backbone, cfg.device, compile=cfg.compile)
     res = train(cfg, callback=_print_event, backbone=bb, task=task, progress=not args.json)
     out = None
     if not args.no_save:

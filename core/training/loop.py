@@ -9,7 +9,9 @@ at the end the best checkpoint is tested. The packed loop (core.training.packed)
 same :class:`Run` objects, so a packed run computes what its single twin computes.
 
 Loss: ``CE(z_s, y)``, plus for panda ``lambda * sum_k w_k MSE(z_s, z_t_k)`` with z the head's logits
-(one teacher: w = 1). attempt: the prompt in front is instance-wise, ``P(x)`` from the run's
+(one teacher: w = 1). The head (:meth:`Run.forward`): the cosine / linear head on the backbone's pooled
+features, or with ``cfg.lm_head`` the label words' scores read through the LM's own head as released
+prompts were trained (core.training.lmhead; masked LM, seq2seq, causal) -- the same loss on either. attempt: the prompt in front is instance-wise, ``P(x)`` from the run's
 target prompt and its frozen sources (core.training.attempt); :meth:`Run.batch_prompt` gives it.
 Events: core.training.events.
 """
@@ -228,7 +230,8 @@ class Run:
         """This run's logits [B, C] for a batch (token ids per example, unpadded) with its prompt in
         front: the pooled head on the backbone's features, or the label words' scores (lm_head)."""
         if self.lmh is not None:
-            return self.lmh.logits(ids, self.batch_prompt)   # batch_prompt: [L, d], or per row (attempt)
+            # the prompt [L, d]; attempt: batch_prompt computes one per row from the padded batch
+            return self.lmh.logits(ids, self.prompt if self.mixer is None else self.batch_prompt)
         b = self.bb.pad(ids, self.pad_to)
         P = self.batch_prompt(b["input_ids"], b["attention_mask"])  # [L, d], or [B, L, d] for attempt
         return self.head(self.bb.encode(b["input_ids"], b["attention_mask"], P, pool=self.cfg.pool))  # [B, C]

@@ -583,3 +583,17 @@ def check_page(b: Browser, path: str, main_css: str, *, text: str | None = None,
         raise AssertionError(str(e)) from None
     b.assert_no_exception()
     return el
+
+
+def wait_runs_ended(home: Path, timeout: float, poll: float = 2.0) -> list[dict]:
+    """Every run in ``home``'s runs.db, once all have ended (finished, failed or cancelled) or ``timeout``
+    seconds passed; the caller asserts what it expects of them (the store is read, never the page)."""
+    from core.runs.store import RunStore
+    store = RunStore(Path(home) / "runs.db")
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = store.list_runs()
+        if (runs and all(r["status"] in ("finished", "failed", "cancelled") for r in runs)) \
+                or time.monotonic() >= deadline:
+            return runs
+        time.sleep(poll)

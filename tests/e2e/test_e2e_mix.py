@@ -12,11 +12,10 @@ mix_attention.png.
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from e2e_harness import check_page
+from e2e_harness import check_page, wait_runs_ended
 
 TARGET = "spam_sms"  # a prepared demo task no prompt of the mini library was trained on
 
@@ -56,14 +55,7 @@ def test_mix_the_top_two_from_a_ranking(browser):
     b.wait_for("[data-testid='stAlert']", text="Queued sweep", timeout=60)
     b.assert_no_exception()
 
-    from core.runs.store import RunStore
-    store = RunStore(b.server.home / "runs.db")
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        runs = store.list_runs()
-        if runs and all(r["status"] in ("finished", "failed", "cancelled") for r in runs):
-            break
-        time.sleep(2)
+    runs = wait_runs_ended(b.server.home, 900, poll=2)
     assert all(r["status"] == "finished" for r in runs), [(r["run_id"], r["status"], r["error"]) for r in runs]
     mixed = [r for r in runs if r["source"] == "mix top-2 (zs)"]
     assert sorted(r["method"] for r in mixed) == ["attempt", "panda", "pot"], [(r["method"], r["source"]) for r in runs]

@@ -10,11 +10,10 @@ each) are trained by detached worker processes. Screenshots: pair_uploaded.png, 
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from e2e_harness import check_page
+from e2e_harness import check_page, wait_runs_ended
 
 TARGET = "e2e_rte"
 
@@ -72,14 +71,7 @@ def test_pair_upload_rank_and_launch(browser, tmp_path):
     b.wait_for("[data-testid='stAlert']", text="Queued sweep", timeout=60)
     b.assert_no_exception()
 
-    from core.runs.store import RunStore
-    store = RunStore(b.server.home / "runs.db")
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        runs = store.list_runs()
-        if runs and all(r["status"] in ("finished", "failed", "cancelled") for r in runs):
-            break
-        time.sleep(2)
+    runs = wait_runs_ended(b.server.home, 600, poll=2)
     assert sorted(r["spec"]["method"] for r in runs) == ["panda", "pot", "scratch"], runs
     assert all(r["status"] == "finished" for r in runs), [(r["run_id"], r["status"], r["error"]) for r in runs]
     assert {r["spec"]["target_data_hash"] for r in runs} != {None}

@@ -11,11 +11,10 @@ every run is flagged by core.evidence.run_flags). Screenshots: estimate_before_l
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 
-from e2e_harness import check_page
+from e2e_harness import check_page, wait_runs_ended
 
 TARGET = "e2e_small"
 
@@ -66,12 +65,7 @@ def test_total_before_launch_then_a_flagged_cell(browser, tmp_path):
     b.wait_for("[data-testid='stAlert']", text="Queued sweep", timeout=60)
     from core.runs.store import RunStore
     store = RunStore(b.server.home / "runs.db")
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        runs = store.list_runs()
-        if runs and all(r["status"] in ("finished", "failed", "cancelled") for r in runs):
-            break
-        time.sleep(3)
+    runs = wait_runs_ended(b.server.home, 900, poll=3)
     assert all(r["status"] == "finished" for r in runs), [(r["run_id"], r["status"], r["error"]) for r in runs]
     flags = store.results_table()["flags"].tolist()
     assert all("validation < 10 examples per class" in f for f in flags), flags
