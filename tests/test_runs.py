@@ -380,3 +380,22 @@ def test_killed_pack_fails_every_run_with_log_tails(packed_store):
     for r in runs:
         assert r["status"] == "failed" and "exited without a final event" in r["error"]
         assert f"--- pack {r['pack_id']}" in r["error"]
+
+
+def test_wait_leaves_the_queue_to_a_live_dispatcher_and_reads_runs_in_one_query(store, monkeypatch):
+    """``sweep … --wait`` pumped the queue every second on top of the dispatcher (a third of a core on 136
+    runs): with a dispatcher alive it only reads, all its runs at once; without one it pumps as before."""
+    from core.runs import local, queue
+    for rid in ("w1", "w2"):
+        store.add_run(rid, {"method": "scratch", "target": "t", "seed": 0, "params": {}})
+        store.set_status(rid, "running")
+        store.set_status(rid, "finished")
+    pumped = []
+    monkeypatch.setattr(queue, "pump", lambda *a, **k: pumped.append(1) or {})
+    monkeypatch.setattr(store, "get_run", lambda *a: (_ for _ in ()).throw(AssertionError("one run at a time")))
+    monkeypatch.setattr(local, "dispatcher_pid", lambda s: 4242)
+    assert queue.wait(store, ["w1", "w2"], poll_s=0.01, quiet=True) == 0 and pumped == []
+    monkeypatch.setattr(local, "dispatcher_pid", lambda s: None)
+    assert queue.wait(store, ["w1", "w2"], poll_s=0.01, quiet=True) == 0 and pumped == [1]
+    with pytest.raises(Exception, match="no run 'nope'"):
+        store.require_runs(["w1", "nope"])

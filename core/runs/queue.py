@@ -235,11 +235,17 @@ def fmt_run(r: dict) -> str:
 
 
 def wait(store: RunStore, run_ids: list[str], poll_s: float = 1.0, quiet: bool = False) -> int:
-    """Pump and print each run's line when it changes, until all ended; 0 when all finished."""
+    """Print each run's line when it changes, until all ended; 0 when all finished. The store's dispatcher
+    moves the queue; the waiter pumps it only while no dispatcher is alive (it pumped every second on top
+    of the dispatcher: about a third of a core while waiting on 136 runs), and reads all its runs in one
+    query per poll."""
     seen: dict[str, str] = {}
     while True:
-        pump(store, dispatch=False)
-        runs = [store.require_run(r) for r in run_ids]
+        if not local.dispatcher_pid(store):
+            pump(store, dispatch=False)
+        else:
+            local.reap()   # workers this waiter started before a dispatcher came up: no zombies
+        runs = store.require_runs(list(run_ids))
         for r in runs:
             if not quiet and seen.get(r["run_id"]) != f"{r['status']}{r['step']}":
                 seen[r["run_id"]] = f"{r['status']}{r['step']}"

@@ -287,6 +287,19 @@ class RunStore:
         rows = self._read("SELECT * FROM runs WHERE run_id = ?", (run_id,))
         return _row(rows[0]) if rows else None
 
+    def require_runs(self, run_ids: list[str]) -> list[dict]:
+        """The runs ``run_ids``, in that order, read in one query per 500 (a waiter polls many runs);
+        StoreError names the first that is not in the store."""
+        found: dict[str, dict] = {}
+        for s in range(0, len(run_ids), 500):
+            part = list(run_ids[s:s + 500])
+            rows = self._read(f"SELECT * FROM runs WHERE run_id IN ({','.join('?' * len(part))})", part)
+            found.update((r["run_id"], _row(r)) for r in rows)
+        missing = [r for r in run_ids if r not in found]
+        if missing:
+            raise StoreError(f"{self.path}: no run {missing[0]!r}")
+        return [found[r] for r in run_ids]
+
     def require_run(self, run_id: str) -> dict:
         run = self.get_run(run_id)
         if run is None:
