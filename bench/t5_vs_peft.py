@@ -1,6 +1,6 @@
 """T5 prompt tuning, training steps/s: our loop (label-word head) vs PEFT's own seq2seq prompt tuning.
 
-    nice -n 15 .venv/bin/python bench/t5_vs_peft.py                 # CPU, ~2-3 min
+    nice -n 15 .venv/bin/python bench/t5_vs_peft.py                 # CPU, ~35 s of CPU time
     .venv/bin/python bench/t5_vs_peft.py --width 512 --d-ff 2048 --layers 6 --heads 8 --gated --steps 20
 
 One process, one tiny random T5 built from a transformers config at run time (tokenizer: the bundled
@@ -23,6 +23,8 @@ So ours "sequence" does one more decoder pass per step than PEFT (it scores ever
 gold one) and all share one encoder forward + backward per step. Timed: --steps optimiser steps after
 --warmup untimed ones (ours: between its progress events; set-up, the final validation and the test
 are outside). Rounds alternate the order; the medians of --repeats rounds are printed, with ours / PEFT.
+Clock: wall time with 2 torch threads, or (--clock cpu, and auto when the load average exceeds the cores:
+on a shared box wall time mostly measures the neighbours) this process's CPU seconds with 1 thread.
 """
 from __future__ import annotations
 
