@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from core import fmt
 from core import results as R
 from core.curves import curve_of, head_start
 
@@ -90,7 +91,7 @@ def text_lines(table: pd.DataFrame) -> list[str]:
         noise = f"{r.noise * 100:.1f}%" if math.isfinite(r.noise) else "unknown"
         out.append(f"  {r.target:15s} {r.method:20s} acc {r.acc:.3f}  gain {r.gain * 100:+.1f}{spread}%  "
                    f"noise {noise}{'' if r.outside_noise else ' (inside)'}  head start (steps) {r.head_start}  "
-                   f"[{r.runs} runs; scratch {r.scratch_acc:.3f}]")
+                   f"[{fmt.count(int(r.runs), 'run')}; scratch {r.scratch_acc:.3f}]")
     av = averages(table)
     out.append("  mean over targets: " + ", ".join(f"{r.method} {r.mean_gain * 100:+.1f}%" for r in av.itertuples()))
     return out
