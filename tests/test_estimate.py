@@ -66,7 +66,7 @@ def test_regime_round_trips_through_a_link_and_bad_values_are_named():
     assert back == Regime(40) and problems == ["train_size='-3' is not a whole number ≥ 0",
                                                "lr='fast' is not a learning rate",
                                                "params kd_lambda are not budget settings (prompt_length, batch_size, "
-                                               "max_length, head, init, pool, val_size, test_size)"]
+                                               "max_length, head, init, pool, val_size, test_size, lm_head, label_words, lm_scoring)"]
     assert Regime.from_query({"steps": "0"}) == (None, ["steps='0' is not a whole number ≥ 1"])
     assert Regime.from_query({"train_size": "10"}) == (None, ["train_size='10' without steps"])
     assert Regime.from_query({}) == (None, [])

@@ -68,8 +68,10 @@ def test_every_field_round_trips_through_the_flags():
         compile=True, name="x-run", log_every=5)
     defaults = TrainConfig()
     changed = [f.name for f in fields(TrainConfig) if getattr(cfg, f.name) == getattr(defaults, f.name)]
-    # teacher (one) and teachers (several) exclude each other: teacher's round trip is the second one
-    assert changed == ["teacher"], f"the round trip must exercise every field; at default: {changed}"
+    # teacher (one) and teachers (several) exclude each other: teacher's round trip is the second one; a
+    # label-word head excludes the linear head and pool 'all': the lm_* fields' round trip is the third
+    assert changed == ["lm_head", "label_words", "lm_scoring", "teacher"], \
+        f"the round trip must exercise every field; at default: {changed}"
     argv = to_argv(cfg)
     assert "--no-eval-at-start" in argv and argv.count("--source") == 2 and argv.count("--teachers") == 2
     back = config_from_args(parser().parse_args(argv))
@@ -78,6 +80,10 @@ def test_every_field_round_trips_through_the_flags():
     one = dataclasses.replace(cfg, teachers=[], teacher_weights=None, teacher="/p/t")
     back = config_from_args(parser().parse_args(to_argv(one)))
     assert back == one and back.teacher == "/p/t" and back.teachers == []
+    lm = dataclasses.replace(cfg, head="verbalizer", pool="text", lm_head="peft-causal", label_words=["no", "yes"],
+                             lm_scoring="first_token")
+    back = config_from_args(parser().parse_args(to_argv(lm)))
+    assert back == lm and back.settings() == lm.settings() and back.label_words == ["no", "yes"]
 
 
 def test_choices_are_str_enums_that_read_and_write_as_plain_strings():
