@@ -335,7 +335,9 @@ def test_matrix_cli_marks_are_the_pages_marks(capsys):
     got = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col=0, keep_default_na=False)
     want = demo_evidence(DEMO).marks
     assert got.loc[want.index, want.columns].equals(want.astype(str))
-    assert got.at["question_type", "question_type"] == E.SELF and (got == E.EVIDENCE).to_numpy().sum() == 2
+    # not vacuous: the demo has evidence cells (Home's headline counts them: 1 of 72 since the CPU runs joined)
+    n = int((want == E.EVIDENCE).to_numpy().sum())
+    assert got.at["question_type", "question_type"] == E.SELF and n >= 1 and (got == E.EVIDENCE).to_numpy().sum() == n
 
 
 # --------------------------------------------------------------------------- issue 23: NDCG@k, regret@k, saturation
