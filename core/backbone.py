@@ -265,9 +265,7 @@ class Backbone:
         all 0, what the model uses when given none. None when the model has no token types."""
         if not self.uses_token_types:
             return None
-        sep = (input_ids == self.tokenizer.sep_token_id).long()
-        after_first = (sep.cumsum(1) - sep) > 0
-        return (after_first & attention_mask.bool()).long()
+        return pair_token_types(input_ids, attention_mask, self.tokenizer.sep_token_id)
 
     def to_device(self, t: torch.Tensor) -> torch.Tensor:
         """Host -> device without a stream sync: on CUDA through pinned memory, non_blocking.
@@ -506,6 +504,14 @@ class Backbone:
             out = acts[:, :, pos]
         out = out.cpu()
         return out if batched else out[0]
+
+
+def pair_token_types(input_ids: torch.Tensor, attention_mask: torch.Tensor, sep_id: int) -> torch.Tensor:
+    """token_type_ids [B, T] of right-padded ids as a BERT tokenizer fills them for a pair: 0 up to
+    and including the first ``sep_id``, 1 after it, 0 on padding (a single text: all 0)."""
+    sep = (input_ids == sep_id).long()
+    after_first = (sep.cumsum(1) - sep) > 0
+    return (after_first & attention_mask.bool()).long()
 
 
 def _pair_args(texts: list[str], texts2: list[str] | None) -> tuple:

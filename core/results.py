@@ -191,15 +191,21 @@ def is_mixture(source: str) -> bool:
     return str(source).startswith(MIX_PREFIX)
 
 
-def _settings_field(settings, key: str):
-    """One field of a run's ``settings`` JSON, or None (no settings, not JSON, not a JSON object, not named)."""
+def _settings_dict(settings) -> dict | None:
+    """A run's ``settings`` JSON as a dict, or None (no settings, not JSON, not a JSON object)."""
     if not isinstance(settings, str) or not settings:
         return None
     try:
         value = json.loads(settings)
     except ValueError:
         return None
-    return value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _settings_field(settings, key: str):
+    """One field of a run's ``settings`` JSON, or None (no settings, not JSON, not a JSON object, not named)."""
+    value = _settings_dict(settings)
+    return None if value is None else value.get(key)
 
 
 def run_backbone(settings) -> str | None:
@@ -209,13 +215,8 @@ def run_backbone(settings) -> str | None:
 
 def run_head(settings) -> str | None:
     """The head a run's ``settings`` JSON names (:func:`head_label`), or None."""
-    if not isinstance(settings, str) or not settings:
-        return None
-    try:
-        value = json.loads(settings)
-    except ValueError:
-        return None
-    return head_label(value) if isinstance(value, dict) else None
+    value = _settings_dict(settings)
+    return None if value is None else head_label(value)
 
 
 def head_label(params: dict) -> str | None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 import transformers
 
-from core.backbone import BackboneError, _default_dtype, resolve_device, resolve_model_path
+from core.backbone import BackboneError, _default_dtype, pair_token_types, resolve_device, resolve_model_path
 from core.heads.presets import HeadError, HeadKind, HeadPreset, Position, Scoring
 
 _CLASSES = {HeadKind.mlm: "AutoModelForMaskedLM", HeadKind.seq2seq: "AutoModelForSeq2SeqLM",
@@ -158,6 +158,12 @@ def _pad(rows: list[list[int]], value: int, device) -> tuple[torch.Tensor, torch
     return ids, mask
 
 
+def pad_ids(lm: LM, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded input_ids and mask [B, T] on the LM's device (its pad id, else 0)."""
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    return _pad(ids, pad_id, lm.device)
+
+
 def _with_prompt(lm: LM, prompt: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor):
     """inputs_embeds [B, L+T, d] (prompt [L, d], or one per row [B, L, d], in front) and the mask [B, L+T]."""
     emb = lm.embed(ids)
@@ -180,15 +186,9 @@ def token_types(lm: LM, ids: list[list[int]]) -> list[list[int]] | None:
     run keeps ids only, so it reads the types back from them (equal to the tokenizer's: tested)."""
     if not uses_token_types(lm):
         return None
-    sep = int(lm.tokenizer.sep_token_id)
-    out = []
-    for row in ids:
-        seen, t = False, []
-        for x in row:
-            t.append(1 if seen else 0)
-            seen = seen or x == sep
-        out.append(t)
-    return out
+    x, m = _pad(ids, 0, "cpu")
+    tt = pair_token_types(x, m, int(lm.tokenizer.sep_token_id)).tolist()   # the backbone's rule
+    return [t[:len(r)] for t, r in zip(tt, ids)]
 
 
 # model types whose LM head is one module on the base model's last hidden states: ``head(h)`` equals the
@@ -244,8 +244,7 @@ def scores_from_ids(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: 
         raise HeadError("a decoder prompt goes with a seq2seq head of the same width only")
     if types is None:
         types = token_types(lm, ids)
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    x, m = _pad(ids, pad_id, lm.device)
+    x, m = pad_ids(lm, ids)
     embeds, mask = _with_prompt(lm, prompt, x, m)
     B, L = x.shape[0], prompt.shape[-2]
     _check_positions(lm, L + x.shape[1] + (max(map(len, word_ids)) if lm.head == HeadKind.causal else 0))
@@ -292,7 +291,7 @@ def scores_from_ids(lm: LM, preset: HeadPreset, prompt: torch.Tensor, word_ids: 
     cols = []
     for w in word_ids:
         rows = [r + w for r in ids]
-        xw, mw = _pad(rows, pad_id, lm.device)
+        xw, mw = pad_ids(lm, rows)
         e, mk = _with_prompt(lm, prompt, xw, mw)
         pos = last.unsqueeze(1) + torch.arange(len(w), device=lm.device).unsqueeze(0)      # [B, |w|]
         lp = _logits_at(lm, e, mk, pos).log_softmax(-1)                                   # [B, |w|, V]

@@ -21,7 +21,7 @@ import torch
 
 from core.backbone import Backbone
 from core.heads.presets import HeadError, HeadKind, HeadPreset, Scoring, label_words
-from core.heads.scorer import LM, load_lm, scores_from_ids, text_ids, word_token_ids
+from core.heads.scorer import LM, load_lm, pad_ids, scores_from_ids, text_ids, word_token_ids
 from core.training.config import TrainConfig, TrainError
 
 
@@ -77,11 +77,7 @@ class LabelWordHead:
 
     def pad(self, ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded input_ids and mask [B, T] on the LM's device."""
-        pad_id = self.lm.tokenizer.pad_token_id if self.lm.tokenizer.pad_token_id is not None else 0
-        T = max(len(r) for r in ids)
-        x = torch.tensor([list(r) + [pad_id] * (T - len(r)) for r in ids], dtype=torch.long, device=self.lm.device)
-        m = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in ids], dtype=torch.long, device=self.lm.device)
-        return x, m
+        return pad_ids(self.lm, ids)
 
     @torch.no_grad()
     def predict(self, ids: list[list[int]], prompt, batch_size: int = 64) -> torch.Tensor:
