@@ -218,24 +218,25 @@ def _backbone_name(prompts) -> str | None:
     return next(iter(names)) if len(names) == 1 else None
 
 
-def zs_missing(prompts, store: RunStore, backbone: str | None = None) -> tuple[int, int]:
-    """(evaluations still to do, evaluations in all) for zs of these prompts."""
+def zs_missing(prompts, store: RunStore, backbone: str | None = None, head: str | None = None) -> tuple[int, int]:
+    """(evaluations still to do, evaluations in all) for zs of these prompts through ``head`` (None: cosine)."""
     from core.metrics.activations import zs_pair_keys
 
     bb = backbone or _backbone_name(prompts)
     if bb is None:
         return 0, 0
-    keys = sorted(set(zs_pair_keys(prompts, bb)))
+    keys = sorted(set(zs_pair_keys(prompts, bb, head=head)))
     have = PairStore(store).prefetch(keys)
     return len(keys) - have, len(keys)
 
 
-def estimate_metric(metric: str, prompts, store: RunStore | None = None) -> Cost:
+def estimate_metric(metric: str, prompts, store: RunStore | None = None, params: dict | None = None) -> Cost:
     """The cost of computing a metric's matrix for ``prompts`` (core.budget units): prompts for a backbone
-    metric, the missing (prompt, task) evaluations for zs, N × N prompt pairs for a prompt-space metric."""
+    metric, the missing (prompt, task) evaluations for zs (``params``: core.metrics.zs_params, its head),
+    N × N prompt pairs for a prompt-space metric."""
     store = ledger(store)
     if metric == "zs":
-        units = zs_missing(prompts, store)[0]
+        units = zs_missing(prompts, store, head=(params or {}).get("head"))[0]
     elif metric in BACKBONE_METRICS:
         units = len(list(prompts))
     elif metric in PROMPT_METRICS:
@@ -282,9 +283,10 @@ def _load_prompts(path: Path) -> list:
                            backbone=m.get("backbone"), method=m.get("method")) for i, m in enumerate(meta)]
 
 
-def job_key(metric: str, prompts) -> str:
+def job_key(metric: str, prompts, params: dict | None = None) -> str:
+    """The ledger key of a matrix job: the matrix's own key (``params``: what compute_matrix is given)."""
     from core.metrics import matrix_key
-    return f"matrix:{metric}:{matrix_key(metric, prompts, _backbone_name(prompts))}"
+    return f"matrix:{metric}:{matrix_key(metric, prompts, _backbone_name(prompts), **(params or {}))}"
 
 
 def active_job(key: str, store: RunStore | None = None) -> dict | None:
@@ -321,12 +323,17 @@ def _submit(key: str, kind: str, spec: dict, prompts, *, title: str, owner: str,
 
 
 def submit_matrix_job(metric: str, prompts, *, owner: str = "full", est: Cost | None = None,
-                      store: RunStore | None = None, spawn: bool = True) -> tuple[dict, bool]:
-    """Start (or join) the background job computing ``metric``'s matrix for ``prompts``.
+                      store: RunStore | None = None, spawn: bool = True,
+                      params: dict | None = None) -> tuple[dict, bool]:
+    """Start (or join) the background job computing ``metric``'s matrix for ``prompts`` (``params``:
+    compute_matrix's keyword arguments, e.g. core.metrics.zs_params(head)).
     -> (job row, whether this call created it). The worker is spawned detached only when created."""
     n = len(list(prompts))
-    return _submit(job_key(metric, prompts), metric, {"job": "matrix", "metric": metric, "n_prompts": n}, prompts,
-                   title=f"{metric} of {n} prompts", owner=owner, est=est, store=store, spawn=spawn)
+    params = dict(params or {})
+    head = f" through {params['head']}" if params.get("head") else ""
+    return _submit(job_key(metric, prompts, params), metric,
+                   {"job": "matrix", "metric": metric, "n_prompts": n, "params": params}, prompts,
+                   title=f"{metric}{head} of {n} prompts", owner=owner, est=est, store=store, spawn=spawn)
 
 
 def map_key(prompts, cfg: dict) -> str:
@@ -345,19 +352,27 @@ def submit_map_job(prompts, cfg: dict, *, owner: str = "full", est: Cost | None 
                    title=f"{kind} map of {units:,} points", owner=owner, est=est, store=store, spawn=spawn)
 
 
-def rank_key(target: str, roots: list[str], group: str, prompts) -> str:
+def rank_key(target: str, roots: list[str], group: str, prompts, lm_head: str | None = None) -> str:
+    """The ledger key of a ranking job; ``lm_head`` (core.ranking.RankSettings.lm_head) is another job."""
     from core.fsutil import json_hash
-    return "rank:" + json_hash({"target": target, "roots": sorted(map(str, roots)), "group": group,
-                                "prompts": sorted(p.content_hash() for p in prompts)}, 20)
+    key = {"target": target, "roots": sorted(map(str, roots)), "group": group,
+           "prompts": sorted(p.content_hash() for p in prompts)}
+    if lm_head:   # the cosine head's key is unchanged
+        key["lm_head"] = lm_head
+    return "rank:" + json_hash(key, 20)
 
 
 def submit_rank_job(target: str, roots: list[str], group: str, prompts, *, owner: str = "full",
-                    est: Cost | None = None, store: RunStore | None = None, spawn: bool = True) -> tuple[dict, bool]:
+                    est: Cost | None = None, store: RunStore | None = None, spawn: bool = True,
+                    lm_head: str | None = None) -> tuple[dict, bool]:
     """Start (or join) the background job ranking the sources of ``group`` in the folders ``roots`` for the task
-    ``target``; the worker fills the ranking cache (core.ranking), so the page's next ranking is instant."""
-    return _submit(rank_key(target, roots, group, prompts), "rank",
-                   {"job": "rank", "target": target, "roots": [str(r) for r in roots], "group": group}, None,
-                   title=f"ranking sources for {target}", owner=owner, est=est, store=store, spawn=spawn)
+    ``target`` (zs read through the label-word preset ``lm_head``; None: the cosine head); the worker fills the
+    ranking cache (core.ranking), so the page's next ranking is instant."""
+    return _submit(rank_key(target, roots, group, prompts, lm_head), "rank",
+                   {"job": "rank", "target": target, "roots": [str(r) for r in roots], "group": group,
+                    "lm_head": lm_head}, None,
+                   title=f"ranking sources for {target}" + (f" through {lm_head}" if lm_head else ""),
+                   owner=owner, est=est, store=store, spawn=spawn)
 
 
 def calibration_key(backbone: str | None, device: str, max_length: int) -> str:
@@ -457,6 +472,7 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
         if spec.get("job") == "rank":
             from core import ranking as R
             rk = R.rank_sources(spec["target"], libraries=spec["roots"], group=spec["group"],
+                                settings=R.RankSettings(lm_head=spec.get("lm_head")),
                                 progress=lambda done, total, _name: progress(done, total))
             state["done"] = rk.computed * rk.n_examples   # the units rankings are priced in
         elif spec.get("job") == "calibrate":
@@ -468,9 +484,9 @@ def work(job_id: str, *, store: RunStore | None = None, budget: Budget | None = 
             res = proj.project(prompts, proj.ProjectionConfig(**spec["cfg"]))
             state["done"] = len(res.coords) if res.source == "computed" else 0
         elif metric == "zs":
-            M.compute_matrix(metric, prompts, pairs=PairStore(store), progress=progress)
+            M.compute_matrix(metric, prompts, pairs=PairStore(store), progress=progress, **spec.get("params", {}))
         else:
-            M.compute_matrix(metric, prompts)
+            M.compute_matrix(metric, prompts, **spec.get("params", {}))
             state["done"] = len(prompts)
         store.finish_job(job_id, "finished", units=state["done"], done=state["done"])
         return "finished"
@@ -495,7 +511,7 @@ def describe(j: dict) -> str:
 # --------------------------------------------------------------------------- CLI
 @contextmanager
 def cli_zs(prompts, *, use_saved: bool = True, store: RunStore | None = None, budget: Budget | None = None,
-           wait_note=None):
+           wait_note=None, head: str | None = None):
     """What ``python -m core matrix --metric zs`` computes under: one ledger row (kind ``zs``, owner
     ``cli``) holding a slot of the global cap -- waiting for one while all are taken -- and the ledger's
     per-(prompt, task) pairs, so a CLI run and a page's job reuse each other's evaluations and an
@@ -505,7 +521,7 @@ def cli_zs(prompts, *, use_saved: bool = True, store: RunStore | None = None, bu
 
     store = ledger(store)
     budget = budget or Budget.from_env()
-    missing, total = zs_missing(prompts, store)
+    missing, total = zs_missing(prompts, store, head=head)
     todo = missing if use_saved else total
     note = wait_note or (lambda msg: print(msg, file=sys.stderr))
     with ExitStack() as stack:

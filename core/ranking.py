@@ -280,19 +280,11 @@ def _load_backbone(name: str | None, d: int):
 
 def _label_word_head(preset_name: str, bb_name: str | None, task, d: int):
     """The label-word head zs is read through (core.training.lmhead), or RankError saying why not."""
-    from core.heads.presets import HeadError, get_preset
-    from core.heads.scorer import load_lm
     from core.training.config import TrainError
-    from core.training.lmhead import LabelWordHead
-    if bb_name is None or str(bb_name).startswith("unknown"):
-        raise RankError("these prompts do not say which model they were trained with: ranking needs their backbone")
-    preset = get_preset(preset_name)
+    from core.training.lmhead import head_for_prompts
     try:
-        lm = load_lm(bb_name, preset.head)
-        if lm.dim != d:
-            raise RankError(f"the source prompts have d={d} but {bb_name!r} has hidden size {lm.dim}")
-        return LabelWordHead(lm, preset, task)
-    except (HeadError, TrainError) as e:
+        return head_for_prompts(preset_name, bb_name, task, d)
+    except TrainError as e:
         raise RankError(f"head {preset_name}: {e}") from None
 
 

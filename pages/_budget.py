@@ -101,15 +101,17 @@ def run_inline(kind: str, units: int, fn, *, title: str = "", units_done=None):
         return None
 
 
-def start_job(metric: str, prompts, est: BG.Cost, *, map_cfg: dict | None = None) -> dict | None:
-    """Start or join the background job for a matrix (``metric``) or, with ``map_cfg``, a t-SNE/UMAP map."""
+def start_job(metric: str, prompts, est: BG.Cost, *, map_cfg: dict | None = None,
+              params: dict | None = None) -> dict | None:
+    """Start or join the background job for a matrix (``metric``, computed with ``params``: zs's head) or,
+    with ``map_cfg``, a t-SNE/UMAP map."""
     store = ledger()
     if store is None:
         return None
     if map_cfg is not None:
         job, _created = J.submit_map_job(prompts, map_cfg, owner=owner(), est=est, store=store)
     else:
-        job, _created = J.submit_matrix_job(metric, prompts, owner=owner(), est=est, store=store)
+        job, _created = J.submit_matrix_job(metric, prompts, owner=owner(), est=est, store=store, params=params)
     return job
 
 

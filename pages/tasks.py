@@ -232,7 +232,8 @@ with right:
 # --------------------------------------------------------------------------- #
 st.subheader(f"Which prompts should {S.md(target)} start from?")
 st.caption("For every source prompt of one backbone: **zs** = its zero-shot accuracy on this task's validation "
-           "split through the verbalizer (label descriptions) minus the majority rate; **ncc** = how well it "
+           "split through the chosen head (cosine: pooled features against the label descriptions; a label-word "
+           "preset: the model's own LM head, as released prompts were trained) minus the majority rate; **ncc** = how well it "
            "separates this task's classes (leave-one-out nearest-class-centroid accuracy of the prompted text "
            "embeddings, minus the majority rate). No target prompt is trained. Cached by content.")
 from pages._shared import collections_caption, library_picker, load_library  # noqa: E402
@@ -254,10 +255,25 @@ if chosen:
         group = next(iter(groups))
         s3.caption(f"backbone: {S.md_code(group)}")
 collections_caption(chosen, index, "tasks")
+rank_settings = R.RankSettings()
+if index is not None and group is not None:  # zs read through a head; opens on how the group was trained
+    from core.heads import trained_head
+    from core.metrics import zs_heads
+    trained = trained_head(index.group_prompts(group))
+    if st.session_state.get("_tasks_head_for") != group or st.session_state.get("tasks_rank_head") not in zs_heads():
+        st.session_state["tasks_rank_head"] = trained
+        st.session_state["_tasks_head_for"] = group
+    rank_head = s3.selectbox("zs head", zs_heads(), key="tasks_rank_head",
+                             format_func=lambda h: f"{h} (as trained)" if h == trained else h,
+                             help="How each source is read on this task for zs: cosine = pooled features against "
+                                  "the label descriptions; a label-word preset = the model's own LM head with that "
+                                  "preset's layout and label words, as released prompts were trained (ncc stays "
+                                  "on pooled features). Each head's numbers are cached apart.")
+    rank_settings = R.RankSettings(lm_head=None if rank_head == "cosine" else rank_head)
 if not chosen or group is None:
     st.info("No source prompts to rank in the chosen collections: add prompts on the Library page "
             "or choose other collections.")
-rank_key = (target, tuple(sorted(c.name for c in chosen)), group)
+rank_key = (target, tuple(sorted(c.name for c in chosen)), group, rank_settings.lm_head)
 if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group is None):
     notice.begin(st.session_state, "tasks")  # a new action: the last launch's "Queued sweep …" goes
     st.session_state["tasks_rank_n"] = st.session_state.get("tasks_rank_n", 0) + 1  # which ranking is shown
@@ -267,7 +283,7 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
     from core import jobs as J
     from pages import _budget as BU
     try:
-        todo, _n_sources, n_ex = R.pending(target, index=index, group=group)
+        todo, _n_sources, n_ex = R.pending(target, index=index, group=group, settings=rank_settings)
     except R.RankError:
         todo, n_ex = 0, 0  # rank_sources below says what is wrong, in its own words
     units = todo * n_ex
@@ -278,7 +294,7 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
     elif d is not None and d.action == "job":
         st.caption(d.message)
         J.submit_rank_job(target, index.roots, group, index.group_prompts(group), owner=BU.owner(), est=d.cost,
-                          store=ledger)
+                          store=ledger, lm_head=rank_settings.lm_head)
         st.session_state["tasks_rank_job"] = rank_key
     elif d is not None:
         if d.message:
@@ -290,7 +306,8 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
 
         try:
             rk_new = BU.run_inline("rank", units, lambda: R.rank_sources(target, index=index, group=group,
-                                                                         metric=metric, progress=_tick),
+                                                                         metric=metric, progress=_tick,
+                                                                         settings=rank_settings),
                                    title=f"ranking {units:,} source × examples for {target}",
                                    units_done=lambda r: r.computed * r.n_examples)
             if rk_new is not None:
@@ -303,12 +320,12 @@ if st.button("📊 Rank sources", key="tasks_rank", disabled=not chosen or group
 if st.session_state.get("tasks_rank_job") == rank_key and index is not None:  # a background ranking (issue 24)
     from core import jobs as J
     from pages import _budget as BU
-    rjob = BU.job_panel(J.rank_key(target, index.roots, group, index.group_prompts(group)))
+    rjob = BU.job_panel(J.rank_key(target, index.roots, group, index.group_prompts(group), rank_settings.lm_head))
     if rjob is not None and rjob["status"] == "finished":  # every source is in the cache now: instant
         st.session_state.pop("tasks_rank_job", None)
         try:
             st.session_state["tasks_ranking"] = (rank_key, R.rank_sources(target, index=index, group=group,
-                                                                           metric=metric))
+                                                                           metric=metric, settings=rank_settings))
         except R.RankError as e:
             st.session_state["tasks_rank_error"] = str(e)
 if st.session_state.get("tasks_rank_error"):
@@ -317,7 +334,7 @@ held = st.session_state.get("tasks_ranking")
 rk = held[1] if held and held[0] == rank_key else None
 if rk is not None and index is not None:
     if rk.metric != metric:  # re-sort by the signal picked now (numbers are cached)
-        rk = R.rank_sources(target, index=index, group=group, metric=metric)
+        rk = R.rank_sources(target, index=index, group=group, metric=metric, settings=rank_settings)
         st.session_state["tasks_ranking"] = (rank_key, rk)
     shown = rk.table.drop(columns=["path", "L"])
     try:
@@ -340,7 +357,8 @@ if rk is not None and index is not None:
         st.warning(S.md(w), icon="⚠️")
     for sig_name, why in rk.undefined.items():
         st.warning(f"{S.md(sig_name)} is undefined on this split ({S.md(why)}): shown empty, not as a number", icon="⚠️")
-    st.caption(f"{fmt.count(len(rk.table), 'source')} of {S.md_code(rk.group)}, {rk.n_examples} validation examples, majority rate "
+    st.caption(f"{fmt.count(len(rk.table), 'source')} of {S.md_code(rk.group)}, zs through {S.md(rk.head)}, "
+               f"{rk.n_examples} validation examples, majority rate "
                f"{rk.majority:.3f}; {R.score_caption(rk)}; {rk.computed} computed, {rk.cached} from the cache "
                f"({rk.seconds:.1f} s)."
                + (" **measured** = relative test gain over scratch of finished PoT runs on this task, "

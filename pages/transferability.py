@@ -60,10 +60,13 @@ def _seed_from_query():
         st.session_state["_tr_group_q"] = qp.get("group")
     if qp.get("order") in ORDERS:
         st.session_state["tr_order"] = qp.get("order")
+    if qp.get("head") in M.zs_heads():   # zs's head; checked against the group when the picker is drawn
+        st.session_state["_tr_head_q"] = qp.get("head")
     if qp.get("target"):
         st.session_state["_tr_target_q"] = [t.strip() for t in qp.get("target").split(",") if t.strip()]
     # a value the page cannot use is reported, never dropped silently
-    bad = [f"{k}={S.md(repr(qp.get(k)))}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS))
+    bad = [f"{k}={S.md(repr(qp.get(k)))}" for k, ok in (("metric", M.METRICS), ("order", ORDERS), ("view", B.VIEWS),
+                                                        ("head", M.zs_heads()))
            if qp.get(k) and qp.get(k) not in ok]
     if bool(qp.get("block_src")) != bool(qp.get("block_tgt")):  # a block is a source block x a target block
         bad.append("block_src and block_tgt (a block needs both)")
@@ -136,10 +139,16 @@ def load_results() -> pd.DataFrame:
     return res.table
 
 
+def mparams(metric: str) -> dict:
+    """What a metric's matrix is computed with beyond the prompts: zs's head (the sidebar's "zs head",
+    core.metrics.zs_params: {} for the cosine head)."""
+    return M.zs_params(st.session_state.get("tr_zs_head")) if metric == "zs" else {}
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def _computed(metric: str, group: str, lib_hash: str, _prompts) -> pd.DataFrame:
+def _computed(metric: str, group: str, lib_hash: str, head: str | None, _prompts) -> pd.DataFrame:
     """Shared by all sessions; core.metrics keeps its own disk cache too."""
-    return M.compute_matrix(metric, _prompts)
+    return M.compute_matrix(metric, _prompts, **(M.zs_params(head) if metric == "zs" else {}))
 
 
 def get_matrix(metric: str, group: str, lib_hash: str, prompts, allow_compute: bool) -> pd.DataFrame | None:
@@ -149,12 +158,14 @@ def get_matrix(metric: str, group: str, lib_hash: str, prompts, allow_compute: b
     matrix computed later (button, CLI, another session) shows up on the next rerun.
     """
     memo = st.session_state.setdefault("_tr_mats", {})
-    key = (metric, group, lib_hash)
+    params = mparams(metric)
+    key = (metric, group, lib_hash, params.get("head"))
     if key in memo:
         return memo[key]
-    df = M.cached_matrix(metric, prompts, precomputed=demo_dir() / "matrices", trust_names=M.all_from(prompts, demo_dir() / "prompts"))
+    df = M.cached_matrix(metric, prompts, precomputed=demo_dir() / "matrices",
+                         trust_names=M.all_from(prompts, demo_dir() / "prompts"), **params)
     if df is None and allow_compute:
-        df = _computed(metric, group, lib_hash, prompts)
+        df = _computed(metric, group, lib_hash, params.get("head"), prompts)
     if df is not None:
         memo[key] = df
     return df
@@ -170,8 +181,8 @@ def metered_matrix(metric: str, *, quiet: bool = False) -> pd.DataFrame | None:
     ledger = BU.ledger()
     if ledger is None:
         return None
-    est = J.estimate_metric(metric, prompts, ledger)
-    key = J.job_key(metric, prompts)
+    est = J.estimate_metric(metric, prompts, ledger, mparams(metric))
+    key = J.job_key(metric, prompts, mparams(metric))
     job = J.latest_job(key, ledger) if quiet else BU.job_panel(key)
     if job is not None and job["status"] in ("queued", "running"):
         return None  # the job's panel shows its progress; the matrix is read from the cache when it ends
@@ -183,7 +194,7 @@ def metered_matrix(metric: str, *, quiet: bool = False) -> pd.DataFrame | None:
         st.warning(d.message, icon="🔒")
         return None
     if d.action == "job":
-        if not quiet and BU.start_job(metric, prompts, est) is not None:
+        if not quiet and BU.start_job(metric, prompts, est, params=mparams(metric)) is not None:
             st.rerun()
         st.caption(d.message)
         return None
@@ -333,10 +344,31 @@ if metric == "measured":
         if st.session_state.get("tr_method") not in transfer_methods:
             st.session_state["tr_method"] = "pot" if "pot" in transfer_methods else transfer_methods[0]
         method = c2.selectbox("Transfer method", transfer_methods, key="tr_method")
+zs_head = None
+if metric == "zs":  # which head reads each source (core.metrics.zs_params); opens on how the group was trained
+    from core.heads import trained_head
+    trained = trained_head(prompts)
+    if "_tr_head_q" in st.session_state:   # a link's head wins once
+        st.session_state["tr_zs_head"] = st.session_state.pop("_tr_head_q")
+        st.session_state["_tr_zs_head_for"] = group
+    if st.session_state.get("_tr_zs_head_for") != group or st.session_state.get("tr_zs_head") not in M.zs_heads():
+        st.session_state["tr_zs_head"] = trained
+        st.session_state["_tr_zs_head_for"] = group
+    zs_head = c2.selectbox("zs head", M.zs_heads(), key="tr_zs_head",
+                           format_func=lambda h: f"{h} (as trained)" if h == trained else h,
+                           help="How each source is read on a target's task: cosine = pooled features against "
+                                "the label descriptions; a label-word preset = the model's own LM head with that "
+                                "preset's input layout and label words (core.heads), as released prompts were "
+                                "trained. Each head's numbers are cached apart.")
 with st.expander(f"What `{metric}` is: {spec.label}"):  # the formula, folded: the heatmap comes first
     st.caption(fmt.sentence(f"**{spec.label}** = {spec.description}.", f"Source: {spec.source}")
                + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")
-               + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else ""))
+               + (" **Ours** — a direct probe no peer tool offers." if metric == "zs" else "")
+               + (f" Read here through the **{zs_head}** head"
+                  + (" (pooled features against the label descriptions)." if zs_head == "cosine" else
+                     " (the model's own LM head with that preset's layout and label words, as the prompts were "
+                     "trained; `python -m core matrix --metric zs --head " + zs_head + "`).")
+                  if metric == "zs" else ""))
 
 # ---- the matrix --------------------------------------------------------------------------------
 lib_hash = index.content_hash()
@@ -389,19 +421,19 @@ else:
             est, ledger = None, BU.ledger()
             if ledger is not None:
                 try:
-                    est = J.estimate_metric(metric, prompts, ledger)
+                    est = J.estimate_metric(metric, prompts, ledger, mparams(metric))
                 except M.MetricError as e:
                     st.warning(S.md(e))
             if est is not None:
                 st.info(f"`{metric}` is not computed for this group yet on {S.md_code(backbone)}. Cost: {est.text()}.")
-                job = BU.job_panel(J.job_key(metric, prompts))
+                job = BU.job_panel(J.job_key(metric, prompts, mparams(metric)))
                 active = job is not None and job["status"] in ("queued", "running")
                 if st.button(f"Compute {metric}", key="tr_compute", disabled=active):
                     d = BU.decide(est)
                     if d.action == "refuse":
                         st.warning(d.message, icon="🔒")
                     elif d.action == "job" or metric == "zs":
-                        if BU.start_job(metric, prompts, est) is not None:
+                        if BU.start_job(metric, prompts, est, params=mparams(metric)) is not None:
                             st.rerun()
                     else:
                         with st.spinner(f"Computing {metric}…"):
@@ -581,7 +613,7 @@ if mat is not None and not mat.empty:
 # ---- pair details ------------------------------------------------------------------------------
 def at_hand(m: str) -> pd.DataFrame | None:
     """A matrix this session already has (computed or found)."""
-    return st.session_state.get("_tr_mats", {}).get((m, group, lib_hash))
+    return st.session_state.get("_tr_mats", {}).get((m, group, lib_hash, mparams(m).get("head")))
 
 
 def stored(m: str) -> pd.DataFrame | None:
@@ -721,7 +753,7 @@ if q_targets:
 if st.session_state.get("tr_target") not in targets:
     st.session_state.pop("tr_target", None)
 target = st.selectbox("Target task", targets, key="tr_target", index=None, placeholder="pick a target task")
-_write_query(metric=metric, group=group, order=order, target=target or "", view=view,
+_write_query(metric=metric, group=group, order=order, target=target or "", view=view, head=zs_head or "",
              block_src=drill[0] if drill else "", block_tgt=drill[1] if drill else "")
 if target:
     rank = TB.rank_sources(target, prompts, predicted=pred_tasks, predicted_metric=predicted_metric, meas=meas)

@@ -250,3 +250,93 @@ def test_ranking_reads_zs_through_a_chosen_label_word_head(roberta, tmp_path, mo
     assert again.cached == 2 and again.table.equals(r.table)
     with pytest.raises(RankError, match="lm_head 'cosine'"):
         RankSettings(lm_head="cosine")
+
+
+def _sources(folder, tmp_path, n=3):
+    """Three prompts trained on the tiny RoBERTa for tasks ``zt0``..: random [4, 32] values (distinct zs)."""
+    from core.prompts.types import SoftPrompt
+    g = torch.Generator().manual_seed(11)
+    return [SoftPrompt(tensor=3 * torch.randn(4, 32, generator=g), name=f"s{i}", task=f"zt{i % 2}", backbone=str(folder))
+            for i in range(n)]
+
+
+def _zs_tasks(monkeypatch):
+    """Two tasks of 12 and 16 rows, 1 in 4 positive in zt0 and 3 in 4 in zt1: a source that always says one
+    label scores +0 on one and -0.5 on the other (majority rate 0.75), so heads that disagree show it."""
+    tasks = {}
+    for i in range(2):
+        t = _task(f"zt{i}", n=12 + 4 * i)
+        y = [int((j % 4 == 0) != bool(i)) for j in range(len(t.train))]
+        sp = Split(list(t.train.texts), y)
+        tasks[t.name] = Task(t.name, t.family, t.labels, t.descriptions, sp, sp, sp)
+    monkeypatch.setattr("core.metrics.activations._get_task", lambda name: tasks[name])
+    return tasks
+
+
+def test_zs_matrix_reads_sources_through_a_chosen_label_word_head(roberta, tmp_path, monkeypatch):
+    """Per-metric head selection for the metric matrix: zs through ``thunlp-roberta`` equals each source's
+    position-0 label-word accuracy on the target's task minus its majority rate (a direct computation),
+    is cached apart from the cosine head's zs, and a head the model does not have is one message."""
+    from core.metrics import MetricError, compute_matrix, zs_params
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    folder, _model, _tok = roberta
+    tasks = _zs_tasks(monkeypatch)
+    src = _sources(folder, tmp_path)
+    assert zs_params("cosine") == {} and zs_params(None) == {}
+    counter: dict = {}
+    df = compute_matrix("zs", src, counter=counter, **zs_params("thunlp-roberta"))
+    assert counter["evaluations"] == 3 * 2   # one per (source, target task): s0 and s2 share zt0
+    lm = load_lm(str(folder), HeadKind.mlm, "cpu", torch.float32)
+    p = get_preset("thunlp-roberta")
+    for s in src:
+        for t in src:
+            task = tasks[t.task]
+            with torch.no_grad():
+                sc = label_scores(lm, p, s.tensor, word_token_ids(lm, WORDS, p), task.validation.texts, max_length=128)
+            acc = float((sc.argmax(-1) == torch.tensor(task.validation.labels)).float().mean())
+            assert df.at[s.name, t.name] == pytest.approx(acc - 0.75)
+    again: dict = {}
+    assert compute_matrix("zs", src, counter=again, cache=False, **zs_params("thunlp-roberta")).equals(df)
+    assert again.get("evaluations", 0) == 0     # the (prompt, task) pairs are cached by head
+    cosine: dict = {}
+    compute_matrix("zs", src, counter=cosine, cache=False)
+    assert cosine["evaluations"] == 6           # the cosine head's numbers are other numbers
+    with pytest.raises(MetricError, match="zs head 'linear'"):
+        zs_params("linear")
+    with pytest.raises(MetricError, match="zs through peft-seq2seq: .*roberta model has no seq2seq head"):
+        compute_matrix("zs", src, cache=False, **zs_params("peft-seq2seq"))   # one message, no traceback
+
+
+def test_matrix_cli_and_job_take_the_zs_head(roberta, tmp_path, monkeypatch, capsys):
+    """``python -m core matrix --metric zs --head PRESET`` prints the head's matrix; the page's background
+    job carries the head in its key and spec, so a cosine job and a label-word job are two jobs."""
+    from core import jobs as J
+    from core.metrics import compute_matrix, zs_params
+    from core.metrics.cli import cli
+    from core.prompts.files import write_prompt
+    from core.runs.store import RunStore
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ATLAS_HOME", str(tmp_path / "home"))
+    folder, _model, _tok = roberta
+    _zs_tasks(monkeypatch)
+    src = _sources(folder, tmp_path)
+    lib = tmp_path / "lib"
+    for s in src:
+        write_prompt(s, lib / s.name)
+    want = compute_matrix("zs", src, cache=False, **zs_params("thunlp-roberta"))
+    monkeypatch.chdir(folder.parent)   # the saved prompts name their model by its folder name: found from here
+    assert cli("matrix", ["--library", str(lib), "--metric", "zs", "--head", "thunlp-roberta", "--no-cache"]) == 0
+    import io
+    import pandas as pd
+    got = pd.read_csv(io.StringIO(capsys.readouterr().out), index_col=0)
+    assert got.loc[want.index, want.columns].to_numpy() == pytest.approx(want.to_numpy(), abs=1e-6)
+    assert cli("matrix", ["--library", str(lib), "--metric", "e_avg", "--head", "thunlp-roberta"]) == 2
+    assert "--head reads zs through a head" in capsys.readouterr().err
+    store = RunStore(tmp_path / "home" / "runs.db")
+    assert J.job_key("zs", src) != J.job_key("zs", src, zs_params("thunlp-roberta"))
+    assert J.job_key("zs", src, zs_params("cosine")) == J.job_key("zs", src)
+    job, created = J.submit_matrix_job("zs", src, store=store, spawn=False, params=zs_params("thunlp-roberta"))
+    assert created and job["key"] == J.job_key("zs", src, zs_params("thunlp-roberta"))
+    assert J.estimate_metric("zs", src, store, zs_params("thunlp-roberta")).units == 6
+    assert J.work(job["job_id"], store=store) == "finished"
+    assert J.zs_missing(src, store, head="thunlp-roberta") == (0, 6) and J.zs_missing(src, store) == (6, 6)

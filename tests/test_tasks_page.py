@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.config import demo_dir
 from core.runs import queue
 from core.runs.store import RunStore
+from test_heads import roberta, tok_dir  # noqa: F401 -- fixtures (tiny models built at test time)
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "tasks.py")
 
@@ -162,3 +163,45 @@ def test_upload_with_only_one_text_like_column_never_preselects_it_twice():
     clean(at)
     assert at.selectbox(key="tasks_text_col").value == "v2" and at.selectbox(key="tasks_label_col").value == "v1"
     assert not at.error
+
+
+def test_ranking_reads_zs_through_the_chosen_head(tmp_path, monkeypatch, roberta):
+    """The Tasks page's head control: zs through ``thunlp-roberta`` equals core.ranking's with that head (the
+    CLI's ``rank --lm-head``), the cosine head gives its own numbers, and the caption names the head."""
+    from test_lmhead_training import _sources
+    from core import ranking as R
+    from core.prompts import write_prompt
+    from core.tasks import Split, Task
+    from core.tasks.registry import save_task
+    folder, _model, _tok = roberta
+    texts = [f"{'good' if i % 4 == 0 else 'bad'} film number {i}" for i in range(12)]
+    sp = Split(texts, [int(i % 4 == 0) for i in range(12)])
+    save_task(Task("zt_target", None, ["negative", "positive"], ["a negative review", "a positive review"],
+                   sp, sp, sp, source="test"))
+    lib = tmp_path / "lib"
+    for s in _sources(folder, tmp_path):
+        write_prompt(s, lib / s.name)
+    monkeypatch.setenv("ATLAS_LIBRARY", str(lib))
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(folder.parent)   # the prompts name their model by its folder name
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.query_params["task"] = "zt_target"
+    clean(at.run())
+    at.selectbox(key="tasks_rank_group").set_value("roberta-tiny").run()
+    assert clean(at).selectbox(key="tasks_rank_head").value == "cosine"   # these were not trained through an LM head
+    at.selectbox(key="tasks_rank_head").set_value("thunlp-roberta").run()
+    at.button(key="tasks_rank").click().run()
+    shown = frame(clean(at), "ncc").set_index("source")
+    want = R.rank_sources("zt_target", libraries=[lib], group="roberta-tiny",
+                          settings=R.RankSettings(lm_head="thunlp-roberta")).table.set_index("source")
+    assert len(shown) == 3
+    for s in want.index:
+        assert shown.at[s, "zs"] == pytest.approx(want.at[s, "zs"]) and shown.at[s, "ncc"] == pytest.approx(want.at[s, "ncc"])
+    assert any("zs through thunlp-roberta (label words)" in c.value for c in at.caption)
+    at.selectbox(key="tasks_rank_head").set_value("cosine").run()
+    assert not [d for d in clean(at).dataframe if "ncc" in d.value.columns]   # another head: not that ranking
+    at.button(key="tasks_rank").click().run()
+    pooled = R.rank_sources("zt_target", libraries=[lib], group="roberta-tiny").table.set_index("source")
+    shown = frame(clean(at), "ncc").set_index("source")
+    assert all(shown.at[s, "zs"] == pytest.approx(pooled.at[s, "zs"]) for s in pooled.index)
+    assert any("zs through cosine" in c.value for c in at.caption)

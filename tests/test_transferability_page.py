@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.config import REPO_ROOT
 from core.prompts import SoftPrompt, write_prompt
+from test_heads import roberta, tok_dir  # noqa: F401 -- fixtures (tiny models built at test time)
 
 PAGE = str(REPO_ROOT / "pages" / "transferability.py")
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -440,3 +441,50 @@ def test_default_group_and_metric_follow_one_rule(tmp_path, monkeypatch, real_pr
     assert not at.exception, at.exception
     assert at.selectbox(key="tr_metric").value == "e_avg"
     assert any("no metric is validated for this group" in c.value for c in at.caption)
+
+
+def test_zs_opens_on_the_head_the_group_was_trained_with(tmp_path, monkeypatch, real_prompts_dir):
+    """thunlp's RoBERTa prompts were trained through the MLM head: zs opens on thunlp-roberta (marked as
+    trained); a link's head wins; a head that is no head is reported, not dropped."""
+    at = app(tmp_path, monkeypatch, library=real_prompts_dir, query={"group": "roberta-base", "metric": "zs"}).run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="tr_zs_head")
+    assert box.value == "thunlp-roberta" and "thunlp-roberta (as trained)" in box.options
+    assert box.options[0] == "cosine"
+    assert any("needs backbone roberta-base, not available offline" in w.value for w in at.warning)
+    at = app(tmp_path, monkeypatch, library=real_prompts_dir,
+             query={"group": "roberta-base", "metric": "zs", "head": "cosine"}).run()
+    assert at.selectbox(key="tr_zs_head").value == "cosine"
+    at = app(tmp_path, monkeypatch, library=real_prompts_dir,
+             query={"group": "roberta-base", "metric": "zs", "head": "softmax"}).run()
+    assert at.selectbox(key="tr_zs_head").value == "thunlp-roberta"
+    assert any("head=" in w.value and "softmax" in w.value for w in [*at.warning, *at.info, *at.caption])
+
+
+def test_the_zs_head_picks_which_matrix_is_shown(tmp_path, monkeypatch, roberta):
+    """The picker is part of the matrix's key: the cosine head's zs and the label-word head's zs are two
+    cached matrices, each shown under its own choice (never one for the other)."""
+    from test_lmhead_training import _sources, _zs_tasks
+    from core.library import index_library
+    from core.metrics import compute_matrix, zs_params
+    folder, _model, _tok = roberta
+    _zs_tasks(monkeypatch)
+    lib = tmp_path / "lib"
+    for s in _sources(folder, tmp_path):
+        write_prompt(s, lib / s.name)
+    monkeypatch.chdir(folder.parent)   # the prompts name their model by its folder name
+    monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
+    prompts = index_library(lib).group_prompts("roberta-tiny")
+    cos = compute_matrix("zs", prompts)
+    lw = compute_matrix("zs", prompts, **zs_params("thunlp-roberta"))
+    assert not np.allclose(cos.to_numpy(), lw.to_numpy())
+    at = app(tmp_path, monkeypatch, library=lib, query={"metric": "zs", "order": "fixed"}).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_zs_head").value == "cosine"   # trained here with no label-word head
+    heat = next(t for t in chart_specs(at)[0]["data"] if t["type"] == "heatmap")
+    np.testing.assert_allclose(arr(heat["z"]), cos.to_numpy())
+    at.selectbox(key="tr_zs_head").set_value("thunlp-roberta").run()
+    assert not at.exception, at.exception
+    heat = next(t for t in chart_specs(at)[0]["data"] if t["type"] == "heatmap")
+    np.testing.assert_allclose(arr(heat["z"]), lw.to_numpy())
+    assert any("through the **thunlp-roberta** head" in c.value for c in at.caption)

@@ -10,7 +10,7 @@ import ``core.heads.scorer`` / ``core.heads.evaluate`` by path.
 from __future__ import annotations
 
 from core.heads.presets import (PRESETS, THUNLP_WORDS, HeadError, HeadKind, HeadPreset, Position, Scoring,
-                                WordSource, get_preset, label_words, preset_for, store_preset)
+                                WordSource, get_preset, label_words, preset_for, store_preset, trained_head)
 
 __all__ = ["PRESETS", "THUNLP_WORDS", "HeadError", "HeadKind", "HeadPreset", "Position", "Scoring", "WordSource",
-           "get_preset", "label_words", "preset_for", "store_preset"]
+           "get_preset", "label_words", "preset_for", "store_preset", "trained_head"]

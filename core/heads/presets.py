@@ -178,6 +178,23 @@ def preset_for(prompt) -> HeadPreset:
     return get_preset("cosine")
 
 
+def trained_head(prompts) -> str:
+    """The head a group of prompts was trained with, as a preset name a metric or a ranking can read them
+    through: the label-word preset every prompt shares (preset_for: its atlas.json, or what its release
+    implies), else ``cosine`` (mixed, pooled-head or linear-head prompts, or none). Pages open zs and the
+    ranking on it, so released prompts are read as trained unless the user picks another head."""
+    names = set()
+    for p in prompts:
+        try:
+            names.add(preset_for(p).name)
+        except HeadError:   # a linear head: no preset reads it
+            return "cosine"
+        if len(names) > 1:
+            return "cosine"
+    name = next(iter(names), "cosine")
+    return name if name in PRESETS and PRESETS[name].head != HeadKind.cosine else "cosine"
+
+
 def label_words(preset: HeadPreset, task) -> tuple[list[str], str]:
     """(one word per label of ``task``, where they came from). ``task``: anything with ``name``,
     ``labels`` and ``descriptions``."""

@@ -36,7 +36,8 @@ from core.metrics.clustering import Clustering, cluster  # noqa: F401
 from core.metrics.items import _content_hash, _Item, _items, check_one_group, group_key, split_groups  # noqa: F401
 from core.metrics.measured import BUDGET_KEYS, Measured, finished_runs, measured  # noqa: F401
 from core.metrics.registry import (BACKBONE_METRICS, METRICS, PROMPT_METRICS, BackboneUnavailable,  # noqa: F401
-                                   MetricError, MetricSpec, MixedBackboneError, get_spec)
+                                   MetricError, MetricSpec, MixedBackboneError, get_spec, zs_heads,
+                                   zs_lm_head, zs_params)
 from core.metrics.validation import (by_task, ndcg_at_k, regret_at_k, retrieval_table, summarise,  # noqa: F401
                                      validate, validate_retrieval, validation_table)
 

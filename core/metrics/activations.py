@@ -21,7 +21,7 @@ import torch
 from core.fsutil import atomic_write_text, json_hash
 from core.metrics.items import _Item, _items
 from core.metrics.prompt_space import _cos_from_gram, _same_length_blocks
-from core.metrics.registry import BackboneUnavailable, MetricError
+from core.metrics.registry import BackboneUnavailable, MetricError, zs_lm_head
 
 
 # --------------------------------------------------------------------------- backbone metrics
@@ -280,6 +280,21 @@ def _zs_key(bb_name: str, head: str, src_hash: str, t_name: str, data: str) -> s
     return f"{bb_name}|{head}|{src_hash}|{t_name}|{data}"
 
 
+def _zs_head_key(head: str | None, task) -> str:
+    """The head part of a zs key: ``verbalizer`` (the cosine head; the key zs always had), else the preset
+    and a hash of the label words it reads for this task (so words set differently are another number).
+    MetricError when the preset has no word for one of the task's labels."""
+    lm = zs_lm_head(head)
+    if lm is None:
+        return "verbalizer"
+    from core.heads.presets import HeadError, PRESETS, label_words
+    try:
+        words = label_words(PRESETS[lm], task)[0]
+    except HeadError as e:
+        raise MetricError(f"zs through {lm}: task {task.name}: {e}") from None
+    return f"{lm}:{json_hash(words, 8)}"
+
+
 def _zs_plan(items: list[_Item], max_examples: int) -> list[tuple[str, Any, list[int], float, str]]:
     """(task name, Task, its columns, majority rate, data hash) per target task with data here."""
     plan = []
@@ -294,27 +309,39 @@ def _zs_plan(items: list[_Item], max_examples: int) -> list[tuple[str, Any, list
     return plan
 
 
-def zs_pair_keys(prompts, backbone_name: str, *, max_examples: int = 200, head: str = "verbalizer") -> list[str]:
+def zs_pair_keys(prompts, backbone_name: str, *, max_examples: int = 200, head: str | None = None) -> list[str]:
     """The evaluations zs needs for these prompts: one key per (source prompt, target task with data here).
     Targets sharing a task share a key, and so does every prompt set holding the same prompt."""
     items = _items(prompts)
-    return [_zs_key(backbone_name, head, src.hash, t_name, data)
-            for t_name, _task, _cols, _maj, data in _zs_plan(items, max_examples) for src in items]
+    return [_zs_key(backbone_name, _zs_head_key(head, task), src.hash, t_name, data)
+            for t_name, task, _cols, _maj, data in _zs_plan(items, max_examples) for src in items]
 
 
-def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbalizer",
+def zs(prompts, backbone=None, *, max_examples: int = 200, head: str | None = None,
        counter: dict | None = None, use_cache: bool = True, pairs=None,
        progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Zero-shot transfer [N_s, N_t]: accuracy of source s on target t's task, validation
     split (first ``max_examples``), minus that split's majority rate.
 
+    head: None / ``cosine`` = the cosine head on pooled features against the label descriptions
+    (core.training.evaluate); a label-word preset (``thunlp-roberta``, ``peft-causal``, ... of
+    core.heads.presets) = each source read through the LM's own head with that preset's layout and the
+    target's label words (core.training.lmhead), as released prompts were trained.
     Evaluations are per (source prompt, target task) and cached by the prompt's content hash, so
     targets sharing a task cost one evaluation. ``pairs`` (a mapping that saves each value as it is
     set: core.jobs.PairStore) replaces the JSON cache file, so an interrupted computation keeps
     what it did; ``progress(done, todo)`` is called after each evaluation (it may raise to stop).
     """
     items = _items(prompts)
-    bb = _load_backbone_for(items, "zs", backbone)
+    lm_head = zs_lm_head(head)
+    if lm_head is None:
+        bb = _load_backbone_for(items, "zs", backbone)
+        bb_name = bb.name
+    else:   # the LM with its head loads only when an evaluation is missing
+        bb, bb_name = None, backbone if isinstance(backbone, str) else getattr(backbone, "name", None)
+        bb_name = bb_name or (items[0].backbone if len({it.backbone for it in items}) == 1 else None)
+        if bb_name is None:
+            raise BackboneUnavailable(None, "zs")
     try:
         from core.training.evaluation import evaluate
     except ImportError as e:
@@ -322,16 +349,26 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     path = _zs_cache_path()
     store = pairs if pairs is not None else _zs_store(path, use_cache)
     n_before = len(store) if pairs is None else 0
-    plan = _zs_plan(items, max_examples)
-    todo = sum(_zs_key(bb.name, head, src.hash, t, data) not in store for t, _, _, _, data in plan for src in items)
+    plan = [(t, task, cols, maj, data, _zs_head_key(head, task)) for t, task, cols, maj, data
+            in _zs_plan(items, max_examples)]
+    todo = sum(_zs_key(bb_name, hk, src.hash, t, data) not in store
+               for t, _, _, _, data, hk in plan for src in items)
     done = 0
     out = np.full((len(items), len(items)), np.nan)
-    for t_name, task, cols, majority, data in plan:
+    for t_name, task, cols, majority, data, hk in plan:
+        reader = None   # (label-word head, its ids of the target's rows, labels) -- built at the first miss
         for i, src in enumerate(items):
-            key = _zs_key(bb.name, head, src.hash, t_name, data)
+            key = _zs_key(bb_name, hk, src.hash, t_name, data)
             if key not in store:
-                store[key] = float(evaluate(src.tensor, task, split="validation", backbone=bb, head=head,
-                                            limit=max_examples or None))
+                if lm_head is None:
+                    acc = evaluate(src.tensor, task, split="validation", backbone=bb, head="verbalizer",
+                                   limit=max_examples or None)
+                else:
+                    reader = reader or _lm_reader(lm_head, bb_name, task, items[0].tensor.shape[1], max_examples)
+                    lmh, ids, y = reader
+                    pred = lmh.predict(ids, src.tensor.to(lmh.lm.device)).argmax(-1).numpy()
+                    acc = float((pred == y).mean())
+                store[key] = float(acc)
                 _count(counter, "evaluations")
                 done += 1
                 if progress is not None:
@@ -340,6 +377,26 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str = "verbaliz
     if pairs is None and len(store) > n_before and use_cache:
         atomic_write_text(path, json.dumps(store))
     return out
+
+
+def _lm_reader(preset: str, bb_name: str, task, d: int, max_examples: int):
+    """(LabelWordHead, ids of the target's first ``max_examples`` validation rows in the LM's layout,
+    their labels [n]) for zs through a label-word head; BackboneUnavailable / MetricError say why not."""
+    from core.backbone import BackboneError, resolve_model_path
+    from core.training.config import TrainError
+    from core.training.lmhead import head_for_prompts
+    try:
+        resolve_model_path(bb_name)
+    except (BackboneError, OSError) as e:
+        raise BackboneUnavailable(bb_name, "zs", str(e).split("\n")[0]) from None
+    try:
+        lmh = head_for_prompts(preset, bb_name, task, d)
+        n = min(len(task.validation), max_examples or len(task.validation))
+        texts, texts2 = task.validation.inputs(list(range(n)))
+        ids = lmh.encode(texts, texts2, 128)   # max_length 128, as core.training.evaluate
+    except TrainError as e:
+        raise MetricError(f"zs through {preset}: {e}") from None
+    return lmh, ids, np.asarray(list(task.validation.labels)[:n])
 
 
 def zs_data_key(task, max_examples: int | None = 200) -> str:

@@ -211,7 +211,7 @@ def load_precomputed(metric: str, prompts, folder: Path | str, *, backbone=None,
         bb_name = _backbone_name(spec, backbone, items)
         if entry.get("key") != matrix_key(metric, items, bb_name, **params):
             return None
-    elif not trust_names:
+    elif not trust_names or params:   # names say nothing about how it was computed (e.g. zs's head)
         return None
     path = folder / entry.get("file", f"{metric}.csv")
     if not path.is_file():

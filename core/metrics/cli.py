@@ -1,6 +1,7 @@
 """`python -m core matrix`: a source x target metric matrix of a prompt library as CSV.
 
     python -m core matrix --library DIR --metric e_avg [--group BACKBONE] --out FILE.csv
+    python -m core matrix --library DIR --metric zs --head thunlp-roberta   # zs read as the prompts were trained
     python -m core matrix --list
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 
 from core.metrics.cache import compute_matrix, write_matrix_csv
 from core.metrics.measured import measured
-from core.metrics.registry import METRICS, MetricError
+from core.metrics.registry import METRICS, MetricError, zs_heads, zs_params
 from core.metrics.validation import by_task
 from core.results import ResultsError, read_finished
 
@@ -38,6 +39,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
                              "not measurable, ...) instead of the gain: the marks the pages draw")
     parser.add_argument("--out", default=None, help="output CSV (default: stdout) (raw values: the product reads it back; unlike the pages' downloads, cells starting with = + - @ are not neutralised for spreadsheets)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--head", default=None, choices=zs_heads(), metavar="HEAD",
+                        help="zs only: read each source through this head -- cosine (default: pooled features "
+                             "against the label descriptions) or a label-word preset (" + ", ".join(zs_heads()[1:])
+                             + "), the LM's own head as released prompts were trained")
     parser.add_argument("--no-cache", action="store_true", help="recompute instead of reading cache_dir()/metrics")
     parser.add_argument("--list", action="store_true", help="list the metrics and exit")
     return parser
@@ -92,12 +97,15 @@ def _cli_matrix(args, zs_context=None) -> pd.DataFrame:
                     tasks[info.get("name", meta.parent.name)] = info.get("task") or meta.parent.name
             return evidence(read_finished(path), method=args.method or "pot", prompt_tasks=tasks).marks
         return measured(read_finished(path), method=args.method).mean
+    if args.head is not None and args.metric != "zs":
+        raise MetricError(f"--head reads zs through a head; {args.metric} has none (drop --head)")
+    params = zs_params(args.head) if args.metric == "zs" else {}
     prompts = _group_prompts(args)
     if args.metric == "zs" and zs_context is not None:
-        with zs_context(prompts, use_saved=not args.no_cache) as kw:
-            df = compute_matrix(args.metric, prompts, cache=not args.no_cache, **kw)
+        with zs_context(prompts, use_saved=not args.no_cache, head=params.get("head")) as kw:
+            df = compute_matrix(args.metric, prompts, cache=not args.no_cache, **kw, **params)
     else:
-        df = compute_matrix(args.metric, prompts, cache=not args.no_cache)
+        df = compute_matrix(args.metric, prompts, cache=not args.no_cache, **params)
     return by_task(df, prompts, rows=args.by_task == "both") if args.by_task else df
 
 

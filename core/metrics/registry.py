@@ -102,3 +102,31 @@ def get_spec(metric: str) -> MetricSpec:
         raise MetricError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     return METRICS[metric]
 
+
+
+# --------------------------------------------------------------------------- zs's head
+COSINE_HEADS = (None, "", "cosine", "verbalizer")   # zs's default: the cosine head on pooled features
+
+
+def zs_lm_head(head: str | None) -> str | None:
+    """The label-word preset zs reads sources through (core.heads.presets: thunlp-roberta, peft-causal,
+    ...), or None for the cosine head on pooled features. MetricError for any other name."""
+    if head in COSINE_HEADS:
+        return None
+    from core.heads.presets import PRESETS, HeadKind
+    if head not in PRESETS or PRESETS[head].head == HeadKind.cosine:
+        raise MetricError(f"zs head {head!r}: use cosine or a label-word preset ({', '.join(zs_heads()[1:])})")
+    return head
+
+
+def zs_heads() -> list[str]:
+    """The heads zs can read through: ``cosine`` first, then the label-word presets."""
+    from core.heads.presets import PRESETS, HeadKind
+    return ["cosine", *(n for n, x in PRESETS.items() if x.head != HeadKind.cosine)]
+
+
+def zs_params(head: str | None) -> dict:
+    """compute_matrix / job keyword arguments for zs through ``head``: {} for the cosine head (so its
+    cached and precomputed matrices keep the keys they always had), else {"head": preset}."""
+    lm = zs_lm_head(head)
+    return {} if lm is None else {"head": lm}

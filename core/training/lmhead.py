@@ -95,6 +95,27 @@ class LabelWordHead:
         return self.preset.with_(verbalizer={**self.preset.verbalizer, self.task_name: list(self.words)}).to_dict()
 
 
+def head_for_prompts(preset_name: str, backbone: str | None, task, d: int, device: str = "auto") -> LabelWordHead:
+    """The label-word head that reads source prompts of width ``d`` trained on ``backbone`` on ``task``'s
+    labels (zs of the metric matrix, the ranking of a target's sources). TrainError says why not: no
+    backbone named, an unknown or cosine preset, a model without that kind of LM head or not here, a
+    width that does not fit, a label without a word."""
+    from core.heads.presets import PRESETS
+    if not backbone or str(backbone).startswith("unknown"):
+        raise TrainError("these prompts do not say which model they were trained with: a label-word head needs it")
+    if preset_name not in PRESETS or PRESETS[preset_name].head == HeadKind.cosine:
+        ok = [n for n, x in PRESETS.items() if x.head != HeadKind.cosine]
+        raise TrainError(f"head {preset_name!r}: use one of {', '.join(ok)} (or none: the cosine head)")
+    preset = PRESETS[preset_name]
+    try:
+        lm = load_lm(backbone, preset.head, device)
+    except HeadError as e:
+        raise TrainError(str(e)) from None
+    if lm.dim != int(d):
+        raise TrainError(f"the prompts have d={d} but {backbone!r} has hidden size {lm.dim}")
+    return LabelWordHead(lm, preset, task)
+
+
 def backbone_view(lm: LM) -> Backbone:
     """A Backbone over the LM's own modules (no second copy of the weights): the prompt's init (init
     text, random vocabulary), source prompts' width check and attempt's mixer read its word embeddings."""
@@ -112,4 +133,4 @@ def encoder_for(head: LabelWordHead | None, bb: Backbone, max_length: int) -> Ca
     return lambda texts, texts2: bb.token_ids(texts, max_length, texts2)
 
 
-__all__ = ["LabelWordHead", "backbone_view", "encoder_for"]
+__all__ = ["LabelWordHead", "backbone_view", "encoder_for", "head_for_prompts"]
