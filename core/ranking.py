@@ -104,6 +104,7 @@ class Ranking:
     warnings: list = field(default_factory=list)  # core.tasks.target.target_check: one line each
     undefined: dict = field(default_factory=dict)  # signal -> why it is not a number on this split (NaN in the table)
     head: str = "cosine (pooled features vs label descriptions)"   # what zs was read through
+    lm_head: str | None = None  # the label-word preset zs was read through (RankSettings.lm_head); None: cosine
 
     def top(self, k: int) -> list[str]:
         return list(self.table["source"].head(k))
@@ -413,7 +414,8 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
                    majority=majority, n_examples=n, cached=len(prompts) - computed, computed=computed,
                    seconds=time.perf_counter() - t0, skipped=skipped, score=kind.key, chance=chance,
                    warnings=list(check.warnings), undefined=dict(check.undefined),
-                   head=(f"{settings.lm_head} (label words)" if settings.lm_head else Ranking.head))
+                   head=(f"{settings.lm_head} (label words)" if settings.lm_head else Ranking.head),
+                   lm_head=settings.lm_head)
 
 
 def score_caption(r: Ranking) -> str:
@@ -545,6 +547,9 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
     the top K's :func:`mix_weights`; multi-teacher panda's λ is β times the weighted mean of the
     members' normalised scores.
     Regime defaults: ``demo_regime()`` (128 examples, 150 steps, 3 scratch seeds, 1 seed per transfer).
+    A ranking read through a label-word head (``r.lm_head``) trains every run of the sweep, scratch
+    included, through the same head (params ``lm_head``), as its sources were trained; ``params``
+    may say otherwise (``lm_head: None`` = the pooled cosine head).
     """
     from core.runs.sweeps import SweepSpec
     reg = demo_regime()
@@ -577,7 +582,9 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
                     "metric_value": float(sum(wi * norm[s] for wi, s in zip(w, chosen)))}
         if note:
             mix_spec["note"] = note
-    params = {**reg["params"], **(params or {})}
+    params = {**reg["params"], **({"lm_head": r.lm_head} if r.lm_head else {}), **(params or {})}
+    if params.get("lm_head") is None:
+        params.pop("lm_head", None)
     if params.get("eval_every") and params.get("steps") and params["eval_every"] > params["steps"]:
         params["eval_every"] = params["steps"]  # a short sweep still evaluates at its end
     return SweepSpec(
@@ -590,7 +597,7 @@ def ranked_sweep(r: Ranking, top: int = 3, *, methods: tuple[str, ...] = ("pot",
         spot=spot_spec, mix=mix_spec, device=device, backend=backend, address=address,
         name=name or f"{r.target}-top{top}-{r.metric}",
         ranking={"target": r.target, "metric": r.metric, "group": r.group, "beta": beta, "top": chosen,
-                 "scores": scores, "lambdas": lam})
+                 "scores": scores, "lambdas": lam, **({"lm_head": r.lm_head} if r.lm_head else {})})
 
 
 def sweep_cli(argv: list[str]) -> int:
@@ -609,6 +616,9 @@ def sweep_cli(argv: list[str]) -> int:
     ap.add_argument("--group")
     ap.add_argument("--backbone", help="the model to load (name or local folder) when the prompts' own is not here")
     ap.add_argument("--metric", choices=SIGNALS, default="zs")
+    ap.add_argument("--lm-head", default=None, metavar="PRESET",
+                    help="rank with zs read through this label-word preset and train the sweep through it "
+                         "(as `rank --lm-head`; default: the cosine head on pooled features)")
     ap.add_argument("--methods", nargs="+", default=["pot", "panda"], choices=["pot", "panda"])
     ap.add_argument("--spot", action="store_true", help="add the SPoT weighted-average init run")
     ap.add_argument("--mix", action="store_true",
@@ -640,7 +650,8 @@ def sweep_cli(argv: list[str]) -> int:
             params[k] = v
     try:
         idx = collections_index(a.col) if a.col is not None and a.library is None else None
-        r = rank_sources(a.target, libraries=a.library, index=idx, group=a.group, backbone=a.backbone, metric=a.metric)
+        r = rank_sources(a.target, libraries=a.library, index=idx, group=a.group, backbone=a.backbone, metric=a.metric,
+                         settings=RankSettings(lm_head=a.lm_head))
         for w in r.warnings:
             print(f"warning: {w}", file=sys.stderr)
         if sat := r.saturation_warning(r.top(a.top)):

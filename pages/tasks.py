@@ -392,7 +392,9 @@ if rk is not None and index is not None:
             st.caption("Runs: scratch × %d seeds, PoT and PANDA from each of %s. PANDA's λ = β · normalised %s "
                        "(min-max over all %d ranked sources, β = %.1f): %s." % (
                            n_scratch, S.md_list(rk.top(int(k))), rk.metric, len(rk.table), reg["beta"],
-                           ", ".join(f"{S.md(s)} {lam[s]:.2f}" for s in rk.top(int(k)))))
+                           ", ".join(f"{S.md(s)} {lam[s]:.2f}" for s in rk.top(int(k))))
+                       + (f" Every run, scratch included, trains through the **{S.md(rk.lm_head)}** head zs was read "
+                          "through (as its sources were trained)." if rk.lm_head else ""))
             shown_ranking = (rank_key, st.session_state.get("tasks_rank_n", 0))  # what a launch message is about
             mix = bool(mix) and int(k) >= 2
 

@@ -250,6 +250,14 @@ def test_ranking_reads_zs_through_a_chosen_label_word_head(roberta, tmp_path, mo
     assert again.cached == 2 and again.table.equals(r.table)
     with pytest.raises(RankError, match="lm_head 'cosine'"):
         RankSettings(lm_head="cosine")
+    # the top-k sweep of a ranking read through a head trains through it (scratch too: one regime)
+    from core.ranking import ranked_sweep
+    from core.runs.sweeps import plan
+    sw = ranked_sweep(r, 1, scratch_seeds=[0])
+    assert sw.params["lm_head"] == "thunlp-roberta" and sw.ranking["lm_head"] == "thunlp-roberta"
+    assert {p.spec.params.get("lm_head") for p in plan(sw)} == {"thunlp-roberta"}
+    assert "lm_head" not in ranked_sweep(pooled, 1, scratch_seeds=[0]).params
+    assert "lm_head" not in ranked_sweep(r, 1, scratch_seeds=[0], params={"lm_head": None}).params
 
 
 def _sources(folder, tmp_path, n=3):

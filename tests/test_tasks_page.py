@@ -184,6 +184,7 @@ def test_ranking_reads_zs_through_the_chosen_head(tmp_path, monkeypatch, roberta
     monkeypatch.setenv("ATLAS_LIBRARY", str(lib))
     monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(folder.parent)   # the prompts name their model by its folder name
+    monkeypatch.setenv("ATLAS_MODE", "full")   # away from the repo its .streamlit config (localhost) is not read
     at = AppTest.from_file(PAGE, default_timeout=180)
     at.query_params["task"] = "zt_target"
     clean(at.run())
@@ -198,6 +199,7 @@ def test_ranking_reads_zs_through_the_chosen_head(tmp_path, monkeypatch, roberta
     for s in want.index:
         assert shown.at[s, "zs"] == pytest.approx(want.at[s, "zs"]) and shown.at[s, "ncc"] == pytest.approx(want.at[s, "ncc"])
     assert any("zs through thunlp-roberta (label words)" in c.value for c in at.caption)
+    assert any("trains through the **thunlp-roberta** head" in c.value for c in at.caption)  # the sweep too
     at.selectbox(key="tasks_rank_head").set_value("cosine").run()
     assert not [d for d in clean(at).dataframe if "ncc" in d.value.columns]   # another head: not that ranking
     at.button(key="tasks_rank").click().run()
