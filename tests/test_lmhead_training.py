@@ -348,3 +348,23 @@ def test_matrix_cli_and_job_take_the_zs_head(roberta, tmp_path, monkeypatch, cap
     assert J.estimate_metric("zs", src, store, zs_params("thunlp-roberta")).units == 6
     assert J.work(job["job_id"], store=store) == "finished"
     assert J.zs_missing(src, store, head="thunlp-roberta") == (0, 6) and J.zs_missing(src, store) == (6, 6)
+
+
+def test_a_label_word_run_on_a_checkpoint_without_that_head_is_refused_at_launch(roberta, seq2seq):
+    """Refused before it queues (config.json only): the bundled sentence-embedding MiniLM (saved as BertModel)
+    through any LM head, a seq2seq head on RoBERTa; the tiny RoBERTa MLM and T5 pass."""
+    from core.runs.spec import RunSpec, SpecError, validate_spec
+    with pytest.raises(SpecError) as e:
+        validate_spec(RunSpec(method="scratch", target="sent_movie", params={"lm_head": "mlm-default", "steps": 1}))
+    assert set(e.value.problems) == {"lm_head"}
+    assert "saved as BertModel, without an LM head" in e.value.problems["lm_head"]
+    folder = str(roberta[0])
+    with pytest.raises(SpecError) as e:
+        validate_spec(RunSpec(method="scratch", target="sent_movie", backbone=folder,
+                              params={"lm_head": "peft-seq2seq", "steps": 1}))
+    assert "is not an encoder-decoder model (roberta)" in e.value.problems["lm_head"]
+    ok = validate_spec(RunSpec(method="scratch", target="sent_movie", backbone=folder,
+                               params={"lm_head": "thunlp-roberta", "steps": 1}))
+    assert ok.params["lm_head"] == "thunlp-roberta"
+    validate_spec(RunSpec(method="scratch", target="sent_movie", backbone=str(seq2seq[0]),
+                          params={"lm_head": "thunlp-t5", "steps": 1}))

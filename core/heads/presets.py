@@ -195,6 +195,30 @@ def trained_head(prompts) -> str:
     return name if name in PRESETS and PRESETS[name].head != HeadKind.cosine else "cosine"
 
 
+# class-name endings of checkpoints saved with an LM head (transformers' architectures in config.json)
+_LM_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining", "ForCausalLM", "LMHeadModel", "WithLMHead",
+                     "ForConditionalGeneration")
+
+
+def checkpoint_head_problem(config: dict, head: HeadKind | str, name: str) -> str | None:
+    """Why a model (its config.json as a dict) cannot be read through a ``head`` label-word head, from
+    its config alone (no weights loaded: a launch is refused before it queues), else None: a seq2seq head
+    on a model that is not encoder-decoder, or a checkpoint saved without any LM head (``BertModel``, a
+    sequence classifier, the bundled sentence-embedding MiniLM), whose label-word scores would come from
+    random weights. A config without ``architectures`` passes; core.heads.scorer.load_lm checks the weights."""
+    head = HeadKind(head)
+    if head == HeadKind.cosine:
+        return None
+    if head == HeadKind.seq2seq and not config.get("is_encoder_decoder"):
+        return f"{name} is not an encoder-decoder model ({config.get('model_type')}): it has no seq2seq head"
+    archs = [str(a) for a in config.get("architectures") or []]
+    if archs and not any(a.endswith(sfx) for a in archs for sfx in _LM_ARCHITECTURES):
+        return (f"{name}: its checkpoint was saved as {', '.join(archs)}, without an LM head: a {head.value} "
+                "head's label-word scores would come from random weights; use the model with its LM head "
+                "(or the cosine head)")
+    return None
+
+
 def label_words(preset: HeadPreset, task) -> tuple[list[str], str]:
     """(one word per label of ``task``, where they came from). ``task``: anything with ``name``,
     ``labels`` and ``descriptions``."""

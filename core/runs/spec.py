@@ -245,9 +245,12 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
     out.target_data_hash = _check_target(spec, problems) or spec.target_data_hash
     dim = None
     try:
-        dim = backbone_info(spec.backbone)["dim"]
+        info = backbone_info(spec.backbone)
+        dim = info["dim"]
     except Exception as e:  # BackboneError, bad config.json
         problems["backbone"] = str(e)
+    else:
+        _check_lm_head(spec, info, problems)
     names, paths, loaded = [], [], []
     for ref in spec.sources:
         got = _check_prompt(spec, "sources", ref, dim, problems, loaded)
@@ -283,6 +286,21 @@ def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set
     if problems:
         raise SpecError(problems)
     return out
+
+
+def _check_lm_head(spec: RunSpec, info: dict, problems: dict[str, str]) -> None:
+    """A label-word head (params ``lm_head``) the backbone's checkpoint has: refused here, before the run
+    queues, not minutes later in its worker (core.heads.checkpoint_head_problem reads config.json only)."""
+    preset = spec.params.get("lm_head")
+    if not preset:
+        return
+    from core.heads.presets import PRESETS, checkpoint_head_problem
+    if preset not in PRESETS:
+        return   # TrainConfig names the presets (_check_params)
+    cfg = json.loads((Path(info["path"]) / "config.json").read_text(encoding="utf-8"))
+    why = checkpoint_head_problem(cfg, PRESETS[preset].head, spec.backbone or "the default backbone")
+    if why:
+        problems["lm_head"] = f"{preset}: {why}"
 
 
 def _check_target(spec: RunSpec, problems: dict[str, str]) -> str | None:
