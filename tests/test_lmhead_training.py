@@ -313,6 +313,12 @@ def test_zs_matrix_reads_sources_through_a_chosen_label_word_head(roberta, tmp_p
         zs_params("linear")
     with pytest.raises(MetricError, match="zs through peft-seq2seq: .*roberta model has no seq2seq head"):
         compute_matrix("zs", src, cache=False, **zs_params("peft-seq2seq"))   # one message, no traceback
+    from core.metrics import BackboneUnavailable
+    from core.prompts.types import SoftPrompt
+    gone = [SoftPrompt(tensor=s.tensor, name=s.name, task="no_data_here", backbone="no-such-org/no-such-model")
+            for s in src]   # said as the cosine head says it, even where no target has data to evaluate
+    with pytest.raises(BackboneUnavailable, match="zs needs backbone no-such-org/no-such-model, not available"):
+        compute_matrix("zs", gone, cache=False, **zs_params("thunlp-roberta"))
 
 
 def test_matrix_cli_and_job_take_the_zs_head(roberta, tmp_path, monkeypatch, capsys):

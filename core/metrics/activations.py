@@ -342,6 +342,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str | None = No
         bb_name = bb_name or (items[0].backbone if len({it.backbone for it in items}) == 1 else None)
         if bb_name is None:
             raise BackboneUnavailable(None, "zs")
+        _resolve_or_unavailable(bb_name)   # as the cosine head: a model not here is said before anything else
     try:
         from core.training.evaluation import evaluate
     except ImportError as e:
@@ -379,16 +380,20 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str | None = No
     return out
 
 
-def _lm_reader(preset: str, bb_name: str, task, d: int, max_examples: int):
-    """(LabelWordHead, ids of the target's first ``max_examples`` validation rows in the LM's layout,
-    their labels [n]) for zs through a label-word head; BackboneUnavailable / MetricError say why not."""
+def _resolve_or_unavailable(bb_name: str) -> None:
+    """BackboneUnavailable when the model is neither a local folder nor in the Hugging Face cache."""
     from core.backbone import BackboneError, resolve_model_path
-    from core.training.config import TrainError
-    from core.training.lmhead import head_for_prompts
     try:
         resolve_model_path(bb_name)
     except (BackboneError, OSError) as e:
         raise BackboneUnavailable(bb_name, "zs", str(e).split("\n")[0]) from None
+
+
+def _lm_reader(preset: str, bb_name: str, task, d: int, max_examples: int):
+    """(LabelWordHead, ids of the target's first ``max_examples`` validation rows in the LM's layout,
+    their labels [n]) for zs through a label-word head; BackboneUnavailable / MetricError say why not."""
+    from core.training.config import TrainError
+    from core.training.lmhead import head_for_prompts
     try:
         lmh = head_for_prompts(preset, bb_name, task, d)
         n = min(len(task.validation), max_examples or len(task.validation))
