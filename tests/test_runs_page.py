@@ -22,6 +22,8 @@ from core.runs import local, queue
 from core.runs.store import RunStore, hostname
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "runs.py")
+from test_heads import roberta, tok_dir  # noqa: F401,E402 -- fixtures (tiny models built at test time)
+
 TARGET = "spam_sms"
 
 
@@ -333,9 +335,10 @@ def test_validation_chart_names_the_runs_score_kind():
     assert spec["layout"]["title"]["text"] == "Validation balanced accuracy"
 
 
-def test_the_head_select_puts_a_label_word_head_in_the_runs_params():
+def test_the_head_select_puts_a_label_word_head_in_the_runs_params(roberta, tmp_path, monkeypatch):
     """The form's Head: the pooled cosine head by default (nothing added to params), a label-word preset
-    goes into params.lm_head (core.training.lmhead) and is stored with the run's spec."""
+    goes into params.lm_head (core.training.lmhead) and is stored with the run's spec; on a backbone saved
+    without an LM head (the bundled MiniLM, a scratch run's default) it is refused at launch, by field."""
     at = clean(page(target=TARGET, method="scratch"))
     assert at.selectbox(key="runs_lm_head").value == "pooled"
     assert any("thunlp-roberta" in o for o in at.selectbox(key="runs_lm_head").options)
@@ -344,7 +347,21 @@ def test_the_head_select_puts_a_label_word_head_in_the_runs_params():
     at.number_input(key="runs_steps").set_value(2)
     at.selectbox(key="runs_device").set_value("cpu")
     at.button(key="runs_launch").click().run()
+    assert RunStore().list_runs() == []
+    assert any(e.value.startswith("lm_head:") and "without an LM head" in e.value for e in clean(at).error)
+    # a PoT run from a prompt trained on a masked LM: queued with its head
+    from core.prompts import SoftPrompt, write_prompt
+    folder = roberta[0]
+    write_prompt(SoftPrompt(tensor=torch.randn(4, 32) * 0.05, name="mlm_src", task="sent_movie",
+                            backbone=str(folder), method="scratch"), tmp_path / "lib" / "mlm_src")
+    monkeypatch.chdir(folder.parent)   # the prompt names its model by its folder name
+    monkeypatch.setenv("ATLAS_MODE", "full")   # away from the repo its .streamlit config (localhost) is not read
+    at = clean(page(target=TARGET, method="pot", source="mlm_src"))
+    at.selectbox(key="runs_lm_head").set_value("thunlp-roberta")
+    at.number_input(key="runs_steps").set_value(2)
+    at.selectbox(key="runs_device").set_value("cpu")
+    at.button(key="runs_launch").click().run()
     clean(at)
     runs = RunStore().list_runs()
-    assert len(runs) == 1 and runs[0]["spec"]["params"]["lm_head"] == "thunlp-roberta"
-    queue.cancel(runs[0]["run_id"], RunStore())   # the bundled MiniLM has no masked-LM head: the run would say so
+    assert len(runs) == 1 and runs[0]["spec"]["params"]["lm_head"] == "thunlp-roberta", [e.value for e in at.error]
+    queue.cancel(runs[0]["run_id"], RunStore())
