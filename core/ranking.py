@@ -67,10 +67,10 @@ class RankSettings:
     def __post_init__(self):
         problems = []
         if self.lm_head is not None:
-            from core.heads.presets import PRESETS, HeadKind
-            if self.lm_head not in PRESETS or PRESETS[self.lm_head].head == HeadKind.cosine:
-                ok = [n for n, x in PRESETS.items() if x.head != HeadKind.cosine]
-                problems.append(f"lm_head {self.lm_head!r}: use one of {', '.join(ok)} (or none: the cosine head)")
+            from core.heads.presets import LABEL_WORD_PRESETS
+            if self.lm_head not in LABEL_WORD_PRESETS:
+                problems.append(f"lm_head {self.lm_head!r}: use one of {', '.join(LABEL_WORD_PRESETS)} "
+                                "(or none: the cosine head)")
         if int(self.max_examples) < 2:
             problems.append(f"max_examples must be >= 2, got {self.max_examples}")
         if not self.tau > 0:
@@ -103,8 +103,12 @@ class Ranking:
     chance: float | None = None  # its chance level: the majority rate (accuracy) or 1/C (balanced accuracy)
     warnings: list = field(default_factory=list)  # core.tasks.target.target_check: one line each
     undefined: dict = field(default_factory=dict)  # signal -> why it is not a number on this split (NaN in the table)
-    head: str = "cosine (pooled features vs label descriptions)"   # what zs was read through
     lm_head: str | None = None  # the label-word preset zs was read through (RankSettings.lm_head); None: cosine
+
+    @property
+    def head(self) -> str:
+        """What zs was read through, in words."""
+        return f"{self.lm_head} (label words)" if self.lm_head else "cosine (pooled features vs label descriptions)"
 
     def top(self, k: int) -> list[str]:
         return list(self.table["source"].head(k))
@@ -414,7 +418,6 @@ def rank_sources(target, *, libraries: list | None = None, index=None, group: st
                    majority=majority, n_examples=n, cached=len(prompts) - computed, computed=computed,
                    seconds=time.perf_counter() - t0, skipped=skipped, score=kind.key, chance=chance,
                    warnings=list(check.warnings), undefined=dict(check.undefined),
-                   head=(f"{settings.lm_head} (label words)" if settings.lm_head else Ranking.head),
                    lm_head=settings.lm_head)
 
 

@@ -422,3 +422,24 @@ def library_view(table):
                                                                          "(short name; full id in the detail below)"),
               "group": cc.TextColumn("group", width=120, help="prompts are compared within a group only")}
     return view, {k: v for k, v in config.items() if k in view.columns}
+
+
+ZS_HEAD_HELP = ("How each source is read on a target's task for zs: cosine = pooled features against the label "
+                "descriptions; a label-word preset = the model's own LM head with that preset's input layout and "
+                "label words (core.heads), as released prompts were trained. Each head's numbers are cached apart.")
+
+
+def zs_head_picker(where, key: str, prompts, group: str, *, link: str | None = None, help_extra: str = "") -> str:
+    """The "zs head" select (core.metrics.zs_heads) in ``where``: it opens on the head this group was trained
+    with (core.heads.trained_head, marked "(as trained)") each time the group changes; ``link``, a head from
+    the page's URL, wins once. -> the chosen head (``cosine`` or a label-word preset)."""
+    from core.heads import trained_head
+    from core.metrics import zs_heads
+    trained = trained_head(prompts)
+    for_key = f"_{key}_group"
+    if link is not None:
+        st.session_state[key], st.session_state[for_key] = link, group
+    if st.session_state.get(for_key) != group or st.session_state.get(key) not in zs_heads():
+        st.session_state[key], st.session_state[for_key] = trained, group
+    return where.selectbox("zs head", zs_heads(), key=key, help=ZS_HEAD_HELP + help_extra,
+                           format_func=lambda h: f"{h} (as trained)" if h == trained else h)

@@ -236,7 +236,7 @@ st.caption("For every source prompt of one backbone: **zs** = its zero-shot accu
            "preset: the model's own LM head, as released prompts were trained) minus the majority rate; **ncc** = how well it "
            "separates this task's classes (leave-one-out nearest-class-centroid accuracy of the prompted text "
            "embeddings, minus the majority rate). No target prompt is trained. Cached by content.")
-from pages._shared import collections_caption, library_picker, load_library  # noqa: E402
+from pages._shared import collections_caption, library_picker, load_library, zs_head_picker  # noqa: E402
 
 s1, s2, s3 = st.columns([3, 1, 1])
 with s1:  # the collections every page uses (core.collection; ?col= in the link): demo + my library by default
@@ -257,18 +257,8 @@ if chosen:
 collections_caption(chosen, index, "tasks")
 rank_settings = R.RankSettings()
 if index is not None and group is not None:  # zs read through a head; opens on how the group was trained
-    from core.heads import trained_head
-    from core.metrics import zs_heads
-    trained = trained_head(index.group_prompts(group))
-    if st.session_state.get("_tasks_head_for") != group or st.session_state.get("tasks_rank_head") not in zs_heads():
-        st.session_state["tasks_rank_head"] = trained
-        st.session_state["_tasks_head_for"] = group
-    rank_head = s3.selectbox("zs head", zs_heads(), key="tasks_rank_head",
-                             format_func=lambda h: f"{h} (as trained)" if h == trained else h,
-                             help="How each source is read on this task for zs: cosine = pooled features against "
-                                  "the label descriptions; a label-word preset = the model's own LM head with that "
-                                  "preset's layout and label words, as released prompts were trained (ncc stays "
-                                  "on pooled features). Each head's numbers are cached apart.")
+    rank_head = zs_head_picker(s3, "tasks_rank_head", index.group_prompts(group), group,
+                               help_extra=" ncc stays on pooled features.")
     rank_settings = R.RankSettings(lm_head=None if rank_head == "cosine" else rank_head)
 if not chosen or group is None:
     st.info("No source prompts to rank in the chosen collections: add prompts on the Library page "

@@ -241,7 +241,7 @@ if st.session_state.get("_tr_bad_q"):
 
 try:
     from pages._shared import (access, collections_caption, group_selector, library_picker, library_refusal,
-                               load_library, gain_column, shown_path, validation_view)
+                               load_library, gain_column, shown_path, validation_view, zs_head_picker)
 except ImportError as e:  # the shared helpers are another engineer's module
     st.error(f"The prompt library helpers are not available ({S.md(e)}).")
     st.stop()
@@ -346,20 +346,7 @@ if metric == "measured":
         method = c2.selectbox("Transfer method", transfer_methods, key="tr_method")
 zs_head = None
 if metric == "zs":  # which head reads each source (core.metrics.zs_params); opens on how the group was trained
-    from core.heads import trained_head
-    trained = trained_head(prompts)
-    if "_tr_head_q" in st.session_state:   # a link's head wins once
-        st.session_state["tr_zs_head"] = st.session_state.pop("_tr_head_q")
-        st.session_state["_tr_zs_head_for"] = group
-    if st.session_state.get("_tr_zs_head_for") != group or st.session_state.get("tr_zs_head") not in M.zs_heads():
-        st.session_state["tr_zs_head"] = trained
-        st.session_state["_tr_zs_head_for"] = group
-    zs_head = c2.selectbox("zs head", M.zs_heads(), key="tr_zs_head",
-                           format_func=lambda h: f"{h} (as trained)" if h == trained else h,
-                           help="How each source is read on a target's task: cosine = pooled features against "
-                                "the label descriptions; a label-word preset = the model's own LM head with that "
-                                "preset's input layout and label words (core.heads), as released prompts were "
-                                "trained. Each head's numbers are cached apart.")
+    zs_head = zs_head_picker(c2, "tr_zs_head", prompts, group, link=st.session_state.pop("_tr_head_q", None))
 with st.expander(f"What `{metric}` is: {spec.label}"):  # the formula, folded: the heatmap comes first
     st.caption(fmt.sentence(f"**{spec.label}** = {spec.description}.", f"Source: {spec.source}")
                + (" **Our reading** — not a formula from the paper." if spec.our_reading and metric == "panda_sim" else "")

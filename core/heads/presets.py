@@ -146,6 +146,10 @@ PRESETS: dict[str, HeadPreset] = {p.name: p for p in [
 ]}
 
 
+# the presets that read a prompt through an LM head (every one but the pooled cosine head)
+LABEL_WORD_PRESETS: tuple[str, ...] = tuple(n for n, p in PRESETS.items() if p.head != HeadKind.cosine)
+
+
 def get_preset(name: str) -> HeadPreset:
     if name not in PRESETS:
         raise HeadError(f"preset {name!r}: use one of {', '.join(PRESETS)}")
@@ -192,7 +196,7 @@ def trained_head(prompts) -> str:
         if len(names) > 1:
             return "cosine"
     name = next(iter(names), "cosine")
-    return name if name in PRESETS and PRESETS[name].head != HeadKind.cosine else "cosine"
+    return name if name in LABEL_WORD_PRESETS else "cosine"
 
 
 # class-name endings of checkpoints saved with an LM head (transformers' architectures in config.json)

@@ -39,14 +39,21 @@ def _binary_cosine(A: torch.Tensor, chunk: int = 1 << 20) -> np.ndarray:
     return _cos_from_gram(G).numpy()
 
 
+def _backbone_wanted(items: list[_Item], backbone=None) -> str | None:
+    """The model name these prompts are read with: ``backbone`` (a name, or a loaded Backbone's name), else
+    the one backbone the prompts name (None when they name none or several)."""
+    if backbone is not None:
+        return backbone if isinstance(backbone, str) else backbone.name
+    names = {it.backbone for it in items}
+    return next(iter(names)) if len(names) == 1 else None
+
+
 def _load_backbone_for(items: list[_Item], metric: str, backbone=None):
     """The Backbone object for these prompts (passed in, or loaded by the prompts' backbone name)."""
-    names = {it.backbone for it in items}
-    name = next(iter(names)) if len(names) == 1 else None
     if backbone is not None and not isinstance(backbone, str):
         bb = backbone
     else:
-        want = backbone if isinstance(backbone, str) else name
+        want = _backbone_wanted(items, backbone)
         if want is None:
             raise BackboneUnavailable(None, metric)
         try:
@@ -338,8 +345,7 @@ def zs(prompts, backbone=None, *, max_examples: int = 200, head: str | None = No
         bb = _load_backbone_for(items, "zs", backbone)
         bb_name = bb.name
     else:   # the LM with its head loads only when an evaluation is missing
-        bb, bb_name = None, backbone if isinstance(backbone, str) else getattr(backbone, "name", None)
-        bb_name = bb_name or (items[0].backbone if len({it.backbone for it in items}) == 1 else None)
+        bb, bb_name = None, _backbone_wanted(items, backbone)
         if bb_name is None:
             raise BackboneUnavailable(None, "zs")
         _resolve_or_unavailable(bb_name)   # as the cosine head: a model not here is said before anything else

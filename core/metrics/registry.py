@@ -113,16 +113,16 @@ def zs_lm_head(head: str | None) -> str | None:
     ...), or None for the cosine head on pooled features. MetricError for any other name."""
     if head in COSINE_HEADS:
         return None
-    from core.heads.presets import PRESETS, HeadKind
-    if head not in PRESETS or PRESETS[head].head == HeadKind.cosine:
+    from core.heads.presets import LABEL_WORD_PRESETS
+    if head not in LABEL_WORD_PRESETS:
         raise MetricError(f"zs head {head!r}: use cosine or a label-word preset ({', '.join(zs_heads()[1:])})")
     return head
 
 
 def zs_heads() -> list[str]:
     """The heads zs can read through: ``cosine`` first, then the label-word presets."""
-    from core.heads.presets import PRESETS, HeadKind
-    return ["cosine", *(n for n, x in PRESETS.items() if x.head != HeadKind.cosine)]
+    from core.heads.presets import LABEL_WORD_PRESETS
+    return ["cosine", *LABEL_WORD_PRESETS]
 
 
 def zs_params(head: str | None) -> dict:

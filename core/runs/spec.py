@@ -215,7 +215,8 @@ def resolve_prompt_ref(ref: str) -> tuple[Path, Any]:
 
 
 def backbone_info(backbone: str | None) -> dict:
-    """hidden size and a parameter estimate from config.json, without loading the model."""
+    """hidden size and a parameter estimate from config.json (and that config as ``config``), without
+    loading the model."""
     from core.backbone import resolve_model_path
 
     folder = Path(resolve_model_path(backbone))
@@ -229,7 +230,7 @@ def backbone_info(backbone: str | None) -> dict:
     params = vocab * d + layers * (4 * d * d + 2 * d * inter)
     heads = cfg.get("num_attention_heads") or cfg.get("n_head") or cfg.get("num_heads") or 12
     return {"path": str(folder), "dim": int(d), "params": int(params), "model_type": cfg.get("model_type"),
-            "layers": int(layers), "heads": int(heads)}
+            "layers": int(layers), "heads": int(heads), "config": cfg}
 
 
 def validate_spec(spec: RunSpec, *, check_params: bool = True, pending_runs: set[str] | None = None) -> RunSpec:
@@ -297,8 +298,7 @@ def _check_lm_head(spec: RunSpec, info: dict, problems: dict[str, str]) -> None:
     from core.heads.presets import PRESETS, checkpoint_head_problem
     if preset not in PRESETS:
         return   # TrainConfig names the presets (_check_params)
-    cfg = json.loads((Path(info["path"]) / "config.json").read_text(encoding="utf-8"))
-    why = checkpoint_head_problem(cfg, PRESETS[preset].head, spec.backbone or "the default backbone")
+    why = checkpoint_head_problem(info["config"], PRESETS[preset].head, spec.backbone or "the default backbone")
     if why:
         problems["lm_head"] = f"{preset}: {why}"
 

@@ -17,10 +17,10 @@ from enum import Enum, StrEnum
 from typing import Any, get_args, get_type_hints
 
 from core.config import DEFAULT_BACKBONE
-from core.heads.presets import PRESETS, HeadKind as LMHead, Scoring
+from core.heads.presets import LABEL_WORD_PRESETS, PRESETS, HeadKind as LMHead, Scoring
 
 # the label-word heads a run can train through (core.heads.presets; "cosine" is the pooled head here)
-LM_HEAD_PRESETS = tuple(n for n, p in PRESETS.items() if p.head != LMHead.cosine)
+LM_HEAD_PRESETS = LABEL_WORD_PRESETS
 
 # PEFT TEXT-init text: a comma repeated L times starts at about the no-prompt accuracy
 # (mean +1.2 points over the 10 demo tasks; a sentence-like text lost up to 5 points).

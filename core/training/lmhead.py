@@ -100,14 +100,11 @@ def head_for_prompts(preset_name: str, backbone: str | None, task, d: int, devic
     labels (zs of the metric matrix, the ranking of a target's sources). TrainError says why not: no
     backbone named, an unknown or cosine preset, a model without that kind of LM head or not here, a
     width that does not fit, a label without a word."""
-    from core.heads.presets import PRESETS
+    from core.heads.presets import get_preset
     if not backbone or str(backbone).startswith("unknown"):
         raise TrainError("these prompts do not say which model they were trained with: a label-word head needs it")
-    if preset_name not in PRESETS or PRESETS[preset_name].head == HeadKind.cosine:
-        ok = [n for n, x in PRESETS.items() if x.head != HeadKind.cosine]
-        raise TrainError(f"head {preset_name!r}: use one of {', '.join(ok)} (or none: the cosine head)")
-    preset = PRESETS[preset_name]
-    try:
+    try:   # an unknown preset, or the cosine one (load_lm: it has no LM head), is one HeadError
+        preset = get_preset(preset_name)
         lm = load_lm(backbone, preset.head, device)
     except HeadError as e:
         raise TrainError(str(e)) from None
