@@ -185,6 +185,9 @@ def test_ranking_reads_zs_through_the_chosen_head(tmp_path, monkeypatch, roberta
     monkeypatch.setenv("ATLAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(folder.parent)   # the prompts name their model by its folder name
     monkeypatch.setenv("ATLAS_MODE", "full")   # away from the repo its .streamlit config (localhost) is not read
+    # after the first ranking the launch box starts a timing calibration (a background job holding a compute
+    # slot); with the default single slot a slow machine refuses the second ranking as busy until it ends
+    monkeypatch.setenv("ATLAS_MAX_COMPUTE", "2")
     at = AppTest.from_file(PAGE, default_timeout=180)
     at.query_params["task"] = "zt_target"
     clean(at.run())
